@@ -1,0 +1,1 @@
+"""rebill: a subscription back office."""
