@@ -1,0 +1,108 @@
+"""The ASGI application: ``POST /graphql`` (GraphiQL on ``GET``), ``GET /healthz``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from rebill.resolvers.context import Context
+from rebill.schema import build_full_schema
+from rebill.services.apikeys import authenticate
+from rebill.services.runtime import Services
+
+logger = logging.getLogger(__name__)
+
+UNAUTHENTICATED = "send an API key: Authorization: Bearer <secret> (create one with `rebill apikey create`)"
+
+
+class RebillGraphQL(GraphQL[Context, None]):
+    def __init__(self, services: Services, **kwargs: Any) -> None:
+        super().__init__(build_full_schema(services.settings), **kwargs)
+        self.services = services
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        actor = request.scope.get("state", {}).get("actor")
+        return Context.build(self.services, actor, request, response)
+
+
+class AuthGate:
+    """Every GraphQL request needs a valid API key; the GraphiQL page itself does not."""
+
+    def __init__(self, app: ASGIApp, services: Services, *, graphiql: bool) -> None:
+        self.app = app
+        self.services = services
+        self.graphiql = graphiql
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        wants_page = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        if wants_page and self.graphiql:
+            await self.app(scope, receive, send)
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, secret = header.partition(" ")
+        actor = None
+        if scheme.lower() == "bearer" and secret.strip():
+            actor = await authenticate(self.services.engine, secret.strip())
+        if actor is None:
+            message = UNAUTHENTICATED if not header else "unknown or revoked API key"
+            response = JSONResponse(
+                {"data": None, "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="rebill"'},
+            )
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["actor"] = actor
+        await self.app(scope, receive, send)
+
+
+BackgroundTask = Callable[[Services], Awaitable[None]]
+
+
+def create_app(services: Services, *, background: list[BackgroundTask] | None = None) -> Starlette:
+    settings = services.settings
+    graphql_app = RebillGraphQL(services, graphql_ide="graphiql" if settings.graphiql else None)
+
+    async def healthz(request: Request) -> Response:
+        try:
+            async with services.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # the database is down: say so, never crash
+            logger.warning("health check failed: %s", exc)
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "up"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(task(services)) for task in background or []]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/graphql", AuthGate(graphql_app, services, graphiql=settings.graphiql), methods=["GET", "POST"]),
+        ],
+        lifespan=lifespan,
+    )

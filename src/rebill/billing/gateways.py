@@ -1,0 +1,161 @@
+"""Payment gateways: the interface, the sandbox, and routing between named gateways.
+
+The sandbox follows the well-known test card numbers and keeps its ledger in
+its own table, written in its own transaction as a remote gateway would: a
+crash of rebill between a charge and its commit leaves the charge on the
+gateway's side, and a retry with the same idempotency key gets the first
+answer back instead of a second charge.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rebill.config import GatewayConfig
+from rebill.db import tables as t
+from rebill.domain.money import Money
+from rebill.domain.subscription import GatewayMode, SubscriptionState
+
+LEDGER = t.SandboxCharge.__table__
+
+# Test cards (as the major gateways' test modes use them).
+DECLINES = {
+    "4000000000000002": "card_declined",
+    "4000000000009995": "insufficient_funds",
+    "4000000000000069": "expired_card",
+    "4000000000000119": "processing_error",
+}
+SUCCEEDS = {"4242424242424242", "5555555555554444", "378282246310005", "4000056655665556"}
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayResult:
+    succeeded: bool
+    reference: str
+    decline_code: str | None = None
+
+
+class Gateway(Protocol):
+    name: str
+
+    async def charge(self, token: str | None, amount: Money, idempotency_key: str) -> GatewayResult: ...
+
+    async def refund(self, reference: str | None, amount: Money, idempotency_key: str) -> GatewayResult: ...
+
+
+def card_brand(number: str) -> str:
+    if number.startswith("4"):
+        return "visa"
+    if number[:2] in {"51", "52", "53", "54", "55"}:
+        return "mastercard"
+    if number[:2] in {"34", "37"}:
+        return "amex"
+    return "card"
+
+
+class SandboxGateway:
+    """A gateway that never leaves this machine, driven by test card numbers."""
+
+    def __init__(self, name: str, engine: AsyncEngine) -> None:
+        self.name = name
+        self.engine = engine
+
+    def _decide(self, token: str | None) -> tuple[bool, str | None]:
+        if token is None:
+            return False, "no_payment_method"
+        if token in DECLINES:
+            return False, DECLINES[token]
+        if token in SUCCEEDS or token.startswith("tok_"):
+            return True, None
+        return False, "invalid_number"
+
+    async def _record(
+        self, kind: str, token: str | None, amount: Money, key: str, ok: bool, code: str | None
+    ) -> GatewayResult:
+        reference = f"sb_{kind[:2].lower()}_{secrets.token_hex(8)}"
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(LEDGER)
+                .values(
+                    gateway=self.name,
+                    idempotency_key=key,
+                    kind=kind,
+                    token=token,
+                    amount_minor=amount.minor,
+                    currency=amount.currency,
+                    succeeded=ok,
+                    decline_code=code,
+                    reference=reference,
+                )
+                .on_conflict_do_nothing(index_elements=["gateway", "idempotency_key", "kind"])
+            )
+            row = (
+                await conn.execute(
+                    select(LEDGER.c.succeeded, LEDGER.c.decline_code, LEDGER.c.reference).where(
+                        LEDGER.c.gateway == self.name, LEDGER.c.idempotency_key == key, LEDGER.c.kind == kind
+                    )
+                )
+            ).one()
+        return GatewayResult(row.succeeded, row.reference, row.decline_code)
+
+    async def charge(self, token: str | None, amount: Money, idempotency_key: str) -> GatewayResult:
+        ok, code = self._decide(token)
+        return await self._record("CHARGE", token, amount, idempotency_key, ok, code)
+
+    async def refund(self, reference: str | None, amount: Money, idempotency_key: str) -> GatewayResult:
+        return await self._record("REFUND", reference, amount, idempotency_key, True, None)
+
+
+class UnknownGateway(LookupError):
+    pass
+
+
+class GatewayRegistry:
+    """The configured gateways, and which one a subscription's charge goes to."""
+
+    def __init__(self, configs: Iterable[GatewayConfig], default: str, engine: AsyncEngine) -> None:
+        self.gateways: dict[str, Gateway] = {}
+        for cfg in configs:
+            if cfg.kind != "sandbox":
+                raise ValueError(f"gateway {cfg.name}: unknown kind {cfg.kind!r} (only 'sandbox' is built in)")
+            self.gateways[cfg.name] = SandboxGateway(cfg.name, engine)
+        if default not in self.gateways:
+            raise ValueError(f"default gateway {default!r} is not configured")
+        self.default = default
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.gateways)
+
+    def get(self, name: str) -> Gateway:
+        try:
+            return self.gateways[name]
+        except KeyError:
+            raise UnknownGateway(name) from None
+
+    def route(self, state: SubscriptionState) -> list[str]:
+        """Gateways to try, in order (seed 003).
+
+        A forced gateway is the only one; a preferred one is tried first, then
+        the default; with the profile's "force last successful gateway" the
+        last gateway that succeeded for this subscription is used.
+        """
+        if state.gateway_mode is GatewayMode.FORCED and state.gateway_id in self.gateways:
+            return [state.gateway_id]
+        if state.profile.force_last_gateway and state.last_gateway_id in self.gateways:
+            assert state.last_gateway_id is not None
+            return [state.last_gateway_id]
+        order: list[str] = []
+        if state.gateway_mode is GatewayMode.PREFERRED and state.gateway_id in self.gateways:
+            assert state.gateway_id is not None
+            order.append(state.gateway_id)
+        if self.default not in order:
+            order.append(self.default)
+        return order

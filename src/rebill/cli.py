@@ -1,0 +1,196 @@
+"""The ``rebill`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from rebill.config import Settings
+from rebill.db.embedded import EmbeddedDatabaseError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="rebill",
+    help=(
+        "rebill: a subscription back office. Subscriptions, renewals and plans in PostgreSQL, "
+        "billed on schedule with dunning, and a GraphQL API.\n\n"
+        "With no DATABASE_URL, rebill runs an embedded PostgreSQL in REBILL_DATA_DIR (default ./.rebill)."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+apikey_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+
+console = Console(stderr=True)
+out = Console()
+
+
+def fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        fail(str(exc))
+        raise AssertionError from exc  # unreachable
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, *, migrate: bool = True) -> Any:
+    """Resolve the database (embedded when DATABASE_URL is unset), migrate, and yield Services."""
+    from rebill.db.engine import resolve_database
+    from rebill.db.migrate import upgrade
+    from rebill.services.runtime import Services
+
+    database = resolve_database(settings)
+    engine = database.engine()
+    try:
+        if migrate:
+            await upgrade(engine)
+        yield Services(engine, settings)
+    finally:
+        await engine.dispose()
+
+
+def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine, turning the usual operational failures into one clear line."""
+    try:
+        return asyncio.run(coro_factory())  # type: ignore[arg-type]
+    except EmbeddedDatabaseError as exc:
+        fail(str(exc))
+    except (ConnectionRefusedError, OSError) as exc:
+        fail(f"cannot reach the database ({exc}); check DATABASE_URL")
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Apply migrations, then serve POST /graphql (GraphiQL on GET /graphql) and GET /healthz.
+
+    Ctrl-C stops the server and, when it started it, the embedded PostgreSQL.
+    """
+    import uvicorn
+
+    from rebill.app import create_app
+
+    settings = settings_or_exit()
+
+    async def main() -> None:
+        async with open_services(settings) as services:
+            background = []
+            if settings.bulk_worker_in_server:
+                try:
+                    from rebill.bulk.runner import background_runner
+
+                    background.append(background_runner)
+                except ImportError:  # bulk runs not installed in this build
+                    pass
+            application = create_app(services, background=background)
+            config = uvicorn.Config(application, host=host, port=port, log_level=log_level, lifespan="on")
+            server = uvicorn.Server(config)
+            console.print(f"rebill serving on http://{host}:{port}/graphql")
+            await server.serve()
+
+    run(main)
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest version (Alembic)."""
+    from rebill.db.migrate import current_revision
+
+    settings = settings_or_exit()
+
+    async def main() -> None:
+        async with open_services(settings) as services:
+            revision = await current_revision(services.engine)
+            out.print(f"database at revision {revision}")
+
+    run(main)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option("--name", help="A name for the key; it is the actor in history entries.")],
+    scope: Annotated[
+        list[str],
+        typer.Option("--scope", help="read, write, refund, bulk or admin (all). Repeat for several."),
+    ],
+) -> None:
+    """Create an API key and print its secret (last line). Only a hash is stored: keep the secret."""
+    from rebill.domain.errors import RebillError
+    from rebill.services.apikeys import create_key
+
+    settings = settings_or_exit()
+
+    async def main() -> Any:
+        async with open_services(settings) as services:
+            return await create_key(services.engine, name, scope, services.clock.now())
+
+    try:
+        created = run(main)
+    except RebillError as exc:
+        fail(exc.message)
+        return
+    console.print(f"created API key [bold]{created.name}[/] with scopes {', '.join(created.scopes)}")
+    console.print("the secret is shown once; send it as 'Authorization: Bearer <secret>'")
+    print(created.secret)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(name: Annotated[str, typer.Option("--name", help="The key to revoke.")]) -> None:
+    """Revoke an API key: requests with its secret are refused from now on."""
+    from rebill.services.apikeys import revoke_key
+
+    settings = settings_or_exit()
+
+    async def main() -> bool:
+        async with open_services(settings) as services:
+            return await revoke_key(services.engine, name, services.clock.now())
+
+    if not run(main):
+        fail(f"no active API key named {name!r}")
+    console.print(f"revoked {name}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the GraphQL schema (SDL). The repository keeps it in schema.graphql."""
+    from rebill.schema import build_full_schema
+
+    print(build_full_schema(Settings()).as_str())
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("REBILL_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    for module in ("rebill.billing.commands", "rebill.bulk.commands", "rebill.seed"):
+        try:
+            __import__(module)
+        except ImportError as exc:
+            if exc.name != module:
+                raise
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

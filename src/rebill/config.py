@@ -1,0 +1,112 @@
+"""Settings, read once from the environment.
+
+Every knob has a default that works on a fresh machine: no ``DATABASE_URL``
+means an embedded PostgreSQL under ``REBILL_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """A named payment gateway. ``kind`` picks the implementation."""
+
+    name: str
+    kind: str = "sandbox"
+
+
+DEFAULT_GATEWAYS = (GatewayConfig("sandbox"), GatewayConfig("sandbox-b"))
+
+
+def _gateways() -> tuple[GatewayConfig, ...]:
+    """``REBILL_GATEWAYS`` is a JSON list of ``{"name": …, "kind": "sandbox"}``."""
+    raw = os.environ.get("REBILL_GATEWAYS")
+    if not raw:
+        return DEFAULT_GATEWAYS
+    try:
+        entries = json.loads(raw)
+        gateways = tuple(GatewayConfig(name=str(e["name"]), kind=str(e.get("kind", "sandbox"))) for e in entries)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"REBILL_GATEWAYS must be a JSON list of {{name, kind}}: {exc}") from None
+    if not gateways:
+        raise ValueError("REBILL_GATEWAYS must name at least one gateway")
+    return gateways
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    data_dir: Path = Path(".rebill")
+    now: str | None = None
+    introspection: bool = True
+    graphiql: bool = True
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5000
+    gateways: tuple[GatewayConfig, ...] = DEFAULT_GATEWAYS
+    default_gateway: str = "sandbox"
+    public_base_url: str = "http://127.0.0.1:8000"
+    bulk_chunk_size: int = 1000
+    bulk_worker_in_server: bool = True
+    worker_poll_seconds: float = 5.0
+    worker_batch_size: int = 500
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    mail_from: str = "billing@rebill.local"
+    deliverer: str = "log"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        gateways = _gateways()
+        default_gateway = os.environ.get("REBILL_DEFAULT_GATEWAY") or gateways[0].name
+        if default_gateway not in {g.name for g in gateways}:
+            raise ValueError(f"REBILL_DEFAULT_GATEWAY {default_gateway!r} is not a configured gateway")
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or None,
+            data_dir=Path(os.environ.get("REBILL_DATA_DIR") or ".rebill"),
+            now=os.environ.get("REBILL_NOW") or None,
+            introspection=_bool("REBILL_INTROSPECTION", True),
+            graphiql=_bool("REBILL_GRAPHIQL", True),
+            max_query_depth=_int("REBILL_MAX_QUERY_DEPTH", 12),
+            max_aliases=_int("REBILL_MAX_ALIASES", 30),
+            max_tokens=_int("REBILL_MAX_TOKENS", 5000),
+            gateways=gateways,
+            default_gateway=default_gateway,
+            public_base_url=(os.environ.get("REBILL_PUBLIC_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
+            bulk_chunk_size=_int("REBILL_BULK_CHUNK_SIZE", 1000),
+            bulk_worker_in_server=_bool("REBILL_BULK_WORKER_IN_SERVER", True),
+            worker_poll_seconds=float(os.environ.get("REBILL_WORKER_POLL_SECONDS") or 5.0),
+            worker_batch_size=_int("REBILL_WORKER_BATCH_SIZE", 500),
+            smtp_host=os.environ.get("REBILL_SMTP_HOST") or None,
+            smtp_port=_int("REBILL_SMTP_PORT", 25),
+            mail_from=os.environ.get("REBILL_MAIL_FROM") or "billing@rebill.local",
+            deliverer=os.environ.get("REBILL_DELIVERER") or ("smtp" if os.environ.get("REBILL_SMTP_HOST") else "log"),
+        )

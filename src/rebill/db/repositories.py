@@ -1,0 +1,476 @@
+"""Load and save subscriptions as domain states, in batches.
+
+A state is assembled from its row plus its items, coupons, profile, products
+and payment method: one ``= ANY(ids)`` query per table whatever the batch
+size, so a page of 100 costs what a page of 10 does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rebill.db import tables as t
+from rebill.domain.cadence import AnchorPolicy, Cadence, IntervalUnit
+from rebill.domain.errors import NotFound, VersionConflict
+from rebill.domain.money import Money
+from rebill.domain.pricing import CouponDuration, PriceTier
+from rebill.domain.renewal import FulfillmentStatus, RenewalInfo, RenewalKind, RenewalStatus
+from rebill.domain.status import SubscriptionStatus
+from rebill.domain.subscription import (
+    AppliedCoupon,
+    CouponInfo,
+    FinalFailureAction,
+    GatewayMode,
+    Item,
+    PaymentKind,
+    PaymentMethodInfo,
+    ProductInfo,
+    ProductKind,
+    ProfileTerms,
+    RenewalType,
+    SubscriptionState,
+)
+
+S = t.Subscription.__table__
+I = t.SubscriptionItem.__table__  # noqa: E741
+AC = t.AppliedCoupon.__table__
+C = t.Coupon.__table__
+P = t.Profile.__table__
+PR = t.Product.__table__
+PT = t.ProductTier.__table__
+PM = t.PaymentMethod.__table__
+R = t.Renewal.__table__
+
+
+# -- rows to domain values ---------------------------------------------------
+
+
+def profile_from_row(row: Any) -> ProfileTerms:
+    return ProfileTerms(
+        id=row.id,
+        name=row.name,
+        cadence=Cadence(IntervalUnit(row.interval_unit), row.interval_count),
+        anchor_policy=AnchorPolicy(row.anchor_policy),
+        trial_days=row.trial_days,
+        max_occurrences=row.max_occurrences,
+        overdue_limit=row.overdue_limit,
+        retry_schedule_days=tuple(row.retry_schedule_days or ()),
+        final_failure_action=FinalFailureAction(row.final_failure_action),
+        default_renewal_type=RenewalType(row.default_renewal_type),
+        force_last_gateway=row.force_last_gateway,
+        custom=row.custom,
+        reminder_days_before=row.reminder_days_before,
+        description=row.description,
+        active=row.active,
+    )
+
+
+def profile_values(p: ProfileTerms) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "description": p.description,
+        "active": p.active,
+        "interval_unit": p.cadence.unit.value,
+        "interval_count": p.cadence.count,
+        "anchor_policy": p.anchor_policy.value,
+        "trial_days": p.trial_days,
+        "max_occurrences": p.max_occurrences,
+        "overdue_limit": p.overdue_limit,
+        "retry_schedule_days": list(p.retry_schedule_days),
+        "final_failure_action": p.final_failure_action.value,
+        "default_renewal_type": p.default_renewal_type.value,
+        "force_last_gateway": p.force_last_gateway,
+        "custom": p.custom,
+        "reminder_days_before": p.reminder_days_before,
+    }
+
+
+def coupon_from_row(row: Any) -> CouponInfo:
+    return CouponInfo(
+        id=row.id,
+        code=row.code,
+        name=row.name,
+        percent_off=Decimal(row.percent_off).normalize() if row.percent_off is not None else None,
+        amount_off=Money(row.amount_off_minor, row.currency) if row.amount_off_minor is not None else None,
+        duration=CouponDuration(row.duration),
+        duration_cycles=row.duration_cycles,
+        product_ids=frozenset(row.product_ids or ()),
+    )
+
+
+def payment_method_from_row(row: Any) -> PaymentMethodInfo:
+    return PaymentMethodInfo(row.id, row.customer_id, PaymentKind(row.kind), row.gateway_token)
+
+
+def renewal_from_row(row: Any) -> RenewalInfo:
+    return RenewalInfo(
+        id=row.id,
+        subscription_id=row.subscription_id,
+        cycle=row.cycle,
+        kind=RenewalKind(row.kind),
+        status=RenewalStatus(row.status),
+        period_start=row.period_start,
+        period_end=row.period_end,
+        amount=Money(row.amount_minor, row.currency),
+        refunded=Money(row.refunded_minor, row.currency),
+        attempts=row.attempts,
+        next_retry_date=row.next_retry_date,
+        fulfillment=FulfillmentStatus(row.fulfillment),
+        gateway_id=row.gateway_id,
+        payment_kind=PaymentKind(row.payment_kind) if row.payment_kind else None,
+        adjustment=row.adjustment,
+        idempotency_key=row.idempotency_key,
+        created_at=row.created_at,
+    )
+
+
+def subscription_values(s: SubscriptionState) -> dict[str, Any]:
+    """The subscription row for a state (everything but id, version and timestamps)."""
+    return {
+        "customer_id": s.customer_id,
+        "profile_id": s.profile.id,
+        "currency": s.currency,
+        "status": s.status.value,
+        "renewal_type": s.renewal_type.value,
+        "time_zone": s.time_zone,
+        "start_date": s.start_date,
+        "anchor_date": s.anchor_date,
+        "next_renewal_date": s.next_renewal_date,
+        "trial_end_date": s.trial_end_date,
+        "current_period_start": s.current_period_start,
+        "current_period_end": s.current_period_end,
+        "end_date": s.end_date,
+        "occurrences_billed": s.occurrences_billed,
+        "last_cycle": s.last_cycle,
+        "overdue_count": s.overdue_count,
+        "next_retry_date": s.next_retry_date,
+        "gateway_id": s.gateway_id,
+        "gateway_mode": s.gateway_mode.value if s.gateway_mode else None,
+        "last_gateway_id": s.last_gateway_id,
+        "payment_method_id": s.payment_method.id if s.payment_method else None,
+        "shipping_address": dict(s.shipping_address) if s.shipping_address is not None else None,
+        "metadata": dict(s.metadata) if s.metadata is not None else None,
+        "amount_minor": s.amount.minor,
+        "credit_minor": s.credit.minor if s.credit is not None else 0,
+        "cancel_at_period_end": s.cancel_at_period_end,
+        "cancelled_at": s.cancelled_at,
+        "renew_due": s.renew_due,
+        "replaces_id": s.replaces_id,
+        "replaced_by_id": s.replaced_by_id,
+    }
+
+
+def item_values(subscription_id: int, position: int, i: Item) -> dict[str, Any]:
+    return {
+        "subscription_id": subscription_id,
+        "product_id": i.product.id,
+        "position": position,
+        "unit_price_minor": i.unit_price.minor,
+        "currency": i.unit_price.currency,
+        "quantity": i.quantity,
+        "price_from_tiers": i.price_from_tiers,
+        "auto_renew": i.auto_renew,
+        "pending_unit_price_minor": i.pending_unit_price.minor if i.pending_unit_price is not None else None,
+        "pending_quantity": i.pending_quantity,
+    }
+
+
+# -- catalog lookups ---------------------------------------------------------
+
+
+class Catalog:
+    """Profiles, products, coupons and payment methods as domain values, cached per unit of work."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.profiles: dict[int, ProfileTerms] = {}
+        self.products: dict[int, ProductInfo] = {}
+        self.coupons: dict[int, CouponInfo] = {}
+        self.payment_methods: dict[int, PaymentMethodInfo] = {}
+
+    async def load_profiles(self, ids: Iterable[int]) -> dict[int, ProfileTerms]:
+        missing = {i for i in ids if i not in self.profiles}
+        if missing:
+            rows = await self.session.execute(select(P).where(P.c.id.in_(missing)))
+            for row in rows:
+                self.profiles[row.id] = profile_from_row(row)
+        return self.profiles
+
+    async def load_products(self, ids: Iterable[int]) -> dict[int, ProductInfo]:
+        missing = {i for i in ids if i not in self.products}
+        if missing:
+            tiers: dict[int, list[PriceTier]] = {}
+            for row in await self.session.execute(
+                select(PT).where(PT.c.product_id.in_(missing)).order_by(PT.c.product_id, PT.c.position)
+            ):
+                tiers.setdefault(row.product_id, []).append(
+                    PriceTier(row.up_to, Money(row.unit_price_minor, row.currency))
+                )
+            for row in await self.session.execute(select(PR).where(PR.c.id.in_(missing))):
+                self.products[row.id] = ProductInfo(
+                    row.id, row.name, row.sku, ProductKind(row.kind), tuple(tiers.get(row.id, ()))
+                )
+        return self.products
+
+    async def load_payment_methods(self, ids: Iterable[int]) -> dict[int, PaymentMethodInfo]:
+        missing = {i for i in ids if i not in self.payment_methods}
+        if missing:
+            for row in await self.session.execute(select(PM).where(PM.c.id.in_(missing))):
+                self.payment_methods[row.id] = payment_method_from_row(row)
+        return self.payment_methods
+
+    async def profile(self, profile_id: int) -> ProfileTerms:
+        profiles = await self.load_profiles([profile_id])
+        if profile_id not in profiles:
+            raise NotFound(f"profile {profile_id} does not exist", field=["profileId"])
+        return profiles[profile_id]
+
+    async def product(self, product_id: int, field: str = "productId") -> ProductInfo:
+        products = await self.load_products([product_id])
+        if product_id not in products:
+            raise NotFound(f"product {product_id} does not exist", field=[field])
+        return products[product_id]
+
+    async def payment_method(self, pm_id: int) -> PaymentMethodInfo:
+        pms = await self.load_payment_methods([pm_id])
+        if pm_id not in pms:
+            raise NotFound(f"payment method {pm_id} does not exist", field=["paymentMethodId"])
+        return pms[pm_id]
+
+    async def coupon_by_code(self, code: str) -> tuple[CouponInfo, bool]:
+        row = (await self.session.execute(select(C).where(C.c.code == code))).first()
+        if row is None:
+            raise NotFound(f"coupon {code} does not exist", field=["code"])
+        coupon = coupon_from_row(row)
+        self.coupons[coupon.id] = coupon
+        return coupon, row.active
+
+
+# -- subscriptions -----------------------------------------------------------
+
+
+class SubscriptionRepository:
+    def __init__(self, session: AsyncSession, catalog: Catalog | None = None) -> None:
+        self.session = session
+        self.catalog = catalog or Catalog(session)
+
+    async def get(self, subscription_id: int, *, for_update: bool = False) -> SubscriptionState:
+        states = await self.get_many([subscription_id], for_update=for_update)
+        if subscription_id not in states:
+            raise NotFound(f"subscription {subscription_id} does not exist", field=["subscriptionId"])
+        return states[subscription_id]
+
+    async def get_many(self, ids: Sequence[int], *, for_update: bool = False) -> dict[int, SubscriptionState]:
+        if not ids:
+            return {}
+        stmt = select(S).where(S.c.id.in_(list(ids))).order_by(S.c.id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        rows = list(await self.session.execute(stmt))
+        return {s.id: s for s in await self.states_from_rows(rows) if s.id is not None}
+
+    async def states_from_rows(self, rows: Sequence[Row[Any]] | Sequence[Any]) -> list[SubscriptionState]:
+        """Assemble states for subscription rows with one query per related table."""
+        if not rows:
+            return []
+        ids = [r.id for r in rows]
+        item_rows = list(
+            await self.session.execute(
+                select(I).where(I.c.subscription_id.in_(ids)).order_by(I.c.subscription_id, I.c.position, I.c.id)
+            )
+        )
+        coupon_rows = list(
+            await self.session.execute(
+                select(AC.c.id.label("applied_id"), AC.c.subscription_id, AC.c.cycles_used, C)
+                .join(C, C.c.id == AC.c.coupon_id)
+                .where(AC.c.subscription_id.in_(ids))
+                .order_by(AC.c.subscription_id, AC.c.id)
+            )
+        )
+        await self.catalog.load_profiles({r.profile_id for r in rows})
+        await self.catalog.load_products({r.product_id for r in item_rows})
+        await self.catalog.load_payment_methods({r.payment_method_id for r in rows if r.payment_method_id})
+        items: dict[int, list[Item]] = {}
+        for r in item_rows:
+            items.setdefault(r.subscription_id, []).append(
+                Item(
+                    id=r.id,
+                    product=self.catalog.products[r.product_id],
+                    unit_price=Money(r.unit_price_minor, r.currency),
+                    quantity=r.quantity,
+                    auto_renew=r.auto_renew,
+                    price_from_tiers=r.price_from_tiers,
+                    pending_unit_price=(
+                        Money(r.pending_unit_price_minor, r.currency) if r.pending_unit_price_minor is not None else None
+                    ),
+                    pending_quantity=r.pending_quantity,
+                )
+            )
+        coupons: dict[int, list[AppliedCoupon]] = {}
+        for r in coupon_rows:
+            coupons.setdefault(r.subscription_id, []).append(
+                AppliedCoupon(r.applied_id, coupon_from_row(r), r.cycles_used)
+            )
+        return [
+            state_from_row(
+                r,
+                profile=self.catalog.profiles[r.profile_id],
+                items=items.get(r.id, []),
+                coupons=coupons.get(r.id, []),
+                payment_method=self.catalog.payment_methods.get(r.payment_method_id) if r.payment_method_id else None,
+            )
+            for r in rows
+        ]
+
+    async def insert(self, state: SubscriptionState, now: datetime) -> SubscriptionState:
+        values = subscription_values(state)
+        row = (
+            await self.session.execute(
+                insert(S).values(**values, version=1, created_at=now, updated_at=now).returning(S.c.id)
+            )
+        ).one()
+        created = state.evolve(id=row.id, version=1, created_at=now, updated_at=now)
+        return await self._save_children(None, created)
+
+    async def save(self, before: SubscriptionState, after: SubscriptionState, now: datetime) -> SubscriptionState:
+        """Write ``after`` over ``before``: the row (version + 1) and what changed among children.
+
+        The version guard makes a lost update impossible even for a caller
+        that forgot to lock the row.
+        """
+        assert before.id is not None and before.id == after.id
+        result = await self.session.execute(
+            update(S)
+            .where(S.c.id == before.id, S.c.version == before.version)
+            .values(**subscription_values(after), version=before.version + 1, updated_at=now)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise VersionConflict(
+                f"subscription {before.id} changed while this change was being made; load it again and retry"
+            )
+        saved = after.evolve(version=before.version + 1, updated_at=now)
+        return await self._save_children(before, saved)
+
+    async def _save_children(self, before: SubscriptionState | None, after: SubscriptionState) -> SubscriptionState:
+        sid = after.id
+        assert sid is not None
+        old_items = {i.id: i for i in (before.items if before else ()) if i.id is not None}
+        kept_ids = {i.id for i in after.items if i.id is not None}
+        gone = [i for i in old_items if i not in kept_ids]
+        if gone:
+            await self.session.execute(delete(I).where(I.c.id.in_(gone)))
+        new_items: list[Item] = []
+        for position, item in enumerate(after.items):
+            values = item_values(sid, position, item)
+            if item.id is None:
+                item_id = (await self.session.execute(insert(I).values(**values).returning(I.c.id))).scalar_one()
+                new_items.append(replace(item, id=item_id, temp=0))
+            else:
+                old = old_items.get(item.id)
+                if old is None or old != item or before is None or before.items.index(old) != position:
+                    await self.session.execute(update(I).where(I.c.id == item.id).values(**values))
+                new_items.append(item)
+        old_coupons = {c.id: c for c in (before.coupons if before else ()) if c.id is not None}
+        kept_coupons = {c.id for c in after.coupons if c.id is not None}
+        gone_coupons = [c for c in old_coupons if c not in kept_coupons]
+        if gone_coupons:
+            await self.session.execute(delete(AC).where(AC.c.id.in_(gone_coupons)))
+        new_coupons: list[AppliedCoupon] = []
+        for applied in after.coupons:
+            if applied.id is None:
+                cid = (
+                    await self.session.execute(
+                        insert(AC)
+                        .values(subscription_id=sid, coupon_id=applied.coupon.id, cycles_used=applied.cycles_used)
+                        .returning(AC.c.id)
+                    )
+                ).scalar_one()
+                new_coupons.append(replace(applied, id=cid))
+            else:
+                old_c = old_coupons.get(applied.id)
+                if old_c is not None and old_c.cycles_used != applied.cycles_used:
+                    await self.session.execute(
+                        update(AC).where(AC.c.id == applied.id).values(cycles_used=applied.cycles_used)
+                    )
+                new_coupons.append(applied)
+        return after.evolve(items=tuple(new_items), coupons=tuple(new_coupons))
+
+
+def state_from_row(
+    r: Any,
+    *,
+    profile: ProfileTerms,
+    items: Sequence[Item],
+    coupons: Sequence[AppliedCoupon],
+    payment_method: PaymentMethodInfo | None,
+) -> SubscriptionState:
+    return SubscriptionState(
+        id=r.id,
+        customer_id=r.customer_id,
+        currency=r.currency,
+        status=SubscriptionStatus(r.status),
+        renewal_type=RenewalType(r.renewal_type),
+        profile=profile,
+        items=tuple(items),
+        coupons=tuple(coupons),
+        start_date=r.start_date,
+        anchor_date=r.anchor_date,
+        next_renewal_date=r.next_renewal_date,
+        trial_end_date=r.trial_end_date,
+        current_period_start=r.current_period_start,
+        current_period_end=r.current_period_end,
+        end_date=r.end_date,
+        occurrences_billed=r.occurrences_billed,
+        last_cycle=r.last_cycle,
+        overdue_count=r.overdue_count,
+        next_retry_date=r.next_retry_date,
+        gateway_id=r.gateway_id,
+        gateway_mode=GatewayMode(r.gateway_mode) if r.gateway_mode else None,
+        last_gateway_id=r.last_gateway_id,
+        payment_method=payment_method,
+        shipping_address=r.shipping_address,
+        metadata=r.metadata,
+        credit=Money(r.credit_minor, r.currency) if r.credit_minor else None,
+        cancel_at_period_end=r.cancel_at_period_end,
+        cancelled_at=r.cancelled_at,
+        renew_due=r.renew_due,
+        time_zone=r.time_zone,
+        version=r.version,
+        replaces_id=r.replaces_id,
+        replaced_by_id=r.replaced_by_id,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def history_row(
+    subscription_id: int,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    reason: str | None,
+    changes: list[dict[str, Any]],
+    bulk_run_id: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "subscription_id": subscription_id,
+        "occurred_at": at,
+        "actor": actor,
+        "action": action,
+        "reason": reason,
+        "changes": changes,
+        "bulk_run_id": bulk_run_id,
+    }
+
+
+async def write_history(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(t.HistoryEntry.__table__), list(rows))

@@ -1,0 +1,507 @@
+"""Tables: one declarative model per entity of DOMAIN.md.
+
+Money is ``BIGINT`` minor units beside a ``CHAR(3)`` currency; instants are
+``timestamptz``; billing days are ``date``. Relationships are
+``lazy="raise"``: every read says what it loads, so nothing is N+1 by
+accident. Hot paths (the renewal worker, bulk runs) use the ``__table__``
+objects with Core statements.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, CHAR, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _pk() -> Mapped[int]:
+    return mapped_column(BigInteger, primary_key=True, autoincrement=True)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = _pk()
+    email: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+    time_zone: Mapped[str] = mapped_column(Text, server_default="UTC")
+    billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    default_payment_method_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("payment_methods.id", use_alter=True, ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (Index("ix_customers_email_lower", func.lower(text("email"))),)
+
+
+class PaymentMethod(Base):
+    __tablename__ = "payment_methods"
+
+    id: Mapped[int] = _pk()
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # CARD | EXTERNAL | OFFLINE
+    gateway_token: Mapped[str | None] = mapped_column(Text)
+    brand: Mapped[str | None] = mapped_column(Text)
+    last4: Mapped[str | None] = mapped_column(String(4))
+    exp_month: Mapped[int | None] = mapped_column(Integer)
+    exp_year: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (CheckConstraint("kind IN ('CARD','EXTERNAL','OFFLINE')", name="kind"),)
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(Text)
+    sku: Mapped[str] = mapped_column(Text, unique=True)
+    kind: Mapped[str] = mapped_column(String(16), server_default="STANDARD")
+    created_at: Mapped[datetime] = _created()
+
+    tiers: Mapped[list[ProductTier]] = relationship(
+        lazy="raise", order_by="ProductTier.position", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (CheckConstraint("kind IN ('STANDARD','SEAT','USAGE')", name="kind"),)
+
+
+class ProductTier(Base):
+    """Volume price tiers: the whole quantity is billed at its tier's price."""
+
+    __tablename__ = "product_tiers"
+
+    id: Mapped[int] = _pk()
+    product_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    up_to: Mapped[int | None] = mapped_column(Integer)
+    unit_price_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(CHAR(3))
+
+
+class Profile(Base):
+    __tablename__ = "subscription_profiles"
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    interval_unit: Mapped[str] = mapped_column(String(8))
+    interval_count: Mapped[int] = mapped_column(Integer)
+    anchor_policy: Mapped[str] = mapped_column(String(16), server_default="ANCHORED")
+    trial_days: Mapped[int] = mapped_column(Integer, server_default="0")
+    max_occurrences: Mapped[int | None] = mapped_column(Integer)
+    overdue_limit: Mapped[int] = mapped_column(Integer, server_default="0")
+    retry_schedule_days: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default="{5,5}")
+    final_failure_action: Mapped[str] = mapped_column(String(16), server_default="CANCEL")
+    default_renewal_type: Mapped[str] = mapped_column(String(16), server_default="AUTOMATIC")
+    force_last_gateway: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    custom: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    reminder_days_before: Mapped[int] = mapped_column(Integer, server_default="7")
+    shipping_rate_minor: Mapped[int | None] = mapped_column(BigInteger)
+    shipping_currency: Mapped[str | None] = mapped_column(CHAR(3))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        CheckConstraint("interval_unit IN ('DAY','WEEK','MONTH','YEAR')", name="interval_unit"),
+        CheckConstraint("interval_count >= 1", name="interval_count"),
+        CheckConstraint("anchor_policy IN ('ANCHORED','STICKY')", name="anchor_policy"),
+        CheckConstraint("final_failure_action IN ('CANCEL','SUSPEND')", name="final_failure_action"),
+    )
+
+
+class Coupon(Base):
+    __tablename__ = "coupons"
+
+    id: Mapped[int] = _pk()
+    code: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    percent_off: Mapped[Decimal | None] = mapped_column(Numeric(7, 4))
+    amount_off_minor: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(CHAR(3))
+    duration: Mapped[str] = mapped_column(String(16), server_default="FOREVER")
+    duration_cycles: Mapped[int | None] = mapped_column(Integer)
+    product_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default="{}")
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        CheckConstraint("(percent_off IS NULL) <> (amount_off_minor IS NULL)", name="one_discount"),
+        CheckConstraint("duration IN ('ONCE','FOREVER','REPEATING')", name="duration"),
+    )
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = _pk()
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"))
+    profile_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("subscription_profiles.id"))
+    currency: Mapped[str] = mapped_column(CHAR(3))
+    status: Mapped[str] = mapped_column(String(24))
+    renewal_type: Mapped[str] = mapped_column(String(16))
+    time_zone: Mapped[str] = mapped_column(Text, server_default="UTC")
+    start_date: Mapped[date] = mapped_column(Date)
+    anchor_date: Mapped[date] = mapped_column(Date)
+    # While in TRIAL the next renewal date is the trial end, so one indexed
+    # column answers "what renews between X and Y" for trials too.
+    next_renewal_date: Mapped[date | None] = mapped_column(Date)
+    trial_end_date: Mapped[date | None] = mapped_column(Date)
+    current_period_start: Mapped[date | None] = mapped_column(Date)
+    current_period_end: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    occurrences_billed: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The highest cycle number a renewal was created for.
+    last_cycle: Mapped[int] = mapped_column(Integer, server_default="0")
+    overdue_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_retry_date: Mapped[date | None] = mapped_column(Date)
+    gateway_id: Mapped[str | None] = mapped_column(Text)
+    gateway_mode: Mapped[str | None] = mapped_column(String(16))
+    last_gateway_id: Mapped[str | None] = mapped_column(Text)
+    payment_method_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("payment_methods.id"))
+    shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+    # What the next renewal bills, coupons applied: kept by every write so
+    # lists, filters and bulk previews can sum and compare it in SQL.
+    amount_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    credit_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    renew_due: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    replaces_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("subscriptions.id"))
+    replaced_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("subscriptions.id"))
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('TRIAL','ACTIVE','OVERDUE','SUSPENDED','AWAITING_REINSTATE','CANCELLED','EXPIRED')",
+            name="status",
+        ),
+        CheckConstraint("renewal_type IN ('AUTOMATIC','MANUAL')", name="renewal_type"),
+        CheckConstraint("gateway_mode IS NULL OR gateway_mode IN ('FORCED','PREFERRED')", name="gateway_mode"),
+        CheckConstraint("version >= 1", name="version"),
+        # The list filters and the renewal worker's "what is due" query.
+        Index("ix_subscriptions_status_next_renewal", "status", "next_renewal_date", "id"),
+        Index("ix_subscriptions_next_renewal", "next_renewal_date", "id"),
+        Index("ix_subscriptions_profile", "profile_id", "id"),
+        Index("ix_subscriptions_customer", "customer_id", "id"),
+        Index("ix_subscriptions_gateway", "gateway_id", "gateway_mode"),
+        Index(
+            "ix_subscriptions_due",
+            "next_renewal_date",
+            "id",
+            postgresql_where=text("status IN ('TRIAL','ACTIVE','OVERDUE','AWAITING_REINSTATE')"),
+        ),
+        Index(
+            "ix_subscriptions_retry_due",
+            "next_retry_date",
+            postgresql_where=text("status = 'OVERDUE'"),
+        ),
+    )
+
+
+class SubscriptionItem(Base):
+    __tablename__ = "subscription_items"
+
+    id: Mapped[int] = _pk()
+    subscription_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    product_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("products.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, server_default="0")
+    unit_price_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(CHAR(3))
+    quantity: Mapped[int] = mapped_column(Integer)
+    price_from_tiers: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    auto_renew: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # A change scheduled for the next renewal (effective NEXT_RENEWAL).
+    pending_unit_price_minor: Mapped[int | None] = mapped_column(BigInteger)
+    pending_quantity: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        CheckConstraint("quantity >= 0", name="quantity"),
+        Index("ix_subscription_items_subscription", "subscription_id", "position"),
+    )
+
+
+class AppliedCoupon(Base):
+    __tablename__ = "applied_coupons"
+
+    id: Mapped[int] = _pk()
+    subscription_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    coupon_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("coupons.id"))
+    cycles_used: Mapped[int] = mapped_column(Integer, server_default="0")
+    applied_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "coupon_id"),
+        Index("ix_applied_coupons_subscription", "subscription_id"),
+    )
+
+
+class Phase(Base):
+    """A scheduled configuration, applied by the renewal engine when due."""
+
+    __tablename__ = "phases"
+
+    id: Mapped[int] = _pk()
+    subscription_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    effective_date: Mapped[date] = mapped_column(Date)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), server_default="PENDING")
+    created_by: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('PENDING','APPLIED','CANCELLED')", name="status"),
+        Index("ix_phases_due", "effective_date", postgresql_where=text("status = 'PENDING'")),
+        Index("ix_phases_subscription", "subscription_id"),
+    )
+
+
+class Renewal(Base):
+    __tablename__ = "renewals"
+
+    id: Mapped[int] = _pk()
+    subscription_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    cycle: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    # Proration charges and credits belong to a cycle without being one.
+    adjustment: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    status: Mapped[str] = mapped_column(String(24), server_default="PENDING")
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(CHAR(3))
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_retry_date: Mapped[date | None] = mapped_column(Date)
+    fulfillment: Mapped[str] = mapped_column(String(16), server_default="NONE")
+    gateway_id: Mapped[str | None] = mapped_column(Text)
+    payment_method_id: Mapped[int | None] = mapped_column(BigInteger)
+    payment_kind: Mapped[str | None] = mapped_column(String(16))
+    idempotency_key: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('INITIAL','SCHEDULED','MANUAL','EARLY','FORCED')", name="kind"),
+        CheckConstraint(
+            "status IN ('PENDING','PAID','FAILED','REFUNDED','PARTIALLY_REFUNDED','VOID')", name="status"
+        ),
+        CheckConstraint("fulfillment IN ('NONE','PENDING','SHIPPED','CANCELLED')", name="fulfillment"),
+        CheckConstraint("refunded_minor >= 0", name="refunded"),
+        # Exactly once: one renewal per subscription and billing cycle.
+        Index(
+            "uq_renewals_subscription_cycle",
+            "subscription_id",
+            "cycle",
+            unique=True,
+            postgresql_where=text("NOT adjustment"),
+        ),
+        Index("ix_renewals_subscription", "subscription_id", "id"),
+        Index("ix_renewals_status", "status", "id"),
+        Index("ix_renewals_retry_due", "next_retry_date", postgresql_where=text("status = 'FAILED'")),
+    )
+
+
+class Transaction(Base):
+    __tablename__ = "transactions"
+
+    id: Mapped[int] = _pk()
+    renewal_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("renewals.id", ondelete="CASCADE"), index=True)
+    subscription_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # CHARGE | REFUND | CREDIT
+    gateway_id: Mapped[str | None] = mapped_column(Text)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(CHAR(3))
+    status: Mapped[str] = mapped_column(String(16))  # SUCCEEDED | FAILED
+    decline_code: Mapped[str | None] = mapped_column(Text)
+    gateway_reference: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class HistoryEntry(Base):
+    __tablename__ = "history_entries"
+
+    id: Mapped[int] = _pk()
+    subscription_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    bulk_run_id: Mapped[int | None] = mapped_column(BigInteger)
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+
+    __table_args__ = (Index("ix_history_subscription", "subscription_id", "id"),)
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = _pk()
+    kind: Mapped[str] = mapped_column(String(40))
+    subscription_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    recipient: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    dedupe_key: Mapped[str | None] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = _created()
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_outbox_undelivered", "id", postgresql_where=text("delivered_at IS NULL")),)
+
+
+class BulkRun(Base):
+    __tablename__ = "bulk_runs"
+
+    id: Mapped[int] = _pk()
+    plan: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    plan_hash: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="QUEUED")
+    dry_run: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    limit: Mapped[int | None] = mapped_column("limit", Integer)
+    as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(Text)
+    total: Mapped[int] = mapped_column(Integer, server_default="0")
+    processed: Mapped[int] = mapped_column(Integer, server_default="0")
+    applied: Mapped[int] = mapped_column(Integer, server_default="0")
+    skipped: Mapped[int] = mapped_column(Integer, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, server_default="0")
+    conflicts: Mapped[int] = mapped_column(Integer, server_default="0")
+    cursor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    error: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reverted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('QUEUED','RUNNING','COMPLETED','FAILED','CANCELLED','REVERTED')", name="status"
+        ),
+    )
+
+
+class BulkRunItem(Base):
+    __tablename__ = "bulk_run_items"
+
+    id: Mapped[int] = _pk()
+    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("bulk_runs.id", ondelete="CASCADE"))
+    subscription_id: Mapped[int] = mapped_column(BigInteger)
+    segment: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    version_after: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "subscription_id"),
+        CheckConstraint("outcome IN ('APPLIED','SKIPPED','FAILED','CONFLICT','REVERTED')", name="outcome"),
+        Index("ix_bulk_run_items_subscription", "subscription_id"),
+    )
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_records"
+
+    id: Mapped[int] = _pk()
+    api_key_id: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    key: Mapped[str] = mapped_column(Text)
+    operation: Mapped[str] = mapped_column(Text)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "key"),
+        Index("ix_idempotency_expires", "expires_at"),
+    )
+
+
+class SandboxCharge(Base):
+    """The sandbox gateway's own ledger: what a real gateway keeps on its side.
+
+    It is written in its own transaction, like a remote call, so a crash of
+    rebill between charge and commit leaves the charge here, and a retry with
+    the same idempotency key finds it instead of charging twice.
+    """
+
+    __tablename__ = "sandbox_charges"
+
+    id: Mapped[int] = _pk()
+    gateway: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    token: Mapped[str | None] = mapped_column(Text)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(CHAR(3))
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    decline_code: Mapped[str | None] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("gateway", "idempotency_key", "kind"),)
+
+
+TABLES = [t.name for t in Base.metadata.sorted_tables]

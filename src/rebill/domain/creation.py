@@ -1,0 +1,201 @@
+"""Starting a subscription, and replacing one by a product change (seed 003)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from typing import Any
+
+from rebill.domain.cadence import add_interval
+from rebill.domain.errors import NotFound, SubscriptionError, ValidationError
+from rebill.domain.money import Money
+from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
+from rebill.domain.renewal import Charge, FulfillmentStatus, RenewalKind
+from rebill.domain.status import SubscriptionStatus
+from rebill.domain.subscription import (
+    Item,
+    PaymentMethodInfo,
+    ProductInfo,
+    ProductKind,
+    ProfileTerms,
+    RenewalType,
+    SubscriptionState,
+)
+from rebill.domain.updates import check_date_range, check_quantity, new_item
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    product: ProductInfo
+    unit_price: Money | None
+    quantity: int
+
+
+def start_subscription(
+    ctx: OpContext,
+    *,
+    customer_id: int,
+    profile: ProfileTerms,
+    items: Sequence[NewItem],
+    start_date: date | None = None,
+    trial_days: int | None = None,
+    payment_method: PaymentMethodInfo | None = None,
+    renewal_type: RenewalType | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    bill_first_period: bool = True,
+    time_zone: str = "UTC",
+    currency: str | None = None,
+) -> Outcome:
+    """A new subscription, and its first charge when one is due now.
+
+    Without a trial the first period (``start`` to one interval later) is
+    billed at once as the ``INITIAL`` renewal, cycle 1. With a trial the first
+    charge is at the trial end. ``bill_first_period=False`` imports a running
+    subscription: nothing is charged and the first renewal is one interval
+    after the start (or at the trial end).
+    """
+    if not items:
+        raise ValidationError("a subscription needs at least one item", code="ITEMS_REQUIRED", field=["items"])
+    if not profile.active:
+        raise SubscriptionError(f"profile {profile.name} is not active", code="PROFILE_INACTIVE", field=["profileId"])
+    start = start_date or ctx.today
+    check_date_range(start, "startDate")
+    if trial_days is not None and not 0 <= trial_days <= 3650:
+        raise ValidationError("trialDays must be between 0 and 3650", code="INVALID_TRIAL", field=["trialDays"])
+    if payment_method is not None and payment_method.customer_id != customer_id:
+        raise SubscriptionError(
+            "that payment method belongs to another customer",
+            code="PAYMENT_METHOD_NOT_OWNED",
+            field=["paymentMethodId"],
+        )
+    prices = [i.unit_price for i in items if i.unit_price is not None]
+    currencies = {p.currency for p in prices}
+    if currency is None:
+        if not currencies:
+            raise ValidationError("give a unitPrice for at least one item", code="PRICE_REQUIRED", field=["items"])
+        currency = prices[0].currency
+    for index, it in enumerate(items):
+        check_quantity(it.quantity, "quantity")
+        if it.unit_price is not None and it.unit_price.currency != currency:
+            raise SubscriptionError(
+                f"all items must be in one currency: item {index} is in {it.unit_price.currency}, "
+                f"item 0 in {currency}",
+                code="CURRENCY_MISMATCH",
+                field=["items", str(index), "unitPrice"],
+            )
+    trial = profile.trial_days if trial_days is None else trial_days
+    state = SubscriptionState(
+        id=None,
+        customer_id=customer_id,
+        currency=currency,
+        status=SubscriptionStatus.ACTIVE,
+        renewal_type=renewal_type or profile.default_renewal_type,
+        profile=profile,
+        items=(),
+        start_date=start,
+        anchor_date=start,
+        next_renewal_date=None,
+        payment_method=payment_method,
+        metadata=dict(metadata) if metadata is not None else None,
+        time_zone=time_zone,
+    )
+    built: list[Item] = []
+    for index, it in enumerate(items):
+        try:
+            item = new_item(state.evolve(items=tuple(built)), it.product, it.unit_price, it.quantity)
+        except (ValidationError, SubscriptionError) as exc:
+            raise exc.with_field("items", str(index)) from None
+        built.append(item)
+    state = state.evolve(items=tuple(built))
+
+    if trial > 0:
+        trial_end = start + timedelta(days=trial)
+        check_date_range(trial_end, "trialDays")
+        state = state.evolve(
+            status=SubscriptionStatus.TRIAL,
+            trial_end_date=trial_end,
+            next_renewal_date=trial_end,
+            anchor_date=trial_end,
+            current_period_start=start,
+            current_period_end=trial_end,
+        )
+        return Outcome(state, "created")
+    end = add_interval(start, profile.cadence, 1)
+    check_date_range(end, "startDate")
+    state = state.evolve(next_renewal_date=end, current_period_start=start, current_period_end=end)
+    if not bill_first_period:
+        return Outcome(state, "created")
+    charge = Charge(
+        RenewalKind.INITIAL,
+        1,
+        start,
+        end,
+        state.amount,
+        fulfillment=FulfillmentStatus.NONE,
+    )
+    return Outcome(state.evolve(last_cycle=1), "created", charge=charge)
+
+
+def change_product(
+    state: SubscriptionState,
+    ctx: OpContext,
+    *,
+    item_id: int,
+    product: ProductInfo,
+    unit_price: Money | None = None,
+    quantity: int | None = None,
+    transfer_coupons: bool = False,
+    consent_reference: str | None = None,
+) -> Outcome:
+    """End this subscription and start its replacement with the new product (seed 003).
+
+    The replacement continues the schedule (same next renewal date, nothing
+    charged now); coupons move over only when asked.
+    """
+    changeable(state, "change the product")
+    old_item = state.item(item_id)
+    if old_item is None:
+        raise NotFound(f"subscription {state.id} has no item {item_id}", field=["itemId"])
+    if old_item.product.id == product.id:
+        raise SubscriptionError("the item already has this product", code="NO_CHANGE", field=["productId"])
+    qty = old_item.quantity if quantity is None else quantity
+    check_quantity(qty)
+    if product.kind is ProductKind.USAGE and quantity is not None and quantity != old_item.quantity:
+        raise SubscriptionError(
+            f"{product.name} is billed by usage: its quantity cannot be set", code="QUANTITY_NOT_CHANGEABLE"
+        )
+    replacement_item = new_item(state, product, unit_price, qty)
+    items = tuple(
+        replace(replacement_item, temp=0, id=None) if i.ref == old_item.ref else replace(i, id=None, temp=n + 1)
+        for n, i in enumerate(state.items)
+    )
+    items = tuple(replace(i, temp=n + 1) for n, i in enumerate(items))
+    replacement = replace(
+        state,
+        id=None,
+        items=items,
+        coupons=tuple(replace(c, id=None) for c in state.coupons) if transfer_coupons else (),
+        start_date=ctx.today,
+        occurrences_billed=0,
+        last_cycle=0,
+        overdue_count=0,
+        next_retry_date=None,
+        version=1,
+        replaces_id=state.id,
+        replaced_by_id=None,
+        renew_due=False,
+        created_at=None,
+        updated_at=None,
+    )
+    if replacement.status is SubscriptionStatus.OVERDUE:
+        replacement = replacement.evolve(status=SubscriptionStatus.ACTIVE)
+    require_consent(state, replacement, consent_reference)
+    ended = state.evolve(
+        status=SubscriptionStatus.CANCELLED,
+        next_renewal_date=None,
+        next_retry_date=None,
+        cancelled_at=ctx.now,
+        renew_due=False,
+    )
+    return Outcome(ended, "replaced", replacement=replacement)

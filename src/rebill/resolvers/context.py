@@ -1,0 +1,82 @@
+"""Per-request context: who is asking, the services, and the request's DataLoaders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from strawberry.dataloader import DataLoader
+
+from rebill.db import tables as t
+from rebill.db.repositories import SubscriptionRepository, profile_from_row
+from rebill.domain.subscription import ProfileTerms, SubscriptionState
+from rebill.services.runtime import Actor, Services
+
+
+def _ordered(keys: Sequence[int], rows: dict[int, Any]) -> list[Any]:
+    return [rows.get(k) for k in keys]
+
+
+@dataclass
+class Loaders:
+    """``<Thing>By<Key>Loader``: one ``IN (…)`` query per batch, results in key order."""
+
+    services: Services
+    customer_by_id: DataLoader[int, Any] = field(init=False)
+    payment_method_by_id: DataLoader[int, Any] = field(init=False)
+    subscription_by_id: DataLoader[int, SubscriptionState | None] = field(init=False)
+    profile_by_id: DataLoader[int, ProfileTerms | None] = field(init=False)
+    phases_by_subscription: DataLoader[int, list[Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.customer_by_id = DataLoader(load_fn=self._customers)
+        self.payment_method_by_id = DataLoader(load_fn=self._payment_methods)
+        self.subscription_by_id = DataLoader(load_fn=self._subscriptions)
+        self.profile_by_id = DataLoader(load_fn=self._profiles)
+        self.phases_by_subscription = DataLoader(load_fn=self._phases)
+
+    async def _rows(self, table: Any, keys: Sequence[int]) -> list[Any]:
+        async with self.services.sessions() as session:
+            rows = {r.id: r for r in await session.execute(select(table).where(table.c.id.in_(list(keys))))}
+        return _ordered(keys, rows)
+
+    async def _customers(self, keys: list[int]) -> list[Any]:
+        return await self._rows(t.Customer.__table__, keys)
+
+    async def _payment_methods(self, keys: list[int]) -> list[Any]:
+        return await self._rows(t.PaymentMethod.__table__, keys)
+
+    async def _profiles(self, keys: list[int]) -> list[ProfileTerms | None]:
+        rows = await self._rows(t.Profile.__table__, keys)
+        return [profile_from_row(r) if r is not None else None for r in rows]
+
+    async def _subscriptions(self, keys: list[int]) -> list[SubscriptionState | None]:
+        async with self.services.sessions() as session:
+            states = await SubscriptionRepository(session).get_many(keys)
+        return _ordered(keys, states)
+
+    async def _phases(self, keys: list[int]) -> list[list[Any]]:
+        table = t.Phase.__table__
+        async with self.services.sessions() as session:
+            rows = await session.execute(
+                select(table).where(table.c.subscription_id.in_(keys)).order_by(table.c.effective_date, table.c.id)
+            )
+            grouped: dict[int, list[Any]] = {}
+            for r in rows:
+                grouped.setdefault(r.subscription_id, []).append(r)
+        return [grouped.get(k, []) for k in keys]
+
+
+@dataclass
+class Context:
+    services: Services
+    actor: Actor | None
+    loaders: Loaders
+    request: Any = None
+    response: Any = None
+
+    @classmethod
+    def build(cls, services: Services, actor: Actor | None, request: Any = None, response: Any = None) -> Context:
+        return cls(services, actor, Loaders(services), request, response)

@@ -1,0 +1,265 @@
+"""Read resolvers: lists are keyset pages with a total count, nested data comes from DataLoaders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from sqlalchemy import select
+from strawberry.types import Info
+
+from rebill.db import tables as t
+from rebill.db.repositories import SubscriptionRepository, profile_from_row, renewal_from_row
+from rebill.domain.errors import RebillError
+from rebill.resolvers.pages import fetch_page
+from rebill.schema import inputs
+from rebill.schema.catalog import Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
+from rebill.schema.common import ApiError, Node, PageInfo, decode_id, encode_cursor, from_global_id
+from rebill.schema.enums import NotificationKind, RenewalStatus
+from rebill.schema.notifications import Notification, NotificationConnection, NotificationEdge
+from rebill.schema.subscriptions import (
+    Renewal,
+    RenewalConnection,
+    Subscription,
+    SubscriptionConnection,
+    SubscriptionEdge,
+    renewal_connection,
+)
+from rebill.services import filters
+
+S = t.Subscription.__table__
+
+
+def _pk(gid: str, type_name: str, field: str) -> int:
+    try:
+        return decode_id(gid, type_name, [field])
+    except RebillError as exc:
+        raise ApiError(exc.message, "BAD_USER_INPUT") from None
+
+
+def _pks(gids: list[strawberry.ID] | None, type_name: str, field: str) -> tuple[int, ...] | None:
+    return None if gids is None else tuple(_pk(g, type_name, field) for g in gids)
+
+
+def to_filter(f: inputs.SubscriptionFilter | None) -> filters.SubscriptionFilter:
+    """The GraphQL filter as the service's filter (ids decoded; bad input is a RebillError)."""
+    if f is None:
+        return filters.SubscriptionFilter()
+    return filters.SubscriptionFilter(
+        ids=_pks(f.ids, "Subscription", "ids"),
+        status=tuple(f.status) if f.status is not None else None,
+        renewal_type=f.renewal_type,
+        profile_ids=_pks(f.profile_ids, "SubscriptionProfile", "profileIds"),
+        product_ids=_pks(f.product_ids, "Product", "productIds"),
+        customer_email=f.customer_email,
+        next_renewal_from=f.next_renewal_from,
+        next_renewal_to=f.next_renewal_to,
+        in_trial=f.in_trial,
+        amount_min=f.amount_min,
+        amount_max=f.amount_max,
+        currency=f.currency,
+        gateway_mode=tuple(f.gateway_mode) if f.gateway_mode is not None else None,
+        gateway_ids=tuple(f.gateway_ids) if f.gateway_ids is not None else None,
+        has_gateway=f.has_gateway,
+    )
+
+
+async def subscription(info: Info, id: strawberry.ID) -> Subscription | None:
+    try:
+        pk = decode_id(id, "Subscription")
+    except RebillError:
+        return None
+    state = await info.context.loaders.subscription_by_id.load(pk)
+    return Subscription.of(state) if state is not None else None
+
+
+async def subscriptions(
+    info: Info,
+    filter: inputs.SubscriptionFilter | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> SubscriptionConnection:
+    try:
+        where = filters.compile_filter(to_filter(filter))
+    except RebillError as exc:
+        raise ApiError(exc.message) from None
+    async with info.context.services.sessions() as session:
+        page = await fetch_page(session, S, where, first, after)
+        states = await SubscriptionRepository(session).states_from_rows(page.rows)
+    edges = [SubscriptionEdge(cursor=encode_cursor(s.id or 0), node=Subscription.of(s)) for s in states]
+    return SubscriptionConnection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
+        total_count=page.total,
+    )
+
+
+async def renewal(info: Info, id: strawberry.ID) -> Renewal | None:
+    try:
+        pk = decode_id(id, "Renewal")
+    except RebillError:
+        return None
+    table = t.Renewal.__table__
+    async with info.context.services.sessions() as session:
+        row = (await session.execute(select(table).where(table.c.id == pk))).first()
+    return Renewal.of(renewal_from_row(row)) if row is not None else None
+
+
+async def renewals(
+    info: Info,
+    subscription_id: strawberry.ID | None = None,
+    status: list[RenewalStatus] | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> RenewalConnection:
+    table = t.Renewal.__table__
+    where: list[Any] = []
+    if subscription_id is not None:
+        where.append(table.c.subscription_id == _pk(subscription_id, "Subscription", "subscriptionId"))
+    if status is not None:
+        where.append(table.c.status.in_([s.value for s in status]))
+    async with info.context.services.sessions() as session:
+        page = await fetch_page(session, table, where, first, after)
+    return renewal_connection(page.rows, page.has_next, page.total)
+
+
+async def profile(info: Info, id: strawberry.ID) -> SubscriptionProfile | None:
+    try:
+        pk = decode_id(id, "SubscriptionProfile")
+    except RebillError:
+        return None
+    terms = await info.context.loaders.profile_by_id.load(pk)
+    return SubscriptionProfile.of(terms) if terms is not None else None
+
+
+@strawberry.type
+class SubscriptionProfileEdge:
+    cursor: str
+    node: SubscriptionProfile
+
+
+@strawberry.type
+class SubscriptionProfileConnection:
+    edges: list[SubscriptionProfileEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+async def profiles(
+    info: Info, first: int | None = None, after: str | None = None, include_custom: bool = False
+) -> SubscriptionProfileConnection:
+    table = t.Profile.__table__
+    where = [] if include_custom else [table.c.custom.is_(False)]
+    async with info.context.services.sessions() as session:
+        page = await fetch_page(session, table, where, first, after)
+    edges = [
+        SubscriptionProfileEdge(cursor=encode_cursor(r.id), node=SubscriptionProfile.of(profile_from_row(r)))
+        for r in page.rows
+    ]
+    return SubscriptionProfileConnection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
+        total_count=page.total,
+    )
+
+
+@strawberry.type
+class ProductEdge:
+    cursor: str
+    node: Product
+
+
+@strawberry.type
+class ProductConnection:
+    edges: list[ProductEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+async def products(info: Info, first: int | None = None, after: str | None = None) -> ProductConnection:
+    table = t.Product.__table__
+    async with info.context.services.sessions() as session:
+        page = await fetch_page(session, table, [], first, after)
+        repo = SubscriptionRepository(session)
+        loaded = await repo.catalog.load_products([r.id for r in page.rows])
+    edges = [ProductEdge(cursor=encode_cursor(r.id), node=Product.of(loaded[r.id])) for r in page.rows]
+    return ProductConnection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
+        total_count=page.total,
+    )
+
+
+async def customer(info: Info, id: strawberry.ID) -> Customer | None:
+    try:
+        pk = decode_id(id, "Customer")
+    except RebillError:
+        return None
+    row = await info.context.loaders.customer_by_id.load(pk)
+    return Customer.of(row) if row is not None else None
+
+
+async def coupon(info: Info, code: str) -> Coupon | None:
+    async with info.context.services.sessions() as session:
+        try:
+            found, _active = await SubscriptionRepository(session).catalog.coupon_by_code(code)
+        except RebillError:
+            return None
+    return Coupon.of(found)
+
+
+async def notifications(
+    info: Info,
+    subscription_id: strawberry.ID | None = None,
+    kind: list[NotificationKind] | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> NotificationConnection:
+    table = t.OutboxMessage.__table__
+    where: list[Any] = []
+    if subscription_id is not None:
+        where.append(table.c.subscription_id == _pk(subscription_id, "Subscription", "subscriptionId"))
+    if kind is not None:
+        where.append(table.c.kind.in_([k.value for k in kind]))
+    async with info.context.services.sessions() as session:
+        page = await fetch_page(session, table, where, first, after)
+    edges = [NotificationEdge(cursor=encode_cursor(r.id), node=Notification.of(r)) for r in page.rows]
+    return NotificationConnection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
+        total_count=page.total,
+    )
+
+
+async def node(info: Info, id: strawberry.ID) -> Node | None:
+    """Any object by its global id."""
+    try:
+        type_name, pk_text = from_global_id(id)
+        pk = int(pk_text)
+    except (RebillError, ValueError):
+        return None
+    if type_name == "Subscription":
+        return await subscription(info, id)
+    if type_name == "Renewal":
+        return await renewal(info, id)
+    if type_name == "SubscriptionProfile":
+        return await profile(info, id)
+    if type_name == "Customer":
+        return await customer(info, id)
+    if type_name == "PaymentMethod":
+        row = await info.context.loaders.payment_method_by_id.load(pk)
+        return PaymentMethod.of(row) if row is not None else None
+    if type_name == "Product":
+        async with info.context.services.sessions() as session:
+            loaded = await SubscriptionRepository(session).catalog.load_products([pk])
+        return Product.of(loaded[pk]) if pk in loaded else None
+    if type_name == "Coupon":
+        table = t.Coupon.__table__
+        async with info.context.services.sessions() as session:
+            row = (await session.execute(select(table.c.code).where(table.c.id == pk))).first()
+        return await coupon(info, row.code) if row is not None else None
+    if type_name == "BulkRun":
+        from rebill.resolvers.bulk import bulk_run
+
+        return await bulk_run(info, id)
+    return None

@@ -1,0 +1,198 @@
+"""Types for what subscriptions refer to: profiles, products, coupons, customers, payment methods."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from sqlalchemy import select
+from strawberry.types import Info
+
+from rebill.db import tables as t
+from rebill.domain.money import Money as DomainMoney
+from rebill.domain.subscription import CouponInfo, ProductInfo, ProfileTerms
+from rebill.schema.common import Money, Node, to_global_id
+from rebill.schema.enums import AnchorPolicy, CouponDuration, IntervalUnit, PaymentMethodKind, ProductKind, RenewalType
+
+
+@strawberry.type
+class Cadence:
+    unit: IntervalUnit
+    count: int
+
+
+@strawberry.type(name="SubscriptionProfile")
+class SubscriptionProfile(Node):
+    name: str
+    description: str | None
+    active: bool
+    cadence: Cadence
+    anchor_policy: AnchorPolicy
+    trial_days: int
+    max_occurrences: int | None = strawberry.field(description="null = unlimited")
+    overdue_limit: int = strawberry.field(description="0 = no limit")
+    retry_schedule_days: list[int]
+    final_failure_action: str = strawberry.field(description="CANCEL | SUSPEND")
+    default_renewal_type: RenewalType
+    force_last_gateway: bool
+    custom: bool
+    reminder_days_before: int
+
+    @classmethod
+    def of(cls, p: ProfileTerms) -> SubscriptionProfile:
+        assert p.id is not None
+        return cls(
+            id=strawberry.ID(to_global_id("SubscriptionProfile", p.id)),
+            name=p.name,
+            description=p.description,
+            active=p.active,
+            cadence=Cadence(unit=p.cadence.unit, count=p.cadence.count),
+            anchor_policy=p.anchor_policy,
+            trial_days=p.trial_days,
+            max_occurrences=p.max_occurrences,
+            overdue_limit=p.overdue_limit,
+            retry_schedule_days=list(p.retry_schedule_days),
+            final_failure_action=p.final_failure_action.value,
+            default_renewal_type=p.default_renewal_type,
+            force_last_gateway=p.force_last_gateway,
+            custom=p.custom,
+            reminder_days_before=p.reminder_days_before,
+        )
+
+
+@strawberry.type
+class PriceTier:
+    up_to: int | None
+    unit_price: Money
+
+
+@strawberry.type
+class Product(Node):
+    name: str
+    sku: str
+    kind: ProductKind
+    tiers: list[PriceTier]
+
+    @classmethod
+    def of(cls, p: ProductInfo) -> Product:
+        return cls(
+            id=strawberry.ID(to_global_id("Product", p.id)),
+            name=p.name,
+            sku=p.sku,
+            kind=p.kind,
+            tiers=[PriceTier(up_to=tier.up_to, unit_price=Money.of(tier.unit_price)) for tier in p.tiers],
+        )
+
+
+@strawberry.type
+class Coupon(Node):
+    code: str
+    name: str | None
+    percent_off: str | None
+    amount_off: Money | None
+    duration: CouponDuration
+    duration_cycles: int | None
+    product_ids: list[strawberry.ID]
+
+    @classmethod
+    def of(cls, c: CouponInfo) -> Coupon:
+        return cls(
+            id=strawberry.ID(to_global_id("Coupon", c.id)),
+            code=c.code,
+            name=c.name,
+            percent_off=str(c.percent_off) if c.percent_off is not None else None,
+            amount_off=Money.of(c.amount_off) if c.amount_off is not None else None,
+            duration=c.duration,
+            duration_cycles=c.duration_cycles,
+            product_ids=[strawberry.ID(to_global_id("Product", p)) for p in sorted(c.product_ids)],
+        )
+
+
+@strawberry.type
+class Address:
+    line1: str | None
+    line2: str | None
+    city: str | None
+    region: str | None
+    postal_code: str | None
+    country: str | None
+
+    @classmethod
+    def of(cls, raw: Any) -> Address | None:
+        if not raw:
+            return None
+        return cls(
+            line1=raw.get("line1"),
+            line2=raw.get("line2"),
+            city=raw.get("city"),
+            region=raw.get("region"),
+            postal_code=raw.get("postalCode"),
+            country=raw.get("country"),
+        )
+
+
+@strawberry.type
+class PaymentMethod(Node):
+    kind: PaymentMethodKind
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+    created_at: datetime
+    customer_pk: strawberry.Private[int]
+
+    @classmethod
+    def of(cls, row: Any) -> PaymentMethod:
+        return cls(
+            id=strawberry.ID(to_global_id("PaymentMethod", row.id)),
+            kind=PaymentMethodKind(row.kind),
+            brand=row.brand,
+            last4=row.last4,
+            exp_month=row.exp_month,
+            exp_year=row.exp_year,
+            created_at=row.created_at,
+            customer_pk=row.customer_id,
+        )
+
+
+@strawberry.type
+class Customer(Node):
+    email: str
+    name: str | None
+    time_zone: str
+    created_at: datetime
+    pk: strawberry.Private[int]
+    default_payment_method_pk: strawberry.Private[int | None]
+
+    @classmethod
+    def of(cls, row: Any) -> Customer:
+        return cls(
+            id=strawberry.ID(to_global_id("Customer", row.id)),
+            email=row.email,
+            name=row.name,
+            time_zone=row.time_zone,
+            created_at=row.created_at,
+            pk=row.id,
+            default_payment_method_pk=row.default_payment_method_id,
+        )
+
+    @strawberry.field
+    async def default_payment_method(self, info: Info) -> PaymentMethod | None:
+        if self.default_payment_method_pk is None:
+            return None
+        row = await info.context.loaders.payment_method_by_id.load(self.default_payment_method_pk)
+        return PaymentMethod.of(row) if row is not None else None
+
+    @strawberry.field
+    async def payment_methods(self, info: Info) -> list[PaymentMethod]:
+        table = t.PaymentMethod.__table__
+        async with info.context.services.sessions() as session:
+            rows = await session.execute(select(table).where(table.c.customer_id == self.pk).order_by(table.c.id))
+            return [PaymentMethod.of(r) for r in rows]
+
+
+def money_or_none(minor: int | None, currency: str | None) -> Money | None:
+    if minor is None or currency is None:
+        return None
+    return Money.of(DomainMoney(minor, currency))

@@ -1,0 +1,144 @@
+"""Shared GraphQL pieces: global ids, Money, user errors, pages."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.scalars import JSON
+
+from rebill.domain.errors import RebillError
+from rebill.domain.money import Money as DomainMoney
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 50
+
+
+class ApiError(GraphQLError):
+    """A top-level error we mean to show (never masked): limits, bad ids, auth."""
+
+    def __init__(self, message: str, code: str = "BAD_USER_INPUT") -> None:
+        super().__init__(message, extensions={"code": code})
+
+
+def to_global_id(type_name: str, pk: int | str) -> str:
+    return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
+
+
+def from_global_id(gid: str) -> tuple[str, str]:
+    try:
+        padded = gid + "=" * (-len(gid) % 4)
+        type_name, _, pk = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise RebillError(f"{gid!r} is not a rebill id", code="INVALID_ID") from None
+    if not type_name or not pk:
+        raise RebillError(f"{gid!r} is not a rebill id", code="INVALID_ID")
+    return type_name, pk
+
+
+def decode_id(gid: str, expected: str, field: Sequence[str] = ()) -> int:
+    """The primary key inside a global id of the expected type (a userError otherwise)."""
+    try:
+        type_name, pk = from_global_id(gid)
+    except RebillError as exc:
+        exc.field = list(field) or None
+        raise
+    if type_name != expected or not pk.lstrip("-").isdigit():
+        raise RebillError(f"{gid!r} is not the id of a {expected}", code="INVALID_ID", field=list(field) or None)
+    return int(pk)
+
+
+def encode_cursor(pk: int) -> str:
+    return base64.urlsafe_b64encode(f"c:{pk}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
+        prefix, _, pk = raw.partition(":")
+        if prefix != "c":
+            raise ValueError
+        return int(pk)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ApiError(f"invalid cursor {cursor!r}") from None
+
+
+def page_size(first: int | None) -> int:
+    if first is None:
+        return DEFAULT_PAGE
+    if first < 0:
+        raise ApiError("first may not be negative")
+    if first > MAX_PAGE:
+        raise ApiError(f"first may not exceed {MAX_PAGE} (asked for {first}); page with after instead")
+    return first
+
+
+@strawberry.interface(description="An object with a global, opaque id; node(id:) resolves any of them.")
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type(description="An amount of money: a decimal string in major units, and its ISO 4217 currency.")
+class Money:
+    amount: str
+    currency: str
+
+    @classmethod
+    def of(cls, money: DomainMoney) -> Money:
+        return cls(amount=money.amount_str, currency=money.currency)
+
+
+@strawberry.input(description="An amount as a decimal string in major units (\"62.96\"), never a float.")
+class MoneyInput:
+    amount: str
+    currency: str
+
+    def parse(self) -> DomainMoney:
+        return DomainMoney.parse(self.amount, self.currency)
+
+
+@strawberry.type(description="Why a mutation refused: a stable code, a message, and the input path it concerns.")
+class UserError:
+    field: list[str] | None
+    code: str
+    message: str
+
+    @classmethod
+    def of(cls, error: RebillError) -> UserError:
+        return cls(field=error.field, code=error.code, message=error.message)
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type(description="A field's value before and after a change.")
+class FieldChange:
+    field: str
+    before: JSON | None
+    after: JSON | None
+
+
+T = TypeVar("T")
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+def page_info(keys: Sequence[int], has_next: bool) -> PageInfo:
+    return PageInfo(has_next_page=has_next, end_cursor=encode_cursor(keys[-1]) if keys else None)
+
+
+def changes_of(raw: Any) -> list[FieldChange]:
+    return [FieldChange(field=c["field"], before=c.get("before"), after=c.get("after")) for c in raw or []]

@@ -1,0 +1,453 @@
+"""Mutation inputs and payloads, and the list filter input."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import strawberry
+from strawberry.scalars import JSON
+
+from rebill.schema.catalog import Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
+from rebill.schema.common import Money, MoneyInput, UserError
+from rebill.schema.enums import (
+    AnchorPolicy,
+    CouponDuration,
+    Effective,
+    FulfillmentStatus,
+    GatewayMode,
+    IntervalUnit,
+    PaymentMethodKind,
+    ProductKind,
+    Proration,
+    RenewalType,
+    RenewNowMode,
+    SubscriptionStatus,
+)
+from rebill.schema.subscriptions import Phase, Renewal, Subscription
+
+# -- filter ------------------------------------------------------------------
+
+
+@strawberry.input(description="Filters for the subscription list and for bulk plans (ANDed).")
+class SubscriptionFilter:
+    ids: list[strawberry.ID] | None = None
+    status: list[SubscriptionStatus] | None = None
+    renewal_type: RenewalType | None = None
+    profile_ids: list[strawberry.ID] | None = None
+    product_ids: list[strawberry.ID] | None = None
+    customer_email: str | None = None
+    next_renewal_from: date | None = strawberry.field(default=None, description="Inclusive; a TRIAL matches by its trial end")
+    next_renewal_to: date | None = strawberry.field(default=None, description="Inclusive; a TRIAL matches by its trial end")
+    in_trial: bool | None = None
+    amount_min: str | None = None
+    amount_max: str | None = None
+    currency: str | None = None
+    gateway_mode: list[GatewayMode] | None = None
+    gateway_ids: list[str] | None = None
+    has_gateway: bool | None = None
+
+
+# -- shared pieces -----------------------------------------------------------
+
+
+@strawberry.input
+class CadenceInput:
+    unit: IntervalUnit
+    count: int = 1
+
+
+@strawberry.input(description="A relative duration such as 3 MONTH or -14 DAY.")
+class ShiftInput:
+    unit: IntervalUnit
+    count: int
+
+
+@strawberry.input
+class AddressInput:
+    line1: str
+    line2: str | None = None
+    city: str
+    region: str | None = None
+    postal_code: str | None = None
+    country: str
+
+
+@strawberry.input
+class PriceTierInput:
+    up_to: int | None
+    unit_price: MoneyInput
+
+
+@strawberry.input(description="The options every subscription mutation takes.")
+class SubscriptionMutationInput:
+    subscription_id: strawberry.ID
+    expected_version: int | None = strawberry.field(default=None, description="Refused with VERSION_CONFLICT when stale")
+    reason: str | None = strawberry.field(default=None, description="Kept in the history entry")
+    idempotency_key: str | None = strawberry.field(default=None, description="A retry with the same key and input replays the first response")
+    dry_run: bool | None = strawberry.field(default=False, description="Check and compute everything, store nothing")
+
+
+@strawberry.type
+class Payload:
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class SubscriptionPayload(Payload):
+    subscription: Subscription | None
+    dry_run: bool = False
+    replayed: bool = False
+
+
+# -- creating ----------------------------------------------------------------
+
+
+@strawberry.input
+class CreateProductInput:
+    name: str
+    sku: str
+    kind: ProductKind = ProductKind.STANDARD  # type: ignore[assignment]
+    tiers: list[PriceTierInput] | None = None
+
+
+@strawberry.type
+class CreateProductPayload(Payload):
+    product: Product | None
+
+
+@strawberry.input
+class CreateProfileInput:
+    name: str
+    description: str | None = None
+    cadence: CadenceInput
+    anchor_policy: AnchorPolicy = AnchorPolicy.ANCHORED  # type: ignore[assignment]
+    trial_days: int = 0
+    max_occurrences: int | None = None
+    overdue_limit: int = 0
+    retry_schedule_days: list[int] | None = None
+    final_failure_action: str = "CANCEL"
+    default_renewal_type: RenewalType = RenewalType.AUTOMATIC  # type: ignore[assignment]
+    force_last_gateway: bool = False
+    reminder_days_before: int = 7
+    active: bool = True
+
+
+@strawberry.type
+class CreateProfilePayload(Payload):
+    profile: SubscriptionProfile | None
+
+
+@strawberry.input
+class UpdateProfileInput:
+    profile_id: strawberry.ID
+    name: str | None = None
+    description: str | None = None
+    cadence: CadenceInput | None = None
+    anchor_policy: AnchorPolicy | None = None
+    trial_days: int | None = None
+    max_occurrences: int | None = None
+    clear_max_occurrences: bool = False
+    overdue_limit: int | None = None
+    retry_schedule_days: list[int] | None = None
+    final_failure_action: str | None = None
+    default_renewal_type: RenewalType | None = None
+    force_last_gateway: bool | None = None
+    reminder_days_before: int | None = None
+    active: bool | None = None
+
+
+@strawberry.type
+class UpdateProfilePayload(Payload):
+    profile: SubscriptionProfile | None
+
+
+@strawberry.input
+class CreateCustomerInput:
+    email: str
+    name: str | None = None
+    time_zone: str | None = "UTC"
+
+
+@strawberry.type
+class CreateCustomerPayload(Payload):
+    customer: Customer | None
+
+
+@strawberry.input
+class AddPaymentMethodInput:
+    customer_id: strawberry.ID
+    kind: PaymentMethodKind
+    gateway_token: str | None = strawberry.field(default=None, description="For the sandbox: a test card number")
+    make_default: bool = False
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+
+@strawberry.type
+class AddPaymentMethodPayload(Payload):
+    payment_method: PaymentMethod | None
+
+
+@strawberry.input
+class CreateCouponInput:
+    code: str
+    name: str | None = None
+    percent_off: str | None = None
+    amount_off: MoneyInput | None = None
+    duration: CouponDuration = CouponDuration.FOREVER  # type: ignore[assignment]
+    duration_cycles: int | None = None
+    product_ids: list[strawberry.ID] | None = None
+
+
+@strawberry.type
+class CreateCouponPayload(Payload):
+    coupon: Coupon | None
+
+
+@strawberry.input
+class SubscriptionItemInput:
+    product_id: strawberry.ID
+    unit_price: MoneyInput | None = strawberry.field(default=None, description="Omit to price by the product's volume tiers")
+    quantity: int = 1
+
+
+@strawberry.input
+class CreateSubscriptionInput:
+    customer_id: strawberry.ID
+    profile_id: strawberry.ID
+    items: list[SubscriptionItemInput]
+    start_date: date | None = None
+    trial_days: int | None = None
+    payment_method_id: strawberry.ID | None = None
+    renewal_type: RenewalType | None = None
+    metadata: JSON | None = None
+    bill_first_period: bool = True
+    reason: str | None = None
+    idempotency_key: str | None = None
+    dry_run: bool | None = False
+
+
+@strawberry.type
+class CreateSubscriptionPayload(SubscriptionPayload):
+    renewal: Renewal | None
+
+
+# -- local updates -----------------------------------------------------------
+
+
+@strawberry.input
+class ChangeNextRenewalDateInput(SubscriptionMutationInput):
+    date: date | None = None
+    shift: ShiftInput | None = None
+
+
+@strawberry.input
+class UpdateItemInput(SubscriptionMutationInput):
+    item_id: strawberry.ID
+    unit_price: MoneyInput | None = None
+    quantity: int | None = None
+    effective: Effective = Effective.IMMEDIATE  # type: ignore[assignment]
+    proration: Proration = Proration.NONE  # type: ignore[assignment]
+    consent_reference: str | None = None
+
+
+@strawberry.type
+class ChargePayload(SubscriptionPayload):
+    renewal: Renewal | None
+
+
+@strawberry.input
+class AddItemInput(SubscriptionMutationInput):
+    product_id: strawberry.ID
+    unit_price: MoneyInput | None = None
+    quantity: int = 1
+    effective: Effective = Effective.IMMEDIATE  # type: ignore[assignment]
+    proration: Proration = Proration.NONE  # type: ignore[assignment]
+    consent_reference: str | None = None
+
+
+@strawberry.input
+class RemoveItemInput(SubscriptionMutationInput):
+    item_id: strawberry.ID
+    effective: Effective = Effective.IMMEDIATE  # type: ignore[assignment]
+    proration: Proration = Proration.NONE  # type: ignore[assignment]
+
+
+@strawberry.input
+class CouponCodeInput(SubscriptionMutationInput):
+    code: str
+
+
+@strawberry.input
+class ChangeProfileInput(SubscriptionMutationInput):
+    profile_id: strawberry.ID | None = None
+    custom_profile: CreateProfileInput | None = None
+
+
+@strawberry.input
+class ChangeProductInput(SubscriptionMutationInput):
+    item_id: strawberry.ID
+    product_id: strawberry.ID
+    unit_price: MoneyInput | None = None
+    quantity: int | None = None
+    transfer_coupons: bool = False
+    consent_reference: str | None = None
+
+
+@strawberry.type
+class ChangeProductPayload(SubscriptionPayload):
+    replaced: Subscription | None
+
+
+@strawberry.input
+class UpdateShippingAddressInput(SubscriptionMutationInput):
+    address: AddressInput
+
+
+@strawberry.input
+class SetPaymentMethodInput(SubscriptionMutationInput):
+    payment_method_id: strawberry.ID
+
+
+@strawberry.input
+class SetGatewayInput(SubscriptionMutationInput):
+    gateway_id: str | None = strawberry.field(default=None, description="null clears the gateway preference")
+    mode: GatewayMode | None = None
+
+
+@strawberry.input
+class SetRenewalTypeInput(SubscriptionMutationInput):
+    renewal_type: RenewalType
+    item_ids: list[strawberry.ID] | None = None
+
+
+@strawberry.input
+class SetEndDateInput(SubscriptionMutationInput):
+    end_date: date | None = strawberry.field(default=None, description="null (and no after) = forever")
+    after: ShiftInput | None = strawberry.field(default=None, description="A duration from the start date")
+
+
+@strawberry.input
+class SetMetadataInput(SubscriptionMutationInput):
+    metadata: JSON | None = None
+    merge: bool = True
+
+
+# -- global update -----------------------------------------------------------
+
+
+@strawberry.input
+class ItemChangeInput:
+    item_id: strawberry.ID
+    unit_price: MoneyInput | None = None
+    quantity: int | None = None
+
+
+@strawberry.input
+class NewItemInput:
+    product_id: strawberry.ID
+    unit_price: MoneyInput | None = None
+    quantity: int = 1
+
+
+@strawberry.input(description="Any set of settings at once; effectiveDate in the future (or atNextRenewal) stores a phase.")
+class UpdateSubscriptionInput(SubscriptionMutationInput):
+    next_renewal_date: date | None = None
+    items: list[ItemChangeInput] | None = None
+    add_items: list[NewItemInput] | None = None
+    remove_item_ids: list[strawberry.ID] | None = None
+    apply_coupons: list[str] | None = None
+    remove_coupons: list[str] | None = None
+    profile_id: strawberry.ID | None = None
+    shipping_address: AddressInput | None = None
+    payment_method_id: strawberry.ID | None = None
+    gateway_id: str | None = None
+    gateway_mode: GatewayMode | None = None
+    clear_gateway: bool = False
+    renewal_type: RenewalType | None = None
+    end_date: date | None = None
+    clear_end_date: bool = False
+    metadata: JSON | None = None
+    consent_reference: str | None = None
+    effective_date: date | None = None
+    at_next_renewal: bool = False
+
+
+@strawberry.type
+class UpdateSubscriptionPayload(SubscriptionPayload):
+    phase: Phase | None
+
+
+@strawberry.input
+class UpdatePhaseInput(UpdateSubscriptionInput):
+    phase_id: strawberry.ID
+
+
+@strawberry.input
+class CancelPhaseInput(SubscriptionMutationInput):
+    phase_id: strawberry.ID
+
+
+# -- lifecycle ---------------------------------------------------------------
+
+
+@strawberry.input
+class LifecycleInput(SubscriptionMutationInput):
+    pass
+
+
+@strawberry.input
+class CancelSubscriptionInput(SubscriptionMutationInput):
+    at_period_end: bool = False
+    refund_last_renewal: bool = False
+    cancel_fulfillment: bool = False
+
+
+@strawberry.type(description="Money sent back through the gateway that took the payment.")
+class Refund:
+    id: strawberry.ID
+    renewal_id: strawberry.ID
+    amount: Money
+    gateway_reference: str | None
+
+
+@strawberry.type
+class CancelSubscriptionPayload(SubscriptionPayload):
+    refund: Refund | None
+
+
+@strawberry.input
+class RenewNowInput(SubscriptionMutationInput):
+    mode: RenewNowMode = RenewNowMode.EXTEND  # type: ignore[assignment]
+    unit_price: MoneyInput | None = None
+    product_id: strawberry.ID | None = strawberry.field(default=None, description="Upgrade or downgrade the item as part of the renewal")
+    consent_reference: str | None = None
+
+
+@strawberry.input
+class RenewalMutationInput:
+    renewal_id: strawberry.ID
+    expected_version: int | None = None
+    reason: str | None = None
+    idempotency_key: str | None = None
+    dry_run: bool | None = False
+
+
+@strawberry.input
+class RetryRenewalInput(RenewalMutationInput):
+    pass
+
+
+@strawberry.input
+class RefundRenewalInput(RenewalMutationInput):
+    amount: MoneyInput | None = strawberry.field(default=None, description="Absent = all that was paid and not refunded")
+
+
+@strawberry.input
+class UpdateFulfillmentInput(RenewalMutationInput):
+    status: FulfillmentStatus
+
+
+@strawberry.type
+class RenewalPayload(SubscriptionPayload):
+    renewal: Renewal | None

@@ -1,0 +1,49 @@
+"""Notifications: the outbox rows (emails and partner events) as the API shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from rebill.schema.common import Node, PageInfo, to_global_id
+from rebill.schema.enums import NotificationKind
+
+
+@strawberry.type
+class Notification(Node):
+    kind: NotificationKind
+    recipient: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: JSON
+    subscription_id: strawberry.ID | None
+
+    @classmethod
+    def of(cls, row: Any) -> Notification:
+        return cls(
+            id=strawberry.ID(to_global_id("Notification", row.id)),
+            kind=NotificationKind(row.kind),
+            recipient=row.recipient,
+            created_at=row.created_at,
+            delivered_at=row.delivered_at,
+            payload=row.payload,
+            subscription_id=(
+                strawberry.ID(to_global_id("Subscription", row.subscription_id)) if row.subscription_id else None
+            ),
+        )
+
+
+@strawberry.type
+class NotificationEdge:
+    cursor: str
+    node: Notification
+
+
+@strawberry.type
+class NotificationConnection:
+    edges: list[NotificationEdge]
+    page_info: PageInfo
+    total_count: int

@@ -1,0 +1,97 @@
+"""The root Query and Mutation types and the Schema, with its protections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+
+from rebill.config import Settings
+from rebill.resolvers import mutations as m
+from rebill.resolvers import queries as q
+from rebill.resolvers.auth import CanRead, CanRefund, CanWrite
+from rebill.schema.common import ApiError
+
+
+def _read(resolver: Any, description: str | None = None) -> Any:
+    return strawberry.field(resolver=resolver, permission_classes=[CanRead], description=description)
+
+
+def _write(resolver: Any, description: str | None = None) -> Any:
+    return strawberry.mutation(resolver=resolver, permission_classes=[CanWrite], description=description)
+
+
+@strawberry.type
+class Query:
+    node = _read(q.node, "Any object by its global id")
+    subscription = _read(q.subscription)
+    subscriptions = _read(q.subscriptions, "Subscriptions matching a filter, by id; first is at most 100")
+    renewal = _read(q.renewal)
+    renewals = _read(q.renewals)
+    profile = _read(q.profile)
+    profiles = _read(q.profiles)
+    customer = _read(q.customer)
+    products = _read(q.products)
+    coupon = _read(q.coupon)
+    notifications = _read(q.notifications, "Outbox rows: emails to customers and partner events")
+
+
+@strawberry.type
+class Mutation:
+    create_product = _write(m.create_product)
+    create_profile = _write(m.create_profile)
+    update_profile = _write(m.update_profile)
+    create_customer = _write(m.create_customer)
+    add_payment_method = _write(m.add_payment_method, "Add a card, external or offline payment method")
+    create_coupon = _write(m.create_coupon)
+    create_subscription = _write(m.create_subscription)
+
+    change_next_renewal_date = _write(m.change_next_renewal_date, "A date or a shift; a trial moves with it")
+    update_item = _write(m.update_item)
+    add_item = _write(m.add_item)
+    remove_item = _write(m.remove_item)
+    apply_coupon = _write(m.apply_coupon)
+    remove_coupon = _write(m.remove_coupon)
+    change_profile = _write(m.change_profile)
+    change_product = _write(m.change_product, "Ends the subscription and creates its replacement")
+    update_shipping_address = _write(m.update_shipping_address)
+    set_payment_method = _write(m.set_payment_method)
+    set_gateway = _write(m.set_gateway)
+    set_renewal_type = _write(m.set_renewal_type)
+    set_end_date = _write(m.set_end_date)
+    set_metadata = _write(m.set_metadata)
+
+    suspend_subscription = _write(m.suspend_subscription)
+    activate_subscription = _write(m.activate_subscription)
+    cancel_subscription = _write(m.cancel_subscription)
+    renew_now = _write(m.renew_now)
+    force_bill = _write(m.force_bill)
+    retry_renewal = _write(m.retry_renewal)
+    refund_renewal = strawberry.mutation(resolver=m.refund_renewal, permission_classes=[CanRefund])
+    update_fulfillment = _write(m.update_fulfillment, "Mark a renewal's shipment SHIPPED or CANCELLED")
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    """Show our own top-level errors and GraphQL's validation errors; mask everything else."""
+    original = error.original_error
+    if original is None:
+        return False
+    if isinstance(original, ApiError):
+        return False
+    return not (error.extensions and error.extensions.get("code") in {"FORBIDDEN", "UNAUTHENTICATED"})
+
+
+def build_schema(settings: Settings | None = None, *, query: type = Query, mutation: type = Mutation) -> strawberry.Schema:
+    settings = settings or Settings()
+    extensions: list[Any] = [
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error."),
+    ]
+    if not settings.introspection:
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return strawberry.Schema(query=query, mutation=mutation, extensions=extensions)
