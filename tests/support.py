@@ -81,7 +81,9 @@ async def make_customer(client: httpx.AsyncClient, email: str = "ada@example.com
     return str(payload["customer"]["id"])
 
 
-async def add_card(client: httpx.AsyncClient, customer: str, number: str = "4242424242424242", default: bool = True) -> str:
+async def add_card(
+    client: httpx.AsyncClient, customer: str, number: str = "4242424242424242", default: bool = True
+) -> str:
     payload = ok(
         await mutate(
             client,
@@ -96,7 +98,10 @@ async def add_card(client: httpx.AsyncClient, customer: str, number: str = "4242
 async def add_method(client: httpx.AsyncClient, customer: str, kind: str, default: bool = True) -> str:
     payload = ok(
         await mutate(
-            client, "addPaymentMethod", {"customerId": customer, "kind": kind, "makeDefault": default}, "paymentMethod { id }"
+            client,
+            "addPaymentMethod",
+            {"customerId": customer, "kind": kind, "makeDefault": default},
+            "paymentMethod { id }",
         )
     )
     return str(payload["paymentMethod"]["id"])
@@ -122,7 +127,9 @@ async def subscribe(
     data = {
         "customerId": world.customer,
         "profileId": world.profile,
-        "items": [{"productId": world.product, "unitPrice": {"amount": price, "currency": currency}, "quantity": quantity}],
+        "items": [
+            {"productId": world.product, "unitPrice": {"amount": price, "currency": currency}, "quantity": quantity}
+        ],
         **fields,
     }
     payload = ok(
@@ -147,7 +154,9 @@ async def history(client: httpx.AsyncClient, subscription_id: str) -> list[dict[
 
 
 async def get_subscription(client: httpx.AsyncClient, subscription_id: str) -> dict[str, Any]:
-    data = await gql(client, f"query($id: ID!) {{ subscription(id: $id) {{ {SUBSCRIPTION_FIELDS} }} }}", {"id": subscription_id})
+    data = await gql(
+        client, f"query($id: ID!) {{ subscription(id: $id) {{ {SUBSCRIPTION_FIELDS} }} }}", {"id": subscription_id}
+    )
     sub: dict[str, Any] = data["subscription"]
     return sub
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from sqlalchemy import text
@@ -71,7 +71,7 @@ class AuthGate:
         await self.app(scope, receive, send)
 
 
-BackgroundTask = Callable[[Services], Awaitable[None]]
+BackgroundTask = Callable[[Services], Coroutine[Any, Any, None]]
 
 
 def create_app(services: Services, *, background: list[BackgroundTask] | None = None) -> Starlette:
@@ -89,7 +89,7 @@ def create_app(services: Services, *, background: list[BackgroundTask] | None = 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(task(services)) for task in background or []]
+        tasks: list[asyncio.Task[None]] = [asyncio.create_task(task(services)) for task in background or []]
         try:
             yield
         finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
@@ -182,7 +181,9 @@ def schema() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("REBILL_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("REBILL_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
+    )
     for module in ("rebill.billing.commands", "rebill.bulk.commands", "rebill.seed"):
         try:
             __import__(module)
@@ -193,4 +194,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

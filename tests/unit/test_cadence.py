@@ -194,9 +194,7 @@ def test_an_unknown_policy_is_refused() -> None:
         (d(2025, 1, 31), MONTHLY, 0, d(2025, 1, 31)),
     ],
 )
-def test_add_interval_clamps_to_the_end_of_a_short_month(
-    start: date, cadence: Cadence, n: int, expected: date
-) -> None:
+def test_add_interval_clamps_to_the_end_of_a_short_month(start: date, cadence: Cadence, n: int, expected: date) -> None:
     assert add_interval(start, cadence, n) == expected
 
 
@@ -225,9 +223,7 @@ def test_add_interval_past_year_9999_is_refused_with_a_code() -> None:
         (Cadence(IntervalUnit.DAY), 1, 1),
     ],
 )
-def test_cadence_knows_its_shortest_and_longest_period(
-    cadence: Cadence, shortest: int, longest: int
-) -> None:
+def test_cadence_knows_its_shortest_and_longest_period(cadence: Cadence, shortest: int, longest: int) -> None:
     assert (cadence.min_days, cadence.max_days) == (shortest, longest)
 
 
@@ -291,9 +287,7 @@ def test_following_a_date_before_the_anchor_is_the_anchor() -> None:
         (d(2025, 3, 31), d(2025, 4, 30)),
     ],
 )
-def test_next_renewal_after_is_the_first_schedule_date_strictly_after_the_day(
-    day: date, expected: date
-) -> None:
+def test_next_renewal_after_is_the_first_schedule_date_strictly_after_the_day(day: date, expected: date) -> None:
     assert next_renewal_after(d(2025, 1, 31), MONTHLY, A, day) == expected
 
 
@@ -383,9 +377,7 @@ NEW_YORK = "America/New_York"
         (datetime(2026, 1, 1, 23, 30, tzinfo=UTC), "UTC", d(2026, 1, 1)),
     ],
 )
-def test_local_today_is_the_calendar_date_in_the_subscriptions_zone(
-    now: datetime, tz: str, expected: date
-) -> None:
+def test_local_today_is_the_calendar_date_in_the_subscriptions_zone(now: datetime, tz: str, expected: date) -> None:
     assert local_today(now, tz) == expected
 
 
@@ -460,7 +452,5 @@ def test_start_of_day_skipped_by_dst_is_the_instant_the_clocks_jump_to() -> None
         (d(2026, 3, 7), datetime(2026, 3, 8, 4, 30, tzinfo=UTC), True),
     ],
 )
-def test_a_renewal_is_due_from_local_midnight_of_its_date(
-    renewal_date: date, now: datetime, due: bool
-) -> None:
+def test_a_renewal_is_due_from_local_midnight_of_its_date(renewal_date: date, now: datetime, due: bool) -> None:
     assert is_due(renewal_date, now, NEW_YORK) is due

@@ -7,6 +7,7 @@ the ones nobody thought of, and hold the fast integer arithmetic to dateutil.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from itertools import pairwise
 
 from dateutil.relativedelta import relativedelta
 from hypothesis import given, settings
@@ -54,11 +55,9 @@ def _dateutil_delta(cadence: Cadence, n: int) -> relativedelta:
 
 
 @given(any_anchor, cadences, policies)
-def test_renewal_dates_strictly_increase(
-    anchor: date, cadence: Cadence, policy: AnchorPolicy
-) -> None:
+def test_renewal_dates_strictly_increase(anchor: date, cadence: Cadence, policy: AnchorPolicy) -> None:
     dates = [anchor, *renewal_dates(anchor, cadence, policy, 24)]
-    assert all(earlier < later for earlier, later in zip(dates, dates[1:], strict=False))
+    assert all(earlier < later for earlier, later in pairwise(dates))
 
 
 @given(any_anchor, cadences, steps)
@@ -69,9 +68,7 @@ def test_anchored_dates_never_drift_from_the_anchor(anchor: date, cadence: Caden
 
 
 @given(any_anchor, cadences, steps)
-def test_sticky_dates_step_one_dateutil_interval_at_a_time(
-    anchor: date, cadence: Cadence, n: int
-) -> None:
+def test_sticky_dates_step_one_dateutil_interval_at_a_time(anchor: date, cadence: Cadence, n: int) -> None:
     expected = anchor
     for _ in range(n):
         expected = expected + _dateutil_delta(cadence, 1)
@@ -88,7 +85,7 @@ def test_every_period_lasts_between_the_cadences_shortest_and_longest(
     anchor: date, cadence: Cadence, policy: AnchorPolicy
 ) -> None:
     dates = [anchor, *renewal_dates(anchor, cadence, policy, 24)]
-    for start, end in zip(dates, dates[1:], strict=False):
+    for start, end in pairwise(dates):
         assert cadence.min_days <= (end - start).days <= cadence.max_days
 
 
@@ -97,9 +94,7 @@ def test_following_a_schedule_date_is_the_next_schedule_date(
     anchor: date, cadence: Cadence, policy: AnchorPolicy, k: int
 ) -> None:
     current = nth_renewal(anchor, cadence, policy, k)
-    assert following(anchor, cadence, policy, current) == nth_renewal(
-        anchor, cadence, policy, k + 1
-    )
+    assert following(anchor, cadence, policy, current) == nth_renewal(anchor, cadence, policy, k + 1)
 
 
 @given(any_anchor, cadences, st.integers(0, 12), st.integers(0, 12))
@@ -133,8 +128,7 @@ def test_the_period_containing_a_day_runs_between_consecutive_schedule_dates(
     assert period.contains(day)
     # start is a schedule date: the anchor, or the date that follows the day before it.
     assert period.start == anchor or (
-        next_renewal_after(anchor, cadence, policy, period.start - timedelta(days=1))
-        == period.start
+        next_renewal_after(anchor, cadence, policy, period.start - timedelta(days=1)) == period.start
     )
     # end is the very next one.
     assert period.end == following(anchor, cadence, policy, period.start)

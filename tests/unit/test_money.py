@@ -306,9 +306,7 @@ def test_rounding_names_map_to_the_decimal_modules_constants() -> None:
         ("2.34", Rounding.UP, 234),
     ],
 )
-def test_from_decimal_rounds_once_with_the_named_rule(
-    value: str, rounding: Rounding, minor: int
-) -> None:
+def test_from_decimal_rounds_once_with_the_named_rule(value: str, rounding: Rounding, minor: int) -> None:
     assert Money.from_decimal(Decimal(value), "USD", rounding) == usd(minor)
 
 
@@ -369,9 +367,7 @@ def test_percent_takes_a_percentage_not_a_fraction() -> None:
         (7, [5], [7]),
     ],
 )
-def test_allocate_splits_exactly_by_largest_remainder(
-    total: int, weights: list[int], parts: list[int]
-) -> None:
+def test_allocate_splits_exactly_by_largest_remainder(total: int, weights: list[int], parts: list[int]) -> None:
     assert usd(total).allocate(weights) == [usd(part) for part in parts]
 
 
@@ -403,9 +399,7 @@ def test_adding_then_subtracting_gives_back_the_amount(a: int, b: int, currency:
 
 
 @given(minors, st.lists(st.integers(0, 1000), min_size=1, max_size=12))
-def test_allocated_parts_add_up_and_stay_within_one_unit_of_their_share(
-    total: int, weights: list[int]
-) -> None:
+def test_allocated_parts_add_up_and_stay_within_one_unit_of_their_share(total: int, weights: list[int]) -> None:
     parts = usd(total).allocate(weights)
     assert sum_money(parts, "USD") == usd(total)
     effective = weights if any(weights) else [1] * len(weights)
@@ -415,9 +409,7 @@ def test_allocated_parts_add_up_and_stay_within_one_unit_of_their_share(
 
 
 @given(st.integers(-(10**12), 10**12), st.integers(0, 6), st.sampled_from(list(Rounding)))
-def test_round_fraction_agrees_with_decimal_quantize(
-    numerator: int, places: int, rounding: Rounding
-) -> None:
+def test_round_fraction_agrees_with_decimal_quantize(numerator: int, places: int, rounding: Rounding) -> None:
     exact = Decimal(numerator).scaleb(-places)
     expected = int(exact.quantize(Decimal(1), rounding=rounding.value))
     assert round_fraction(Fraction(numerator, 10**places), rounding) == expected

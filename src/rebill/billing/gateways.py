@@ -23,7 +23,7 @@ from rebill.db import tables as t
 from rebill.domain.money import Money
 from rebill.domain.subscription import GatewayMode, SubscriptionState
 
-LEDGER = t.SandboxCharge.__table__
+LEDGER = t.table_of(t.SandboxCharge)
 
 # Test cards (as the major gateways' test modes use them).
 DECLINES = {

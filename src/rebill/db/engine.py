@@ -13,7 +13,13 @@ from rebill.db.embedded import asyncpg_url, start_embedded
 
 def to_async_url(url: str) -> str:
     """Accept the usual ``postgresql://`` spellings and use the asyncpg driver."""
-    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql+psycopg2://", "postgresql://", "postgres://"):
+    for prefix in (
+        "postgresql+asyncpg://",
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+        "postgresql://",
+        "postgres://",
+    ):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     raise ValueError(f"DATABASE_URL must be a postgresql:// URL, not {url.split(':', 1)[0]}://…")

@@ -38,15 +38,15 @@ from rebill.domain.subscription import (
     SubscriptionState,
 )
 
-S = t.Subscription.__table__
-I = t.SubscriptionItem.__table__  # noqa: E741
-AC = t.AppliedCoupon.__table__
-C = t.Coupon.__table__
-P = t.Profile.__table__
-PR = t.Product.__table__
-PT = t.ProductTier.__table__
-PM = t.PaymentMethod.__table__
-R = t.Renewal.__table__
+S = t.table_of(t.Subscription)
+I = t.table_of(t.SubscriptionItem)  # noqa: E741
+AC = t.table_of(t.AppliedCoupon)
+C = t.table_of(t.Coupon)
+P = t.table_of(t.Profile)
+PR = t.table_of(t.Product)
+PT = t.table_of(t.ProductTier)
+PM = t.table_of(t.PaymentMethod)
+R = t.table_of(t.Renewal)
 
 
 # -- rows to domain values ---------------------------------------------------
@@ -308,7 +308,9 @@ class SubscriptionRepository:
                     auto_renew=r.auto_renew,
                     price_from_tiers=r.price_from_tiers,
                     pending_unit_price=(
-                        Money(r.pending_unit_price_minor, r.currency) if r.pending_unit_price_minor is not None else None
+                        Money(r.pending_unit_price_minor, r.currency)
+                        if r.pending_unit_price_minor is not None
+                        else None
                     ),
                     pending_quantity=r.pending_quantity,
                 )
@@ -473,4 +475,4 @@ def history_row(
 
 async def write_history(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(t.HistoryEntry.__table__), list(rows))
+        await session.execute(insert(t.table_of(t.HistoryEntry)), list(rows))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -340,9 +341,7 @@ class Renewal(Base):
 
     __table_args__ = (
         CheckConstraint("kind IN ('INITIAL','SCHEDULED','MANUAL','EARLY','FORCED')", name="kind"),
-        CheckConstraint(
-            "status IN ('PENDING','PAID','FAILED','REFUNDED','PARTIALLY_REFUNDED','VOID')", name="status"
-        ),
+        CheckConstraint("status IN ('PENDING','PAID','FAILED','REFUNDED','PARTIALLY_REFUNDED','VOID')", name="status"),
         CheckConstraint("fulfillment IN ('NONE','PENDING','SHIPPED','CANCELLED')", name="fulfillment"),
         CheckConstraint("refunded_minor >= 0", name="refunded"),
         # Exactly once: one renewal per subscription and billing cycle.
@@ -434,9 +433,7 @@ class BulkRun(Base):
     reverted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('QUEUED','RUNNING','COMPLETED','FAILED','CANCELLED','REVERTED')", name="status"
-        ),
+        CheckConstraint("status IN ('QUEUED','RUNNING','COMPLETED','FAILED','CANCELLED','REVERTED')", name="status"),
     )
 
 
@@ -505,3 +502,8 @@ class SandboxCharge(Base):
 
 
 TABLES = [t.name for t in Base.metadata.sorted_tables]
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, typed as one (for Core statements on hot paths)."""
+    return cast(Table, model.__table__)

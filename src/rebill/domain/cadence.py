@@ -124,14 +124,9 @@ class Cadence:
                 f"interval unit must be one of DAY, WEEK, MONTH, YEAR, not {self.unit!r}",
                 code="INVALID_CADENCE",
             )
-        if (
-            isinstance(self.count, bool)
-            or not isinstance(self.count, int)
-            or not 1 <= self.count <= MAX_INTERVAL_COUNT
-        ):
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or not 1 <= self.count <= MAX_INTERVAL_COUNT:
             raise ValidationError(
-                f"interval count must be an integer from 1 to {MAX_INTERVAL_COUNT},"
-                f" not {self.count!r}",
+                f"interval count must be an integer from 1 to {MAX_INTERVAL_COUNT}, not {self.count!r}",
                 code="INVALID_CADENCE",
             )
 
@@ -319,9 +314,7 @@ def following(anchor: date, cadence: Cadence, policy: AnchorPolicy, current: dat
     unit = cadence.unit
     if unit is IntervalUnit.MONTH or unit is IntervalUnit.YEAR:
         months = cadence.count if unit is IntervalUnit.MONTH else 12 * cadence.count
-        k, offset = divmod(
-            (current.year - anchor.year) * 12 + current.month - anchor.month, months
-        )
+        k, offset = divmod((current.year - anchor.year) * 12 + current.month - anchor.month, months)
         if offset == 0:
             # nth(k) falls in current's month; it is the answer if still ahead.
             day = min(anchor.day, days_in_month(current.year, current.month))
@@ -386,9 +379,7 @@ def _zone(tz: str) -> ZoneInfo:
 def validate_time_zone(tz: str) -> str:
     """Return ``tz`` if it is an IANA time zone name, else refuse it."""
     if not isinstance(tz, str):
-        raise ValidationError(
-            f"a time zone is an IANA name, not {type(tz).__name__}", code="UNKNOWN_TIME_ZONE"
-        )
+        raise ValidationError(f"a time zone is an IANA name, not {type(tz).__name__}", code="UNKNOWN_TIME_ZONE")
     _zone(tz)
     return tz
 

@@ -79,8 +79,7 @@ def start_subscription(
         check_quantity(it.quantity, "quantity")
         if it.unit_price is not None and it.unit_price.currency != currency:
             raise SubscriptionError(
-                f"all items must be in one currency: item {index} is in {it.unit_price.currency}, "
-                f"item 0 in {currency}",
+                f"all items must be in one currency: item {index} is in {it.unit_price.currency}, item 0 in {currency}",
                 code="CURRENCY_MISMATCH",
                 field=["items", str(index), "unitPrice"],
             )

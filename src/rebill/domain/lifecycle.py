@@ -165,7 +165,9 @@ def renew_now(
     cycle = state.last_cycle + 1
     new = new.evolve(
         next_renewal_date=end,
-        current_period_start=start if (mode is RenewNowMode.RESTART or lapsed) else (state.current_period_start or start),
+        current_period_start=start
+        if (mode is RenewNowMode.RESTART or lapsed)
+        else (state.current_period_start or start),
         current_period_end=end,
         last_cycle=cycle,
         trial_end_date=state.trial_end_date,
@@ -277,7 +279,9 @@ def refund_renewal(
     return Outcome(state, "renewal_refunded", refund=Refund(renewal, amount))
 
 
-def mark_fulfillment(state: SubscriptionState, ctx: OpContext, *, renewal: RenewalInfo, status: FulfillmentStatus) -> Outcome:
+def mark_fulfillment(
+    state: SubscriptionState, ctx: OpContext, *, renewal: RenewalInfo, status: FulfillmentStatus
+) -> Outcome:
     """Record that a renewal's shipment went out (or was cancelled)."""
     if renewal.fulfillment is FulfillmentStatus.NONE:
         raise SubscriptionError(f"renewal {renewal.id} ships nothing", code="NOTHING_TO_SHIP", field=["renewalId"])

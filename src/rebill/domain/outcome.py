@@ -45,9 +45,7 @@ def changeable(state: SubscriptionState, action: str) -> None:
     ensure_changeable(state.status, action)
 
 
-def require_consent(
-    before: SubscriptionState, after: SubscriptionState, consent_reference: str | None
-) -> None:
+def require_consent(before: SubscriptionState, after: SubscriptionState, consent_reference: str | None) -> None:
     """Raising what a running subscription bills needs the customer's consent (seed 002)."""
     if after.status in (SubscriptionStatus.CANCELLED, SubscriptionStatus.EXPIRED):
         return

@@ -50,8 +50,7 @@ def validate_tiers(tiers: Sequence[PriceTier]) -> None:
         last = index == len(tiers) - 1
         if tier.unit_price.currency != currency:
             raise ValidationError(
-                f"all tiers must be priced in {currency}, tier {index + 1} is in"
-                f" {tier.unit_price.currency}",
+                f"all tiers must be priced in {currency}, tier {index + 1} is in {tier.unit_price.currency}",
                 code="INVALID_TIERS",
             )
         if tier.unit_price.is_negative:
@@ -61,9 +60,7 @@ def validate_tiers(tiers: Sequence[PriceTier]) -> None:
             )
         if tier.up_to is None:
             if not last:
-                raise ValidationError(
-                    "only the last tier may be unbounded (up_to None)", code="INVALID_TIERS"
-                )
+                raise ValidationError("only the last tier may be unbounded (up_to None)", code="INVALID_TIERS")
             continue
         if last:
             raise ValidationError(
@@ -172,13 +169,10 @@ class Discount:
             or not Decimal(0) < self.percent <= Decimal(100)
         ):
             raise ValidationError(
-                f"coupon {self.key!r}: a percentage is a Decimal above 0 and at most 100,"
-                f" not {self.percent!r}",
+                f"coupon {self.key!r}: a percentage is a Decimal above 0 and at most 100, not {self.percent!r}",
                 code="INVALID_COUPON",
             )
-        if self.amount is not None and (
-            not isinstance(self.amount, Money) or not self.amount.is_positive
-        ):
+        if self.amount is not None and (not isinstance(self.amount, Money) or not self.amount.is_positive):
             raise ValidationError(
                 f"coupon {self.key!r}: a fixed discount is a positive amount, not {self.amount}",
                 code="INVALID_COUPON",
@@ -271,16 +265,12 @@ def bill(lines: Sequence[Line], discounts: Sequence[Discount], currency: str) ->
                 code="CURRENCY_MISMATCH",
             )
         if discount.key in seen:
-            raise ValidationError(
-                f"coupon {discount.key!r} is applied twice", code="DUPLICATE_COUPON"
-            )
+            raise ValidationError(f"coupon {discount.key!r} is applied twice", code="DUPLICATE_COUPON")
         seen.add(discount.key)
 
     remaining = {key: total.minor for key, total in totals.items()}
     applied: dict[str, Money] = {}
-    ordered = [d for d in discounts if d.percent is not None] + [
-        d for d in discounts if d.amount is not None
-    ]
+    ordered = [d for d in discounts if d.percent is not None] + [d for d in discounts if d.amount is not None]
     for discount in ordered:
         keys = [key for key, line in by_key.items() if discount.applies_to(line)]
         if discount.percent is not None:

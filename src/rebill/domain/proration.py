@@ -40,9 +40,7 @@ def prorate(old: Money, new: Money, period: Period, on: date, mode: Proration) -
     its last day 1/days of it: the customer pays for the days they get.
     """
     if old.currency != new.currency:
-        raise MoneyError(
-            f"cannot prorate from {old.currency} to {new.currency}", code="CURRENCY_MISMATCH"
-        )
+        raise MoneyError(f"cannot prorate from {old.currency} to {new.currency}", code="CURRENCY_MISMATCH")
     share = remaining_fraction(period, on)
     difference = new - old
     if mode is Proration.PRORATED:

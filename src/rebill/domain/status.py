@@ -25,9 +25,7 @@ class SubscriptionStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
-FINAL: frozenset[SubscriptionStatus] = frozenset(
-    {SubscriptionStatus.CANCELLED, SubscriptionStatus.EXPIRED}
-)
+FINAL: frozenset[SubscriptionStatus] = frozenset({SubscriptionStatus.CANCELLED, SubscriptionStatus.EXPIRED})
 
 
 class Event(StrEnum):
@@ -94,9 +92,7 @@ def transition(status: SubscriptionStatus, event: Event) -> SubscriptionStatus:
         message = f"cannot {_VERBS[event]} a subscription that is {status.value}"
         if status in FINAL:
             message += ": cancelled and expired subscriptions are final"
-        raise InvalidStatus(
-            message, details={"status": status.value, "event": event.value}
-        ) from None
+        raise InvalidStatus(message, details={"status": status.value, "event": event.value}) from None
 
 
 def allowed_events(status: SubscriptionStatus) -> frozenset[Event]:
@@ -109,7 +105,6 @@ def ensure_changeable(status: SubscriptionStatus, action: str) -> None:
     status = SubscriptionStatus(status)
     if status in FINAL:
         raise InvalidStatus(
-            f"cannot {action}: subscription is {status.value}:"
-            " cancelled and expired subscriptions accept no changes",
+            f"cannot {action}: subscription is {status.value}: cancelled and expired subscriptions accept no changes",
             details={"status": status.value, "action": action},
         )

@@ -426,9 +426,7 @@ def state_to_json(s: SubscriptionState) -> dict[str, JSON]:
             }
             for i in s.items
         ],
-        "coupons": [
-            {"id": c.id, "coupon": _coupon_to_json(c.coupon), "cyclesUsed": c.cycles_used} for c in s.coupons
-        ],
+        "coupons": [{"id": c.id, "coupon": _coupon_to_json(c.coupon), "cyclesUsed": c.cycles_used} for c in s.coupons],
         "startDate": _date(s.start_date),
         "anchorDate": _date(s.anchor_date),
         "nextRenewalDate": _date(s.next_renewal_date),
@@ -491,9 +489,7 @@ def state_from_json(d: Mapping[str, JSON]) -> SubscriptionState:
             )
             for i in d["items"]
         ),
-        coupons=tuple(
-            AppliedCoupon(c["id"], _coupon_from(c["coupon"]), c["cyclesUsed"]) for c in d["coupons"]
-        ),
+        coupons=tuple(AppliedCoupon(c["id"], _coupon_from(c["coupon"]), c["cyclesUsed"]) for c in d["coupons"]),
         start_date=date.fromisoformat(d["startDate"]),
         anchor_date=date.fromisoformat(d["anchorDate"]),
         next_renewal_date=_d(d["nextRenewalDate"]),

@@ -15,7 +15,6 @@ from rebill.domain.outcome import OpContext, Outcome, changeable, require_consen
 from rebill.domain.pricing import tier_unit_price
 from rebill.domain.proration import Proration, prorate
 from rebill.domain.renewal import Charge, RenewalKind
-from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import (
     AppliedCoupon,
     CouponInfo,
@@ -243,7 +242,9 @@ def new_item(state: SubscriptionState, product: ProductInfo, unit_price: Money |
                 code="PRICE_REQUIRED",
                 field=["unitPrice"],
             )
-        return Item(None, product, tier_unit_price(tiers, quantity), quantity, price_from_tiers=True, temp=_next_temp(state))
+        return Item(
+            None, product, tier_unit_price(tiers, quantity), quantity, price_from_tiers=True, temp=_next_temp(state)
+        )
     check_price(state, unit_price)
     return Item(None, product, unit_price, quantity, temp=_next_temp(state))
 
@@ -282,7 +283,7 @@ def apply_pending(state: SubscriptionState) -> SubscriptionState:
         quantity = item.pending_quantity if item.pending_quantity is not None else item.quantity
         price = item.pending_unit_price or item.unit_price
         if item.price_from_tiers and item.product.tiers:
-                price = tier_unit_price(item.product.tiers, quantity)
+            price = tier_unit_price(item.product.tiers, quantity)
         items.append(replace(item, unit_price=price, quantity=quantity, pending_quantity=None, pending_unit_price=None))
     return state.evolve(items=tuple(items))
 
@@ -374,9 +375,7 @@ def set_gateway(
             code="UNKNOWN_GATEWAY",
             field=["gatewayId"],
         )
-    return Outcome(
-        state.evolve(gateway_id=gateway_id, gateway_mode=mode or GatewayMode.PREFERRED), "gateway_set"
-    )
+    return Outcome(state.evolve(gateway_id=gateway_id, gateway_mode=mode or GatewayMode.PREFERRED), "gateway_set")
 
 
 def set_renewal_type(
@@ -399,7 +398,11 @@ def set_renewal_type(
         auto = renewal_type is RenewalType.AUTOMATIC
         items = tuple(replace(i, auto_renew=auto) if i.id in wanted else i for i in state.items)
         return Outcome(state.evolve(items=items), "renewal_type_set")
-    items = tuple(replace(i, auto_renew=True) for i in state.items) if renewal_type is RenewalType.AUTOMATIC else state.items
+    items = (
+        tuple(replace(i, auto_renew=True) for i in state.items)
+        if renewal_type is RenewalType.AUTOMATIC
+        else state.items
+    )
     return Outcome(state.evolve(renewal_type=renewal_type, items=items), "renewal_type_set")
 
 
@@ -429,7 +432,9 @@ def set_end_date(
     return Outcome(state.evolve(end_date=end_date), "end_date_set")
 
 
-def set_metadata(state: SubscriptionState, ctx: OpContext, *, metadata: Mapping[str, Any] | None, merge: bool = True) -> Outcome:
+def set_metadata(
+    state: SubscriptionState, ctx: OpContext, *, metadata: Mapping[str, Any] | None, merge: bool = True
+) -> Outcome:
     changeable(state, "set metadata")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise ValidationError("metadata must be a JSON object", code="INVALID_METADATA", field=["metadata"])
@@ -439,4 +444,3 @@ def set_metadata(state: SubscriptionState, ctx: OpContext, *, metadata: Mapping[
     else:
         new_meta = dict(metadata) if metadata is not None else None
     return Outcome(state.evolve(metadata=new_meta), "metadata_set")
-

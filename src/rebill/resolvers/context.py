@@ -43,13 +43,13 @@ class Loaders:
         return _ordered(keys, rows)
 
     async def _customers(self, keys: list[int]) -> list[Any]:
-        return await self._rows(t.Customer.__table__, keys)
+        return await self._rows(t.table_of(t.Customer), keys)
 
     async def _payment_methods(self, keys: list[int]) -> list[Any]:
-        return await self._rows(t.PaymentMethod.__table__, keys)
+        return await self._rows(t.table_of(t.PaymentMethod), keys)
 
     async def _profiles(self, keys: list[int]) -> list[ProfileTerms | None]:
-        rows = await self._rows(t.Profile.__table__, keys)
+        rows = await self._rows(t.table_of(t.Profile), keys)
         return [profile_from_row(r) if r is not None else None for r in rows]
 
     async def _subscriptions(self, keys: list[int]) -> list[SubscriptionState | None]:
@@ -58,7 +58,7 @@ class Loaders:
         return _ordered(keys, states)
 
     async def _phases(self, keys: list[int]) -> list[list[Any]]:
-        table = t.Phase.__table__
+        table = t.table_of(t.Phase)
         async with self.services.sessions() as session:
             rows = await session.execute(
                 select(table).where(table.c.subscription_id.in_(keys)).order_by(table.c.effective_date, table.c.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import strawberry
 from strawberry.types import Info
@@ -87,7 +87,7 @@ async def guarded(call: Callable[[], Awaitable[Result]]) -> Result:
 
 
 def subscription_payload(cls: type[P], result: Result, **extra: Any) -> P:
-    fields = {
+    fields: dict[str, Any] = {
         "user_errors": errors_of(result),
         "subscription": Subscription.of(result.subscription) if result.subscription is not None else None,
         "dry_run": result.dry_run,
@@ -152,7 +152,15 @@ async def update_profile(info: Info, input: inputs.UpdateProfileInput) -> inputs
     async def call() -> Result:
         profile_pk = pk(input.profile_id, "SubscriptionProfile", "profileId")
         changes: dict[str, Any] = {}
-        for name in ("name", "description", "trial_days", "overdue_limit", "force_last_gateway", "reminder_days_before", "active"):
+        for name in (
+            "name",
+            "description",
+            "trial_days",
+            "overdue_limit",
+            "force_last_gateway",
+            "reminder_days_before",
+            "active",
+        ):
             value = getattr(input, name)
             if value is not None:
                 changes[name] = value
@@ -278,7 +286,7 @@ async def create_subscription(info: Info, input: inputs.CreateSubscriptionInput)
             if input.payment_method_id
             else None,
             renewal_type=DomainRenewalType(input.renewal_type) if input.renewal_type else None,
-            metadata=input.metadata,
+            metadata=cast(dict[str, Any] | None, input.metadata),
             bill_first_period=input.bill_first_period,
         )
 
@@ -304,7 +312,12 @@ def shift_of(value: inputs.ShiftInput | None, field: str) -> Shift | None:
 async def change_next_renewal_date(info: Info, input: inputs.ChangeNextRenewalDateInput) -> inputs.SubscriptionPayload:
     async def call() -> Result:
         return await service(info).change_next_renewal_date(
-            actor_of(info), common_of(input), request_of(input), sub_pk(input), date_=input.date, shift=shift_of(input.shift, "shift")
+            actor_of(info),
+            common_of(input),
+            request_of(input),
+            sub_pk(input),
+            date_=input.date,
+            shift=shift_of(input.shift, "shift"),
         )
 
     return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
@@ -363,14 +376,18 @@ async def remove_item(info: Info, input: inputs.RemoveItemInput) -> inputs.Charg
 
 async def apply_coupon(info: Info, input: inputs.CouponCodeInput) -> inputs.SubscriptionPayload:
     async def call() -> Result:
-        return await service(info).apply_coupon(actor_of(info), common_of(input), request_of(input), sub_pk(input), code=input.code)
+        return await service(info).apply_coupon(
+            actor_of(info), common_of(input), request_of(input), sub_pk(input), code=input.code
+        )
 
     return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
 
 
 async def remove_coupon(info: Info, input: inputs.CouponCodeInput) -> inputs.SubscriptionPayload:
     async def call() -> Result:
-        return await service(info).remove_coupon(actor_of(info), common_of(input), request_of(input), sub_pk(input), code=input.code)
+        return await service(info).remove_coupon(
+            actor_of(info), common_of(input), request_of(input), sub_pk(input), code=input.code
+        )
 
     return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
 
@@ -442,7 +459,12 @@ async def set_payment_method(info: Info, input: inputs.SetPaymentMethodInput) ->
 async def set_gateway(info: Info, input: inputs.SetGatewayInput) -> inputs.SubscriptionPayload:
     async def call() -> Result:
         return await service(info).set_gateway(
-            actor_of(info), common_of(input), request_of(input), sub_pk(input), gateway_id=input.gateway_id, mode=input.mode
+            actor_of(info),
+            common_of(input),
+            request_of(input),
+            sub_pk(input),
+            gateway_id=input.gateway_id,
+            mode=input.mode,
         )
 
     return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
@@ -579,7 +601,11 @@ async def refund_renewal(info: Info, input: inputs.RefundRenewalInput) -> inputs
 async def update_fulfillment(info: Info, input: inputs.UpdateFulfillmentInput) -> inputs.RenewalPayload:
     async def call() -> Result:
         return await service(info).mark_fulfillment(
-            actor_of(info), common_of(input), request_of(input), pk(input.renewal_id, "Renewal", "renewalId"), status=input.status
+            actor_of(info),
+            common_of(input),
+            request_of(input),
+            pk(input.renewal_id, "Renewal", "renewalId"),
+            status=input.status,
         )
 
     return subscription_payload(inputs.RenewalPayload, await guarded(call))

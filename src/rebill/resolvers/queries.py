@@ -27,7 +27,7 @@ from rebill.schema.subscriptions import (
 )
 from rebill.services import filters
 
-S = t.Subscription.__table__
+S = t.table_of(t.Subscription)
 
 
 def _pk(gid: str, type_name: str, field: str) -> int:
@@ -99,7 +99,7 @@ async def renewal(info: Info, id: strawberry.ID) -> Renewal | None:
         pk = decode_id(id, "Renewal")
     except RebillError:
         return None
-    table = t.Renewal.__table__
+    table = t.table_of(t.Renewal)
     async with info.context.services.sessions() as session:
         row = (await session.execute(select(table).where(table.c.id == pk))).first()
     return Renewal.of(renewal_from_row(row)) if row is not None else None
@@ -112,7 +112,7 @@ async def renewals(
     first: int | None = None,
     after: str | None = None,
 ) -> RenewalConnection:
-    table = t.Renewal.__table__
+    table = t.table_of(t.Renewal)
     where: list[Any] = []
     if subscription_id is not None:
         where.append(table.c.subscription_id == _pk(subscription_id, "Subscription", "subscriptionId"))
@@ -148,7 +148,7 @@ class SubscriptionProfileConnection:
 async def profiles(
     info: Info, first: int | None = None, after: str | None = None, include_custom: bool = False
 ) -> SubscriptionProfileConnection:
-    table = t.Profile.__table__
+    table = t.table_of(t.Profile)
     where = [] if include_custom else [table.c.custom.is_(False)]
     async with info.context.services.sessions() as session:
         page = await fetch_page(session, table, where, first, after)
@@ -177,7 +177,7 @@ class ProductConnection:
 
 
 async def products(info: Info, first: int | None = None, after: str | None = None) -> ProductConnection:
-    table = t.Product.__table__
+    table = t.table_of(t.Product)
     async with info.context.services.sessions() as session:
         page = await fetch_page(session, table, [], first, after)
         repo = SubscriptionRepository(session)
@@ -215,7 +215,7 @@ async def notifications(
     first: int | None = None,
     after: str | None = None,
 ) -> NotificationConnection:
-    table = t.OutboxMessage.__table__
+    table = t.table_of(t.OutboxMessage)
     where: list[Any] = []
     if subscription_id is not None:
         where.append(table.c.subscription_id == _pk(subscription_id, "Subscription", "subscriptionId"))
@@ -254,7 +254,7 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
             loaded = await SubscriptionRepository(session).catalog.load_products([pk])
         return Product.of(loaded[pk]) if pk in loaded else None
     if type_name == "Coupon":
-        table = t.Coupon.__table__
+        table = t.table_of(t.Coupon)
         async with info.context.services.sessions() as session:
             row = (await session.execute(select(table.c.code).where(table.c.id == pk))).first()
         return await coupon(info, row.code) if row is not None else None

@@ -186,7 +186,7 @@ class Customer(Node):
 
     @strawberry.field
     async def payment_methods(self, info: Info) -> list[PaymentMethod]:
-        table = t.PaymentMethod.__table__
+        table = t.table_of(t.PaymentMethod)
         async with info.context.services.sessions() as session:
             rows = await session.execute(select(table).where(table.c.customer_id == self.pk).order_by(table.c.id))
             return [PaymentMethod.of(r) for r in rows]

@@ -94,7 +94,7 @@ class Money:
         return cls(amount=money.amount_str, currency=money.currency)
 
 
-@strawberry.input(description="An amount as a decimal string in major units (\"62.96\"), never a float.")
+@strawberry.input(description='An amount as a decimal string in major units ("62.96"), never a float.')
 class MoneyInput:
     amount: str
     currency: str

@@ -36,8 +36,12 @@ class SubscriptionFilter:
     profile_ids: list[strawberry.ID] | None = None
     product_ids: list[strawberry.ID] | None = None
     customer_email: str | None = None
-    next_renewal_from: date | None = strawberry.field(default=None, description="Inclusive; a TRIAL matches by its trial end")
-    next_renewal_to: date | None = strawberry.field(default=None, description="Inclusive; a TRIAL matches by its trial end")
+    next_renewal_from: date | None = strawberry.field(
+        default=None, description="Inclusive; a TRIAL matches by its trial end"
+    )
+    next_renewal_to: date | None = strawberry.field(
+        default=None, description="Inclusive; a TRIAL matches by its trial end"
+    )
     in_trial: bool | None = None
     amount_min: str | None = None
     amount_max: str | None = None
@@ -81,9 +85,13 @@ class PriceTierInput:
 @strawberry.input(description="The options every subscription mutation takes.")
 class SubscriptionMutationInput:
     subscription_id: strawberry.ID
-    expected_version: int | None = strawberry.field(default=None, description="Refused with VERSION_CONFLICT when stale")
+    expected_version: int | None = strawberry.field(
+        default=None, description="Refused with VERSION_CONFLICT when stale"
+    )
     reason: str | None = strawberry.field(default=None, description="Kept in the history entry")
-    idempotency_key: str | None = strawberry.field(default=None, description="A retry with the same key and input replays the first response")
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="A retry with the same key and input replays the first response"
+    )
     dry_run: bool | None = strawberry.field(default=False, description="Check and compute everything, store nothing")
 
 
@@ -106,7 +114,7 @@ class SubscriptionPayload(Payload):
 class CreateProductInput:
     name: str
     sku: str
-    kind: ProductKind = ProductKind.STANDARD  # type: ignore[assignment]
+    kind: ProductKind = ProductKind.STANDARD
     tiers: list[PriceTierInput] | None = None
 
 
@@ -120,13 +128,13 @@ class CreateProfileInput:
     name: str
     description: str | None = None
     cadence: CadenceInput
-    anchor_policy: AnchorPolicy = AnchorPolicy.ANCHORED  # type: ignore[assignment]
+    anchor_policy: AnchorPolicy = AnchorPolicy.ANCHORED
     trial_days: int = 0
     max_occurrences: int | None = None
     overdue_limit: int = 0
     retry_schedule_days: list[int] | None = None
     final_failure_action: str = "CANCEL"
-    default_renewal_type: RenewalType = RenewalType.AUTOMATIC  # type: ignore[assignment]
+    default_renewal_type: RenewalType = RenewalType.AUTOMATIC
     force_last_gateway: bool = False
     reminder_days_before: int = 7
     active: bool = True
@@ -194,7 +202,7 @@ class CreateCouponInput:
     name: str | None = None
     percent_off: str | None = None
     amount_off: MoneyInput | None = None
-    duration: CouponDuration = CouponDuration.FOREVER  # type: ignore[assignment]
+    duration: CouponDuration = CouponDuration.FOREVER
     duration_cycles: int | None = None
     product_ids: list[strawberry.ID] | None = None
 
@@ -207,7 +215,9 @@ class CreateCouponPayload(Payload):
 @strawberry.input
 class SubscriptionItemInput:
     product_id: strawberry.ID
-    unit_price: MoneyInput | None = strawberry.field(default=None, description="Omit to price by the product's volume tiers")
+    unit_price: MoneyInput | None = strawberry.field(
+        default=None, description="Omit to price by the product's volume tiers"
+    )
     quantity: int = 1
 
 
@@ -246,8 +256,8 @@ class UpdateItemInput(SubscriptionMutationInput):
     item_id: strawberry.ID
     unit_price: MoneyInput | None = None
     quantity: int | None = None
-    effective: Effective = Effective.IMMEDIATE  # type: ignore[assignment]
-    proration: Proration = Proration.NONE  # type: ignore[assignment]
+    effective: Effective = Effective.IMMEDIATE
+    proration: Proration = Proration.NONE
     consent_reference: str | None = None
 
 
@@ -261,16 +271,16 @@ class AddItemInput(SubscriptionMutationInput):
     product_id: strawberry.ID
     unit_price: MoneyInput | None = None
     quantity: int = 1
-    effective: Effective = Effective.IMMEDIATE  # type: ignore[assignment]
-    proration: Proration = Proration.NONE  # type: ignore[assignment]
+    effective: Effective = Effective.IMMEDIATE
+    proration: Proration = Proration.NONE
     consent_reference: str | None = None
 
 
 @strawberry.input
 class RemoveItemInput(SubscriptionMutationInput):
     item_id: strawberry.ID
-    effective: Effective = Effective.IMMEDIATE  # type: ignore[assignment]
-    proration: Proration = Proration.NONE  # type: ignore[assignment]
+    effective: Effective = Effective.IMMEDIATE
+    proration: Proration = Proration.NONE
 
 
 @strawberry.input
@@ -350,7 +360,9 @@ class NewItemInput:
     quantity: int = 1
 
 
-@strawberry.input(description="Any set of settings at once; effectiveDate in the future (or atNextRenewal) stores a phase.")
+@strawberry.input(
+    description="Any set of settings at once; effectiveDate in the future (or atNextRenewal) stores a phase."
+)
 class UpdateSubscriptionInput(SubscriptionMutationInput):
     next_renewal_date: date | None = None
     items: list[ItemChangeInput] | None = None
@@ -418,9 +430,11 @@ class CancelSubscriptionPayload(SubscriptionPayload):
 
 @strawberry.input
 class RenewNowInput(SubscriptionMutationInput):
-    mode: RenewNowMode = RenewNowMode.EXTEND  # type: ignore[assignment]
+    mode: RenewNowMode = RenewNowMode.EXTEND
     unit_price: MoneyInput | None = None
-    product_id: strawberry.ID | None = strawberry.field(default=None, description="Upgrade or downgrade the item as part of the renewal")
+    product_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Upgrade or downgrade the item as part of the renewal"
+    )
     consent_reference: str | None = None
 
 
@@ -440,7 +454,9 @@ class RetryRenewalInput(RenewalMutationInput):
 
 @strawberry.input
 class RefundRenewalInput(RenewalMutationInput):
-    amount: MoneyInput | None = strawberry.field(default=None, description="Absent = all that was paid and not refunded")
+    amount: MoneyInput | None = strawberry.field(
+        default=None, description="Absent = all that was paid and not refunded"
+    )
 
 
 @strawberry.input

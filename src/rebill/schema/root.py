@@ -84,7 +84,9 @@ def _should_mask(error: GraphQLError) -> bool:
     return not (error.extensions and error.extensions.get("code") in {"FORBIDDEN", "UNAUTHENTICATED"})
 
 
-def build_schema(settings: Settings | None = None, *, query: type = Query, mutation: type = Mutation) -> strawberry.Schema:
+def build_schema(
+    settings: Settings | None = None, *, query: type = Query, mutation: type = Mutation
+) -> strawberry.Schema:
     settings = settings or Settings()
     extensions: list[Any] = [
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),

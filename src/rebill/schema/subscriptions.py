@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from sqlalchemy import select
@@ -18,7 +18,14 @@ from rebill.domain.subscription import Item, SubscriptionState
 from rebill.resolvers.pages import fetch_page
 from rebill.schema.catalog import Address, Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
 from rebill.schema.common import FieldChange, Money, Node, PageInfo, changes_of, encode_cursor, to_global_id
-from rebill.schema.enums import FulfillmentStatus, GatewayMode, RenewalKind, RenewalStatus, RenewalType, SubscriptionStatus
+from rebill.schema.enums import (
+    FulfillmentStatus,
+    GatewayMode,
+    RenewalKind,
+    RenewalStatus,
+    RenewalType,
+    SubscriptionStatus,
+)
 
 
 @strawberry.type
@@ -126,7 +133,7 @@ class Renewal(Node):
 
     @strawberry.field
     async def transactions(self, info: Info) -> list[Transaction]:
-        table = t.Transaction.__table__
+        table = t.table_of(t.Transaction)
         async with info.context.services.sessions() as session:
             rows = await session.execute(select(table).where(table.c.renewal_id == self.pk).order_by(table.c.id))
             return [
@@ -278,7 +285,7 @@ class Subscription(Node):
             gateway_mode=s.gateway_mode,
             last_gateway_id=s.last_gateway_id,
             shipping_address=Address.of(s.shipping_address),
-            metadata=dict(s.metadata) if s.metadata is not None else None,
+            metadata=cast(JSON, dict(s.metadata)) if s.metadata is not None else None,
             currency=s.currency,
             credit=Money.of(s.credit) if s.credit is not None and not s.credit.is_zero else None,
             cancel_at_period_end=s.cancel_at_period_end,
@@ -312,14 +319,14 @@ class Subscription(Node):
 
     @strawberry.field
     async def renewals(self, info: Info, first: int | None = None, after: str | None = None) -> RenewalConnection:
-        table = t.Renewal.__table__
+        table = t.table_of(t.Renewal)
         async with info.context.services.sessions() as session:
             page = await fetch_page(session, table, [table.c.subscription_id == self.state.id], first, after)
         return renewal_connection(page.rows, page.has_next, page.total)
 
     @strawberry.field
     async def history(self, info: Info, first: int | None = None, after: str | None = None) -> HistoryEntryConnection:
-        table = t.HistoryEntry.__table__
+        table = t.table_of(t.HistoryEntry)
         async with info.context.services.sessions() as session:
             page = await fetch_page(session, table, [table.c.subscription_id == self.state.id], first, after)
         edges = [HistoryEntryEdge(cursor=encode_cursor(r.id), node=HistoryEntry.of(r)) for r in page.rows]

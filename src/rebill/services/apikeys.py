@@ -19,7 +19,7 @@ from rebill.db import tables as t
 from rebill.domain.errors import ValidationError
 from rebill.services.runtime import SCOPES, Actor
 
-K = t.ApiKey.__table__
+K = t.table_of(t.ApiKey)
 
 
 def hash_secret(secret: str) -> str:

@@ -19,16 +19,23 @@ from rebill.domain.cadence import validate_time_zone
 from rebill.domain.errors import NotFound, RebillError, ValidationError
 from rebill.domain.money import Money
 from rebill.domain.pricing import CouponDuration, PriceTier, validate_tiers
-from rebill.domain.subscription import CouponInfo, PaymentKind, PaymentMethodInfo, ProductInfo, ProductKind, ProfileTerms
+from rebill.domain.subscription import (
+    CouponInfo,
+    PaymentKind,
+    PaymentMethodInfo,
+    ProductInfo,
+    ProductKind,
+    ProfileTerms,
+)
 from rebill.services.runtime import Actor, Common, Result, Services
 from rebill.services.subscriptions import Unit, run_in_transaction
 
-P = t.Profile.__table__
-PR = t.Product.__table__
-PT = t.ProductTier.__table__
-CU = t.Customer.__table__
-PM = t.PaymentMethod.__table__
-C = t.Coupon.__table__
+P = t.table_of(t.Profile)
+PR = t.table_of(t.Product)
+PT = t.table_of(t.ProductTier)
+CU = t.table_of(t.Customer)
+PM = t.table_of(t.PaymentMethod)
+C = t.table_of(t.Coupon)
 
 
 def validate_profile(p: ProfileTerms) -> None:
@@ -68,7 +75,9 @@ class CatalogService:
     async def _run(self, operation: str, actor: Actor, request: Any, body: Any, common: Common | None = None) -> Result:
         return await run_in_transaction(self.services, operation, actor, common or Common(), request, body)
 
-    async def create_profile(self, actor: Actor, request: Any, profile: ProfileTerms, common: Common | None = None) -> Result:
+    async def create_profile(
+        self, actor: Actor, request: Any, profile: ProfileTerms, common: Common | None = None
+    ) -> Result:
         async def body(unit: Unit) -> Result:
             created = await insert_profile(unit.session, profile, custom=profile.custom, now=unit.now)
             return Result(extra={"profile": created})
@@ -193,7 +202,9 @@ class CatalogService:
                 digits = token.replace(" ", "")
                 if digits.isdigit():
                     if not 12 <= len(digits) <= 19:
-                        raise ValidationError("that card number has the wrong length", code="INVALID_CARD", field=["gatewayToken"])
+                        raise ValidationError(
+                            "that card number has the wrong length", code="INVALID_CARD", field=["gatewayToken"]
+                        )
                     brand, last4, token = card_brand(digits), digits[-4:], digits
             elif token:
                 raise ValidationError(
@@ -218,7 +229,9 @@ class CatalogService:
                 )
             ).scalar_one()
             if make_default or customer.default_payment_method_id is None:
-                await unit.session.execute(update(CU).where(CU.c.id == customer_id).values(default_payment_method_id=pm_id))
+                await unit.session.execute(
+                    update(CU).where(CU.c.id == customer_id).values(default_payment_method_id=pm_id)
+                )
             return Result(extra={"paymentMethodId": pm_id})
 
         return await self._run("addPaymentMethod", actor, request, body, common)
@@ -239,7 +252,9 @@ class CatalogService:
     ) -> Result:
         async def body(unit: Unit) -> Result:
             if not code.strip() or len(code) > 64:
-                raise ValidationError("a coupon needs a code of 1 to 64 characters", code="INVALID_INPUT", field=["code"])
+                raise ValidationError(
+                    "a coupon needs a code of 1 to 64 characters", code="INVALID_INPUT", field=["code"]
+                )
             if (percent_off is None) == (amount_off is None):
                 raise ValidationError("give percentOff or amountOff", code="INVALID_COUPON", field=["percentOff"])
             pct = None
@@ -258,7 +273,9 @@ class CatalogService:
                 raise ValidationError("amountOff must be more than zero", code="INVALID_COUPON", field=["amountOff"])
             if duration is CouponDuration.REPEATING and (duration_cycles is None or duration_cycles < 1):
                 raise ValidationError(
-                    "a REPEATING coupon needs durationCycles of 1 or more", code="INVALID_COUPON", field=["durationCycles"]
+                    "a REPEATING coupon needs durationCycles of 1 or more",
+                    code="INVALID_COUPON",
+                    field=["durationCycles"],
                 )
             if product_ids:
                 await unit.catalog.load_products(product_ids)

@@ -19,9 +19,9 @@ from rebill.domain.money import CURRENCY_EXPONENTS, Money, currency_exponent
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import GatewayMode, RenewalType
 
-S = t.Subscription.__table__
-I = t.SubscriptionItem.__table__  # noqa: E741
-CU = t.Customer.__table__
+S = t.table_of(t.Subscription)
+I = t.table_of(t.SubscriptionItem)  # noqa: E741
+CU = t.table_of(t.Customer)
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,9 @@ def _amount_clause(text_amount: str, op: str, currency: str | None, field: str) 
             clauses.append(and_(S.c.currency.in_(codes), cmp))
         return or_(*clauses)
     except (RebillError, ArithmeticError, ValueError) as exc:
-        raise ValidationError(f"{field} {text_amount!r} is not a decimal amount", code="INVALID_AMOUNT", field=[field]) from exc
+        raise ValidationError(
+            f"{field} {text_amount!r} is not a decimal amount", code="INVALID_AMOUNT", field=[field]
+        ) from exc
 
 
 def compile_filter(f: SubscriptionFilter) -> list[ColumnElement[bool]]:

@@ -24,7 +24,7 @@ from rebill.domain.renewal import FulfillmentStatus, RenewalInfo, RenewalKind, R
 from rebill.domain.subscription import PaymentKind, state_from_json, state_to_json
 from rebill.services.runtime import Actor, Result
 
-IR = t.IdempotencyRecord.__table__
+IR = t.table_of(t.IdempotencyRecord)
 RETENTION = timedelta(hours=48)
 
 

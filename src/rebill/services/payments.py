@@ -17,8 +17,8 @@ from rebill.domain.money import Money
 from rebill.domain.renewal import Charge, Refund, RenewalInfo, RenewalStatus
 from rebill.domain.subscription import PaymentKind, SubscriptionState
 
-R = t.Renewal.__table__
-TX = t.Transaction.__table__
+R = t.table_of(t.Renewal)
+TX = t.table_of(t.Transaction)
 
 
 @dataclass
@@ -122,7 +122,11 @@ async def record_renewal(
             await session.execute(
                 update(R)
                 .where(R.c.id == charge_.renewal_id)
-                .values(attempts=R.c.attempts + 1, next_retry_date=None if outcome.succeeded else R.c.next_retry_date, **values)
+                .values(
+                    attempts=R.c.attempts + 1,
+                    next_retry_date=None if outcome.succeeded else R.c.next_retry_date,
+                    **values,
+                )
                 .returning(R)
             )
         ).one()

@@ -38,9 +38,9 @@ from rebill.domain.subscription import (
 from rebill.services import idempotency, payments
 from rebill.services.runtime import Actor, Common, Result, Services
 
-R = t.Renewal.__table__
-OUTBOX = t.OutboxMessage.__table__
-CUSTOMERS = t.Customer.__table__
+R = t.table_of(t.Renewal)
+OUTBOX = t.table_of(t.OutboxMessage)
+CUSTOMERS = t.table_of(t.Customer)
 
 
 class _Rollback(Exception):
@@ -129,7 +129,9 @@ async def apply_outcome(
         charge = outcome.charge
         key = payments.new_renewal_key(before.id, charge.cycle)
         if charge.renewal_id is not None:
-            existing = (await session.execute(select(R.c.idempotency_key, R.c.attempts).where(R.c.id == charge.renewal_id))).one()
+            existing = (
+                await session.execute(select(R.c.idempotency_key, R.c.attempts).where(R.c.id == charge.renewal_id))
+            ).one()
             key = f"{existing.idempotency_key}:retry{existing.attempts + 1}"
         if charge.amount.is_negative:
             credit = (after.credit or Money.zero(after.currency)) - charge.amount
@@ -150,7 +152,13 @@ async def apply_outcome(
                         actor=unit.actor.name,
                         action="payment_declined",
                         reason=unit.common.reason,
-                        changes=[{"field": f"renewals.{renewal.id}", "before": None, "after": _renewal_note(renewal, settled.decline_code)}],
+                        changes=[
+                            {
+                                "field": f"renewals.{renewal.id}",
+                                "before": None,
+                                "after": _renewal_note(renewal, settled.decline_code),
+                            }
+                        ],
                         bulk_run_id=unit.actor.bulk_run_id,
                     )
                 ],
@@ -320,9 +328,7 @@ class SubscriptionService:
         bill_first_period: bool = True,
     ) -> Result:
         async def body(unit: Unit) -> Result:
-            customer = (
-                await unit.session.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id))
-            ).first()
+            customer = (await unit.session.execute(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id))).first()
             if customer is None:
                 raise NotFound(f"customer {customer_id} does not exist", field=["customerId"])
             profile = await unit.catalog.profile(profile_id)
@@ -393,7 +399,14 @@ class SubscriptionService:
     # -- local updates ----------------------------------------------------
 
     async def change_next_renewal_date(
-        self, actor: Actor, common: Common, request: Any, subscription_id: int, *, date_: date | None, shift: updates.Shift | None
+        self,
+        actor: Actor,
+        common: Common,
+        request: Any,
+        subscription_id: int,
+        *,
+        date_: date | None,
+        shift: updates.Shift | None,
     ) -> Result:
         async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
             return updates.change_next_renewal_date(state, ctx, date_=date_, shift=shift)
@@ -473,14 +486,18 @@ class SubscriptionService:
 
         return await self.mutate("removeItem", subscription_id, actor, common, request, build)
 
-    async def apply_coupon(self, actor: Actor, common: Common, request: Any, subscription_id: int, *, code: str) -> Result:
+    async def apply_coupon(
+        self, actor: Actor, common: Common, request: Any, subscription_id: int, *, code: str
+    ) -> Result:
         async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
             coupon, active = await unit.catalog.coupon_by_code(code)
             return updates.apply_coupon(state, ctx, coupon=coupon, active=active)
 
         return await self.mutate("applyCoupon", subscription_id, actor, common, request, build)
 
-    async def remove_coupon(self, actor: Actor, common: Common, request: Any, subscription_id: int, *, code: str) -> Result:
+    async def remove_coupon(
+        self, actor: Actor, common: Common, request: Any, subscription_id: int, *, code: str
+    ) -> Result:
         async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
             return updates.remove_coupon(state, ctx, code=code)
 
@@ -624,7 +641,13 @@ class SubscriptionService:
             return lifecycle.activate(state, ctx)
 
         result = await self.mutate("activateSubscription", subscription_id, actor, common, request, build)
-        if result.ok and not common.dry_run and not result.replayed and result.subscription and result.subscription.renew_due:
+        if (
+            result.ok
+            and not common.dry_run
+            and not result.replayed
+            and result.subscription
+            and result.subscription.renew_due
+        ):
             from rebill.billing.engine import RenewalEngine
 
             # A next renewal date that passed while suspended renews at once (seed 003).
@@ -751,4 +774,3 @@ async def last_period_renewal(session: AsyncSession, subscription_id: int) -> Re
         )
     ).first()
     return renewal_from_row(row) if row is not None else None
-

@@ -55,9 +55,7 @@ def upgrade() -> None:
         sa.Column("failed", sa.Integer(), server_default="0", nullable=False),
         sa.Column("conflicts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("cursor", sa.BigInteger(), server_default="0", nullable=False),
-        sa.Column(
-            "cancel_requested", sa.Boolean(), server_default=sa.text("false"), nullable=False
-        ),
+        sa.Column("cancel_requested", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
@@ -86,9 +84,7 @@ def upgrade() -> None:
         sa.Column("currency", sa.CHAR(length=3), nullable=True),
         sa.Column("duration", sa.String(length=16), server_default="FOREVER", nullable=False),
         sa.Column("duration_cycles", sa.Integer(), nullable=True),
-        sa.Column(
-            "product_ids", postgresql.ARRAY(sa.BigInteger()), server_default="{}", nullable=False
-        ),
+        sa.Column("product_ids", postgresql.ARRAY(sa.BigInteger()), server_default="{}", nullable=False),
         sa.Column("active", sa.Boolean(), server_default=sa.text("true"), nullable=False),
         sa.Column(
             "created_at",
@@ -96,9 +92,7 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.CheckConstraint(
-            "duration IN ('ONCE','FOREVER','REPEATING')", name=op.f("ck_coupons_duration")
-        ),
+        sa.CheckConstraint("duration IN ('ONCE','FOREVER','REPEATING')", name=op.f("ck_coupons_duration")),
         sa.CheckConstraint(
             "(percent_off IS NULL) <> (amount_off_minor IS NULL)",
             name=op.f("ck_coupons_one_discount"),
@@ -129,9 +123,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customers")),
     )
-    op.create_index(
-        "ix_customers_email_lower", "customers", [sa.literal_column("lower(email)")], unique=False
-    )
+    op.create_index("ix_customers_email_lower", "customers", [sa.literal_column("lower(email)")], unique=False)
     op.create_table(
         "idempotency_records",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -214,9 +206,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sandbox_charges")),
-        sa.UniqueConstraint(
-            "gateway", "idempotency_key", "kind", name=op.f("uq_sandbox_charges_gateway")
-        ),
+        sa.UniqueConstraint("gateway", "idempotency_key", "kind", name=op.f("uq_sandbox_charges_gateway")),
     )
     op.create_table(
         "subscription_profiles",
@@ -236,15 +226,9 @@ def upgrade() -> None:
             server_default="{5,5}",
             nullable=False,
         ),
-        sa.Column(
-            "final_failure_action", sa.String(length=16), server_default="CANCEL", nullable=False
-        ),
-        sa.Column(
-            "default_renewal_type", sa.String(length=16), server_default="AUTOMATIC", nullable=False
-        ),
-        sa.Column(
-            "force_last_gateway", sa.Boolean(), server_default=sa.text("false"), nullable=False
-        ),
+        sa.Column("final_failure_action", sa.String(length=16), server_default="CANCEL", nullable=False),
+        sa.Column("default_renewal_type", sa.String(length=16), server_default="AUTOMATIC", nullable=False),
+        sa.Column("force_last_gateway", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("custom", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("reminder_days_before", sa.Integer(), server_default="7", nullable=False),
         sa.Column("shipping_rate_minor", sa.BigInteger(), nullable=True),
@@ -273,9 +257,7 @@ def upgrade() -> None:
             "interval_unit IN ('DAY','WEEK','MONTH','YEAR')",
             name=op.f("ck_subscription_profiles_interval_unit"),
         ),
-        sa.CheckConstraint(
-            "interval_count >= 1", name=op.f("ck_subscription_profiles_interval_count")
-        ),
+        sa.CheckConstraint("interval_count >= 1", name=op.f("ck_subscription_profiles_interval_count")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subscription_profiles")),
     )
     op.create_table(
@@ -286,9 +268,7 @@ def upgrade() -> None:
         sa.Column("segment", sa.Text(), nullable=True),
         sa.Column("outcome", sa.String(length=16), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
-        sa.Column(
-            "changes", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False
-        ),
+        sa.Column("changes", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False),
         sa.Column("before", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("version_after", sa.Integer(), nullable=True),
         sa.Column(
@@ -310,9 +290,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bulk_run_items")),
         sa.UniqueConstraint("run_id", "subscription_id", name=op.f("uq_bulk_run_items_run_id")),
     )
-    op.create_index(
-        "ix_bulk_run_items_subscription", "bulk_run_items", ["subscription_id"], unique=False
-    )
+    op.create_index("ix_bulk_run_items_subscription", "bulk_run_items", ["subscription_id"], unique=False)
     op.create_table(
         "payment_methods",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -329,17 +307,13 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.CheckConstraint(
-            "kind IN ('CARD','EXTERNAL','OFFLINE')", name=op.f("ck_payment_methods_kind")
-        ),
+        sa.CheckConstraint("kind IN ('CARD','EXTERNAL','OFFLINE')", name=op.f("ck_payment_methods_kind")),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_payment_methods_customer_id_customers")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payment_methods")),
     )
-    op.create_index(
-        op.f("ix_payment_methods_customer_id"), "payment_methods", ["customer_id"], unique=False
-    )
+    op.create_index(op.f("ix_payment_methods_customer_id"), "payment_methods", ["customer_id"], unique=False)
     op.create_table(
         "product_tiers",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -356,9 +330,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_product_tiers")),
     )
-    op.create_index(
-        op.f("ix_product_tiers_product_id"), "product_tiers", ["product_id"], unique=False
-    )
+    op.create_index(op.f("ix_product_tiers_product_id"), "product_tiers", ["product_id"], unique=False)
     op.create_table(
         "subscriptions",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -387,9 +359,7 @@ def upgrade() -> None:
         sa.Column("metadata", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("amount_minor", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("credit_minor", sa.BigInteger(), server_default="0", nullable=False),
-        sa.Column(
-            "cancel_at_period_end", sa.Boolean(), server_default=sa.text("false"), nullable=False
-        ),
+        sa.Column("cancel_at_period_end", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("renew_due", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("replaces_id", sa.BigInteger(), nullable=True),
@@ -411,17 +381,13 @@ def upgrade() -> None:
             "gateway_mode IS NULL OR gateway_mode IN ('FORCED','PREFERRED')",
             name=op.f("ck_subscriptions_gateway_mode"),
         ),
-        sa.CheckConstraint(
-            "renewal_type IN ('AUTOMATIC','MANUAL')", name=op.f("ck_subscriptions_renewal_type")
-        ),
+        sa.CheckConstraint("renewal_type IN ('AUTOMATIC','MANUAL')", name=op.f("ck_subscriptions_renewal_type")),
         sa.CheckConstraint(
             "status IN ('TRIAL','ACTIVE','OVERDUE','SUSPENDED','AWAITING_REINSTATE','CANCELLED','EXPIRED')",
             name=op.f("ck_subscriptions_status"),
         ),
         sa.CheckConstraint("version >= 1", name=op.f("ck_subscriptions_version")),
-        sa.ForeignKeyConstraint(
-            ["customer_id"], ["customers.id"], name=op.f("fk_subscriptions_customer_id_customers")
-        ),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_subscriptions_customer_id_customers")),
         sa.ForeignKeyConstraint(
             ["payment_method_id"],
             ["payment_methods.id"],
@@ -444,9 +410,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subscriptions")),
     )
-    op.create_index(
-        "ix_subscriptions_customer", "subscriptions", ["customer_id", "id"], unique=False
-    )
+    op.create_index("ix_subscriptions_customer", "subscriptions", ["customer_id", "id"], unique=False)
     op.create_index(
         "ix_subscriptions_due",
         "subscriptions",
@@ -454,12 +418,8 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("status IN ('TRIAL','ACTIVE','OVERDUE','AWAITING_REINSTATE')"),
     )
-    op.create_index(
-        "ix_subscriptions_gateway", "subscriptions", ["gateway_id", "gateway_mode"], unique=False
-    )
-    op.create_index(
-        "ix_subscriptions_next_renewal", "subscriptions", ["next_renewal_date", "id"], unique=False
-    )
+    op.create_index("ix_subscriptions_gateway", "subscriptions", ["gateway_id", "gateway_mode"], unique=False)
+    op.create_index("ix_subscriptions_next_renewal", "subscriptions", ["next_renewal_date", "id"], unique=False)
     op.create_index("ix_subscriptions_profile", "subscriptions", ["profile_id", "id"], unique=False)
     op.create_index(
         "ix_subscriptions_retry_due",
@@ -486,9 +446,7 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.ForeignKeyConstraint(
-            ["coupon_id"], ["coupons.id"], name=op.f("fk_applied_coupons_coupon_id_coupons")
-        ),
+        sa.ForeignKeyConstraint(["coupon_id"], ["coupons.id"], name=op.f("fk_applied_coupons_coupon_id_coupons")),
         sa.ForeignKeyConstraint(
             ["subscription_id"],
             ["subscriptions.id"],
@@ -496,13 +454,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_applied_coupons")),
-        sa.UniqueConstraint(
-            "subscription_id", "coupon_id", name=op.f("uq_applied_coupons_subscription_id")
-        ),
+        sa.UniqueConstraint("subscription_id", "coupon_id", name=op.f("uq_applied_coupons_subscription_id")),
     )
-    op.create_index(
-        "ix_applied_coupons_subscription", "applied_coupons", ["subscription_id"], unique=False
-    )
+    op.create_index("ix_applied_coupons_subscription", "applied_coupons", ["subscription_id"], unique=False)
     op.create_table(
         "history_entries",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -512,9 +466,7 @@ def upgrade() -> None:
         sa.Column("action", sa.Text(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("bulk_run_id", sa.BigInteger(), nullable=True),
-        sa.Column(
-            "changes", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False
-        ),
+        sa.Column("changes", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False),
         sa.ForeignKeyConstraint(
             ["subscription_id"],
             ["subscriptions.id"],
@@ -523,9 +475,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_history_entries")),
     )
-    op.create_index(
-        "ix_history_subscription", "history_entries", ["subscription_id", "id"], unique=False
-    )
+    op.create_index("ix_history_subscription", "history_entries", ["subscription_id", "id"], unique=False)
     op.create_table(
         "phases",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -542,9 +492,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint(
-            "status IN ('PENDING','APPLIED','CANCELLED')", name=op.f("ck_phases_status")
-        ),
+        sa.CheckConstraint("status IN ('PENDING','APPLIED','CANCELLED')", name=op.f("ck_phases_status")),
         sa.ForeignKeyConstraint(
             ["subscription_id"],
             ["subscriptions.id"],
@@ -641,9 +589,7 @@ def upgrade() -> None:
         sa.Column("unit_price_minor", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.CHAR(length=3), nullable=False),
         sa.Column("quantity", sa.Integer(), nullable=False),
-        sa.Column(
-            "price_from_tiers", sa.Boolean(), server_default=sa.text("false"), nullable=False
-        ),
+        sa.Column("price_from_tiers", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("auto_renew", sa.Boolean(), server_default=sa.text("true"), nullable=False),
         sa.Column("pending_unit_price_minor", sa.BigInteger(), nullable=True),
         sa.Column("pending_quantity", sa.Integer(), nullable=True),
@@ -665,9 +611,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subscription_items")),
     )
-    op.create_index(
-        op.f("ix_subscription_items_product_id"), "subscription_items", ["product_id"], unique=False
-    )
+    op.create_index(op.f("ix_subscription_items_product_id"), "subscription_items", ["product_id"], unique=False)
     op.create_index(
         "ix_subscription_items_subscription",
         "subscription_items",
@@ -700,12 +644,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_transactions")),
     )
-    op.create_index(
-        op.f("ix_transactions_renewal_id"), "transactions", ["renewal_id"], unique=False
-    )
-    op.create_index(
-        op.f("ix_transactions_subscription_id"), "transactions", ["subscription_id"], unique=False
-    )
+    op.create_index(op.f("ix_transactions_renewal_id"), "transactions", ["renewal_id"], unique=False)
+    op.create_index(op.f("ix_transactions_subscription_id"), "transactions", ["subscription_id"], unique=False)
     # ### end Alembic commands ###
 
 
@@ -731,9 +671,7 @@ def downgrade() -> None:
     )
     op.drop_table("renewals")
     op.drop_index("ix_phases_subscription", table_name="phases")
-    op.drop_index(
-        "ix_phases_due", table_name="phases", postgresql_where=sa.text("status = 'PENDING'")
-    )
+    op.drop_index("ix_phases_due", table_name="phases", postgresql_where=sa.text("status = 'PENDING'"))
     op.drop_table("phases")
     op.drop_index("ix_history_subscription", table_name="history_entries")
     op.drop_table("history_entries")
