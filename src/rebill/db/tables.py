@@ -307,7 +307,7 @@ class Phase(Base):
     applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        CheckConstraint("status IN ('PENDING','APPLIED','CANCELLED')", name="status"),
+        CheckConstraint("status IN ('PENDING','APPLIED','CANCELLED','FAILED')", name="status"),
         Index("ix_phases_due", "effective_date", postgresql_where=text("status = 'PENDING'")),
         Index("ix_phases_subscription", "subscription_id"),
     )

@@ -20,8 +20,9 @@ from rebill.domain.updates import Shift
 from rebill.schema import inputs
 from rebill.schema.catalog import Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
 from rebill.schema.common import Money, MoneyInput, UserError, decode_id
-from rebill.schema.subscriptions import Renewal, Subscription
+from rebill.schema.subscriptions import Phase, Renewal, Subscription
 from rebill.services.catalog import CatalogService
+from rebill.services.phases import PhaseService
 from rebill.services.runtime import Actor, Common, Result
 from rebill.services.subscriptions import SubscriptionService
 
@@ -309,7 +310,9 @@ def shift_of(value: inputs.ShiftInput | None, field: str) -> Shift | None:
         raise exc.with_field(field) from None
 
 
-async def change_next_renewal_date(info: Info, input: inputs.ChangeNextRenewalDateInput) -> inputs.SubscriptionPayload:
+async def change_next_renewal_date(
+    info: Info, input: inputs.ChangeNextRenewalDateInput
+) -> inputs.ChangeNextRenewalDatePayload:
     async def call() -> Result:
         return await service(info).change_next_renewal_date(
             actor_of(info),
@@ -320,10 +323,10 @@ async def change_next_renewal_date(info: Info, input: inputs.ChangeNextRenewalDa
             shift=shift_of(input.shift, "shift"),
         )
 
-    return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
+    return subscription_payload(inputs.ChangeNextRenewalDatePayload, await guarded(call))
 
 
-async def update_item(info: Info, input: inputs.UpdateItemInput) -> inputs.ChargePayload:
+async def update_item(info: Info, input: inputs.UpdateItemInput) -> inputs.UpdateItemPayload:
     async def call() -> Result:
         return await service(info).update_item(
             actor_of(info),
@@ -338,10 +341,10 @@ async def update_item(info: Info, input: inputs.UpdateItemInput) -> inputs.Charg
             consent_reference=input.consent_reference,
         )
 
-    return subscription_payload(inputs.ChargePayload, await guarded(call))
+    return subscription_payload(inputs.UpdateItemPayload, await guarded(call))
 
 
-async def add_item(info: Info, input: inputs.AddItemInput) -> inputs.ChargePayload:
+async def add_item(info: Info, input: inputs.AddItemInput) -> inputs.AddItemPayload:
     async def call() -> Result:
         return await service(info).add_item(
             actor_of(info),
@@ -356,10 +359,10 @@ async def add_item(info: Info, input: inputs.AddItemInput) -> inputs.ChargePaylo
             consent_reference=input.consent_reference,
         )
 
-    return subscription_payload(inputs.ChargePayload, await guarded(call))
+    return subscription_payload(inputs.AddItemPayload, await guarded(call))
 
 
-async def remove_item(info: Info, input: inputs.RemoveItemInput) -> inputs.ChargePayload:
+async def remove_item(info: Info, input: inputs.RemoveItemInput) -> inputs.RemoveItemPayload:
     async def call() -> Result:
         return await service(info).remove_item(
             actor_of(info),
@@ -371,28 +374,28 @@ async def remove_item(info: Info, input: inputs.RemoveItemInput) -> inputs.Charg
             proration=input.proration,
         )
 
-    return subscription_payload(inputs.ChargePayload, await guarded(call))
+    return subscription_payload(inputs.RemoveItemPayload, await guarded(call))
 
 
-async def apply_coupon(info: Info, input: inputs.CouponCodeInput) -> inputs.SubscriptionPayload:
+async def apply_coupon(info: Info, input: inputs.ApplyCouponInput) -> inputs.ApplyCouponPayload:
     async def call() -> Result:
         return await service(info).apply_coupon(
             actor_of(info), common_of(input), request_of(input), sub_pk(input), code=input.code
         )
 
-    return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
+    return subscription_payload(inputs.ApplyCouponPayload, await guarded(call))
 
 
-async def remove_coupon(info: Info, input: inputs.CouponCodeInput) -> inputs.SubscriptionPayload:
+async def remove_coupon(info: Info, input: inputs.RemoveCouponInput) -> inputs.RemoveCouponPayload:
     async def call() -> Result:
         return await service(info).remove_coupon(
             actor_of(info), common_of(input), request_of(input), sub_pk(input), code=input.code
         )
 
-    return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
+    return subscription_payload(inputs.RemoveCouponPayload, await guarded(call))
 
 
-async def change_profile(info: Info, input: inputs.ChangeProfileInput) -> inputs.SubscriptionPayload:
+async def change_profile(info: Info, input: inputs.ChangeProfileInput) -> inputs.ChangeProfilePayload:
     async def call() -> Result:
         return await service(info).change_profile(
             actor_of(info),
@@ -403,7 +406,7 @@ async def change_profile(info: Info, input: inputs.ChangeProfileInput) -> inputs
             custom_profile=profile_terms(input.custom_profile, custom=True) if input.custom_profile else None,
         )
 
-    return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
+    return subscription_payload(inputs.ChangeProfilePayload, await guarded(call))
 
 
 async def change_product(info: Info, input: inputs.ChangeProductInput) -> inputs.ChangeProductPayload:
@@ -426,7 +429,9 @@ async def change_product(info: Info, input: inputs.ChangeProductInput) -> inputs
     return subscription_payload(inputs.ChangeProductPayload, result, replaced=replaced)
 
 
-async def update_shipping_address(info: Info, input: inputs.UpdateShippingAddressInput) -> inputs.SubscriptionPayload:
+async def update_shipping_address(
+    info: Info, input: inputs.UpdateShippingAddressInput
+) -> inputs.UpdateShippingAddressPayload:
     async def call() -> Result:
         address = {
             "line1": input.address.line1,
@@ -440,10 +445,10 @@ async def update_shipping_address(info: Info, input: inputs.UpdateShippingAddres
             actor_of(info), common_of(input), request_of(input), sub_pk(input), address=address
         )
 
-    return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
+    return subscription_payload(inputs.UpdateShippingAddressPayload, await guarded(call))
 
 
-async def set_payment_method(info: Info, input: inputs.SetPaymentMethodInput) -> inputs.SubscriptionPayload:
+async def set_payment_method(info: Info, input: inputs.SetPaymentMethodInput) -> inputs.SetPaymentMethodPayload:
     async def call() -> Result:
         return await service(info).set_payment_method(
             actor_of(info),
@@ -453,10 +458,10 @@ async def set_payment_method(info: Info, input: inputs.SetPaymentMethodInput) ->
             payment_method_id=pk(input.payment_method_id, "PaymentMethod", "paymentMethodId"),
         )
 
-    return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
+    return subscription_payload(inputs.SetPaymentMethodPayload, await guarded(call))
 
 
-async def set_gateway(info: Info, input: inputs.SetGatewayInput) -> inputs.SubscriptionPayload:
+async def set_gateway(info: Info, input: inputs.SetGatewayInput) -> inputs.SetGatewayPayload:
     async def call() -> Result:
         return await service(info).set_gateway(
             actor_of(info),
@@ -467,10 +472,10 @@ async def set_gateway(info: Info, input: inputs.SetGatewayInput) -> inputs.Subsc
             mode=input.mode,
         )
 
-    return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
+    return subscription_payload(inputs.SetGatewayPayload, await guarded(call))
 
 
-async def set_renewal_type(info: Info, input: inputs.SetRenewalTypeInput) -> inputs.SubscriptionPayload:
+async def set_renewal_type(info: Info, input: inputs.SetRenewalTypeInput) -> inputs.SetRenewalTypePayload:
     async def call() -> Result:
         item_ids = [pk(i, "SubscriptionItem", "itemIds") for i in input.item_ids] if input.item_ids else None
         return await service(info).set_renewal_type(
@@ -482,10 +487,10 @@ async def set_renewal_type(info: Info, input: inputs.SetRenewalTypeInput) -> inp
             item_ids=item_ids,
         )
 
-    return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
+    return subscription_payload(inputs.SetRenewalTypePayload, await guarded(call))
 
 
-async def set_end_date(info: Info, input: inputs.SetEndDateInput) -> inputs.SubscriptionPayload:
+async def set_end_date(info: Info, input: inputs.SetEndDateInput) -> inputs.SetEndDatePayload:
     async def call() -> Result:
         return await service(info).set_end_date(
             actor_of(info),
@@ -496,10 +501,10 @@ async def set_end_date(info: Info, input: inputs.SetEndDateInput) -> inputs.Subs
             after=shift_of(input.after, "after"),
         )
 
-    return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
+    return subscription_payload(inputs.SetEndDatePayload, await guarded(call))
 
 
-async def set_metadata(info: Info, input: inputs.SetMetadataInput) -> inputs.SubscriptionPayload:
+async def set_metadata(info: Info, input: inputs.SetMetadataInput) -> inputs.SetMetadataPayload:
     async def call() -> Result:
         if input.metadata is not None and not isinstance(input.metadata, dict):
             raise ValidationError("metadata must be a JSON object", code="INVALID_METADATA", field=["metadata"])
@@ -507,24 +512,26 @@ async def set_metadata(info: Info, input: inputs.SetMetadataInput) -> inputs.Sub
             actor_of(info), common_of(input), request_of(input), sub_pk(input), metadata=input.metadata
         )
 
-    return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
+    return subscription_payload(inputs.SetMetadataPayload, await guarded(call))
 
 
 # -- lifecycle ---------------------------------------------------------------
 
 
-async def suspend_subscription(info: Info, input: inputs.LifecycleInput) -> inputs.SubscriptionPayload:
+async def suspend_subscription(info: Info, input: inputs.SuspendSubscriptionInput) -> inputs.SuspendSubscriptionPayload:
     async def call() -> Result:
         return await service(info).suspend(actor_of(info), common_of(input), request_of(input), sub_pk(input))
 
-    return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
+    return subscription_payload(inputs.SuspendSubscriptionPayload, await guarded(call))
 
 
-async def activate_subscription(info: Info, input: inputs.LifecycleInput) -> inputs.SubscriptionPayload:
+async def activate_subscription(
+    info: Info, input: inputs.ActivateSubscriptionInput
+) -> inputs.ActivateSubscriptionPayload:
     async def call() -> Result:
         return await service(info).activate(actor_of(info), common_of(input), request_of(input), sub_pk(input))
 
-    return subscription_payload(inputs.SubscriptionPayload, await guarded(call))
+    return subscription_payload(inputs.ActivateSubscriptionPayload, await guarded(call))
 
 
 async def cancel_subscription(info: Info, input: inputs.CancelSubscriptionInput) -> inputs.CancelSubscriptionPayload:
@@ -553,7 +560,7 @@ async def cancel_subscription(info: Info, input: inputs.CancelSubscriptionInput)
     return subscription_payload(inputs.CancelSubscriptionPayload, result, refund=refund)
 
 
-async def renew_now(info: Info, input: inputs.RenewNowInput) -> inputs.RenewalPayload:
+async def renew_now(info: Info, input: inputs.RenewNowInput) -> inputs.RenewNowPayload:
     async def call() -> Result:
         return await service(info).renew_now(
             actor_of(info),
@@ -566,26 +573,26 @@ async def renew_now(info: Info, input: inputs.RenewNowInput) -> inputs.RenewalPa
             consent_reference=input.consent_reference,
         )
 
-    return subscription_payload(inputs.RenewalPayload, await guarded(call))
+    return subscription_payload(inputs.RenewNowPayload, await guarded(call))
 
 
-async def force_bill(info: Info, input: inputs.LifecycleInput) -> inputs.RenewalPayload:
+async def force_bill(info: Info, input: inputs.ForceBillInput) -> inputs.ForceBillPayload:
     async def call() -> Result:
         return await service(info).force_bill(actor_of(info), common_of(input), request_of(input), sub_pk(input))
 
-    return subscription_payload(inputs.RenewalPayload, await guarded(call))
+    return subscription_payload(inputs.ForceBillPayload, await guarded(call))
 
 
-async def retry_renewal(info: Info, input: inputs.RetryRenewalInput) -> inputs.RenewalPayload:
+async def retry_renewal(info: Info, input: inputs.RetryRenewalInput) -> inputs.RetryRenewalPayload:
     async def call() -> Result:
         return await service(info).retry_renewal(
             actor_of(info), common_of(input), request_of(input), pk(input.renewal_id, "Renewal", "renewalId")
         )
 
-    return subscription_payload(inputs.RenewalPayload, await guarded(call))
+    return subscription_payload(inputs.RetryRenewalPayload, await guarded(call))
 
 
-async def refund_renewal(info: Info, input: inputs.RefundRenewalInput) -> inputs.RenewalPayload:
+async def refund_renewal(info: Info, input: inputs.RefundRenewalInput) -> inputs.RefundRenewalPayload:
     async def call() -> Result:
         return await service(info).refund_renewal(
             actor_of(info),
@@ -595,10 +602,10 @@ async def refund_renewal(info: Info, input: inputs.RefundRenewalInput) -> inputs
             amount=money(input.amount, "amount"),
         )
 
-    return subscription_payload(inputs.RenewalPayload, await guarded(call))
+    return subscription_payload(inputs.RefundRenewalPayload, await guarded(call))
 
 
-async def update_fulfillment(info: Info, input: inputs.UpdateFulfillmentInput) -> inputs.RenewalPayload:
+async def update_fulfillment(info: Info, input: inputs.UpdateFulfillmentInput) -> inputs.UpdateFulfillmentPayload:
     async def call() -> Result:
         return await service(info).mark_fulfillment(
             actor_of(info),
@@ -608,4 +615,130 @@ async def update_fulfillment(info: Info, input: inputs.UpdateFulfillmentInput) -
             status=input.status,
         )
 
-    return subscription_payload(inputs.RenewalPayload, await guarded(call))
+    return subscription_payload(inputs.UpdateFulfillmentPayload, await guarded(call))
+
+
+# -- global update and phases -------------------------------------------------
+
+
+def global_changes(data: inputs.UpdateSubscriptionInput) -> dict[str, Any]:
+    """The settings of a global update as plain JSON with ids decoded (what a phase stores)."""
+
+    def price(value: MoneyInput | None) -> dict[str, str] | None:
+        return {"amount": value.amount, "currency": value.currency} if value is not None else None
+
+    changes: dict[str, Any] = {}
+    if data.next_renewal_date is not None:
+        changes["nextRenewalDate"] = data.next_renewal_date.isoformat()
+    if data.items:
+        changes["items"] = [
+            {
+                "itemId": pk(i.item_id, "SubscriptionItem", "items", str(n), "itemId"),
+                "unitPrice": price(i.unit_price),
+                "quantity": i.quantity,
+            }
+            for n, i in enumerate(data.items)
+        ]
+    if data.add_items:
+        changes["addItems"] = [
+            {
+                "productId": pk(i.product_id, "Product", "addItems", str(n), "productId"),
+                "unitPrice": price(i.unit_price),
+                "quantity": i.quantity,
+            }
+            for n, i in enumerate(data.add_items)
+        ]
+    if data.remove_item_ids:
+        changes["removeItemIds"] = [pk(i, "SubscriptionItem", "removeItemIds") for i in data.remove_item_ids]
+    if data.apply_coupons:
+        changes["applyCoupons"] = list(data.apply_coupons)
+    if data.remove_coupons:
+        changes["removeCoupons"] = list(data.remove_coupons)
+    if data.profile_id is not None:
+        changes["profileId"] = pk(data.profile_id, "SubscriptionProfile", "profileId")
+    if data.shipping_address is not None:
+        a = data.shipping_address
+        changes["shippingAddress"] = {
+            "line1": a.line1,
+            "line2": a.line2,
+            "city": a.city,
+            "region": a.region,
+            "postalCode": a.postal_code,
+            "country": a.country,
+        }
+    if data.payment_method_id is not None:
+        changes["paymentMethodId"] = pk(data.payment_method_id, "PaymentMethod", "paymentMethodId")
+    if data.clear_gateway:
+        changes["clearGateway"] = True
+    elif data.gateway_id is not None:
+        changes["gatewayId"] = data.gateway_id
+        if data.gateway_mode is not None:
+            changes["gatewayMode"] = data.gateway_mode.value
+    if data.renewal_type is not None:
+        changes["renewalType"] = data.renewal_type.value
+    if data.clear_end_date:
+        changes["clearEndDate"] = True
+    elif data.end_date is not None:
+        changes["endDate"] = data.end_date.isoformat()
+    if data.metadata is not None:
+        if not isinstance(data.metadata, dict):
+            raise ValidationError("metadata must be a JSON object", code="INVALID_METADATA", field=["metadata"])
+        changes["metadata"] = data.metadata
+    if data.consent_reference is not None:
+        changes["consentReference"] = data.consent_reference
+    return changes
+
+
+async def _phase_payload(info: Info, result: Result, cls: type[P]) -> P:
+    phase = None
+    phase_id = result.extra.get("phaseId")
+    if result.ok and phase_id is not None and result.subscription is not None and not result.dry_run:
+        assert result.subscription.id is not None
+        rows = await info.context.loaders.phases_by_subscription.load(result.subscription.id)
+        phase = next((Phase.of(r) for r in rows if r.id == phase_id), None)
+    return subscription_payload(cls, result, phase=phase)
+
+
+async def update_subscription(info: Info, input: inputs.UpdateSubscriptionInput) -> inputs.UpdateSubscriptionPayload:
+    async def call() -> Result:
+        return await PhaseService(info.context.services).update_subscription(
+            actor_of(info),
+            common_of(input),
+            request_of(input),
+            sub_pk(input),
+            changes=global_changes(input),
+            effective_date=input.effective_date,
+            at_next_renewal=input.at_next_renewal,
+        )
+
+    return await _phase_payload(info, await guarded(call), inputs.UpdateSubscriptionPayload)
+
+
+async def update_phase(info: Info, input: inputs.UpdatePhaseInput) -> inputs.UpdatePhasePayload:
+    async def call() -> Result:
+        changes = global_changes(input)
+        return await PhaseService(info.context.services).edit_phase(
+            actor_of(info),
+            common_of(input),
+            request_of(input),
+            pk(input.phase_id, "Phase", "phaseId"),
+            changes=changes or None,
+            effective_date=input.effective_date,
+        )
+
+    return await _phase_payload(info, await guarded(call), inputs.UpdatePhasePayload)
+
+
+async def cancel_phase(info: Info, input: inputs.CancelPhaseInput) -> inputs.CancelPhasePayload:
+    async def call() -> Result:
+        return await PhaseService(info.context.services).edit_phase(
+            actor_of(info),
+            common_of(input),
+            request_of(input),
+            pk(input.phase_id, "Phase", "phaseId"),
+            changes=None,
+            effective_date=None,
+            cancel=True,
+        )
+
+    return await _phase_payload(info, await guarded(call), inputs.CancelPhasePayload)

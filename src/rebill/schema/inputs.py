@@ -261,8 +261,18 @@ class UpdateItemInput(SubscriptionMutationInput):
     consent_reference: str | None = None
 
 
+@strawberry.type(description="renewal: the charge or credit when one was made")
+class UpdateItemPayload(SubscriptionPayload):
+    renewal: Renewal | None
+
+
 @strawberry.type
-class ChargePayload(SubscriptionPayload):
+class AddItemPayload(SubscriptionPayload):
+    renewal: Renewal | None
+
+
+@strawberry.type
+class RemoveItemPayload(SubscriptionPayload):
     renewal: Renewal | None
 
 
@@ -284,7 +294,12 @@ class RemoveItemInput(SubscriptionMutationInput):
 
 
 @strawberry.input
-class CouponCodeInput(SubscriptionMutationInput):
+class ApplyCouponInput(SubscriptionMutationInput):
+    code: str
+
+
+@strawberry.input
+class RemoveCouponInput(SubscriptionMutationInput):
     code: str
 
 
@@ -390,6 +405,16 @@ class UpdateSubscriptionPayload(SubscriptionPayload):
     phase: Phase | None
 
 
+@strawberry.type
+class UpdatePhasePayload(UpdateSubscriptionPayload):
+    pass
+
+
+@strawberry.type
+class CancelPhasePayload(UpdateSubscriptionPayload):
+    pass
+
+
 @strawberry.input
 class UpdatePhaseInput(UpdateSubscriptionInput):
     phase_id: strawberry.ID
@@ -404,7 +429,17 @@ class CancelPhaseInput(SubscriptionMutationInput):
 
 
 @strawberry.input
-class LifecycleInput(SubscriptionMutationInput):
+class SuspendSubscriptionInput(SubscriptionMutationInput):
+    pass
+
+
+@strawberry.input
+class ActivateSubscriptionInput(SubscriptionMutationInput):
+    pass
+
+
+@strawberry.input
+class ForceBillInput(SubscriptionMutationInput):
     pass
 
 
@@ -465,5 +500,85 @@ class UpdateFulfillmentInput(RenewalMutationInput):
 
 
 @strawberry.type
-class RenewalPayload(SubscriptionPayload):
+class RenewNowPayload(SubscriptionPayload):
     renewal: Renewal | None
+
+
+@strawberry.type
+class ForceBillPayload(SubscriptionPayload):
+    renewal: Renewal | None
+
+
+@strawberry.type
+class RetryRenewalPayload(SubscriptionPayload):
+    renewal: Renewal | None
+
+
+@strawberry.type
+class RefundRenewalPayload(SubscriptionPayload):
+    renewal: Renewal | None
+
+
+@strawberry.type
+class UpdateFulfillmentPayload(SubscriptionPayload):
+    renewal: Renewal | None
+
+
+@strawberry.type
+class ChangeNextRenewalDatePayload(SubscriptionPayload):
+    pass
+
+
+@strawberry.type
+class ApplyCouponPayload(SubscriptionPayload):
+    pass
+
+
+@strawberry.type
+class RemoveCouponPayload(SubscriptionPayload):
+    pass
+
+
+@strawberry.type
+class ChangeProfilePayload(SubscriptionPayload):
+    pass
+
+
+@strawberry.type
+class UpdateShippingAddressPayload(SubscriptionPayload):
+    pass
+
+
+@strawberry.type
+class SetPaymentMethodPayload(SubscriptionPayload):
+    pass
+
+
+@strawberry.type
+class SetGatewayPayload(SubscriptionPayload):
+    pass
+
+
+@strawberry.type
+class SetRenewalTypePayload(SubscriptionPayload):
+    pass
+
+
+@strawberry.type
+class SetEndDatePayload(SubscriptionPayload):
+    pass
+
+
+@strawberry.type
+class SetMetadataPayload(SubscriptionPayload):
+    pass
+
+
+@strawberry.type
+class SuspendSubscriptionPayload(SubscriptionPayload):
+    pass
+
+
+@strawberry.type
+class ActivateSubscriptionPayload(SubscriptionPayload):
+    pass

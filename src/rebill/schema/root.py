@@ -64,6 +64,10 @@ class Mutation:
     set_end_date = _write(m.set_end_date)
     set_metadata = _write(m.set_metadata)
 
+    update_subscription = _write(m.update_subscription, "Any settings at once; a future effectiveDate stores a phase")
+    update_phase = _write(m.update_phase, "Change a phase that has not started")
+    cancel_phase = _write(m.cancel_phase, "Drop a phase that has not started")
+
     suspend_subscription = _write(m.suspend_subscription)
     activate_subscription = _write(m.activate_subscription)
     cancel_subscription = _write(m.cancel_subscription)

@@ -254,6 +254,16 @@ class SubscriptionService:
     def __init__(self, services: Services) -> None:
         self.services = services
 
+    @staticmethod
+    def check_version(state: SubscriptionState, common: Common) -> None:
+        """Optimistic concurrency: a stale ``expectedVersion`` changes nothing."""
+        if common.expected_version is not None and state.version != common.expected_version:
+            raise VersionConflict(
+                f"subscription {state.id} is at version {state.version}, not "
+                f"{common.expected_version}: it changed since you read it",
+                field=["expectedVersion"],
+            )
+
     async def mutate(
         self,
         operation: str,
@@ -265,12 +275,7 @@ class SubscriptionService:
     ) -> Result:
         async def body(unit: Unit) -> Result:
             state = await unit.repo.get(subscription_id, for_update=True)
-            if common.expected_version is not None and state.version != common.expected_version:
-                raise VersionConflict(
-                    f"subscription {subscription_id} is at version {state.version}, not "
-                    f"{common.expected_version}: it changed since you read it",
-                    field=["expectedVersion"],
-                )
+            self.check_version(state, common)
             outcome = await build(unit, state, unit.ctx(state))
             result = await apply_outcome(unit, state, outcome)
             if outcome.replacement is not None and result.ok:

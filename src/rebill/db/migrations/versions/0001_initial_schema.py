@@ -492,7 +492,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint("status IN ('PENDING','APPLIED','CANCELLED')", name=op.f("ck_phases_status")),
+        sa.CheckConstraint("status IN ('PENDING','APPLIED','CANCELLED','FAILED')", name=op.f("ck_phases_status")),
         sa.ForeignKeyConstraint(
             ["subscription_id"],
             ["subscriptions.id"],
