@@ -70,11 +70,19 @@ def start_subscription(
             field=["paymentMethodId"],
         )
     prices = [i.unit_price for i in items if i.unit_price is not None]
-    currencies = {p.currency for p in prices}
     if currency is None:
-        if not currencies:
-            raise ValidationError("give a unitPrice for at least one item", code="PRICE_REQUIRED", field=["items"])
-        currency = prices[0].currency
+        if prices:
+            currency = prices[0].currency
+        else:
+            # Priced by volume tiers only: the tiers say the currency, if they agree on one.
+            tier_currencies = {t.unit_price.currency for it in items for t in it.product.tiers}
+            if len(tier_currencies) != 1:
+                raise ValidationError(
+                    "give a unitPrice for at least one item (its currency is the subscription's)",
+                    code="PRICE_REQUIRED",
+                    field=["items"],
+                )
+            currency = tier_currencies.pop()
     for index, it in enumerate(items):
         check_quantity(it.quantity, "quantity")
         if it.unit_price is not None and it.unit_price.currency != currency:
@@ -164,7 +172,9 @@ def change_product(
         raise SubscriptionError(
             f"{product.name} is billed by usage: its quantity cannot be set", code="QUANTITY_NOT_CHANGEABLE"
         )
-    replacement_item = new_item(state, product, unit_price, qty)
+    has_tiers = any(t.unit_price.currency == state.currency for t in product.tiers)
+    price = unit_price if unit_price is not None or has_tiers else old_item.unit_price
+    replacement_item = new_item(state, product, price, qty)
     items = tuple(
         replace(replacement_item, temp=0, id=None) if i.ref == old_item.ref else replace(i, id=None, temp=n + 1)
         for n, i in enumerate(state.items)

@@ -172,7 +172,7 @@ async def record_attempts(
 
 
 async def refund(
-    session: AsyncSession, gateways: GatewayRegistry, refund_: Refund, now: datetime
+    session: AsyncSession, gateways: GatewayRegistry, refund_: Refund, now: datetime, *, dry_run: bool = False
 ) -> tuple[RenewalInfo, dict[str, Any]]:
     """Send a refund to the gateway that took the payment, and record it."""
     renewal = refund_.renewal
@@ -186,7 +186,10 @@ async def refund(
         )
     ).scalar()
     key = f"rfd_{renewal.id}_{secrets.token_hex(6)}"
-    result = await gateways.get(renewal.gateway_id).refund(reference, refund_.amount, key)
+    if dry_run:  # what-if: the gateway is never called
+        result = GatewayResult(True, "dry-run")
+    else:
+        result = await gateways.get(renewal.gateway_id).refund(reference, refund_.amount, key)
     tx = (
         await session.execute(
             insert(TX)

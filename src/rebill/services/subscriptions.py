@@ -180,7 +180,9 @@ async def apply_outcome(
     saved = await unit.repo.save(before, after, now)
     refund_info = None
     if outcome.refund is not None:
-        refunded, refund_info = await payments.refund(session, unit.services.gateways, outcome.refund, now)
+        refunded, refund_info = await payments.refund(
+            session, unit.services.gateways, outcome.refund, now, dry_run=unit.common.dry_run
+        )
         extra_notes.append(
             {
                 "field": f"renewals.{refunded.id}.refunded",

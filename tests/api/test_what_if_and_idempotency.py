@@ -1,0 +1,246 @@
+"""What-if runs, idempotency keys and optimistic concurrency on subscription mutations."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import text
+
+from tests.support import error_codes, get_subscription, gql, history, make_world, mutate, ok, subscribe
+
+COUNTED_TABLES = [
+    "subscriptions",
+    "subscription_items",
+    "applied_coupons",
+    "renewals",
+    "transactions",
+    "history_entries",
+    "outbox",
+    "phases",
+    "subscription_profiles",
+    "sandbox_charges",
+    "idempotency_records",
+]
+
+
+async def _fingerprint(engine) -> dict[str, Any]:
+    """Row counts plus every subscription's version: anything written shows up here."""
+    async with engine.connect() as conn:
+        counts = {t: (await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar() for t in COUNTED_TABLES}
+        versions = (await conn.execute(text("SELECT id, version, updated_at FROM subscriptions ORDER BY id"))).all()
+        renewals = (
+            await conn.execute(text("SELECT id, status, refunded_minor, fulfillment FROM renewals ORDER BY id"))
+        ).all()
+    return {"counts": counts, "versions": versions, "renewals": renewals}
+
+
+async def _mutations_with_dry_run(client) -> set[str]:
+    data = await gql(
+        client,
+        """{ __schema { mutationType { fields { name args { type { ofType { name inputFields { name } } } } } } } }""",
+    )
+    names = set()
+    for f in data["__schema"]["mutationType"]["fields"]:
+        input_type = f["args"][0]["type"]["ofType"] if f["args"] else None
+        if input_type and any(i["name"] == "dryRun" for i in input_type["inputFields"] or []):
+            names.add(f["name"])
+    return names
+
+
+async def test_every_mutation_with_dry_run_stores_nothing(client, services):
+    world = await make_world(client)
+    ok(
+        await mutate(
+            client,
+            "createCoupon",
+            {"code": "SAVE5", "amountOff": {"amount": "5.00", "currency": "USD"}},
+            "coupon { id }",
+        )
+    )
+    created = await subscribe(client, world)
+    sub = created["subscription"]
+    item = sub["items"][0]["id"]
+    renewal = created["renewal"]["id"]
+    ok(await mutate(client, "applyCoupon", {"subscriptionId": sub["id"], "code": "SAVE5"}, "subscription { id }"))
+    phase = ok(
+        await mutate(
+            client,
+            "updateSubscription",
+            {"subscriptionId": sub["id"], "effectiveDate": "2026-06-01", "metadata": {"tier": "gold"}},
+            "phase { id }",
+        )
+    )["phase"]["id"]
+    failed = await subscribe(client, world)
+    failed_renewal = failed["renewal"]["id"]
+    ok(
+        await mutate(
+            client, "cancelSubscription", {"subscriptionId": failed["subscription"]["id"]}, "subscription { id }"
+        )
+    )
+
+    s = {"subscriptionId": sub["id"]}
+    usd = {"currency": "USD"}
+    cases: dict[str, dict[str, Any]] = {
+        "createSubscription": {
+            "customerId": world.customer,
+            "profileId": world.profile,
+            "items": [{"productId": world.product, "unitPrice": {"amount": "9.99", **usd}, "quantity": 1}],
+        },
+        "changeNextRenewalDate": {**s, "shift": {"unit": "MONTH", "count": 2}},
+        "updateItem": {**s, "itemId": item, "quantity": 3, "consentReference": "ok", "proration": "PRORATED"},
+        "addItem": {
+            **s,
+            "productId": world.other_product,
+            "unitPrice": {"amount": "1.00", **usd},
+            "consentReference": "ok",
+            "proration": "FULL",
+        },
+        "removeItem": {**s, "itemId": item},
+        "applyCoupon": {**s, "code": "SAVE5"},
+        "removeCoupon": {**s, "code": "SAVE5"},
+        "changeProfile": {**s, "customProfile": {"name": "Custom", "cadence": {"unit": "WEEK", "count": 2}}},
+        "changeProduct": {**s, "itemId": item, "productId": world.other_product, "consentReference": "ok"},
+        "updateShippingAddress": {**s, "address": {"line1": "1 Main", "city": "Paris", "country": "FR"}},
+        "setPaymentMethod": {**s, "paymentMethodId": world.card},
+        "setGateway": {**s, "gatewayId": "sandbox-b", "mode": "FORCED"},
+        "setRenewalType": {**s, "renewalType": "MANUAL"},
+        "setEndDate": {**s, "endDate": "2030-01-01"},
+        "setMetadata": {**s, "metadata": {"a": 1}},
+        "updateSubscription": {**s, "nextRenewalDate": "2026-03-01", "renewalType": "MANUAL"},
+        "updatePhase": {**s, "phaseId": phase, "effectiveDate": "2026-07-01"},
+        "cancelPhase": {**s, "phaseId": phase},
+        "suspendSubscription": s,
+        "activateSubscription": s,
+        "cancelSubscription": {**s, "refundLastRenewal": True, "cancelFulfillment": True},
+        "renewNow": {**s, "mode": "RESTART"},
+        "forceBill": s,
+        "retryRenewal": {"renewalId": failed_renewal},
+        "refundRenewal": {"renewalId": renewal, "amount": {"amount": "1.00", **usd}},
+        "updateFulfillment": {"renewalId": renewal, "status": "SHIPPED"},
+    }
+    assert await _mutations_with_dry_run(client) <= set(cases), "a mutation with dryRun has no what-if test case"
+
+    before = await _fingerprint(services.engine)
+    for name, data in cases.items():
+        response = await client.post(
+            "/graphql",
+            json={
+                "query": f"mutation($input: {name[0].upper()}{name[1:]}Input!) {{ {name}(input: $input) "
+                "{ userErrors { code message } dryRun } }",
+                "variables": {"input": {**data, "dryRun": True}},
+            },
+        )
+        body = response.json()
+        assert "errors" not in body, (name, body)
+        assert body["data"][name]["dryRun"] is True, name
+        assert await _fingerprint(services.engine) == before, f"{name} wrote something during a dry run"
+
+
+async def test_a_dry_run_shows_the_result_it_would_have(client):
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    payload = ok(
+        await mutate(
+            client,
+            "changeNextRenewalDate",
+            {"subscriptionId": sub["id"], "date": "2026-04-01", "dryRun": True},
+            "dryRun subscription { nextRenewalDate version }",
+        )
+    )
+    assert payload["dryRun"] is True
+    assert payload["subscription"]["nextRenewalDate"] == "2026-04-01"
+    assert (await get_subscription(client, sub["id"]))["nextRenewalDate"] == sub["nextRenewalDate"]
+
+
+async def test_a_retried_request_with_the_same_key_replays_without_acting_again(client):
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    request = {"subscriptionId": sub["id"], "idempotencyKey": "force-bill-42"}
+    selection = "replayed renewal { id } subscription { version nextRenewalDate }"
+    first = ok(await mutate(client, "forceBill", request, selection))
+    second = ok(await mutate(client, "forceBill", request, selection))
+    assert first["replayed"] is False and second["replayed"] is True
+    assert second["renewal"]["id"] == first["renewal"]["id"]
+    assert second["subscription"] == first["subscription"]
+    actions = [e["action"] for e in await history(client, sub["id"])]
+    assert actions.count("force_billed") == 1
+
+
+async def test_the_same_key_with_another_input_is_refused(client):
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    ok(
+        await mutate(
+            client,
+            "setMetadata",
+            {"subscriptionId": sub["id"], "metadata": {"a": 1}, "idempotencyKey": "k1"},
+            "subscription { id }",
+        )
+    )
+    reused = await mutate(
+        client,
+        "setMetadata",
+        {"subscriptionId": sub["id"], "metadata": {"a": 2}, "idempotencyKey": "k1"},
+        "subscription { id }",
+    )
+    assert error_codes(reused) == ["IDEMPOTENCY_KEY_REUSED"]
+    assert (await get_subscription(client, sub["id"]))["metadata"] == {"a": 1}
+
+
+async def test_fifty_concurrent_identical_requests_with_one_key_act_once(client, services):
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    request = {"subscriptionId": sub["id"], "idempotencyKey": "burst-1"}
+    results = await asyncio.gather(
+        *[mutate(client, "forceBill", request, "replayed renewal { id }") for _ in range(50)]
+    )
+    assert all(r["userErrors"] == [] for r in results)
+    assert len({r["renewal"]["id"] for r in results}) == 1
+    assert sum(1 for r in results if not r["replayed"]) == 1
+    async with services.engine.connect() as conn:
+        forced = (await conn.execute(text("SELECT count(*) FROM renewals WHERE kind = 'FORCED'"))).scalar()
+        charges = (await conn.execute(text("SELECT count(*) FROM sandbox_charges"))).scalar()
+    assert forced == 1
+    assert charges == 2  # the initial charge and the one forced bill
+
+
+async def test_a_stale_expected_version_is_refused_and_nothing_changes(client):
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    ok(
+        await mutate(
+            client,
+            "setMetadata",
+            {"subscriptionId": sub["id"], "metadata": {"n": 1}, "expectedVersion": sub["version"]},
+            "subscription { id }",
+        )
+    )
+    stale = await mutate(
+        client,
+        "setMetadata",
+        {"subscriptionId": sub["id"], "metadata": {"n": 2}, "expectedVersion": sub["version"]},
+        "subscription { id }",
+    )
+    assert error_codes(stale) == ["VERSION_CONFLICT"]
+    assert (await get_subscription(client, sub["id"]))["metadata"] == {"n": 1}
+
+
+async def test_concurrent_updates_of_one_subscription_keep_both_changes(client):
+    world = await make_world(client)
+    ok(await mutate(client, "createCoupon", {"code": "TEN", "percentOff": "10"}, "coupon { id }"))
+    sub = (await subscribe(client, world))["subscription"]
+    moves = [
+        mutate(client, "applyCoupon", {"subscriptionId": sub["id"], "code": "TEN"}, "subscription { id }"),
+        mutate(
+            client, "changeNextRenewalDate", {"subscriptionId": sub["id"], "date": "2026-05-05"}, "subscription { id }"
+        ),
+        mutate(client, "setMetadata", {"subscriptionId": sub["id"], "metadata": {"vip": True}}, "subscription { id }"),
+    ]
+    for payload in await asyncio.gather(*moves):
+        ok(payload)
+    final = await get_subscription(client, sub["id"])
+    assert [c["code"] for c in final["coupons"]] == ["TEN"]
+    assert final["nextRenewalDate"] == "2026-05-05"
+    assert final["metadata"] == {"vip": True}
+    assert final["version"] == sub["version"] + 3
