@@ -78,6 +78,19 @@ def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
+def _graceful_server_class() -> Any:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """Ctrl-C shuts down cleanly and returns, so the database is closed in order."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return GracefulServer
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -88,11 +101,10 @@ def serve(
 
     Ctrl-C stops the server and, when it started it, the embedded PostgreSQL.
     """
-    import uvicorn
-
     from rebill.app import create_app
 
     settings = settings_or_exit()
+    server_class = _graceful_server_class()
 
     async def main() -> None:
         async with open_services(settings) as services:
@@ -106,11 +118,17 @@ def serve(
                     pass
             application = create_app(services, background=background)
             config = uvicorn.Config(application, host=host, port=port, log_level=log_level, lifespan="on")
-            server = uvicorn.Server(config)
+            server = server_class(config)
             console.print(f"rebill serving on http://{host}:{port}/graphql")
             await server.serve()
 
-    run(main)
+    try:
+        run(main)
+    except typer.Exit as stop:
+        if stop.exit_code != 130:
+            raise
+    # Ctrl-C is the normal way to stop a server: a clean exit, not an error.
+    console.print("rebill stopped")
 
 
 @app.command()

@@ -84,7 +84,10 @@ def start_subscription(
                 )
             currency = tier_currencies.pop()
     for index, it in enumerate(items):
-        check_quantity(it.quantity, "quantity")
+        try:
+            check_quantity(it.quantity, "quantity")
+        except ValidationError as exc:
+            raise exc.with_field("items", str(index)) from None
         if it.unit_price is not None and it.unit_price.currency != currency:
             raise SubscriptionError(
                 f"all items must be in one currency: item {index} is in {it.unit_price.currency}, item 0 in {currency}",
