@@ -101,6 +101,8 @@ def serve(
 
     Ctrl-C stops the server and, when it started it, the embedded PostgreSQL.
     """
+    import uvicorn
+
     from rebill.app import create_app
 
     settings = settings_or_exit()

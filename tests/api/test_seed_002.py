@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from tests.support import (
     SUBSCRIPTION_FIELDS,
+    add_card,
     change,
     error_codes,
     get_subscription,
@@ -13,7 +14,6 @@ from tests.support import (
     make_customer,
     make_product,
     make_profile,
-    add_card,
     mutate,
     ok,
 )
