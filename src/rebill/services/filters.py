@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
 
 from rebill.db import tables as t
 from rebill.domain.errors import RebillError, ValidationError
-from rebill.domain.money import CURRENCY_EXPONENTS, Money, currency_exponent
+from rebill.domain.money import CURRENCY_EXPONENTS, Money, Rounding, currency_exponent
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import GatewayMode, RenewalType
 
@@ -61,15 +62,13 @@ def _amount_clause(text_amount: str, op: str, currency: str | None, field: str) 
             try:
                 minor = Money.parse(text_amount, probe).minor
             except RebillError:
-                # More decimals than this exponent holds: compare on the rounded bound.
-                from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-
-                rounding = ROUND_CEILING if op == ">=" else ROUND_FLOOR
-                minor = int((Decimal(text_amount) * (10**exp)).to_integral_value(rounding=rounding))
+                # More decimals than this exponent holds: compare on the bound rounded inwards.
+                rounding = Rounding.CEILING if op == ">=" else Rounding.FLOOR
+                minor = Money.from_decimal(Decimal(text_amount), probe, rounding).minor
             cmp = S.c.amount_minor >= minor if op == ">=" else S.c.amount_minor <= minor
             clauses.append(and_(S.c.currency.in_(codes), cmp))
         return or_(*clauses)
-    except (RebillError, ArithmeticError, ValueError) as exc:
+    except (RebillError, ArithmeticError, InvalidOperation, ValueError) as exc:
         raise ValidationError(
             f"{field} {text_amount!r} is not a decimal amount", code="INVALID_AMOUNT", field=[field]
         ) from exc
