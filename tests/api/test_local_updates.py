@@ -43,7 +43,7 @@ async def test_an_immediate_prorated_upgrade_charges_the_days_left(client, clock
     )
     renewal = payload["renewal"]
     assert renewal["kind"] == "MANUAL" and renewal["adjustment"] is True
-    assert renewal["amount"]["amount"] == "10.00"  # 30.00 more × 10 / 30 days
+    assert renewal["amount"]["amount"] == "10.00"  # 30.00 more x 10 / 30 days
     assert (renewal["periodStart"], renewal["periodEnd"]) == ("2026-04-21", "2026-05-01")
     assert renewal["status"] == "PAID"
     assert payload["subscription"]["amount"]["amount"] == "60.00"

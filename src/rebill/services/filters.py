@@ -57,7 +57,7 @@ def _amount_clause(text_amount: str, op: str, currency: str | None, field: str) 
         for code, exp in CURRENCY_EXPONENTS.items():
             groups.setdefault(exp, []).append(code)
         clauses = []
-        for exp, codes in groups.items():
+        for codes in groups.values():
             probe = codes[0]
             try:
                 minor = Money.parse(text_amount, probe).minor
