@@ -176,6 +176,34 @@ def apikey_create(
     print(created.secret)
 
 
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """List API keys with their scopes and when they were created or revoked (secrets are never stored)."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from rebill.db import tables as t
+
+    settings = settings_or_exit()
+    keys = t.table_of(t.ApiKey)
+
+    async def main() -> list[Any]:
+        async with open_services(settings) as services, services.engine.connect() as conn:
+            return list(await conn.execute(select(keys).order_by(keys.c.id)))
+
+    rows = run(main)
+    table = Table("name", "scopes", "prefix", "created", "revoked")
+    for row in rows:
+        table.add_row(
+            row.name,
+            ", ".join(row.scopes),
+            row.prefix,
+            row.created_at.isoformat(timespec="seconds"),
+            row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else "",
+        )
+    out.print(table)
+
+
 @apikey_app.command("revoke")
 def apikey_revoke(name: Annotated[str, typer.Option("--name", help="The key to revoke.")]) -> None:
     """Revoke an API key: requests with its secret are refused from now on."""
