@@ -5,16 +5,26 @@ its own table, written in its own transaction as a remote gateway would: a
 crash of rebill between a charge and its commit leaves the charge on the
 gateway's side, and a retry with the same idempotency key gets the first
 answer back instead of a second charge.
+
+Routing (seed 003): a FORCED gateway is the only one tried; with the
+profile's "force last successful gateway" the subscription's last
+successful gateway is; otherwise a PREFERRED gateway comes first, then the
+default. The next gateway is tried only when the previous one could not
+process the charge (``processing_error``-type answers, see
+:data:`CASCADE_CODES`): a card that is declined is declined everywhere, and
+trying it on a second gateway would only add a second decline to the
+customer's statement.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,11 +45,30 @@ DECLINES = {
 SUCCEEDS = {"4242424242424242", "5555555555554444", "378282246310005", "4000056655665556"}
 
 
+#: Answers that say the gateway could not process the charge (not that the
+#: card was refused): the charge moves on to the next routed gateway.
+CASCADE_CODES = frozenset({"processing_error", "gateway_unavailable", "rate_limited"})
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayResult:
     succeeded: bool
     reference: str
     decline_code: str | None = None
+
+    @property
+    def cascades(self) -> bool:
+        """Whether the next routed gateway should be tried after this answer."""
+        return not self.succeeded and self.decline_code in CASCADE_CODES
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRequest:
+    """One charge of a batch; ``idempotency_key`` makes a repeated request return the first answer."""
+
+    token: str | None
+    amount: Money
+    idempotency_key: str
 
 
 class Gateway(Protocol):
@@ -48,6 +77,31 @@ class Gateway(Protocol):
     async def charge(self, token: str | None, amount: Money, idempotency_key: str) -> GatewayResult: ...
 
     async def refund(self, reference: str | None, amount: Money, idempotency_key: str) -> GatewayResult: ...
+
+
+class BatchGateway(Gateway, Protocol):
+    """A gateway that takes many charges in one call (the sandbox; batch APIs of real gateways)."""
+
+    async def charge_many(self, requests: Sequence[ChargeRequest]) -> list[GatewayResult]: ...
+
+
+async def charge_many(
+    gateway: Gateway, requests: Sequence[ChargeRequest], *, concurrency: int = 16
+) -> list[GatewayResult]:
+    """Charge a batch, in request order: in one call when the gateway can, else a few at a time."""
+    if not requests:
+        return []
+    batch = getattr(gateway, "charge_many", None)
+    if batch is not None:
+        results: list[GatewayResult] = await batch(requests)
+        return results
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(request: ChargeRequest) -> GatewayResult:
+        async with limit:
+            return await gateway.charge(request.token, request.amount, request.idempotency_key)
+
+    return list(await asyncio.gather(*(one(r) for r in requests)))
 
 
 def card_brand(number: str) -> str:
@@ -109,8 +163,54 @@ class SandboxGateway:
         ok, code = self._decide(token)
         return await self._record("CHARGE", token, amount, idempotency_key, ok, code)
 
+    async def charge_many(self, requests: Sequence[ChargeRequest]) -> list[GatewayResult]:
+        """The batch form of :meth:`charge`: one ledger transaction, the same per-key answers."""
+        if not requests:
+            return []
+        decisions = [self._decide(r.token) for r in requests]
+        keys = [r.idempotency_key for r in requests]
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                _BATCH_INSERT,
+                {
+                    "gateway": self.name,
+                    "keys": keys,
+                    "tokens": [r.token for r in requests],
+                    "amounts": [r.amount.minor for r in requests],
+                    "currencies": [r.amount.currency for r in requests],
+                    "oks": [ok for ok, _ in decisions],
+                    "codes": [code for _, code in decisions],
+                    "refs": [f"sb_ch_{secrets.token_hex(8)}" for _ in requests],
+                },
+            )
+            rows = await conn.execute(_BATCH_SELECT, {"gateway": self.name, "keys": keys})
+            answers = {
+                row.idempotency_key: GatewayResult(row.succeeded, row.reference, row.decline_code) for row in rows
+            }
+        return [answers[key] for key in keys]
+
     async def refund(self, reference: str | None, amount: Money, idempotency_key: str) -> GatewayResult:
         return await self._record("REFUND", reference, amount, idempotency_key, True, None)
+
+
+_BATCH_INSERT = text(
+    """
+    INSERT INTO sandbox_charges
+        (gateway, idempotency_key, kind, token, amount_minor, currency, succeeded, decline_code, reference)
+    SELECT :gateway, u.key, 'CHARGE', u.token, u.amount, u.currency, u.ok, u.code, u.ref
+    FROM unnest(
+        CAST(:keys AS text[]), CAST(:tokens AS text[]), CAST(:amounts AS bigint[]),
+        CAST(:currencies AS text[]), CAST(:oks AS boolean[]), CAST(:codes AS text[]), CAST(:refs AS text[])
+    ) AS u(key, token, amount, currency, ok, code, ref)
+    ON CONFLICT (gateway, idempotency_key, kind) DO NOTHING
+    """
+)
+_BATCH_SELECT = text(
+    """
+    SELECT idempotency_key, succeeded, decline_code, reference FROM sandbox_charges
+    WHERE gateway = :gateway AND kind = 'CHARGE' AND idempotency_key = ANY(CAST(:keys AS text[]))
+    """
+)
 
 
 class UnknownGateway(LookupError):
@@ -143,19 +243,21 @@ class GatewayRegistry:
     def route(self, state: SubscriptionState) -> list[str]:
         """Gateways to try, in order (seed 003).
 
-        A forced gateway is the only one; a preferred one is tried first, then
-        the default; with the profile's "force last successful gateway" the
-        last gateway that succeeded for this subscription is used.
+        A forced gateway is the only one. Otherwise a preferred gateway comes
+        first; then, with the profile's "force last successful gateway", the
+        last gateway that took a payment of this subscription; then the
+        default. (The subscription's own preference wins over the profile's
+        setting, which replaces the default order.)
         """
         if state.gateway_mode is GatewayMode.FORCED and state.gateway_id in self.gateways:
+            assert state.gateway_id is not None
             return [state.gateway_id]
-        if state.profile.force_last_gateway and state.last_gateway_id in self.gateways:
-            assert state.last_gateway_id is not None
-            return [state.last_gateway_id]
         order: list[str] = []
         if state.gateway_mode is GatewayMode.PREFERRED and state.gateway_id in self.gateways:
             assert state.gateway_id is not None
             order.append(state.gateway_id)
-        if self.default not in order:
-            order.append(self.default)
-        return order
+        if state.profile.force_last_gateway and state.last_gateway_id in self.gateways:
+            assert state.last_gateway_id is not None
+            order.append(state.last_gateway_id)
+        order.append(self.default)
+        return list(dict.fromkeys(order))

@@ -239,7 +239,22 @@ def retry_renewal(state: SubscriptionState, ctx: OpContext, *, renewal: RenewalI
         fulfillment=renewal.fulfillment,
         renewal_id=renewal.id,
     )
-    return Outcome(new, "renewal_retried", charge=charge)
+    # Written only when the charge succeeds: a declined salvage attempt is
+    # recorded on the renewal and leaves the dunning schedule as it was.
+    receipt = Event(
+        "RENEWAL_RECEIPT",
+        {
+            "renewalId": renewal.id,
+            "cycle": renewal.cycle,
+            "kind": renewal.kind.value,
+            "amount": renewal.amount.amount_str,
+            "currency": renewal.amount.currency,
+            "periodStart": renewal.period_start.isoformat(),
+            "periodEnd": renewal.period_end.isoformat(),
+            "retry": True,
+        },
+    )
+    return Outcome(new, "renewal_retried", charge=charge, events=(receipt,))
 
 
 def refund_renewal(

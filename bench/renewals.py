@@ -1,0 +1,230 @@
+"""Renewal throughput: N subscriptions due today, billed by two ``rebill worker --once`` processes.
+
+    .venv/bin/python bench/renewals.py [--subscriptions 100000] [--workers 2] [--batch-size 500]
+
+Uses ``DATABASE_URL`` when set (a scratch database is created on that server
+and dropped afterwards), otherwise a fresh embedded PostgreSQL in a
+temporary directory. Prints renewals per second (target: at least 1,000
+with two workers), the baseline (the same number of renewal rows written by
+one ``INSERT … SELECT``, the floor for any engine) and the ratio between
+them, then checks that every cycle was billed exactly once: one renewal per
+(subscription, cycle) and one gateway charge per renewal in the sandbox
+ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from rebill.db.engine import to_async_url  # noqa: E402
+from rebill.db.migrate import upgrade  # noqa: E402
+
+TODAY = date(2026, 3, 1)
+NOW = "2026-03-01T09:00:00Z"
+DECLINE_EVERY = 50  # 2 % of the cards are declined: dunning is part of the run
+
+
+SEED = [
+    "INSERT INTO subscription_profiles (name, interval_unit, interval_count) VALUES ('Bench monthly', 'MONTH', 1)",
+    "INSERT INTO products (name, sku) VALUES ('Bench product', 'bench-1')",
+    """INSERT INTO customers (email, name)
+       SELECT 'bench' || n || '@example.com', 'Bench ' || n FROM generate_series(1, :n) AS n""",
+    """INSERT INTO payment_methods (customer_id, kind, gateway_token, brand, last4)
+       SELECT id, 'CARD',
+              CASE WHEN id % :decline = 0 THEN '4000000000000002' ELSE '4242424242424242' END,
+              'visa', CASE WHEN id % :decline = 0 THEN '0002' ELSE '4242' END
+       FROM customers""",
+    "UPDATE customers c SET default_payment_method_id = pm.id FROM payment_methods pm WHERE pm.customer_id = c.id",
+    """INSERT INTO subscriptions (customer_id, profile_id, currency, status, renewal_type, start_date, anchor_date,
+           next_renewal_date, current_period_start, current_period_end, occurrences_billed, last_cycle,
+           payment_method_id, amount_minor, created_at, updated_at)
+       SELECT c.id, (SELECT id FROM subscription_profiles LIMIT 1), 'USD', 'ACTIVE', 'AUTOMATIC',
+              CAST(:start AS date), CAST(:start AS date), CAST(:today AS date), CAST(:start AS date),
+              CAST(:today AS date), 1, 1, c.default_payment_method_id, 1999, now(), now()
+       FROM customers c ORDER BY c.id""",
+    """INSERT INTO subscription_items (subscription_id, product_id, position, unit_price_minor, currency, quantity)
+       SELECT s.id, (SELECT id FROM products LIMIT 1), 0, 1999, 'USD', 1 FROM subscriptions s""",
+    """INSERT INTO renewals (subscription_id, cycle, kind, status, period_start, period_end, amount_minor, currency,
+           attempts, idempotency_key, gateway_id, paid_at)
+       SELECT id, 1, 'INITIAL', 'PAID', start_date, next_renewal_date, 1999, 'USD', 1,
+              'seed_' || id || '_1', 'sandbox', now() FROM subscriptions""",
+    "ANALYZE",
+]
+
+BASELINE = """
+    INSERT INTO renewals (subscription_id, cycle, kind, status, period_start, period_end, amount_minor, currency,
+        attempts, idempotency_key, created_at, updated_at)
+    SELECT id, last_cycle + 1, 'SCHEDULED', 'PENDING', next_renewal_date,
+           CAST(next_renewal_date + interval '1 month' AS date), amount_minor, currency, 1,
+           'baseline_' || id || '_' || (last_cycle + 1), now(), now()
+    FROM subscriptions WHERE status = 'ACTIVE' AND next_renewal_date <= CAST(:today AS date)
+"""
+
+CHECKS = {
+    "renewals of one (subscription, cycle) beyond the first": """
+        SELECT count(*) FROM (SELECT 1 FROM renewals WHERE NOT adjustment
+                              GROUP BY subscription_id, cycle HAVING count(*) > 1) AS d""",
+    "renewals charged more than once in the sandbox ledger": """
+        SELECT count(*) FROM (SELECT 1 FROM sandbox_charges WHERE kind = 'CHARGE'
+                              GROUP BY split_part(idempotency_key, ':', 1) HAVING count(*) > 1) AS d""",
+    "(subscription, cycle) charged under two renewals in the ledger": """
+        SELECT count(*) FROM (SELECT 1 FROM sandbox_charges WHERE kind = 'CHARGE'
+                              GROUP BY split_part(idempotency_key, '_', 2), split_part(idempotency_key, '_', 3)
+                              HAVING count(DISTINCT split_part(idempotency_key, ':', 1)) > 1) AS d""",
+    "subscriptions still due": """
+        SELECT count(*) FROM subscriptions WHERE status IN ('ACTIVE', 'OVERDUE') AND next_renewal_date <= :today""",
+    "renewals left PENDING": "SELECT count(*) FROM renewals WHERE status = 'PENDING'",
+    "scheduled renewals without exactly one ledger charge": r"""
+        SELECT count(*) FROM renewals r WHERE r.kind = 'SCHEDULED' AND (
+            SELECT count(*) FROM sandbox_charges c
+            WHERE c.gateway = 'sandbox' AND c.kind = 'CHARGE'
+              AND c.idempotency_key = r.idempotency_key || '\:sandbox') <> 1""",
+}
+
+
+async def scalar(engine: AsyncEngine, sql: str, **params: object) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text(sql), params)).scalar_one())
+
+
+async def seed(engine: AsyncEngine, n: int) -> float:
+    started = time.perf_counter()
+    start = date(TODAY.year if TODAY.month > 1 else TODAY.year - 1, TODAY.month - 1 or 12, TODAY.day)
+    async with engine.begin() as conn:
+        for sql in SEED[:-1]:
+            await conn.execute(text(sql), {"n": n, "decline": DECLINE_EVERY, "start": start, "today": TODAY})
+    async with engine.connect() as conn:
+        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text(SEED[-1]))
+    return time.perf_counter() - started
+
+
+async def baseline(engine: AsyncEngine) -> tuple[int, float]:
+    """The same renewal rows in one statement, rolled back: the floor any engine stands on."""
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        started = time.perf_counter()
+        inserted = (await conn.execute(text(BASELINE), {"today": TODAY})).rowcount  # type: ignore[attr-defined]
+        elapsed = time.perf_counter() - started
+        await transaction.rollback()
+    return int(inserted), elapsed
+
+
+def run_workers(url: str, workers: int, batch_size: int) -> tuple[float, list[str]]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REBILL_NOW": NOW,
+        "REBILL_WORKER_BATCH_SIZE": str(batch_size),
+        "PYTHONPATH": str(ROOT / "src"),
+    }
+    command = [sys.executable, "-c", "from rebill.cli import main; main()", "worker", "--once", "--no-deliver"]
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(workers)
+    ]
+    outputs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"a worker failed (exit {proc.returncode}):\n{stderr}")
+        outputs.append(stdout.strip())
+    return time.perf_counter() - started, outputs
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscriptions", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=500)
+    args = parser.parse_args()
+
+    tmp = None
+    server = None
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        base = to_async_url(external)
+    else:
+        from rebill.db.embedded import asyncpg_url, start_embedded
+
+        tmp = tempfile.mkdtemp(prefix="rebill-bench-")
+        server = start_embedded(Path(tmp), cleanup_mode="delete")
+        base = asyncpg_url(server)
+    name = f"rebill_bench_{uuid.uuid4().hex[:8]}"
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    admin_url = make_url(base).set(database="postgres").render_as_string(hide_password=False)
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_async_engine(url)
+    try:
+        await upgrade(engine)
+        n = args.subscriptions
+        seeded = await seed(engine, n)
+        print(f"seeded {n:,} subscriptions due {TODAY} in {seeded:.1f}s ({100 // DECLINE_EVERY} % declining cards)")
+        rows, floor = await baseline(engine)
+        print(f"baseline: one INSERT … SELECT of {rows:,} renewal rows: {floor:.2f}s ({rows / floor:,.0f} rows/s)")
+
+        elapsed, outputs = run_workers(url, args.workers, args.batch_size)
+        engine_times = [float(m.group(1)) for o in outputs if (m := re.search(r"\(([\d.]+)s\)\s*$", o))]
+        for number, output in enumerate(outputs, 1):
+            print(f"worker {number}: {output}")
+        renewals = await scalar(engine, "SELECT count(*) FROM renewals WHERE kind = 'SCHEDULED'")
+        rate = renewals / elapsed
+        print(
+            f"{args.workers} workers: {renewals:,} renewals in {elapsed:.1f}s wall clock "
+            f"(process start included): {rate:,.0f} renewals/s"
+        )
+        if engine_times:
+            busy = max(engine_times)
+            print(f"  engine time (slowest worker): {busy:.1f}s: {renewals / busy:,.0f} renewals/s")
+        print(f"ratio to the INSERT … SELECT baseline: {elapsed / floor:,.1f}x the time ({rate / (rows / floor):.3f})")
+
+        failures = 0
+        for label, sql in CHECKS.items():
+            count = await scalar(engine, sql, today=TODAY)
+            failures += count != 0
+            print(f"  check: {label}: {count} {'ok' if count == 0 else 'FAILED'}", flush=True)
+        if renewals != n:
+            failures += 1
+            print(f"  check: {renewals:,} scheduled renewals, expected {n:,}: FAILED")
+        target = "met" if rate >= 1000 else "NOT met"
+        print(f"target of 1,000 renewals/s with {args.workers} workers: {target}")
+        return 1 if failures else 0
+    finally:
+        await engine.dispose()
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+        if server is not None:
+            server.cleanup()
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # so the scratch database and server are removed
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupted)
+    sys.exit(asyncio.run(main()))
