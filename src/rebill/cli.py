@@ -242,4 +242,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the module that command modules register on, not a second copy of it.
+    import rebill.cli
+
+    rebill.cli.main()

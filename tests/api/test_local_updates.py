@@ -315,6 +315,14 @@ async def test_retrying_a_failed_renewal_after_the_card_is_fixed_collects_it(cli
     assert created["subscription"]["status"] == "OVERDUE"
     failed = created["renewal"]
     assert failed["status"] == "FAILED"
+    notices = await gql(
+        client,
+        "query($id: ID!) { notifications(subscriptionId: $id, kind: [PAYMENT_DECLINED]) { edges { node { payload } } } }",
+        {"id": created["subscription"]["id"]},
+    )
+    payload = notices["notifications"]["edges"][0]["node"]["payload"]
+    assert payload["declineCode"] == "card_declined"
+    assert "/payment-methods" in payload["updatePaymentMethodUrl"]
     again = await mutate(client, "retryRenewal", {"renewalId": failed["id"]}, "renewal { status attempts }")
     assert error_codes(again) == ["PAYMENT_DECLINED"]
     ok(

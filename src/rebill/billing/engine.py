@@ -58,6 +58,7 @@ from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import PaymentKind, SubscriptionState, diff
 from rebill.services.payments import new_renewal_key
 from rebill.services.runtime import ENGINE, Actor, Common, Services
+from rebill.services.subscriptions import notification_payload
 
 log = logging.getLogger(__name__)
 
@@ -525,18 +526,7 @@ class RenewalEngine:
     # -- helpers -----------------------------------------------------------------
 
     def payload(self, state: SubscriptionState, event: Event, renewal_id: int | None) -> dict[str, Any]:
-        """An outbox payload: the event's, plus ids and the links the customer needs."""
-        base = self.settings.public_base_url.rstrip("/")
-        body: dict[str, Any] = {"subscriptionId": state.id, **event.payload}
-        if renewal_id is not None and event.kind in ("RENEWAL_RECEIPT", "PAYMENT_DECLINED"):
-            body["renewalId"] = renewal_id
-        if event.kind == "PAYMENT_DECLINED":
-            body["updatePaymentMethodUrl"] = (
-                f"{base}/customers/{state.customer_id}/payment-methods?subscription={state.id}"
-            )
-        if event.kind in ("AWAITING_REINSTATE", "RENEWAL_REMINDER"):
-            body["renewUrl"] = f"{base}/subscriptions/{state.id}/renew"
-        return body
+        return notification_payload(self.settings.public_base_url, state, event, renewal_id)
 
     def _ctx(self, now: datetime, state: SubscriptionState, cache: dict[str, OpContext]) -> OpContext:
         ctx = cache.get(state.time_zone)

@@ -62,7 +62,10 @@ def collected_without_gateway(state: SubscriptionState, amount: Money) -> bool:
 
 
 async def charge(gateways: GatewayRegistry, state: SubscriptionState, amount: Money, key: str) -> ChargeOutcome:
-    """Charge through the routed gateways, the next one only after a decline."""
+    """Charge through the routed gateways; the next one is tried only after a processing failure.
+
+    A card decline is the card's answer, not the gateway's: it does not cascade.
+    """
     if collected_without_gateway(state, amount):
         return ChargeOutcome(collected_outside=True)
     assert state.payment_method is not None
@@ -70,7 +73,7 @@ async def charge(gateways: GatewayRegistry, state: SubscriptionState, amount: Mo
     for name in gateways.route(state):
         result = await gateways.get(name).charge(state.payment_method.gateway_token, amount, f"{key}:{name}")
         outcome.attempts.append(Attempt(name, result))
-        if result.succeeded:
+        if not result.cascades:
             break
     return outcome
 

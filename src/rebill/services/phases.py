@@ -301,7 +301,7 @@ async def apply_due_phases(unit: Unit, state: SubscriptionState) -> Subscription
                 unit.session,
                 [
                     history_row(
-                        state.id,
+                        state.id or 0,
                         at=unit.now,
                         actor=unit.actor.name,
                         action="phase_failed",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -19,15 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db import tables as t
 from rebill.db.repositories import Catalog, SubscriptionRepository, history_row, renewal_from_row, write_history
-from rebill.domain import creation, lifecycle, updates
+from rebill.domain import creation, cycle, lifecycle, updates
 from rebill.domain.cadence import local_today
 from rebill.domain.errors import NotFound, PaymentDeclined, RebillError, VersionConflict
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.proration import Proration
 from rebill.domain.renewal import Event, RenewalInfo
-from rebill.domain.status import Event as StatusEvent
-from rebill.domain.status import transition
 from rebill.domain.subscription import (
     GatewayMode,
     ProfileTerms,
@@ -119,11 +117,15 @@ async def apply_outcome(
     outcome: Outcome,
     *,
     notes: Sequence[dict[str, Any]] = (),
+    renewal: RenewalInfo | None = None,
 ) -> Result:
-    """Charge, save, and write history and outbox for one operation's outcome."""
+    """Charge, save, and write history and outbox for one operation's outcome.
+
+    ``renewal`` is the renewal the outcome is about when it charges nothing
+    itself (a declined first charge), so notifications can point at it.
+    """
     session, now = unit.session, unit.now
     after = outcome.state
-    renewal: RenewalInfo | None = None
     extra_notes: list[dict[str, Any]] = list(notes) + list(outcome.notes)
     if outcome.charge is not None:
         charge = outcome.charge
@@ -212,7 +214,14 @@ async def apply_outcome(
             )
         ],
     )
-    await emit(session, saved, outcome.events, now)
+    await emit(
+        session,
+        saved,
+        outcome.events,
+        now,
+        base_url=unit.services.settings.public_base_url,
+        renewal_id=renewal.id if renewal is not None else None,
+    )
     return Result(subscription=saved, renewal=renewal, refund=refund_info)
 
 
@@ -230,7 +239,30 @@ def _renewal_note(renewal: RenewalInfo, decline_code: str | None) -> dict[str, A
     return note
 
 
-async def emit(session: AsyncSession, state: SubscriptionState, events: Sequence[Event], now: datetime) -> None:
+def notification_payload(
+    base_url: str, state: SubscriptionState, event: Event, renewal_id: int | None = None
+) -> dict[str, Any]:
+    """An outbox payload: the event's own, plus ids and the links the customer needs."""
+    base = base_url.rstrip("/")
+    body: dict[str, Any] = {"subscriptionId": state.id, **event.payload}
+    if renewal_id is not None and event.kind in ("RENEWAL_RECEIPT", "PAYMENT_DECLINED"):
+        body["renewalId"] = renewal_id
+    if event.kind == "PAYMENT_DECLINED":
+        body["updatePaymentMethodUrl"] = f"{base}/customers/{state.customer_id}/payment-methods?subscription={state.id}"
+    if event.kind in ("AWAITING_REINSTATE", "RENEWAL_REMINDER"):
+        body["renewUrl"] = f"{base}/subscriptions/{state.id}/renew"
+    return body
+
+
+async def emit(
+    session: AsyncSession,
+    state: SubscriptionState,
+    events: Sequence[Event],
+    now: datetime,
+    *,
+    base_url: str,
+    renewal_id: int | None = None,
+) -> None:
     """Outbox rows for an operation's events, in the caller's transaction."""
     if not events:
         return
@@ -242,7 +274,7 @@ async def emit(session: AsyncSession, state: SubscriptionState, events: Sequence
                 "kind": e.kind,
                 "subscription_id": state.id,
                 "recipient": email,
-                "payload": {"subscriptionId": state.id, **e.payload},
+                "payload": notification_payload(base_url, state, e, renewal_id),
                 "created_at": now,
             }
             for e in events
@@ -389,19 +421,17 @@ class SubscriptionService:
         return await run_in_transaction(self.services, "createSubscription", actor, common, request, body)
 
     async def _first_charge_failed(self, unit: Unit, created: SubscriptionState, charged: Result) -> SubscriptionState:
-        retry = created.profile.retry_schedule_days
-        ctx = unit.ctx(created)
-        next_retry = None
-        if retry:
-            next_retry = ctx.today + timedelta(days=retry[0])
-        after = created.evolve(
-            status=transition(created.status, StatusEvent.PAYMENT_FAILED),
-            overdue_count=created.overdue_count + 1,
-            next_retry_date=next_retry,
+        """A declined first charge leaves the subscription in dunning, as a declined renewal would."""
+        assert charged.renewal is not None
+        declined = charged.errors[0].details.get("declineCode") if charged.errors else None
+        dunning = cycle.cycle_failed(
+            created, charged.renewal, unit.ctx(created), decline_code=str(declined) if declined else None
         )
-        if charged.renewal is not None:
-            await unit.session.execute(update(R).where(R.c.id == charged.renewal.id).values(next_retry_date=next_retry))
-        return (await apply_outcome(unit, created, Outcome(after, "initial_charge_failed"))).subscription or after
+        await unit.session.execute(
+            update(R).where(R.c.id == charged.renewal.id).values(next_retry_date=dunning.retry_date)
+        )
+        result = await apply_outcome(unit, created, dunning.outcome, renewal=charged.renewal)
+        return result.subscription or dunning.outcome.state
 
     # -- local updates ----------------------------------------------------
 
