@@ -6,13 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from strawberry.dataloader import DataLoader
 
 from rebill.db import tables as t
 from rebill.db.repositories import SubscriptionRepository, profile_from_row
 from rebill.domain.subscription import ProfileTerms, SubscriptionState
+from rebill.resolvers.pages import Page
+from rebill.schema.common import decode_cursor, page_size
 from rebill.services.runtime import Actor, Services
+
+PageKey = tuple[int, int | None, str | None]
 
 
 def _ordered(keys: Sequence[int], rows: dict[int, Any]) -> list[Any]:
@@ -29,6 +33,9 @@ class Loaders:
     subscription_by_id: DataLoader[int, SubscriptionState | None] = field(init=False)
     profile_by_id: DataLoader[int, ProfileTerms | None] = field(init=False)
     phases_by_subscription: DataLoader[int, list[Any]] = field(init=False)
+    payment_methods_by_customer: DataLoader[int, list[Any]] = field(init=False)
+    renewal_page_by_subscription: DataLoader[PageKey, Page] = field(init=False)
+    history_page_by_subscription: DataLoader[PageKey, Page] = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer_by_id = DataLoader(load_fn=self._customers)
@@ -36,6 +43,9 @@ class Loaders:
         self.subscription_by_id = DataLoader(load_fn=self._subscriptions)
         self.profile_by_id = DataLoader(load_fn=self._profiles)
         self.phases_by_subscription = DataLoader(load_fn=self._phases)
+        self.payment_methods_by_customer = DataLoader(load_fn=self._customer_payment_methods)
+        self.renewal_page_by_subscription = DataLoader(load_fn=self._renewal_pages)
+        self.history_page_by_subscription = DataLoader(load_fn=self._history_pages)
 
     async def _rows(self, table: Any, keys: Sequence[int]) -> list[Any]:
         async with self.services.sessions() as session:
@@ -67,6 +77,61 @@ class Loaders:
             for r in rows:
                 grouped.setdefault(r.subscription_id, []).append(r)
         return [grouped.get(k, []) for k in keys]
+
+    async def _customer_payment_methods(self, keys: list[int]) -> list[list[Any]]:
+        table = t.table_of(t.PaymentMethod)
+        async with self.services.sessions() as session:
+            rows = await session.execute(select(table).where(table.c.customer_id.in_(keys)).order_by(table.c.id))
+            grouped: dict[int, list[Any]] = {}
+            for r in rows:
+                grouped.setdefault(r.customer_id, []).append(r)
+        return [grouped.get(k, []) for k in keys]
+
+    async def _renewal_pages(self, keys: list[PageKey]) -> list[Page]:
+        return await self._pages(t.table_of(t.Renewal), keys)
+
+    async def _history_pages(self, keys: list[PageKey]) -> list[Page]:
+        return await self._pages(t.table_of(t.HistoryEntry), keys)
+
+    async def _pages(self, table: Any, keys: list[PageKey]) -> list[Page]:
+        """Pages of a subscription's rows for many subscriptions at once.
+
+        Keys asking for the same page shape share one windowed query, and one
+        count query serves them all, so a list of subscriptions costs the same
+        whatever its length.
+        """
+        ids = sorted({k[0] for k in keys})
+        shapes: dict[tuple[int, int | None], list[int]] = {}
+        for sid, first, after in keys:
+            shapes.setdefault((page_size(first), decode_cursor(after)), []).append(sid)
+        pages: dict[tuple[int, int, int | None], Page] = {}
+        async with self.services.sessions() as session:
+            totals = dict(
+                (
+                    await session.execute(
+                        select(table.c.subscription_id, func.count())
+                        .where(table.c.subscription_id.in_(ids))
+                        .group_by(table.c.subscription_id)
+                    )
+                ).all()
+            )
+            for (size, cursor), sids in shapes.items():
+                ranked = select(
+                    table, func.row_number().over(partition_by=table.c.subscription_id, order_by=table.c.id).label("rn")
+                ).where(table.c.subscription_id.in_(sids))
+                if cursor is not None:
+                    ranked = ranked.where(table.c.id > cursor)
+                sub = ranked.subquery()
+                rows = await session.execute(
+                    select(sub).where(sub.c.rn <= size + 1).order_by(sub.c.subscription_id, sub.c.id)
+                )
+                grouped: dict[int, list[Any]] = {}
+                for r in rows:
+                    grouped.setdefault(r.subscription_id, []).append(r)
+                for sid in sids:
+                    found = grouped.get(sid, [])
+                    pages[(sid, size, cursor)] = Page(found[:size], len(found) > size, int(totals.get(sid, 0)))
+        return [pages[(sid, page_size(first), decode_cursor(after))] for sid, first, after in keys]
 
 
 @dataclass

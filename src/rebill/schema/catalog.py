@@ -6,10 +6,8 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
-from sqlalchemy import select
 from strawberry.types import Info
 
-from rebill.db import tables as t
 from rebill.domain.money import Money as DomainMoney
 from rebill.domain.subscription import CouponInfo, ProductInfo, ProfileTerms
 from rebill.schema.common import Money, Node, to_global_id
@@ -186,10 +184,8 @@ class Customer(Node):
 
     @strawberry.field
     async def payment_methods(self, info: Info) -> list[PaymentMethod]:
-        table = t.table_of(t.PaymentMethod)
-        async with info.context.services.sessions() as session:
-            rows = await session.execute(select(table).where(table.c.customer_id == self.pk).order_by(table.c.id))
-            return [PaymentMethod.of(r) for r in rows]
+        rows = await info.context.loaders.payment_methods_by_customer.load(self.pk)
+        return [PaymentMethod.of(r) for r in rows]
 
 
 def money_or_none(minor: int | None, currency: str | None) -> Money | None:

@@ -15,7 +15,6 @@ from rebill.domain.money import Money as DomainMoney
 from rebill.domain.renewal import RenewalInfo
 from rebill.domain.subscription import AppliedCoupon as DomainAppliedCoupon
 from rebill.domain.subscription import Item, SubscriptionState
-from rebill.resolvers.pages import fetch_page
 from rebill.schema.catalog import Address, Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
 from rebill.schema.common import FieldChange, Money, Node, PageInfo, changes_of, encode_cursor, to_global_id
 from rebill.schema.enums import (
@@ -319,16 +318,14 @@ class Subscription(Node):
 
     @strawberry.field
     async def renewals(self, info: Info, first: int | None = None, after: str | None = None) -> RenewalConnection:
-        table = t.table_of(t.Renewal)
-        async with info.context.services.sessions() as session:
-            page = await fetch_page(session, table, [table.c.subscription_id == self.state.id], first, after)
+        assert self.state.id is not None
+        page = await info.context.loaders.renewal_page_by_subscription.load((self.state.id, first, after))
         return renewal_connection(page.rows, page.has_next, page.total)
 
     @strawberry.field
     async def history(self, info: Info, first: int | None = None, after: str | None = None) -> HistoryEntryConnection:
-        table = t.table_of(t.HistoryEntry)
-        async with info.context.services.sessions() as session:
-            page = await fetch_page(session, table, [table.c.subscription_id == self.state.id], first, after)
+        assert self.state.id is not None
+        page = await info.context.loaders.history_page_by_subscription.load((self.state.id, first, after))
         edges = [HistoryEntryEdge(cursor=encode_cursor(r.id), node=HistoryEntry.of(r)) for r in page.rows]
         return HistoryEntryConnection(
             edges=edges,
