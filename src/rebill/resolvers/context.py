@@ -106,7 +106,7 @@ class Loaders:
             shapes.setdefault((page_size(first), decode_cursor(after)), []).append(sid)
         pages: dict[tuple[int, int, int | None], Page] = {}
         async with self.services.sessions() as session:
-            totals = dict(
+            totals: dict[int, int] = dict(
                 (
                     await session.execute(
                         select(table.c.subscription_id, func.count())
