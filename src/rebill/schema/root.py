@@ -7,12 +7,21 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 
 from rebill.config import Settings
+from rebill.resolvers import bulk as b
 from rebill.resolvers import mutations as m
 from rebill.resolvers import queries as q
-from rebill.resolvers.auth import CanRead, CanRefund, CanWrite
+from rebill.resolvers.auth import CanBulk, CanRead, CanRefund, CanWrite
 from rebill.schema.common import ApiError
 
 
@@ -37,6 +46,10 @@ class Query:
     products = _read(q.products)
     coupon = _read(q.coupon)
     notifications = _read(q.notifications, "Outbox rows: emails to customers and partner events")
+    bulk_preview = strawberry.field(
+        resolver=b.bulk_preview, permission_classes=[CanBulk], description="What a bulk plan would do; writes nothing"
+    )
+    bulk_run = strawberry.field(resolver=b.bulk_run, permission_classes=[CanBulk])
 
 
 @strawberry.type
@@ -76,6 +89,9 @@ class Mutation:
     retry_renewal = _write(m.retry_renewal)
     refund_renewal = strawberry.mutation(resolver=m.refund_renewal, permission_classes=[CanRefund])
     update_fulfillment = _write(m.update_fulfillment, "Mark a renewal's shipment SHIPPED or CANCELLED")
+    start_bulk_run = strawberry.mutation(resolver=b.start_bulk_run, permission_classes=[CanBulk])
+    cancel_bulk_run = strawberry.mutation(resolver=b.cancel_bulk_run, permission_classes=[CanBulk])
+    revert_bulk_run = strawberry.mutation(resolver=b.revert_bulk_run, permission_classes=[CanBulk])
 
 
 def _should_mask(error: GraphQLError) -> bool:
@@ -97,6 +113,9 @@ def build_schema(
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error."),
+        # Dashboards send the same few documents again and again: parse and validate them once.
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
     ]
     if not settings.introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))

@@ -1,0 +1,148 @@
+"""A segment's actions applied to one subscription, through the domain's own operations.
+
+Every bulk action is the operation a single mutation calls
+(``changeNextRenewalDate``, ``updateItem``, ``suspendSubscription``…), so a
+refusal in a run is the same ``RebillError`` with the same code as it would
+be one subscription at a time. Price actions judge consent on the whole
+action: "does this action raise what the subscription bills?".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+
+from rebill.bulk.plan import (
+    Action,
+    Activate,
+    AdjustPrice,
+    ApplyCoupon,
+    Cancel,
+    ChangeProfile,
+    ClearGateway,
+    References,
+    RemoveCoupon,
+    SetGateway,
+    SetMetadata,
+    SetNextRenewalDate,
+    SetQuantity,
+    SetRenewalType,
+    SetUnitPrice,
+    ShiftNextRenewal,
+    Suspend,
+)
+from rebill.domain import lifecycle, updates
+from rebill.domain.errors import NotFound, RebillError
+from rebill.domain.money import Money
+from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
+from rebill.domain.proration import Proration
+from rebill.domain.status import FINAL
+from rebill.domain.subscription import Item, SubscriptionState
+
+# update_item checks consent item by item; a bulk price action is judged as a
+# whole (below, with require_consent), so the per-item check is given this.
+_JUDGED_ON_THE_WHOLE_ACTION = "bulk: consent is checked for the whole action"
+
+
+class ChargeRequired(RebillError):
+    """A bulk action never bills or credits anyone: an outcome with a charge is skipped."""
+
+    code = "CHARGE_REQUIRED"
+
+
+def billed(state: SubscriptionState) -> Money:
+    """What one renewal of ``state`` will bill: nothing once it is final or set to end."""
+    if state.status in FINAL or state.cancel_at_period_end:
+        return Money.zero(state.currency)
+    return state.amount
+
+
+def _items(state: SubscriptionState, product_id: int | None) -> list[Item]:
+    items = [i for i in state.items if product_id is None or i.product.id == product_id]
+    if not items:
+        raise NotFound(f"subscription {state.id} has no item of product {product_id}", field=["productId"])
+    return items
+
+
+def _price_action(
+    state: SubscriptionState, ctx: OpContext, action: SetUnitPrice | AdjustPrice | SetQuantity
+) -> Outcome:
+    """Update every item (or the items of ``product_id``), then judge consent on the whole change."""
+    changeable(state, "update an item")
+    new = state
+    for item in _items(state, action.product_id):
+        current = new.item(item.id) if item.id is not None else item
+        assert current is not None
+        unit_price: Money | None = None
+        quantity: int | None = None
+        if isinstance(action, SetUnitPrice):
+            unit_price = action.unit_price
+        elif isinstance(action, SetQuantity):
+            quantity = action.quantity
+        elif action.percent is not None:
+            unit_price = current.unit_price.multiply((100 + Fraction(action.percent)) / 100)
+        else:
+            assert action.amount is not None
+            unit_price = Money(current.unit_price.minor + action.amount.minor, action.amount.currency)
+        new = updates.update_item(
+            new,
+            ctx,
+            item_id=item.id or 0,
+            unit_price=unit_price,
+            quantity=quantity,
+            effective=updates.Effective.IMMEDIATE,
+            proration=Proration.NONE,
+            consent_reference=_JUDGED_ON_THE_WHOLE_ACTION,
+        ).state
+    require_consent(state, new, action.consent_reference)
+    return Outcome(new, "item_updated")
+
+
+def apply_action(state: SubscriptionState, ctx: OpContext, action: Action, refs: References) -> Outcome:
+    match action:
+        case ShiftNextRenewal():
+            return updates.change_next_renewal_date(state, ctx, shift=updates.Shift(action.unit, action.count))
+        case SetNextRenewalDate():
+            return updates.change_next_renewal_date(state, ctx, date_=action.date)
+        case SetUnitPrice() | AdjustPrice() | SetQuantity():
+            return _price_action(state, ctx, action)
+        case ChangeProfile():
+            return updates.change_profile(state, ctx, profile=refs.profiles[action.profile_id])
+        case SetRenewalType():
+            return updates.set_renewal_type(state, ctx, renewal_type=action.renewal_type)
+        case SetGateway():
+            return updates.set_gateway(
+                state, ctx, gateway_id=action.gateway_id, mode=action.mode, known_gateways=refs.gateways
+            )
+        case ClearGateway():
+            return updates.set_gateway(state, ctx, gateway_id=None, mode=None, known_gateways=refs.gateways)
+        case ApplyCoupon():
+            coupon, active = refs.coupons[action.code]
+            return updates.apply_coupon(state, ctx, coupon=coupon, active=active)
+        case RemoveCoupon():
+            return updates.remove_coupon(state, ctx, code=action.code)
+        case Suspend():
+            return lifecycle.suspend(state, ctx)
+        case Activate():
+            return lifecycle.activate(state, ctx)
+        case Cancel():
+            return lifecycle.cancel(state, ctx, at_period_end=action.at_period_end)
+        case SetMetadata():
+            return updates.set_metadata(state, ctx, metadata=action.metadata, merge=action.merge)
+    raise TypeError(f"not a bulk action: {action!r}")
+
+
+def apply_actions(state: SubscriptionState, ctx: OpContext, actions: Sequence[Action], refs: References) -> Outcome:
+    """The segment's actions in order; the first refusal refuses the subscription (nothing is half-done)."""
+    current = state
+    names: list[str] = []
+    events: list = []
+    for action in actions:
+        outcome = apply_action(current, ctx, action, refs)
+        if outcome.charge is not None or outcome.refund is not None or outcome.renewal_updates:
+            raise ChargeRequired(f"{outcome.action} would bill, refund or change a renewal: a bulk run never does")
+        current = outcome.state
+        if outcome.action not in names:
+            names.append(outcome.action)
+        events.extend(outcome.events)
+    return Outcome(current, ",".join(names), events=tuple(events))

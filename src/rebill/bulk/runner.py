@@ -1,0 +1,410 @@
+"""Executing bulk runs: chunk by chunk, resumable, never twice on one subscription.
+
+A run is worked on by whoever holds its advisory lock (a session lock on a
+connection of its own, so a worker that dies releases it with its
+connection). Each chunk is one transaction: the next ``chunk`` candidates
+after the run's cursor, in id order, locked ``FOR UPDATE``; the domain
+operations in memory; set-based writes of subscriptions, children, history,
+outbox and run items; and the run's cursor and counters — guarded by the
+cursor it started from. A worker that dies loses at most its open chunk,
+and the next one continues from the last committed cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rebill.bulk import writes
+from rebill.bulk.actions import apply_actions
+from rebill.bulk.plan import Plan, References, load_references, parse_plan
+from rebill.bulk.preview import op_context
+from rebill.bulk.selection import candidates, runs_of_plan, segment_case
+from rebill.db import tables as t
+from rebill.db.repositories import Catalog, SubscriptionRepository
+from rebill.domain.errors import RebillError
+from rebill.domain.renewal import Event
+from rebill.domain.subscription import SubscriptionState, diff, state_to_json
+from rebill.services.runtime import Services
+
+logger = logging.getLogger(__name__)
+
+S = t.table_of(t.Subscription)
+RUNS = t.table_of(t.BulkRun)
+ITEMS = t.table_of(t.BulkRunItem)
+
+LOCK_SPACE = 71420  # pg_advisory_lock(LOCK_SPACE, run id): who works on a run
+ACTIVE = ("QUEUED", "RUNNING")
+FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "REVERTED")
+
+ChunkCallback = Callable[[Any], Any]
+
+
+def actor_name(run_id: int) -> str:
+    return f"bulk-run:{run_id}"
+
+
+@contextlib.asynccontextmanager
+async def run_lock(services: Services, run_id: int) -> AsyncIterator[bool]:
+    """Hold the run's advisory lock for the block; yields False when another worker has it."""
+    async with services.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        got = bool(await conn.scalar(select(func.pg_try_advisory_lock(LOCK_SPACE, run_id))))
+        try:
+            yield got
+        finally:
+            if got:
+                with contextlib.suppress(Exception):
+                    await conn.scalar(select(func.pg_advisory_unlock(LOCK_SPACE, run_id)))
+
+
+async def load_run(session: AsyncSession, run_id: int) -> Any:
+    return (await session.execute(select(RUNS).where(RUNS.c.id == run_id))).first()
+
+
+@dataclass
+class _Chunk:
+    """What one chunk decided, before it is written."""
+
+    pairs: list[tuple[SubscriptionState, SubscriptionState]] = field(default_factory=list)
+    history: list[tuple[Any, ...]] = field(default_factory=list)
+    items: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[tuple[int, Event]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {"APPLIED": 0, "SKIPPED": 0, "FAILED": 0, "CONFLICT": 0})
+    last_id: int = 0
+
+    @property
+    def processed(self) -> int:
+        return sum(self.counts.values())
+
+
+class RunWorker:
+    """Works one run to its end (or its cancellation) while holding its lock."""
+
+    def __init__(self, services: Services, run: Any, on_chunk: ChunkCallback | None = None) -> None:
+        self.services = services
+        self.run_id: int = run.id
+        self.plan: Plan = parse_plan(run.plan)
+        self.plan_hash: str = run.plan_hash
+        self.dry_run: bool = run.dry_run
+        self.limit: int | None = run.limit
+        self.as_of: datetime = run.as_of
+        self.applied: int = run.applied
+        self.cursor: int = run.cursor
+        self.on_chunk = on_chunk
+        self.refs = References()
+        self.catalog_cache: Catalog | None = None
+        self.chunk_size = max(1, services.settings.bulk_chunk_size)
+
+    # -- the loop -----------------------------------------------------------
+
+    async def work(self) -> str:
+        """Chunk after chunk until done, cancelled or at the limit.
+
+        Two chunks overlap: while one is written and committed, the next one
+        is read, locked and worked out in memory. Commits stay in order: a
+        chunk moves the run's cursor only from where the previous chunk left
+        it, after that chunk committed.
+        """
+        async with self.services.sessions() as session:
+            self.refs = await load_references(session, self.plan, self.services.gateways.names)
+        writing: asyncio.Task[None] | None = None
+        try:
+            while True:
+                async with self.services.sessions() as session:
+                    run = await load_run(session, self.run_id)
+                if run.cancel_requested:
+                    status = "CANCELLED"
+                    break
+                if self.limit is not None and self.applied >= self.limit:
+                    status = "COMPLETED"
+                    break
+                read = await self._read()
+                if read is None:
+                    status = "COMPLETED"
+                    break
+                session, chunk, now = read
+                previous, cursor = writing, self.cursor
+                self.cursor = chunk.last_id
+                self.applied += chunk.counts["APPLIED"]
+                writing = asyncio.create_task(self._write(session, chunk, cursor, previous, now))
+                if previous is not None:
+                    await previous
+                    await self._report()
+            if writing is not None:
+                await writing
+                writing = None
+                await self._report()
+        finally:
+            if writing is not None:  # failing: let the chunk in flight roll back before the run is marked
+                await asyncio.gather(writing, return_exceptions=True)
+        return await self._finish(status)
+
+    async def _report(self) -> None:
+        if self.on_chunk is not None:
+            result = self.on_chunk(await self.view())
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def view(self) -> Any:
+        from rebill.bulk.runs import RunView
+
+        async with self.services.sessions() as session:
+            return RunView.of(await load_run(session, self.run_id))
+
+    async def _finish(self, status: str) -> str:
+        now = self.services.clock.now()
+        async with self.services.sessions() as session, session.begin():
+            values: dict[str, Any] = {"status": status, "finished_at": now, "heartbeat_at": now}
+            if status == "COMPLETED":
+                values["total"] = RUNS.c.processed
+            await session.execute(update(RUNS).where(RUNS.c.id == self.run_id).values(**values))
+        await self._report()
+        return status
+
+    # -- one chunk ----------------------------------------------------------
+
+    async def _select(self, session: AsyncSession) -> list[Any]:
+        others = await runs_of_plan(session, self.plan_hash, but=self.run_id)
+        stmt = (
+            select(S, segment_case(self.plan).label("bulk_segment"))
+            .where(S.c.id > self.cursor, *candidates(self.plan, others))
+            .order_by(S.c.id)
+            .limit(self.chunk_size)
+        )
+        if not self.dry_run:
+            stmt = stmt.with_for_update(of=S)
+        return list(await session.execute(stmt))
+
+    def _repo(self, session: AsyncSession) -> SubscriptionRepository:
+        catalog = Catalog(session)
+        if self.catalog_cache is not None:
+            catalog.profiles = self.catalog_cache.profiles
+            catalog.products = self.catalog_cache.products
+            catalog.payment_methods = self.catalog_cache.payment_methods
+        self.catalog_cache = catalog
+        return SubscriptionRepository(session, catalog)
+
+    def decide(self, rows: list[Any], states: list[SubscriptionState], now: datetime) -> _Chunk:
+        """Run the segment's actions on every state of the chunk, in memory."""
+        out = _Chunk()
+        actor = actor_name(self.run_id)
+        applied = self.applied
+        for row, state in zip(rows, states, strict=True):
+            if self.limit is not None and applied >= self.limit:
+                break
+            assert state.id is not None
+            out.last_id = state.id
+            segment = self.plan.segments[row.bulk_segment]
+            if state.updated_at is not None and state.updated_at > self.as_of:
+                out.counts["CONFLICT"] += 1
+                reason = (
+                    f"CONFLICT: changed at {state.updated_at.isoformat()}, after the preview of "
+                    f"{self.as_of.isoformat()}; left as it is"
+                )
+                out.items.append((self.run_id, state.id, segment.name, "CONFLICT", reason, "[]", None, None, now))
+                continue
+            try:
+                outcome = apply_actions(state, op_context(state, now), segment.actions, self.refs)
+                changes = diff(state, outcome.state)
+            except RebillError as exc:
+                out.counts["SKIPPED"] += 1
+                reason = f"{exc.code}: {exc.message}"
+                out.items.append((self.run_id, state.id, segment.name, "SKIPPED", reason, "[]", None, None, now))
+                continue
+            except Exception as exc:  # a bug for this subscription: record it, keep the run going
+                logger.exception("bulk run %s: subscription %s failed", self.run_id, state.id)
+                out.counts["FAILED"] += 1
+                reason = f"INTERNAL_ERROR: {type(exc).__name__}: {exc}"
+                out.items.append((self.run_id, state.id, segment.name, "FAILED", reason, "[]", None, None, now))
+                continue
+            if not changes:
+                out.counts["SKIPPED"] += 1
+                reason = "NO_CHANGE: the actions leave this subscription as it is"
+                out.items.append((self.run_id, state.id, segment.name, "SKIPPED", reason, "[]", None, None, now))
+                continue
+            applied += 1
+            out.counts["APPLIED"] += 1
+            changes_json = writes.dumps(changes)
+            if self.dry_run:
+                out.items.append((self.run_id, state.id, segment.name, "APPLIED", None, changes_json, None, None, now))
+                continue
+            out.pairs.append((state, outcome.state))
+            out.events.extend((state.id, e) for e in outcome.events)
+            out.history.append(
+                (
+                    state.id,
+                    now,
+                    actor,
+                    outcome.action,
+                    f"bulk run {self.run_id}, segment {segment.name}",
+                    self.run_id,
+                    changes_json,
+                )
+            )
+            before = writes.dumps(state_to_json(state))
+            out.items.append(
+                (self.run_id, state.id, segment.name, "APPLIED", None, changes_json, before, state.version + 1, now)
+            )
+        return out
+
+    async def _read(self) -> tuple[AsyncSession, _Chunk, datetime] | None:
+        """Open the chunk's transaction: lock the next candidates and decide their outcomes."""
+        now = self.services.clock.now()
+        session = self.services.sessions()
+        try:
+            await session.begin()
+            rows = await self._select(session)
+            chunk = self.decide(rows, await self._repo(session).states_from_rows(rows), now) if rows else None
+            if chunk is None or chunk.processed == 0:
+                await session.close()
+                return None
+            return session, chunk, now
+        except BaseException:
+            await session.close()
+            raise
+
+    async def _write(
+        self,
+        session: AsyncSession,
+        chunk: _Chunk,
+        cursor: int,
+        previous: asyncio.Task[None] | None,
+        now: datetime,
+    ) -> None:
+        """Write the chunk; once the previous chunk committed, move the cursor on and commit."""
+        try:
+            db = await writes.raw(session)
+            await writes.write_chunk(db, chunk.pairs, chunk.history, chunk.items, now)
+            await writes.save_children(db, chunk.pairs, now)
+            await writes.insert_outbox(db, chunk.events, now)
+            if previous is not None:
+                await previous
+            moved = await session.execute(
+                update(RUNS)
+                .where(RUNS.c.id == self.run_id, RUNS.c.cursor == cursor)
+                .values(
+                    cursor=chunk.last_id,
+                    processed=RUNS.c.processed + chunk.processed,
+                    applied=RUNS.c.applied + chunk.counts["APPLIED"],
+                    skipped=RUNS.c.skipped + chunk.counts["SKIPPED"],
+                    failed=RUNS.c.failed + chunk.counts["FAILED"],
+                    conflicts=RUNS.c.conflicts + chunk.counts["CONFLICT"],
+                    heartbeat_at=now,
+                )
+            )
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                raise RuntimeError(f"bulk run {self.run_id} moved on under this worker (cursor {cursor})")
+            await session.commit()
+        finally:
+            await session.close()
+
+
+async def _start(services: Services, run: Any) -> None:
+    """QUEUED → RUNNING, with the number of subscriptions it will look at."""
+    plan = parse_plan(run.plan)
+    now = services.clock.now()
+    async with services.sessions() as session, session.begin():
+        others = await runs_of_plan(session, run.plan_hash, but=run.id)
+        total = (
+            await session.execute(select(func.count()).select_from(S).where(*candidates(plan, others)))
+        ).scalar_one()
+        if run.limit is not None:
+            total = min(total, run.limit)
+        await session.execute(
+            update(RUNS)
+            .where(RUNS.c.id == run.id, RUNS.c.status == "QUEUED")
+            .values(status="RUNNING", total=total, started_at=now, heartbeat_at=now)
+        )
+
+
+async def process_run(services: Services, run_id: int, on_chunk: ChunkCallback | None = None) -> str | None:
+    """Work ``run_id`` to its end if no other worker has it; its final status, or None when it was busy."""
+    async with run_lock(services, run_id) as got:
+        if not got:
+            return None
+        async with services.sessions() as session:
+            run = await load_run(session, run_id)
+        if run is None or run.status not in ACTIVE:
+            return run.status if run is not None else None
+        try:
+            if run.status == "QUEUED":
+                if run.cancel_requested:
+                    return await _mark(services, run_id, "CANCELLED")
+                await _start(services, run)
+                async with services.sessions() as session:
+                    run = await load_run(session, run_id)
+            return await RunWorker(services, run, on_chunk).work()
+        except Exception as exc:
+            logger.exception("bulk run %s failed", run_id)
+            await _mark(services, run_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
+            return "FAILED"
+
+
+async def _mark(services: Services, run_id: int, status: str, error: str | None = None) -> str:
+    now = services.clock.now()
+    async with services.sessions() as session, session.begin():
+        await session.execute(
+            update(RUNS)
+            .where(RUNS.c.id == run_id)
+            .values(status=status, error=error, finished_at=now, heartbeat_at=now)
+        )
+    return status
+
+
+async def process_queued_runs(services: Services) -> int:
+    """Work every queued run, and every running one whose worker is gone, to the end; how many were worked."""
+    worked = 0
+    seen: set[int] = set()
+    while True:
+        async with services.sessions() as session:
+            ids = list(
+                (
+                    await session.execute(select(RUNS.c.id).where(RUNS.c.status.in_(ACTIVE)).order_by(RUNS.c.id))
+                ).scalars()
+            )
+        fresh = [i for i in ids if i not in seen]
+        if not fresh:
+            return worked
+        for run_id in fresh:
+            seen.add(run_id)
+            if await process_run(services, run_id) is not None:
+                worked += 1
+
+
+_wake: asyncio.Event | None = None
+
+
+def wake() -> None:
+    """Tell the server's runner that a run was queued (it also polls)."""
+    if _wake is not None:
+        _wake.set()
+
+
+async def _loop(services: Services) -> None:
+    """The server's loop: work queued runs as they come, until cancelled."""
+    global _wake
+    _wake = asyncio.Event()
+    poll = max(0.2, services.settings.worker_poll_seconds)
+    while True:
+        try:
+            await process_queued_runs(services)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("bulk runner: unexpected error; retrying")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_wake.wait(), timeout=poll)
+        _wake.clear()
+
+
+# What ``rebill serve`` runs beside the app (``create_app(services, background=[background_runner])``).
+background_runner: Callable[[Services], Coroutine[Any, Any, None]] = _loop

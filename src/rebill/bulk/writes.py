@@ -1,0 +1,341 @@
+"""Set-based saves for a chunk of subscriptions: a few statements whatever the chunk size.
+
+``SubscriptionRepository.save`` writes one subscription; a bulk chunk writes
+a thousand with one ``UPDATE … FROM unnest(…)`` per table and ``COPY`` for
+history and run items. Only the columns that changed somewhere in the chunk
+are sent, and the version guard (``version = before.version``) is the same
+as the repository's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rebill.domain.errors import VersionConflict
+from rebill.domain.renewal import Event
+from rebill.domain.subscription import SubscriptionState
+
+Pair = tuple[SubscriptionState, SubscriptionState]
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text (one encoder for every call: ``json.dumps`` with options builds a new one each time)."""
+    return _ENCODER.encode(value)
+
+
+def _json(value: Any) -> str | None:
+    return dumps(dict(value)) if value is not None else None
+
+
+def _enum(value: Any) -> str | None:
+    return value.value if value is not None else None
+
+
+# field of SubscriptionState -> (column, SQL type, value of the column)
+_COLUMNS: dict[str, tuple[str, str, Callable[[SubscriptionState], Any]]] = {
+    "customer_id": ("customer_id", "bigint", lambda s: s.customer_id),
+    "profile": ("profile_id", "bigint", lambda s: s.profile.id),
+    "currency": ("currency", "text", lambda s: s.currency),
+    "status": ("status", "text", lambda s: s.status.value),
+    "renewal_type": ("renewal_type", "text", lambda s: s.renewal_type.value),
+    "time_zone": ("time_zone", "text", lambda s: s.time_zone),
+    "start_date": ("start_date", "date", lambda s: s.start_date),
+    "anchor_date": ("anchor_date", "date", lambda s: s.anchor_date),
+    "next_renewal_date": ("next_renewal_date", "date", lambda s: s.next_renewal_date),
+    "trial_end_date": ("trial_end_date", "date", lambda s: s.trial_end_date),
+    "current_period_start": ("current_period_start", "date", lambda s: s.current_period_start),
+    "current_period_end": ("current_period_end", "date", lambda s: s.current_period_end),
+    "end_date": ("end_date", "date", lambda s: s.end_date),
+    "occurrences_billed": ("occurrences_billed", "int", lambda s: s.occurrences_billed),
+    "last_cycle": ("last_cycle", "int", lambda s: s.last_cycle),
+    "overdue_count": ("overdue_count", "int", lambda s: s.overdue_count),
+    "next_retry_date": ("next_retry_date", "date", lambda s: s.next_retry_date),
+    "gateway_id": ("gateway_id", "text", lambda s: s.gateway_id),
+    "gateway_mode": ("gateway_mode", "text", lambda s: _enum(s.gateway_mode)),
+    "last_gateway_id": ("last_gateway_id", "text", lambda s: s.last_gateway_id),
+    "payment_method": ("payment_method_id", "bigint", lambda s: s.payment_method.id if s.payment_method else None),
+    "shipping_address": ("shipping_address", "jsonb", lambda s: _json(s.shipping_address)),
+    "metadata": ("metadata", "jsonb", lambda s: _json(s.metadata)),
+    "credit": ("credit_minor", "bigint", lambda s: s.credit.minor if s.credit is not None else 0),
+    "cancel_at_period_end": ("cancel_at_period_end", "bool", lambda s: s.cancel_at_period_end),
+    "cancelled_at": ("cancelled_at", "timestamptz", lambda s: s.cancelled_at),
+    "renew_due": ("renew_due", "bool", lambda s: s.renew_due),
+    "replaces_id": ("replaces_id", "bigint", lambda s: s.replaces_id),
+    "replaced_by_id": ("replaced_by_id", "bigint", lambda s: s.replaced_by_id),
+}
+_AMOUNT = ("amount_minor", "bigint", lambda s: s.amount.minor)
+# What the billed amount depends on: when none of these changed, amount_minor did not either.
+_PRICED = ("items", "coupons", "currency")
+
+
+def changed_fields(before: SubscriptionState, after: SubscriptionState) -> set[str]:
+    out = set()
+    for name in _COLUMNS:
+        old, new = getattr(before, name), getattr(after, name)
+        if old is not new and old != new:
+            out.add(name)
+    for name in _PRICED:
+        old, new = getattr(before, name), getattr(after, name)
+        if old is not new and old != new:
+            out.add("amount")
+    return out
+
+
+def column_values(state: SubscriptionState) -> dict[str, Any]:
+    """The subscription row as these writes send it (``subscription_values`` with JSON as text)."""
+    values = {column: get(state) for column, _, get in _COLUMNS.values()}
+    values["amount_minor"] = state.amount.minor
+    return values
+
+
+async def raw(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, inside the session's transaction."""
+    conn = await session.connection()
+    dbapi = await conn.get_raw_connection()
+    return dbapi.driver_connection
+
+
+class _Statement:
+    """Numbers ``$n`` parameters while a statement is put together."""
+
+    def __init__(self) -> None:
+        self.args: list[Any] = []
+
+    def arg(self, value: Any, cast: str) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}::{cast}"
+
+    def unnest(self, columns: Sequence[list[Any]], types: Sequence[str]) -> str:
+        return "unnest(" + ", ".join(self.arg(c, f"{t}[]") for c, t in zip(columns, types, strict=True)) + ")"
+
+
+def _subscriptions_update(st: _Statement, pairs: Sequence[Pair], now: datetime) -> str:
+    """``UPDATE subscriptions … RETURNING s.id``: the columns that changed anywhere in the chunk."""
+    changed: set[str] = set()
+    for before, after in pairs:
+        changed |= changed_fields(before, after)
+    specs = [_COLUMNS[name] for name in _COLUMNS if name in changed]
+    if "amount" in changed:
+        specs.append(_AMOUNT)
+    columns: list[list[Any]] = [[b.id for b, _ in pairs], [b.version for b, _ in pairs]]
+    columns += [[get(a) for _, a in pairs] for _, _, get in specs]
+    types = ["bigint", "int", *["text" if t == "jsonb" else t for _, t, _ in specs]]
+    names = ["id", "version", *[c for c, _, _ in specs]]
+    sets = [f"{c} = v.{c}::jsonb" if t == "jsonb" else f"{c} = v.{c}" for c, t, _ in specs]
+    sets += ["version = s.version + 1", f"updated_at = {st.arg(now, 'timestamptz')}"]
+    return (
+        f"UPDATE subscriptions AS s SET {', '.join(sets)} FROM {st.unnest(columns, types)} AS v({', '.join(names)}) "
+        "WHERE s.id = v.id AND s.version = v.version RETURNING s.id"
+    )
+
+
+HISTORY_COLUMNS = ("subscription_id", "occurred_at", "actor", "action", "reason", "bulk_run_id", "changes")
+_HISTORY_TYPES = ("bigint", "timestamptz", "text", "text", "text", "bigint", "text")
+RUN_ITEM_COLUMNS = (
+    "run_id",
+    "subscription_id",
+    "segment",
+    "outcome",
+    "reason",
+    "changes",
+    "before",
+    "version_after",
+    "created_at",
+)
+_RUN_ITEM_TYPES = ("bigint", "bigint", "text", "text", "text", "text", "text", "int", "timestamptz")
+_JSONB = {"changes", "before"}
+
+
+def _insert(
+    st: _Statement, table: str, names: Sequence[str], types: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> str:
+    values = ", ".join(f"v.{n}::jsonb" if n in _JSONB else f"v.{n}" for n in names)
+    source = st.unnest(_columns(rows), types)
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) SELECT {values} FROM {source} AS v({', '.join(names)}) RETURNING 1"
+    )
+
+
+async def write_chunk(
+    db: Any,
+    pairs: Sequence[Pair],
+    history: Sequence[tuple[Any, ...]],
+    run_items: Sequence[tuple[Any, ...]],
+    now: datetime,
+) -> None:
+    """Subscriptions, history rows (``HISTORY_COLUMNS``) and run items (``RUN_ITEM_COLUMNS``) in one statement.
+
+    One round trip per chunk keeps the database busy with this chunk while
+    the next one is worked out in memory.
+    """
+    st = _Statement()
+    parts: list[tuple[str, str, int]] = []
+    if pairs:
+        parts.append(("moved", _subscriptions_update(st, pairs, now), len(pairs)))
+    if history:
+        parts.append(("logged", _insert(st, "history_entries", HISTORY_COLUMNS, _HISTORY_TYPES, history), len(history)))
+    if run_items:
+        parts.append(
+            ("items", _insert(st, "bulk_run_items", RUN_ITEM_COLUMNS, _RUN_ITEM_TYPES, run_items), len(run_items))
+        )
+    if not parts:
+        return
+    sql = "WITH " + ", ".join(f"{name} AS ({body})" for name, body, _ in parts)
+    sql += " SELECT " + ", ".join(f"(SELECT count(*) FROM {name})" for name, _, _ in parts)
+    counts = await db.fetchrow(sql, *st.args)
+    for (name, _, expected), got in zip(parts, counts, strict=True):
+        if got != expected:
+            raise VersionConflict(f"{name}: {got} rows written, {expected} expected; the chunk is rolled back")
+
+
+async def update_subscriptions(db: Any, pairs: Sequence[Pair], now: datetime) -> None:
+    """``after`` over ``before`` for every pair: the changed columns, version + 1, updated_at."""
+    if not pairs:
+        return
+    st = _Statement()
+    rows = await db.fetch(_subscriptions_update(st, pairs, now), *st.args)
+    if len(rows) != len(pairs):
+        raise VersionConflict("a subscription of this chunk changed while the chunk was being written")
+
+
+@dataclass
+class _Children:
+    item_updates: list[tuple[Any, ...]]
+    item_inserts: list[tuple[Any, ...]]
+    item_deletes: list[int]
+    coupon_inserts: list[tuple[Any, ...]]
+    coupon_updates: list[tuple[int, int]]
+    coupon_deletes: list[int]
+
+
+def _children(pairs: Sequence[Pair]) -> _Children:
+    out = _Children([], [], [], [], [], [])
+    for before, after in pairs:
+        sid = after.id
+        if after.items is not before.items:
+            old = {i.id: (n, i) for n, i in enumerate(before.items) if i.id is not None}
+            kept = set()
+            for position, item in enumerate(after.items):
+                row = (
+                    sid,
+                    item.product.id,
+                    position,
+                    item.unit_price.minor,
+                    item.unit_price.currency,
+                    item.quantity,
+                    item.price_from_tiers,
+                    item.auto_renew,
+                    item.pending_unit_price.minor if item.pending_unit_price is not None else None,
+                    item.pending_quantity,
+                )
+                if item.id is None or item.id not in old:
+                    out.item_inserts.append((item.id, *row))
+                    continue
+                kept.add(item.id)
+                was_position, was = old[item.id]
+                if was != item or was_position != position:
+                    out.item_updates.append((item.id, *row))
+            out.item_deletes.extend(i for i in old if i not in kept)
+        if after.coupons is not before.coupons:
+            old_c = {c.id: c for c in before.coupons if c.id is not None}
+            kept_c = set()
+            for applied in after.coupons:
+                if applied.id is None or applied.id not in old_c:
+                    out.coupon_inserts.append((applied.id, sid, applied.coupon.id, applied.cycles_used))
+                    continue
+                kept_c.add(applied.id)
+                if old_c[applied.id].cycles_used != applied.cycles_used:
+                    out.coupon_updates.append((applied.id, applied.cycles_used))
+            out.coupon_deletes.extend(c for c in old_c if c not in kept_c)
+    return out
+
+
+_ITEM_COLUMNS = (
+    "subscription_id",
+    "product_id",
+    "position",
+    "unit_price_minor",
+    "currency",
+    "quantity",
+    "price_from_tiers",
+    "auto_renew",
+    "pending_unit_price_minor",
+    "pending_quantity",
+)
+_ITEM_TYPES = ("bigint", "bigint", "int", "bigint", "text", "int", "bool", "bool", "bigint", "int")
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    return [list(col) for col in zip(*rows, strict=True)]
+
+
+async def save_children(db: Any, pairs: Sequence[Pair], now: datetime) -> None:
+    """Items and applied coupons that changed, came or went (their ids kept when a revert restores them)."""
+    c = _children(pairs)
+    if c.item_deletes:
+        await db.execute("DELETE FROM subscription_items WHERE id = ANY($1::bigint[])", c.item_deletes)
+    if c.coupon_deletes:
+        await db.execute("DELETE FROM applied_coupons WHERE id = ANY($1::bigint[])", c.coupon_deletes)
+    if c.item_updates:
+        st = _Statement()
+        source = st.unnest(_columns(c.item_updates), ("bigint", *_ITEM_TYPES))
+        sets = ", ".join(f"{col} = v.{col}" for col in _ITEM_COLUMNS[1:])
+        await db.execute(
+            f"UPDATE subscription_items AS i SET {sets} FROM {source} AS v(id, {', '.join(_ITEM_COLUMNS)}) "
+            "WHERE i.id = v.id AND i.subscription_id = v.subscription_id",
+            *st.args,
+        )
+    if c.coupon_updates:
+        await db.execute(
+            "UPDATE applied_coupons AS a SET cycles_used = v.cycles FROM unnest($1::bigint[], $2::int[]) "
+            "AS v(id, cycles) WHERE a.id = v.id",
+            *_columns(c.coupon_updates),
+        )
+    coupon_columns = ("subscription_id", "coupon_id", "cycles_used")
+    for table, rows, names, types in (
+        ("subscription_items", c.item_inserts, _ITEM_COLUMNS, _ITEM_TYPES),
+        ("applied_coupons", c.coupon_inserts, coupon_columns, ("bigint", "bigint", "int")),
+    ):
+        for with_id in (True, False):
+            chosen = [r if with_id else r[1:] for r in rows if (r[0] is not None) == with_id]
+            if not chosen:
+                continue
+            st = _Statement()
+            all_names = ("id", *names) if with_id else tuple(names)
+            source = st.unnest(_columns(chosen), ("bigint", *types) if with_id else types)
+            extra, value = (
+                ("", "") if table == "subscription_items" else (", applied_at", f", {st.arg(now, 'timestamptz')}")
+            )
+            await db.execute(
+                f"INSERT INTO {table} ({', '.join(all_names)}{extra}) SELECT *{value} FROM {source}", *st.args
+            )
+
+
+async def copy_history(db: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+    """History rows (``HISTORY_COLUMNS``, changes as JSON text) in one COPY."""
+    if rows:
+        await db.copy_records_to_table("history_entries", records=rows, columns=HISTORY_COLUMNS)
+
+
+async def insert_outbox(db: Any, events: Sequence[tuple[int, Event]], now: datetime) -> None:
+    """Outbox rows for the operations' events, addressed to each subscription's customer (as ``emit`` does)."""
+    if not events:
+        return
+    await db.execute(
+        "INSERT INTO outbox (kind, subscription_id, recipient, payload, created_at) "
+        "SELECT v.kind, v.sid, c.email, v.payload::jsonb, $4 FROM unnest($1::text[], $2::bigint[], $3::text[]) "
+        "AS v(kind, sid, payload) JOIN subscriptions s ON s.id = v.sid JOIN customers c ON c.id = s.customer_id",
+        [e.kind for _, e in events],
+        [sid for sid, _ in events],
+        [dumps({"subscriptionId": sid, **e.payload}) for sid, e in events],
+        now,
+    )

@@ -1,0 +1,114 @@
+"""Bulk resolvers: convert the plan input to plan JSON, call ``BulkService``, build the payload."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from rebill.bulk.plan import validation_errors
+from rebill.bulk.runs import BulkService
+from rebill.domain.errors import Collected, RebillError
+from rebill.schema.bulk import (
+    BulkPlanInput,
+    BulkPreview,
+    BulkRun,
+    BulkRunItem,
+    CancelBulkRunInput,
+    CancelBulkRunPayload,
+    RevertBulkRunInput,
+    RevertBulkRunPayload,
+    StartBulkRunInput,
+    StartBulkRunPayload,
+    plan_json,
+)
+from rebill.schema.common import ApiError, UserError, decode_id
+from rebill.services.runtime import Actor
+
+
+def _service(info: Info) -> BulkService:
+    return BulkService(info.context.services)
+
+
+def _actor(info: Info) -> Actor:
+    actor = info.context.actor
+    assert actor is not None  # CanBulk ran first
+    return actor
+
+
+def _user_errors(exc: RebillError) -> list[UserError]:
+    """Every problem of a plan (its fields under ``plan``), or the one refusal."""
+    if not isinstance(exc, Collected):
+        return [UserError.of(exc)]
+    return [UserError(field=["plan", *(e.field or [])], code=e.code, message=e.message) for e in exc.errors]
+
+
+async def bulk_preview(info: Info, plan: BulkPlanInput, sample: int = 20) -> BulkPreview:
+    """What the plan would do, per segment; writes nothing."""
+    try:
+        preview = await _service(info).preview(plan_json(plan), sample=sample)
+    except RebillError as exc:
+        errors = validation_errors(exc)
+        if not isinstance(exc, Collected):
+            raise ApiError(exc.message, exc.code) from None
+        error = ApiError(
+            f"the plan has {len(errors)} problem{'s' if len(errors) != 1 else ''}: "
+            + "; ".join(e.message for e in errors),
+            "INVALID_PLAN",
+        )
+        error.extensions = {
+            **(error.extensions or {}),
+            "errors": [{"field": e.field, "code": e.code, "message": e.message} for e in errors],
+        }
+        raise error from None
+    return BulkPreview.of(preview)
+
+
+async def bulk_run(info: Info, id: strawberry.ID) -> BulkRun | None:
+    """A run by its id (also behind ``node(id:)``, where only the ``bulk`` scope sees runs)."""
+    actor = info.context.actor
+    if actor is None or not actor.has("bulk"):
+        return None
+    try:
+        pk = decode_id(id, "BulkRun")
+    except RebillError:
+        return None
+    run = await _service(info).get(pk)
+    return BulkRun.of(run) if run is not None else None
+
+
+async def start_bulk_run(info: Info, input: StartBulkRunInput) -> StartBulkRunPayload:
+    """Queue a run; the background worker executes it. Watch it with bulkRun(id)."""
+    try:
+        run = await _service(info).start(
+            _actor(info),
+            plan_json(input.plan),
+            limit=input.limit,
+            dry_run=bool(input.dry_run),
+            as_of=input.as_of,
+        )
+    except RebillError as exc:
+        return StartBulkRunPayload(user_errors=_user_errors(exc), run=None, dry_run=bool(input.dry_run))
+    return StartBulkRunPayload(user_errors=[], run=BulkRun.of(run), dry_run=run.dry_run)
+
+
+async def cancel_bulk_run(info: Info, input: CancelBulkRunInput) -> CancelBulkRunPayload:
+    """Stop a run after its current chunk (a queued run never starts)."""
+    try:
+        run = await _service(info).cancel(_actor(info), decode_id(input.run_id, "BulkRun", ["runId"]))
+    except RebillError as exc:
+        return CancelBulkRunPayload(user_errors=[UserError.of(exc)], run=None)
+    return CancelBulkRunPayload(user_errors=[], run=BulkRun.of(run))
+
+
+async def revert_bulk_run(info: Info, input: RevertBulkRunInput) -> RevertBulkRunPayload:
+    """Put back every subscription the run changed that nobody changed since; list the others."""
+    try:
+        result = await _service(info).revert(_actor(info), decode_id(input.run_id, "BulkRun", ["runId"]))
+    except RebillError as exc:
+        return RevertBulkRunPayload(user_errors=[UserError.of(exc)], run=None)
+    return RevertBulkRunPayload(
+        user_errors=[],
+        run=BulkRun.of(result.run),
+        reverted=result.reverted,
+        not_reverted=[BulkRunItem.of(i) for i in result.not_reverted],
+    )

@@ -1,0 +1,73 @@
+import asyncio
+import json
+import os
+import sys
+
+from tests.conftest import DEFAULT_NOW
+from tests.integration.test_bulk_preview import THREE_SEGMENTS, three_segment_shop
+
+
+async def rebill(database_url: str, *args: str) -> tuple[int, str]:
+    """Run the ``rebill`` command line against the test database; its exit code and output."""
+    env = {**os.environ, "DATABASE_URL": database_url, "REBILL_NOW": DEFAULT_NOW.isoformat(), "COLUMNS": "200"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from rebill.cli import main; main()",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_an_operator_goes_from_plan_file_to_preview_trial_run_full_run_and_revert(
+    services, database_url, tmp_path
+):
+    shop, ids = await three_segment_shop(services)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(THREE_SEGMENTS))
+
+    code, out = await rebill(database_url, "bulk", "preview", str(plan))
+    assert code == 0, out
+    assert "everyone-else" in out and "31.75 USD" in out and "28.57 USD" in out
+
+    code, out = await rebill(database_url, "bulk", "run", str(plan), "--limit", "1")
+    assert code == 0, out
+    assert "bulk run 1: COMPLETED" in out and "1 applied" in out
+
+    code, out = await rebill(database_url, "bulk", "run", str(plan))
+    assert code == 0, out
+    assert "bulk run 2: COMPLETED" in out and "5 applied" in out
+    assert (await shop.state(ids["plain"])).amount.amount_str == "9.00"
+
+    code, out = await rebill(database_url, "bulk", "status", "2")
+    assert code == 0 and "5/5 processed" in out, out
+
+    code, out = await rebill(database_url, "bulk", "revert", "2")
+    assert code == 0, out
+    assert "reverted 5 subscriptions" in out
+    assert (await shop.state(ids["plain"])).amount.amount_str == "10.00"
+    history = await shop.history(ids["plain"])
+    assert [h.actor for h in history[-2:]] == [
+        "bulk-run:2",
+        f"cli:{os.environ.get('USER') or __import__('getpass').getuser()}",
+    ]
+
+
+async def test_the_cli_prints_every_problem_of_a_malformed_plan_and_exits_2(services, database_url, tmp_path):
+    await three_segment_shop(services)
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps(
+            {"segments": [{"name": "x", "actions": [{"adjustPrice": {"percent": "ten"}}, {"launch": {}}]}], "limit": 0}
+        )
+    )
+    code, out = await rebill(database_url, "bulk", "run", str(plan))
+    assert code == 2, out
+    assert "3 problems" in out
+    assert "segments[0].actions[0].adjustPrice.percent" in out and "UNKNOWN_ACTION" in out and "INVALID_LIMIT" in out
+    code, out = await rebill(database_url, "bulk", "status", "1")
+    assert code == 1 and "does not exist" in out

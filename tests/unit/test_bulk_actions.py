@@ -1,0 +1,159 @@
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from rebill.bulk.actions import apply_actions, billed
+from rebill.bulk.plan import (
+    AdjustPrice,
+    Cancel,
+    References,
+    SetNextRenewalDate,
+    SetQuantity,
+    SetUnitPrice,
+    ShiftNextRenewal,
+    Suspend,
+)
+from rebill.bulk.writes import changed_fields, column_values
+from rebill.db.repositories import subscription_values
+from rebill.domain.cadence import Cadence, IntervalUnit
+from rebill.domain.errors import RebillError
+from rebill.domain.money import Money
+from rebill.domain.outcome import OpContext
+from rebill.domain.status import SubscriptionStatus
+from rebill.domain.subscription import (
+    AppliedCoupon,
+    CouponInfo,
+    GatewayMode,
+    Item,
+    PaymentKind,
+    PaymentMethodInfo,
+    ProductInfo,
+    ProductKind,
+    ProfileTerms,
+    RenewalType,
+    SubscriptionState,
+)
+
+NOW = datetime(2026, 1, 15, 9, tzinfo=UTC)
+CTX = OpContext(NOW, date(2026, 1, 15))
+REFS = References(gateways=("sandbox", "sandbox-b"))
+COFFEE = ProductInfo(1, "Coffee", "coffee")
+METER = ProductInfo(2, "Meter", "meter", ProductKind.USAGE)
+
+
+def state(*prices: str, status: SubscriptionStatus = SubscriptionStatus.ACTIVE, **fields) -> SubscriptionState:
+    items = tuple(Item(n + 1, COFFEE, Money.parse(p, "USD"), 1) for n, p in enumerate(prices or ("10.00",)))
+    base = SubscriptionState(
+        id=7,
+        customer_id=1,
+        currency="USD",
+        status=status,
+        renewal_type=RenewalType.AUTOMATIC,
+        profile=ProfileTerms(1, "Monthly", Cadence(IntervalUnit.MONTH, 1)),
+        items=items,
+        start_date=date(2026, 1, 1),
+        anchor_date=date(2026, 2, 1),
+        next_renewal_date=date(2026, 2, 1),
+        current_period_start=date(2026, 1, 1),
+        current_period_end=date(2026, 2, 1),
+    )
+    return replace(base, **fields)
+
+
+def test_shifting_a_trial_moves_its_trial_end_too():
+    trial = state(status=SubscriptionStatus.TRIAL, trial_end_date=date(2026, 2, 1))
+    after = apply_actions(trial, CTX, [ShiftNextRenewal(IntervalUnit.DAY, 14)], REFS).state
+    assert (after.next_renewal_date, after.trial_end_date, after.status) == (
+        date(2026, 2, 15),
+        date(2026, 2, 15),
+        SubscriptionStatus.TRIAL,
+    )
+    set_date = apply_actions(trial, CTX, [SetNextRenewalDate(date(2026, 3, 3))], REFS).state
+    assert set_date.trial_end_date == date(2026, 3, 3)
+
+
+def test_a_percent_cut_rounds_each_unit_price_half_to_even():
+    after = apply_actions(state("10.05", "10.15", "10.25"), CTX, [AdjustPrice(percent=Decimal("-10"))], REFS).state
+    assert [i.unit_price.amount_str for i in after.items] == ["9.04", "9.14", "9.22"]
+
+
+def test_a_rise_needs_consent_for_the_whole_action():
+    with pytest.raises(RebillError) as refused:
+        apply_actions(state("10.00"), CTX, [AdjustPrice(percent=Decimal("5"))], REFS)
+    assert refused.value.code == "CONSENT_REQUIRED"
+    consented = apply_actions(state("10.00"), CTX, [AdjustPrice(percent=Decimal("5"), consent_reference="call")], REFS)
+    assert consented.state.amount.amount_str == "10.50"
+    # one item up, one down, the bill lower in all: no consent needed
+    mixed = apply_actions(state("10.00", "20.00"), CTX, [SetUnitPrice(Money(1200, "USD"))], REFS)
+    assert mixed.state.amount.amount_str == "24.00"
+
+
+@pytest.mark.parametrize(
+    ("subscription", "actions", "code"),
+    [
+        (state(status=SubscriptionStatus.CANCELLED), [ShiftNextRenewal(IntervalUnit.DAY, 1)], "INVALID_STATUS"),
+        (state(), [ShiftNextRenewal(IntervalUnit.MONTH, -1)], "DATE_IN_PAST"),
+        (state(), [SetUnitPrice(Money(900, "EUR"))], "CURRENCY_MISMATCH"),
+        (state(), [AdjustPrice(amount=Money(-1100, "USD"))], "INVALID_AMOUNT"),
+        (state(), [SetQuantity(2, product_id=99)], "NOT_FOUND"),
+        (state(status=SubscriptionStatus.SUSPENDED), [Suspend()], "INVALID_STATUS"),
+        (state(), [Suspend(), Suspend()], "INVALID_STATUS"),
+    ],
+)
+def test_refusals_are_the_domains_own_codes(subscription, actions, code):
+    with pytest.raises(RebillError) as refused:
+        apply_actions(subscription, CTX, actions, REFS)
+    assert refused.value.code == code
+
+
+def test_a_usage_quantity_cannot_be_set():
+    metered = state(items=(Item(1, METER, Money(10, "USD"), 100),))
+    with pytest.raises(RebillError) as refused:
+        apply_actions(metered, CTX, [SetQuantity(3)], REFS)
+    assert refused.value.code == "QUANTITY_NOT_CHANGEABLE"
+
+
+def test_what_a_renewal_bills_is_nothing_once_final_or_ending():
+    assert billed(state("10.00")) == Money(1000, "USD")
+    assert billed(state("10.00", cancel_at_period_end=True)) == Money(0, "USD")
+    ended = apply_actions(state("10.00"), CTX, [Cancel()], REFS).state
+    assert billed(ended) == Money(0, "USD")
+
+
+def test_set_based_writes_send_the_same_row_as_the_repository():
+    rich = state(
+        "12.34",
+        "5.00",
+        coupons=(AppliedCoupon(3, CouponInfo(9, "TENOFF", percent_off=Decimal(10))),),
+        gateway_id="sandbox",
+        gateway_mode=GatewayMode.FORCED,
+        payment_method=PaymentMethodInfo(4, 1, PaymentKind.CARD, "4242"),
+        metadata={"a": [1, 2]},
+        shipping_address={"line1": "1 Main St", "city": "Town", "country": "NZ"},
+        credit=Money(150, "USD"),
+        cancelled_at=NOW,
+        replaces_id=3,
+    )
+    import json
+
+    expected = subscription_values(rich)
+    sent = column_values(rich)
+    for column in ("metadata", "shipping_address"):
+        sent[column] = json.loads(sent[column])
+    assert sent == expected
+
+
+def test_only_the_fields_that_changed_are_written():
+    before = state("10.00")
+    moved = apply_actions(before, CTX, [ShiftNextRenewal(IntervalUnit.DAY, 3)], REFS).state
+    assert changed_fields(before, moved) == {"next_renewal_date", "anchor_date", "current_period_end"}
+    cheaper = apply_actions(before, CTX, [AdjustPrice(percent=Decimal("-50"))], REFS).state
+    assert changed_fields(before, cheaper) == {"amount"}
+
+
+def test_a_final_subscription_is_refused_for_its_status_before_anything_else():
+    with pytest.raises(RebillError) as refused:
+        apply_actions(state(status=SubscriptionStatus.EXPIRED), CTX, [SetQuantity(2, product_id=99)], REFS)
+    assert refused.value.code == "INVALID_STATUS"
