@@ -23,7 +23,7 @@ from rebill.bulk.plan import Action, Plan, References
 from rebill.bulk.selection import already_applied, matched, runs_of_plan, segment_condition, unsegmented
 from rebill.bulk.simulate import segment_sql
 from rebill.db import tables as t
-from rebill.db.repositories import SubscriptionRepository
+from rebill.db.repositories import SubscriptionRepository, any_of
 from rebill.domain.cadence import local_today
 from rebill.domain.errors import RebillError
 from rebill.domain.money import Money
@@ -77,7 +77,7 @@ async def evaluate(
     repo = SubscriptionRepository(session)
     for start in range(0, len(ids), EVALUATE_CHUNK):
         chunk = list(ids[start : start + EVALUATE_CHUNK])
-        rows = list(await session.execute(select(S).where(S.c.id.in_(chunk)).order_by(S.c.id)))
+        rows = list(await session.execute(select(S).where(any_of(S.c.id, chunk)).order_by(S.c.id)))
         states = await repo.states_from_rows(rows)
         out.extend(evaluate_states(states, actions, refs, now))
     return out

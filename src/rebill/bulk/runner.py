@@ -32,7 +32,7 @@ from rebill.db import tables as t
 from rebill.db.repositories import Catalog, SubscriptionRepository
 from rebill.domain.errors import RebillError
 from rebill.domain.renewal import Event
-from rebill.domain.subscription import SubscriptionState, diff, state_to_json
+from rebill.domain.subscription import SubscriptionState, delta_to_json, diff
 from rebill.services.runtime import Services
 
 logger = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ class RunWorker:
                     changes_json,
                 )
             )
-            before = writes.dumps(state_to_json(state))
+            before = writes.dumps(delta_to_json(state, outcome.state))
             out.items.append(
                 (self.run_id, state.id, segment.name, "APPLIED", None, changes_json, before, state.version + 1, now)
             )

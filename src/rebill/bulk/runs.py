@@ -19,9 +19,9 @@ from rebill.bulk import runner, writes
 from rebill.bulk.plan import Plan, load_references, parse_plan, plan_to_json
 from rebill.bulk.preview import Preview, preview
 from rebill.db import tables as t
-from rebill.db.repositories import SubscriptionRepository
+from rebill.db.repositories import SubscriptionRepository, any_of
 from rebill.domain.errors import NotFound, RebillError, SubscriptionError, ValidationError
-from rebill.domain.subscription import SubscriptionState, diff, state_from_json
+from rebill.domain.subscription import SubscriptionState, diff, undo
 from rebill.services.runtime import Actor, Services
 
 S = t.table_of(t.Subscription)
@@ -284,7 +284,7 @@ class BulkService:
             if not items:
                 return 0, 0
             ids = [i.subscription_id for i in items]
-            rows = list(await session.execute(select(S).where(S.c.id.in_(ids)).order_by(S.c.id).with_for_update()))
+            rows = list(await session.execute(select(S).where(any_of(S.c.id, ids)).order_by(S.c.id).with_for_update()))
             current = {s.id: s for s in await SubscriptionRepository(session).states_from_rows(rows)}
             pairs: list[tuple[SubscriptionState, SubscriptionState]] = []
             history: list[tuple[Any, ...]] = []
@@ -304,7 +304,7 @@ class BulkService:
                         )
                     )
                     continue
-                restored = state_from_json(item.before).evolve(version=state.version)
+                restored = undo(state, item.before)
                 pairs.append((state, restored))
                 history.append(
                     (

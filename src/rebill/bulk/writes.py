@@ -9,12 +9,12 @@ as the repository's.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.domain.errors import VersionConflict
@@ -24,12 +24,9 @@ from rebill.domain.subscription import SubscriptionState
 Pair = tuple[SubscriptionState, SubscriptionState]
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
-
-
 def dumps(value: Any) -> str:
-    """Compact JSON text (one encoder for every call: ``json.dumps`` with options builds a new one each time)."""
-    return _ENCODER.encode(value)
+    """Compact JSON text; orjson, because a run encodes two documents per subscription."""
+    return orjson.dumps(value, default=str).decode()
 
 
 def _json(value: Any) -> str | None:
@@ -117,6 +114,25 @@ class _Statement:
     def unnest(self, columns: Sequence[list[Any]], types: Sequence[str]) -> str:
         return "unnest(" + ", ".join(self.arg(c, f"{t}[]") for c, t in zip(columns, types, strict=True)) + ")"
 
+    def recordset(self, names: Sequence[str], types: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+        """Rows as one JSON document expanded by ``json_to_recordset``, aliased ``v``.
+
+        Encoding a chunk is then one orjson call instead of asyncpg converting
+        every array element, which was most of a run's client time. Values of
+        ``jsonb`` columns arrive as JSON text and are embedded as they are.
+        """
+        json_columns = [n for n, t in zip(names, types, strict=True) if t == "jsonb"]
+        records = []
+        for row in rows:
+            record = dict(zip(names, row, strict=True))
+            for name in json_columns:
+                if record[name] is not None:
+                    record[name] = orjson.Fragment(record[name])
+            records.append(record)
+        document = orjson.dumps(records, default=str).decode()
+        spec = ", ".join(f"{n} {t}" for n, t in zip(names, types, strict=True))
+        return f"json_to_recordset({self.arg(document, 'json')}) AS v({spec})"
+
 
 def _subscriptions_update(st: _Statement, pairs: Sequence[Pair], now: datetime) -> str:
     """``UPDATE subscriptions … RETURNING s.id``: the columns that changed anywhere in the chunk."""
@@ -126,20 +142,19 @@ def _subscriptions_update(st: _Statement, pairs: Sequence[Pair], now: datetime) 
     specs = [_COLUMNS[name] for name in _COLUMNS if name in changed]
     if "amount" in changed:
         specs.append(_AMOUNT)
-    columns: list[list[Any]] = [[b.id for b, _ in pairs], [b.version for b, _ in pairs]]
-    columns += [[get(a) for _, a in pairs] for _, _, get in specs]
-    types = ["bigint", "int", *["text" if t == "jsonb" else t for _, t, _ in specs]]
+    rows = ([b.id, b.version, *[get(a) for _, _, get in specs]] for b, a in pairs)
+    types = ["bigint", "int", *[t for _, t, _ in specs]]
     names = ["id", "version", *[c for c, _, _ in specs]]
-    sets = [f"{c} = v.{c}::jsonb" if t == "jsonb" else f"{c} = v.{c}" for c, t, _ in specs]
+    sets = [f"{c} = v.{c}" for c, _, _ in specs]
     sets += ["version = s.version + 1", f"updated_at = {st.arg(now, 'timestamptz')}"]
     return (
-        f"UPDATE subscriptions AS s SET {', '.join(sets)} FROM {st.unnest(columns, types)} AS v({', '.join(names)}) "
+        f"UPDATE subscriptions AS s SET {', '.join(sets)} FROM {st.recordset(names, types, rows)} "
         "WHERE s.id = v.id AND s.version = v.version RETURNING s.id"
     )
 
 
 HISTORY_COLUMNS = ("subscription_id", "occurred_at", "actor", "action", "reason", "bulk_run_id", "changes")
-_HISTORY_TYPES = ("bigint", "timestamptz", "text", "text", "text", "bigint", "text")
+_HISTORY_TYPES = ("bigint", "timestamptz", "text", "text", "text", "bigint", "jsonb")
 RUN_ITEM_COLUMNS = (
     "run_id",
     "subscription_id",
@@ -151,18 +166,14 @@ RUN_ITEM_COLUMNS = (
     "version_after",
     "created_at",
 )
-_RUN_ITEM_TYPES = ("bigint", "bigint", "text", "text", "text", "text", "text", "int", "timestamptz")
-_JSONB = {"changes", "before"}
+_RUN_ITEM_TYPES = ("bigint", "bigint", "text", "text", "text", "jsonb", "jsonb", "int", "timestamptz")
 
 
 def _insert(
     st: _Statement, table: str, names: Sequence[str], types: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> str:
-    values = ", ".join(f"v.{n}::jsonb" if n in _JSONB else f"v.{n}" for n in names)
-    source = st.unnest(_columns(rows), types)
-    return (
-        f"INSERT INTO {table} ({', '.join(names)}) SELECT {values} FROM {source} AS v({', '.join(names)}) RETURNING 1"
-    )
+    columns = ", ".join(names)
+    return f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {st.recordset(names, types, rows)} RETURNING 1"
 
 
 async def write_chunk(

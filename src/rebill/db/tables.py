@@ -447,6 +447,7 @@ class BulkRunItem(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     changes: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+    # What undoing this item takes: the values before the run of the fields it changed.
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     version_after: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created()

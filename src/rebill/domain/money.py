@@ -62,13 +62,14 @@ def currency_exponent(code: str) -> int:
     Lower case is refused rather than normalised so that the same currency is
     never stored under two spellings.
     """
-    if not isinstance(code, str) or not _CODE.fullmatch(code) or code not in CURRENCY_EXPONENTS:
+    exponent = CURRENCY_EXPONENTS.get(code) if isinstance(code, str) else None
+    if exponent is None:
         raise MoneyError(
             f"unknown currency {code!r}: expected an active ISO 4217 code such as 'USD'",
             code="UNKNOWN_CURRENCY",
             details={"currency": code},
         )
-    return CURRENCY_EXPONENTS[code]
+    return exponent
 
 
 class Rounding(enum.Enum):
@@ -133,13 +134,14 @@ class Money:
     currency: str
 
     def __post_init__(self) -> None:
-        if isinstance(self.minor, bool) or not isinstance(self.minor, int):
+        if type(self.minor) is not int:  # not a bool, float or Decimal: exact minor units only
             raise MoneyError(
                 f"an amount is an integer number of minor units, not {type(self.minor).__name__}"
                 f" ({self.minor!r}); use Money.parse or Money.from_decimal",
                 code="INVALID_AMOUNT",
             )
-        currency_exponent(self.currency)
+        if self.currency not in CURRENCY_EXPONENTS:
+            currency_exponent(self.currency)  # raises with the explanation
 
     # -- construction --------------------------------------------------------
 

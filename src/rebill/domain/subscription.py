@@ -10,10 +10,11 @@ fields the history shows, and ``diff`` lists every field that changed.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from rebill.domain.cadence import AnchorPolicy, Cadence, IntervalUnit
@@ -148,7 +149,7 @@ class PaymentMethodInfo:
     gateway_token: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SubscriptionState:
     id: int | None
     customer_id: int
@@ -185,6 +186,9 @@ class SubscriptionState:
     replaced_by_id: int | None = None
     created_at: datetime | None = field(default=None, compare=False)
     updated_at: datetime | None = field(default=None, compare=False)
+    # The next bill, computed once per state (and kept by ``evolve`` while
+    # nothing it depends on changes): bulk runs and the engine price millions.
+    _bill: Bill | None = field(default=None, init=False, repr=False, compare=False)
 
     # -- derived ---------------------------------------------------------
 
@@ -202,9 +206,13 @@ class SubscriptionState:
 
     def next_bill(self) -> Bill:
         """What the next renewal bills: auto-renewing items, pending changes and active coupons."""
-        lines = [item.line(pending=True) for item in self.items if item.auto_renew]
-        discounts = [c.coupon.discount() for c in self.coupons if c.active]
-        return bill(lines, discounts, self.currency)
+        cached = self._bill
+        if cached is None:
+            lines = [item.line(pending=True) for item in self.items if item.auto_renew]
+            discounts = [c.coupon.discount() for c in self.coupons if c.active]
+            cached = bill(lines, discounts, self.currency)
+            object.__setattr__(self, "_bill", cached)
+        return cached
 
     def current_bill(self) -> Bill:
         """What the current configuration costs per period (no pending changes)."""
@@ -222,8 +230,39 @@ class SubscriptionState:
                 return item
         return None
 
+    @classmethod
+    def trusted(cls, **values: Any) -> SubscriptionState:
+        """A state from values read back from the database, built without the per-field cost of ``__init__``.
+
+        Every field must be given; otherwise this is the ordinary constructor.
+        """
+        if values.keys() != _STATE_FIELDS:
+            return cls(**values)
+        values["_bill"] = None
+        new = object.__new__(cls)
+        object.__setattr__(new, "__dict__", values)
+        return new
+
     def evolve(self, **changes: Any) -> SubscriptionState:
-        return replace(self, **changes)
+        """A copy with ``changes``: ``dataclasses.replace`` at a fraction of its cost on hot paths.
+
+        The next bill is kept when nothing it depends on changes.
+        """
+        unknown = changes.keys() - _STATE_FIELDS
+        if unknown:
+            raise TypeError(f"SubscriptionState has no field {sorted(unknown)[0]!r}")
+        values = self.__dict__.copy()
+        values.update(changes)
+        if not _BILL_INPUTS.isdisjoint(changes):
+            values["_bill"] = None
+        new = object.__new__(SubscriptionState)
+        object.__setattr__(new, "__dict__", values)
+        return new
+
+
+_STATE_INIT_FIELDS = tuple(f.name for f in fields(SubscriptionState) if f.init)
+_STATE_FIELDS = frozenset(_STATE_INIT_FIELDS)
+_BILL_INPUTS = frozenset({"items", "coupons", "currency"})
 
 
 # -- snapshots and diffs -------------------------------------------------
@@ -248,33 +287,60 @@ def item_snapshot(item: Item) -> dict[str, JSON]:
     }
 
 
+def _enum(value: enum.Enum | None) -> str | None:
+    return value.value if value is not None else None
+
+
+def _plain(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return dict(value) if value is not None else None
+
+
+def _credit(value: Money | None) -> str | None:
+    return value.amount_str if value is not None and not value.is_zero else None
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+# The fields the history shows, in the order it shows them: the key, the
+# attribute it comes from (or a reader for derived values), and how to write
+# it as JSON. Comparing raw values first means a diff formats only what changed.
+_Reader = Callable[[SubscriptionState], Any]
+_FIELDS: tuple[tuple[str, str | _Reader, Callable[[Any], JSON]], ...] = (
+    ("status", "status", _enum),
+    ("renewalType", "renewal_type", _enum),
+    ("profileId", lambda s: s.profile.id, _same),
+    ("nextRenewalDate", "next_renewal_date", _date),
+    ("trialEndDate", "trial_end_date", _date),
+    ("anchorDate", "anchor_date", _date),
+    ("startDate", "start_date", _date),
+    ("currentPeriodStart", "current_period_start", _date),
+    ("currentPeriodEnd", "current_period_end", _date),
+    ("endDate", "end_date", _date),
+    ("occurrencesBilled", "occurrences_billed", _same),
+    ("overdueCount", "overdue_count", _same),
+    ("nextRetryDate", "next_retry_date", _date),
+    ("gatewayId", "gateway_id", _same),
+    ("gatewayMode", "gateway_mode", _enum),
+    ("paymentMethodId", lambda s: s.payment_method.id if s.payment_method else None, _same),
+    ("shippingAddress", "shipping_address", _plain),
+    ("metadata", "metadata", _plain),
+    ("amount", lambda s: s.amount, _money),
+    ("credit", "credit", _credit),
+    ("cancelAtPeriodEnd", "cancel_at_period_end", _same),
+    ("coupons", lambda s: sorted(c.coupon.code for c in s.coupons), _same),
+    ("replacedById", "replaced_by_id", _same),
+)
+
+
+def _read(state: SubscriptionState, source: str | _Reader) -> Any:
+    return state.__dict__[source] if isinstance(source, str) else source(state)
+
+
 def snapshot(state: SubscriptionState) -> dict[str, JSON]:
     """The fields the history shows, flattened to JSON values."""
-    values: dict[str, JSON] = {
-        "status": state.status.value,
-        "renewalType": state.renewal_type.value,
-        "profileId": state.profile.id,
-        "nextRenewalDate": _date(state.next_renewal_date),
-        "trialEndDate": _date(state.trial_end_date),
-        "anchorDate": _date(state.anchor_date),
-        "startDate": _date(state.start_date),
-        "currentPeriodStart": _date(state.current_period_start),
-        "currentPeriodEnd": _date(state.current_period_end),
-        "endDate": _date(state.end_date),
-        "occurrencesBilled": state.occurrences_billed,
-        "overdueCount": state.overdue_count,
-        "nextRetryDate": _date(state.next_retry_date),
-        "gatewayId": state.gateway_id,
-        "gatewayMode": state.gateway_mode.value if state.gateway_mode else None,
-        "paymentMethodId": state.payment_method.id if state.payment_method else None,
-        "shippingAddress": dict(state.shipping_address) if state.shipping_address is not None else None,
-        "metadata": dict(state.metadata) if state.metadata is not None else None,
-        "amount": state.amount.amount_str,
-        "credit": _money(state.credit) if state.credit and not state.credit.is_zero else None,
-        "cancelAtPeriodEnd": state.cancel_at_period_end,
-        "coupons": sorted(c.coupon.code for c in state.coupons),
-        "replacedById": state.replaced_by_id,
-    }
+    values: dict[str, JSON] = {key: fmt(_read(state, source)) for key, source, fmt in _FIELDS}
     for item in state.items:
         values[f"items.{item.ref}"] = item_snapshot(item)
     return values
@@ -286,19 +352,45 @@ def diff(before: SubscriptionState | None, after: SubscriptionState) -> list[dic
     Items present on both sides are compared field by field
     (``items.12.quantity``); an added or removed item appears whole.
     """
-    old = snapshot(before) if before is not None else {}
-    new = snapshot(after)
+    if before is None:
+        return [{"field": key, "before": None, "after": value} for key, value in snapshot(after).items()]
     changes: list[dict[str, JSON]] = []
-    for key in list(new) + [k for k in old if k not in new]:
-        was, now = old.get(key), new.get(key)
-        if was == now:
+    # What the next renewal bills depends only on items, coupons and currency.
+    same_bill = (
+        before.items is after.items and before.coupons is after.coupons and before.currency == after.currency
+    ) or (before._bill is not None and before._bill is after._bill)
+    old_values, new_values = before.__dict__, after.__dict__
+    for key, source, fmt in _FIELDS:
+        if isinstance(source, str):
+            was, now = old_values[source], new_values[source]
+            if was is now:
+                continue
+        elif (key == "amount" and same_bill) or (key == "coupons" and before.coupons is after.coupons):
             continue
-        if key.startswith("items.") and isinstance(was, dict) and isinstance(now, dict):
-            for sub in now:
-                if was.get(sub) != now.get(sub):
-                    changes.append({"field": f"{key}.{sub}", "before": was.get(sub), "after": now.get(sub)})
-            continue
-        changes.append({"field": key, "before": was, "after": now})
+        else:
+            was, now = source(before), source(after)
+        if was != now:
+            was_json, now_json = fmt(was), fmt(now)
+            if was_json != now_json:
+                changes.append({"field": key, "before": was_json, "after": now_json})
+    if before.items is not after.items and before.items != after.items:
+        old_items = {i.ref: i for i in before.items}
+        new_items = {i.ref: i for i in after.items}
+        for ref, item in new_items.items():
+            old_item = old_items.get(ref)
+            if old_item == item:
+                continue
+            now_snap = item_snapshot(item)
+            if old_item is None:
+                changes.append({"field": f"items.{ref}", "before": None, "after": now_snap})
+                continue
+            was_snap = item_snapshot(old_item)
+            for sub, value in now_snap.items():
+                if was_snap[sub] != value:
+                    changes.append({"field": f"items.{ref}.{sub}", "before": was_snap[sub], "after": value})
+        for ref, item in old_items.items():
+            if ref not in new_items:
+                changes.append({"field": f"items.{ref}", "before": item_snapshot(item), "after": None})
     return changes
 
 
@@ -317,7 +409,9 @@ def _d(value: JSON) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
+@lru_cache(maxsize=4096)
 def profile_to_json(p: ProfileTerms) -> dict[str, JSON]:
+    """The profile as JSON (cached: many states share one profile; callers must not mutate it)."""
     return {
         "id": p.id,
         "name": p.name,
@@ -358,6 +452,7 @@ def profile_from_json(d: Mapping[str, JSON]) -> ProfileTerms:
     )
 
 
+@lru_cache(maxsize=4096)
 def _product_to_json(p: ProductInfo) -> dict[str, JSON]:
     return {
         "id": p.id,
@@ -404,119 +499,133 @@ def _coupon_from(d: Mapping[str, JSON]) -> CouponInfo:
     )
 
 
-def state_to_json(s: SubscriptionState) -> dict[str, JSON]:
+def _item_to_json(i: Item) -> dict[str, JSON]:
     return {
-        "id": s.id,
-        "customerId": s.customer_id,
-        "currency": s.currency,
-        "status": s.status.value,
-        "renewalType": s.renewal_type.value,
-        "profile": profile_to_json(s.profile),
-        "items": [
-            {
-                "id": i.id,
-                "temp": i.temp,
-                "product": _product_to_json(i.product),
-                "unitPrice": _money_json(i.unit_price),
-                "quantity": i.quantity,
-                "autoRenew": i.auto_renew,
-                "priceFromTiers": i.price_from_tiers,
-                "pendingUnitPrice": _money_json(i.pending_unit_price),
-                "pendingQuantity": i.pending_quantity,
-            }
-            for i in s.items
-        ],
-        "coupons": [{"id": c.id, "coupon": _coupon_to_json(c.coupon), "cyclesUsed": c.cycles_used} for c in s.coupons],
-        "startDate": _date(s.start_date),
-        "anchorDate": _date(s.anchor_date),
-        "nextRenewalDate": _date(s.next_renewal_date),
-        "trialEndDate": _date(s.trial_end_date),
-        "currentPeriodStart": _date(s.current_period_start),
-        "currentPeriodEnd": _date(s.current_period_end),
-        "endDate": _date(s.end_date),
-        "occurrencesBilled": s.occurrences_billed,
-        "lastCycle": s.last_cycle,
-        "overdueCount": s.overdue_count,
-        "nextRetryDate": _date(s.next_retry_date),
-        "gatewayId": s.gateway_id,
-        "gatewayMode": s.gateway_mode.value if s.gateway_mode else None,
-        "lastGatewayId": s.last_gateway_id,
-        "paymentMethod": (
-            {
-                "id": s.payment_method.id,
-                "customerId": s.payment_method.customer_id,
-                "kind": s.payment_method.kind.value,
-                "gatewayToken": s.payment_method.gateway_token,
-            }
-            if s.payment_method
-            else None
-        ),
-        "shippingAddress": dict(s.shipping_address) if s.shipping_address is not None else None,
-        "metadata": dict(s.metadata) if s.metadata is not None else None,
-        "credit": _money_json(s.credit),
-        "cancelAtPeriodEnd": s.cancel_at_period_end,
-        "cancelledAt": s.cancelled_at.isoformat() if s.cancelled_at else None,
-        "renewDue": s.renew_due,
-        "timeZone": s.time_zone,
-        "version": s.version,
-        "replacesId": s.replaces_id,
-        "replacedById": s.replaced_by_id,
-        "createdAt": s.created_at.isoformat() if s.created_at else None,
-        "updatedAt": s.updated_at.isoformat() if s.updated_at else None,
+        "id": i.id,
+        "temp": i.temp,
+        "product": _product_to_json(i.product),
+        "unitPrice": _money_json(i.unit_price),
+        "quantity": i.quantity,
+        "autoRenew": i.auto_renew,
+        "priceFromTiers": i.price_from_tiers,
+        "pendingUnitPrice": _money_json(i.pending_unit_price),
+        "pendingQuantity": i.pending_quantity,
     }
 
 
-def state_from_json(d: Mapping[str, JSON]) -> SubscriptionState:
-    pm = d["paymentMethod"]
-    return SubscriptionState(
-        id=d["id"],
-        customer_id=d["customerId"],
-        currency=d["currency"],
-        status=SubscriptionStatus(d["status"]),
-        renewal_type=RenewalType(d["renewalType"]),
-        profile=profile_from_json(d["profile"]),
-        items=tuple(
-            Item(
-                id=i["id"],
-                temp=i.get("temp", 0),
-                product=_product_from(i["product"]),
-                unit_price=Money(*i["unitPrice"]),
-                quantity=i["quantity"],
-                auto_renew=i["autoRenew"],
-                price_from_tiers=i["priceFromTiers"],
-                pending_unit_price=_money_from(i["pendingUnitPrice"]),
-                pending_quantity=i["pendingQuantity"],
-            )
-            for i in d["items"]
-        ),
-        coupons=tuple(AppliedCoupon(c["id"], _coupon_from(c["coupon"]), c["cyclesUsed"]) for c in d["coupons"]),
-        start_date=date.fromisoformat(d["startDate"]),
-        anchor_date=date.fromisoformat(d["anchorDate"]),
-        next_renewal_date=_d(d["nextRenewalDate"]),
-        trial_end_date=_d(d["trialEndDate"]),
-        current_period_start=_d(d["currentPeriodStart"]),
-        current_period_end=_d(d["currentPeriodEnd"]),
-        end_date=_d(d["endDate"]),
-        occurrences_billed=d["occurrencesBilled"],
-        last_cycle=d["lastCycle"],
-        overdue_count=d["overdueCount"],
-        next_retry_date=_d(d["nextRetryDate"]),
-        gateway_id=d["gatewayId"],
-        gateway_mode=GatewayMode(d["gatewayMode"]) if d["gatewayMode"] else None,
-        last_gateway_id=d["lastGatewayId"],
-        payment_method=(
-            PaymentMethodInfo(pm["id"], pm["customerId"], PaymentKind(pm["kind"]), pm["gatewayToken"]) if pm else None
-        ),
-        shipping_address=d["shippingAddress"],
-        metadata=d["metadata"],
-        credit=_money_from(d["credit"]),
-        cancel_at_period_end=d["cancelAtPeriodEnd"],
-        cancelled_at=datetime.fromisoformat(d["cancelledAt"]) if d["cancelledAt"] else None,
-        renew_due=d["renewDue"],
-        time_zone=d["timeZone"],
-        version=d["version"],
-        replaces_id=d["replacesId"],
-        replaced_by_id=d["replacedById"],
-        created_at=datetime.fromisoformat(d["createdAt"]) if d.get("createdAt") else None,
-        updated_at=datetime.fromisoformat(d["updatedAt"]) if d.get("updatedAt") else None,
+def _item_from(i: Mapping[str, JSON]) -> Item:
+    return Item(
+        id=i["id"],
+        temp=i.get("temp", 0),
+        product=_product_from(i["product"]),
+        unit_price=Money(*i["unitPrice"]),
+        quantity=i["quantity"],
+        auto_renew=i["autoRenew"],
+        price_from_tiers=i["priceFromTiers"],
+        pending_unit_price=_money_from(i["pendingUnitPrice"]),
+        pending_quantity=i["pendingQuantity"],
     )
+
+
+def _pm_to_json(pm: PaymentMethodInfo | None) -> dict[str, JSON] | None:
+    if pm is None:
+        return None
+    return {"id": pm.id, "customerId": pm.customer_id, "kind": pm.kind.value, "gatewayToken": pm.gateway_token}
+
+
+def _pm_from(d: Mapping[str, JSON] | None) -> PaymentMethodInfo | None:
+    return PaymentMethodInfo(d["id"], d["customerId"], PaymentKind(d["kind"]), d["gatewayToken"]) if d else None
+
+
+def _instant(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _instant_from(value: JSON) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _optional(kind: Callable[[Any], Any]) -> Callable[[JSON], Any]:
+    return lambda value: kind(value) if value is not None else None
+
+
+# field -> (JSON key, encode, decode): one codec for whole states and for deltas.
+_CODEC: dict[str, tuple[str, Callable[[Any], JSON], Callable[[JSON], Any]]] = {
+    "id": ("id", _same, _same),
+    "customer_id": ("customerId", _same, _same),
+    "currency": ("currency", _same, _same),
+    "status": ("status", _enum, SubscriptionStatus),
+    "renewal_type": ("renewalType", _enum, RenewalType),
+    "profile": ("profile", profile_to_json, profile_from_json),
+    "items": ("items", lambda v: [_item_to_json(i) for i in v], lambda v: tuple(_item_from(i) for i in v)),
+    "coupons": (
+        "coupons",
+        lambda v: [{"id": c.id, "coupon": _coupon_to_json(c.coupon), "cyclesUsed": c.cycles_used} for c in v],
+        lambda v: tuple(AppliedCoupon(c["id"], _coupon_from(c["coupon"]), c["cyclesUsed"]) for c in v),
+    ),
+    "start_date": ("startDate", _date, date.fromisoformat),
+    "anchor_date": ("anchorDate", _date, date.fromisoformat),
+    "next_renewal_date": ("nextRenewalDate", _date, _d),
+    "trial_end_date": ("trialEndDate", _date, _d),
+    "current_period_start": ("currentPeriodStart", _date, _d),
+    "current_period_end": ("currentPeriodEnd", _date, _d),
+    "end_date": ("endDate", _date, _d),
+    "occurrences_billed": ("occurrencesBilled", _same, _same),
+    "last_cycle": ("lastCycle", _same, _same),
+    "overdue_count": ("overdueCount", _same, _same),
+    "next_retry_date": ("nextRetryDate", _date, _d),
+    "gateway_id": ("gatewayId", _same, _same),
+    "gateway_mode": ("gatewayMode", _enum, _optional(GatewayMode)),
+    "last_gateway_id": ("lastGatewayId", _same, _same),
+    "payment_method": ("paymentMethod", _pm_to_json, _pm_from),
+    "shipping_address": ("shippingAddress", _plain, _same),
+    "metadata": ("metadata", _plain, _same),
+    "credit": ("credit", _money_json, _money_from),
+    "cancel_at_period_end": ("cancelAtPeriodEnd", _same, _same),
+    "cancelled_at": ("cancelledAt", _instant, _instant_from),
+    "renew_due": ("renewDue", _same, _same),
+    "time_zone": ("timeZone", _same, _same),
+    "version": ("version", _same, _same),
+    "replaces_id": ("replacesId", _same, _same),
+    "replaced_by_id": ("replacedById", _same, _same),
+    "created_at": ("createdAt", _instant, _instant_from),
+    "updated_at": ("updatedAt", _instant, _instant_from),
+}
+_BY_KEY = {key: (name, decode) for name, (key, _, decode) in _CODEC.items()}
+
+
+def state_to_json(s: SubscriptionState) -> dict[str, JSON]:
+    values = s.__dict__
+    return {key: encode(values[name]) for name, (key, encode, _) in _CODEC.items()}
+
+
+def state_from_json(d: Mapping[str, JSON]) -> SubscriptionState:
+    return SubscriptionState(**{name: decode(d.get(key)) for name, (key, _, decode) in _CODEC.items()})
+
+
+# Fields a change never needs to undo: they are set again when the undo is saved.
+_NOT_UNDONE = frozenset({"version", "updated_at", "created_at"})
+
+
+def delta_to_json(before: SubscriptionState, after: SubscriptionState) -> dict[str, JSON]:
+    """``before``'s values of exactly the fields ``after`` changed: what it takes to undo the change.
+
+    Much smaller than a whole state, which matters when a bulk run keeps one
+    for every subscription it changes.
+    """
+    old, new = before.__dict__, after.__dict__
+    delta: dict[str, JSON] = {}
+    for name, (key, encode, _) in _CODEC.items():
+        was = old[name]
+        if name not in _NOT_UNDONE and was is not new[name] and was != new[name]:
+            delta[key] = encode(was)
+    return delta
+
+
+def undo(current: SubscriptionState, delta: Mapping[str, JSON]) -> SubscriptionState:
+    """``current`` with the fields of a ``delta_to_json`` put back."""
+    changes = {}
+    for key, value in delta.items():
+        name, decode = _BY_KEY[key]
+        changes[name] = decode(value)
+    return current.evolve(**changes)

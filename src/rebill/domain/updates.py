@@ -147,12 +147,12 @@ def change_next_renewal_date(
             code="DATE_IN_PAST",
             field=["date"],
         )
-    new = state.evolve(next_renewal_date=date_, anchor_date=date_)
+    changes: dict[str, Any] = {"next_renewal_date": date_, "anchor_date": date_}
     if state.in_trial:
-        new = new.evolve(trial_end_date=date_)
+        changes["trial_end_date"] = date_
     if state.current_period_end is not None and state.current_period_start is not None:
-        new = new.evolve(current_period_end=max(date_, state.current_period_start))
-    return Outcome(new, "next_renewal_date_changed")
+        changes["current_period_end"] = max(date_, state.current_period_start)
+    return Outcome(state.evolve(**changes), "next_renewal_date_changed")
 
 
 # -- items -------------------------------------------------------------------
