@@ -292,3 +292,29 @@ def test_states_survive_a_json_round_trip(price, quantity, day, trial, policy):
     profile = ProfileTerms(id=2, name="P", cadence=Cadence(IntervalUnit.MONTH, 3), anchor_policy=policy)
     state = start(day=day, price=Money(price, "USD").amount_str, quantity=quantity, profile=profile, trial=trial)
     assert state_from_json(state_to_json(state)) == state
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda s, c: updates.change_next_renewal_date(s, c, shift=updates.Shift(IntervalUnit.DAY, 14)),
+        lambda s, c: updates.update_item(s, c, item_id=1, unit_price=usd("7.50")),
+        lambda s, c: updates.set_metadata(s, c, metadata={"segment": "smb"}),
+        lambda s, c: updates.set_gateway(s, c, gateway_id="sandbox-b", mode=None, known_gateways=["sandbox-b"]),
+        lambda s, c: lifecycle.suspend(s, c),
+        lambda s, c: lifecycle.cancel(s, c),
+        lambda s, c: updates.change_profile(
+            s, c, profile=ProfileTerms(id=9, name="Weekly", cadence=Cadence(IntervalUnit.WEEK))
+        ),
+    ],
+)
+def test_an_undo_delta_puts_back_exactly_what_an_operation_changed(operation):
+    import orjson
+
+    from rebill.domain.subscription import delta_to_json, undo
+
+    before = start(trial=None)
+    after = operation(before, ctx(date(2026, 2, 10))).state
+    delta = orjson.loads(orjson.dumps(delta_to_json(before, after)))
+    assert undo(after, delta) == before
+    assert len(orjson.dumps(delta)) < len(orjson.dumps(state_to_json(before))) / 2
