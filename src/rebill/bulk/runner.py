@@ -31,6 +31,7 @@ from rebill.bulk.selection import candidates, runs_of_plan, segment_case
 from rebill.db import tables as t
 from rebill.db.repositories import Catalog, SubscriptionRepository
 from rebill.domain.errors import RebillError
+from rebill.domain.outcome import OpContext
 from rebill.domain.renewal import Event
 from rebill.domain.subscription import SubscriptionState, delta_to_json, diff
 from rebill.services.runtime import Services
@@ -198,6 +199,7 @@ class RunWorker:
         out = _Chunk()
         actor = actor_name(self.run_id)
         applied = self.applied
+        contexts: dict[str, OpContext] = {}  # one "today" per time zone in the chunk
         for row, state in zip(rows, states, strict=True):
             if self.limit is not None and applied >= self.limit:
                 break
@@ -213,7 +215,10 @@ class RunWorker:
                 out.items.append((self.run_id, state.id, segment.name, "CONFLICT", reason, "[]", None, None, now))
                 continue
             try:
-                outcome = apply_actions(state, op_context(state, now), segment.actions, self.refs)
+                ctx = contexts.get(state.time_zone)
+                if ctx is None:
+                    ctx = contexts[state.time_zone] = op_context(state, now)
+                outcome = apply_actions(state, ctx, segment.actions, self.refs)
                 changes = diff(state, outcome.state)
             except RebillError as exc:
                 out.counts["SKIPPED"] += 1

@@ -75,15 +75,10 @@ _PRICED = ("items", "coupons", "currency")
 
 
 def changed_fields(before: SubscriptionState, after: SubscriptionState) -> set[str]:
-    out = set()
-    for name in _COLUMNS:
-        old, new = getattr(before, name), getattr(after, name)
-        if old is not new and old != new:
-            out.add(name)
-    for name in _PRICED:
-        old, new = getattr(before, name), getattr(after, name)
-        if old is not new and old != new:
-            out.add("amount")
+    old, new = before.__dict__, after.__dict__
+    out = {name for name in _COLUMNS if old[name] is not new[name] and old[name] != new[name]}
+    if any(old[name] is not new[name] and old[name] != new[name] for name in _PRICED):
+        out.add("amount")
     return out
 
 

@@ -235,7 +235,6 @@ class Subscription(Base):
         CheckConstraint("version >= 1", name="version"),
         # The list filters and the renewal worker's "what is due" query.
         Index("ix_subscriptions_status_next_renewal", "status", "next_renewal_date", "id"),
-        Index("ix_subscriptions_next_renewal", "next_renewal_date", "id"),
         Index("ix_subscriptions_profile", "profile_id", "id"),
         Index("ix_subscriptions_customer", "customer_id", "id"),
         Index("ix_subscriptions_gateway", "gateway_id", "gateway_mode"),
@@ -243,7 +242,9 @@ class Subscription(Base):
             "ix_subscriptions_due",
             "next_renewal_date",
             "id",
-            postgresql_where=text("status IN ('TRIAL','ACTIVE','OVERDUE','AWAITING_REINSTATE')"),
+            # Every subscription that has a next renewal (final ones have none):
+            # the worker's due query and next-renewal ranges without a status.
+            postgresql_where=text("next_renewal_date IS NOT NULL"),
         ),
         Index(
             "ix_subscriptions_retry_due",
@@ -378,7 +379,10 @@ class HistoryEntry(Base):
     __tablename__ = "history_entries"
 
     id: Mapped[int] = _pk()
-    subscription_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    # No foreign key: the audit trail is append-only and written by the
+    # hundred thousand in bulk runs, where a per-row key check costs more than
+    # it protects (subscriptions are never deleted).
+    subscription_id: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     actor: Mapped[str] = mapped_column(Text)
     action: Mapped[str] = mapped_column(Text)
@@ -441,7 +445,7 @@ class BulkRunItem(Base):
     __tablename__ = "bulk_run_items"
 
     id: Mapped[int] = _pk()
-    run_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("bulk_runs.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(BigInteger)  # written per subscription: no per-row key check
     subscription_id: Mapped[int] = mapped_column(BigInteger)
     segment: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(String(16))

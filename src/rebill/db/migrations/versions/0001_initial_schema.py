@@ -281,12 +281,6 @@ def upgrade() -> None:
             "outcome IN ('APPLIED','SKIPPED','FAILED','CONFLICT','REVERTED')",
             name=op.f("ck_bulk_run_items_outcome"),
         ),
-        sa.ForeignKeyConstraint(
-            ["run_id"],
-            ["bulk_runs.id"],
-            name=op.f("fk_bulk_run_items_run_id_bulk_runs"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bulk_run_items")),
         sa.UniqueConstraint("run_id", "subscription_id", name=op.f("uq_bulk_run_items_run_id")),
     )
@@ -416,10 +410,9 @@ def upgrade() -> None:
         "subscriptions",
         ["next_renewal_date", "id"],
         unique=False,
-        postgresql_where=sa.text("status IN ('TRIAL','ACTIVE','OVERDUE','AWAITING_REINSTATE')"),
+        postgresql_where=sa.text("next_renewal_date IS NOT NULL"),
     )
     op.create_index("ix_subscriptions_gateway", "subscriptions", ["gateway_id", "gateway_mode"], unique=False)
-    op.create_index("ix_subscriptions_next_renewal", "subscriptions", ["next_renewal_date", "id"], unique=False)
     op.create_index("ix_subscriptions_profile", "subscriptions", ["profile_id", "id"], unique=False)
     op.create_index(
         "ix_subscriptions_retry_due",
@@ -467,12 +460,6 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("bulk_run_id", sa.BigInteger(), nullable=True),
         sa.Column("changes", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False),
-        sa.ForeignKeyConstraint(
-            ["subscription_id"],
-            ["subscriptions.id"],
-            name=op.f("fk_history_entries_subscription_id_subscriptions"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_history_entries")),
     )
     op.create_index("ix_history_subscription", "history_entries", ["subscription_id", "id"], unique=False)
@@ -684,12 +671,11 @@ def downgrade() -> None:
         postgresql_where=sa.text("status = 'OVERDUE'"),
     )
     op.drop_index("ix_subscriptions_profile", table_name="subscriptions")
-    op.drop_index("ix_subscriptions_next_renewal", table_name="subscriptions")
     op.drop_index("ix_subscriptions_gateway", table_name="subscriptions")
     op.drop_index(
         "ix_subscriptions_due",
         table_name="subscriptions",
-        postgresql_where=sa.text("status IN ('TRIAL','ACTIVE','OVERDUE','AWAITING_REINSTATE')"),
+        postgresql_where=sa.text("next_renewal_date IS NOT NULL"),
     )
     op.drop_index("ix_subscriptions_customer", table_name="subscriptions")
     op.drop_table("subscriptions")
