@@ -287,7 +287,8 @@ class SubscriptionRepository:
         """Assemble states for subscription rows with one query per related table."""
         if not rows:
             return []
-        ids = [r.id for r in rows]
+        fields = [_fields(r) for r in rows]
+        ids = [f["id"] for f in fields]
         item_rows = list(
             await self.session.execute(
                 select(I).where(any_of(I.c.subscription_id, ids)).order_by(I.c.subscription_id, I.c.position, I.c.id)
@@ -301,9 +302,9 @@ class SubscriptionRepository:
                 .order_by(AC.c.subscription_id, AC.c.id)
             )
         )
-        await self.catalog.load_profiles({r.profile_id for r in rows})
+        await self.catalog.load_profiles({f["profile_id"] for f in fields})
         await self.catalog.load_products({r.product_id for r in item_rows})
-        await self.catalog.load_payment_methods({r.payment_method_id for r in rows if r.payment_method_id})
+        await self.catalog.load_payment_methods({f["payment_method_id"] for f in fields if f["payment_method_id"]})
         items: dict[int, list[Item]] = {}
         products = self.catalog.products
         for row in item_rows:
@@ -326,15 +327,16 @@ class SubscriptionRepository:
             coupons.setdefault(coupon_row.subscription_id, []).append(
                 AppliedCoupon(coupon_row.applied_id, coupon_from_row(coupon_row), coupon_row.cycles_used)
             )
+        profiles, payment_methods = self.catalog.profiles, self.catalog.payment_methods
         return [
             state_from_row(
-                r,
-                profile=self.catalog.profiles[r.profile_id],
-                items=items.get(r.id, []),
-                coupons=coupons.get(r.id, []),
-                payment_method=self.catalog.payment_methods.get(r.payment_method_id) if r.payment_method_id else None,
+                f,
+                profile=profiles[f["profile_id"]],
+                items=items.get(f["id"], ()),
+                coupons=coupons.get(f["id"], ()),
+                payment_method=payment_methods.get(f["payment_method_id"]) if f["payment_method_id"] else None,
             )
-            for r in rows
+            for f in fields
         ]
 
     async def insert(self, state: SubscriptionState, now: datetime) -> SubscriptionState:
@@ -412,9 +414,12 @@ class SubscriptionRepository:
 
 
 def _fields(row: Any) -> Any:
-    """Name-keyed access to a row: a SQLAlchemy row's mapping (ten times cheaper than its attributes)."""
+    """Name-keyed access to a row: a SQLAlchemy row's mapping (ten times cheaper than its
+    attributes), an asyncpg record as it is, or any other object's attributes."""
     mapping = getattr(row, "_mapping", None)
-    return mapping if mapping is not None else vars(row)
+    if mapping is not None:
+        return mapping
+    return row if hasattr(row, "keys") else vars(row)
 
 
 _STATUSES = {m.value: m for m in SubscriptionStatus}
