@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fractions import Fraction
+from functools import lru_cache
 
 from rebill.bulk.plan import (
     Action,
@@ -32,6 +33,7 @@ from rebill.bulk.plan import (
     Suspend,
 )
 from rebill.domain import lifecycle, updates
+from rebill.domain.cadence import IntervalUnit
 from rebill.domain.errors import NotFound, RebillError
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
@@ -101,7 +103,7 @@ def _price_action(
 def apply_action(state: SubscriptionState, ctx: OpContext, action: Action, refs: References) -> Outcome:
     match action:
         case ShiftNextRenewal():
-            return updates.change_next_renewal_date(state, ctx, shift=updates.Shift(action.unit, action.count))
+            return updates.change_next_renewal_date(state, ctx, shift=_shift(action.unit, action.count))
         case SetNextRenewalDate():
             return updates.change_next_renewal_date(state, ctx, date_=action.date)
         case SetUnitPrice() | AdjustPrice() | SetQuantity():
@@ -132,15 +134,29 @@ def apply_action(state: SubscriptionState, ctx: OpContext, action: Action, refs:
     raise TypeError(f"not a bulk action: {action!r}")
 
 
+@lru_cache(maxsize=64)
+def _shift(unit: IntervalUnit, count: int) -> updates.Shift:
+    """One Shift per distinct action, not one per subscription."""
+    return updates.Shift(unit, count)
+
+
+def _bills_nothing(outcome: Outcome) -> None:
+    if outcome.charge is not None or outcome.refund is not None or outcome.renewal_updates:
+        raise ChargeRequired(f"{outcome.action} would bill, refund or change a renewal: a bulk run never does")
+
+
 def apply_actions(state: SubscriptionState, ctx: OpContext, actions: Sequence[Action], refs: References) -> Outcome:
     """The segment's actions in order; the first refusal refuses the subscription (nothing is half-done)."""
+    if len(actions) == 1:
+        outcome = apply_action(state, ctx, actions[0], refs)
+        _bills_nothing(outcome)
+        return outcome
     current = state
     names: list[str] = []
     events: list = []
     for action in actions:
         outcome = apply_action(current, ctx, action, refs)
-        if outcome.charge is not None or outcome.refund is not None or outcome.renewal_updates:
-            raise ChargeRequired(f"{outcome.action} would bill, refund or change a renewal: a bulk run never does")
+        _bills_nothing(outcome)
         current = outcome.state
         if outcome.action not in names:
             names.append(outcome.action)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rebill.domain.errors import VersionConflict
 from rebill.domain.renewal import Event
 from rebill.domain.subscription import SubscriptionState
+from rebill.domain.subscription import changed_fields as state_changes
 
 Pair = tuple[SubscriptionState, SubscriptionState]
 
@@ -75,9 +76,10 @@ _PRICED = ("items", "coupons", "currency")
 
 
 def changed_fields(before: SubscriptionState, after: SubscriptionState) -> set[str]:
-    old, new = before.__dict__, after.__dict__
-    out = {name for name in _COLUMNS if old[name] is not new[name] and old[name] != new[name]}
-    if any(old[name] is not new[name] and old[name] != new[name] for name in _PRICED):
+    """The row's changed columns: its own fields, and ``amount`` when what it bills depends on changed."""
+    changed = state_changes(before, after)
+    out = changed & _COLUMNS.keys()
+    if not changed.isdisjoint(_PRICED):
         out.add("amount")
     return out
 

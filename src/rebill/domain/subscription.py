@@ -346,6 +346,12 @@ def snapshot(state: SubscriptionState) -> dict[str, JSON]:
     return values
 
 
+def changed_fields(before: SubscriptionState, after: SubscriptionState) -> set[str]:
+    """The names of the fields whose values differ (cheap: compares the states' dictionaries)."""
+    old, new = before.__dict__, after.__dict__
+    return {name for name in _STATE_INIT_FIELDS if old[name] is not new[name] and old[name] != new[name]}
+
+
 def diff(before: SubscriptionState | None, after: SubscriptionState) -> list[dict[str, JSON]]:
     """Every changed field with its value before and after.
 

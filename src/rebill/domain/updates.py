@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -43,16 +43,17 @@ class Shift:
 
     unit: IntervalUnit
     count: int
+    _cadence: Cadence = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.count == 0:
             raise ValidationError("a shift needs a non-zero count", code="INVALID_SHIFT", field=["count"])
         if abs(self.count) > 1000:
             raise ValidationError("a shift may not exceed 1000 units", code="INVALID_SHIFT", field=["count"])
+        object.__setattr__(self, "_cadence", Cadence(self.unit, abs(self.count)))
 
     def apply(self, d: date) -> date:
-        step = 1 if self.count > 0 else -1
-        return add_interval(d, Cadence(self.unit, abs(self.count)), step)
+        return add_interval(d, self._cadence, 1 if self.count > 0 else -1)
 
 
 def check_date_range(d: date, field: str) -> None:
