@@ -104,19 +104,22 @@ def _should_mask(error: GraphQLError) -> bool:
     return not (error.extensions and error.extensions.get("code") in {"FORBIDDEN", "UNAUTHENTICATED"})
 
 
-def build_schema(
-    settings: Settings | None = None, *, query: type = Query, mutation: type = Mutation
-) -> strawberry.Schema:
+def build_schema(settings: Settings | None = None, *, query: type = Query, mutation: type = Mutation) -> strawberry.Schema:
     settings = settings or Settings()
+    # The limits are validation rules. Their rule classes are made once here, so
+    # every request validates with the same rules and the validation cache hits.
+    rules: list[Any] = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    if not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Any] = [
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error."),
         # Dashboards send the same few documents again and again: parse and validate them once.
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
     ]
-    if not settings.introspection:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return strawberry.Schema(query=query, mutation=mutation, extensions=extensions)
