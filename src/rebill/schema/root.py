@@ -104,7 +104,9 @@ def _should_mask(error: GraphQLError) -> bool:
     return not (error.extensions and error.extensions.get("code") in {"FORBIDDEN", "UNAUTHENTICATED"})
 
 
-def build_schema(settings: Settings | None = None, *, query: type = Query, mutation: type = Mutation) -> strawberry.Schema:
+def build_schema(
+    settings: Settings | None = None, *, query: type = Query, mutation: type = Mutation
+) -> strawberry.Schema:
     settings = settings or Settings()
     # The limits are validation rules. Their rule classes are made once here, so
     # every request validates with the same rules and the validation cache hits.
