@@ -14,7 +14,7 @@ from rebill.domain.errors import RebillError
 from rebill.resolvers.pages import fetch_page
 from rebill.schema import inputs
 from rebill.schema.catalog import Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
-from rebill.schema.common import ApiError, Node, PageInfo, decode_id, encode_cursor, from_global_id
+from rebill.schema.common import ApiError, Node, PageInfo, decode_id, encode_cursor, from_global_id, page_info
 from rebill.schema.enums import NotificationKind, RenewalStatus
 from rebill.schema.notifications import Notification, NotificationConnection, NotificationEdge
 from rebill.schema.subscriptions import (
@@ -89,7 +89,7 @@ async def subscriptions(
     edges = [SubscriptionEdge(cursor=encode_cursor(s.id or 0), node=Subscription.of(s)) for s in states]
     return SubscriptionConnection(
         edges=edges,
-        page_info=PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
+        page_info=page_info(edges, page.has_next),
         total_count=page.total,
     )
 
@@ -158,7 +158,7 @@ async def profiles(
     ]
     return SubscriptionProfileConnection(
         edges=edges,
-        page_info=PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
+        page_info=page_info(edges, page.has_next),
         total_count=page.total,
     )
 
@@ -185,7 +185,7 @@ async def products(info: Info, first: int | None = None, after: str | None = Non
     edges = [ProductEdge(cursor=encode_cursor(r.id), node=Product.of(loaded[r.id])) for r in page.rows]
     return ProductConnection(
         edges=edges,
-        page_info=PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
+        page_info=page_info(edges, page.has_next),
         total_count=page.total,
     )
 
@@ -226,7 +226,7 @@ async def notifications(
     edges = [NotificationEdge(cursor=encode_cursor(r.id), node=Notification.of(r)) for r in page.rows]
     return NotificationConnection(
         edges=edges,
-        page_info=PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
+        page_info=page_info(edges, page.has_next),
         total_count=page.total,
     )
 

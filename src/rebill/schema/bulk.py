@@ -28,6 +28,7 @@ from rebill.schema.common import (
     changes_of,
     decode_cursor,
     encode_cursor,
+    page_info,
     page_size,
     to_global_id,
 )
@@ -370,7 +371,7 @@ class BulkRun(Node):
         edges = [BulkRunItemEdge(cursor=encode_cursor(i.id), node=BulkRunItem.of(i)) for i in page.items]
         return BulkRunItemConnection(
             edges=edges,
-            page_info=PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
+            page_info=page_info(edges, page.has_next),
             total_count=page.total,
         )
 

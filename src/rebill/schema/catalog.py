@@ -8,7 +8,6 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from rebill.domain.money import Money as DomainMoney
 from rebill.domain.subscription import CouponInfo, ProductInfo, ProfileTerms
 from rebill.schema.common import Money, Node, to_global_id
 from rebill.schema.enums import AnchorPolicy, CouponDuration, IntervalUnit, PaymentMethodKind, ProductKind, RenewalType
@@ -186,9 +185,3 @@ class Customer(Node):
     async def payment_methods(self, info: Info) -> list[PaymentMethod]:
         rows = await info.context.loaders.payment_methods_by_customer.load(self.pk)
         return [PaymentMethod.of(r) for r in rows]
-
-
-def money_or_none(minor: int | None, currency: str | None) -> Money | None:
-    if minor is None or currency is None:
-        return None
-    return Money.of(DomainMoney(minor, currency))

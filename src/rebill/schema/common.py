@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -127,17 +127,9 @@ class FieldChange:
     after: JSON | None
 
 
-T = TypeVar("T")
-
-
-@strawberry.type
-class Edge(Generic[T]):
-    cursor: str
-    node: T
-
-
-def page_info(keys: Sequence[int], has_next: bool) -> PageInfo:
-    return PageInfo(has_next_page=has_next, end_cursor=encode_cursor(keys[-1]) if keys else None)
+def page_info(edges: Sequence[Any], has_next: bool) -> PageInfo:
+    """The page info of a page of edges (each with a ``cursor``)."""
+    return PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
 
 
 def changes_of(raw: Any) -> list[FieldChange]:

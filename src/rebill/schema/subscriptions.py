@@ -16,7 +16,7 @@ from rebill.domain.renewal import RenewalInfo
 from rebill.domain.subscription import AppliedCoupon as DomainAppliedCoupon
 from rebill.domain.subscription import Item, SubscriptionState
 from rebill.schema.catalog import Address, Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
-from rebill.schema.common import FieldChange, Money, Node, PageInfo, changes_of, encode_cursor, to_global_id
+from rebill.schema.common import FieldChange, Money, Node, PageInfo, changes_of, encode_cursor, page_info, to_global_id
 from rebill.schema.enums import (
     FulfillmentStatus,
     GatewayMode,
@@ -329,7 +329,7 @@ class Subscription(Node):
         edges = [HistoryEntryEdge(cursor=encode_cursor(r.id), node=HistoryEntry.of(r)) for r in page.rows]
         return HistoryEntryConnection(
             edges=edges,
-            page_info=PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
+            page_info=page_info(edges, page.has_next),
             total_count=page.total,
         )
 
@@ -340,7 +340,7 @@ def renewal_connection(rows: list[Any], has_next: bool, total: int) -> RenewalCo
     edges = [RenewalEdge(cursor=encode_cursor(r.id), node=Renewal.of(renewal_from_row(r))) for r in rows]
     return RenewalConnection(
         edges=edges,
-        page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None),
+        page_info=page_info(edges, has_next),
         total_count=total,
     )
 

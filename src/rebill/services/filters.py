@@ -7,10 +7,9 @@ next-renewal range matches trials by their trial end with the same index.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
 
@@ -42,9 +41,6 @@ class SubscriptionFilter:
     gateway_mode: tuple[GatewayMode, ...] | None = None
     gateway_ids: tuple[str, ...] | None = None
     has_gateway: bool | None = None
-
-    def is_empty(self) -> bool:
-        return all(getattr(self, f.name) is None for f in fields(self))
 
 
 def _amount_clause(text_amount: str, op: str, currency: str | None, field: str) -> ColumnElement[bool]:
@@ -119,21 +115,3 @@ def compile_filter(f: SubscriptionFilter) -> list[ColumnElement[bool]]:
 
 def combined(clauses: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
     return and_(*clauses) if clauses else true()
-
-
-def filter_to_json(f: SubscriptionFilter) -> dict[str, Any]:
-    """The filter as the JSON of a plan file (camelCase, like GraphQL)."""
-    out: dict[str, Any] = {}
-    for fld in fields(f):
-        value = getattr(f, fld.name)
-        if value is None:
-            continue
-        key = "".join(w if i == 0 else w.capitalize() for i, w in enumerate(fld.name.split("_")))
-        if isinstance(value, tuple):
-            value = [getattr(v, "value", v) for v in value]
-        elif isinstance(value, date):
-            value = value.isoformat()
-        else:
-            value = getattr(value, "value", value)
-        out[key] = value
-    return out
