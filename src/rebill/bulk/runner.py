@@ -78,7 +78,7 @@ class _Chunk:
     pairs: list[tuple[SubscriptionState, SubscriptionState]] = field(default_factory=list)
     history: list[tuple[Any, ...]] = field(default_factory=list)
     items: list[tuple[Any, ...]] = field(default_factory=list)
-    events: list[tuple[int, Event]] = field(default_factory=list)
+    events: list[tuple[SubscriptionState, Event]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: {"APPLIED": 0, "SKIPPED": 0, "FAILED": 0, "CONFLICT": 0})
     last_id: int = 0
 
@@ -248,7 +248,7 @@ class RunWorker:
                 out.items.append((self.run_id, state.id, segment.name, "APPLIED", None, changes_json, None, None, now))
                 continue
             out.pairs.append((state, outcome.state))
-            out.events.extend((state.id, e) for e in outcome.events)
+            out.events.extend((outcome.state, e) for e in outcome.events)
             out.history.append(
                 (
                     state.id,
@@ -295,7 +295,7 @@ class RunWorker:
             db = await writes.raw(session)
             await writes.write_chunk(db, chunk.pairs, chunk.history, chunk.items, now)
             await writes.save_children(db, chunk.pairs, now)
-            await writes.insert_outbox(db, chunk.events, now)
+            await writes.insert_outbox(db, chunk.events, now, base_url=self.services.settings.public_base_url)
             if previous is not None:
                 await previous
             moved = await session.execute(

@@ -21,6 +21,7 @@ from rebill.domain.errors import VersionConflict
 from rebill.domain.renewal import Event
 from rebill.domain.subscription import SubscriptionState
 from rebill.domain.subscription import changed_fields as state_changes
+from rebill.services.subscriptions import notification_payload
 
 Pair = tuple[SubscriptionState, SubscriptionState]
 
@@ -334,8 +335,13 @@ async def copy_history(db: Any, rows: Sequence[tuple[Any, ...]]) -> None:
         await db.copy_records_to_table("history_entries", records=rows, columns=HISTORY_COLUMNS)
 
 
-async def insert_outbox(db: Any, events: Sequence[tuple[int, Event]], now: datetime) -> None:
-    """Outbox rows for the operations' events, addressed to each subscription's customer (as ``emit`` does)."""
+async def insert_outbox(
+    db: Any, events: Sequence[tuple[SubscriptionState, Event]], now: datetime, *, base_url: str
+) -> None:
+    """Outbox rows for the operations' events, addressed to each subscription's customer.
+
+    The payloads are those ``emit`` writes for a single mutation (``notification_payload``).
+    """
     if not events:
         return
     await db.execute(
@@ -343,7 +349,7 @@ async def insert_outbox(db: Any, events: Sequence[tuple[int, Event]], now: datet
         "SELECT v.kind, v.sid, c.email, v.payload::jsonb, $4 FROM unnest($1::text[], $2::bigint[], $3::text[]) "
         "AS v(kind, sid, payload) JOIN subscriptions s ON s.id = v.sid JOIN customers c ON c.id = s.customer_id",
         [e.kind for _, e in events],
-        [sid for sid, _ in events],
-        [dumps({"subscriptionId": sid, **e.payload}) for sid, e in events],
+        [state.id for state, _ in events],
+        [dumps(notification_payload(base_url, state, e)) for state, e in events],
         now,
     )
