@@ -25,24 +25,19 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from rebill.db.engine import to_async_url  # noqa: E402
-from rebill.db.migrate import upgrade  # noqa: E402
+from rebill.db.scratch import ScratchDatabase  # noqa: E402
 
 NOW = "2026-03-01T09:00:00Z"
 NOW_AT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -239,26 +234,10 @@ async def main() -> int:
         await work(args.work)
         return 0
 
-    tmp = None
-    server = None
-    external = os.environ.get("DATABASE_URL")
-    if external:
-        base = to_async_url(external)
-    else:
-        from rebill.db.embedded import asyncpg_url, start_embedded
-
-        tmp = tempfile.mkdtemp(prefix="rebill-bench-")
-        server = start_embedded(Path(tmp), cleanup_mode="delete")
-        base = asyncpg_url(server)
-    name = f"rebill_bench_{uuid.uuid4().hex[:8]}"
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    admin_url = make_url(base).set(database="postgres").render_as_string(hide_password=False)
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    scratch = ScratchDatabase("rebill_bench", os.environ.get("DATABASE_URL"))
+    url = await scratch.create()
     engine = create_async_engine(url)
     try:
-        await upgrade(engine)
         n = args.subscriptions
         seeded = await seed(engine, n)
         matching = await scalar(
@@ -309,13 +288,7 @@ async def main() -> int:
         return 1 if failures else 0
     finally:
         await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
-        if server is not None:
-            server.cleanup()
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        await scratch.drop()
 
 
 if __name__ == "__main__":

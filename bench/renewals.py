@@ -18,25 +18,20 @@ import argparse
 import asyncio
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from datetime import date
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from rebill.db.engine import to_async_url  # noqa: E402
-from rebill.db.migrate import upgrade  # noqa: E402
+from rebill.db.scratch import ScratchDatabase  # noqa: E402
 
 TODAY = date(2026, 3, 1)
 NOW = "2026-03-01T09:00:00Z"
@@ -158,26 +153,10 @@ async def main() -> int:
     parser.add_argument("--batch-size", type=int, default=500)
     args = parser.parse_args()
 
-    tmp = None
-    server = None
-    external = os.environ.get("DATABASE_URL")
-    if external:
-        base = to_async_url(external)
-    else:
-        from rebill.db.embedded import asyncpg_url, start_embedded
-
-        tmp = tempfile.mkdtemp(prefix="rebill-bench-")
-        server = start_embedded(Path(tmp), cleanup_mode="delete")
-        base = asyncpg_url(server)
-    name = f"rebill_bench_{uuid.uuid4().hex[:8]}"
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    admin_url = make_url(base).set(database="postgres").render_as_string(hide_password=False)
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    scratch = ScratchDatabase("rebill_bench", os.environ.get("DATABASE_URL"))
+    url = await scratch.create()
     engine = create_async_engine(url)
     try:
-        await upgrade(engine)
         n = args.subscriptions
         seeded = await seed(engine, n)
         print(f"seeded {n:,} subscriptions due {TODAY} in {seeded:.1f}s ({100 // DECLINE_EVERY} % declining cards)")
@@ -212,13 +191,7 @@ async def main() -> int:
         return 1 if failures else 0
     finally:
         await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
-        if server is not None:
-            server.cleanup()
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        await scratch.drop()
 
 
 def _interrupted(signum: int, frame: object) -> None:

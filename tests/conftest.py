@@ -9,30 +9,20 @@ from empty tables.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from rebill.clock import Clock
 from rebill.config import Settings
-from rebill.db.engine import to_async_url
 from rebill.db.tables import TABLES
 
 DEFAULT_NOW = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
-
-
-def _admin_url(url: str) -> str:
-    return make_url(to_async_url(url)).set(database="postgres").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -40,46 +30,14 @@ def database_url() -> Iterator[str]:
     """A fresh, migrated database for this test run; its URL (asyncpg driver)."""
     import asyncio
 
-    from rebill.db.migrate import upgrade
+    from rebill.db.scratch import ScratchDatabase
 
-    external = os.environ.get("REBILL_TEST_DATABASE_URL")
-    tmp: str | None = None
-    server = None
-    if external:
-        base = to_async_url(external)
-    else:
-        from rebill.db.embedded import asyncpg_url, start_embedded
-
-        tmp = tempfile.mkdtemp(prefix="rebill-test-")
-        server = start_embedded(Path(tmp), cleanup_mode="delete")
-        base = asyncpg_url(server)
-    name = f"rebill_test_{uuid.uuid4().hex[:8]}"
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-
-    async def create() -> None:
-        admin = create_async_engine(_admin_url(base), isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await admin.dispose()
-        engine = create_async_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
-
-    async def drop() -> None:
-        admin = create_async_engine(_admin_url(base), isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
-
-    asyncio.run(create())
+    scratch = ScratchDatabase("rebill_test", os.environ.get("REBILL_TEST_DATABASE_URL"))
+    url = asyncio.run(scratch.create())
     try:
         yield url
     finally:
-        asyncio.run(drop())
-        if server is not None:
-            server.cleanup()
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        asyncio.run(scratch.drop())
 
 
 @pytest.fixture(scope="session")
