@@ -75,9 +75,8 @@ async def load_run(session: AsyncSession, run_id: int) -> Any:
 class _Chunk:
     """What one chunk decided, before it is written."""
 
-    pairs: list[tuple[SubscriptionState, SubscriptionState]] = field(default_factory=list)
-    history: list[tuple[Any, ...]] = field(default_factory=list)
-    items: list[tuple[Any, ...]] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)  # its run items, as writes.RUN_RECORD
+    changed: list[tuple[SubscriptionState, SubscriptionState, dict[str, Any]]] = field(default_factory=list)
     events: list[tuple[SubscriptionState, Event]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: {"APPLIED": 0, "SKIPPED": 0, "FAILED": 0, "CONFLICT": 0})
     last_id: int = 0
@@ -85,6 +84,11 @@ class _Chunk:
     @property
     def processed(self) -> int:
         return sum(self.counts.values())
+
+    def left(self, state_id: int, segment: str, outcome: str, reason: str) -> None:
+        """A subscription the chunk leaves as it is, and why."""
+        self.counts[outcome] += 1
+        self.records.append({"id": state_id, "segment": segment, "outcome": outcome, "reason": reason})
 
 
 class RunWorker:
@@ -202,7 +206,6 @@ class RunWorker:
     def decide(self, rows: list[Any], states: list[SubscriptionState], now: datetime) -> _Chunk:
         """Run the segment's actions on every state of the chunk, in memory."""
         out = _Chunk()
-        actor = actor_name(self.run_id)
         applied = self.applied
         contexts: dict[str, OpContext] = {}  # one "today" per time zone in the chunk
         for row, state in zip(rows, states, strict=True):
@@ -212,12 +215,11 @@ class RunWorker:
             out.last_id = state.id
             segment = self.plan.segments[row["bulk_segment"]]
             if state.updated_at is not None and state.updated_at > self.as_of:
-                out.counts["CONFLICT"] += 1
                 reason = (
                     f"CONFLICT: changed at {state.updated_at.isoformat()}, after the preview of "
                     f"{self.as_of.isoformat()}; left as it is"
                 )
-                out.items.append((self.run_id, state.id, segment.name, "CONFLICT", reason, "[]", None, None, now))
+                out.left(state.id, segment.name, "CONFLICT", reason)
                 continue
             try:
                 ctx = contexts.get(state.time_zone)
@@ -226,44 +228,30 @@ class RunWorker:
                 outcome = apply_actions(state, ctx, segment.actions, self.refs)
                 changes = diff(state, outcome.state)
             except RebillError as exc:
-                out.counts["SKIPPED"] += 1
-                reason = f"{exc.code}: {exc.message}"
-                out.items.append((self.run_id, state.id, segment.name, "SKIPPED", reason, "[]", None, None, now))
+                out.left(state.id, segment.name, "SKIPPED", f"{exc.code}: {exc.message}")
                 continue
             except Exception as exc:  # a bug for this subscription: record it, keep the run going
                 logger.exception("bulk run %s: subscription %s failed", self.run_id, state.id)
-                out.counts["FAILED"] += 1
-                reason = f"INTERNAL_ERROR: {type(exc).__name__}: {exc}"
-                out.items.append((self.run_id, state.id, segment.name, "FAILED", reason, "[]", None, None, now))
+                out.left(state.id, segment.name, "FAILED", f"INTERNAL_ERROR: {type(exc).__name__}: {exc}")
                 continue
             if not changes:
-                out.counts["SKIPPED"] += 1
-                reason = "NO_CHANGE: the actions leave this subscription as it is"
-                out.items.append((self.run_id, state.id, segment.name, "SKIPPED", reason, "[]", None, None, now))
+                out.left(state.id, segment.name, "SKIPPED", "NO_CHANGE: the actions leave this subscription as it is")
                 continue
             applied += 1
             out.counts["APPLIED"] += 1
-            changes_json = writes.dumps(changes)
+            record = {
+                "id": state.id,
+                "segment": segment.name,
+                "outcome": "APPLIED",
+                "action": outcome.action,
+                "changes": changes,
+            }
+            out.records.append(record)
             if self.dry_run:
-                out.items.append((self.run_id, state.id, segment.name, "APPLIED", None, changes_json, None, None, now))
                 continue
-            out.pairs.append((state, outcome.state))
+            record["before"] = delta_to_json(state, outcome.state)
+            out.changed.append((state, outcome.state, record))
             out.events.extend((outcome.state, e) for e in outcome.events)
-            out.history.append(
-                (
-                    state.id,
-                    now,
-                    actor,
-                    outcome.action,
-                    f"bulk run {self.run_id}, segment {segment.name}",
-                    self.run_id,
-                    changes_json,
-                )
-            )
-            before = writes.dumps(delta_to_json(state, outcome.state))
-            out.items.append(
-                (self.run_id, state.id, segment.name, "APPLIED", None, changes_json, before, state.version + 1, now)
-            )
         return out
 
     async def _read(self) -> tuple[AsyncSession, _Chunk, datetime] | None:
@@ -293,8 +281,10 @@ class RunWorker:
         """Write the chunk; once the previous chunk committed, move the cursor on and commit."""
         try:
             db = await writes.raw(session)
-            await writes.write_chunk(db, chunk.pairs, chunk.history, chunk.items, now)
-            await writes.save_children(db, chunk.pairs, now)
+            await writes.write_run_chunk(
+                db, chunk.records, chunk.changed, run_id=self.run_id, actor=actor_name(self.run_id), now=now
+            )
+            await writes.save_children(db, [(before, after) for before, after, _ in chunk.changed], now)
             await writes.insert_outbox(db, chunk.events, now, base_url=self.services.settings.public_base_url)
             if previous is not None:
                 await previous

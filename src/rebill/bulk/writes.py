@@ -31,8 +31,8 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def _json(value: Any) -> str | None:
-    return dumps(dict(value)) if value is not None else None
+def _json(value: Any) -> dict[str, Any] | None:
+    return dict(value) if value is not None else None
 
 
 def _enum(value: Any) -> str | None:
@@ -86,7 +86,7 @@ def changed_fields(before: SubscriptionState, after: SubscriptionState) -> set[s
 
 
 def column_values(state: SubscriptionState) -> dict[str, Any]:
-    """The subscription row as these writes send it (``subscription_values`` with JSON as text)."""
+    """The subscription row as these writes send it: ``subscription_values``, column for column."""
     values = {column: get(state) for column, _, get in _COLUMNS.values()}
     values["amount_minor"] = state.amount.minor
     return values
@@ -116,17 +116,9 @@ class _Statement:
         """Rows as one JSON document expanded by ``json_to_recordset``, aliased ``v``.
 
         Encoding a chunk is then one orjson call instead of asyncpg converting
-        every array element, which was most of a run's client time. Values of
-        ``jsonb`` columns arrive as JSON text and are embedded as they are.
+        every array element. Values of ``jsonb`` columns are JSON values.
         """
-        json_columns = [n for n, t in zip(names, types, strict=True) if t == "jsonb"]
-        records = []
-        for row in rows:
-            record = dict(zip(names, row, strict=True))
-            for name in json_columns:
-                if record[name] is not None:
-                    record[name] = orjson.Fragment(record[name])
-            records.append(record)
+        records = [dict(zip(names, row, strict=True)) for row in rows]
         document = orjson.dumps(records, default=str).decode()
         spec = ", ".join(f"{n} {t}" for n, t in zip(names, types, strict=True))
         return f"json_to_recordset({self.arg(document, 'json')}) AS v({spec})"
@@ -134,12 +126,7 @@ class _Statement:
 
 def _subscriptions_update(st: _Statement, pairs: Sequence[Pair], now: datetime) -> str:
     """``UPDATE subscriptions … RETURNING s.id``: the columns that changed anywhere in the chunk."""
-    changed: set[str] = set()
-    for before, after in pairs:
-        changed |= changed_fields(before, after)
-    specs = [_COLUMNS[name] for name in _COLUMNS if name in changed]
-    if "amount" in changed:
-        specs.append(_AMOUNT)
+    specs = _changed_columns(pairs)
     rows = ([b.id, b.version, *[get(a) for _, _, get in specs]] for b, a in pairs)
     types = ["bigint", "int", *[t for _, t, _ in specs]]
     names = ["id", "version", *[c for c, _, _ in specs]]
@@ -152,58 +139,84 @@ def _subscriptions_update(st: _Statement, pairs: Sequence[Pair], now: datetime) 
 
 
 HISTORY_COLUMNS = ("subscription_id", "occurred_at", "actor", "action", "reason", "bulk_run_id", "changes")
-_HISTORY_TYPES = ("bigint", "timestamptz", "text", "text", "text", "bigint", "jsonb")
-RUN_ITEM_COLUMNS = (
-    "run_id",
-    "subscription_id",
-    "segment",
-    "outcome",
-    "reason",
-    "changes",
-    "before",
-    "version_after",
-    "created_at",
-)
-_RUN_ITEM_TYPES = ("bigint", "bigint", "text", "text", "text", "jsonb", "jsonb", "int", "timestamptz")
+
+# A run chunk's document: one record per subscription the chunk looked at (its run item), plus
+# the row's version and changed columns when the subscription is changed. Missing keys are NULL.
+RUN_RECORD = {
+    "id": "bigint",
+    "segment": "text",
+    "outcome": "text",
+    "reason": "text",
+    "action": "text",
+    "changes": "jsonb",
+    "before": "jsonb",
+    "version": "int",
+}
 
 
-def _insert(
-    st: _Statement, table: str, names: Sequence[str], types: Sequence[str], rows: Sequence[tuple[Any, ...]]
-) -> str:
-    columns = ", ".join(names)
-    return f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {st.recordset(names, types, rows)} RETURNING 1"
+def _changed_columns(pairs: Sequence[Pair]) -> list[tuple[str, str, Callable[[SubscriptionState], Any]]]:
+    """The columns that changed anywhere in ``pairs`` (and ``amount_minor`` when what it bills did)."""
+    changed: set[str] = set()
+    for before, after in pairs:
+        changed |= changed_fields(before, after)
+    specs = [_COLUMNS[name] for name in _COLUMNS if name in changed]
+    if "amount" in changed:
+        specs.append(_AMOUNT)
+    return specs
 
 
-async def write_chunk(
+async def write_run_chunk(
     db: Any,
-    pairs: Sequence[Pair],
-    history: Sequence[tuple[Any, ...]],
-    run_items: Sequence[tuple[Any, ...]],
+    records: Sequence[dict[str, Any]],
+    changed: Sequence[tuple[SubscriptionState, SubscriptionState, dict[str, Any]]],
+    *,
+    run_id: int,
+    actor: str,
     now: datetime,
 ) -> None:
-    """Subscriptions, history rows (``HISTORY_COLUMNS``) and run items (``RUN_ITEM_COLUMNS``) in one statement.
+    """A bulk run's chunk in one statement: its run items, and for every changed subscription its row
+    (version guarded, version + 1) and its history entry.
 
-    One round trip per chunk keeps the database busy with this chunk while
-    the next one is worked out in memory.
+    ``records`` are the run items (``RUN_RECORD`` keys, ``changes`` and ``before`` as JSON values);
+    ``changed`` pairs each changed subscription's states with its record. The chunk travels as one
+    JSON document, read once by ``json_to_recordset`` and shared by the three writes: one orjson
+    call on this side, one parse on the server's, one round trip that keeps the database busy with
+    this chunk while the next one is worked out in memory.
     """
-    st = _Statement()
-    parts: list[tuple[str, str, int]] = []
-    if pairs:
-        parts.append(("moved", _subscriptions_update(st, pairs, now), len(pairs)))
-    if history:
-        parts.append(("logged", _insert(st, "history_entries", HISTORY_COLUMNS, _HISTORY_TYPES, history), len(history)))
-    if run_items:
-        parts.append(
-            ("items", _insert(st, "bulk_run_items", RUN_ITEM_COLUMNS, _RUN_ITEM_TYPES, run_items), len(run_items))
-        )
-    if not parts:
+    if not records:
         return
-    sql = "WITH " + ", ".join(f"{name} AS ({body})" for name, body, _ in parts)
-    sql += " SELECT " + ", ".join(f"(SELECT count(*) FROM {name})" for name, _, _ in parts)
-    counts = await db.fetchrow(sql, *st.args)
-    for (name, _, expected), got in zip(parts, counts, strict=True):
-        if got != expected:
-            raise VersionConflict(f"{name}: {got} rows written, {expected} expected; the chunk is rolled back")
+    specs = _changed_columns([(before, after) for before, after, _ in changed])
+    for before, after, record in changed:
+        record["version"] = before.version
+        for column, _, get in specs:
+            record[column] = get(after)
+    spec = ", ".join(f"{name} {kind}" for name, kind in (*RUN_RECORD.items(), *((c, k) for c, k, _ in specs)))
+    sets = ", ".join(
+        [*(f"{c} = d.{c}" for c, _, _ in specs), "version = s.version + 1", "updated_at = $2::timestamptz"]
+    )
+    parts = [
+        f"d AS MATERIALIZED (SELECT * FROM json_to_recordset($1::json) AS v({spec}))",
+        "items AS (INSERT INTO bulk_run_items (run_id, subscription_id, segment, outcome, reason, changes, before, "
+        "version_after, created_at) SELECT $3::bigint, id, segment, outcome, reason, coalesce(changes, '[]'), "
+        "before, version + 1, $2::timestamptz FROM d RETURNING 1)",
+    ]
+    if changed:
+        parts += [
+            f"moved AS (UPDATE subscriptions AS s SET {sets} FROM d "
+            "WHERE d.version IS NOT NULL AND s.id = d.id AND s.version = d.version RETURNING 1)",
+            "logged AS (INSERT INTO history_entries (subscription_id, occurred_at, actor, action, reason, "
+            "bulk_run_id, changes) SELECT id, $2::timestamptz, $4::text, action, "
+            "'bulk run ' || $3::bigint || ', segment ' || segment, $3::bigint, changes FROM d "
+            "WHERE version IS NOT NULL RETURNING 1)",
+        ]
+    names = [part.split(" ", 1)[0] for part in parts[1:]]
+    sql = "WITH " + ", ".join(parts) + " SELECT " + ", ".join(f"(SELECT count(*) FROM {n})" for n in names)
+    document = orjson.dumps(records, default=str).decode()
+    counts = await db.fetchrow(sql, document, now, run_id, *([actor] if changed else []))
+    expected = {"items": len(records), "moved": len(changed), "logged": len(changed)}
+    for name, got in zip(names, counts, strict=True):
+        if got != expected[name]:
+            raise VersionConflict(f"{name}: {got} rows written, {expected[name]} expected; the chunk is rolled back")
 
 
 async def update_subscriptions(db: Any, pairs: Sequence[Pair], now: datetime) -> None:
