@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,6 +66,25 @@ async def run_lock(services: Services, run_id: int) -> AsyncIterator[bool]:
             if got:
                 with contextlib.suppress(Exception):
                     await conn.scalar(select(func.pg_advisory_unlock(LOCK_SPACE, run_id)))
+
+
+@contextlib.contextmanager
+def long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the cyclic garbage collector off the objects that exist before a run starts.
+
+    A chunk allocates a few hundred thousand objects; each collection they
+    trigger would otherwise walk every module, class and cache of the
+    process again, which cost a run a third of its time. They are handed
+    back to the collector (and the thresholds restored) when the run ends.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(thresholds[0], 10_000), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 async def load_run(session: AsyncSession, run_id: int) -> Any:
@@ -342,7 +362,8 @@ async def process_run(services: Services, run_id: int, on_chunk: ChunkCallback |
                 await _start(services, run)
                 async with services.sessions() as session:
                     run = await load_run(session, run_id)
-            return await RunWorker(services, run, on_chunk).work()
+            with long_lived_objects_frozen():
+                return await RunWorker(services, run, on_chunk).work()
         except Exception as exc:
             logger.exception("bulk run %s failed", run_id)
             await _mark(services, run_id, "FAILED", error=f"{type(exc).__name__}: {exc}")
