@@ -13,6 +13,7 @@ and the next one continues from the last committed cursor.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import logging
@@ -34,7 +35,7 @@ from rebill.db.repositories import Catalog, SubscriptionRepository
 from rebill.domain.errors import RebillError
 from rebill.domain.outcome import OpContext
 from rebill.domain.renewal import Event
-from rebill.domain.subscription import SubscriptionState, delta_to_json, diff
+from rebill.domain.subscription import SubscriptionState, diff_and_delta
 from rebill.services.runtime import Services
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ ITEMS = t.table_of(t.BulkRunItem)
 
 LOCK_SPACE = 71420  # pg_advisory_lock(LOCK_SPACE, run id): who works on a run
 ACTIVE = ("QUEUED", "RUNNING")
+WRITES_IN_FLIGHT = 2  # chunks written while the next one is read and worked out
 FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "REVERTED")
 
 ChunkCallback = Callable[[Any], Any]
@@ -134,14 +136,14 @@ class RunWorker:
     async def work(self) -> str:
         """Chunk after chunk until done, cancelled or at the limit.
 
-        Two chunks overlap: while one is written and committed, the next one
-        is read, locked and worked out in memory. Commits stay in order: a
-        chunk moves the run's cursor only from where the previous chunk left
-        it, after that chunk committed.
+        Chunks overlap: while up to ``WRITES_IN_FLIGHT`` chunks are written
+        and committed, the next one is read, locked and worked out in memory.
+        Commits stay in order: a chunk moves the run's cursor only from where
+        the previous chunk left it, after that chunk committed.
         """
         async with self.services.sessions() as session:
             self.refs = await load_references(session, self.plan, self.services.gateways.names)
-        writing: asyncio.Task[None] | None = None
+        writing: collections.deque[asyncio.Task[None]] = collections.deque()
         try:
             while True:
                 async with self.services.sessions() as session:
@@ -157,20 +159,19 @@ class RunWorker:
                     status = "COMPLETED"
                     break
                 session, chunk, now = read
-                previous, cursor = writing, self.cursor
+                previous, cursor = writing[-1] if writing else None, self.cursor
                 self.cursor = chunk.last_id
                 self.applied += chunk.counts["APPLIED"]
-                writing = asyncio.create_task(self._write(session, chunk, cursor, previous, now))
-                if previous is not None:
-                    await previous
+                writing.append(asyncio.create_task(self._write(session, chunk, cursor, previous, now)))
+                if len(writing) > WRITES_IN_FLIGHT:
+                    await writing.popleft()
                     await self._report()
-            if writing is not None:
-                await writing
-                writing = None
+            while writing:
+                await writing.popleft()
                 await self._report()
         finally:
-            if writing is not None:  # failing: let the chunk in flight roll back before the run is marked
-                await asyncio.gather(writing, return_exceptions=True)
+            if writing:  # failing: let the chunks in flight roll back before the run is marked
+                await asyncio.gather(*writing, return_exceptions=True)
         return await self._finish(status)
 
     async def _report(self) -> None:
@@ -246,7 +247,7 @@ class RunWorker:
                 if ctx is None:
                     ctx = contexts[state.time_zone] = op_context(state, now)
                 outcome = apply_actions(state, ctx, segment.actions, self.refs)
-                changes = diff(state, outcome.state)
+                changes, before = diff_and_delta(state, outcome.state)
             except RebillError as exc:
                 out.left(state.id, segment.name, "SKIPPED", f"{exc.code}: {exc.message}")
                 continue
@@ -269,9 +270,10 @@ class RunWorker:
             out.records.append(record)
             if self.dry_run:
                 continue
-            record["before"] = delta_to_json(state, outcome.state)
+            record["before"] = before
             out.changed.append((state, outcome.state, record))
-            out.events.extend((outcome.state, e) for e in outcome.events)
+            if outcome.events:
+                out.events.extend((outcome.state, e) for e in outcome.events)
         return out
 
     async def _read(self) -> tuple[AsyncSession, _Chunk, datetime] | None:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.domain.errors import VersionConflict
 from rebill.domain.renewal import Event
-from rebill.domain.subscription import SubscriptionState
+from rebill.domain.subscription import SubscriptionState, delta_fields
 from rebill.domain.subscription import changed_fields as state_changes
 from rebill.services.subscriptions import notification_payload
 
@@ -154,11 +154,18 @@ RUN_RECORD = {
 }
 
 
-def _changed_columns(pairs: Sequence[Pair]) -> list[tuple[str, str, Callable[[SubscriptionState], Any]]]:
+_Column = tuple[str, str, Callable[[SubscriptionState], Any]]
+
+
+def _changed_columns(pairs: Sequence[Pair]) -> list[_Column]:
     """The columns that changed anywhere in ``pairs`` (and ``amount_minor`` when what it bills did)."""
     changed: set[str] = set()
     for before, after in pairs:
         changed |= changed_fields(before, after)
+    return _columns_of(changed)
+
+
+def _columns_of(changed: set[str]) -> list[_Column]:
     specs = [_COLUMNS[name] for name in _COLUMNS if name in changed]
     if "amount" in changed:
         specs.append(_AMOUNT)
@@ -185,7 +192,11 @@ async def write_run_chunk(
     """
     if not records:
         return
-    specs = _changed_columns([(before, after) for before, after, _ in changed])
+    undone: set[str] = set()  # what the undo deltas hold is what changed
+    for _, _, record in changed:
+        undone.update(record["before"])
+    fields = delta_fields(undone)
+    specs = _columns_of({*fields, "amount"} if not fields.isdisjoint(_PRICED) else fields)
     for before, after, record in changed:
         record["version"] = before.version
         for column, _, get in specs:

@@ -10,7 +10,7 @@ fields the history shows, and ``diff`` lists every field that changed.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
@@ -248,9 +248,8 @@ class SubscriptionState:
 
         The next bill is kept when nothing it depends on changes.
         """
-        unknown = changes.keys() - _STATE_FIELDS
-        if unknown:
-            raise TypeError(f"SubscriptionState has no field {sorted(unknown)[0]!r}")
+        if not changes.keys() <= _STATE_FIELDS:
+            raise TypeError(f"SubscriptionState has no field {sorted(changes.keys() - _STATE_FIELDS)[0]!r}")
         values = self.__dict__.copy()
         values.update(changes)
         if not _BILL_INPUTS.isdisjoint(changes):
@@ -332,6 +331,25 @@ _FIELDS: tuple[tuple[str, str | _Reader, Callable[[Any], JSON]], ...] = (
     ("coupons", lambda s: sorted(c.coupon.code for c in s.coupons), _same),
     ("replacedById", "replaced_by_id", _same),
 )
+# What the derived fields are read from.
+_DERIVED_FROM = {
+    "profileId": ("profile",),
+    "paymentMethodId": ("payment_method",),
+    "amount": tuple(_BILL_INPUTS),
+    "coupons": ("coupons",),
+}
+
+
+def _shown_in() -> dict[str, tuple[int, ...]]:
+    """state attribute -> the positions in ``_FIELDS`` of the fields it shows in."""
+    out: dict[str, tuple[int, ...]] = {}
+    for position, (key, source, _) in enumerate(_FIELDS):
+        for name in (source,) if isinstance(source, str) else _DERIVED_FROM[key]:
+            out[name] = (*out.get(name, ()), position)
+    return out
+
+
+_SHOWN_IN = _shown_in()
 
 
 def _read(state: SubscriptionState, source: str | _Reader) -> Any:
@@ -352,26 +370,38 @@ def changed_fields(before: SubscriptionState, after: SubscriptionState) -> set[s
     return {name for name in _STATE_INIT_FIELDS if old[name] is not new[name] and old[name] != new[name]}
 
 
-def diff(before: SubscriptionState | None, after: SubscriptionState) -> list[dict[str, JSON]]:
-    """Every changed field with its value before and after.
+def _replaced(before: SubscriptionState, after: SubscriptionState) -> list[str]:
+    """The attributes ``after`` holds other objects in than ``before`` (a superset of those that changed:
+    ``evolve`` shares every value it does not replace)."""
+    old = before.__dict__
+    return [name for name, value in after.__dict__.items() if value is not old.get(name)]
+
+
+def diff(
+    before: SubscriptionState | None, after: SubscriptionState, replaced: Sequence[str] | None = None
+) -> list[dict[str, JSON]]:
+    """Every changed field with its value before and after, in the order the history shows them.
 
     Items present on both sides are compared field by field
     (``items.12.quantity``); an added or removed item appears whole.
+    ``replaced`` is ``_replaced(before, after)`` when the caller has it.
     """
     if before is None:
         return [{"field": key, "before": None, "after": value} for key, value in snapshot(after).items()]
     changes: list[dict[str, JSON]] = []
+    if replaced is None:
+        replaced = _replaced(before, after)
     # What the next renewal bills depends only on items, coupons and currency.
     same_bill = (
         before.items is after.items and before.coupons is after.coupons and before.currency == after.currency
     ) or (before._bill is not None and before._bill is after._bill)
     old_values, new_values = before.__dict__, after.__dict__
-    for key, source, fmt in _FIELDS:
+    shown = sorted({position for name in replaced for position in _SHOWN_IN.get(name, ())})
+    for position in shown:
+        key, source, fmt = _FIELDS[position]
         if isinstance(source, str):
             was, now = old_values[source], new_values[source]
-            if was is now:
-                continue
-        elif (key == "amount" and same_bill) or (key == "coupons" and before.coupons is after.coupons):
+        elif key == "amount" and same_bill:
             continue
         else:
             was, now = source(before), source(after)
@@ -610,10 +640,12 @@ def state_from_json(d: Mapping[str, JSON]) -> SubscriptionState:
 
 
 # Fields a change never needs to undo: they are set again when the undo is saved.
-_NOT_UNDONE = frozenset({"version", "updated_at", "created_at"})
+_UNDONE = frozenset(_CODEC.keys() - {"version", "updated_at", "created_at"})
 
 
-def delta_to_json(before: SubscriptionState, after: SubscriptionState) -> dict[str, JSON]:
+def delta_to_json(
+    before: SubscriptionState, after: SubscriptionState, replaced: Sequence[str] | None = None
+) -> dict[str, JSON]:
     """``before``'s values of exactly the fields ``after`` changed: what it takes to undo the change.
 
     Much smaller than a whole state, which matters when a bulk run keeps one
@@ -621,11 +653,24 @@ def delta_to_json(before: SubscriptionState, after: SubscriptionState) -> dict[s
     """
     old, new = before.__dict__, after.__dict__
     delta: dict[str, JSON] = {}
-    for name, (key, encode, _) in _CODEC.items():
-        was = old[name]
-        if name not in _NOT_UNDONE and was is not new[name] and was != new[name]:
+    for name in _replaced(before, after) if replaced is None else replaced:
+        if name in _UNDONE and (was := old.get(name)) != new[name]:
+            key, encode, _ = _CODEC[name]
             delta[key] = encode(was)
     return delta
+
+
+def diff_and_delta(
+    before: SubscriptionState, after: SubscriptionState
+) -> tuple[list[dict[str, JSON]], dict[str, JSON]]:
+    """``diff`` and ``delta_to_json`` of one change, comparing the two states once."""
+    replaced = _replaced(before, after)
+    return diff(before, after, replaced), delta_to_json(before, after, replaced)
+
+
+def delta_fields(keys: Iterable[str]) -> set[str]:
+    """The state fields of the keys of ``delta_to_json`` results."""
+    return {_BY_KEY[key][0] for key in keys}
 
 
 def undo(current: SubscriptionState, delta: Mapping[str, JSON]) -> SubscriptionState:
