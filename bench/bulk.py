@@ -1,6 +1,6 @@
 """Bulk editing throughput: preview and run a plan over 500k of 1M subscriptions.
 
-    .venv/bin/python bench/bulk.py [--subscriptions 1000000] [--chunk 1000]
+    .venv/bin/python bench/bulk.py [--subscriptions 1000000] [--chunk 2000]
 
 Uses ``DATABASE_URL`` when set (a scratch database is created on that server
 and dropped afterwards), otherwise a fresh embedded PostgreSQL in a
@@ -227,7 +227,7 @@ def run_worker(url: str, chunk: int, run_id: int) -> dict[str, object]:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscriptions", type=int, default=1_000_000)
-    parser.add_argument("--chunk", type=int, default=1000, help="bulk_chunk_size of the run")
+    parser.add_argument("--chunk", type=int, default=2000, help="bulk_chunk_size of the run")
     parser.add_argument("--work", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.work is not None:

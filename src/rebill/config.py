@@ -73,7 +73,7 @@ class Settings:
     gateways: tuple[GatewayConfig, ...] = DEFAULT_GATEWAYS
     default_gateway: str = "sandbox"
     public_base_url: str = "http://127.0.0.1:8000"
-    bulk_chunk_size: int = 1000
+    bulk_chunk_size: int = 2000
     bulk_worker_in_server: bool = True
     worker_poll_seconds: float = 5.0
     worker_batch_size: int = 500
@@ -101,7 +101,7 @@ class Settings:
             gateways=gateways,
             default_gateway=default_gateway,
             public_base_url=(os.environ.get("REBILL_PUBLIC_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
-            bulk_chunk_size=_int("REBILL_BULK_CHUNK_SIZE", 1000),
+            bulk_chunk_size=_int("REBILL_BULK_CHUNK_SIZE", 2000),
             bulk_worker_in_server=_bool("REBILL_BULK_WORKER_IN_SERVER", True),
             worker_poll_seconds=float(os.environ.get("REBILL_WORKER_POLL_SECONDS") or 5.0),
             worker_batch_size=_int("REBILL_WORKER_BATCH_SIZE", 500),

@@ -374,7 +374,10 @@ def _replaced(before: SubscriptionState, after: SubscriptionState) -> list[str]:
     """The attributes ``after`` holds other objects in than ``before`` (a superset of those that changed:
     ``evolve`` shares every value it does not replace)."""
     old = before.__dict__
-    return [name for name, value in after.__dict__.items() if value is not old.get(name)]
+    try:
+        return [name for name, value in after.__dict__.items() if value is not old[name]]
+    except KeyError:  # not two states of one class: compare what there is
+        return [name for name, value in after.__dict__.items() if value is not old.get(name)]
 
 
 def diff(
