@@ -47,10 +47,16 @@ ITEMS = t.table_of(t.BulkRunItem)
 LOCK_SPACE = 71420  # pg_advisory_lock(LOCK_SPACE, run id): who works on a run
 ACTIVE = ("QUEUED", "RUNNING")
 WRITES_IN_FLIGHT = 2  # chunks written while the next one is read and worked out
-COLLECT_EVERY = 16  # chunks between two garbage collections while a run is worked on
+COLLECT_EVERY = 64  # chunks between two garbage collections while a run is worked on
 FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "REVERTED")
 
 ChunkCallback = Callable[[Any], Any]
+
+# A chunk's last step before its commit: the run's cursor and counters, from where the previous chunk left them.
+MOVE_ON = (
+    'UPDATE bulk_runs SET "cursor" = $3, processed = processed + $4, applied = applied + $5, skipped = skipped + $6,'
+    ' failed = failed + $7, conflicts = conflicts + $8, heartbeat_at = $9 WHERE id = $1 AND "cursor" = $2'
+)
 
 
 def actor_name(run_id: int) -> str:
@@ -107,6 +113,7 @@ class _Chunk:
     events: list[tuple[SubscriptionState, Event]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: {"APPLIED": 0, "SKIPPED": 0, "FAILED": 0, "CONFLICT": 0})
     last_id: int = 0
+    children_changed: bool = False  # items or applied coupons changed somewhere in the chunk
 
     @property
     def processed(self) -> int:
@@ -135,6 +142,7 @@ class RunWorker:
         self.refs = References()
         self.catalog_cache: Catalog | None = None
         self.chunk_size = max(1, services.settings.bulk_chunk_size)
+        self.cancelled = False
 
     # -- the loop -----------------------------------------------------------
 
@@ -152,17 +160,12 @@ class RunWorker:
         chunks = 0
         try:
             while True:
-                async with self.services.sessions() as session:
-                    run = await load_run(session, self.run_id)
-                if run.cancel_requested:
-                    status = "CANCELLED"
-                    break
                 if self.limit is not None and self.applied >= self.limit:
                     status = "COMPLETED"
                     break
                 read = await self._read()
                 if read is None:
-                    status = "COMPLETED"
+                    status = "CANCELLED" if self.cancelled else "COMPLETED"
                     break
                 session, chunk, now = read
                 previous, cursor = writing[-1] if writing else None, self.cursor
@@ -281,16 +284,26 @@ class RunWorker:
                 continue
             record["before"] = before
             out.changed.append((state, outcome.state, record))
+            if "items" in before or "coupons" in before:
+                out.children_changed = True
             if outcome.events:
                 out.events.extend((outcome.state, e) for e in outcome.events)
         return out
 
     async def _read(self) -> tuple[AsyncSession, _Chunk, datetime] | None:
-        """Open the chunk's transaction: lock the next candidates and decide their outcomes."""
+        """Open the chunk's transaction: lock the next candidates and decide their outcomes.
+
+        None when the run is done, or cancelled (``self.cancelled``).
+        """
         now = self.services.clock.now()
         session = self.services.sessions()
         try:
             await session.begin()
+            db = await writes.raw(session)
+            if await db.fetchval("SELECT cancel_requested FROM bulk_runs WHERE id = $1", self.run_id):
+                self.cancelled = True
+                await session.close()
+                return None
             rows = await self._select(session)
             chunk = self.decide(rows, await self._repo(session).states_from_rows(rows), now) if rows else None
             if chunk is None or chunk.processed == 0:
@@ -315,24 +328,25 @@ class RunWorker:
             await writes.write_run_chunk(
                 db, chunk.records, chunk.changed, run_id=self.run_id, actor=actor_name(self.run_id), now=now
             )
-            await writes.save_children(db, [(before, after) for before, after, _ in chunk.changed], now)
+            if chunk.children_changed:
+                await writes.save_children(db, [(before, after) for before, after, _ in chunk.changed], now)
             await writes.insert_outbox(db, chunk.events, now, base_url=self.services.settings.public_base_url)
             if previous is not None:
                 await previous
-            moved = await session.execute(
-                update(RUNS)
-                .where(RUNS.c.id == self.run_id, RUNS.c.cursor == cursor)
-                .values(
-                    cursor=chunk.last_id,
-                    processed=RUNS.c.processed + chunk.processed,
-                    applied=RUNS.c.applied + chunk.counts["APPLIED"],
-                    skipped=RUNS.c.skipped + chunk.counts["SKIPPED"],
-                    failed=RUNS.c.failed + chunk.counts["FAILED"],
-                    conflicts=RUNS.c.conflicts + chunk.counts["CONFLICT"],
-                    heartbeat_at=now,
-                )
+            counts = chunk.counts
+            moved = await db.execute(
+                MOVE_ON,
+                self.run_id,
+                cursor,
+                chunk.last_id,
+                chunk.processed,
+                counts["APPLIED"],
+                counts["SKIPPED"],
+                counts["FAILED"],
+                counts["CONFLICT"],
+                now,
             )
-            if moved.rowcount != 1:  # type: ignore[attr-defined]
+            if moved != "UPDATE 1":
                 raise RuntimeError(f"bulk run {self.run_id} moved on under this worker (cursor {cursor})")
             await session.commit()
         finally:
