@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -44,6 +45,23 @@ async def test_worker_once_processes_what_is_due_prints_a_summary_and_exits_0(cl
     assert again.exit_code == 0
     assert "renewed 0, failed 0" in again.output
     assert "notifications delivered 2" in again.output
+
+
+async def test_the_worker_forgets_idempotency_keys_once_they_expire(client, services, database_url):
+    good, _ = await two_subscriptions(client)
+    change = {"subscriptionId": good, "metadata": {"a": 1}, "idempotencyKey": "note-1"}
+    ok(await mutate(client, "setMetadata", change, "subscription { id }"))
+    count = "SELECT count(*) FROM idempotency_records"
+    async with services.engine.connect() as conn:
+        assert (await conn.execute(text(count))).scalar_one() == 1
+        expires = (await conn.execute(text("SELECT expires_at FROM idempotency_records"))).scalar_one()
+
+    soon = await cli(database_url, "worker", "--once", "--no-deliver", now=(expires - timedelta(hours=1)).isoformat())
+    assert "idempotency keys expired 0" in soon.output, soon.output
+    later = await cli(database_url, "worker", "--once", "--no-deliver", now=(expires + timedelta(hours=1)).isoformat())
+    assert later.exit_code == 0 and "idempotency keys expired 1" in later.output, later.output
+    async with services.engine.connect() as conn:
+        assert (await conn.execute(text(count))).scalar_one() == 0
 
 
 async def test_outbox_lists_filters_and_delivers_notifications(client, services, database_url):

@@ -50,12 +50,14 @@ def worker(
 ) -> None:
     """Renew every due subscription: charge, retry declined payments, remind, expire, cancel.
 
-    Due phases apply first; queued bulk runs are processed too. Several
+    Due phases apply first; queued bulk runs are processed too, and
+    idempotency keys past their 48 hours are forgotten. Several
     workers may run at once: each subscription cycle is billed exactly once.
     Ctrl-C finishes the batch in progress and stops.
     """
     from rebill.billing.engine import EngineReport, RenewalEngine
     from rebill.billing.notifications import deliver_pending, deliverer_from_settings
+    from rebill.services.idempotency import purge_expired
 
     settings = settings_or_exit()
     try:
@@ -86,11 +88,13 @@ def worker(
                     runs = await _bulk_runs(services)
                 if deliverer is not None and not stop.is_set():
                     delivered = (await deliver_pending(services, deliverer)).delivered
-                if once or report.busy or runs or delivered:
+                async with services.sessions() as session, session.begin():
+                    expired = await purge_expired(session, services.clock.now())
+                if once or report.busy or runs or delivered or expired:
                     stamp = services.clock.now().isoformat(timespec="seconds")
                     out.print(
-                        f"{stamp} {report.summary()}, bulk runs {runs}, notifications delivered {delivered} "
-                        f"({report.elapsed:.2f}s)",
+                        f"{stamp} {report.summary()}, bulk runs {runs}, notifications delivered {delivered}, "
+                        f"idempotency keys expired {expired} ({report.elapsed:.2f}s)",
                         soft_wrap=True,
                     )
 
