@@ -34,6 +34,12 @@ from rebill.domain.subscription import (
     ProfileTerms,
     RenewalType,
     SubscriptionState,
+    delta_to_json,
+    diff,
+    diff_and_delta,
+    state_from_json,
+    state_to_json,
+    undo,
 )
 
 NOW = datetime(2026, 1, 15, 9, tzinfo=UTC)
@@ -151,3 +157,24 @@ def test_a_final_subscription_is_refused_for_its_status_before_anything_else():
     with pytest.raises(RebillError) as refused:
         apply_actions(state(status=SubscriptionStatus.EXPIRED), CTX, [SetQuantity(2, product_id=99)], REFS)
     assert refused.value.code == "INVALID_STATUS"
+
+
+@pytest.mark.parametrize(
+    "actions",
+    [
+        [ShiftNextRenewal(IntervalUnit.DAY, 3)],
+        [AdjustPrice(percent=Decimal("-50"))],
+        [SetNextRenewalDate(date(2026, 3, 1)), AdjustPrice(percent=Decimal("-10"))],
+        [Cancel(at_period_end=True)],
+        [Suspend()],
+    ],
+)
+def test_a_change_reads_the_same_whether_or_not_its_states_share_values(actions):
+    """History and undo compare what ``evolve`` replaced; a state rebuilt field by field gives the same."""
+    before = state("10.00", "4.00", status=SubscriptionStatus.TRIAL, trial_end_date=date(2026, 2, 1))
+    after = apply_actions(before, CTX, actions, REFS).state
+    rebuilt = state_from_json(state_to_json(after))
+    assert rebuilt == after and rebuilt.next_renewal_date is not after.next_renewal_date
+    assert diff(before, after) == diff(before, rebuilt) != []
+    assert diff_and_delta(before, after) == (diff(before, rebuilt), delta_to_json(before, rebuilt))
+    assert undo(after, delta_to_json(before, after)) == before
