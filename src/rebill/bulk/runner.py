@@ -6,8 +6,8 @@ connection). Each chunk is one transaction: the next ``chunk`` candidates
 after the run's cursor, in id order, locked ``FOR UPDATE``; the domain
 operations in memory; set-based writes of subscriptions, children, history,
 outbox and run items; and the run's cursor and counters — guarded by the
-cursor it started from. A worker that dies loses at most its open chunk,
-and the next one continues from the last committed cursor.
+cursor it started from. A worker that dies loses only the chunks it had
+not committed, and the next one continues from the last committed cursor.
 """
 
 from __future__ import annotations

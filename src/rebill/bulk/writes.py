@@ -1,8 +1,10 @@
 """Set-based saves for a chunk of subscriptions: a few statements whatever the chunk size.
 
-``SubscriptionRepository.save`` writes one subscription; a bulk chunk writes
-a thousand with one ``UPDATE … FROM unnest(…)`` per table and ``COPY`` for
-history and run items. Only the columns that changed somewhere in the chunk
+``SubscriptionRepository.save`` writes one subscription; a bulk run's chunk
+writes thousands with one statement fed by one JSON document (subscriptions,
+history entries and run items), a revert with ``UPDATE … FROM
+json_to_recordset(…)`` and ``COPY`` for history, and items and coupons that
+changed with ``unnest``. Only the columns that changed somewhere in the chunk
 are sent, and the version guard (``version = before.version``) is the same
 as the repository's.
 """
