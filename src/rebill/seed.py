@@ -43,8 +43,9 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.cli import app, console, fail, open_services, out, run, settings_or_exit
+from rebill.db import repositories
 from rebill.db import tables as t
-from rebill.db.repositories import coupon_from_row, item_values, profile_from_row, profile_values, subscription_values
+from rebill.db.repositories import coupon_from_row, item_row, profile_from_row, profile_values, subscription_values
 from rebill.domain.cadence import AnchorPolicy, Cadence, IntervalUnit, following, local_today
 from rebill.domain.money import Money
 from rebill.domain.pricing import CouponDuration, PriceTier, tier_unit_price
@@ -657,20 +658,7 @@ _SUB_VALUE_KEYS = tuple(
 )
 SUBSCRIPTION_COLUMNS = ("id", *_SUB_VALUE_KEYS, "version", "created_at", "updated_at")
 _JSON_SUB_COLUMNS = frozenset({"shipping_address", "metadata"})
-ITEM_COLUMNS = (
-    "id",
-    "subscription_id",
-    "product_id",
-    "position",
-    "unit_price_minor",
-    "currency",
-    "quantity",
-    "price_from_tiers",
-    "auto_renew",
-    "pending_unit_price_minor",
-    "pending_quantity",
-    "created_at",
-)
+ITEM_COLUMNS = ("id", *repositories.ITEM_COLUMNS, "created_at")
 COUPON_COLUMNS = ("subscription_id", "coupon_id", "cycles_used", "applied_at")
 RENEWAL_COLUMNS = (
     "subscription_id",
@@ -1193,8 +1181,7 @@ def _build_subscription(
         )
     )
     for position, item in enumerate(final.items):
-        v = item_values(sid, position, item)
-        rows.items.append((item.id, *(v[c] for c in ITEM_COLUMNS[1:-1]), created_at))
+        rows.items.append((item.id, *item_row(sid, position, item), created_at))
     for applied in final.coupons:
         rows.coupons.append((sid, applied.coupon.id, applied.cycles_used, created_at))
     rows.statuses[final.status.value] += 1

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rebill.db.repositories import ITEM_COLUMNS, item_row
 from rebill.domain.errors import VersionConflict
 from rebill.domain.renewal import Event
 from rebill.domain.subscription import SubscriptionState, delta_fields
@@ -256,22 +257,12 @@ def _children(pairs: Sequence[Pair]) -> _Children:
     out = _Children([], [], [], [], [], [])
     for before, after in pairs:
         sid = after.id
+        assert sid is not None  # saved subscriptions only
         if after.items is not before.items:
             old = {i.id: (n, i) for n, i in enumerate(before.items) if i.id is not None}
             kept = set()
             for position, item in enumerate(after.items):
-                row = (
-                    sid,
-                    item.product.id,
-                    position,
-                    item.unit_price.minor,
-                    item.unit_price.currency,
-                    item.quantity,
-                    item.price_from_tiers,
-                    item.auto_renew,
-                    item.pending_unit_price.minor if item.pending_unit_price is not None else None,
-                    item.pending_quantity,
-                )
+                row = item_row(sid, position, item)
                 if item.id is None or item.id not in old:
                     out.item_inserts.append((item.id, *row))
                     continue
@@ -294,18 +285,6 @@ def _children(pairs: Sequence[Pair]) -> _Children:
     return out
 
 
-_ITEM_COLUMNS = (
-    "subscription_id",
-    "product_id",
-    "position",
-    "unit_price_minor",
-    "currency",
-    "quantity",
-    "price_from_tiers",
-    "auto_renew",
-    "pending_unit_price_minor",
-    "pending_quantity",
-)
 _ITEM_TYPES = ("bigint", "bigint", "int", "bigint", "text", "int", "bool", "bool", "bigint", "int")
 
 
@@ -323,9 +302,9 @@ async def save_children(db: Any, pairs: Sequence[Pair], now: datetime) -> None:
     if c.item_updates:
         st = _Statement()
         source = st.unnest(_columns(c.item_updates), ("bigint", *_ITEM_TYPES))
-        sets = ", ".join(f"{col} = v.{col}" for col in _ITEM_COLUMNS[1:])
+        sets = ", ".join(f"{col} = v.{col}" for col in ITEM_COLUMNS[1:])
         await db.execute(
-            f"UPDATE subscription_items AS i SET {sets} FROM {source} AS v(id, {', '.join(_ITEM_COLUMNS)}) "
+            f"UPDATE subscription_items AS i SET {sets} FROM {source} AS v(id, {', '.join(ITEM_COLUMNS)}) "
             "WHERE i.id = v.id AND i.subscription_id = v.subscription_id",
             *st.args,
         )
@@ -337,7 +316,7 @@ async def save_children(db: Any, pairs: Sequence[Pair], now: datetime) -> None:
         )
     coupon_columns = ("subscription_id", "coupon_id", "cycles_used")
     for table, rows, names, types in (
-        ("subscription_items", c.item_inserts, _ITEM_COLUMNS, _ITEM_TYPES),
+        ("subscription_items", c.item_inserts, ITEM_COLUMNS, _ITEM_TYPES),
         ("applied_coupons", c.coupon_inserts, coupon_columns, ("bigint", "bigint", "int")),
     ):
         for with_id in (True, False):

@@ -174,19 +174,39 @@ def subscription_values(s: SubscriptionState) -> dict[str, Any]:
     }
 
 
+# The columns of an item row besides its id, in the order ``item_row`` gives them.
+ITEM_COLUMNS = (
+    "subscription_id",
+    "product_id",
+    "position",
+    "unit_price_minor",
+    "currency",
+    "quantity",
+    "price_from_tiers",
+    "auto_renew",
+    "pending_unit_price_minor",
+    "pending_quantity",
+)
+
+
+def item_row(subscription_id: int, position: int, i: Item) -> tuple[Any, ...]:
+    pending = i.pending_unit_price
+    return (
+        subscription_id,
+        i.product.id,
+        position,
+        i.unit_price.minor,
+        i.unit_price.currency,
+        i.quantity,
+        i.price_from_tiers,
+        i.auto_renew,
+        pending.minor if pending is not None else None,
+        i.pending_quantity,
+    )
+
+
 def item_values(subscription_id: int, position: int, i: Item) -> dict[str, Any]:
-    return {
-        "subscription_id": subscription_id,
-        "product_id": i.product.id,
-        "position": position,
-        "unit_price_minor": i.unit_price.minor,
-        "currency": i.unit_price.currency,
-        "quantity": i.quantity,
-        "price_from_tiers": i.price_from_tiers,
-        "auto_renew": i.auto_renew,
-        "pending_unit_price_minor": i.pending_unit_price.minor if i.pending_unit_price is not None else None,
-        "pending_quantity": i.pending_quantity,
-    }
+    return dict(zip(ITEM_COLUMNS, item_row(subscription_id, position, i), strict=True))
 
 
 # -- catalog lookups ---------------------------------------------------------
