@@ -81,7 +81,11 @@ _PRICED = ("items", "coupons", "currency")
 
 def changed_fields(before: SubscriptionState, after: SubscriptionState) -> set[str]:
     """The row's changed columns: its own fields, and ``amount`` when what it bills depends on changed."""
-    changed = state_changes(before, after)
+    return _row_fields(state_changes(before, after))
+
+
+def _row_fields(changed: set[str]) -> set[str]:
+    """The columns (named by field) that change with the state fields ``changed``."""
     out = changed & _COLUMNS.keys()
     if not changed.isdisjoint(_PRICED):
         out.add("amount")
@@ -198,8 +202,7 @@ async def write_run_chunk(
     undone: set[str] = set()  # what the undo deltas hold is what changed
     for _, _, record in changed:
         undone.update(record["before"])
-    fields = delta_fields(undone)
-    specs = _columns_of({*fields, "amount"} if not fields.isdisjoint(_PRICED) else fields)
+    specs = _columns_of(_row_fields(delta_fields(undone)))
     for before, after, record in changed:
         record["version"] = before.version
         for column, _, get in specs:
