@@ -238,7 +238,7 @@ def status_command(run_id: Annotated[str, typer.Argument(help="The run's number 
 
 @bulk_app.command("cancel")
 def cancel_command(run_id: Annotated[str, typer.Argument(help="The run's number (or its API id).")]) -> None:
-    """Stop a run after its current chunk."""
+    """Stop a run once the chunks it is working on are committed."""
     from rebill.bulk.runs import BulkService
 
     pk = run_id_of(run_id)

@@ -195,7 +195,7 @@ class BulkService:
         return row
 
     async def cancel(self, actor: Actor, run_id: int) -> RunView:
-        """A queued run is cancelled at once; a running one stops after its current chunk."""
+        """A queued run is cancelled at once; a running one stops once the chunks in progress are committed."""
         now = self.services.clock.now()
         async with self.services.sessions() as session, session.begin():
             row = await self._require(session, run_id)

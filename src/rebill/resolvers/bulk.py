@@ -92,7 +92,7 @@ async def start_bulk_run(info: Info, input: StartBulkRunInput) -> StartBulkRunPa
 
 
 async def cancel_bulk_run(info: Info, input: CancelBulkRunInput) -> CancelBulkRunPayload:
-    """Stop a run after its current chunk (a queued run never starts)."""
+    """Stop a run once the chunks in progress are committed (a queued run never starts)."""
     try:
         run = await _service(info).cancel(_actor(info), decode_id(input.run_id, "BulkRun", ["runId"]))
     except RebillError as exc:
