@@ -1,4 +1,4 @@
-"""Shared GraphQL pieces: global ids, Money, user errors, pages."""
+"""Shared GraphQL pieces: Money, user errors, pages (global ids live in ``rebill.ids``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,27 @@ from strawberry.scalars import JSON
 
 from rebill.domain.errors import RebillError
 from rebill.domain.money import Money as DomainMoney
+from rebill.ids import decode_id, from_global_id, to_global_id
+
+__all__ = [
+    "DEFAULT_PAGE",
+    "MAX_PAGE",
+    "ApiError",
+    "FieldChange",
+    "Money",
+    "MoneyInput",
+    "Node",
+    "PageInfo",
+    "UserError",
+    "changes_of",
+    "decode_cursor",
+    "decode_id",
+    "encode_cursor",
+    "from_global_id",
+    "page_info",
+    "page_size",
+    "to_global_id",
+]
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 50
@@ -23,33 +44,6 @@ class ApiError(GraphQLError):
 
     def __init__(self, message: str, code: str = "BAD_USER_INPUT") -> None:
         super().__init__(message, extensions={"code": code})
-
-
-def to_global_id(type_name: str, pk: int | str) -> str:
-    return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
-
-
-def from_global_id(gid: str) -> tuple[str, str]:
-    try:
-        padded = gid + "=" * (-len(gid) % 4)
-        type_name, _, pk = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise RebillError(f"{gid!r} is not a rebill id", code="INVALID_ID") from None
-    if not type_name or not pk:
-        raise RebillError(f"{gid!r} is not a rebill id", code="INVALID_ID")
-    return type_name, pk
-
-
-def decode_id(gid: str, expected: str, field: Sequence[str] = ()) -> int:
-    """The primary key inside a global id of the expected type (a userError otherwise)."""
-    try:
-        type_name, pk = from_global_id(gid)
-    except RebillError as exc:
-        exc.field = list(field) or None
-        raise
-    if type_name != expected or not pk.lstrip("-").isdigit():
-        raise RebillError(f"{gid!r} is not the id of a {expected}", code="INVALID_ID", field=list(field) or None)
-    return int(pk)
 
 
 def encode_cursor(pk: int) -> str:

@@ -1,0 +1,53 @@
+"""Global ids: the opaque ``Type:pk`` strings every client sees.
+
+Kept below the schema so that services, bulk plans, billing and notification
+payloads encode and decode ids the same way as the GraphQL API does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+
+from rebill.domain.errors import RebillError
+
+#: The largest primary key PostgreSQL's BIGINT holds; a bigger one is no id of ours.
+MAX_PK = 2**63 - 1
+
+
+def to_global_id(type_name: str, pk: int | str) -> str:
+    return base64.urlsafe_b64encode(f"{type_name}:{pk}".encode()).decode().rstrip("=")
+
+
+def from_global_id(gid: str) -> tuple[str, str]:
+    """The type name and the raw key inside a global id (``INVALID_ID`` otherwise)."""
+    try:
+        padded = gid + "=" * (-len(gid) % 4)
+        type_name, _, pk = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise RebillError(f"{_shown(gid)} is not a rebill id", code="INVALID_ID") from None
+    if not type_name or not pk:
+        raise RebillError(f"{_shown(gid)} is not a rebill id", code="INVALID_ID")
+    return type_name, pk
+
+
+def decode_id(gid: str, expected: str, field: Sequence[str] = ()) -> int:
+    """The primary key inside a global id of the expected type (``INVALID_ID`` otherwise)."""
+    try:
+        type_name, pk = from_global_id(gid)
+    except RebillError as exc:
+        exc.field = list(field) or None
+        raise
+    digits = pk.removeprefix("-")
+    if type_name != expected or not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        raise RebillError(f"{_shown(gid)} is not the id of a {expected}", code="INVALID_ID", field=list(field) or None)
+    value = int(pk)
+    if not -MAX_PK <= value <= MAX_PK:
+        raise RebillError(f"{_shown(gid)} is not the id of a {expected}", code="INVALID_ID", field=list(field) or None)
+    return value
+
+
+def _shown(gid: str) -> str:
+    """The id as an error message quotes it: at most 80 characters."""
+    return repr(gid if len(gid) <= 80 else gid[:77] + "...")
