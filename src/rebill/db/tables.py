@@ -210,6 +210,8 @@ class Subscription(Base):
     gateway_mode: Mapped[str | None] = mapped_column(String(16))
     last_gateway_id: Mapped[str | None] = mapped_column(Text)
     payment_method_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("payment_methods.id"))
+    # Pinned by setPaymentMethod; otherwise the subscription follows its customer's default.
+    payment_method_pinned: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
     # What the next renewal bills, coupons applied: kept by every write so
@@ -227,7 +229,7 @@ class Subscription(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "status IN ('TRIAL','ACTIVE','OVERDUE','SUSPENDED','AWAITING_REINSTATE','CANCELLED','EXPIRED')",
+            "status IN ('FUTURE','TRIAL','ACTIVE','OVERDUE','SUSPENDED','AWAITING_REINSTATE','CANCELLED','EXPIRED')",
             name="status",
         ),
         CheckConstraint("renewal_type IN ('AUTOMATIC','MANUAL')", name="renewal_type"),
@@ -389,6 +391,8 @@ class HistoryEntry(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     bulk_run_id: Mapped[int | None] = mapped_column(BigInteger)
     changes: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default="[]")
+    # The evidence of consent for a price increase this change made (seed 002).
+    consent_reference: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_history_subscription", "subscription_id", "id"),)
 
@@ -454,6 +458,7 @@ class BulkRunItem(Base):
     # What undoing this item takes: the values before the run of the fields it changed.
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     version_after: Mapped[int | None] = mapped_column(Integer)
+    consent_reference: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (
@@ -504,6 +509,64 @@ class SandboxCharge(Base):
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (UniqueConstraint("gateway", "idempotency_key", "kind"),)
+
+
+class WebhookEndpoint(Base):
+    """Where partner events are pushed; the secret signs them (the previous one too, for a day after a rotation)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = _pk()
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    # Partner event types; empty means every event.
+    events: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class WebhookDelivery(Base):
+    """One outbox event for one endpoint; rows are inserted by the outbox trigger (migration 0002)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = _pk()
+    endpoint_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    outbox_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("outbox.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(Text)
+    event_type: Mapped[str] = mapped_column(Text)
+    # Deliveries of one subscription go out to an endpoint in event order.
+    subscription_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), server_default="PENDING")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Attempts since the delivery was created or redelivered: the step of the retry schedule.
+    round_attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # NULL: due at once.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created()
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "outbox_id"),
+        CheckConstraint("status IN ('PENDING','SUCCEEDED','FAILED')", name="status"),
+        Index("ix_webhook_deliveries_pending", "id", postgresql_where=text("status = 'PENDING'")),
+        Index(
+            "ix_webhook_deliveries_pending_order",
+            "endpoint_id",
+            "subscription_id",
+            "id",
+            postgresql_where=text("status = 'PENDING'"),
+        ),
+        Index("ix_webhook_deliveries_outbox", "outbox_id"),
+    )
 
 
 TABLES = [t.name for t in Base.metadata.sorted_tables]
