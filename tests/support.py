@@ -146,7 +146,7 @@ async def subscribe(
 async def history(client: httpx.AsyncClient, subscription_id: str) -> list[dict[str, Any]]:
     data = await gql(
         client,
-        """query($id: ID!) { subscription(id: $id) { history(first: 100) { totalCount edges { node {
+        """query($id: ID!) { subscription(id: $id) { history(first: 100, orderBy: {direction: ASC}) { totalCount edges { node {
             actor action reason bulkRunId changes { field before after } } } } } }""",
         {"id": subscription_id},
     )

@@ -6,17 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
 from rebill.db import tables as t
 from rebill.db.repositories import SubscriptionRepository, profile_from_row
 from rebill.domain.subscription import ProfileTerms, SubscriptionState
-from rebill.resolvers.pages import Page
-from rebill.schema.common import decode_cursor, page_size
+from rebill.resolvers.pages import GroupKey, Page, fetch_grouped_pages
 from rebill.services.runtime import Actor, Services
 
-PageKey = tuple[int, int | None, str | None]
+PageKey = GroupKey  # (subscription id, window, order)
 
 
 def _ordered(keys: Sequence[int], rows: dict[int, Any]) -> list[Any]:
@@ -94,44 +93,9 @@ class Loaders:
         return await self._pages(t.table_of(t.HistoryEntry), keys)
 
     async def _pages(self, table: Any, keys: list[PageKey]) -> list[Page]:
-        """Pages of a subscription's rows for many subscriptions at once.
-
-        Keys asking for the same page shape share one windowed query, and one
-        count query serves them all, so a list of subscriptions costs the same
-        whatever its length.
-        """
-        ids = sorted({k[0] for k in keys})
-        shapes: dict[tuple[int, int | None], list[int]] = {}
-        for sid, first, after in keys:
-            shapes.setdefault((page_size(first), decode_cursor(after)), []).append(sid)
-        pages: dict[tuple[int, int, int | None], Page] = {}
+        """Pages of a subscription's rows for many subscriptions at once (see ``fetch_grouped_pages``)."""
         async with self.services.sessions() as session:
-            totals: dict[int, int] = dict(
-                (
-                    await session.execute(
-                        select(table.c.subscription_id, func.count())
-                        .where(table.c.subscription_id.in_(ids))
-                        .group_by(table.c.subscription_id)
-                    )
-                ).all()
-            )
-            for (size, cursor), sids in shapes.items():
-                ranked = select(
-                    table, func.row_number().over(partition_by=table.c.subscription_id, order_by=table.c.id).label("rn")
-                ).where(table.c.subscription_id.in_(sids))
-                if cursor is not None:
-                    ranked = ranked.where(table.c.id > cursor)
-                sub = ranked.subquery()
-                rows = await session.execute(
-                    select(sub).where(sub.c.rn <= size + 1).order_by(sub.c.subscription_id, sub.c.id)
-                )
-                grouped: dict[int, list[Any]] = {}
-                for r in rows:
-                    grouped.setdefault(r.subscription_id, []).append(r)
-                for sid in sids:
-                    found = grouped.get(sid, [])
-                    pages[(sid, size, cursor)] = Page(found[:size], len(found) > size, int(totals.get(sid, 0)))
-        return [pages[(sid, page_size(first), decode_cursor(after))] for sid, first, after in keys]
+            return await fetch_grouped_pages(session, table, table.c.subscription_id, keys)
 
 
 @dataclass

@@ -1,15 +1,26 @@
-"""Keyset pages over any table: ``id > after`` ordered by id, plus the total count."""
+"""Relay pages over any table: keyset cursors on (sort key, id), forwards and backwards, plus the total count.
+
+A cursor names the row it was taken from by its sort key and id, never by an
+offset, so it stays valid while rows are added or removed around it: the next
+page starts right after that position whatever happened before it. A cursor
+also names its sort, and one taken from another sort is refused rather than
+silently read as something else.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rebill.schema.common import decode_cursor, page_size
+from rebill.schema.common import DEFAULT_PAGE, MAX_PAGE, ApiError
 
 
 @dataclass
@@ -17,6 +28,200 @@ class Page:
     rows: list[Any]
     has_next: bool
     total: int
+    has_previous: bool = False
+    cursors: list[str] = field(default_factory=list)
+
+
+# -- sorts -------------------------------------------------------------------------
+
+Parse = Callable[[Any], Any]
+
+
+def _to_date(raw: Any) -> date:
+    return date.max if raw == "infinity" else date.fromisoformat(raw)
+
+
+def _from_date(value: date) -> str:
+    return "infinity" if value == date.max else value.isoformat()
+
+
+def _to_datetime(raw: Any) -> datetime:
+    return datetime.fromisoformat(raw)
+
+
+def _from_datetime(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _to_int(raw: Any) -> int:
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise ValueError
+    return raw
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Order:
+    """How a list is sorted: a key column (or expression), then the id; ascending or descending.
+
+    ``name`` is written into cursors. ``key`` is None for the id alone, whose
+    cursors keep the short ``c:<id>`` form every earlier cursor had.
+    """
+
+    name: str = "id"
+    key: Any = None
+    descending: bool = False
+    parse: Parse = _same
+    dump: Parse = _same
+
+    def reversed(self) -> Order:
+        return Order(self.name, self.key, not self.descending, self.parse, self.dump)
+
+
+BY_ID = Order()
+NEWEST_FIRST = Order(descending=True)
+
+
+def date_order(name: str, key: Any, descending: bool = False) -> Order:
+    return Order(name, key, descending, _to_date, _from_date)
+
+
+def datetime_order(name: str, key: Any, descending: bool = False) -> Order:
+    return Order(name, key, descending, _to_datetime, _from_datetime)
+
+
+def int_order(name: str, key: Any, descending: bool = False) -> Order:
+    return Order(name, key, descending, _to_int, _same)
+
+
+# -- cursors -----------------------------------------------------------------------
+
+
+def _b64(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def encode(order: Order, key: Any, pk: int) -> str:
+    if order.key is None:
+        return _b64(f"c:{pk}")
+    return _b64("k:" + json.dumps([order.name, order.dump(key), pk], separators=(",", ":")))
+
+
+def decode(cursor: str | None, order: Order, argument: str) -> tuple[Any, int] | None:
+    """The (key, id) position a cursor names; ``key`` is None for the id order."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()).decode()
+        prefix, _, rest = raw.partition(":")
+        if prefix == "c":
+            name, key, pk = "id", None, int(rest)
+        elif prefix == "k":
+            name, key_raw, pk = json.loads(rest)
+            key = None if order.name != name else order.parse(key_raw)
+        else:
+            raise ValueError
+        if not isinstance(pk, int) or isinstance(pk, bool) or not -(2**63) <= pk < 2**63:
+            raise ValueError
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+        raise ApiError(f"{argument}: invalid cursor {cursor!r}") from None
+    if name != order.name:
+        raise ApiError(
+            f"{argument}: this cursor comes from a list sorted by {name}, not {order.name}; "
+            "page a list with the cursors it returned"
+        )
+    return key, pk
+
+
+# -- windows -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """What a connection's first/after/last/before ask for, checked. Hashable: a DataLoader key part."""
+
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.first is not None and self.last is not None:
+            raise ApiError("pass first (with after) or last (with before), not both")
+        for name, value in (("first", self.first), ("last", self.last)):
+            if value is None:
+                continue
+            if value < 0:
+                raise ApiError(f"{name} may not be negative")
+            if value > MAX_PAGE:
+                raise ApiError(f"{name} may not exceed {MAX_PAGE} (asked for {value}); page with cursors instead")
+
+    @property
+    def backwards(self) -> bool:
+        return self.last is not None
+
+    @property
+    def size(self) -> int:
+        if self.last is not None:
+            return self.last
+        return DEFAULT_PAGE if self.first is None else self.first
+
+
+def _sort_key(table: Any, order: Order) -> Any:
+    return table.c.id if order.key is None else order.key
+
+
+def _after(table: Any, order: Order, position: tuple[Any, int], descending: bool) -> ColumnElement[bool]:
+    """Rows strictly after ``position`` in the order ``descending`` says."""
+    key, pk = position
+    if order.key is None:
+        return table.c.id < pk if descending else table.c.id > pk
+    row = tuple_(order.key, table.c.id)
+    value = tuple_(_typed(order.key, key), pk)
+    return row < value if descending else row > value
+
+
+def _typed(column: Any, value: Any) -> Any:
+    from sqlalchemy import literal
+
+    return literal(value, type_=column.type)
+
+
+def keyset(table: Any, order: Order, win: Window) -> tuple[list[ColumnElement[bool]], list[Any], bool]:
+    """The cursor clauses, the ORDER BY, and whether rows come back in reverse (for ``last``)."""
+    clauses: list[ColumnElement[bool]] = []
+    after = decode(win.after, order, "after")
+    before = decode(win.before, order, "before")
+    if after is not None:
+        clauses.append(_after(table, order, after, order.descending))
+    if before is not None:
+        clauses.append(_after(table, order, before, not order.descending))
+    scan_descending = order.descending != win.backwards
+    key = _sort_key(table, order)
+    columns = [key] if order.key is None else [key, table.c.id]
+    return clauses, [c.desc() if scan_descending else c.asc() for c in columns], win.backwards
+
+
+def _finish(rows: list[Any], order: Order, win: Window, total: int, key_of: Callable[[Any], Any]) -> Page:
+    size = win.size
+    more = len(rows) > size
+    rows = rows[:size]
+    if win.backwards:
+        rows.reverse()
+        has_next, has_previous = win.before is not None, more
+    else:
+        has_next, has_previous = more, win.after is not None
+    cursors = [encode(order, key_of(r), r.id) for r in rows]
+    return Page(rows, has_next, total, has_previous, cursors)
+
+
+def _key_of(order: Order) -> Callable[[Any], Any]:
+    if order.key is None:
+        return lambda row: None
+    return lambda row: row.sort_key
 
 
 async def fetch_page(
@@ -28,17 +233,64 @@ async def fetch_page(
     *,
     base: Select[Any] | None = None,
     descending: bool = False,
+    last: int | None = None,
+    before: str | None = None,
+    order: Order | None = None,
 ) -> Page:
-    size = page_size(first)
-    cursor = decode_cursor(after)
+    """One page of ``table`` under ``where``, sorted by ``order`` (the id by default), and the total."""
+    win = Window(first, after, last, before)
+    order = order or (NEWEST_FIRST if descending else BY_ID)
     stmt = base if base is not None else select(table)
+    if order.key is not None:
+        stmt = stmt.add_columns(order.key.label("sort_key"))
     count_stmt = select(func.count()).select_from(table)
     for clause in where:
         stmt = stmt.where(clause)
         count_stmt = count_stmt.where(clause)
-    if cursor is not None:
-        stmt = stmt.where(table.c.id < cursor if descending else table.c.id > cursor)
-    stmt = stmt.order_by(table.c.id.desc() if descending else table.c.id).limit(size + 1)
-    rows = list(await session.execute(stmt))
+    clauses, order_by, _ = keyset(table, order, win)
+    for clause in clauses:
+        stmt = stmt.where(clause)
+    rows = list(await session.execute(stmt.order_by(*order_by).limit(win.size + 1))) if win.size else []
     total = int((await session.execute(count_stmt)).scalar_one())
-    return Page(rows[:size], len(rows) > size, total)
+    return _finish(rows, order, win, total, _key_of(order))
+
+
+GroupKey = tuple[int, Window, Order]
+
+
+async def fetch_grouped_pages(session: AsyncSession, table: Any, parent: Any, keys: Sequence[GroupKey]) -> list[Page]:
+    """Pages of each parent's rows (a subscription's renewals, say) for many parents at once.
+
+    Keys asking for the same page shape share one windowed query, and one
+    count query serves them all, so a list of parents costs the same number
+    of statements whatever its length.
+    """
+    parents = sorted({k[0] for k in keys})
+    shapes: dict[tuple[Window, Order], list[int]] = {}
+    for pid, win, order in keys:
+        shapes.setdefault((win, order), []).append(pid)
+    totals: dict[int, int] = dict(
+        (await session.execute(select(parent, func.count()).where(parent.in_(parents)).group_by(parent))).all()
+    )
+    pages: dict[tuple[int, Window, Order], Page] = {}
+    for (win, order), pids in shapes.items():
+        clauses, order_by, _ = keyset(table, order, win)
+        columns: list[Any] = [table]
+        if order.key is not None:
+            columns.append(order.key.label("sort_key"))
+        ranked = select(*columns, func.row_number().over(partition_by=parent, order_by=order_by).label("rn")).where(
+            parent.in_(pids), *clauses
+        )
+        sub = ranked.subquery()
+        grouped: dict[int, list[Any]] = {}
+        if win.size:
+            rows = await session.execute(
+                select(sub).where(sub.c.rn <= win.size + 1).order_by(sub.c[parent.name], sub.c.rn)
+            )
+            for r in rows:
+                grouped.setdefault(getattr(r, parent.name), []).append(r)
+        for pid in pids:
+            pages[(pid, win, order)] = _finish(
+                grouped.get(pid, []), order, win, int(totals.get(pid, 0)), _key_of(order)
+            )
+    return [pages[key] for key in keys]

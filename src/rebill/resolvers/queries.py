@@ -14,9 +14,10 @@ from rebill.domain.errors import RebillError
 from rebill.resolvers.pages import fetch_page
 from rebill.schema import inputs
 from rebill.schema.catalog import Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
-from rebill.schema.common import ApiError, Node, PageInfo, decode_id, encode_cursor, from_global_id, page_info
+from rebill.schema.common import ApiError, Node, PageInfo, decode_id, from_global_id, page_info
 from rebill.schema.enums import NotificationKind, RenewalStatus
 from rebill.schema.notifications import Notification, NotificationConnection, NotificationEdge
+from rebill.schema.ordering import ChronologicalOrder, SubscriptionOrder, chronological, subscription_order
 from rebill.schema.subscriptions import (
     Renewal,
     RenewalConnection,
@@ -78,18 +79,35 @@ async def subscriptions(
     filter: inputs.SubscriptionFilter | None = None,
     first: int | None = None,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    order_by: SubscriptionOrder | None = None,
 ) -> SubscriptionConnection:
     try:
         where = filters.compile_filter(to_filter(filter))
     except RebillError as exc:
         raise ApiError(exc.message) from None
+    return await subscription_page(info, where, first, after, last, before, order_by)
+
+
+async def subscription_page(
+    info: Info,
+    where: list[Any],
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    order_by: SubscriptionOrder | None,
+) -> SubscriptionConnection:
+    """A page of subscriptions under ``where`` in the order asked for (the id by default)."""
+    order = subscription_order(order_by)
     async with info.context.services.sessions() as session:
-        page = await fetch_page(session, S, where, first, after)
+        page = await fetch_page(session, S, where, first, after, last=last, before=before, order=order)
         states = await SubscriptionRepository(session).states_from_rows(page.rows)
-    edges = [SubscriptionEdge(cursor=encode_cursor(s.id or 0), node=Subscription.of(s)) for s in states]
+    edges = [SubscriptionEdge(cursor=c, node=Subscription.of(s)) for c, s in zip(page.cursors, states, strict=True)]
     return SubscriptionConnection(
         edges=edges,
-        page_info=page_info(edges, page.has_next),
+        page_info=page_info(edges, page.has_next, page.has_previous),
         total_count=page.total,
     )
 
@@ -111,6 +129,9 @@ async def renewals(
     status: list[RenewalStatus] | None = None,
     first: int | None = None,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    order_by: ChronologicalOrder | None = None,
 ) -> RenewalConnection:
     table = t.table_of(t.Renewal)
     where: list[Any] = []
@@ -119,8 +140,10 @@ async def renewals(
     if status is not None:
         where.append(table.c.status.in_([s.value for s in status]))
     async with info.context.services.sessions() as session:
-        page = await fetch_page(session, table, where, first, after)
-    return renewal_connection(page.rows, page.has_next, page.total)
+        page = await fetch_page(
+            session, table, where, first, after, last=last, before=before, order=chronological(order_by)
+        )
+    return renewal_connection(page)
 
 
 async def profile(info: Info, id: strawberry.ID) -> SubscriptionProfile | None:
@@ -146,19 +169,24 @@ class SubscriptionProfileConnection:
 
 
 async def profiles(
-    info: Info, first: int | None = None, after: str | None = None, include_custom: bool = False
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    include_custom: bool = False,
+    last: int | None = None,
+    before: str | None = None,
 ) -> SubscriptionProfileConnection:
     table = t.table_of(t.Profile)
     where = [] if include_custom else [table.c.custom.is_(False)]
     async with info.context.services.sessions() as session:
-        page = await fetch_page(session, table, where, first, after)
+        page = await fetch_page(session, table, where, first, after, last=last, before=before)
     edges = [
-        SubscriptionProfileEdge(cursor=encode_cursor(r.id), node=SubscriptionProfile.of(profile_from_row(r)))
-        for r in page.rows
+        SubscriptionProfileEdge(cursor=c, node=SubscriptionProfile.of(profile_from_row(r)))
+        for r, c in zip(page.rows, page.cursors, strict=True)
     ]
     return SubscriptionProfileConnection(
         edges=edges,
-        page_info=page_info(edges, page.has_next),
+        page_info=page_info(edges, page.has_next, page.has_previous),
         total_count=page.total,
     )
 
@@ -176,16 +204,18 @@ class ProductConnection:
     total_count: int
 
 
-async def products(info: Info, first: int | None = None, after: str | None = None) -> ProductConnection:
+async def products(
+    info: Info, first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None
+) -> ProductConnection:
     table = t.table_of(t.Product)
     async with info.context.services.sessions() as session:
-        page = await fetch_page(session, table, [], first, after)
+        page = await fetch_page(session, table, [], first, after, last=last, before=before)
         repo = SubscriptionRepository(session)
         loaded = await repo.catalog.load_products([r.id for r in page.rows])
-    edges = [ProductEdge(cursor=encode_cursor(r.id), node=Product.of(loaded[r.id])) for r in page.rows]
+    edges = [ProductEdge(cursor=c, node=Product.of(loaded[r.id])) for r, c in zip(page.rows, page.cursors, strict=True)]
     return ProductConnection(
         edges=edges,
-        page_info=page_info(edges, page.has_next),
+        page_info=page_info(edges, page.has_next, page.has_previous),
         total_count=page.total,
     )
 
@@ -214,6 +244,8 @@ async def notifications(
     kind: list[NotificationKind] | None = None,
     first: int | None = None,
     after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> NotificationConnection:
     table = t.table_of(t.OutboxMessage)
     where: list[Any] = []
@@ -222,11 +254,11 @@ async def notifications(
     if kind is not None:
         where.append(table.c.kind.in_([k.value for k in kind]))
     async with info.context.services.sessions() as session:
-        page = await fetch_page(session, table, where, first, after)
-    edges = [NotificationEdge(cursor=encode_cursor(r.id), node=Notification.of(r)) for r in page.rows]
+        page = await fetch_page(session, table, where, first, after, last=last, before=before)
+    edges = [NotificationEdge(cursor=c, node=Notification.of(r)) for r, c in zip(page.rows, page.cursors, strict=True)]
     return NotificationConnection(
         edges=edges,
-        page_info=page_info(edges, page.has_next),
+        page_info=page_info(edges, page.has_next, page.has_previous),
         total_count=page.total,
     )
 

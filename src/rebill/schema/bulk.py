@@ -18,7 +18,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from rebill.bulk.preview import Preview, SampleRow, SegmentPreview, money_list
-from rebill.bulk.runs import BulkService, ItemView, RunView
+from rebill.bulk.runs import ItemView, RunView
 from rebill.schema.common import (
     FieldChange,
     Money,
@@ -26,10 +26,7 @@ from rebill.schema.common import (
     Node,
     PageInfo,
     changes_of,
-    decode_cursor,
-    encode_cursor,
     page_info,
-    page_size,
     to_global_id,
 )
 from rebill.schema.enums import GatewayMode, RenewalType
@@ -361,19 +358,31 @@ class BulkRun(Node):
         first: int | None = None,
         after: str | None = None,
         outcome: BulkItemOutcome | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> BulkRunItemConnection:
-        page = await BulkService(info.context.services).items(
-            self.pk,
-            first=page_size(first),
-            after=decode_cursor(after),
-            outcome=outcome.value if outcome is not None else None,
-        )
-        edges = [BulkRunItemEdge(cursor=encode_cursor(i.id), node=BulkRunItem.of(i)) for i in page.items]
+        from rebill.bulk.runs import ITEMS
+        from rebill.resolvers.pages import fetch_page
+
+        where = [ITEMS.c.run_id == self.pk]
+        if outcome is not None:
+            where.append(ITEMS.c.outcome == outcome.value)
+        async with info.context.services.sessions() as session:
+            page = await fetch_page(session, ITEMS, where, first, after, last=last, before=before)
+        edges = [
+            BulkRunItemEdge(cursor=c, node=BulkRunItem.of(_item_view(r)))
+            for r, c in zip(page.rows, page.cursors, strict=True)
+        ]
         return BulkRunItemConnection(
             edges=edges,
-            page_info=page_info(edges, page.has_next),
+            page_info=page_info(edges, page.has_next, page.has_previous),
             total_count=page.total,
         )
+
+
+def _item_view(row: Any) -> ItemView:
+    fields = {f.name: getattr(row, f.name) for f in dataclasses.fields(ItemView)}
+    return ItemView(**{**fields, "changes": fields["changes"] or []})
 
 
 # -- mutations -----------------------------------------------------------------

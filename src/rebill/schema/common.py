@@ -108,10 +108,20 @@ class UserError:
         return cls(field=error.field, code=error.code, message=error.message)
 
 
-@strawberry.type
+@strawberry.type(
+    description="Where a page sits in its list (Relay): whether more lies either way, and its end cursors."
+)
 class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(
+        description="More rows follow this page (with last/before: true when rows follow the before cursor)"
+    )
+    has_previous_page: bool = strawberry.field(
+        description="Rows precede this page (with first/after: true when rows precede the after cursor)"
+    )
+    start_cursor: str | None = strawberry.field(
+        description="The first edge's cursor; pass it as before for the page before"
+    )
+    end_cursor: str | None = strawberry.field(description="The last edge's cursor; pass it as after for the page after")
 
 
 @strawberry.type(description="A field's value before and after a change.")
@@ -121,9 +131,14 @@ class FieldChange:
     after: JSON | None
 
 
-def page_info(edges: Sequence[Any], has_next: bool) -> PageInfo:
+def page_info(edges: Sequence[Any], has_next: bool, has_previous: bool = False) -> PageInfo:
     """The page info of a page of edges (each with a ``cursor``)."""
-    return PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None)
+    return PageInfo(
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )
 
 
 def changes_of(raw: Any) -> list[FieldChange]:

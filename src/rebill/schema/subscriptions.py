@@ -15,8 +15,9 @@ from rebill.domain.money import Money as DomainMoney
 from rebill.domain.renewal import RenewalInfo
 from rebill.domain.subscription import AppliedCoupon as DomainAppliedCoupon
 from rebill.domain.subscription import Item, SubscriptionState
+from rebill.resolvers.pages import Page, Window
 from rebill.schema.catalog import Address, Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
-from rebill.schema.common import FieldChange, Money, Node, PageInfo, changes_of, encode_cursor, page_info, to_global_id
+from rebill.schema.common import FieldChange, Money, Node, PageInfo, changes_of, page_info, to_global_id
 from rebill.schema.enums import (
     FulfillmentStatus,
     GatewayMode,
@@ -25,6 +26,7 @@ from rebill.schema.enums import (
     RenewalType,
     SubscriptionStatus,
 )
+from rebill.schema.ordering import ChronologicalOrder, chronological
 
 
 @strawberry.type
@@ -316,32 +318,54 @@ class Subscription(Node):
         rows = await info.context.loaders.phases_by_subscription.load(self.state.id)
         return [Phase.of(r) for r in rows]
 
-    @strawberry.field
-    async def renewals(self, info: Info, first: int | None = None, after: str | None = None) -> RenewalConnection:
+    @strawberry.field(description="The subscription's renewals, newest first unless orderBy says ASC")
+    async def renewals(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        order_by: ChronologicalOrder | None = None,
+    ) -> RenewalConnection:
         assert self.state.id is not None
-        page = await info.context.loaders.renewal_page_by_subscription.load((self.state.id, first, after))
-        return renewal_connection(page.rows, page.has_next, page.total)
+        key = (self.state.id, Window(first, after, last, before), chronological(order_by))
+        return renewal_connection(await info.context.loaders.renewal_page_by_subscription.load(key))
 
-    @strawberry.field
-    async def history(self, info: Info, first: int | None = None, after: str | None = None) -> HistoryEntryConnection:
+    @strawberry.field(description="Every change to the subscription, newest first unless orderBy says ASC")
+    async def history(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        order_by: ChronologicalOrder | None = None,
+    ) -> HistoryEntryConnection:
         assert self.state.id is not None
-        page = await info.context.loaders.history_page_by_subscription.load((self.state.id, first, after))
-        edges = [HistoryEntryEdge(cursor=encode_cursor(r.id), node=HistoryEntry.of(r)) for r in page.rows]
+        key = (self.state.id, Window(first, after, last, before), chronological(order_by))
+        page = await info.context.loaders.history_page_by_subscription.load(key)
+        edges = [
+            HistoryEntryEdge(cursor=c, node=HistoryEntry.of(r)) for r, c in zip(page.rows, page.cursors, strict=True)
+        ]
         return HistoryEntryConnection(
             edges=edges,
-            page_info=page_info(edges, page.has_next),
+            page_info=page_info(edges, page.has_next, page.has_previous),
             total_count=page.total,
         )
 
 
-def renewal_connection(rows: list[Any], has_next: bool, total: int) -> RenewalConnection:
+def renewal_connection(page: Page) -> RenewalConnection:
     from rebill.db.repositories import renewal_from_row
 
-    edges = [RenewalEdge(cursor=encode_cursor(r.id), node=Renewal.of(renewal_from_row(r))) for r in rows]
+    edges = [
+        RenewalEdge(cursor=c, node=Renewal.of(renewal_from_row(r)))
+        for r, c in zip(page.rows, page.cursors, strict=True)
+    ]
     return RenewalConnection(
         edges=edges,
-        page_info=page_info(edges, has_next),
-        total_count=total,
+        page_info=page_info(edges, page.has_next, page.has_previous),
+        total_count=page.total,
     )
 
 
