@@ -70,6 +70,8 @@ class Settings:
     max_query_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 5000
+    max_selections: int = 2000
+    max_body_bytes: int = 1_048_576
     gateways: tuple[GatewayConfig, ...] = DEFAULT_GATEWAYS
     default_gateway: str = "sandbox"
     public_base_url: str = "http://127.0.0.1:8000"
@@ -81,6 +83,9 @@ class Settings:
     smtp_port: int = 25
     mail_from: str = "billing@rebill.local"
     deliverer: str = "log"
+    portal_link_ttl: int = 3600
+    portal_email_link_ttl: int = 604800
+    merchant_email: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -98,6 +103,8 @@ class Settings:
             max_query_depth=_int("REBILL_MAX_QUERY_DEPTH", 12),
             max_aliases=_int("REBILL_MAX_ALIASES", 30),
             max_tokens=_int("REBILL_MAX_TOKENS", 5000),
+            max_selections=_int("REBILL_MAX_SELECTIONS", 2000),
+            max_body_bytes=_int("REBILL_MAX_BODY_BYTES", 1_048_576),
             gateways=gateways,
             default_gateway=default_gateway,
             public_base_url=(os.environ.get("REBILL_PUBLIC_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
@@ -109,4 +116,7 @@ class Settings:
             smtp_port=_int("REBILL_SMTP_PORT", 25),
             mail_from=os.environ.get("REBILL_MAIL_FROM") or "billing@rebill.local",
             deliverer=os.environ.get("REBILL_DELIVERER") or ("smtp" if os.environ.get("REBILL_SMTP_HOST") else "log"),
+            portal_link_ttl=_int("REBILL_PORTAL_LINK_TTL", 3600),
+            portal_email_link_ttl=_int("REBILL_PORTAL_EMAIL_LINK_TTL", 604800),
+            merchant_email=os.environ.get("REBILL_MERCHANT_EMAIL") or None,
         )
