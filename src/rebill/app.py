@@ -16,10 +16,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
+from rebill.portal.routes import portal_routes
+from rebill.portal.tokens import write_settings as write_portal_settings
 from rebill.resolvers.context import Context
 from rebill.schema import build_full_schema
 from rebill.services.apikeys import authenticate
 from rebill.services.runtime import Services
+from rebill.web import graphiql_or, web_routes
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +79,8 @@ BackgroundTask = Callable[[Services], Coroutine[Any, Any, None]]
 
 def create_app(services: Services, *, background: list[BackgroundTask] | None = None) -> Starlette:
     settings = services.settings
-    graphql_app = RebillGraphQL(services, graphql_ide="graphiql" if settings.graphiql else None)
+    # GraphiQL is rebill's own page (rebill.web), with its assets served locally.
+    graphql_app = graphiql_or(RebillGraphQL(services, graphql_ide=None), enabled=settings.graphiql)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -89,6 +93,10 @@ def create_app(services: Services, *, background: list[BackgroundTask] | None = 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:  # the outbox trigger builds the links in customer e-mails from these
+            await write_portal_settings(services)
+        except Exception as exc:  # the database may be down at start; links then use the defaults
+            logger.warning("could not store the portal settings: %s", exc)
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(task(services)) for task in background or []]
         try:
             yield
@@ -103,6 +111,8 @@ def create_app(services: Services, *, background: list[BackgroundTask] | None = 
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/graphql", AuthGate(graphql_app, services, graphiql=settings.graphiql), methods=["GET", "POST"]),
+            *web_routes(settings),
+            *portal_routes(services),
         ],
         lifespan=lifespan,
     )

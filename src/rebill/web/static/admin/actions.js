@@ -1,0 +1,309 @@
+// Lifecycle actions: each runs first as a dry run that shows what would change and what would be charged,
+// then, confirmed, for real (with the version the page showed, so a stale page is refused).
+import { gql, has, newIdempotencyKey } from "./api.js";
+import { clear, errorBox, h, money, showUserErrors, spinner, value } from "./dom.js";
+
+const SUBSCRIPTION = `subscription { id status version nextRenewalDate trialEndDate endDate cancelAtPeriodEnd renewalType
+  currentPeriodStart currentPeriodEnd occurrencesBilled amount { amount currency }
+  items { id quantity unitPrice { amount currency } pendingUnitPrice { amount currency } pendingQuantity product { sku } } }`;
+const RENEWAL = `renewal { id cycle kind status periodStart periodEnd amount { amount currency } refundedAmount { amount currency } }`;
+const REFUND = `refund { id amount { amount currency } }`;
+
+const LIVE = new Set(["TRIAL", "ACTIVE", "OVERDUE", "SUSPENDED", "AWAITING_REINSTATE"]);
+
+function itemOptions(s) {
+  return s.items.map((i) => [i.id, `${i.product.sku}: ${i.quantity} × ${money(i.unitPrice)}`]);
+}
+
+function paidRenewals(s) {
+  return s.renewals.edges.map((e) => e.node).filter((r) => r.status === "PAID" || Number(r.refundedAmount.amount) > 0);
+}
+
+export function actionsFor(s, features) {
+  const mutations = features.mutations;
+  const can = (name) => mutations.size === 0 || mutations.has(name);
+  const list = [
+    {
+      name: "change-next-renewal",
+      label: "Change next renewal date",
+      mutation: "changeNextRenewalDate",
+      input: "ChangeNextRenewalDateInput",
+      applies: LIVE.has(s.status),
+      fields: [{ name: "date", label: "New next renewal date", type: "date", value: s.nextRenewalDate, required: true }],
+      build: (v) => ({ subscriptionId: s.id, date: v.date }),
+    },
+    {
+      name: "change-price",
+      label: "Change price",
+      mutation: "updateItem",
+      input: "UpdateItemInput",
+      extra: RENEWAL,
+      applies: LIVE.has(s.status) && s.items.length > 0,
+      fields: [
+        { name: "itemId", label: "Item", type: "select", options: itemOptions(s) },
+        { name: "unitPrice", label: `New unit price (${s.currency})`, type: "text", value: s.items[0]?.unitPrice.amount, required: true },
+        { name: "effective", label: "Takes effect", type: "select", options: [["IMMEDIATE", "now"], ["NEXT_RENEWAL", "at the next renewal"]] },
+        { name: "proration", label: "Proration", type: "select", options: [["NONE", "none"], ["PRORATED", "prorated"], ["FULL", "full"]] },
+        { name: "consentReference", label: "Consent reference (needed when the price goes up)", type: "text" },
+      ],
+      build: (v) => ({
+        subscriptionId: s.id,
+        itemId: v.itemId,
+        unitPrice: { amount: v.unitPrice, currency: s.currency },
+        effective: v.effective,
+        proration: v.proration,
+        consentReference: v.consentReference || null,
+      }),
+    },
+    {
+      name: "force-bill",
+      label: "Force Bill NOW",
+      mutation: "forceBill",
+      input: "ForceBillInput",
+      extra: RENEWAL,
+      applies: LIVE.has(s.status),
+      fields: has(features.inputs.ForceBillInput, "allowRepeat")
+        ? [{ name: "allowRepeat", label: "Bill again even if this period was just billed", type: "checkbox" }]
+        : [],
+      build: (v) => ({ subscriptionId: s.id, ...(v.allowRepeat ? { allowRepeat: true } : {}) }),
+    },
+    {
+      name: "renew-now",
+      label: "Renew now",
+      mutation: "renewNow",
+      input: "RenewNowInput",
+      extra: RENEWAL,
+      applies: LIVE.has(s.status),
+      fields: [
+        { name: "mode", label: "Mode", type: "select", options: [["EXTEND", "extend: the next renewal moves one period on"], ["RESTART", "restart: the period starts today"]] },
+        { name: "unitPrice", label: `Custom price (${s.currency}, optional)`, type: "text" },
+        { name: "consentReference", label: "Consent reference (needed when the price goes up)", type: "text" },
+      ],
+      build: (v) => ({
+        subscriptionId: s.id,
+        mode: v.mode,
+        unitPrice: v.unitPrice ? { amount: v.unitPrice, currency: s.currency } : null,
+        consentReference: v.consentReference || null,
+      }),
+    },
+    {
+      name: "suspend",
+      label: "Suspend",
+      mutation: "suspendSubscription",
+      input: "SuspendSubscriptionInput",
+      applies: ["TRIAL", "ACTIVE", "OVERDUE"].includes(s.status),
+      fields: [],
+      build: () => ({ subscriptionId: s.id }),
+    },
+    {
+      name: "activate",
+      label: "Activate",
+      mutation: "activateSubscription",
+      input: "ActivateSubscriptionInput",
+      applies: ["SUSPENDED", "AWAITING_REINSTATE"].includes(s.status),
+      fields: [],
+      build: () => ({ subscriptionId: s.id }),
+    },
+    {
+      name: "resume",
+      label: "Resume",
+      mutation: "resumeSubscription",
+      input: "ResumeSubscriptionInput",
+      applies: mutations.has("resumeSubscription") && (s.cancelAtPeriodEnd || s.status === "SUSPENDED"),
+      fields: [],
+      build: () => ({ subscriptionId: s.id }),
+    },
+    {
+      name: "cancel",
+      label: "Cancel Subscription",
+      mutation: "cancelSubscription",
+      input: "CancelSubscriptionInput",
+      extra: REFUND,
+      danger: true,
+      applies: LIVE.has(s.status),
+      fields: [
+        { name: "atPeriodEnd", label: "At the end of the current period (otherwise now)", type: "checkbox" },
+        { name: "refundLastRenewal", label: "Refund the last card renewal", type: "checkbox" },
+        { name: "cancelFulfillment", label: "Cancel the last renewal's fulfillment (not shipped yet)", type: "checkbox" },
+      ],
+      build: (v) => ({
+        subscriptionId: s.id,
+        atPeriodEnd: Boolean(v.atPeriodEnd),
+        refundLastRenewal: Boolean(v.refundLastRenewal),
+        cancelFulfillment: Boolean(v.cancelFulfillment),
+      }),
+    },
+    {
+      name: "refund",
+      label: "Refund",
+      mutation: "refundRenewal",
+      input: "RefundRenewalInput",
+      extra: RENEWAL,
+      applies: paidRenewals(s).length > 0,
+      fields: [
+        { name: "renewalId", label: "Renewal", type: "select", options: paidRenewals(s).map((r) => [r.id, `cycle ${r.cycle}: ${money(r.amount)} paid, ${money(r.refundedAmount)} refunded`]) },
+        { name: "amount", label: `Amount (${s.currency}; empty = all that is left)`, type: "text" },
+      ],
+      build: (v) => ({ renewalId: v.renewalId, amount: v.amount ? { amount: v.amount, currency: s.currency } : null }),
+    },
+  ];
+  return list.filter((a) => a.applies && can(a.mutation));
+}
+
+function control(f, initial) {
+  const start = initial[f.name] ?? f.value ?? "";
+  if (f.type === "select")
+    return h("select", { name: f.name }, f.options.map(([v, label]) => h("option", { value: v, selected: v === start ? "selected" : null }, label)));
+  if (f.type === "checkbox") return h("input", { type: "checkbox", name: f.name, checked: Boolean(start) });
+  return h("input", { type: f.type, name: f.name, value: start, required: f.required ? "required" : null });
+}
+
+function read(form, fields) {
+  const values = {};
+  for (const f of fields) {
+    const el = form.elements.namedItem(f.name);
+    values[f.name] = f.type === "checkbox" ? el.checked : el.value.trim();
+  }
+  values.reason = form.elements.namedItem("reason").value.trim();
+  return values;
+}
+
+function mutationText(action) {
+  return `mutation Act($input: ${action.input}!) {
+    result: ${action.mutation}(input: $input) {
+      dryRun userErrors { field code message } ${SUBSCRIPTION} ${action.extra || ""}
+    }
+  }`;
+}
+
+const WATCHED = [
+  ["Status", (x) => x.status],
+  ["Next renewal", (x) => x.nextRenewalDate],
+  ["Trial ends", (x) => x.trialEndDate],
+  ["Current period ends", (x) => x.currentPeriodEnd],
+  ["Ends", (x) => x.endDate],
+  ["Cancels at period end", (x) => x.cancelAtPeriodEnd],
+  ["Renewal type", (x) => x.renewalType],
+  ["Renewals billed", (x) => x.occurrencesBilled],
+  ["Amount", (x) => money(x.amount)],
+];
+
+// What the dry run says would change, in words a person checks before confirming.
+function outcome(before, result) {
+  const rows = [];
+  const after = result.subscription;
+  if (after) {
+    for (const [label, get] of WATCHED) {
+      const b = get(before);
+      const a = get(after);
+      if (value(b) !== value(a)) rows.push([label, value(b), value(a)]);
+    }
+    for (const item of after.items || []) {
+      const old = before.items.find((i) => i.id === item.id);
+      if (!old) rows.push([`Item ${item.product.sku}`, "—", `${item.quantity} × ${money(item.unitPrice)}`]);
+      else {
+        if (old.unitPrice.amount !== item.unitPrice.amount) rows.push([`${item.product.sku} unit price`, money(old.unitPrice), money(item.unitPrice)]);
+        if (old.quantity !== item.quantity) rows.push([`${item.product.sku} quantity`, old.quantity, item.quantity]);
+        if (value(old.pendingUnitPrice) !== value(item.pendingUnitPrice)) rows.push([`${item.product.sku} price from next renewal`, money(old.pendingUnitPrice), money(item.pendingUnitPrice)]);
+      }
+    }
+  }
+  const charges = [];
+  if (result.renewal) {
+    const r = result.renewal;
+    charges.push(`Renewal cycle ${r.cycle} (${r.periodStart} → ${r.periodEnd}): charges ${money(r.amount)}${Number(r.refundedAmount?.amount) ? `, refunded ${money(r.refundedAmount)}` : ""} — ${r.status.toLowerCase()}`);
+  }
+  if (result.refund) charges.push(`Refund of ${money(result.refund.amount)}`);
+  return { rows, charges };
+}
+
+function outcomeView(title, before, result) {
+  const { rows, charges } = outcome(before, result);
+  return h(
+    "div",
+    { class: "outcome" },
+    h("h3", {}, title),
+    charges.length ? h("ul", { class: "charges" }, charges.map((c) => h("li", {}, c))) : h("p", { class: "muted" }, "Nothing is charged or refunded."),
+    rows.length
+      ? h(
+          "table",
+          { class: "changes" },
+          h("thead", {}, h("tr", {}, h("th", {}, "Field"), h("th", {}, "Now"), h("th", {}, "After"))),
+          h("tbody", {}, rows.map(([f, b, a]) => h("tr", {}, h("td", {}, f), h("td", { class: "before" }, String(b)), h("td", { class: "after" }, String(a))))),
+        )
+      : h("p", { class: "muted" }, "No field of the subscription changes."),
+  );
+}
+
+export function openAction(action, s, panel, reload, initial = {}) {
+  const init = {};
+  if (initial.renewal) init.renewalId = initial.renewal.id;
+  const form = h(
+    "form",
+    { class: "action-form", dataset: { action: action.name } },
+    h("h2", {}, action.label),
+    action.fields.map((f) =>
+      f.type === "checkbox"
+        ? h("label", { class: "field check" }, control(f, init), " ", f.label)
+        : h("label", { class: "field" }, h("span", {}, f.label), control(f, init)),
+    ),
+    h("label", { class: "field" }, h("span", {}, "Reason (kept in the history)"), h("input", { name: "reason", type: "text", placeholder: "e.g. customer asked by phone" })),
+    h(
+      "div",
+      { class: "buttons" },
+      h("button", { type: "submit", class: "primary", name: "dry-run" }, "Dry run"),
+      h("button", { type: "button", onclick: () => clear(panel) }, "Close"),
+    ),
+  );
+  const result = h("div", { class: "result" });
+  clear(panel, form, result);
+  panel.scrollIntoView({ block: "nearest" });
+  let input = null;
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showUserErrors(form, []);
+    const values = read(form, action.fields);
+    input = { ...action.build(values), reason: values.reason || null, expectedVersion: s.version };
+    clear(result, spinner("Dry run…"));
+    let data;
+    try {
+      data = await gql(mutationText(action), { input: { ...input, dryRun: true } });
+    } catch (exc) {
+      clear(result, errorBox(exc.message));
+      return;
+    }
+    const payload = data.result;
+    if (payload.userErrors.length) {
+      clear(result);
+      showUserErrors(form, payload.userErrors);
+      return;
+    }
+    const confirm = h("button", { type: "button", class: action.danger ? "danger" : "primary", name: "confirm" }, `Confirm: ${action.label}`);
+    confirm.addEventListener("click", () => run(confirm));
+    clear(result, h("div", { class: "dry-run", id: "dry-run" }, outcomeView("Dry run: nothing is stored yet", s, payload), h("div", { class: "buttons" }, confirm, h("button", { type: "button", onclick: () => clear(result) }, "Not now"))));
+  });
+
+  async function run(button) {
+    button.disabled = true;
+    const status = spinner("Applying…");
+    button.after(status);
+    let data;
+    try {
+      data = await gql(mutationText(action), { input: { ...input, dryRun: false, idempotencyKey: newIdempotencyKey() } });
+    } catch (exc) {
+      status.replaceWith(errorBox(exc.message));
+      button.disabled = false;
+      return;
+    }
+    const payload = data.result;
+    if (payload.userErrors.length) {
+      status.remove();
+      clear(result);
+      showUserErrors(form, payload.userErrors);
+      return;
+    }
+    const { charges } = outcome(s, payload);
+    reload(`${action.label}: done.${charges.length ? " " + charges.join("; ") : ""}`);
+  }
+}

@@ -1,0 +1,81 @@
+// Talking to /graphql with the API key kept in sessionStorage (this tab only).
+const KEY = "rebill.apiKey";
+
+export function apiKey() {
+  return sessionStorage.getItem(KEY) || "";
+}
+
+export function setApiKey(value) {
+  if (value) sessionStorage.setItem(KEY, value);
+  else sessionStorage.removeItem(KEY);
+  features = null;
+}
+
+export class ApiError extends Error {}
+
+// Run a query; top-level errors are thrown, userErrors are left to the caller.
+export async function gql(query, variables = {}) {
+  const key = apiKey();
+  if (!key) throw new ApiError("Enter an API key above (rebill apikey create --name me --scope admin).");
+  let response;
+  try {
+    response = await fetch("/graphql", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: "Bearer " + key },
+      body: JSON.stringify({ query, variables }),
+    });
+  } catch (exc) {
+    throw new ApiError("rebill cannot be reached: " + exc.message);
+  }
+  let body;
+  try {
+    body = await response.json();
+  } catch {
+    throw new ApiError(`rebill answered HTTP ${response.status} without JSON`);
+  }
+  if (body.errors && body.errors.length) {
+    const first = body.errors[0];
+    const code = first.extensions && first.extensions.code ? ` (${first.extensions.code})` : "";
+    throw new ApiError(first.message + code);
+  }
+  return body.data;
+}
+
+// Some fields arrive in newer rebill versions: ask the schema once which ones this server has.
+let features = null;
+
+export async function serverFeatures() {
+  if (features) return features;
+  const empty = { mutations: new Set(), inputs: {}, types: {}, args: {} };
+  try {
+    const data = await gql(`{
+      __schema { mutationType { fields { name } } }
+      subs: __type(name: "Query") { fields { name args { name } } }
+      history: __type(name: "HistoryEntry") { fields { name } }
+      forceBill: __type(name: "ForceBillInput") { inputFields { name } }
+      subscription: __type(name: "Subscription") { fields { name args { name } } }
+    }`);
+    const queryArgs = {};
+    for (const field of data.subs.fields) queryArgs[field.name] = new Set(field.args.map((a) => a.name));
+    const subscriptionArgs = {};
+    for (const field of data.subscription.fields) subscriptionArgs[field.name] = new Set(field.args.map((a) => a.name));
+    features = {
+      mutations: new Set(data.__schema.mutationType.fields.map((f) => f.name)),
+      inputs: { ForceBillInput: new Set(data.forceBill ? data.forceBill.inputFields.map((f) => f.name) : []) },
+      types: { HistoryEntry: new Set(data.history ? data.history.fields.map((f) => f.name) : []) },
+      args: { Query: queryArgs, Subscription: subscriptionArgs },
+    };
+  } catch (exc) {
+    if (exc instanceof ApiError && /introspection/i.test(exc.message)) features = empty;
+    else throw exc;
+  }
+  return features;
+}
+
+export function has(featuresSet, name) {
+  return Boolean(featuresSet && featuresSet.has(name));
+}
+
+export function newIdempotencyKey() {
+  return crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2);
+}
