@@ -50,14 +50,18 @@ def worker(
 ) -> None:
     """Renew every due subscription: charge, retry declined payments, remind, expire, cancel.
 
-    Due phases apply first; queued bulk runs are processed too, and
-    idempotency keys past their 48 hours are forgotten. Several
-    workers may run at once: each subscription cycle is billed exactly once.
+    Due phases apply first; queued bulk runs are processed too, due webhook
+    deliveries are sent (from a loop of their own), and idempotency keys
+    past their 48 hours are forgotten. Several workers may run at once:
+    each subscription cycle is billed exactly once, each webhook delivery
+    is sent by one worker at a time.
     Ctrl-C finishes the batch in progress and stops.
     """
     from rebill.billing.engine import EngineReport, RenewalEngine
     from rebill.billing.notifications import deliver_pending, deliverer_from_settings
     from rebill.services.idempotency import purge_expired
+    from rebill.webhooks.delivery import WebhookReport, deliver_due
+    from rebill.webhooks.delivery import run_forever as run_webhooks
 
     settings = settings_or_exit()
     try:
@@ -98,15 +102,28 @@ def worker(
                         soft_wrap=True,
                     )
 
+            async def webhooks_sent(sent: WebhookReport) -> None:
+                stamp = services.clock.now().isoformat(timespec="seconds")
+                out.print(f"{stamp} {sent.summary()}", soft_wrap=True)
+
             if once:
                 report = await engine.run_once(limit, stop=stop)
                 await after_each(report)
+                sent = await deliver_due(services, stop=stop)
+                if sent.attempted:
+                    await webhooks_sent(sent)
                 return
             console.print(
                 f"rebill worker polling every {settings.worker_poll_seconds if poll is None else poll}s "
                 "(Ctrl-C to stop)"
             )
-            await engine.run_forever(poll, stop=stop, after_each=after_each)
+            # Webhooks go out from their own loop, so a long renewal pass does not hold them back.
+            webhook_loop = asyncio.create_task(run_webhooks(services, stop, on_report=webhooks_sent))
+            try:
+                await engine.run_forever(poll, stop=stop, after_each=after_each)
+            finally:
+                stop.set()
+                await webhook_loop
             console.print("rebill worker stopped")
 
     run(main)

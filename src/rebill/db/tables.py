@@ -531,7 +531,7 @@ class WebhookEndpoint(Base):
 
 
 class WebhookDelivery(Base):
-    """One outbox event for one endpoint; rows are inserted by the outbox trigger (migration 0002)."""
+    """One outbox event for one endpoint; rows are inserted by the outbox trigger (migration 0003)."""
 
     __tablename__ = "webhook_deliveries"
 

@@ -21,6 +21,7 @@ from rebill.config import Settings
 from rebill.resolvers import bulk as b
 from rebill.resolvers import mutations as m
 from rebill.resolvers import queries as q
+from rebill.resolvers import webhooks as w
 from rebill.resolvers.auth import CanBulk, CanRead, CanRefund, CanWrite
 from rebill.schema.common import ApiError
 
@@ -50,6 +51,12 @@ class Query:
         resolver=b.bulk_preview, permission_classes=[CanBulk], description="What a bulk plan would do; writes nothing"
     )
     bulk_run = strawberry.field(resolver=b.bulk_run, permission_classes=[CanBulk])
+    webhook_endpoints = strawberry.field(
+        resolver=w.webhook_endpoints, permission_classes=[w.CanAdmin], description="Webhook endpoints, oldest first"
+    )
+    webhook_deliveries = strawberry.field(
+        resolver=w.webhook_deliveries, permission_classes=[w.CanAdmin], description="Webhook deliveries, newest first"
+    )
 
 
 @strawberry.type
@@ -92,6 +99,11 @@ class Mutation:
     start_bulk_run = strawberry.mutation(resolver=b.start_bulk_run, permission_classes=[CanBulk])
     cancel_bulk_run = strawberry.mutation(resolver=b.cancel_bulk_run, permission_classes=[CanBulk])
     revert_bulk_run = strawberry.mutation(resolver=b.revert_bulk_run, permission_classes=[CanBulk])
+    create_webhook_endpoint = strawberry.mutation(resolver=w.create_webhook_endpoint, permission_classes=[w.CanAdmin])
+    update_webhook_endpoint = strawberry.mutation(resolver=w.update_webhook_endpoint, permission_classes=[w.CanAdmin])
+    rotate_webhook_secret = strawberry.mutation(resolver=w.rotate_webhook_secret, permission_classes=[w.CanAdmin])
+    delete_webhook_endpoint = strawberry.mutation(resolver=w.delete_webhook_endpoint, permission_classes=[w.CanAdmin])
+    redeliver_webhook = strawberry.mutation(resolver=w.redeliver_webhook, permission_classes=[w.CanAdmin])
 
 
 def _should_mask(error: GraphQLError) -> bool:

@@ -1,0 +1,311 @@
+"""Sending deliveries: the loop ``rebill worker`` runs beside the renewal loop.
+
+A pass claims due deliveries ``FOR UPDATE SKIP LOCKED`` and holds the
+claim (its transaction) while they are sent, so several worker processes
+never send one delivery at the same time, and a worker that dies mid-send
+leaves its deliveries to be sent again (receivers deduplicate on
+``webhook-id``). Only the oldest pending delivery of a subscription for an
+endpoint is due: events of one subscription arrive in the order they
+happened, and a delivery being retried holds back the ones after it.
+
+Retries follow the Standard Webhooks schedule, on rebill's clock (so
+``REBILL_NOW`` moves them in sandboxes and tests); ``webhook-timestamp`` is
+the real time of sending, since receivers check it against their own clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import text
+
+from rebill.services.runtime import Services
+from rebill.webhooks import events, signing
+
+log = logging.getLogger("rebill.webhooks")
+
+# The delay before each attempt: at once, then the spec's retry schedule.
+SCHEDULE: tuple[timedelta, ...] = (
+    timedelta(0),
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=14),
+    timedelta(hours=20),
+    timedelta(hours=24),
+)
+# Each retry waits up to this much longer than its step, so endpoints that
+# failed together do not all come back at the same instant.
+JITTER = 0.1
+TIMEOUT_SECONDS = 15.0
+IN_FLIGHT = 8
+BATCH_SIZE = 64
+POLL_SECONDS = 1.0
+# How long the previous secret keeps signing after a rotation.
+ROTATION_OVERLAP = timedelta(hours=24)
+
+_CLAIM = text(
+    """
+    SELECT d.id, d.event_id, d.event_type, d.round_attempts, d.endpoint_id,
+           e.url, e.secret, e.previous_secret, e.previous_secret_expires_at,
+           o.payload, o.created_at AS occurred_at
+      FROM webhook_deliveries d
+      JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled
+      JOIN outbox o ON o.id = d.outbox_id
+     WHERE d.status = 'PENDING'
+       AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= :now)
+       AND NOT EXISTS (
+           SELECT 1 FROM webhook_deliveries p
+            WHERE p.status = 'PENDING'
+              AND p.endpoint_id = d.endpoint_id
+              AND p.subscription_id = d.subscription_id
+              AND p.id < d.id)
+     ORDER BY d.id
+     LIMIT :limit
+       FOR UPDATE OF d SKIP LOCKED
+    """
+)
+
+_RECORD = text(
+    """
+    UPDATE webhook_deliveries d
+       SET status = v.status,
+           attempts = d.attempts + 1,
+           round_attempts = v.round_attempts,
+           next_attempt_at = v.next_attempt_at,
+           last_status_code = v.status_code,
+           last_error = v.error,
+           last_attempt_at = :now,
+           delivered_at = CASE WHEN v.status = 'SUCCEEDED' THEN :now ELSE d.delivered_at END
+      FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:rounds AS int[]),
+                  CAST(:next AS timestamptz[]), CAST(:codes AS int[]), CAST(:errors AS text[]))
+           AS v(id, status, round_attempts, next_attempt_at, status_code, error)
+     WHERE d.id = v.id
+    """
+)
+
+_DISABLE = text(
+    """
+    UPDATE webhook_endpoints
+       SET enabled = false, disabled_reason = :reason, updated_at = :now
+     WHERE id = :id AND enabled
+    """
+)
+
+
+@dataclass
+class WebhookReport:
+    """What one pass did."""
+
+    attempted: int = 0
+    succeeded: int = 0
+    retrying: int = 0
+    failed: int = 0
+    endpoints_disabled: int = 0
+
+    def summary(self) -> str:
+        text = (
+            f"webhooks: {self.attempted} sent, {self.succeeded} accepted, "
+            f"{self.retrying} to retry, {self.failed} failed"
+        )
+        if self.endpoints_disabled:
+            text += f", {self.endpoints_disabled} endpoint(s) disabled after 410 Gone"
+        return text
+
+    def add(self, other: WebhookReport) -> None:
+        self.attempted += other.attempted
+        self.succeeded += other.succeeded
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.endpoints_disabled += other.endpoints_disabled
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the endpoint did with one attempt."""
+
+    status_code: int | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def gone(self) -> bool:
+        return self.status_code == 410
+
+
+def retry_delay(round_attempts: int, rng: random.Random | None = None) -> timedelta | None:
+    """The wait before the next attempt after ``round_attempts`` failed ones; None when none is left."""
+    if round_attempts >= len(SCHEDULE):
+        return None
+    step = SCHEDULE[round_attempts]
+    return step * (1 + (rng or random).uniform(0, JITTER))
+
+
+def signing_secrets(row: Any, now: datetime) -> list[str]:
+    """The endpoint's secret, and its previous one while the rotation overlap lasts."""
+    found = [row.secret]
+    expires = row.previous_secret_expires_at
+    if row.previous_secret and expires is not None and expires > now:
+        found.append(row.previous_secret)
+    return found
+
+
+def _payload(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, str | bytes):
+        loaded: dict[str, Any] = orjson.loads(raw)
+        return loaded
+    return dict(raw or {})
+
+
+async def _send(client: httpx.AsyncClient, row: Any, now: datetime) -> Answer:
+    content = events.body(row.event_type, row.occurred_at, _payload(row.payload))
+    # The real time of sending, not rebill's clock: receivers compare it with theirs.
+    sent_at = datetime.now(UTC)
+    headers = signing.headers(signing_secrets(row, now), row.event_id, sent_at, content)
+    try:
+        response = await client.post(row.url, content=content, headers=headers)
+    except httpx.TimeoutException:
+        return Answer(None, f"no answer within {client.timeout.read or TIMEOUT_SECONDS:g} s")
+    except httpx.HTTPError as exc:
+        return Answer(None, f"{type(exc).__name__}: {exc}"[:500])
+    if 200 <= response.status_code < 300:
+        return Answer(response.status_code, None)
+    return Answer(response.status_code, f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+def new_client(timeout: float = TIMEOUT_SECONDS, in_flight: int = IN_FLIGHT) -> httpx.AsyncClient:
+    """The HTTP client of a delivery loop: 15 s to answer, no redirects followed."""
+    limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+
+
+async def _batch(
+    services: Services, client: httpx.AsyncClient, size: int, in_flight: int, rng: random.Random | None
+) -> WebhookReport:
+    report = WebhookReport()
+    async with services.sessions() as session, session.begin():
+        now = services.clock.now()
+        rows: Sequence[Any] = list(await session.execute(_CLAIM, {"now": now, "limit": size}))
+        if not rows:
+            return report
+        gate = asyncio.Semaphore(in_flight)
+
+        async def one(row: Any) -> Answer:
+            async with gate:
+                return await _send(client, row, now)
+
+        answers = await asyncio.gather(*(one(row) for row in rows))
+        ids, statuses, rounds, nexts, codes, errors = [], [], [], [], [], []
+        gone: dict[int, str] = {}
+        for row, answer in zip(rows, answers, strict=True):
+            round_attempts = row.round_attempts + 1
+            next_at: datetime | None = None
+            if answer.ok:
+                status = "SUCCEEDED"
+                report.succeeded += 1
+            elif answer.gone:
+                status = "FAILED"
+                report.failed += 1
+                gone[row.endpoint_id] = f"the endpoint answered 410 Gone on {now.isoformat(timespec='seconds')}"
+            else:
+                delay = retry_delay(round_attempts, rng)
+                if delay is None:
+                    status = "FAILED"
+                    report.failed += 1
+                else:
+                    status = "PENDING"
+                    next_at = now + delay
+                    report.retrying += 1
+                log.info("webhook %s to %s failed: %s", row.event_id, row.url, answer.error)
+            ids.append(row.id)
+            statuses.append(status)
+            rounds.append(round_attempts)
+            nexts.append(next_at)
+            codes.append(answer.status_code)
+            errors.append(answer.error)
+        report.attempted = len(rows)
+        await session.execute(
+            _RECORD,
+            {
+                "now": now,
+                "ids": ids,
+                "statuses": statuses,
+                "rounds": rounds,
+                "next": nexts,
+                "codes": codes,
+                "errors": errors,
+            },
+        )
+        for endpoint_id, reason in gone.items():
+            result: Any = await session.execute(_DISABLE, {"id": endpoint_id, "reason": reason, "now": now})
+            report.endpoints_disabled += result.rowcount
+    return report
+
+
+async def deliver_due(
+    services: Services,
+    *,
+    client: httpx.AsyncClient | None = None,
+    batch_size: int = BATCH_SIZE,
+    in_flight: int = IN_FLIGHT,
+    limit: int | None = None,
+    stop: asyncio.Event | None = None,
+    rng: random.Random | None = None,
+) -> WebhookReport:
+    """Send every delivery due as of rebill's clock, batch after batch, until none is left (or ``limit``)."""
+    report = WebhookReport()
+    own = client is None
+    http = client or new_client(in_flight=in_flight)
+    try:
+        while limit is None or report.attempted < limit:
+            if stop is not None and stop.is_set():
+                break
+            size = batch_size if limit is None else min(batch_size, limit - report.attempted)
+            done = await _batch(services, http, size, in_flight, rng)
+            if not done.attempted:
+                break
+            report.add(done)
+    finally:
+        if own:
+            await http.aclose()
+    return report
+
+
+async def run_forever(
+    services: Services,
+    stop: asyncio.Event,
+    *,
+    poll: float = POLL_SECONDS,
+    on_report: Callable[[WebhookReport], Awaitable[None]] | None = None,
+) -> None:
+    """Deliver what is due, then wait ``poll`` seconds, until ``stop`` is set.
+
+    A failing pass (the database away for a moment) is logged and tried
+    again on the next poll, as the renewal loop does.
+    """
+    async with new_client() as client:
+        while not stop.is_set():
+            try:
+                report = await deliver_due(services, client=client, stop=stop)
+            except Exception:  # the loop outlives a bad pass; the claim rolled back
+                log.exception("webhook delivery pass failed")
+                report = WebhookReport()
+            if report.attempted and on_report is not None:
+                await on_report(report)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), poll)

@@ -1,0 +1,72 @@
+"""Partner events: which outbox kinds they come from, and the body a partner receives.
+
+The fan-out itself is a trigger on ``outbox`` (migration 0003), so every
+writer of the outbox (mutations, the renewal engine, bulk runs) feeds
+webhooks without knowing about them. The trigger's mapping was frozen from
+``EVENT_TYPES`` below; a test checks they agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from rebill.ids import to_global_id
+
+# Outbox kind → partner event type (DOMAIN.md "Partner events"). The kinds
+# RENEWAL_REMINDER, PAYMENT_DUE and AWAITING_REINSTATE only notify the customer.
+EVENT_TYPES: dict[str, str] = {
+    "SUBSCRIPTION_CREATED": "subscription.created",
+    "SUBSCRIPTION_UPDATED": "subscription.updated",
+    "SUBSCRIPTION_CANCELLED": "subscription.cancelled",
+    "SUBSCRIPTION_SUSPENDED": "subscription.suspended",
+    "SUBSCRIPTION_ACTIVATED": "subscription.activated",
+    "SUBSCRIPTION_EXPIRED": "subscription.expired",
+    "RENEWAL_RECEIPT": "renewal.paid",
+    "PAYMENT_DECLINED": "renewal.failed",
+    "RENEWAL_REFUNDED": "renewal.refunded",
+    "BULK_RUN_COMPLETED": "bulk_run.completed",
+    "BULK_RUN_FAILED": "bulk_run.failed",
+}
+
+PARTNER_EVENTS: tuple[str, ...] = tuple(EVENT_TYPES.values())
+
+# Numeric ids a payload may carry, and the type of the global id they become.
+_ID_TYPES = {
+    "subscriptionId": "Subscription",
+    "renewalId": "Renewal",
+    "customerId": "Customer",
+    "bulkRunId": "BulkRun",
+    "paymentMethodId": "PaymentMethod",
+    "productId": "Product",
+    "profileId": "SubscriptionProfile",
+    "replacedById": "Subscription",
+    "replacesId": "Subscription",
+}
+
+
+def partner_data(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """An outbox payload as partners see it: global ids only.
+
+    Numeric ids become global ids; other ``…Id`` values and the customer's
+    links (which carry raw ids in their paths) are left out.
+    """
+    data: dict[str, Any] = {}
+    for key, value in payload.items():
+        if key in _ID_TYPES:
+            if value is not None:
+                data[key] = to_global_id(_ID_TYPES[key], value)
+            continue
+        if key.endswith("Id") or key.endswith("Url"):
+            continue
+        data[key] = value
+    return data
+
+
+def body(event_type: str, occurred_at: datetime, payload: Mapping[str, Any]) -> bytes:
+    """The JSON body of a delivery: ``{"type", "timestamp", "data"}``; the same bytes on every attempt."""
+    stamp = occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return orjson.dumps({"type": event_type, "timestamp": stamp, "data": partner_data(payload)})
