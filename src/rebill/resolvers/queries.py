@@ -294,4 +294,8 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
         from rebill.resolvers.bulk import bulk_run
 
         return await bulk_run(info, id)
+    if type_name in ("WebhookEndpoint", "WebhookDelivery"):
+        from rebill.resolvers.webhooks import webhook_node
+
+        return await webhook_node(info, type_name, pk)
     return None

@@ -17,13 +17,15 @@ import orjson
 from rebill.ids import to_global_id
 
 # Outbox kind → partner event type (DOMAIN.md "Partner events"). The kinds
-# RENEWAL_REMINDER, PAYMENT_DUE and AWAITING_REINSTATE only notify the customer.
+# RENEWAL_REMINDER, PAYMENT_DUE, AWAITING_REINSTATE and the MERCHANT_… copies only notify people.
 EVENT_TYPES: dict[str, str] = {
     "SUBSCRIPTION_CREATED": "subscription.created",
     "SUBSCRIPTION_UPDATED": "subscription.updated",
     "SUBSCRIPTION_CANCELLED": "subscription.cancelled",
     "SUBSCRIPTION_SUSPENDED": "subscription.suspended",
     "SUBSCRIPTION_ACTIVATED": "subscription.activated",
+    # A subscription with a future start date starts.
+    "SUBSCRIPTION_STARTED": "subscription.activated",
     "SUBSCRIPTION_EXPIRED": "subscription.expired",
     "RENEWAL_RECEIPT": "renewal.paid",
     "PAYMENT_DECLINED": "renewal.failed",
@@ -32,7 +34,7 @@ EVENT_TYPES: dict[str, str] = {
     "BULK_RUN_FAILED": "bulk_run.failed",
 }
 
-PARTNER_EVENTS: tuple[str, ...] = tuple(EVENT_TYPES.values())
+PARTNER_EVENTS: tuple[str, ...] = tuple(dict.fromkeys(EVENT_TYPES.values()))
 
 # Numeric ids a payload may carry, and the type of the global id they become.
 _ID_TYPES = {

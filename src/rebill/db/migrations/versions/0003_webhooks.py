@@ -37,6 +37,8 @@ EVENT_TYPES = {
     "SUBSCRIPTION_CANCELLED": "subscription.cancelled",
     "SUBSCRIPTION_SUSPENDED": "subscription.suspended",
     "SUBSCRIPTION_ACTIVATED": "subscription.activated",
+    # A subscription with a future start date starts.
+    "SUBSCRIPTION_STARTED": "subscription.activated",
     "SUBSCRIPTION_EXPIRED": "subscription.expired",
     "RENEWAL_RECEIPT": "renewal.paid",
     "PAYMENT_DECLINED": "renewal.failed",
