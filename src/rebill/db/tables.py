@@ -569,6 +569,73 @@ class WebhookDelivery(Base):
     )
 
 
+class PortalSettings(Base):
+    """One row: what the outbox trigger needs to build portal links (written when the server starts)."""
+
+    __tablename__ = "portal_settings"
+
+    id: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
+    base_url: Mapped[str] = mapped_column(Text)
+    email_link_ttl: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (CheckConstraint("id", name="one_row"),)
+
+
+class PortalToken(Base):
+    """A secret that opens the customer portal; only its SHA-256 is stored.
+
+    ``LINK`` tokens are in URLs (e-mails, ``createCustomerPortalSession``) and
+    work once; ``API`` tokens are bearer tokens with the ``customer`` scope
+    until they expire.
+    """
+
+    __tablename__ = "portal_tokens"
+
+    id: Mapped[int] = _pk()
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    flow: Mapped[str] = mapped_column(String(16), server_default="OVERVIEW")
+    subscription_id: Mapped[int | None] = mapped_column(BigInteger)
+    return_url: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('LINK','API')", name="kind"),
+        CheckConstraint("source IN ('API','EMAIL')", name="source"),
+    )
+
+
+class PortalSession(Base):
+    """A signed-in portal browser: the cookie holds a secret whose SHA-256 is ``session_hash``."""
+
+    __tablename__ = "portal_sessions"
+
+    id: Mapped[int] = _pk()
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    return_url: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ApiRateLimit(Base):
+    """An API key's leaky bucket of query-cost points, shared by every API process on the database."""
+
+    __tablename__ = "api_rate_limits"
+
+    bucket: Mapped[str] = mapped_column(Text, primary_key=True)
+    available: Mapped[float] = mapped_column(Float)
+    granted: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    updated_at: Mapped[datetime] = _created()
+
+
 TABLES = [t.name for t in Base.metadata.sorted_tables]
 
 

@@ -1,0 +1,1 @@
+"""The customer portal (seed 004): links, sessions and server-rendered pages at ``/portal``."""

@@ -1,0 +1,205 @@
+"""What the portal pages show, read for one customer: their subscriptions, renewals, cards and addresses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+
+from rebill.db import tables as t
+from rebill.db.repositories import SubscriptionRepository, renewal_from_row
+from rebill.domain.money import Money
+from rebill.domain.subscription import RenewalType, SubscriptionState, SubscriptionStatus
+from rebill.services.runtime import Services
+
+CU = t.table_of(t.Customer)
+PM = t.table_of(t.PaymentMethod)
+S = t.table_of(t.Subscription)
+R = t.table_of(t.Renewal)
+
+FINAL = {SubscriptionStatus.CANCELLED, SubscriptionStatus.EXPIRED}
+UNITS = {"DAY": ("day", "days"), "WEEK": ("week", "weeks"), "MONTH": ("month", "months"), "YEAR": ("year", "years")}
+STATUS_LABELS = {
+    "FUTURE": "Starts later",
+    "TRIAL": "In trial",
+    "ACTIVE": "Active",
+    "OVERDUE": "Payment failed",
+    "SUSPENDED": "Paused",
+    "AWAITING_REINSTATE": "Waiting for renewal",
+    "CANCELLED": "Cancelled",
+    "EXPIRED": "Ended",
+}
+RENEWAL_LABELS = {
+    "PENDING": "Pending",
+    "PAID": "Paid",
+    "FAILED": "Payment failed",
+    "REFUNDED": "Refunded",
+    "PARTIALLY_REFUNDED": "Partly refunded",
+    "VOID": "Void",
+}
+
+
+def money(value: Money) -> str:
+    return f"{value.amount_str} {value.currency}"
+
+
+def frequency(unit: str, count: int) -> str:
+    one, many = UNITS.get(unit, (unit.lower(), unit.lower() + "s"))
+    return f"Every {one}" if count == 1 else f"Every {count} {many}"
+
+
+def address_lines(raw: Mapping[str, Any] | None) -> list[str]:
+    if not raw:
+        return []
+    city = " ".join(str(raw[k]) for k in ("postalCode", "city") if raw.get(k))
+    lines = [raw.get("line1"), raw.get("line2"), city, raw.get("region"), raw.get("country")]
+    return [str(line) for line in lines if line]
+
+
+def card_label(row: Any | None) -> str:
+    if row is None:
+        return "No payment method on file"
+    if row.kind == "CARD":
+        label = f"{(row.brand or 'Card').title()} ending in {row.last4 or '????'}"
+        if row.exp_month and row.exp_year:
+            label += f", expires {row.exp_month:02d}/{row.exp_year}"
+        return label
+    return {"EXTERNAL": "Paid outside this store", "OFFLINE": "Invoice or bank transfer"}.get(row.kind, row.kind)
+
+
+@dataclass
+class RenewalRow:
+    period_start: date
+    period_end: date
+    kind: str
+    status: str
+    amount: str
+    failed: bool
+
+
+@dataclass
+class SubscriptionView:
+    id: int
+    title: str
+    status: str
+    status_label: str
+    next_date: date | None
+    price: str
+    frequency: str
+    manual: bool
+    items: list[tuple[str, int, str]]
+    shipping: list[str]
+    payment: str
+    payment_method_id: int | None
+    renewals: list[RenewalRow] = field(default_factory=list)
+
+    @property
+    def final(self) -> bool:
+        return self.status in {s.value for s in FINAL}
+
+    @property
+    def can_postpone(self) -> bool:
+        return not self.final and self.next_date is not None
+
+    @property
+    def can_cancel(self) -> bool:
+        return not self.final
+
+    @property
+    def can_renew(self) -> bool:
+        return self.manual and self.status == SubscriptionStatus.AWAITING_REINSTATE.value
+
+    @property
+    def overdue(self) -> bool:
+        return self.status == SubscriptionStatus.OVERDUE.value
+
+
+@dataclass
+class Account:
+    id: int
+    email: str
+    name: str | None
+    billing: list[str]
+    billing_raw: Mapping[str, Any]
+    default_payment: str
+    cards: list[tuple[int, str]]
+
+
+def _view(state: SubscriptionState, cards: Mapping[int, Any], default_pm: int | None) -> SubscriptionView:
+    assert state.id is not None
+    pm_id = state.payment_method.id if state.payment_method is not None else default_pm
+    return SubscriptionView(
+        id=state.id,
+        title=", ".join(item.product.name for item in state.items) or f"Subscription {state.id}",
+        status=state.status.value,
+        status_label=STATUS_LABELS.get(state.status.value, state.status.value),
+        next_date=state.next_renewal_date if state.status not in FINAL else None,
+        price=money(state.amount),
+        frequency=frequency(state.cadence.unit.value, state.cadence.count),
+        manual=state.renewal_type is RenewalType.MANUAL,
+        items=[(item.product.name, item.quantity, money(item.unit_price)) for item in state.items],
+        shipping=address_lines(state.shipping_address),
+        payment=card_label(cards.get(pm_id) if pm_id is not None else None),
+        payment_method_id=pm_id,
+    )
+
+
+async def account(services: Services, customer_id: int) -> Account:
+    async with services.sessions() as session:
+        customer = (await session.execute(select(CU).where(CU.c.id == customer_id))).one()
+        cards = list(await session.execute(select(PM).where(PM.c.customer_id == customer_id).order_by(PM.c.id)))
+    by_id = {c.id: c for c in cards}
+    default = by_id.get(customer.default_payment_method_id) if customer.default_payment_method_id else None
+    return Account(
+        id=customer.id,
+        email=customer.email,
+        name=customer.name,
+        billing=address_lines(customer.billing_address),
+        billing_raw=customer.billing_address or {},
+        default_payment=card_label(default),
+        cards=[(c.id, card_label(c)) for c in cards],
+    )
+
+
+async def subscriptions(services: Services, customer_id: int) -> list[SubscriptionView]:
+    """The customer's subscriptions, the running ones first, newest first."""
+    async with services.sessions() as session:
+        customer = (await session.execute(select(CU).where(CU.c.id == customer_id))).one()
+        ids = list((await session.execute(select(S.c.id).where(S.c.customer_id == customer_id))).scalars())
+        states = await SubscriptionRepository(session).get_many(ids) if ids else {}
+        cards = {c.id: c for c in await session.execute(select(PM).where(PM.c.customer_id == customer_id))}
+    views = [_view(s, cards, customer.default_payment_method_id) for s in states.values()]
+    return sorted(views, key=lambda v: (v.final, -v.id))
+
+
+async def subscription(services: Services, customer_id: int, subscription_id: int) -> SubscriptionView | None:
+    """One of the customer's subscriptions with its order history; None when it is not theirs."""
+    async with services.sessions() as session:
+        owner = (await session.execute(select(S.c.customer_id).where(S.c.id == subscription_id))).scalar()
+        if owner is None or owner != customer_id:
+            return None
+        customer = (await session.execute(select(CU).where(CU.c.id == customer_id))).one()
+        state = await SubscriptionRepository(session).get(subscription_id)
+        cards = {c.id: c for c in await session.execute(select(PM).where(PM.c.customer_id == customer_id))}
+        rows = list(
+            await session.execute(
+                select(R).where(R.c.subscription_id == subscription_id).order_by(R.c.id.desc()).limit(50)
+            )
+        )
+    view = _view(state, cards, customer.default_payment_method_id)
+    for row in rows:
+        info = renewal_from_row(row)
+        view.renewals.append(
+            RenewalRow(
+                period_start=info.period_start,
+                period_end=info.period_end,
+                kind=info.kind.value.title(),
+                status=RENEWAL_LABELS.get(info.status.value, info.status.value),
+                amount=money(info.amount),
+                failed=info.status.value == "FAILED",
+            )
+        )
+    return view

@@ -1,0 +1,296 @@
+"""Customers: staff edits, and what a customer may do to their own account (seed 004).
+
+Self-service is not a second set of rules. Each customer action checks what
+seed 004 lets a customer do (their own subscriptions only; a later billing
+date only; cancel now, without the merchant's refund and fulfillment
+options; renew a manual subscription awaiting reinstatement), then calls the
+same service as a staff change, with the customer as the actor. The portal
+pages and the customer-scoped API both come through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select, update
+
+from rebill.db import tables as t
+from rebill.domain import lifecycle, updates
+from rebill.domain.cadence import validate_time_zone
+from rebill.domain.errors import NotFound, RebillError, SubscriptionError, ValidationError
+from rebill.domain.subscription import PaymentKind, RenewalType, SubscriptionState, SubscriptionStatus
+from rebill.ids import decode_id, to_global_id
+from rebill.services.catalog import CatalogService
+from rebill.services.runtime import Actor, Common, Result, Services
+from rebill.services.subscriptions import SubscriptionService, Unit, run_in_transaction
+
+CU = t.table_of(t.Customer)
+S = t.table_of(t.Subscription)
+
+CUSTOMER_SCOPE = "customer"
+ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postalCode", "country")
+
+
+def customer_actor(customer_id: int) -> Actor:
+    """The actor of a customer's own changes: ``customer:<global id>`` in the history.
+
+    ``api_key_id`` is the customer's id negated, so idempotency keys (kept per
+    key owner) of one customer never meet another's or a staff key's.
+    """
+    return Actor(
+        name=f"customer:{to_global_id('Customer', customer_id)}",
+        api_key_id=-customer_id,
+        scopes=frozenset({CUSTOMER_SCOPE}),
+    )
+
+
+def customer_of(actor: Actor | None) -> int | None:
+    """The customer an actor acts for, or None for staff keys, the engine and bulk runs."""
+    if actor is None or CUSTOMER_SCOPE not in actor.scopes or not actor.name.startswith("customer:"):
+        return None
+    try:
+        return decode_id(actor.name.removeprefix("customer:"), "Customer")
+    except RebillError:
+        return None
+
+
+def clean_address(raw: Mapping[str, Any] | None, field: str = "billingAddress") -> dict[str, Any] | None:
+    """An address as stored (camelCase keys, trimmed); line1, city and country are required."""
+    if raw is None:
+        return None
+    address: dict[str, Any] = {}
+    for key in ADDRESS_FIELDS:
+        value = raw.get(key)
+        if value is None:
+            continue
+        text = str(value).strip()
+        if len(text) > 200:
+            raise ValidationError(f"{key} is longer than 200 characters", code="INVALID_ADDRESS", field=[field, key])
+        if text:
+            address[key] = text
+    for key in ("line1", "city", "country"):
+        if key not in address:
+            raise ValidationError(f"an address needs {key}", code="INVALID_ADDRESS", field=[field, key])
+    return address
+
+
+class CustomerService:
+    """Staff changes to a customer."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def update_customer(
+        self,
+        actor: Actor,
+        request: Any,
+        customer_id: int,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        time_zone: str | None = None,
+        billing_address: Mapping[str, Any] | None = None,
+        clear_billing_address: bool = False,
+        common: Common | None = None,
+    ) -> Result:
+        """Change the fields given; the others stay. A customer's own subscriptions keep their time zone."""
+
+        async def body(unit: Unit) -> Result:
+            row = (await unit.session.execute(select(CU).where(CU.c.id == customer_id).with_for_update())).first()
+            if row is None:
+                raise NotFound(f"customer {to_global_id('Customer', customer_id)} does not exist", field=["customerId"])
+            values: dict[str, Any] = {}
+            if email is not None:
+                clean = email.strip()
+                if "@" not in clean or clean.startswith("@") or clean.endswith("@") or " " in clean or len(clean) > 320:
+                    raise ValidationError(f"{email!r} is not an email address", code="INVALID_EMAIL", field=["email"])
+                values["email"] = clean
+            if name is not None:
+                values["name"] = name.strip() or None
+            if time_zone is not None:
+                values["time_zone"] = validate_time_zone(time_zone)
+            if billing_address is not None:
+                values["billing_address"] = clean_address(billing_address)
+            elif clear_billing_address:
+                values["billing_address"] = None
+            if values:
+                await unit.session.execute(update(CU).where(CU.c.id == customer_id).values(**values))
+            return Result(extra={"customerId": customer_id})
+
+        return await run_in_transaction(self.services, "updateCustomer", actor, common or Common(), request, body)
+
+
+class SelfService:
+    """What a customer may do to their own account, through the one service path."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.subscriptions = SubscriptionService(services)
+
+    async def own_subscription(self, customer_id: int, subscription_id: int) -> SubscriptionState:
+        """The customer's subscription; another customer's is NOT_FOUND exactly like one that does not exist."""
+        from rebill.db.repositories import SubscriptionRepository
+
+        async with self.services.sessions() as session:
+            owner = (await session.execute(select(S.c.customer_id).where(S.c.id == subscription_id))).scalar()
+            if owner is None or owner != customer_id:
+                raise NotFound(
+                    f"subscription {to_global_id('Subscription', subscription_id)} does not exist",
+                    field=["subscriptionId"],
+                )
+            return await SubscriptionRepository(session).get(subscription_id)
+
+    @staticmethod
+    def _pinned(common: Common, state: SubscriptionState) -> Common:
+        """The checks below read the subscription first: the change applies to that version or is refused."""
+        if common.expected_version is not None:
+            return common
+        return Common(
+            expected_version=state.version,
+            reason=common.reason,
+            idempotency_key=common.idempotency_key,
+            dry_run=common.dry_run,
+        )
+
+    async def _guard(self, call: Any) -> Result:
+        try:
+            result: Result = await call()
+        except RebillError as exc:
+            return Result(errors=[exc])
+        return result
+
+    async def postpone(
+        self,
+        customer_id: int,
+        common: Common,
+        request: Any,
+        subscription_id: int,
+        *,
+        date_: date | None = None,
+        shift: updates.Shift | None = None,
+    ) -> Result:
+        """Move the next billing date later (seed 004: "not a date prior to the current renewal date")."""
+
+        async def call() -> Result:
+            state = await self.own_subscription(customer_id, subscription_id)
+            current = state.next_renewal_date
+            target = date_
+            if target is None and shift is not None and current is not None:
+                target = shift.apply(current)
+            if current is not None and target is not None and target < current:
+                raise SubscriptionError(
+                    f"the billing date can move later, not earlier than the current renewal date "
+                    f"({current.isoformat()})",
+                    code="DATE_BEFORE_CURRENT_RENEWAL",
+                    field=["date"] if date_ is not None else ["shift"],
+                )
+            return await self.subscriptions.change_next_renewal_date(
+                customer_actor(customer_id),
+                self._pinned(common, state),
+                request,
+                subscription_id,
+                date_=date_,
+                shift=shift,
+            )
+
+        return await self._guard(call)
+
+    async def cancel(self, customer_id: int, common: Common, request: Any, subscription_id: int) -> Result:
+        """Cancel now; refunds and fulfillment are the merchant's to decide."""
+
+        async def call() -> Result:
+            state = await self.own_subscription(customer_id, subscription_id)
+            return await self.subscriptions.cancel(
+                customer_actor(customer_id),
+                self._pinned(common, state),
+                request,
+                subscription_id,
+                at_period_end=False,
+                refund_last_renewal=False,
+                cancel_fulfillment=False,
+            )
+
+        return await self._guard(call)
+
+    async def renew(self, customer_id: int, common: Common, request: Any, subscription_id: int) -> Result:
+        """Renew a manual subscription that awaits reinstatement (seed 002, 004)."""
+
+        async def call() -> Result:
+            state = await self.own_subscription(customer_id, subscription_id)
+            if (
+                state.renewal_type is not RenewalType.MANUAL
+                or state.status is not SubscriptionStatus.AWAITING_REINSTATE
+            ):
+                raise SubscriptionError(
+                    "only a manual subscription awaiting reinstatement can be renewed here; "
+                    "this one renews by itself on its billing date",
+                    code="INVALID_STATUS",
+                    field=["subscriptionId"],
+                )
+            return await self.subscriptions.renew_now(
+                customer_actor(customer_id),
+                self._pinned(common, state),
+                request,
+                subscription_id,
+                mode=lifecycle.RenewNowMode.EXTEND,
+                unit_price=None,
+                product_id=None,
+                consent_reference=None,
+            )
+
+        return await self._guard(call)
+
+    async def set_payment_method(
+        self, customer_id: int, common: Common, request: Any, subscription_id: int, *, payment_method_id: int
+    ) -> Result:
+        async def call() -> Result:
+            state = await self.own_subscription(customer_id, subscription_id)
+            return await self.subscriptions.set_payment_method(
+                customer_actor(customer_id),
+                self._pinned(common, state),
+                request,
+                subscription_id,
+                payment_method_id=payment_method_id,
+            )
+
+        return await self._guard(call)
+
+    async def add_card(
+        self,
+        customer_id: int,
+        common: Common,
+        request: Any,
+        *,
+        gateway_token: str,
+        exp_month: int | None = None,
+        exp_year: int | None = None,
+        make_default: bool = True,
+    ) -> Result:
+        """Add a card to the customer's own account; as the default, it retries renewals in dunning at once."""
+        return await self._guard(
+            lambda: CatalogService(self.services).add_payment_method(
+                customer_actor(customer_id),
+                request,
+                customer_id=customer_id,
+                kind=PaymentKind.CARD,
+                gateway_token=gateway_token,
+                make_default=make_default,
+                exp_month=exp_month,
+                exp_year=exp_year,
+                common=common,
+            )
+        )
+
+    async def update_billing_address(
+        self, customer_id: int, common: Common, request: Any, *, address: Mapping[str, Any]
+    ) -> Result:
+        return await self._guard(
+            lambda: CustomerService(self.services).update_customer(
+                customer_actor(customer_id), request, customer_id, billing_address=address, common=common
+            )
+        )
+
+
+__all__ = ["CustomerService", "SelfService", "clean_address", "customer_actor", "customer_of"]
