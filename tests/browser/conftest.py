@@ -106,7 +106,7 @@ class LiveServer:
     url: str
     services: Any
 
-    async def create_api_key(self, name: str = "support-agent", scopes: tuple[str, ...] = ("admin",)) -> str:
+    async def create_api_key(self, name: str = "browser-user", scopes: tuple[str, ...] = ("admin",)) -> str:
         """Create an API key; returns its secret."""
         from rebill.services.apikeys import create_key
 
@@ -114,7 +114,7 @@ class LiveServer:
         secret: str = key.secret
         return secret
 
-    async def create_admin_key(self, name: str = "support-agent") -> str:
+    async def create_admin_key(self, name: str = "browser-user") -> str:
         return await self.create_api_key(name, ("admin",))
 
 
@@ -151,9 +151,25 @@ async def page_report() -> PageReport:
     return PageReport()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-async def page(browser: Any, page_report: PageReport) -> AsyncIterator[Any]:
-    """A fresh browser context and page; only 127.0.0.1 is reachable, and script errors fail the test."""
+async def page(
+    browser: Any, page_report: PageReport, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Any]:
+    """A fresh browser context and page; only 127.0.0.1 is reachable, and script errors fail the test.
+
+    When the test fails, the page's last state is kept as ``tmp_path/failure.png`` and its text is printed.
+    """
     context = await browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
 
     async def only_loopback(route: Any) -> None:
@@ -171,6 +187,10 @@ async def page(browser: Any, page_report: PageReport) -> AsyncIterator[Any]:
     tab.on("pageerror", lambda exc: page_report.errors.append(str(exc)))
     try:
         yield tab
+        if request.node.stash.get(_FAILED, False):
+            await tab.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+            print(f"--- the page at {tab.url} when the test failed ({tmp_path / 'failure.png'}):")
+            print(await tab.inner_text("body"))
     finally:
         await context.close()
     assert not page_report.refused, f"the page asked for other hosts: {page_report.refused}"

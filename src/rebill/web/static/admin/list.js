@@ -77,7 +77,7 @@ export async function renderList(root, params, navigate) {
     h(
       "div",
       { class: "search-row" },
-      h("input", { name: "email", type: "search", placeholder: "Customer email (part of it)", value: p("email"), "aria-label": "Customer email" }),
+      h("input", { name: "email", type: "search", placeholder: "Customer email (the whole address)", value: p("email"), "aria-label": "Customer email" }),
       h("input", { name: "id", placeholder: "Subscription id(s)", value: p("id"), "aria-label": "Subscription ids" }),
       h("button", { type: "submit", class: "primary" }, "Search"),
       h("button", { type: "button", onclick: () => navigate("#/subscriptions") }, "Clear"),

@@ -1,0 +1,144 @@
+"""The admin console as support staff use it: find, read, dry-run, confirm; bulk plans with a limit, and revert."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support import gql, history, make_customer, make_world, mutate, ok, subscribe
+
+pytestmark = pytest.mark.browser
+
+
+async def sign_in(page: Any, live_server: Any, path: str = "") -> None:
+    secret = await live_server.create_admin_key("support-lead")
+    await page.goto(f"{live_server.url}/admin{path}")
+    await page.fill("#apikey", secret)
+    await page.click("text=Use key")
+
+
+async def test_console_finds_a_subscription_shows_its_history_and_force_bills_it_after_a_dry_run(
+    page: Any, live_server: Any, client: Any, screenshot: Any
+) -> None:
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    world.customer = await make_customer(client, email="bob@example.com")
+    await subscribe(client, world, price="10.00")
+    ok(
+        await mutate(
+            client,
+            "changeNextRenewalDate",
+            {"subscriptionId": sub["id"], "date": "2026-02-20", "reason": "customer asked by phone"},
+            "subscription { id }",
+        )
+    )
+
+    await sign_in(page, live_server)
+    await page.locator("#subscription-table tbody tr").nth(1).wait_for()
+    await page.fill("input[name=email]", "ADA@example.com")
+    await page.press("input[name=email]", "Enter")
+    await page.get_by_text("1\u20131 of 1").wait_for()
+    rows = page.locator("#subscription-table tbody tr")
+    assert await rows.count() == 1
+    assert "62.96 USD" in await rows.first.inner_text()
+    await screenshot("search")
+
+    await rows.first.locator("a").first.click()
+    await page.get_by_text("Subscription Information").wait_for()
+    assert await page.inner_text("#next-renewal") == "2026-02-20"
+    assert await page.inner_text("#subscription-amount") == "62.96 USD"
+    await screenshot("subscription", full_page=True)
+
+    await page.click("text=/^History/")
+    entries = page.locator("#history .history-entry")
+    await entries.first.wait_for()
+    newest = await entries.first.inner_text()
+    assert "customer asked by phone" in newest
+    assert "2026-02-20" in newest and "support-agent" in newest
+    await screenshot("history")
+
+    renewals_before = len(await _renewals(client, sub["id"]))
+    await page.click("button[data-action=force-bill]")
+    await page.fill("#action-panel input[name=reason]", "customer wants the box today")
+    await page.click("#action-panel button[name=dry-run]")
+    dry_run = page.locator("#dry-run")
+    await dry_run.wait_for()
+    assert "charges 62.96 USD" in await dry_run.inner_text()
+    await screenshot("force-bill-dry-run")
+    assert len(await _renewals(client, sub["id"])) == renewals_before  # the dry run stored nothing
+
+    await page.click("#dry-run button[name=confirm]")
+    await page.locator("#flash").get_by_text("Force Bill NOW: done").wait_for()
+    await screenshot("force-bill-done")
+    renewals = await _renewals(client, sub["id"])
+    assert len(renewals) == renewals_before + 1
+    assert renewals[0]["amount"]["amount"] == "62.96"
+    newest = (await history(client, sub["id"]))[-1]
+    assert newest["reason"] == "customer wants the box today"
+    # The page shows it too: the newest history entry is the force bill.
+    await page.click("text=/^History/")
+    await page.locator("#history .history-entry").first.get_by_text("customer wants the box today").wait_for()
+
+
+async def test_a_refused_action_shows_its_error_next_to_the_field(page: Any, live_server: Any, client: Any) -> None:
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    await sign_in(page, live_server, f"#/subscription/{sub['id']}")
+    await page.click("button[data-action=change-price]")
+    await page.fill("#action-panel input[name=unitPrice]", "99.00")
+    await page.click("#action-panel button[name=dry-run]")
+    error = page.locator("#action-panel .field-error, #action-panel .form-errors")
+    await error.first.wait_for()
+    assert "CONSENT" in (await error.first.inner_text()).upper()
+    assert await page.locator("#dry-run").count() == 0
+
+
+async def test_console_runs_a_bulk_plan_with_a_limit_of_10_to_completion_and_reverts_it(
+    page: Any, live_server: Any, client: Any, screenshot: Any
+) -> None:
+    world = await make_world(client)
+    subs = [(await subscribe(client, world))["subscription"] for _ in range(12)]
+    dates_before = {s["id"]: s["nextRenewalDate"] for s in subs}
+
+    await sign_in(page, live_server, "#/bulk")
+    await page.locator("#plan-json").wait_for()
+    plan = await page.input_value("#plan-json")
+    assert '"shiftNextRenewal"' in plan
+    await page.click("#preview-button")
+    await page.locator("#preview-matched").get_by_text("12 subscriptions match").wait_for()
+    await screenshot("bulk-preview", full_page=True)
+
+    await page.fill("#run-limit", "10")
+    await page.click("#start-run button[name=start]")
+    counts = page.locator("#run-counts")
+    await counts.get_by_text("10 of 10 processed · 10 applied").wait_for()
+    await page.locator(".run-status").get_by_text("COMPLETED").wait_for()
+    assert await page.locator("#run-items-table > tbody > tr").count() == 10
+    await screenshot("bulk-run-completed", full_page=True)
+    moved = await _next_renewals(client)
+    assert sum(moved[i] != dates_before[i] for i in moved) == 10
+
+    await page.click("button[name=revert-run]")
+    await page.click("button[name=confirm-revert]")
+    await page.locator("#run-notice").get_by_text("Reverted 10 subscriptions").wait_for()
+    await page.locator(".run-status").get_by_text("REVERTED").wait_for()
+    await screenshot("bulk-run-reverted")
+    assert await _next_renewals(client) == dates_before
+
+    await page.click("text=← Bulk editor")
+    await page.locator("#runs-table > tbody > tr").first.get_by_text("REVERTED").wait_for()
+
+
+async def _renewals(client: Any, subscription_id: str) -> list[dict[str, Any]]:
+    data = await gql(
+        client,
+        "query($id: ID!) { subscription(id: $id) { renewals(first: 50) { edges { node { id amount { amount } } } } } }",
+        {"id": subscription_id},
+    )
+    return [e["node"] for e in data["subscription"]["renewals"]["edges"]]
+
+
+async def _next_renewals(client: Any) -> dict[str, str]:
+    data = await gql(client, "{ subscriptions(first: 100) { edges { node { id nextRenewalDate } } } }")
+    return {e["node"]["id"]: e["node"]["nextRenewalDate"] for e in data["subscriptions"]["edges"]}
