@@ -247,3 +247,72 @@ async def test_the_renewal_workers_due_query_uses_the_due_index(
     assert "Sort" not in [kind for kind, _ in kinds], "the index gives the order: no sort of all due rows"
     # Nor a scan of all renewals (to find pending ones) or of all customers (for the emails).
     assert [relation for kind, relation in kinds if kind == "Seq Scan"] == [], kinds
+
+
+SORT_INDEXES = {
+    "ID": "pk_subscriptions",
+    "CREATED_AT": "ix_subscriptions_order_created",
+    "UPDATED_AT": "ix_subscriptions_order_updated",
+    "NEXT_RENEWAL_DATE": "ix_subscriptions_order_next_renewal",
+    "AMOUNT": "ix_subscriptions_order_amount",
+}
+
+
+@pytest.mark.parametrize("field", list(SORT_INDEXES))
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+@pytest.mark.parametrize("where", ["from-the-start", "deep-cursor", "backwards"])
+async def test_each_subscription_sort_pages_along_its_own_index(
+    million: tuple[AsyncEngine, set[str]], field: str, direction: str, where: str
+) -> None:
+    """A page of any sort, at any depth and in either direction, reads 51 index entries: no sort of a million rows."""
+    from rebill.resolvers.pages import encode
+    from rebill.schema.ordering import OrderDirection, SubscriptionOrder, SubscriptionOrderField, subscription_order
+
+    engine, indexes = million
+    order = subscription_order(
+        SubscriptionOrder(field=SubscriptionOrderField[field], direction=OrderDirection[direction])
+    )
+    cursor = None
+    if where != "from-the-start":
+        key = S.c.id if order.key is None else order.key
+        async with engine.connect() as conn:
+            middle = (await conn.execute(select_middle(key))).one()
+        cursor = encode(order, middle.sort_key, middle.id)
+    forwards = where != "backwards"
+
+    async def list_page(session: AsyncSession) -> None:
+        if forwards:
+            page = await fetch_page(session, S, [], 50, cursor, order=order)
+        else:
+            page = await fetch_page(session, S, [], None, None, last=50, before=cursor, order=order)
+        assert len(page.rows) == 50
+
+    explained = await _explained(engine, list_page)
+    statement, plan = explained[0]  # the page; the total count is the same for every sort
+    assert "ORDER BY" in statement and "LIMIT" in statement
+    used = _assert_indexed(statement, plan, indexes)
+    assert SORT_INDEXES[field] in used, used
+    assert "Sort" not in [n["Node Type"] for n in _nodes(plan)], f"the index gives the order:\n{statement}"
+
+
+def select_middle(key: Any) -> Any:
+    """The row half-way down the table in ``key`` order (its key and id): where a deep cursor points."""
+    from sqlalchemy import select
+
+    return select(key.label("sort_key"), S.c.id).order_by(key, S.c.id).offset(ROWS // 2).limit(1)
+
+
+async def test_a_subscriptions_renewals_page_newest_first_uses_its_index(million: tuple[AsyncEngine, set[str]]) -> None:
+    from rebill.resolvers.pages import NEWEST_FIRST, Window, fetch_grouped_pages
+
+    engine, _ = million
+    renewals = t.table_of(t.Renewal)
+
+    async def pages(session: AsyncSession) -> None:
+        keys = [(sid, Window(first=10), NEWEST_FIRST) for sid in range(1000, 1100)]
+        await fetch_grouped_pages(session, renewals, renewals.c.subscription_id, keys)
+
+    for statement, plan in await _explained(engine, pages):
+        nodes = list(_nodes(plan))
+        assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], f"{statement}\n{json.dumps(plan, indent=1)}"
+        assert any(n.get("Index Name") == "ix_renewals_subscription" for n in nodes), statement

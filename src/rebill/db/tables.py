@@ -19,6 +19,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -81,7 +82,12 @@ class Customer(Base):
     )
     created_at: Mapped[datetime] = _created()
 
-    __table_args__ = (Index("ix_customers_email_lower", func.lower(text("email"))),)
+    __table_args__ = (
+        Index("ix_customers_email_lower", func.lower(text("email"))),
+        # customers(filter: { emailContains, search }): substring matches (pg_trgm, migration 0005).
+        Index("ix_customers_email_trgm", text("lower(email) gin_trgm_ops"), postgresql_using="gin"),
+        Index("ix_customers_name_trgm", text("lower(coalesce(name, '')) gin_trgm_ops"), postgresql_using="gin"),
+    )
 
 
 class PaymentMethod(Base):
@@ -253,6 +259,11 @@ class Subscription(Base):
             "next_retry_date",
             postgresql_where=text("status = 'OVERDUE'"),
         ),
+        # One per subscriptions(orderBy:) field: keyset pages are index range scans (migration 0005).
+        Index("ix_subscriptions_order_created", "created_at", "id"),
+        Index("ix_subscriptions_order_updated", "updated_at", "id"),
+        Index("ix_subscriptions_order_amount", "amount_minor", "id"),
+        Index("ix_subscriptions_order_next_renewal", text("COALESCE(next_renewal_date, 'infinity'::date)"), "id"),
     )
 
 
@@ -567,6 +578,7 @@ class WebhookDelivery(Base):
         ),
         Index("ix_webhook_deliveries_outbox", "outbox_id"),
     )
+
 
 
 class PortalSettings(Base):

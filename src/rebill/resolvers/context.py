@@ -15,7 +15,7 @@ from rebill.domain.subscription import ProfileTerms, SubscriptionState
 from rebill.resolvers.pages import GroupKey, Page, fetch_grouped_pages
 from rebill.services.runtime import Actor, Services
 
-PageKey = GroupKey  # (subscription id, window, order)
+PageKey = GroupKey  # (parent id, window, order)
 
 
 def _ordered(keys: Sequence[int], rows: dict[int, Any]) -> list[Any]:
@@ -35,6 +35,7 @@ class Loaders:
     payment_methods_by_customer: DataLoader[int, list[Any]] = field(init=False)
     renewal_page_by_subscription: DataLoader[PageKey, Page] = field(init=False)
     history_page_by_subscription: DataLoader[PageKey, Page] = field(init=False)
+    subscription_page_by_customer: DataLoader[PageKey, tuple[Page, list[SubscriptionState]]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer_by_id = DataLoader(load_fn=self._customers)
@@ -45,6 +46,7 @@ class Loaders:
         self.payment_methods_by_customer = DataLoader(load_fn=self._customer_payment_methods)
         self.renewal_page_by_subscription = DataLoader(load_fn=self._renewal_pages)
         self.history_page_by_subscription = DataLoader(load_fn=self._history_pages)
+        self.subscription_page_by_customer = DataLoader(load_fn=self._customer_subscription_pages)
 
     async def _rows(self, table: Any, keys: Sequence[int]) -> list[Any]:
         async with self.services.sessions() as session:
@@ -91,6 +93,15 @@ class Loaders:
 
     async def _history_pages(self, keys: list[PageKey]) -> list[Page]:
         return await self._pages(t.table_of(t.HistoryEntry), keys)
+
+    async def _customer_subscription_pages(self, keys: list[PageKey]) -> list[tuple[Page, list[SubscriptionState]]]:
+        """Pages of each customer's subscriptions, their states assembled in one pass for all customers."""
+        table = t.table_of(t.Subscription)
+        async with self.services.sessions() as session:
+            pages = await fetch_grouped_pages(session, table, table.c.customer_id, keys)
+            states = await SubscriptionRepository(session).states_from_rows([r for p in pages for r in p.rows])
+        by_id = {s.id: s for s in states}
+        return [(p, [by_id[r.id] for r in p.rows]) for p in pages]
 
     async def _pages(self, table: Any, keys: list[PageKey]) -> list[Page]:
         """Pages of a subscription's rows for many subscriptions at once (see ``fetch_grouped_pages``)."""

@@ -59,11 +59,15 @@ _SUBSCRIPTION_ORDERS = {
 }
 
 
+_REVERSED = {field: order.reversed() for field, order in _SUBSCRIPTION_ORDERS.items()}
+
+
 def subscription_order(order_by: SubscriptionOrder | None) -> Order:
+    """The sort ``orderBy`` asks for; the same object every time, so DataLoaders batch equal sorts together."""
     if order_by is None:
         return BY_ID
-    order = _SUBSCRIPTION_ORDERS[order_by.field]
-    return order.reversed() if order_by.direction == OrderDirection.DESC else order
+    orders = _REVERSED if order_by.direction == OrderDirection.DESC else _SUBSCRIPTION_ORDERS
+    return orders[order_by.field]
 
 
 _OLDEST_FIRST = BY_ID
