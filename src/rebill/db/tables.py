@@ -580,7 +580,6 @@ class WebhookDelivery(Base):
     )
 
 
-
 class PortalSettings(Base):
     """One row: what the outbox trigger needs to build portal links (written when the server starts)."""
 
