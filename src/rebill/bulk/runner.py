@@ -8,6 +8,17 @@ operations in memory; set-based writes of subscriptions, children, history,
 outbox and run items; and the run's cursor and counters — guarded by the
 cursor it started from. A worker that dies loses only the chunks it had
 not committed, and the next one continues from the last committed cursor.
+
+Runs of one plan may overlap (two operators, or a new run beside a resumed
+one): a subscription is changed at most once per plan whatever they do. The
+candidates leave out what the plan's other runs had applied when the chunk
+began, but that read comes before the row locks; so once its rows are
+locked, the chunk asks again (``DONE_BY_OTHERS``, a statement of its own and
+so a snapshot taken after the locks were granted). An item of another run
+is written in the transaction that holds the subscription's row lock, so it
+is either committed and seen here, or written after this chunk commits, by
+a run that then sees this one's item. Those subscriptions are ``SKIPPED``
+with ``ALREADY_APPLIED`` and the run that changed them.
 """
 
 from __future__ import annotations
@@ -51,6 +62,14 @@ COLLECT_EVERY = 64  # chunks between two garbage collections while a run is work
 FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "REVERTED")
 
 ChunkCallback = Callable[[Any], Any]
+
+# Which of a chunk's locked subscriptions another real run of the same plan has changed: asked after the
+# row locks are granted. A run alone reads the plan's runs (one index probe) and no run item.
+DONE_BY_OTHERS = (
+    "SELECT i.subscription_id, i.run_id FROM bulk_run_items AS i WHERE i.run_id = ANY(ARRAY("
+    "SELECT r.id FROM bulk_runs AS r WHERE r.plan_hash = $1 AND r.id <> $2 AND NOT r.dry_run))"
+    " AND i.subscription_id = ANY($3::bigint[]) AND i.outcome = 'APPLIED'"
+)
 
 # A chunk's last step before its commit: the run's cursor and counters, from where the previous chunk left them.
 MOVE_ON = (
@@ -236,9 +255,23 @@ class RunWorker:
         self.catalog_cache = catalog
         return SubscriptionRepository(session, catalog)
 
-    def decide(self, rows: list[Any], states: list[SubscriptionState], now: datetime) -> _Chunk:
+    async def _done_by_others(self, db: Any, rows: list[Any]) -> dict[int, int]:
+        """The chunk's subscriptions another run of the plan applied to (under this chunk's row locks): run ids."""
+        if self.dry_run or not rows:
+            return {}
+        found = await db.fetch(DONE_BY_OTHERS, self.plan_hash, self.run_id, [r["id"] for r in rows])
+        return {r["subscription_id"]: r["run_id"] for r in found}
+
+    def decide(
+        self,
+        rows: list[Any],
+        states: list[SubscriptionState],
+        now: datetime,
+        done_by_others: dict[int, int] | None = None,
+    ) -> _Chunk:
         """Run the segment's actions on every state of the chunk, in memory."""
         out = _Chunk()
+        done = done_by_others or {}
         applied = self.applied
         contexts: dict[str, OpContext] = {}  # one "today" per time zone in the chunk
         for row, state in zip(rows, states, strict=True):
@@ -247,6 +280,10 @@ class RunWorker:
             assert state.id is not None
             out.last_id = state.id
             segment = self.plan.segments[row["bulk_segment"]]
+            if done and state.id in done:
+                reason = f"ALREADY_APPLIED: bulk run {done[state.id]} of the same plan changed it; left as it is"
+                out.left(state.id, segment.name, "SKIPPED", reason)
+                continue
             if state.updated_at is not None and state.updated_at > self.as_of:
                 reason = (
                     f"CONFLICT: changed at {state.updated_at.isoformat()}, after the preview of "
@@ -305,7 +342,8 @@ class RunWorker:
                 await session.close()
                 return None
             rows = await self._select(session)
-            chunk = self.decide(rows, await self._repo(session).states_from_rows(rows), now) if rows else None
+            done = await self._done_by_others(db, rows)
+            chunk = self.decide(rows, await self._repo(session).states_from_rows(rows), now, done) if rows else None
             if chunk is None or chunk.processed == 0:
                 await session.close()
                 return None
