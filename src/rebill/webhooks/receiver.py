@@ -53,6 +53,7 @@ class Receiver:
         self.received: list[Received] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self.url = ""
 
     def verify(self, message: Received) -> list[int]:
@@ -76,6 +77,7 @@ class Receiver:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        self._writers.add(writer)
         try:
             while True:
                 try:
@@ -100,6 +102,7 @@ class Receiver:
         finally:
             if task is not None:
                 self._tasks.discard(task)
+            self._writers.discard(writer)
             writer.close()
 
     async def start(self) -> str:
@@ -109,16 +112,20 @@ class Receiver:
         return self.url
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._tasks):
+        """Close every connection; a request still being answered gets a few seconds to finish."""
+        if self._server is None:
+            return
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        tasks = list(self._tasks)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=5)
+            for task in late:
                 task.cancel()
-            for task in list(self._tasks):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-            self._server = None
+        with contextlib.suppress(Exception):
+            await self._server.wait_closed()
+        self._server = None
 
     async def __aenter__(self) -> str:
         return await self.start()
