@@ -316,6 +316,12 @@ async def test_a_finished_bulk_run_is_a_partner_event(client, services, receiver
     assert message.event["type"] == "bulk_run.completed"
     assert message.event["data"]["bulkRunId"] == to_global_id("BulkRun", run_id)
     assert message.event["data"]["applied"] == 3
+    # The event is in the outbox like every other, with no email to send.
+    listed = await gql(
+        client, "{ notifications(kind: [BULK_RUN_COMPLETED]) { edges { node { recipient deliveredAt } } } }"
+    )
+    [node] = [e["node"] for e in listed["notifications"]["edges"]]
+    assert node["recipient"] is None and node["deliveredAt"] is not None
 
 
 async def test_the_fan_out_trigger_maps_the_same_kinds_as_the_code(services):
@@ -352,3 +358,18 @@ async def test_two_workers_deliver_every_event_exactly_once_in_order(client, ser
     for m in receiver.received:
         order[m.event["data"]["subscriptionId"]].append(m.event["data"]["seq"])
     assert all(seqs == sorted(seqs) for seqs in order.values())
+
+
+async def test_rebill_worker_once_delivers_what_is_due(client, services, receiver, database_url):
+    from typer.testing import CliRunner
+
+    import rebill.billing.commands  # noqa: F401  (registers the commands)
+    from rebill.cli import app
+
+    await create_endpoint(client, receiver)
+    await insert_events(services, 3, 2)
+    env = {"DATABASE_URL": database_url, "REBILL_NOW": services.clock.now().isoformat(), "REBILL_DELIVERER": "log"}
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["worker", "--once"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "webhooks: 3 sent, 3 accepted, 0 to retry, 0 failed" in result.output
+    assert len(receiver.received) == 3 and all(m.verified for m in receiver.received)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -46,12 +46,18 @@ def _id(gid: str, type_name: str, field: str) -> int:
     return decode_id(gid, type_name, [field])
 
 
+First = Annotated[int | None, strawberry.argument(description="At most this many from the start (100 at most)")]
+After = Annotated[str | None, strawberry.argument(description="Start after this cursor")]
+Last = Annotated[int | None, strawberry.argument(description="At most this many from the end (100 at most)")]
+Before = Annotated[str | None, strawberry.argument(description="End before this cursor")]
+
+
 async def webhook_endpoints(
     info: Info,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
+    first: First = None,
+    after: After = None,
+    last: Last = None,
+    before: Before = None,
 ) -> WebhookEndpointConnection:
     """Every webhook endpoint, oldest first."""
     async with info.context.services.sessions() as session:
@@ -66,12 +72,14 @@ async def webhook_endpoints(
 
 async def webhook_deliveries(
     info: Info,
-    endpoint_id: strawberry.ID | None = None,
-    status: list[WebhookDeliveryStatus] | None = None,
-    first: int | None = None,
-    after: str | None = None,
-    last: int | None = None,
-    before: str | None = None,
+    endpoint_id: Annotated[strawberry.ID | None, strawberry.argument(description="Only this endpoint's")] = None,
+    status: Annotated[
+        list[WebhookDeliveryStatus] | None, strawberry.argument(description="Only deliveries in these statuses")
+    ] = None,
+    first: First = None,
+    after: After = None,
+    last: Last = None,
+    before: Before = None,
 ) -> WebhookDeliveryConnection:
     """Deliveries, newest first, of one endpoint or all, in the given statuses."""
     where: list[Any] = []
