@@ -318,7 +318,6 @@ class Portal:
         return await self.self_service.renew(customer, common, {"subscriptionId": sid}, sid)
 
     async def _payment_method(self, customer: int, sid: int, form: FormData, common: Common) -> Result:
-        await self.self_service.own_subscription(customer, sid)
         number = str(form.get("number") or "").replace(" ", "").replace("-", "")
         month, year = _int_field(form, "expMonth"), _int_field(form, "expYear")
         if year is not None and year < 100:
@@ -326,8 +325,8 @@ class Portal:
         if not number:
             raise RebillError("enter the card number", code="TOKEN_REQUIRED", field=["number"])
         request = {"customerId": customer, "number": number, "expMonth": month, "expYear": year}
-        return await self.self_service.add_card(
-            customer, common, request, gateway_token=number, exp_month=month, exp_year=year, make_default=True
+        return await self.self_service.replace_card(
+            customer, common, request, sid, gateway_token=number, exp_month=month, exp_year=year
         )
 
     async def _billing_address(self, customer: int, sid: int, form: FormData, common: Common) -> Result:

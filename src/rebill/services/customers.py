@@ -28,6 +28,7 @@ from rebill.services.subscriptions import SubscriptionService, Unit, run_in_tran
 
 CU = t.table_of(t.Customer)
 S = t.table_of(t.Subscription)
+R = t.table_of(t.Renewal)
 
 CUSTOMER_SCOPE = "customer"
 ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postalCode", "country")
@@ -282,6 +283,67 @@ class SelfService:
                 common=common,
             )
         )
+
+    async def replace_card(
+        self,
+        customer_id: int,
+        common: Common,
+        request: Any,
+        subscription_id: int,
+        *,
+        gateway_token: str,
+        exp_month: int | None = None,
+        exp_year: int | None = None,
+    ) -> Result:
+        """The portal's "update the payment method" of one subscription (seed 004), in existing operations.
+
+        The card is added as the customer's default (which retries renewals in
+        dunning that use the default). If this subscription still charges
+        another method, it is set to the new card, and a renewal of it still
+        in dunning is retried at once, as a new default card is. Each step
+        has its own idempotency key derived from the form's, so a double
+        submit acts once.
+        """
+        state = await self.own_subscription(customer_id, subscription_id)
+        added = await self.add_card(
+            customer_id, common, request, gateway_token=gateway_token, exp_month=exp_month, exp_year=exp_year
+        )
+        if not added.ok:
+            return added
+        card = int(added.extra["paymentMethodId"])
+
+        def step(name: str) -> Common:
+            key = f"{common.idempotency_key}:{name}" if common.idempotency_key else None
+            return Common(idempotency_key=key, reason=common.reason)
+
+        state = await self.own_subscription(customer_id, subscription_id)
+        if state.payment_method is not None and state.payment_method.id != card:
+            pinned = await self.set_payment_method(
+                customer_id, step("pin"), {**request, "pin": subscription_id}, subscription_id, payment_method_id=card
+            )
+            if not pinned.ok:
+                return pinned
+        async with self.services.sessions() as session:
+            failed = (
+                await session.execute(
+                    select(R.c.id)
+                    .where(
+                        R.c.subscription_id == subscription_id, R.c.status == "FAILED", R.c.next_retry_date.isnot(None)
+                    )
+                    .order_by(R.c.id.desc())
+                    .limit(1)
+                )
+            ).scalar()
+        if failed is not None:
+            retried = await self._guard(
+                lambda: self.subscriptions.retry_renewal(
+                    customer_actor(customer_id), step("retry"), {**request, "retry": failed}, int(failed)
+                )
+            )
+            if not retried.ok:
+                retried.extra["paymentMethodId"] = card
+                return retried
+        return added
 
     async def update_billing_address(
         self, customer_id: int, common: Common, request: Any, *, address: Mapping[str, Any]
