@@ -16,6 +16,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
+from rebill.portal.routes import portal_routes
+from rebill.portal.tokens import write_settings as write_portal_settings
 from rebill.resolvers.context import Context
 from rebill.schema import build_full_schema
 from rebill.services.apikeys import authenticate
@@ -91,6 +93,10 @@ def create_app(services: Services, *, background: list[BackgroundTask] | None = 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:  # the outbox trigger builds the links in customer e-mails from these
+            await write_portal_settings(services)
+        except Exception as exc:  # the database may be down at start; links then use the defaults
+            logger.warning("could not store the portal settings: %s", exc)
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(task(services)) for task in background or []]
         try:
             yield
@@ -106,6 +112,7 @@ def create_app(services: Services, *, background: list[BackgroundTask] | None = 
             Route("/healthz", healthz, methods=["GET"]),
             Route("/graphql", AuthGate(graphql_app, services, graphiql=settings.graphiql), methods=["GET", "POST"]),
             *web_routes(settings),
+            *portal_routes(services),
         ],
         lifespan=lifespan,
     )
