@@ -13,20 +13,18 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
+from rebill.http.body import RequestBody
+from rebill.http.gate import AuthGate
 from rebill.portal.routes import portal_routes
 from rebill.portal.tokens import write_settings as write_portal_settings
 from rebill.resolvers.context import Context
 from rebill.schema import build_full_schema
-from rebill.services.apikeys import authenticate
 from rebill.services.runtime import Services
 from rebill.web import graphiql_or, web_routes
 
 logger = logging.getLogger(__name__)
-
-UNAUTHENTICATED = "send an API key: Authorization: Bearer <secret> (create one with `rebill apikey create`)"
 
 
 class RebillGraphQL(GraphQL[Context, None]):
@@ -37,41 +35,6 @@ class RebillGraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         actor = request.scope.get("state", {}).get("actor")
         return Context.build(self.services, actor, request, response)
-
-
-class AuthGate:
-    """Every GraphQL request needs a valid API key; the GraphiQL page itself does not."""
-
-    def __init__(self, app: ASGIApp, services: Services, *, graphiql: bool) -> None:
-        self.app = app
-        self.services = services
-        self.graphiql = graphiql
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        wants_page = request.method == "GET" and "text/html" in request.headers.get("accept", "")
-        if wants_page and self.graphiql:
-            await self.app(scope, receive, send)
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, secret = header.partition(" ")
-        actor = None
-        if scheme.lower() == "bearer" and secret.strip():
-            actor = await authenticate(self.services.engine, secret.strip())
-        if actor is None:
-            message = UNAUTHENTICATED if not header else "unknown or revoked API key"
-            response = JSONResponse(
-                {"data": None, "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="rebill"'},
-            )
-            await response(scope, receive, send)
-            return
-        scope.setdefault("state", {})["actor"] = actor
-        await self.app(scope, receive, send)
 
 
 BackgroundTask = Callable[[Services], Coroutine[Any, Any, None]]
@@ -110,7 +73,13 @@ def create_app(services: Services, *, background: list[BackgroundTask] | None = 
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/graphql", AuthGate(graphql_app, services, graphiql=settings.graphiql), methods=["GET", "POST"]),
+            Route(
+                "/graphql",
+                AuthGate(
+                    RequestBody(graphql_app, max_bytes=settings.max_body_bytes), services, graphiql=settings.graphiql
+                ),
+                methods=["GET", "POST"],
+            ),
             *web_routes(settings),
             *portal_routes(services),
         ],

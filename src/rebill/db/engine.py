@@ -2,27 +2,120 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from rebill.config import Settings
 from rebill.db.embedded import asyncpg_url, start_embedded
 
 
+class DatabaseUrlError(ValueError):
+    """``DATABASE_URL`` cannot be used as it is: a one-line reason for the operator."""
+
+
+class DatabaseUnreachable(RuntimeError):
+    """The configured server refused or could not be reached: a one-line reason for the operator."""
+
+
+_SCHEMES = (
+    "postgresql+asyncpg://",
+    "postgresql+psycopg://",
+    "postgresql+psycopg2://",
+    "postgresql://",
+    "postgres://",
+)
+
+
+def where(url: str | URL) -> str:
+    """Host, port and database of a URL, for messages (never the password)."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+        host, port, database = parsed.host, parsed.port, parsed.database
+    except (sa_exc.ArgumentError, ValueError, TypeError):
+        return "host ?, port ?, database ?"
+    return f"host {host or 'localhost'}, port {port or 5432}, database {database or '(none)'}"
+
+
 def to_async_url(url: str) -> str:
     """Accept the usual ``postgresql://`` spellings and use the asyncpg driver."""
-    for prefix in (
-        "postgresql+asyncpg://",
-        "postgresql+psycopg://",
-        "postgresql+psycopg2://",
-        "postgresql://",
-        "postgres://",
-    ):
+    for prefix in _SCHEMES:
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
-    raise ValueError(f"DATABASE_URL must be a postgresql:// URL, not {url.split(':', 1)[0]}://…")
+            converted = "postgresql+asyncpg://" + url[len(prefix) :]
+            break
+    else:
+        scheme = url.split(":", 1)[0] if "://" in url else url[:20]
+        raise DatabaseUrlError(f"DATABASE_URL must be a postgresql:// URL, not {scheme}:// ({where(url)})")
+    try:
+        parsed = make_url(converted)
+        parsed.port  # noqa: B018 - a port that is not a number raises here
+    except (sa_exc.ArgumentError, ValueError) as exc:
+        raise DatabaseUrlError(f"DATABASE_URL is malformed ({type(exc).__name__}: {str(exc)[:120]})") from None
+    return converted
+
+
+def configured_url(url: str) -> str:
+    """``DATABASE_URL`` as rebill connects to it; it must name its database.
+
+    PostgreSQL would otherwise pick the database named after the user, and
+    rebill would migrate whatever that is.
+    """
+    converted = to_async_url(url)
+    if not make_url(converted).database:
+        raise DatabaseUrlError(f"DATABASE_URL names no database ({where(converted)})")
+    return converted
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether an exception (or its cause) says the server cannot be reached, rather than a bug."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(
+            current,
+            OSError
+            | socket.gaierror
+            | TimeoutError
+            | asyncpg.PostgresConnectionError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.InterfaceError
+            | asyncpg.TooManyConnectionsError
+            | sa_exc.DisconnectionError
+            | sa_exc.TimeoutError,
+        ):
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def explain_connection_failure(url: str | URL, exc: BaseException) -> DatabaseUnreachable:
+    """One line naming host, port and database, and what the server or the network said."""
+    root: BaseException = exc
+    while isinstance(root, sa_exc.DBAPIError) and root.orig is not None:
+        root = root.orig
+    while getattr(root, "__cause__", None) is not None and not isinstance(root, asyncpg.PostgresError):
+        root = root.__cause__  # type: ignore[assignment]
+    reason = (str(root).strip().splitlines() or [type(root).__name__])[0][:200]
+    return DatabaseUnreachable(f"cannot connect to the database at {where(url)}: {reason}")
+
+
+async def ensure_reachable(engine: AsyncEngine) -> None:
+    """Open one connection, or raise ``DatabaseUnreachable`` with a one-line reason."""
+    try:
+        async with engine.connect():
+            pass
+    except Exception as exc:
+        if isinstance(exc, sa_exc.DBAPIError | OSError | asyncpg.PostgresError) or is_database_outage(exc):
+            raise explain_connection_failure(engine.url, exc) from None
+        raise
 
 
 @dataclass
@@ -38,7 +131,7 @@ class Database:
 
 def resolve_database(settings: Settings) -> Database:
     if settings.database_url:
-        return Database(to_async_url(settings.database_url))
+        return Database(configured_url(settings.database_url))
     server = start_embedded(settings.data_dir)
     return Database(asyncpg_url(server), server)
 

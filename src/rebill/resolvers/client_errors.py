@@ -1,0 +1,238 @@
+"""Client mistakes are clear ``BAD_USER_INPUT`` errors; an unreachable database is a 503; each logs one line.
+
+Three jobs at the GraphQL boundary, each kept out of the resolvers:
+
+- before execution, every value the client sent (variables and literals in
+  the document) is checked for what PostgreSQL cannot hold or what no caller
+  needs: NUL characters, lists over ``MAX_LIST_ITEMS``, strings over
+  ``MAX_STRING_CHARS``, non-finite numbers. The error names the field;
+- after execution, errors are sorted: the client's (coercion of variables and
+  literals, rebill's own refusals) are shown with ``BAD_USER_INPUT``; an
+  unreachable database becomes ``DATABASE_UNAVAILABLE`` with HTTP 503;
+  everything else stays masked as a server fault;
+- the log gets one line per client error, and a traceback only for faults.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import (
+    ArgumentNode,
+    DocumentNode,
+    GraphQLError,
+    ListValueNode,
+    ObjectFieldNode,
+    StringValueNode,
+    Visitor,
+    visit,
+)
+from strawberry.extensions import SchemaExtension
+
+from rebill.db.engine import is_database_outage
+from rebill.domain.errors import RebillError
+
+#: Items in any one list the client sends (``ids`` in filters among them).
+MAX_LIST_ITEMS = 1000
+#: Characters in any one string the client sends.
+MAX_STRING_CHARS = 65_536
+
+DATABASE_UNAVAILABLE = "the database is unavailable; try again shortly"
+OUT_OF_RANGE = "a value in the request is out of range or invalid for rebill"
+
+logger = logging.getLogger(__name__)
+
+
+class InputError(GraphQLError):
+    """A value the client sent that rebill refuses before running anything."""
+
+    def __init__(self, message: str, field: list[str]) -> None:
+        super().__init__(message, extensions={"code": "BAD_USER_INPUT", "field": field})
+
+
+def _value_problem(value: Any, path: list[str]) -> InputError | None:
+    """The first unacceptable value inside a decoded JSON value, walked without recursion."""
+    stack: list[tuple[Any, list[str]]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            problem = _string_problem(item)
+            if problem:
+                return InputError(f"{'.'.join(where)}: {problem}", where)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return InputError(f"{'.'.join(where)}: numbers must be finite", where)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return InputError(f"{'.'.join(where)}: a key contains a NUL character", where)
+                stack.append((child, [*where, str(key)]))
+        elif isinstance(item, list):
+            if len(item) > MAX_LIST_ITEMS:
+                return InputError(
+                    f"{'.'.join(where)}: at most {MAX_LIST_ITEMS} items per list (got {len(item)})", where
+                )
+            stack.extend((child, [*where, str(i)]) for i, child in enumerate(item))
+    return None
+
+
+def _string_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "text may not contain NUL characters"
+    if len(text) > MAX_STRING_CHARS:
+        return f"at most {MAX_STRING_CHARS} characters per string (got {len(text)})"
+    return None
+
+
+class _Literals(Visitor):
+    """Finds the first unacceptable literal in a document, naming its argument and fields."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.problem: InputError | None = None
+
+    @staticmethod
+    def _where(parent: Any, ancestors: Any) -> list[str]:
+        chain = [*ancestors, parent]
+        return [n.name.value for n in chain if isinstance(n, ArgumentNode | ObjectFieldNode)]
+
+    def enter_string_value(self, node: StringValueNode, _key: Any, parent: Any, _path: Any, ancestors: Any) -> None:
+        problem = _string_problem(node.value)
+        if problem and self.problem is None:
+            where = self._where(parent, ancestors)
+            self.problem = InputError(f"{'.'.join(where) or 'a string'}: {problem}", where)
+
+    def enter_list_value(self, node: ListValueNode, _key: Any, parent: Any, _path: Any, ancestors: Any) -> None:
+        if len(node.values) > MAX_LIST_ITEMS and self.problem is None:
+            where = self._where(parent, ancestors)
+            self.problem = InputError(
+                f"{'.'.join(where) or 'a list'}: at most {MAX_LIST_ITEMS} items per list (got {len(node.values)})",
+                where,
+            )
+
+
+def input_problem(document: DocumentNode | None, variables: dict[str, Any] | None) -> InputError | None:
+    """The first value in the request that rebill refuses before execution, or ``None``."""
+    for name, value in (variables or {}).items():
+        problem = _value_problem(value, [f"${name}"])
+        if problem is not None:
+            return problem
+    if document is not None:
+        finder = _Literals()
+        visit(document, finder)
+        return finder.problem
+    return None
+
+
+def _is_client_error(error: GraphQLError) -> bool:
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError | RebillError):
+        return True
+    # A scalar that cannot parse what the client sent (a date like 2026-02-30) fails before any resolver runs.
+    return error.path is None and isinstance(original, ValueError | TypeError | OverflowError)
+
+
+def _is_data_error(error: GraphQLError) -> bool:
+    """PostgreSQL refused a value (out of range, invalid text): the client's value, not a fault."""
+    original: BaseException | None = error.original_error
+    seen = 0
+    while original is not None and seen < 5:
+        if type(original).__name__ in {
+            "DataError",
+            "NumericValueOutOfRangeError",
+            "CharacterNotInRepertoireError",
+            "UntranslatableCharacterError",
+            "StringDataRightTruncationError",
+            "InvalidDatetimeFormatError",
+            "DatetimeFieldOverflowError",
+        }:
+            return True
+        original = getattr(original, "orig", None) or original.__cause__
+        seen += 1
+    return False
+
+
+def _shown(error: GraphQLError, message: str, code: str) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={**(error.extensions or {}), "code": code},
+    )
+
+
+class ClientErrors(SchemaExtension):
+    """Refuses unacceptable values before execution; sorts errors after it (see the module docstring)."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        problem = input_problem(context.graphql_document, context.variables)
+        if problem is not None:
+            raise problem
+        yield
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if not errors:
+            return
+        shaped: list[GraphQLError] = []
+        outage = False
+        for error in errors:
+            if error.original_error is not None and is_database_outage(error.original_error):
+                outage = True
+                shaped.append(_shown(error, DATABASE_UNAVAILABLE, "DATABASE_UNAVAILABLE"))
+            elif _is_data_error(error):
+                shaped.append(
+                    _shown(error, "a value in the request is out of range or invalid for rebill", "BAD_USER_INPUT")
+                )
+            elif _is_client_error(error):
+                code = (error.extensions or {}).get("code") or "BAD_USER_INPUT"
+                if error.original_error is not None and not isinstance(error.original_error, GraphQLError):
+                    original = error.original_error
+                    message = original.message if isinstance(original, RebillError) else error.message
+                    shaped.append(_shown(error, message, code))
+                elif "code" not in (error.extensions or {}):
+                    error.extensions = {**(error.extensions or {}), "code": code}
+                    shaped.append(error)
+                else:
+                    shaped.append(error)
+            else:
+                shaped.append(error)
+        result.errors = shaped  # type: ignore[union-attr]
+        if outage:
+            response = getattr(self.execution_context.context, "response", None)
+            if response is not None:
+                response.status_code = 503
+
+
+class OneLinePerClientError(logging.Filter):
+    """Client errors log one line without a traceback; server faults keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.msg
+        if isinstance(error, GraphQLError) and (
+            _is_client_error(error)
+            or _is_data_error(error)
+            or (error.original_error is not None and is_database_outage(error.original_error))
+        ):
+            code = (error.extensions or {}).get("code") or "BAD_USER_INPUT"
+            record.msg = "client error %s: %s"
+            record.args = (code, " ".join(error.message.split())[:300])
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def client_error_extensions() -> list[Any]:
+    """The extension factory; also makes strawberry's error log one line per client error."""
+    target = logging.getLogger("strawberry.execution")
+    if not any(isinstance(f, OneLinePerClientError) for f in target.filters):
+        target.addFilter(OneLinePerClientError())
+    return [ClientErrors]
