@@ -178,6 +178,8 @@ async def mixed_shop(services):
     s["cancelled"] = await shop.subscribe("50.00")
     s["ending"] = await shop.subscribe("60.00")
     s["old-start"] = await shop.subscribe("11.00", start_days_ago=40)
+    s["pending-cut"] = await shop.subscribe("15.00")
+    s["seats-growing"] = await shop.subscribe(items=[("seats", None, 4), ("tea", "2.50", 1)])
 
     await shop.coupon(s["eur-coupon"], "EUROFF")
     await shop.coupon(s["tenoff"], "TENOFF")
@@ -205,6 +207,28 @@ async def mixed_shop(services):
         proration=Proration.NONE,
         consent_reference="phone call",
     )
+    cut = await shop.state(s["pending-cut"])
+    await shop.do(
+        "update_item",
+        s["pending-cut"],
+        item_id=cut.items[0].id,
+        unit_price=Money(1200, "USD"),
+        quantity=None,
+        effective=Effective.NEXT_RENEWAL,
+        proration=Proration.NONE,
+        consent_reference=None,
+    )
+    growing = await shop.state(s["seats-growing"])
+    await shop.do(
+        "update_item",
+        s["seats-growing"],
+        item_id=growing.items[0].id,
+        unit_price=None,
+        quantity=15,
+        effective=Effective.NEXT_RENEWAL,
+        proration=Proration.NONE,
+        consent_reference="order form 15 seats",
+    )
     manual = await shop.state(s["manual-item"])
     await shop.do("set_renewal_type", s["manual-item"], renewal_type=RenewalType.MANUAL, item_ids=[manual.items[1].id])
     await shop.force_gateway(s["forced"])
@@ -216,6 +240,17 @@ async def mixed_shop(services):
 
 
 MIXED_PLANS = [
+    {  # price actions against what the next renewal bills, pending changes included
+        "segments": [
+            {
+                "name": "raised",
+                "when": {"amountMin": "20.00"},
+                "actions": [{"adjustPrice": {"percent": "10", "consentReference": "letter of 2026-01-02"}}],
+            },
+            {"name": "unconsented", "when": {"amountMin": "12.00"}, "actions": [{"adjustPrice": {"percent": "3"}}]},
+            {"name": "cut", "actions": [{"adjustPrice": {"amount": {"amount": "-2.50", "currency": "USD"}}}]},
+        ]
+    },
     {
         "segments": [
             {

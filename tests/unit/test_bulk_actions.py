@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from rebill.bulk.actions import apply_actions, billed
+from rebill.bulk.actions import apply_actions, billed, consent_of
 from rebill.bulk.plan import (
     AdjustPrice,
     Cancel,
@@ -21,6 +21,7 @@ from rebill.domain.cadence import Cadence, IntervalUnit
 from rebill.domain.errors import RebillError
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext
+from rebill.domain.pricing import PriceTier
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import (
     AppliedCoupon,
@@ -47,6 +48,9 @@ CTX = OpContext(NOW, date(2026, 1, 15))
 REFS = References(gateways=("sandbox", "sandbox-b"))
 COFFEE = ProductInfo(1, "Coffee", "coffee")
 METER = ProductInfo(2, "Meter", "meter", ProductKind.USAGE)
+SEATS = ProductInfo(
+    3, "Seats", "seats", ProductKind.SEAT, (PriceTier(10, Money(1000, "USD")), PriceTier(None, Money(800, "USD")))
+)
 
 
 def state(*prices: str, status: SubscriptionStatus = SubscriptionStatus.ACTIVE, **fields) -> SubscriptionState:
@@ -178,3 +182,80 @@ def test_a_change_reads_the_same_whether_or_not_its_states_share_values(actions)
     assert diff(before, after) == diff(before, rebuilt) != []
     assert diff_and_delta(before, after) == (diff(before, rebuilt), delta_to_json(before, rebuilt))
     assert undo(after, delta_to_json(before, after)) == before
+
+
+def pending(unit: str, scheduled: str) -> SubscriptionState:
+    """A subscription of one item at ``unit`` with a change to ``scheduled`` from the next renewal."""
+    item = Item(1, COFFEE, Money.parse(unit, "USD"), 1, pending_unit_price=Money.parse(scheduled, "USD"))
+    return state(items=(item,))
+
+
+def test_a_rise_adjusts_a_consented_pending_rise_instead_of_dropping_it():
+    rising = pending("10.00", "12.00")
+    with pytest.raises(RebillError) as refused:
+        apply_actions(rising, CTX, [AdjustPrice(percent=Decimal("10"))], REFS)
+    assert refused.value.code == "CONSENT_REQUIRED"  # 12.00 → 13.20 at the next renewal
+    after = apply_actions(rising, CTX, [AdjustPrice(percent=Decimal("10"), consent_reference="mail 7")], REFS).state
+    item = after.items[0]
+    assert (item.unit_price.amount_str, item.pending_unit_price, after.amount.amount_str) == (
+        "11.00",
+        Money(1320, "USD"),
+        "13.20",
+    )
+
+
+def test_a_cut_on_a_pending_cut_needs_no_consent_and_keeps_the_cut():
+    falling = pending("10.00", "8.00")
+    after = apply_actions(falling, CTX, [AdjustPrice(percent=Decimal("-10"))], REFS).state
+    item = after.items[0]
+    assert (item.unit_price.amount_str, item.pending_unit_price, after.amount.amount_str) == (
+        "9.00",
+        Money(720, "USD"),
+        "7.20",
+    )
+    minus_one = apply_actions(falling, CTX, [AdjustPrice(amount=Money(-100, "USD"))], REFS).state
+    assert minus_one.amount.amount_str == "7.00"
+
+
+def test_an_amount_that_takes_a_pending_price_below_zero_is_refused():
+    with pytest.raises(RebillError) as refused:
+        apply_actions(pending("10.00", "3.00"), CTX, [AdjustPrice(amount=Money(-500, "USD"))], REFS)
+    assert refused.value.code == "INVALID_AMOUNT"
+
+
+def test_a_price_is_set_against_what_the_next_renewal_bills():
+    falling = pending("10.00", "8.00")
+    with pytest.raises(RebillError) as refused:  # 8.00 at the next renewal, 9.00 after: a rise
+        apply_actions(falling, CTX, [SetUnitPrice(Money(900, "USD"))], REFS)
+    assert refused.value.code == "CONSENT_REQUIRED"
+    lower = apply_actions(falling, CTX, [SetUnitPrice(Money(700, "USD"))], REFS).state
+    assert (lower.items[0].pending_unit_price, lower.amount.amount_str) == (None, "7.00")
+
+
+def test_an_adjustment_follows_a_pending_quantity_into_its_tier():
+    seats = Item(1, SEATS, Money(1000, "USD"), 5, price_from_tiers=True, pending_quantity=20)
+    growing = state(items=(seats,))
+    assert growing.amount.amount_str == "160.00"  # 20 seats at 8.00 from the next renewal
+    after = apply_actions(growing, CTX, [AdjustPrice(percent=Decimal("-10"))], REFS).state
+    item = after.items[0]
+    assert (item.unit_price.amount_str, item.pending_unit_price, item.pending_quantity) == (
+        "9.00",
+        Money(720, "USD"),
+        20,
+    )
+    assert after.amount.amount_str == "144.00"
+
+
+def test_a_segment_keeps_the_consent_its_price_actions_were_given():
+    assert consent_of([ShiftNextRenewal(IntervalUnit.DAY, 1)]) is None
+    assert consent_of([AdjustPrice(percent=Decimal("5"), consent_reference=" call 12 ")]) == "call 12"
+    assert (
+        consent_of(
+            [
+                SetUnitPrice(Money(100, "USD"), consent_reference="a"),
+                SetQuantity(2, consent_reference="b"),
+                AdjustPrice(percent=Decimal("1"), consent_reference="a"),
+            ]
+        )
+        == "a; b"
+    )

@@ -4,7 +4,7 @@ Every bulk action is the operation a single mutation calls
 (``changeNextRenewalDate``, ``updateItem``, ``suspendSubscription``…), so a
 refusal in a run is the same ``RebillError`` with the same code as it would
 be one subscription at a time. Price actions judge consent on the whole
-action: "does this action raise what the subscription bills?".
+action: "does this action raise what the next renewal bills?", pending changes included.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from rebill.domain.cadence import IntervalUnit
 from rebill.domain.errors import NotFound, RebillError
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
+from rebill.domain.pricing import tier_unit_price
 from rebill.domain.proration import Proration
 from rebill.domain.status import FINAL
 from rebill.domain.subscription import Item, SubscriptionState
@@ -66,10 +67,39 @@ def _items(state: SubscriptionState, product_id: int | None) -> list[Item]:
     return items
 
 
+def next_unit_price(item: Item) -> Money | None:
+    """The unit price the next renewal bills the item at, when a pending change makes it differ from the current one.
+
+    A pending price, or a pending quantity that moves a tier-priced item into another tier. None when the
+    next renewal bills the current unit price (or the item goes away at the next renewal).
+    """
+    if item.pending_quantity == 0:
+        return None
+    if item.pending_unit_price is not None:
+        return item.pending_unit_price
+    if item.price_from_tiers and item.product.tiers and item.pending_quantity is not None:
+        price = tier_unit_price(item.product.tiers, item.pending_quantity)
+        return price if price != item.unit_price else None
+    return None
+
+
+def _adjusted(action: AdjustPrice, price: Money) -> Money:
+    if action.percent is not None:
+        return price.multiply((100 + Fraction(action.percent)) / 100)
+    assert action.amount is not None
+    return Money(price.minor + action.amount.minor, action.amount.currency)
+
+
 def _price_action(
     state: SubscriptionState, ctx: OpContext, action: SetUnitPrice | AdjustPrice | SetQuantity
 ) -> Outcome:
-    """Update every item (or the items of ``product_id``), then judge consent on the whole change."""
+    """Update every item (or the items of ``product_id``), then judge consent on the whole change.
+
+    What counts is the price the next renewal will bill, pending changes included (DOMAIN.md, "Consent"):
+    an adjustment moves an item's current price and, when a change is pending, its pending price too, so
+    a scheduled rise or cut stays scheduled and is adjusted like the rest; consent is judged on what the
+    next renewal bills before and after. Setting a price or a quantity replaces what was pending for it.
+    """
     changeable(state, "update an item")
     new = state
     for item in _items(state, action.product_id):
@@ -77,15 +107,15 @@ def _price_action(
         assert current is not None
         unit_price: Money | None = None
         quantity: int | None = None
+        pending: Money | None = None
         if isinstance(action, SetUnitPrice):
             unit_price = action.unit_price
         elif isinstance(action, SetQuantity):
             quantity = action.quantity
-        elif action.percent is not None:
-            unit_price = current.unit_price.multiply((100 + Fraction(action.percent)) / 100)
         else:
-            assert action.amount is not None
-            unit_price = Money(current.unit_price.minor + action.amount.minor, action.amount.currency)
+            unit_price = _adjusted(action, current.unit_price)
+            scheduled = next_unit_price(current)
+            pending = _adjusted(action, scheduled) if scheduled is not None else None
         new = updates.update_item(
             new,
             ctx,
@@ -96,6 +126,15 @@ def _price_action(
             proration=Proration.NONE,
             consent_reference=_JUDGED_ON_THE_WHOLE_ACTION,
         ).state
+        if pending is not None:
+            new = updates.update_item(
+                new,
+                ctx,
+                item_id=item.id or 0,
+                unit_price=pending,
+                effective=updates.Effective.NEXT_RENEWAL,
+                consent_reference=_JUDGED_ON_THE_WHOLE_ACTION,
+            ).state
     require_consent(state, new, action.consent_reference)
     return Outcome(new, "item_updated")
 
@@ -143,6 +182,20 @@ def _shift(unit: IntervalUnit, count: int) -> updates.Shift:
 def _bills_nothing(outcome: Outcome) -> None:
     if outcome.charge is not None or outcome.refund is not None or outcome.renewal_updates:
         raise ChargeRequired(f"{outcome.action} would bill, refund or change a renewal: a bulk run never does")
+
+
+def consent_of(actions: Sequence[Action]) -> str | None:
+    """The consent reference the price actions of a segment were given: stored with each change they make.
+
+    Several distinct references (one per price action) are kept in the order of the actions, joined by "; ".
+    """
+    given: list[str] = []
+    for action in actions:
+        if isinstance(action, SetUnitPrice | AdjustPrice | SetQuantity) and action.consent_reference:
+            reference = action.consent_reference.strip()
+            if reference and reference not in given:
+                given.append(reference)
+    return "; ".join(given) or None
 
 
 def apply_actions(state: SubscriptionState, ctx: OpContext, actions: Sequence[Action], refs: References) -> Outcome:

@@ -92,6 +92,15 @@ def _tier_price(product_id: Any, quantity: Any) -> ColumnElement[int]:
     )
 
 
+def _adjust(action: AdjustPrice, unit: Any) -> Any:
+    """A unit price (NULL stays NULL) moved by the action's percent or amount, rounded as the domain does."""
+    if action.percent is not None:
+        factor = literal(100 + action.percent, Numeric)
+        return half_even(cast(unit, Numeric) * factor / 100)
+    assert action.amount is not None
+    return unit + action.amount.minor
+
+
 def _amount_affecting(action: Action) -> bool:
     if isinstance(action, SetRenewalType):
         return action.renewal_type is RenewalType.AUTOMATIC
@@ -230,16 +239,24 @@ def segment_sql(
                 new["tiers"] = and_(state["tiers"], ~match)
                 new["pend_unit"] = case((match, null()), else_=state["pend_unit"])
             elif isinstance(action, AdjustPrice):
-                if action.percent is not None:
-                    factor = literal(100 + action.percent, Numeric)
-                    adjusted: Any = half_even(cast(state["unit"], Numeric) * factor / 100)
-                else:
-                    assert action.amount is not None
-                    adjusted = state["unit"] + action.amount.minor
-                    f["negative"] = and_(match, adjusted < 0)
+                # the current price, and the one the next renewal bills when a change is pending
+                # (``actions.next_unit_price``): a pending price, or a pending quantity's tier
+                scheduled = case(
+                    (state["pend_qty"] == 0, null()),
+                    (state["pend_unit"].is_not(None), state["pend_unit"]),
+                    (
+                        and_(state["tiers"], state["pend_qty"].is_not(None)),
+                        func.nullif(_tier_price(bi.c.product_id, state["pend_qty"]), state["unit"]),
+                    ),
+                    else_=null(),
+                )
+                adjusted: Any = _adjust(action, state["unit"])
+                adjusted_scheduled = _adjust(action, scheduled)
+                if action.amount is not None:
+                    f["negative"] = and_(match, or_(adjusted < 0, adjusted_scheduled < 0))
                 new["unit"] = case((match, adjusted), else_=state["unit"])
                 new["tiers"] = and_(state["tiers"], ~match)
-                new["pend_unit"] = case((match, null()), else_=state["pend_unit"])
+                new["pend_unit"] = case((match, adjusted_scheduled), else_=state["pend_unit"])
             elif isinstance(action, SetQuantity):
                 f["usage"] = and_(match, bp.c.kind == "USAGE", state["qty"] != action.quantity)
                 new["qty"] = case((match, action.quantity), else_=state["qty"])

@@ -35,3 +35,22 @@ class CanRefund(_Scope):
 
 class CanBulk(_Scope):
     scope = "bulk"
+
+
+class CanWriteOrCustomer(_Scope):
+    """The mutations a customer token may call (on its own things only, checked by the resolver)."""
+
+    scope = "write"
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        actor = info.context.actor
+        return actor is not None and (actor.has("write") or "customer" in actor.scopes)
+
+
+class AnyActor(_Scope):
+    """Every authenticated caller: ``viewer`` answers for whoever asks."""
+
+    scope = "read"
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return info.context.actor is not None

@@ -159,6 +159,7 @@ class Customer(Node):
     name: str | None
     time_zone: str
     created_at: datetime
+    billing_address: Address | None
     pk: strawberry.Private[int]
     default_payment_method_pk: strawberry.Private[int | None]
 
@@ -170,6 +171,7 @@ class Customer(Node):
             name=row.name,
             time_zone=row.time_zone,
             created_at=row.created_at,
+            billing_address=Address.of(row.billing_address),
             pk=row.id,
             default_payment_method_pk=row.default_payment_method_id,
         )

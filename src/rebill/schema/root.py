@@ -20,9 +20,10 @@ from strawberry.extensions import (
 from rebill.config import Settings
 from rebill.resolvers import bulk as b
 from rebill.resolvers import mutations as m
+from rebill.resolvers import portal as p
 from rebill.resolvers import queries as q
 from rebill.resolvers import webhooks as w
-from rebill.resolvers.auth import CanBulk, CanRead, CanRefund, CanWrite
+from rebill.resolvers.auth import AnyActor, CanBulk, CanRead, CanRefund, CanWrite, CanWriteOrCustomer
 from rebill.schema.common import ApiError
 
 
@@ -32,6 +33,11 @@ def _read(resolver: Any, description: str | None = None) -> Any:
 
 def _write(resolver: Any, description: str | None = None) -> Any:
     return strawberry.mutation(resolver=resolver, permission_classes=[CanWrite], description=description)
+
+
+def _write_or_customer(resolver: Any, description: str | None = None) -> Any:
+    """A mutation a customer token may call too, on its own subscriptions (resolvers/portal.py)."""
+    return strawberry.mutation(resolver=resolver, permission_classes=[CanWriteOrCustomer], description=description)
 
 
 @strawberry.type
@@ -47,6 +53,11 @@ class Query:
     products = _read(q.products)
     coupon = _read(q.coupon)
     notifications = _read(q.notifications, "Outbox rows: emails to customers and partner events")
+    viewer = strawberry.field(
+        resolver=p.viewer,
+        permission_classes=[AnyActor],
+        description="With a customer token: that customer and their subscriptions; null for staff keys",
+    )
     bulk_preview = strawberry.field(
         resolver=b.bulk_preview, permission_classes=[CanBulk], description="What a bulk plan would do; writes nothing"
     )
@@ -65,11 +76,17 @@ class Mutation:
     create_profile = _write(m.create_profile)
     update_profile = _write(m.update_profile)
     create_customer = _write(m.create_customer)
-    add_payment_method = _write(m.add_payment_method, "Add a card, external or offline payment method")
+    add_payment_method = _write_or_customer(p.add_payment_method, "Add a card, external or offline payment method")
+    update_customer = _write_or_customer(p.update_customer, "Staff: any field; a customer token: its billing address")
+    create_customer_portal_session = _write(
+        p.create_customer_portal_session, "A one-time portal link and a customer-scoped bearer token"
+    )
     create_coupon = _write(m.create_coupon)
     create_subscription = _write(m.create_subscription)
 
-    change_next_renewal_date = _write(m.change_next_renewal_date, "A date or a shift; a trial moves with it")
+    change_next_renewal_date = _write_or_customer(
+        p.change_next_renewal_date, "A date or a shift; a trial moves with it"
+    )
     update_item = _write(m.update_item)
     add_item = _write(m.add_item)
     remove_item = _write(m.remove_item)
@@ -78,7 +95,7 @@ class Mutation:
     change_profile = _write(m.change_profile)
     change_product = _write(m.change_product, "Ends the subscription and creates its replacement")
     update_shipping_address = _write(m.update_shipping_address)
-    set_payment_method = _write(m.set_payment_method)
+    set_payment_method = _write_or_customer(p.set_payment_method)
     set_gateway = _write(m.set_gateway)
     set_renewal_type = _write(m.set_renewal_type)
     set_end_date = _write(m.set_end_date)
@@ -90,8 +107,8 @@ class Mutation:
 
     suspend_subscription = _write(m.suspend_subscription)
     activate_subscription = _write(m.activate_subscription)
-    cancel_subscription = _write(m.cancel_subscription)
-    renew_now = _write(m.renew_now)
+    cancel_subscription = _write_or_customer(p.cancel_subscription)
+    renew_now = _write_or_customer(p.renew_now)
     force_bill = _write(m.force_bill)
     retry_renewal = _write(m.retry_renewal)
     refund_renewal = strawberry.mutation(resolver=m.refund_renewal, permission_classes=[CanRefund])
