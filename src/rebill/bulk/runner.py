@@ -37,7 +37,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.bulk import writes
-from rebill.bulk.actions import apply_actions
+from rebill.bulk.actions import apply_actions, consent_of
 from rebill.bulk.plan import Plan, References, load_references, parse_plan
 from rebill.bulk.preview import op_context
 from rebill.bulk.selection import candidates, runs_of_plan, segment_case
@@ -162,6 +162,7 @@ class RunWorker:
         self.catalog_cache: Catalog | None = None
         self.chunk_size = max(1, services.settings.bulk_chunk_size)
         self.cancelled = False
+        self.consents = {s.name: consent_of(s.actions) for s in self.plan.segments}
 
     # -- the loop -----------------------------------------------------------
 
@@ -316,6 +317,9 @@ class RunWorker:
                 "action": outcome.action,
                 "changes": changes,
             }
+            consent = self.consents[segment.name]
+            if consent is not None:
+                record["consent"] = consent
             out.records.append(record)
             if self.dry_run:
                 continue

@@ -94,6 +94,7 @@ class ItemView:
     reason: str | None
     changes: list[dict[str, Any]]
     version_after: int | None
+    consent_reference: str | None = None
 
     @property
     def code(self) -> str | None:
@@ -345,6 +346,7 @@ def _item(row: Any) -> ItemView:
         reason=row.reason,
         changes=row.changes or [],
         version_after=row.version_after,
+        consent_reference=row.consent_reference,
     )
 
 

@@ -158,6 +158,7 @@ RUN_RECORD = {
     "changes": "jsonb",
     "before": "jsonb",
     "version": "int",
+    "consent": "text",  # the consent reference the segment's price actions were given
 }
 
 
@@ -214,16 +215,16 @@ async def write_run_chunk(
     parts = [
         f"d AS MATERIALIZED (SELECT * FROM json_to_recordset($1::json) AS v({spec}))",
         "items AS (INSERT INTO bulk_run_items (run_id, subscription_id, segment, outcome, reason, changes, before, "
-        "version_after, created_at) SELECT $3::bigint, id, segment, outcome, reason, coalesce(changes, '[]'), "
-        "before, version + 1, $2::timestamptz FROM d RETURNING 1)",
+        "version_after, consent_reference, created_at) SELECT $3::bigint, id, segment, outcome, reason, "
+        "coalesce(changes, '[]'), before, version + 1, consent, $2::timestamptz FROM d RETURNING 1)",
     ]
     if changed:
         parts += [
             f"moved AS (UPDATE subscriptions AS s SET {sets} FROM d "
             "WHERE d.version IS NOT NULL AND s.id = d.id AND s.version = d.version RETURNING 1)",
             "logged AS (INSERT INTO history_entries (subscription_id, occurred_at, actor, action, reason, "
-            "bulk_run_id, changes) SELECT id, $2::timestamptz, $4::text, action, "
-            "'bulk run ' || $3::bigint || ', segment ' || segment, $3::bigint, changes FROM d "
+            "bulk_run_id, changes, consent_reference) SELECT id, $2::timestamptz, $4::text, action, "
+            "'bulk run ' || $3::bigint || ', segment ' || segment, $3::bigint, changes, consent FROM d "
             "WHERE version IS NOT NULL RETURNING 1)",
         ]
     names = [part.split(" ", 1)[0] for part in parts[1:]]

@@ -275,6 +275,9 @@ class BulkRunItem:
     code: str | None = strawberry.field(description="The refusal code of a SKIPPED item, CONFLICT, …")
     reason: str | None
     changes: list[FieldChange]
+    consent_reference: str | None = strawberry.field(
+        description="The consent reference the plan's price actions gave for this change (who agreed, when, how)."
+    )
 
     @classmethod
     def of(cls, item: ItemView) -> BulkRunItem:
@@ -286,6 +289,7 @@ class BulkRunItem:
             code=item.code,
             reason=item.reason,
             changes=changes_of(item.changes),
+            consent_reference=item.consent_reference,
         )
 
 
