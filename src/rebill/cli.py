@@ -22,7 +22,8 @@ app = typer.Typer(
     help=(
         "rebill: a subscription back office. Subscriptions, renewals and plans in PostgreSQL, "
         "billed on schedule with dunning, and a GraphQL API.\n\n"
-        "With no DATABASE_URL, rebill runs an embedded PostgreSQL in REBILL_DATA_DIR (default ./.rebill)."
+        "With no DATABASE_URL, rebill runs an embedded PostgreSQL in REBILL_DATA_DIR (default: the user's "
+        "data directory, the same from every folder); every command says which folder it uses."
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -55,6 +56,11 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Any:
     from rebill.db.migrate import upgrade
     from rebill.services.runtime import Services
 
+    if not settings.database_url:
+        from rebill.db.embedded import notes
+
+        for line in notes(settings.data_dir):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     database = resolve_database(settings)
     engine = database.engine()
     try:
@@ -122,7 +128,12 @@ def serve(
             config = uvicorn.Config(application, host=host, port=port, log_level=log_level, lifespan="on")
             server = server_class(config)
             console.print(f"rebill serving on http://{host}:{port}/graphql")
-            await server.serve()
+            console.print(f"admin console on http://{host}:{port}/admin")
+            from rebill.db.embedded import registered_server
+
+            embedded_dir = None if settings.database_url else settings.data_dir
+            with registered_server(embedded_dir, f"http://{host}:{port}"):
+                await server.serve()
 
     try:
         run(main)

