@@ -78,6 +78,10 @@ class Gateway(Protocol):
 
     async def refund(self, reference: str | None, amount: Money, idempotency_key: str) -> GatewayResult: ...
 
+    async def retrieve(self, idempotency_key: str) -> GatewayResult | None:
+        """What the gateway did with a charge key, or None when it never received it."""
+        ...
+
 
 class BatchGateway(Gateway, Protocol):
     """A gateway that takes many charges in one call (the sandbox; batch APIs of real gateways)."""
@@ -191,6 +195,19 @@ class SandboxGateway:
 
     async def refund(self, reference: str | None, amount: Money, idempotency_key: str) -> GatewayResult:
         return await self._record("REFUND", reference, amount, idempotency_key, True, None)
+
+    async def retrieve(self, idempotency_key: str) -> GatewayResult | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(LEDGER.c.succeeded, LEDGER.c.decline_code, LEDGER.c.reference).where(
+                        LEDGER.c.gateway == self.name,
+                        LEDGER.c.idempotency_key == idempotency_key,
+                        LEDGER.c.kind == "CHARGE",
+                    )
+                )
+            ).first()
+        return GatewayResult(row.succeeded, row.reference, row.decline_code) if row is not None else None
 
 
 _BATCH_INSERT = text(

@@ -513,6 +513,7 @@ def history_row(
     reason: str | None,
     changes: list[dict[str, Any]],
     bulk_run_id: int | None = None,
+    consent_reference: str | None = None,
 ) -> dict[str, Any]:
     return {
         "subscription_id": subscription_id,
@@ -522,6 +523,7 @@ def history_row(
         "reason": reason,
         "changes": changes,
         "bulk_run_id": bulk_run_id,
+        "consent_reference": consent_reference,
     }
 
 

@@ -7,12 +7,13 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-from rebill.domain.cadence import add_interval
+from rebill.domain.cadence import add_interval, period_containing
 from rebill.domain.errors import NotFound, SubscriptionError, ValidationError
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
-from rebill.domain.renewal import Charge, FulfillmentStatus, RenewalKind
-from rebill.domain.status import SubscriptionStatus
+from rebill.domain.renewal import Charge, Event, FulfillmentStatus, RenewalKind
+from rebill.domain.status import Event as StatusEvent
+from rebill.domain.status import SubscriptionStatus, transition
 from rebill.domain.subscription import (
     Item,
     PaymentMethodInfo,
@@ -119,32 +120,124 @@ def start_subscription(
         built.append(item)
     state = state.evolve(items=tuple(built))
 
+    if start > ctx.today:
+        # FUTURE (DOMAIN.md "Start dates"): nothing is billed until the start
+        # date, when the renewal engine starts it (cycle.start). An import's
+        # first period is known now: it is paid elsewhere.
+        trial_end = start + timedelta(days=trial) if trial > 0 else None
+        if trial_end is not None:
+            check_date_range(trial_end, "trialDays")
+        state = state.evolve(
+            status=SubscriptionStatus.FUTURE,
+            next_renewal_date=start,
+            trial_end_date=trial_end,
+            anchor_date=trial_end or start,
+        )
+        if trial_end is None and not bill_first_period:
+            end = add_interval(start, profile.cadence, 1)
+            check_date_range(end, "startDate")
+            state = state.evolve(current_period_start=start, current_period_end=end)
+        return Outcome(state, "created")
+    anchor = start
     if trial > 0:
         trial_end = start + timedelta(days=trial)
         check_date_range(trial_end, "trialDays")
-        state = state.evolve(
-            status=SubscriptionStatus.TRIAL,
-            trial_end_date=trial_end,
-            next_renewal_date=trial_end,
-            anchor_date=trial_end,
-            current_period_start=start,
-            current_period_end=trial_end,
-        )
-        return Outcome(state, "created")
-    end = add_interval(start, profile.cadence, 1)
-    check_date_range(end, "startDate")
-    state = state.evolve(next_renewal_date=end, current_period_start=start, current_period_end=end)
+        if trial_end > ctx.today:
+            state = state.evolve(
+                status=SubscriptionStatus.TRIAL,
+                trial_end_date=trial_end,
+                next_renewal_date=trial_end,
+                anchor_date=trial_end,
+                current_period_start=start,
+                current_period_end=trial_end,
+            )
+            return Outcome(state, "created")
+        # A backdated trial that is already over: billing runs from its end.
+        anchor = trial_end
+        state = state.evolve(trial_end_date=trial_end, anchor_date=trial_end)
+    # A start date in the past never bills the periods that ended before
+    # today: the first period is the one that contains today.
+    period = period_containing(anchor, profile.cadence, profile.anchor_policy, ctx.today)
+    check_date_range(period.end, "startDate")
+    state = state.evolve(next_renewal_date=period.end, current_period_start=period.start, current_period_end=period.end)
     if not bill_first_period:
         return Outcome(state, "created")
-    charge = Charge(
+    return Outcome(state.evolve(last_cycle=1), "created", charge=initial_charge(state))
+
+
+def initial_charge(state: SubscriptionState) -> Charge:
+    """The first period's charge: the INITIAL renewal, cycle 1."""
+    assert state.current_period_start is not None and state.current_period_end is not None
+    return Charge(
         RenewalKind.INITIAL,
         1,
-        start,
-        end,
+        state.current_period_start,
+        state.current_period_end,
         state.amount,
         fulfillment=FulfillmentStatus.NONE,
     )
-    return Outcome(state.evolve(last_cycle=1), "created", charge=charge)
+
+
+def start_future(state: SubscriptionState, ctx: OpContext) -> Outcome:
+    """A FUTURE subscription's start date has come (DOMAIN.md "Start dates").
+
+    With a trial it is in ``TRIAL`` until the trial end; an import whose
+    first period is paid elsewhere is ``ACTIVE`` until that period ends;
+    otherwise its first period is billed now as the ``INITIAL`` renewal.
+    """
+    start = state.start_date
+    event = Event("SUBSCRIPTION_STARTED", {"startDate": start.isoformat()})
+    if state.trial_end_date is not None and state.trial_end_date > start:
+        new = state.evolve(
+            status=transition(state.status, StatusEvent.START_TRIAL),
+            next_renewal_date=state.trial_end_date,
+            current_period_start=start,
+            current_period_end=state.trial_end_date,
+        )
+        return Outcome(new, "started", events=(event,))
+    if state.current_period_end is not None:
+        new = state.evolve(
+            status=transition(state.status, StatusEvent.START), next_renewal_date=state.current_period_end
+        )
+        return Outcome(new, "started", events=(event,))
+    end = add_interval(start, state.cadence, 1)
+    new = state.evolve(
+        status=transition(state.status, StatusEvent.START),
+        next_renewal_date=end,
+        current_period_start=start,
+        current_period_end=end,
+        last_cycle=1,
+    )
+    return Outcome(new, "started", events=(event,), charge=initial_charge(new))
+
+
+def change_start_date(state: SubscriptionState, ctx: OpContext, start: date) -> SubscriptionState:
+    """Move a FUTURE subscription's start; once started, the start date is history."""
+    if state.status is not SubscriptionStatus.FUTURE:
+        raise SubscriptionError(
+            f"subscription {state.id} started on {state.start_date}: its start date can no longer change",
+            code="START_DATE_LOCKED",
+            field=["startDate"],
+        )
+    if start <= ctx.today:
+        raise ValidationError(
+            "a start date can only move to a later day than today (to start now, give tomorrow or cancel "
+            "and create it again)",
+            code="DATE_IN_PAST",
+            field=["startDate"],
+        )
+    check_date_range(start, "startDate")
+    shift = start - state.start_date
+    trial_end = state.trial_end_date + shift if state.trial_end_date is not None else None
+    period_end = add_interval(start, state.cadence, 1) if state.current_period_end is not None else None
+    return state.evolve(
+        start_date=start,
+        next_renewal_date=start,
+        trial_end_date=trial_end,
+        anchor_date=trial_end or start,
+        current_period_start=start if period_end is not None else None,
+        current_period_end=period_end,
+    )
 
 
 def change_product(

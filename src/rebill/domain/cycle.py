@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from rebill.domain.cadence import following, period_containing
+from rebill.domain.creation import start_future
 from rebill.domain.lifecycle import paid
 from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.renewal import Charge, Event, FulfillmentStatus, RenewalInfo, RenewalKind
@@ -54,6 +55,8 @@ def collects_manually(state: SubscriptionState) -> bool:
 
 
 def is_due(state: SubscriptionState, today: date) -> bool:
+    if state.status is SubscriptionStatus.FUTURE:
+        return state.start_date <= today
     return state.status in BILLABLE and state.next_renewal_date is not None and state.next_renewal_date <= today
 
 
@@ -85,6 +88,8 @@ def begin_cycle(state: SubscriptionState, ctx: OpContext) -> Outcome | None:
     """
     if not is_due(state, ctx.today):
         return None
+    if state.status is SubscriptionStatus.FUTURE:
+        return start_future(state, ctx)
     due = state.next_renewal_date
     assert due is not None
     if state.cancel_at_period_end:

@@ -88,6 +88,18 @@ def cancel(
     return Outcome(new, "cancelled", events=(event,), refund=refund, renewal_updates=tuple(updates))
 
 
+def resume(state: SubscriptionState, ctx: OpContext) -> Outcome:
+    """Undo a scheduled cancellation or end date before it happens (DOMAIN.md "Start dates")."""
+    changeable(state, "resume")
+    if not state.cancel_at_period_end and state.end_date is None:
+        raise SubscriptionError(
+            f"subscription {state.id} has no scheduled cancellation or end date to undo",
+            code="NOTHING_TO_RESUME",
+        )
+    new = state.evolve(cancel_at_period_end=False, end_date=None)
+    return Outcome(new, "resumed", events=(Event("SUBSCRIPTION_RESUMED", {}),))
+
+
 def _refund_last(last: RenewalInfo | None) -> Refund:
     if last is None or last.status not in (RenewalStatus.PAID, RenewalStatus.PARTIALLY_REFUNDED):
         raise SubscriptionError(
@@ -120,6 +132,11 @@ def renew_now(
     renewal; with ``product`` it is an upgrade or downgrade that stays.
     """
     changeable(state, "renew")
+    if state.status is SubscriptionStatus.FUTURE:
+        raise SubscriptionError(
+            f"cannot renew a subscription that has not started (it starts on {state.start_date})",
+            code="INVALID_STATUS",
+        )
     if state.status is SubscriptionStatus.SUSPENDED:
         raise SubscriptionError(
             "cannot renew a subscription that is SUSPENDED: activate it first", code="INVALID_STATUS"
@@ -177,13 +194,22 @@ def renew_now(
     return Outcome(new, "renewed_now", charge=charge)
 
 
-def force_bill(state: SubscriptionState, ctx: OpContext) -> Outcome:
-    """Charge and ship the next cycle now (seed 000): the period starts today, the anchor moves."""
+def ensure_force_billable(state: SubscriptionState) -> None:
     changeable(state, "force bill")
     if state.status is SubscriptionStatus.SUSPENDED:
         raise SubscriptionError(
             "cannot force bill a subscription that is SUSPENDED: activate it first", code="INVALID_STATUS"
         )
+    if state.status is SubscriptionStatus.FUTURE:
+        raise SubscriptionError(
+            f"cannot force bill a subscription that has not started (it starts on {state.start_date})",
+            code="INVALID_STATUS",
+        )
+
+
+def force_bill(state: SubscriptionState, ctx: OpContext) -> Outcome:
+    """Charge and ship the next cycle now (seed 000): the period starts today, the anchor moves."""
+    ensure_force_billable(state)
     base = apply_pending(state)
     start = ctx.today
     end = add_interval(start, state.cadence, 1)

@@ -16,6 +16,7 @@ from rebill.domain.errors import InvalidStatus
 
 
 class SubscriptionStatus(StrEnum):
+    FUTURE = "FUTURE"
     TRIAL = "TRIAL"
     ACTIVE = "ACTIVE"
     OVERDUE = "OVERDUE"
@@ -38,6 +39,8 @@ class Event(StrEnum):
     CANCEL = "CANCEL"
     EXPIRE = "EXPIRE"
     TRIAL_ENDED = "TRIAL_ENDED"
+    START = "START"
+    START_TRIAL = "START_TRIAL"
 
 
 _S = SubscriptionStatus
@@ -62,6 +65,8 @@ TRANSITIONS: Mapping[tuple[SubscriptionStatus, Event], SubscriptionStatus] = Map
         (_S.OVERDUE, _E.PERIOD_ENDED_UNPAID): _S.AWAITING_REINSTATE,
         (_S.AWAITING_REINSTATE, _E.REINSTATE): _S.ACTIVE,
         (_S.TRIAL, _E.TRIAL_ENDED): _S.ACTIVE,
+        (_S.FUTURE, _E.START): _S.ACTIVE,
+        (_S.FUTURE, _E.START_TRIAL): _S.TRIAL,
         **{(status, _E.CANCEL): _S.CANCELLED for status in _S if status not in FINAL},
         **{(status, _E.EXPIRE): _S.EXPIRED for status in _S if status not in FINAL},
     }
@@ -79,6 +84,8 @@ _VERBS: Mapping[Event, str] = MappingProxyType(
         _E.CANCEL: "cancel",
         _E.EXPIRE: "expire",
         _E.TRIAL_ENDED: "end the trial of",
+        _E.START: "start",
+        _E.START_TRIAL: "start the trial of",
     }
 )
 

@@ -578,9 +578,18 @@ async def renew_now(info: Info, input: inputs.RenewNowInput) -> inputs.RenewNowP
 
 async def force_bill(info: Info, input: inputs.ForceBillInput) -> inputs.ForceBillPayload:
     async def call() -> Result:
-        return await service(info).force_bill(actor_of(info), common_of(input), request_of(input), sub_pk(input))
+        return await service(info).force_bill(
+            actor_of(info), common_of(input), request_of(input), sub_pk(input), allow_repeat=input.allow_repeat
+        )
 
     return subscription_payload(inputs.ForceBillPayload, await guarded(call))
+
+
+async def resume_subscription(info: Info, input: inputs.ResumeSubscriptionInput) -> inputs.ResumeSubscriptionPayload:
+    async def call() -> Result:
+        return await service(info).resume(actor_of(info), common_of(input), request_of(input), sub_pk(input))
+
+    return subscription_payload(inputs.ResumeSubscriptionPayload, await guarded(call))
 
 
 async def retry_renewal(info: Info, input: inputs.RetryRenewalInput) -> inputs.RetryRenewalPayload:

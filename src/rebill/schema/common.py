@@ -141,5 +141,45 @@ def page_info(edges: Sequence[Any], has_next: bool, has_previous: bool = False) 
     )
 
 
+#: History fields whose values are ids, and the type of object they name.
+_ID_FIELDS = {
+    "profileId": "SubscriptionProfile",
+    "paymentMethodId": "PaymentMethod",
+    "replacedById": "Subscription",
+    "replacesId": "Subscription",
+    "customerId": "Customer",
+}
+#: History field paths that name an object by id (``renewals.17.status``).
+_ID_PATHS = {"renewals": "Renewal", "phases": "Phase", "items": "SubscriptionItem"}
+
+
+def _global(type_name: str, value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return to_global_id(type_name, value)
+    if isinstance(value, str) and value.isdigit():
+        return to_global_id(type_name, value)
+    return value
+
+
+def _global_path(path: str) -> str:
+    head, _, rest = path.partition(".")
+    type_name = _ID_PATHS.get(head)
+    if type_name is None or not rest:
+        return path
+    key, dot, tail = rest.partition(".")
+    if not key.isdigit():  # items not yet saved are named by their position (``items.new1``)
+        return path
+    return f"{head}.{to_global_id(type_name, key)}{dot}{tail}"
+
+
 def changes_of(raw: Any) -> list[FieldChange]:
-    return [FieldChange(field=c["field"], before=c.get("before"), after=c.get("after")) for c in raw or []]
+    """History changes as clients see them: every id in them a global id."""
+    out = []
+    for c in raw or []:
+        name = c["field"]
+        before, after = c.get("before"), c.get("after")
+        type_name = _ID_FIELDS.get(name)
+        if type_name is not None:
+            before, after = _global(type_name, before), _global(type_name, after)
+        out.append(FieldChange(field=_global_path(name), before=before, after=after))
+    return out

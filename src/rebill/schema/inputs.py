@@ -440,6 +440,14 @@ class ActivateSubscriptionInput(SubscriptionMutationInput):
 
 @strawberry.input
 class ForceBillInput(SubscriptionMutationInput):
+    allow_repeat: bool = strawberry.field(
+        default=False,
+        description="Bill again although a force bill already billed a period starting today (else ALREADY_BILLED)",
+    )
+
+
+@strawberry.input(description="Undo a scheduled cancellation or end date before it happens.")
+class ResumeSubscriptionInput(SubscriptionMutationInput):
     pass
 
 
@@ -576,6 +584,11 @@ class SetMetadataPayload(SubscriptionPayload):
 
 @strawberry.type
 class SuspendSubscriptionPayload(SubscriptionPayload):
+    pass
+
+
+@strawberry.type
+class ResumeSubscriptionPayload(SubscriptionPayload):
     pass
 
 

@@ -161,6 +161,9 @@ class HistoryEntry:
     reason: str | None
     bulk_run_id: strawberry.ID | None
     changes: list[FieldChange]
+    consent_reference: str | None = strawberry.field(
+        default=None, description="The evidence of consent for a price increase this change made (seed 002)"
+    )
 
     @classmethod
     def of(cls, row: Any) -> HistoryEntry:
@@ -172,6 +175,7 @@ class HistoryEntry:
             reason=row.reason,
             bulk_run_id=strawberry.ID(to_global_id("BulkRun", row.bulk_run_id)) if row.bulk_run_id else None,
             changes=changes_of(row.changes),
+            consent_reference=getattr(row, "consent_reference", None),
         )
 
 

@@ -83,6 +83,14 @@ async def store(session: AsyncSession, record_id: int, result: Result) -> None:
     await session.execute(update(IR).where(IR.c.id == record_id).values(response=result_to_json(result)))
 
 
+async def store_by_key(session: AsyncSession, actor: Actor, key: str, result: Result) -> None:
+    """Complete a record whose charges were settled after it was first stored."""
+    owner = actor.api_key_id or 0
+    await session.execute(
+        update(IR).where(IR.c.api_key_id == owner, IR.c.key == key).values(response=result_to_json(result))
+    )
+
+
 async def purge_expired(session: AsyncSession, now: datetime) -> int:
     res = await session.execute(delete(IR).where(IR.c.expires_at < now))
     return int(res.rowcount or 0)  # type: ignore[attr-defined]
@@ -142,9 +150,19 @@ def result_to_json(result: Result) -> dict[str, Any]:
         "renewal": renewal_to_json(result.renewal) if result.renewal else None,
         "replaced": state_to_json(result.replaced) if result.replaced else None,
         "refund": refund,
-        "errors": [{"code": e.code, "message": e.message, "field": e.field} for e in result.errors],
+        "errors": [
+            {"code": e.code, "message": e.message, "field": e.field, "details": _plain(e.details)}
+            for e in result.errors
+        ],
         "extra": {k: v for k, v in result.extra.items() if isinstance(v, str | int | float | bool | type(None))},
+        "pending": list(result.pending),
     }
+
+
+def _plain(details: Any) -> dict[str, Any]:
+    if not isinstance(details, dict):
+        return {}
+    return {k: v for k, v in details.items() if isinstance(v, str | int | float | bool | type(None))}
 
 
 def result_from_json(d: dict[str, Any]) -> Result:
@@ -156,6 +174,10 @@ def result_from_json(d: dict[str, Any]) -> Result:
         renewal=renewal_from_json(d["renewal"]) if d.get("renewal") else None,
         replaced=state_from_json(d["replaced"]) if d.get("replaced") else None,
         refund=refund,
-        errors=[RebillError(e["message"], code=e["code"], field=e["field"]) for e in d.get("errors", [])],
+        errors=[
+            RebillError(e["message"], code=e["code"], field=e["field"], details=e.get("details") or {})
+            for e in d.get("errors", [])
+        ],
         extra=dict(d.get("extra") or {}),
+        pending=[int(i) for i in d.get("pending") or []],
     )

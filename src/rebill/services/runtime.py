@@ -57,6 +57,8 @@ class Result:
     dry_run: bool = False
     replayed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # Renewals recorded and not yet settled (their charge is in flight).
+    pending: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

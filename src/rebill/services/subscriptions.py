@@ -9,23 +9,27 @@ same transaction, so a retried request replays the first response.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from secrets import token_hex
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db import tables as t
 from rebill.db.repositories import Catalog, SubscriptionRepository, history_row, renewal_from_row, write_history
 from rebill.domain import creation, cycle, lifecycle, updates
 from rebill.domain.cadence import local_today
-from rebill.domain.errors import NotFound, PaymentDeclined, RebillError, VersionConflict
+from rebill.domain.errors import NotFound, PaymentDeclined, RebillError, SubscriptionError, VersionConflict
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.proration import Proration
-from rebill.domain.renewal import Event, RenewalInfo
+from rebill.domain.renewal import Event, RenewalInfo, RenewalKind, RenewalStatus
 from rebill.domain.subscription import (
     GatewayMode,
     ProfileTerms,
@@ -33,12 +37,22 @@ from rebill.domain.subscription import (
     SubscriptionState,
     diff,
 )
-from rebill.services import idempotency, payments
+from rebill.services import charging, idempotency, outbox, payments
+from rebill.services.charging import Job
+from rebill.services.outbox import notification_payload
 from rebill.services.runtime import Actor, Common, Result, Services
 
+log = logging.getLogger(__name__)
+
 R = t.table_of(t.Renewal)
+S = t.table_of(t.Subscription)
 OUTBOX = t.table_of(t.OutboxMessage)
 CUSTOMERS = t.table_of(t.Customer)
+
+__all__ = ["SubscriptionService", "Unit", "apply_outcome", "emit", "notification_payload", "run_in_transaction"]
+
+#: How long a retried request waits for the same request's charge, in flight in another process.
+IN_FLIGHT_WAIT_SECONDS = 30.0
 
 
 class _Rollback(Exception):
@@ -57,6 +71,8 @@ class Unit:
     now: datetime
     actor: Actor
     common: Common
+    # Charges recorded in this transaction, sent to the gateway once it commits.
+    pending: list[Job] = field(default_factory=list)
 
     def ctx(self, state_or_tz: SubscriptionState | str = "UTC") -> OpContext:
         tz = state_or_tz if isinstance(state_or_tz, str) else state_or_tz.time_zone
@@ -73,42 +89,230 @@ async def run_in_transaction(
     common: Common,
     request: Any,
     body: Callable[[Unit], Awaitable[Result]],
+    *,
+    declined_is_error: bool = True,
 ) -> Result:
-    """Run ``body`` in one transaction with idempotency, what-if and error handling."""
+    """Run ``body`` in one transaction with idempotency, what-if and error handling.
+
+    A charge the body records is sent to the gateway after the commit, and
+    settled in a second transaction (:mod:`rebill.services.charging`); the
+    idempotency record is completed then. A client that retries a request
+    whose process died in between gets the charge settled (asked of the
+    gateway, never charged twice) and the final answer.
+    """
     now = services.clock.now()
-    async with services.sessions() as session:
-        try:
-            async with session.begin():
-                catalog = Catalog(session)
-                unit = Unit(session, SubscriptionRepository(session, catalog), catalog, services, now, actor, common)
-                record_id = None
-                if common.idempotency_key and not common.dry_run:
-                    try:
-                        record_id, replay = await idempotency.claim(
-                            session,
-                            actor,
-                            common.idempotency_key,
-                            operation,
-                            idempotency.fingerprint(operation, request),
-                            now,
-                        )
-                    except RebillError as exc:
-                        raise _Rollback(Result(errors=[exc])) from None
-                    if replay is not None:
-                        return replay
-                try:
-                    async with session.begin_nested():
-                        result = await body(unit)
-                except RebillError as exc:
-                    result = Result(errors=[exc])
-                result.dry_run = common.dry_run
-                if common.dry_run:
-                    raise _Rollback(result)
-                if record_id is not None:
-                    await idempotency.store(session, record_id, result)
-            return result
-        except _Rollback as rollback:
-            return rollback.result
+    async with AsyncExitStack() as stack:
+        unit: Unit | None = None
+        record_id: int | None = None
+        replay: Result | None = None
+        async with services.sessions() as session:
+            try:
+                async with session.begin():
+                    catalog = Catalog(session)
+                    unit = Unit(
+                        session, SubscriptionRepository(session, catalog), catalog, services, now, actor, common
+                    )
+                    if common.idempotency_key and not common.dry_run:
+                        try:
+                            record_id, replay = await idempotency.claim(
+                                session,
+                                actor,
+                                common.idempotency_key,
+                                operation,
+                                idempotency.fingerprint(operation, request),
+                                now,
+                            )
+                        except RebillError as exc:
+                            raise _Rollback(Result(errors=[exc])) from None
+                    if replay is None:
+                        try:
+                            async with session.begin_nested():
+                                result = await body(unit)
+                        except RebillError as exc:
+                            result = Result(errors=[exc])
+                            unit.pending.clear()
+                        result.dry_run = common.dry_run
+                        if common.dry_run:
+                            raise _Rollback(result)
+                        if unit.pending:
+                            # In flight from before the commit: recovery leaves these alone while we live.
+                            locks = await stack.enter_async_context(charging.in_flight(services.engine))
+                            await locks.take([job.renewal_id for job in unit.pending])
+                            result.pending = [job.renewal_id for job in unit.pending]
+                        if record_id is not None:
+                            await idempotency.store(session, record_id, result)
+            except _Rollback as rollback:
+                return rollback.result
+        if replay is not None:
+            if replay.pending:
+                return await _finish_replay(services, actor, common, replay, declined_is_error)
+            return replay
+        assert unit is not None
+        if unit.pending:
+            result = await _charge_pending(services, unit, result, record_id, declined_is_error)
+        return result
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _charge_pending(
+    services: Services, unit: Unit, result: Result, record_id: int | None, declined_is_error: bool
+) -> Result:
+    """Send the charges recorded by a committed mutation, and settle them."""
+    jobs = unit.pending
+    try:
+        await charging.charge_jobs(services.gateways, jobs)
+        async with services.sessions() as session, session.begin():
+            await charging.settle_jobs(
+                session, services.settings, jobs, unit.now, unit.actor.name, bulk_run_id=unit.actor.bulk_run_id
+            )
+            result = await _final_result(session, result, declined_is_error)
+            if record_id is not None:
+                await idempotency.store(session, record_id, result)
+        return result
+    except (DBAPIError, OSError) as exc:
+        log.error("a charge could not be settled, it stays pending for recovery: %s", exc)
+        result.errors.append(_still_pending(result.pending))
+        return result
+
+
+def _still_pending(renewal_ids: Sequence[int]) -> RebillError:
+    return RebillError(
+        f"the payment of renewal {', '.join(map(str, renewal_ids))} is still being processed: send the request "
+        "again with the same idempotencyKey to get its outcome (it is never charged twice)",
+        code="PAYMENT_PENDING",
+    )
+
+
+async def _final_result(session: AsyncSession, result: Result, declined_is_error: bool) -> Result:
+    """The mutation's answer once its charges are settled: the subscription and renewal as they are now."""
+    ids = list(result.pending)
+    rows = {row.id: renewal_from_row(row) for row in await session.execute(select(R).where(R.c.id.in_(ids)))}
+    renewals = [rows[i] for i in ids if i in rows]
+    final = replace(result, pending=[], errors=list(result.errors))
+    if result.subscription is not None and result.subscription.id is not None:
+        final.subscription = await SubscriptionRepository(session).get(result.subscription.id)
+    if renewals:
+        final.renewal = renewals[0]
+    if any(r.status is RenewalStatus.PENDING for r in renewals):
+        final.pending = [r.id for r in renewals if r.status is RenewalStatus.PENDING]
+        final.errors.append(_still_pending(final.pending))
+        return final
+    for renewal in renewals:
+        if renewal.status is RenewalStatus.FAILED and declined_is_error:
+            decline = (
+                await session.execute(
+                    text(
+                        "SELECT decline_code FROM transactions WHERE renewal_id = :id AND status = 'FAILED' "
+                        "ORDER BY id DESC LIMIT 1"
+                    ),
+                    {"id": renewal.id},
+                )
+            ).scalar()
+            final.errors.append(
+                PaymentDeclined(
+                    f"the payment of {renewal.amount.amount_str} {renewal.amount.currency} was declined "
+                    f"({decline}); renewal {renewal.id} is in dunning: retry it, or add a new default card",
+                    details={"declineCode": decline, "renewalId": renewal.id},
+                )
+            )
+    return final
+
+
+async def _finish_replay(
+    services: Services, actor: Actor, common: Common, replay: Result, declined_is_error: bool
+) -> Result:
+    """A retried request whose first attempt's charge was not settled when it answered (or never answered)."""
+    now = services.clock.now()
+    async with charging.in_flight(services.engine) as locks:
+        for renewal_id in replay.pending:
+            free = await locks.take([renewal_id])
+            if not free and not await locks.wait(renewal_id, IN_FLIGHT_WAIT_SECONDS):
+                replay.errors = [*replay.errors, _still_pending([renewal_id])]
+                return replay
+        async with services.sessions() as session, session.begin():
+            rows = list(
+                await session.execute(
+                    select(R).where(R.c.id.in_(list(replay.pending)), text("renewals.status = 'PENDING'"))
+                )
+            )
+            jobs = await charging.jobs_for_rows(session, rows) if rows else []
+        if jobs:
+            log.warning("settling %d charges of a request that did not get its answer", len(jobs))
+            for job in jobs:
+                job.recovered = True
+            async with services.sessions() as session:
+                await charging.recheck(session, jobs)
+            await charging.charge_jobs(services.gateways, jobs)
+        async with services.sessions() as session, session.begin():
+            if jobs:
+                await charging.settle_jobs(session, services.settings, jobs, now, actor.name)
+            final = await _final_result(session, replay, declined_is_error)
+            final.replayed = True
+            if common.idempotency_key:
+                await idempotency.store_by_key(session, actor, common.idempotency_key, final)
+        return final
+
+
+async def record_pending_charge(
+    unit: Unit, before: SubscriptionState, after: SubscriptionState, outcome: Outcome
+) -> tuple[RenewalInfo, Job]:
+    """Record an outcome's charge as a PENDING renewal with its deterministic key (step 1 of charging)."""
+    charge = outcome.charge
+    assert charge is not None and before.id is not None
+    key = (
+        charging.adjustment_key(before.id, before.version)
+        if charge.adjustment
+        else charging.renewal_key(before.id, charge.cycle)
+    )
+    pm = after.payment_method
+    row = (
+        await unit.session.execute(
+            insert(R)
+            .values(
+                subscription_id=before.id,
+                cycle=charge.cycle,
+                kind=charge.kind.value,
+                adjustment=charge.adjustment,
+                status=RenewalStatus.PENDING.value,
+                period_start=charge.period_start,
+                period_end=charge.period_end,
+                amount_minor=charge.amount.minor,
+                currency=charge.amount.currency,
+                attempts=1,
+                fulfillment=charge.fulfillment.value,
+                payment_method_id=pm.id if pm else None,
+                payment_kind=pm.kind.value if pm else None,
+                idempotency_key=key,
+                created_at=unit.now,
+                updated_at=unit.now,
+            )
+            .returning(R)
+        )
+    ).one()
+    renewal = renewal_from_row(row)
+    email = await outbox.customer_email(unit.session, before.customer_id)
+    job = Job(renewal.id, replace(charge, renewal_id=renewal.id), key, 1, False, after, email)
+    return renewal, job
+
+
+async def retry_pending_charge(unit: Unit, state: SubscriptionState, renewal_id: int) -> tuple[RenewalInfo, Job]:
+    """Turn a FAILED renewal into a new PENDING attempt (a retry, recorded before it is sent)."""
+    row = (
+        await unit.session.execute(
+            update(R)
+            .where(R.c.id == renewal_id, text("renewals.status = 'FAILED'"))
+            .values(
+                status=RenewalStatus.PENDING.value, attempts=R.c.attempts + 1, next_retry_date=None, updated_at=unit.now
+            )
+            .returning(R)
+        )
+    ).first()
+    if row is None:
+        raise SubscriptionError(f"renewal {renewal_id} is no longer FAILED", code="INVALID_STATUS", field=["renewalId"])
+    email = await outbox.customer_email(unit.session, state.customer_id)
+    job = charging.job_from_row(row, state, email)
+    job.retry = True
+    return renewal_from_row(row), job
 
 
 async def apply_outcome(
@@ -118,68 +322,43 @@ async def apply_outcome(
     *,
     notes: Sequence[dict[str, Any]] = (),
     renewal: RenewalInfo | None = None,
+    consent_reference: str | None = None,
 ) -> Result:
-    """Charge, save, and write history and outbox for one operation's outcome.
+    """Save one operation's outcome with its history and outbox rows; record its charge, if any.
 
+    A charge is only recorded here (a PENDING renewal); it is sent after the
+    transaction commits (:func:`run_in_transaction`). A credit, and the
+    what-if of a dry run, never reach a gateway and are settled at once.
     ``renewal`` is the renewal the outcome is about when it charges nothing
-    itself (a declined first charge), so notifications can point at it.
+    itself, so notifications can point at it.
     """
     session, now = unit.session, unit.now
     after = outcome.state
     extra_notes: list[dict[str, Any]] = list(notes) + list(outcome.notes)
+    job: Job | None = None
     if outcome.charge is not None:
         charge = outcome.charge
-        key = payments.new_renewal_key(before.id, charge.cycle)
-        if charge.renewal_id is not None:
-            existing = (
-                await session.execute(select(R.c.idempotency_key, R.c.attempts).where(R.c.id == charge.renewal_id))
-            ).one()
-            key = f"{existing.idempotency_key}:retry{existing.attempts + 1}"
-        if charge.amount.is_negative:
-            credit = (after.credit or Money.zero(after.currency)) - charge.amount
-            after = after.evolve(credit=credit)
+        if charge.renewal_id is not None and not unit.common.dry_run:
+            # A retry: the settlement decides what the subscription becomes.
+            renewal, job = await retry_pending_charge(unit, before, charge.renewal_id)
+            unit.pending.append(job)
+            return Result(subscription=before, renewal=renewal)
+        if charge.amount.is_negative or unit.common.dry_run:
             settled = payments.ChargeOutcome(collected_outside=True)
-        elif unit.common.dry_run:
-            settled = payments.ChargeOutcome(collected_outside=True)
-        else:
-            settled = await payments.charge(unit.services.gateways, after, charge.amount, key)
-        if not settled.succeeded:
+            if charge.amount.is_negative:
+                credit = (after.credit or Money.zero(after.currency)) - charge.amount
+                after = after.evolve(credit=credit)
+            after = lifecycle.paid(after, charge, settled.gateway)
+            key = f"credit_{before.id}_v{before.version}" if charge.amount.is_negative else f"whatif_{token_hex(8)}"
             renewal = await payments.record_renewal(session, after, charge, settled, key, now)
-            await write_history(
-                session,
-                [
-                    history_row(
-                        before.id or 0,
-                        at=now,
-                        actor=unit.actor.name,
-                        action="payment_declined",
-                        reason=unit.common.reason,
-                        changes=[
-                            {
-                                "field": f"renewals.{renewal.id}",
-                                "before": None,
-                                "after": _renewal_note(renewal, settled.decline_code),
-                            }
-                        ],
-                        bulk_run_id=unit.actor.bulk_run_id,
-                    )
-                ],
-            )
-            return Result(
-                subscription=before,
-                renewal=renewal,
-                errors=[
-                    PaymentDeclined(
-                        f"the payment of {charge.amount.amount_str} {charge.amount.currency} was declined "
-                        f"({settled.decline_code}); the failed attempt is recorded on renewal {renewal.id}",
-                        details={"declineCode": settled.decline_code, "renewalId": renewal.id},
-                    )
-                ],
-            )
-        after = lifecycle.paid(after, charge, settled.gateway)
-        renewal = await payments.record_renewal(session, after, charge, settled, key, now)
-        extra_notes.append({"field": f"renewals.{renewal.id}", "before": None, "after": _renewal_note(renewal, None)})
+            extra_notes.append(charging.renewal_note(renewal.id, charge, renewal.status))
+        else:
+            renewal, job = await record_pending_charge(unit, before, after, outcome)
+            extra_notes.append(charging.renewal_note(renewal.id, charge, RenewalStatus.PENDING))
     saved = await unit.repo.save(before, after, now)
+    if job is not None:
+        job.state = saved
+        unit.pending.append(job)
     refund_info = None
     if outcome.refund is not None:
         refunded, refund_info = await payments.refund(
@@ -211,6 +390,7 @@ async def apply_outcome(
                 reason=unit.common.reason,
                 changes=changes,
                 bulk_run_id=unit.actor.bulk_run_id,
+                consent_reference=consent_reference,
             )
         ],
     )
@@ -221,37 +401,9 @@ async def apply_outcome(
         now,
         base_url=unit.services.settings.public_base_url,
         renewal_id=renewal.id if renewal is not None else None,
+        settings=unit.services.settings,
     )
     return Result(subscription=saved, renewal=renewal, refund=refund_info)
-
-
-def _renewal_note(renewal: RenewalInfo, decline_code: str | None) -> dict[str, Any]:
-    note: dict[str, Any] = {
-        "cycle": renewal.cycle,
-        "kind": renewal.kind.value,
-        "status": renewal.status.value,
-        "amount": renewal.amount.amount_str,
-        "periodStart": renewal.period_start.isoformat(),
-        "periodEnd": renewal.period_end.isoformat(),
-    }
-    if decline_code:
-        note["declineCode"] = decline_code
-    return note
-
-
-def notification_payload(
-    base_url: str, state: SubscriptionState, event: Event, renewal_id: int | None = None
-) -> dict[str, Any]:
-    """An outbox payload: the event's own, plus ids and the links the customer needs."""
-    base = base_url.rstrip("/")
-    body: dict[str, Any] = {"subscriptionId": state.id, **event.payload}
-    if renewal_id is not None and event.kind in ("RENEWAL_RECEIPT", "PAYMENT_DECLINED"):
-        body["renewalId"] = renewal_id
-    if event.kind == "PAYMENT_DECLINED":
-        body["updatePaymentMethodUrl"] = f"{base}/customers/{state.customer_id}/payment-methods?subscription={state.id}"
-    if event.kind in ("AWAITING_REINSTATE", "RENEWAL_REMINDER"):
-        body["renewUrl"] = f"{base}/subscriptions/{state.id}/renew"
-    return body
 
 
 async def emit(
@@ -262,24 +414,14 @@ async def emit(
     *,
     base_url: str,
     renewal_id: int | None = None,
+    settings: Any = None,
 ) -> None:
     """Outbox rows for an operation's events, in the caller's transaction."""
-    if not events:
-        return
-    email = (await session.execute(select(CUSTOMERS.c.email).where(CUSTOMERS.c.id == state.customer_id))).scalar()
-    await session.execute(
-        insert(OUTBOX),
-        [
-            {
-                "kind": e.kind,
-                "subscription_id": state.id,
-                "recipient": email,
-                "payload": notification_payload(base_url, state, e, renewal_id),
-                "created_at": now,
-            }
-            for e in events
-        ],
-    )
+    if settings is None:
+        from rebill.config import Settings
+
+        settings = Settings(public_base_url=base_url)
+    await outbox.emit(session, settings, state, events, now, renewal_id=renewal_id)
 
 
 class SubscriptionService:
@@ -306,12 +448,35 @@ class SubscriptionService:
         common: Common,
         request: Any,
         build: Build,
+        *,
+        consent_reference: str | None = None,
+        settle_orphans: bool = False,
     ) -> Result:
+        """Load under lock, check the version, run the operation, save it.
+
+        ``settle_orphans`` first settles the charges a dead process left in
+        flight (for operations after which nothing may be charged: cancel,
+        suspend): what the gateway took is recorded, the rest is voided.
+        """
+
         async def body(unit: Unit) -> Result:
             state = await unit.repo.get(subscription_id, for_update=True)
             self.check_version(state, common)
+            if settle_orphans and not common.dry_run and await _has_pending(unit.session, subscription_id):
+                async with charging.in_flight(self.services.engine) as locks:
+                    settled = await charging.settle_orphans(
+                        unit.session,
+                        self.services.gateways,
+                        locks,
+                        self.services.settings,
+                        subscription_id,
+                        unit.now,
+                        unit.actor.name,
+                    )
+                if settled:
+                    state = await unit.repo.get(subscription_id, for_update=True)
             outcome = await build(unit, state, unit.ctx(state))
-            result = await apply_outcome(unit, state, outcome)
+            result = await apply_outcome(unit, state, outcome, consent_reference=consent_reference)
             if outcome.replacement is not None and result.ok:
                 result = await self._finish_replacement(unit, result, outcome.replacement)
             return result
@@ -408,30 +573,18 @@ class SubscriptionService:
                     )
                 ],
             )
+            if payment_method_id is not None:
+                # Chosen for this subscription: it does not follow the customer's default.
+                await unit.session.execute(update(S).where(S.c.id == created.id).values(payment_method_pinned=True))
             if outcome.charge is None:
                 return Result(subscription=created)
-            # The first period is billed as the INITIAL renewal, through the one path.
-            charged = await apply_outcome(unit, created, Outcome(created, "initial_charge", charge=outcome.charge))
-            if charged.errors:
-                # A declined first charge leaves the subscription overdue, to be retried.
-                overdue = await self._first_charge_failed(unit, created, charged)
-                return Result(subscription=overdue, renewal=charged.renewal)
-            return charged
+            # The first period is billed as the INITIAL renewal, through the one path; a
+            # decline leaves the subscription overdue, in dunning, as a declined renewal would.
+            return await apply_outcome(unit, created, Outcome(created, "initial_charge", charge=outcome.charge))
 
-        return await run_in_transaction(self.services, "createSubscription", actor, common, request, body)
-
-    async def _first_charge_failed(self, unit: Unit, created: SubscriptionState, charged: Result) -> SubscriptionState:
-        """A declined first charge leaves the subscription in dunning, as a declined renewal would."""
-        assert charged.renewal is not None
-        declined = charged.errors[0].details.get("declineCode") if charged.errors else None
-        dunning = cycle.cycle_failed(
-            created, charged.renewal, unit.ctx(created), decline_code=str(declined) if declined else None
+        return await run_in_transaction(
+            self.services, "createSubscription", actor, common, request, body, declined_is_error=False
         )
-        await unit.session.execute(
-            update(R).where(R.c.id == charged.renewal.id).values(next_retry_date=dunning.retry_date)
-        )
-        result = await apply_outcome(unit, created, dunning.outcome, renewal=charged.renewal)
-        return result.subscription or dunning.outcome.state
 
     # -- local updates ----------------------------------------------------
 
@@ -476,7 +629,9 @@ class SubscriptionService:
                 consent_reference=consent_reference,
             )
 
-        return await self.mutate("updateItem", subscription_id, actor, common, request, build)
+        return await self.mutate(
+            "updateItem", subscription_id, actor, common, request, build, consent_reference=consent_reference
+        )
 
     async def add_item(
         self,
@@ -505,7 +660,9 @@ class SubscriptionService:
                 consent_reference=consent_reference,
             )
 
-        return await self.mutate("addItem", subscription_id, actor, common, request, build)
+        return await self.mutate(
+            "addItem", subscription_id, actor, common, request, build, consent_reference=consent_reference
+        )
 
     async def remove_item(
         self,
@@ -591,7 +748,9 @@ class SubscriptionService:
                 consent_reference=consent_reference,
             )
 
-        return await self.mutate("changeProduct", subscription_id, actor, common, request, build)
+        return await self.mutate(
+            "changeProduct", subscription_id, actor, common, request, build, consent_reference=consent_reference
+        )
 
     async def update_shipping_address(
         self, actor: Actor, common: Common, request: Any, subscription_id: int, *, address: Mapping[str, Any]
@@ -606,7 +765,10 @@ class SubscriptionService:
     ) -> Result:
         async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
             pm = await unit.catalog.payment_method(payment_method_id)
-            return updates.set_payment_method(state, ctx, payment_method=pm)
+            outcome = updates.set_payment_method(state, ctx, payment_method=pm)
+            # Pinned: a later change of the customer's default card does not move it.
+            await unit.session.execute(update(S).where(S.c.id == subscription_id).values(payment_method_pinned=True))
+            return outcome
 
         return await self.mutate("setPaymentMethod", subscription_id, actor, common, request, build)
 
@@ -671,27 +833,33 @@ class SubscriptionService:
         async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
             return lifecycle.suspend(state, ctx)
 
-        return await self.mutate("suspendSubscription", subscription_id, actor, common, request, build)
+        return await self.mutate(
+            "suspendSubscription", subscription_id, actor, common, request, build, settle_orphans=True
+        )
 
     async def activate(self, actor: Actor, common: Common, request: Any, subscription_id: int) -> Result:
-        async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
-            return lifecycle.activate(state, ctx)
+        """Resume renewals; a next renewal date that passed while suspended renews at once (seed 003).
 
-        result = await self.mutate("activateSubscription", subscription_id, actor, common, request, build)
-        if (
-            result.ok
-            and not common.dry_run
-            and not result.replayed
-            and result.subscription
-            and result.subscription.renew_due
-        ):
-            from rebill.billing.engine import RenewalEngine
+        That renewal is charged through the same path as any other charge,
+        after the activation commits.
+        """
 
-            # A next renewal date that passed while suspended renews at once (seed 003).
-            await RenewalEngine(self.services).renew_subscription(subscription_id)
-            async with self.services.sessions() as session:
-                result.subscription = await SubscriptionRepository(session).get(subscription_id)
-        return result
+        async def body(unit: Unit) -> Result:
+            state = await unit.repo.get(subscription_id, for_update=True)
+            self.check_version(state, common)
+            result = await apply_outcome(unit, state, lifecycle.activate(state, unit.ctx(state)))
+            active = result.subscription
+            if active is None or not active.renew_due:
+                return result
+            from rebill.services.phases import apply_due_phases
+
+            active = await apply_due_phases(unit, active)
+            due = cycle.begin_cycle(active, unit.ctx(active))
+            if due is None:
+                return Result(subscription=active)
+            return await apply_outcome(unit, active, due)
+
+        return await run_in_transaction(self.services, "activateSubscription", actor, common, request, body)
 
     async def cancel(
         self,
@@ -715,7 +883,15 @@ class SubscriptionService:
                 last_renewal=last,
             )
 
-        return await self.mutate("cancelSubscription", subscription_id, actor, common, request, build)
+        return await self.mutate(
+            "cancelSubscription", subscription_id, actor, common, request, build, settle_orphans=not at_period_end
+        )
+
+    async def resume(self, actor: Actor, common: Common, request: Any, subscription_id: int) -> Result:
+        async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
+            return lifecycle.resume(state, ctx)
+
+        return await self.mutate("resumeSubscription", subscription_id, actor, common, request, build)
 
     async def renew_now(
         self,
@@ -730,15 +906,44 @@ class SubscriptionService:
         consent_reference: str | None,
     ) -> Result:
         async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
+            unpaid = await unpaid_period_renewal(unit.session, subscription_id)
+            if unpaid is not None:
+                # Settle the declined period rather than open another (DOMAIN.md "Charges that fail").
+                if unit_price is not None or product_id is not None:
+                    raise SubscriptionError(
+                        f"renewal {unpaid.id} (cycle {unpaid.cycle}) is unpaid: renew now without a new price or "
+                        "product to settle it first",
+                        code="UNPAID_RENEWAL",
+                        field=["unitPrice" if unit_price is not None else "productId"],
+                    )
+                return lifecycle.retry_renewal(state, ctx, renewal=unpaid)
             product = await unit.catalog.product(product_id) if product_id is not None else None
             return lifecycle.renew_now(
                 state, ctx, mode=mode, unit_price=unit_price, product=product, consent_reference=consent_reference
             )
 
-        return await self.mutate("renewNow", subscription_id, actor, common, request, build)
+        return await self.mutate(
+            "renewNow", subscription_id, actor, common, request, build, consent_reference=consent_reference
+        )
 
-    async def force_bill(self, actor: Actor, common: Common, request: Any, subscription_id: int) -> Result:
+    async def force_bill(
+        self, actor: Actor, common: Common, request: Any, subscription_id: int, *, allow_repeat: bool = False
+    ) -> Result:
         async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
+            lifecycle.ensure_force_billable(state)
+            unpaid = await unpaid_period_renewal(unit.session, subscription_id)
+            if unpaid is not None:
+                # Settle the declined period rather than open another (DOMAIN.md "Charges that fail").
+                return lifecycle.retry_renewal(state, ctx, renewal=unpaid)
+            already = await forced_today(unit.session, subscription_id, ctx.today)
+            if already is not None and not allow_repeat:
+                raise SubscriptionError(
+                    f"renewal {already.id} already force-billed a period starting {ctx.today} "
+                    f"({already.status.value}): pass allowRepeat to bill another one",
+                    code="ALREADY_BILLED",
+                    field=["allowRepeat"],
+                    details={"renewalId": already.id},
+                )
             return lifecycle.force_bill(state, ctx)
 
         return await self.mutate("forceBill", subscription_id, actor, common, request, build)
@@ -788,6 +993,49 @@ class SubscriptionService:
         async with self.services.sessions() as session:
             sid = (await session.execute(select(R.c.subscription_id).where(R.c.id == renewal_id))).scalar()
         return int(sid) if sid is not None else None
+
+
+async def _has_pending(session: AsyncSession, subscription_id: int) -> bool:
+    found = await session.execute(
+        select(R.c.id).where(R.c.subscription_id == subscription_id, text("renewals.status = 'PENDING'")).limit(1)
+    )
+    return found.first() is not None
+
+
+async def unpaid_period_renewal(session: AsyncSession, subscription_id: int) -> RenewalInfo | None:
+    """The latest declined renewal of a billing period, still unpaid: a force bill or renew now settles it."""
+    row = (
+        await session.execute(
+            select(R)
+            .where(
+                R.c.subscription_id == subscription_id,
+                R.c.adjustment.is_(False),
+                text("renewals.status = 'FAILED'"),
+            )
+            .order_by(R.c.cycle.desc(), R.c.id.desc())
+            .limit(1)
+            .with_for_update()
+        )
+    ).first()
+    return renewal_from_row(row) if row is not None else None
+
+
+async def forced_today(session: AsyncSession, subscription_id: int, today: date) -> RenewalInfo | None:
+    """A force bill already made (or being made) for a period that starts today."""
+    row = (
+        await session.execute(
+            select(R)
+            .where(
+                R.c.subscription_id == subscription_id,
+                R.c.kind == RenewalKind.FORCED.value,
+                R.c.period_start == today,
+                R.c.status.in_(["PENDING", "PAID", "PARTIALLY_REFUNDED"]),
+            )
+            .order_by(R.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return renewal_from_row(row) if row is not None else None
 
 
 async def get_renewal(session: AsyncSession, renewal_id: int, *, for_update: bool = False) -> RenewalInfo:
