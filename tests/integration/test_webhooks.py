@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -373,3 +379,107 @@ async def test_rebill_worker_once_delivers_what_is_due(client, services, receive
     assert result.exit_code == 0, result.output
     assert "webhooks: 3 sent, 3 accepted, 0 to retry, 0 failed" in result.output
     assert len(receiver.received) == 3 and all(m.verified for m in receiver.received)
+
+
+def start_worker(database_url: str, now: datetime, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "REBILL_NOW": now.isoformat(), "REBILL_DELIVERER": "log"}
+    return subprocess.Popen(
+        [sys.executable, "-c", "from rebill.cli import main; main()", "worker", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def test_the_worker_loop_delivers_events_as_they_come_and_stops_on_ctrl_c(
+    client, services, receiver, database_url
+):
+    await create_endpoint(client, receiver)
+    proc = start_worker(database_url, services.clock.now(), "--poll", "60")
+    try:
+        await asyncio.sleep(1)
+        await insert_events(services, 4, 2)
+        deadline = time.monotonic() + 30
+        while len(receiver.received) < 4:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.to_thread(proc.communicate, timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "rebill worker stopped" in stderr
+    assert "accepted" in stdout
+    assert sorted(m.id for m in receiver.received) == sorted({m.id for m in receiver.received})
+
+
+@pytest.mark.slow
+async def test_two_worker_processes_send_each_delivery_once(client, services, receiver, database_url):
+    async def respond(message: Received) -> int:
+        await asyncio.sleep(0.005)
+        return 204
+
+    receiver.respond = respond
+    await create_endpoint(client, receiver)
+    await insert_events(services, 300, 30)
+    procs = [start_worker(database_url, services.clock.now(), "--once") for _ in range(2)]
+    outputs = [await asyncio.to_thread(p.communicate, timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    ids = [m.id for m in receiver.received]
+    assert len(ids) == len(set(ids)) == 300
+    assert all(m.verified for m in receiver.received)
+    sent = await rows(services, "SELECT status, attempts FROM webhook_deliveries")
+    assert {tuple(r) for r in sent} == {("SUCCEEDED", 1)}
+
+
+async def test_a_pass_interrupted_mid_send_sends_those_deliveries_again_with_the_same_ids(client, services, receiver):
+    release = asyncio.Event()
+
+    async def held(message: Received) -> int:
+        await release.wait()
+        return 204
+
+    receiver.respond = held
+    await create_endpoint(client, receiver)
+    await insert_events(services, 3, 3)
+    worker = asyncio.create_task(send(services))
+    async with asyncio.timeout(10):
+        while len(receiver.received) < 3:  # noqa: ASYNC110  (the receiver runs in this loop)
+            await asyncio.sleep(0.01)
+    worker.cancel()  # the worker dies with the requests in flight: its claim rolls back
+    with contextlib.suppress(asyncio.CancelledError):
+        await worker
+    first = sorted(m.id for m in receiver.received)
+    assert {d["status"] for d in await deliveries(client)} == {"PENDING"}
+    release.set()
+    report = await send(services)
+    assert report.succeeded == 3
+    assert sorted(m.id for m in receiver.received[3:]) == first
+
+
+async def test_deliveries_are_listed_by_endpoint_and_status(client, services, receiver):
+    def respond(message: Received) -> int:
+        event = message.event
+        return 500 if (event["type"], event["data"]["seq"]) == ("renewal.paid", 1) else 204
+
+    receiver.respond = respond
+    one = await create_endpoint(client, receiver, ["renewal.paid"])
+    two = await create_endpoint(client, receiver, ["subscription.cancelled"])
+    await insert_events(services, 3, 3)
+    await insert_events(services, 1, 1, kind="SUBSCRIPTION_CANCELLED")
+    await send(services)
+    assert len(await deliveries(client, endpointId=one)) == 3
+    [cancelled] = await deliveries(client, endpointId=two)
+    assert cancelled["eventType"] == "subscription.cancelled" and cancelled["endpoint"]["id"] == two
+    [retrying] = await deliveries(client, status=["PENDING"])
+    assert retrying["lastStatusCode"] == 500
+    assert len(await deliveries(client, status=["SUCCEEDED", "FAILED"])) == 3
+    page = await gql(client, "{ webhookDeliveries(first: 2) { edges { cursor } pageInfo { hasNextPage endCursor } } }")
+    assert page["webhookDeliveries"]["pageInfo"]["hasNextPage"] is True
+
+
+async def rows(services: Services, sql: str) -> list[Any]:
+    async with services.engine.connect() as conn:
+        return list(await conn.execute(text(sql)))
