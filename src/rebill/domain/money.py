@@ -117,12 +117,60 @@ def round_fraction(value: Fraction, rounding: Rounding = Rounding.HALF_EVEN) -> 
     raise TypeError(f"not a Rounding: {rounding!r}")
 
 
+#: Significant digits in any decimal rebill reads or computes with.
+MAX_DECIMAL_DIGITS = 40
+#: Largest power of ten (either way) of any decimal rebill reads: ``1e5000000`` is refused, not computed.
+MAX_DECIMAL_EXPONENT = 30
+#: Characters in a decimal string.
+MAX_DECIMAL_CHARS = 64
+
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,6})?")
+
+
+def check_decimal_bounds(value: decimal.Decimal, what: str = "a number") -> decimal.Decimal:
+    """The value itself, if its digits and exponent are within bounds; ``INVALID_AMOUNT`` otherwise.
+
+    Arithmetic on ``Decimal("1e5000000")`` (turning it into a fraction, or
+    multiplying by it) builds a five-million-digit integer; the bound is checked
+    on the representation, which costs nothing.
+    """
+    if not value.is_finite():
+        raise MoneyError(f"{what} must be a finite number, not {value}", code="INVALID_AMOUNT")
+    digits = value.as_tuple().digits
+    if value.is_zero():
+        return value
+    adjusted = value.adjusted()
+    if len(digits) > MAX_DECIMAL_DIGITS or not -MAX_DECIMAL_EXPONENT <= adjusted <= MAX_DECIMAL_EXPONENT:
+        raise MoneyError(
+            f"{what} is out of range: at most {MAX_DECIMAL_DIGITS} significant digits"
+            f" and magnitudes between 1e-{MAX_DECIMAL_EXPONENT} and 1e{MAX_DECIMAL_EXPONENT}",
+            code="INVALID_AMOUNT",
+        )
+    return value
+
+
+def parse_decimal(text: object, what: str = "a number") -> decimal.Decimal:
+    """A decimal string ("10", "-2.5", "1e3") read with bounded digits and exponent, before any arithmetic."""
+    if isinstance(text, bool) or not isinstance(text, str | int):
+        raise MoneyError(f"{what} must be a decimal string, not {type(text).__name__}", code="INVALID_AMOUNT")
+    raw = str(text).strip()
+    if len(raw) > MAX_DECIMAL_CHARS or not _DECIMAL.fullmatch(raw):
+        shown = raw if len(raw) <= MAX_DECIMAL_CHARS else raw[:MAX_DECIMAL_CHARS] + "…"
+        raise MoneyError(f"{what} {shown!r} is not a decimal number", code="INVALID_AMOUNT")
+    return check_decimal_bounds(decimal.Decimal(raw), what)
+
+
+def plain_decimal(value: decimal.Decimal) -> str:
+    """A decimal as people write it: "10", not "1E+1"; "12.5", not "12.50000"."""
+    return format(value.normalize(), "f") if value else "0"
+
+
 def _to_fraction(value: object, what: str) -> Fraction:
     """Accept exact numbers only: a float has already lost the amount."""
     if isinstance(value, bool) or not isinstance(value, int | decimal.Decimal | Fraction):
         raise TypeError(f"{what} must be an int, Decimal or Fraction, not {type(value).__name__}")
-    if isinstance(value, decimal.Decimal) and not value.is_finite():
-        raise MoneyError(f"{what} must be a finite number, not {value}", code="INVALID_AMOUNT")
+    if isinstance(value, decimal.Decimal):
+        check_decimal_bounds(value, what)
     return Fraction(value)
 
 

@@ -25,8 +25,11 @@ from graphql import (
     DocumentNode,
     GraphQLError,
     ListValueNode,
+    NullValueNode,
     ObjectFieldNode,
+    ObjectValueNode,
     StringValueNode,
+    VariableNode,
     Visitor,
     visit,
 )
@@ -41,6 +44,8 @@ MAX_LIST_ITEMS = 1000
 MAX_STRING_CHARS = 65_536
 
 DATABASE_UNAVAILABLE = "the database is unavailable; try again shortly"
+#: Input fields of this name hold a JSON object (or null), whatever input type they belong to.
+METADATA = "metadata"
 OUT_OF_RANGE = "a value in the request is out of range or invalid for rebill"
 
 logger = logging.getLogger(__name__)
@@ -55,9 +60,13 @@ class InputError(GraphQLError):
 
 def _value_problem(value: Any, path: list[str]) -> InputError | None:
     """The first unacceptable value inside a decoded JSON value, walked without recursion."""
-    stack: list[tuple[Any, list[str]]] = [(value, path)]
+    stack: list[tuple[Any, list[str], bool]] = [(value, path, False)]
     while stack:
-        item, where = stack.pop()
+        item, where, inside_json = stack.pop()
+        if not inside_json and where[-1:] == [METADATA] and len(where) > 1:
+            if item is not None and not isinstance(item, dict):
+                return InputError(f"{'.'.join(where)}: metadata must be a JSON object", where)
+            inside_json = True
         if isinstance(item, str):
             problem = _string_problem(item)
             if problem:
@@ -68,13 +77,13 @@ def _value_problem(value: Any, path: list[str]) -> InputError | None:
             for key, child in item.items():
                 if isinstance(key, str) and "\x00" in key:
                     return InputError(f"{'.'.join(where)}: a key contains a NUL character", where)
-                stack.append((child, [*where, str(key)]))
+                stack.append((child, [*where, str(key)], inside_json))
         elif isinstance(item, list):
             if len(item) > MAX_LIST_ITEMS:
                 return InputError(
                     f"{'.'.join(where)}: at most {MAX_LIST_ITEMS} items per list (got {len(item)})", where
                 )
-            stack.extend((child, [*where, str(i)]) for i, child in enumerate(item))
+            stack.extend((child, [*where, str(i)], inside_json) for i, child in enumerate(item))
     return None
 
 
@@ -103,6 +112,11 @@ class _Literals(Visitor):
         if problem and self.problem is None:
             where = self._where(parent, ancestors)
             self.problem = InputError(f"{'.'.join(where) or 'a string'}: {problem}", where)
+
+    def enter_object_field(self, node: ObjectFieldNode, *_args: Any) -> None:
+        literal = not isinstance(node.value, ObjectValueNode | NullValueNode | VariableNode)
+        if node.name.value == METADATA and literal and self.problem is None:
+            self.problem = InputError(f"{METADATA}: metadata must be a JSON object", [METADATA])
 
     def enter_list_value(self, node: ListValueNode, _key: Any, parent: Any, _path: Any, ancestors: Any) -> None:
         if len(node.values) > MAX_LIST_ITEMS and self.problem is None:
@@ -165,6 +179,12 @@ def _shown(error: GraphQLError, message: str, code: str) -> GraphQLError:
     )
 
 
+def _coded(error: GraphQLError, code: str) -> GraphQLError:
+    if "code" not in (error.extensions or {}):
+        error.extensions = {**(error.extensions or {}), "code": code}
+    return error
+
+
 class ClientErrors(SchemaExtension):
     """Refuses unacceptable values before execution; sorts errors after it (see the module docstring)."""
 
@@ -193,15 +213,10 @@ class ClientErrors(SchemaExtension):
                 )
             elif _is_client_error(error):
                 code = (error.extensions or {}).get("code") or "BAD_USER_INPUT"
-                if error.original_error is not None and not isinstance(error.original_error, GraphQLError):
-                    original = error.original_error
-                    message = original.message if isinstance(original, RebillError) else error.message
-                    shaped.append(_shown(error, message, code))
-                elif "code" not in (error.extensions or {}):
-                    error.extensions = {**(error.extensions or {}), "code": code}
-                    shaped.append(error)
-                else:
-                    shaped.append(error)
+                original = error.original_error
+                message = original.message if isinstance(original, RebillError) else error.message
+                # A new error without the original, so that masking leaves it as it is.
+                shaped.append(_shown(error, message, code) if original is not None else _coded(error, code))
             else:
                 shaped.append(error)
         result.errors = shaped  # type: ignore[union-attr]
