@@ -192,7 +192,7 @@ async def test_a_delivery_fails_after_the_last_attempt_of_the_schedule(client, s
 
 async def test_an_endpoint_that_does_not_answer_in_time_is_retried(client, services, receiver):
     async def slow(message: Received) -> int:
-        await asyncio.sleep(2)
+        await asyncio.sleep(1)
         return 204
 
     receiver.respond = slow
@@ -483,3 +483,15 @@ async def test_deliveries_are_listed_by_endpoint_and_status(client, services, re
 async def rows(services: Services, sql: str) -> list[Any]:
     async with services.engine.connect() as conn:
         return list(await conn.execute(text(sql)))
+
+
+async def test_an_endpoint_that_is_down_is_retried(client, services):
+    down = Receiver()
+    await down.start()
+    await down.stop()  # nothing listens on its port any more
+    await create_endpoint(client, down)
+    await insert_events(services, 1, 1)
+    assert (await send(services)).retrying == 1
+    [row] = await deliveries(client)
+    assert row["status"] == "PENDING" and row["lastStatusCode"] is None
+    assert row["lastError"].startswith("ConnectError")

@@ -177,11 +177,14 @@ async def _send(client: httpx.AsyncClient, row: Any, now: datetime) -> Answer:
     # The real time of sending, not rebill's clock: receivers compare it with theirs.
     sent_at = datetime.now(UTC)
     headers = signing.headers(signing_secrets(row, now), row.event_id, sent_at, content)
+    limit = client.timeout.read or TIMEOUT_SECONDS
     try:
-        response = await client.post(row.url, content=content, headers=headers)
-    except httpx.TimeoutException:
-        return Answer(None, f"no answer within {client.timeout.read or TIMEOUT_SECONDS:g} s")
-    except httpx.HTTPError as exc:
+        # httpx's timeout bounds each read; this bounds the whole exchange (a slow drip too).
+        async with asyncio.timeout(limit):
+            response = await client.post(row.url, content=content, headers=headers)
+    except (httpx.TimeoutException, TimeoutError):
+        return Answer(None, f"no answer within {limit:g} s")
+    except Exception as exc:  # an endpoint may fail in any way; it is retried like any failure
         return Answer(None, f"{type(exc).__name__}: {exc}"[:500])
     if 200 <= response.status_code < 300:
         return Answer(response.status_code, None)
