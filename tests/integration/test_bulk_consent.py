@@ -95,6 +95,20 @@ async def test_the_consent_of_a_price_action_is_stored_on_each_run_item_and_hist
     assert (entry.bulk_run_id, entry.consent_reference) == (moved.id, None)
 
 
+async def test_a_full_run_after_a_trial_run_with_another_consent_reference_raises_nobody_twice(services):
+    shop = await Shop(services).open()
+    ids = [await shop.subscribe("10.00") for _ in range(3)]
+    trial = await shop.run(percent("10", "letters, first batch"), limit=1)
+    full = await shop.run(percent("10", "letters, all customers"))
+    assert (trial.applied, full.applied) == (1, 2)
+    assert [(await shop.state(i)).amount.amount_str for i in ids] == ["11.00"] * 3
+    assert [(await shop.history(i))[-1].consent_reference for i in ids] == [
+        "letters, first batch",
+        "letters, all customers",
+        "letters, all customers",
+    ]
+
+
 async def test_a_bulk_run_item_shows_its_consent_reference_over_graphql(client, services):
     world = await make_world(client)
     await subscribe(client, world, "10.00")

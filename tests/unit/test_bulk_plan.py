@@ -66,6 +66,17 @@ def test_a_plan_survives_its_canonical_json_and_keeps_its_hash_whatever_the_limi
     assert parse_plan({**PLAN, "filter": {"status": ["ACTIVE"]}}).hash != plan.hash
 
 
+def test_the_same_plan_with_another_consent_reference_is_the_same_plan():
+    def rise(consent: str | None) -> dict:
+        params = {"percent": "10"} | ({"consentReference": consent} if consent else {})
+        return {"segments": [{"name": "all", "actions": [{"adjustPrice": params}]}]}
+
+    assert parse_plan(rise("letter A")).hash == parse_plan(rise("letter B")).hash == parse_plan(rise(None)).hash
+    assert parse_plan(rise("letter A")).segments[0].actions[0].consent_reference == "letter A"
+    lower = {"segments": [{"name": "all", "actions": [{"adjustPrice": {"percent": "-10"}}]}]}
+    assert parse_plan(lower).hash != parse_plan(rise(None)).hash
+
+
 def test_flags_coupons_cancel_and_amounts_parse():
     plan = parse_plan(
         {

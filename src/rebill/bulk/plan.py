@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -161,9 +161,24 @@ class Plan:
 
     @property
     def hash(self) -> str:
-        """Identifies "the same plan" across runs; the limit is not part of it."""
-        canonical = json.dumps({**plan_to_json(self), "limit": None}, sort_keys=True, separators=(",", ":"))
+        """Identifies "the same plan" across runs: what it does to whom.
+
+        Neither the limit nor the consent references are part of it: a trial run of "+10 %" with one
+        consent reference and the full run with another are one plan, and the second leaves alone what
+        the first changed (a subscription is raised once, not twice).
+        """
+        data = plan_to_json(self)
+        for segment in data["segments"]:
+            segment["actions"] = [_without_consent(a) for a in segment["actions"]]
+        canonical = json.dumps({**data, "limit": None}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _without_consent(action: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: {k: v for k, v in params.items() if k != "consentReference"} if isinstance(params, dict) else params
+        for name, params in action.items()
+    }
 
 
 # -- paths and error collection ----------------------------------------------
@@ -307,12 +322,14 @@ def _enum(errors: _Errors, path: list[str | int], value: Any, enum_type: Any) ->
 
 def _decimal(errors: _Errors, path: list[str | int], value: Any) -> Decimal | None:
     """A decimal given as a string (or an integer); floats are refused as everywhere money is."""
+    from rebill.domain.money import parse_decimal
+
     if isinstance(value, bool) or not isinstance(value, str | int):
         errors.add(path, "INVALID_VALUE", f'expected a decimal string such as "-10" or "2.5", not {_kind(value)}')
         return None
     try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
+        number: Decimal | None = parse_decimal(value)  # bounded digits and exponent: "1e-5000000" is refused
+    except RebillError:
         number = None
     if number is None or not number.is_finite():
         errors.add(path, "INVALID_VALUE", f"{value!r} is not a decimal number")
