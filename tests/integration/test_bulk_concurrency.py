@@ -249,6 +249,7 @@ async def test_a_run_started_while_a_killed_run_of_the_plan_resumes_changes_noth
         await finished(resumer)
 
     assert code == 0, out
+    assert f"bulk run {killed.id} of the same plan is RUNNING" in out  # the operator is told
     await assert_each_changed_once(services, shop, ids, originals)
     done = await runs(services)
     assert [r.status for r in done] == ["COMPLETED", "COMPLETED"]

@@ -176,6 +176,11 @@ def run_command(
             bulk = BulkService(services)
             view = await bulk.start(cli_actor(), data, limit=limit, dry_run=dry_run, as_of=previewed)
             console.print(f"started bulk run [bold]{view.id}[/]" + (" (dry run)" if dry_run else ""))
+            for other in await bulk.overlapping(view):
+                console.print(
+                    f"[yellow]note:[/] bulk run {other.id} of the same plan is {other.status}: the subscriptions "
+                    f"it changes are left alone by this run (SKIPPED, ALREADY_APPLIED)"
+                )
             if no_wait:
                 return view
             with Progress(

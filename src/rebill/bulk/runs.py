@@ -184,6 +184,23 @@ class BulkService:
         runner.wake()
         return RunView.of(row)
 
+    async def overlapping(self, run: RunView) -> list[RunView]:
+        """The other real runs of the same plan still queued or running: what they change, ``run`` leaves alone."""
+        if run.dry_run:
+            return []
+        async with self.services.sessions() as session:
+            rows = await session.execute(
+                select(RUNS)
+                .where(
+                    RUNS.c.plan_hash == run.plan_hash,
+                    RUNS.c.id != run.id,
+                    RUNS.c.dry_run.is_(False),
+                    RUNS.c.status.in_(runner.ACTIVE),
+                )
+                .order_by(RUNS.c.id)
+            )
+            return [RunView.of(r) for r in rows]
+
     async def get(self, run_id: int) -> RunView | None:
         async with self.services.sessions() as session:
             row = await runner.load_run(session, run_id)
