@@ -61,7 +61,13 @@ class _ServerThread:
         from rebill.db.engine import make_engine
         from rebill.services.runtime import Services
 
-        settings = Settings(database_url=self.database_url, bulk_chunk_size=50, bulk_worker_in_server=True)
+        settings = Settings(
+            database_url=self.database_url,
+            bulk_chunk_size=50,
+            bulk_worker_in_server=True,
+            rate_limit_bucket=1_000_000_000,
+            rate_limit_restore=1_000_000_000,
+        )
         engine = make_engine(self.database_url, pool_size=5, max_overflow=10)
         services = Services(engine, settings, Clock(DEFAULT_NOW))
         app = create_app(services, background=[background_runner])

@@ -74,11 +74,14 @@ async def test_console_finds_a_subscription_shows_its_history_and_force_bills_it
     renewals = await _renewals(client, sub["id"])
     assert len(renewals) == renewals_before + 1
     assert renewals[0]["amount"]["amount"] == "62.96"
-    newest = (await history(client, sub["id"]))[-1]
-    assert newest["reason"] == "customer wants the box today"
-    # The page shows it too: the newest history entry is the force bill.
+    forced = [e for e in await history(client, sub["id"]) if e["action"] == "force_billed"]
+    assert [e["reason"] for e in forced] == ["customer wants the box today"]
+    # The page shows it too, above the older change of the next renewal date.
     await page.click("text=/^History/")
-    await page.locator("#history .history-entry").first.get_by_text("customer wants the box today").wait_for()
+    actions = await page.locator("#history > .history-entry").evaluate_all("els => els.map(e => e.dataset.action)")
+    assert actions.index("force_billed") < actions.index("next_renewal_date_changed")
+    entry = page.locator('#history > .history-entry[data-action="force_billed"]')
+    assert "customer wants the box today" in await entry.inner_text()
 
 
 async def test_a_refused_action_shows_its_error_next_to_the_field(page: Any, live_server: Any, client: Any) -> None:

@@ -9,7 +9,7 @@ const SUBSCRIPTION = `subscription { id status version nextRenewalDate trialEndD
 const RENEWAL = `renewal { id cycle kind status periodStart periodEnd amount { amount currency } refundedAmount { amount currency } }`;
 const REFUND = `refund { id amount { amount currency } }`;
 
-const LIVE = new Set(["TRIAL", "ACTIVE", "OVERDUE", "SUSPENDED", "AWAITING_REINSTATE"]);
+const LIVE = new Set(["FUTURE", "TRIAL", "ACTIVE", "OVERDUE", "SUSPENDED", "AWAITING_REINSTATE"]);
 
 function itemOptions(s) {
   return s.items.map((i) => [i.id, `${i.product.sku}: ${i.quantity} × ${money(i.unitPrice)}`]);
@@ -106,10 +106,10 @@ export function actionsFor(s, features) {
     },
     {
       name: "resume",
-      label: "Resume",
+      label: "Resume (undo the scheduled end)",
       mutation: "resumeSubscription",
       input: "ResumeSubscriptionInput",
-      applies: mutations.has("resumeSubscription") && (s.cancelAtPeriodEnd || s.status === "SUSPENDED"),
+      applies: mutations.has("resumeSubscription") && LIVE.has(s.status) && (s.cancelAtPeriodEnd || Boolean(s.endDate)),
       fields: [],
       build: () => ({ subscriptionId: s.id }),
     },

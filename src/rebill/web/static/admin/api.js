@@ -13,19 +13,43 @@ export function setApiKey(value) {
 
 export class ApiError extends Error {}
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Shown while a request waits for the key's rate limit (HTTP 429 with Retry-After).
+function waitNotice(text) {
+  let el = document.getElementById("api-wait");
+  if (!el) {
+    el = document.createElement("div");
+    el.id = "api-wait";
+    el.className = "api-wait";
+    el.setAttribute("role", "status");
+    document.body.append(el);
+  }
+  el.textContent = text;
+  el.hidden = !text;
+}
+
 // Run a query; top-level errors are thrown, userErrors are left to the caller.
+// A throttled request is retried after the wait the server names (three times at most).
 export async function gql(query, variables = {}) {
   const key = apiKey();
   if (!key) throw new ApiError("Enter an API key above (rebill apikey create --name me --scope admin).");
   let response;
-  try {
-    response = await fetch("/graphql", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: "Bearer " + key },
-      body: JSON.stringify({ query, variables }),
-    });
-  } catch (exc) {
-    throw new ApiError("rebill cannot be reached: " + exc.message);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      response = await fetch("/graphql", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: "Bearer " + key },
+        body: JSON.stringify({ query, variables }),
+      });
+    } catch (exc) {
+      throw new ApiError("rebill cannot be reached: " + exc.message);
+    }
+    if (response.status !== 429 || attempt >= 3) break;
+    const seconds = Math.max(1, Number(response.headers.get("Retry-After")) || 1);
+    waitNotice(`This API key's rate limit is used up: retrying in ${seconds} s…`);
+    await sleep(seconds * 1000);
+    waitNotice("");
   }
   let body;
   try {
@@ -46,12 +70,13 @@ let features = null;
 
 export async function serverFeatures() {
   if (features) return features;
-  const empty = { mutations: new Set(), inputs: {}, types: {}, args: {} };
+  const empty = { mutations: new Set(), inputs: {}, types: { HistoryEntry: new Set(), BulkRunItem: new Set() }, args: {} };
   try {
     const data = await gql(`{
       __schema { mutationType { fields { name } } }
       subs: __type(name: "Query") { fields { name args { name } } }
       history: __type(name: "HistoryEntry") { fields { name } }
+      bulkItem: __type(name: "BulkRunItem") { fields { name } }
       forceBill: __type(name: "ForceBillInput") { inputFields { name } }
       subscription: __type(name: "Subscription") { fields { name args { name } } }
     }`);
@@ -62,7 +87,10 @@ export async function serverFeatures() {
     features = {
       mutations: new Set(data.__schema.mutationType.fields.map((f) => f.name)),
       inputs: { ForceBillInput: new Set(data.forceBill ? data.forceBill.inputFields.map((f) => f.name) : []) },
-      types: { HistoryEntry: new Set(data.history ? data.history.fields.map((f) => f.name) : []) },
+      types: {
+        HistoryEntry: new Set(data.history ? data.history.fields.map((f) => f.name) : []),
+        BulkRunItem: new Set(data.bulkItem ? data.bulkItem.fields.map((f) => f.name) : []),
+      },
       args: { Query: queryArgs, Subscription: subscriptionArgs },
     };
   } catch (exc) {

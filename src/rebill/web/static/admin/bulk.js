@@ -1,9 +1,9 @@
 // The bulk editor: a plan (form and JSON side by side), its preview, runs with a limit, live progress,
 // items, cancel and revert, and the runs started before.
-import { gql } from "./api.js";
+import { gql, has, serverFeatures } from "./api.js";
 import { clear, errorBox, h, money, moneyList, showUserErrors, spinner, statusBadge, value, when } from "./dom.js";
 
-const STATUSES = ["TRIAL", "ACTIVE", "OVERDUE", "SUSPENDED", "AWAITING_REINSTATE"];
+const STATUSES = ["FUTURE", "TRIAL", "ACTIVE", "OVERDUE", "SUSPENDED", "AWAITING_REINSTATE"];
 const UNITS = ["DAY", "WEEK", "MONTH", "YEAR"];
 
 // Each action: its JSON key, a label, and its parameters as [dotted path, label, kind, options].
@@ -401,13 +401,23 @@ export async function renderRun(root, id, navigate, outcomeFilter = "") {
   const notice = h("div", { id: "run-notice" });
   clear(root, h("p", { class: "crumbs" }, h("a", { href: "#/bulk" }, "← Bulk editor")), h("h1", {}, "Bulk run ", h("span", { class: "mono" }, id)), notice, head, itemsBox);
 
+  const features = await serverFeatures();
+  const consent = has(features.types.BulkRunItem, "consentReference") ? "consentReference" : "";
+
+  // While the run works, its counters are polled often (they cost next to nothing) and its items now and then;
+  // every API key has a rate limit, and a page of items with their changes is what costs.
+  let polls = 0;
+  let items = null;
   async function refresh() {
+    const withItems = items === null || polls % 6 === 0;
+    polls += 1;
     let data;
     try {
       data = await gql(
-        `query Run($id: ID!, $outcome: BulkItemOutcome) { bulkRun(id: $id) { ${RUN_FIELDS}
-          items(first: 50, outcome: $outcome) { totalCount edges { node { id subscriptionId segment outcome code reason changes { field before after } } } } } }`,
-        { id, outcome: outcomeFilter || null },
+        `query Run($id: ID!, $outcome: BulkItemOutcome, $withItems: Boolean!) { bulkRun(id: $id) { ${RUN_FIELDS}
+          items(first: 50, outcome: $outcome) @include(if: $withItems) { totalCount edges { node {
+            id subscriptionId segment outcome code reason ${consent} changes { field before after } } } } } }`,
+        { id, outcome: outcomeFilter || null, withItems },
       );
     } catch (exc) {
       clear(head, errorBox(exc.message));
@@ -418,8 +428,16 @@ export async function renderRun(root, id, navigate, outcomeFilter = "") {
       clear(head, errorBox(`No bulk run ${id}.`));
       return;
     }
-    showRun(run);
-    if (["QUEUED", "RUNNING"].includes(run.status) && location.hash.startsWith(`#/bulk/run/`)) polling = setTimeout(refresh, 500);
+    const active = ["QUEUED", "RUNNING"].includes(run.status);
+    if (run.items) items = run.items;
+    else if (!active) {
+      // Finished between two item fetches: fetch them once more, now complete.
+      items = null;
+      refresh();
+      return;
+    }
+    showRun({ ...run, items });
+    if (active && location.hash.startsWith(`#/bulk/run/`)) polling = setTimeout(refresh, 700);
   }
 
   function showRun(run) {
@@ -477,7 +495,7 @@ export async function renderRun(root, id, navigate, outcomeFilter = "") {
               h("td", {}, h("a", { href: `#/subscription/${encodeURIComponent(item.subscriptionId)}`, class: "mono" }, item.subscriptionId)),
               h("td", {}, item.segment || "—"),
               h("td", {}, statusBadge(item.outcome)),
-              h("td", {}, [item.code, item.reason].filter(Boolean).join(": ") || "—"),
+              h("td", {}, [item.code, item.reason].filter(Boolean).join(": ") || "—", item.consentReference ? h("div", { class: "muted" }, `consent: ${item.consentReference}`) : null),
               h("td", {}, changesTable(item.changes)),
             ),
           ),

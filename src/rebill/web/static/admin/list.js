@@ -2,7 +2,7 @@
 import { gql, serverFeatures } from "./api.js";
 import { clear, errorBox, h, money, spinner, statusBadge } from "./dom.js";
 
-const STATUSES = ["TRIAL", "ACTIVE", "OVERDUE", "SUSPENDED", "AWAITING_REINSTATE", "CANCELLED", "EXPIRED"];
+const STATUSES = ["FUTURE", "TRIAL", "ACTIVE", "OVERDUE", "SUSPENDED", "AWAITING_REINSTATE", "CANCELLED", "EXPIRED"];
 const SORTS = [
   ["ID", "Created (id)"],
   ["NEXT_RENEWAL_DATE", "Next renewal"],

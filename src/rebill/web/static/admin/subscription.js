@@ -3,6 +3,11 @@ import { gql, has, serverFeatures } from "./api.js";
 import { clear, errorBox, h, money, spinner, statusBadge, value, when } from "./dom.js";
 import { actionsFor, openAction } from "./actions.js";
 
+// Newer servers sort a history with orderBy (newest first); older ones are sorted here.
+function historyOrder(features) {
+  return has(features.args.Subscription?.history, "orderBy") ? ", orderBy: { direction: DESC }" : "";
+}
+
 function detailQuery(features) {
   const consent = has(features.types.HistoryEntry, "consentReference") ? "consentReference" : "";
   return `query Subscription($id: ID!) {
@@ -20,12 +25,12 @@ function detailQuery(features) {
               pendingUnitPrice { amount currency } pendingQuantity product { id name sku kind } }
       coupons { code active }
       phases { id effectiveDate status changes createdBy reason createdAt appliedAt }
-      renewals(first: 50) { totalCount edges { node {
+      renewals(first: 12) { totalCount edges { node {
         id cycle kind status periodStart periodEnd attempts nextRetryDate fulfillment gatewayId adjustment createdAt
         amount { amount currency } refundedAmount { amount currency }
         transactions { id kind status amount { amount currency } declineCode gatewayId createdAt }
       } } }
-      history(first: 100) { totalCount edges { node {
+      history(first: 25${historyOrder(features)}) { totalCount pageInfo { hasNextPage endCursor } edges { node {
         id occurredAt actor action reason bulkRunId ${consent} changes { field before after }
       } } }
     }
@@ -231,6 +236,7 @@ function renewals(body, s, features, panel, reload) {
         ),
       ),
     ),
+    s.renewals.totalCount > rows.length ? h("p", { class: "muted" }, `The ${rows.length} newest of ${s.renewals.totalCount} renewals.`) : null,
   );
 }
 
@@ -256,50 +262,79 @@ function phases(body, s) {
   );
 }
 
+const HISTORY_PAGE = `query History($id: ID!, $after: String) { subscription(id: $id) {
+  history(first: 25, after: $after ORDER) { pageInfo { hasNextPage endCursor } edges { node {
+    id occurredAt actor action reason bulkRunId CONSENT changes { field before after } } } } } }`;
+
+function newestFirst(entries, features) {
+  if (historyOrder(features)) return entries; // the server sorted them
+  // Older servers send the oldest first: reverse, then sort by time (a stable sort keeps same-instant entries).
+  return entries.reverse().sort((a, b) => (a.occurredAt < b.occurredAt ? 1 : a.occurredAt > b.occurredAt ? -1 : 0));
+}
+
+function historyEntry(entry, withConsent) {
+  return h(
+    "li",
+    { class: "history-entry", dataset: { action: entry.action } },
+    h(
+      "div",
+      { class: "history-head" },
+      h("strong", {}, entry.action),
+      h("span", { class: "muted" }, ` ${when(entry.occurredAt)} · by ${entry.actor}`),
+      entry.bulkRunId ? h("a", { href: `#/bulk/run/${encodeURIComponent(entry.bulkRunId)}`, class: "chip" }, "bulk run") : null,
+    ),
+    h(
+      "div",
+      { class: "history-meta" },
+      h("span", {}, "Reason: ", entry.reason || "—"),
+      withConsent ? h("span", {}, " · Consent: ", entry.consentReference || "—") : null,
+    ),
+    h(
+      "table",
+      { class: "changes" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Field"), h("th", {}, "Before"), h("th", {}, "After"))),
+      h(
+        "tbody",
+        {},
+        entry.changes.map((c) => h("tr", {}, h("td", { class: "mono" }, c.field), h("td", { class: "before" }, value(c.before)), h("td", { class: "after" }, value(c.after)))),
+      ),
+    ),
+  );
+}
+
 function historyTab(body, s, features) {
   const withConsent = has(features.types.HistoryEntry, "consentReference");
-  const entries = s.history.edges.map((e) => e.node);
-  // Newest first, whatever order the server sends.
-  entries.sort((a, b) => (a.occurredAt < b.occurredAt ? 1 : a.occurredAt > b.occurredAt ? -1 : Number(b.id > a.id) - Number(b.id < a.id)));
+  const entries = newestFirst(s.history.edges.map((e) => e.node), features);
   if (!entries.length) {
     clear(body, h("p", { class: "muted" }, "No history yet."));
     return;
   }
-  clear(
-    body,
-    h(
-      "ol",
-      { class: "history", id: "history" },
-      entries.map((entry) =>
-        h(
-          "li",
-          { class: "history-entry", dataset: { action: entry.action } },
-          h(
-            "div",
-            { class: "history-head" },
-            h("strong", {}, entry.action),
-            h("span", { class: "muted" }, ` ${when(entry.occurredAt)} · by ${entry.actor}`),
-            entry.bulkRunId ? h("a", { href: `#/bulk/run/${encodeURIComponent(entry.bulkRunId)}`, class: "chip" }, "bulk run") : null,
-          ),
-          h(
-            "div",
-            { class: "history-meta" },
-            h("span", {}, "Reason: ", entry.reason || "—"),
-            withConsent ? h("span", {}, " · Consent: ", entry.consentReference || "—") : null,
-          ),
-          h(
-            "table",
-            { class: "changes" },
-            h("thead", {}, h("tr", {}, h("th", {}, "Field"), h("th", {}, "Before"), h("th", {}, "After"))),
-            h(
-              "tbody",
-              {},
-              entry.changes.map((c) => h("tr", {}, h("td", { class: "mono" }, c.field), h("td", { class: "before" }, value(c.before)), h("td", { class: "after" }, value(c.after)))),
-            ),
-          ),
-        ),
-      ),
-    ),
-    s.history.totalCount > entries.length ? h("p", { class: "muted" }, `The ${entries.length} newest of ${s.history.totalCount} entries.`) : null,
-  );
+  const list = h("ol", { class: "history", id: "history" }, entries.map((entry) => historyEntry(entry, withConsent)));
+  const footer = h("div", { class: "history-footer" });
+  let shown = entries.length;
+  let page = s.history.pageInfo;
+  const showFooter = () => {
+    const more = h("button", { type: "button", name: "older" }, "Show older entries");
+    more.addEventListener("click", async () => {
+      more.disabled = true;
+      try {
+        const query = HISTORY_PAGE.replace("CONSENT", withConsent ? "consentReference" : "").replace("ORDER", historyOrder(features));
+        const data = await gql(query, { id: s.id, after: page.endCursor });
+        const older = newestFirst(data.subscription.history.edges.map((e) => e.node), features);
+        list.append(...older.map((entry) => historyEntry(entry, withConsent)));
+        shown += older.length;
+        page = data.subscription.history.pageInfo;
+        showFooter();
+      } catch (exc) {
+        clear(footer, errorBox(exc.message));
+      }
+    });
+    clear(
+      footer,
+      h("p", { class: "muted" }, `The ${shown} newest of ${s.history.totalCount} entries.`),
+      page.hasNextPage ? more : null,
+    );
+  };
+  showFooter();
+  clear(body, list, footer);
 }
