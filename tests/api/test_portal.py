@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,7 +33,7 @@ from tests.support import (
 
 DECLINED = "4000000000000002"
 NOTIFICATIONS = """query($id: ID!) { notifications(subscriptionId: $id, first: 100) { edges { node {
-    kind recipient payload } } } }"""
+    kind recipient payload createdAt } } } }"""
 SESSION = "url token expiresAt"
 
 
@@ -256,28 +256,58 @@ async def test_a_new_card_that_declines_is_kept_and_the_customer_is_told(client,
     assert (await get_subscription(client, sub_id))["status"] == "OVERDUE"
 
 
-async def test_every_customer_notification_carries_a_link_that_opens_a_working_page(client, browser, services, clock):
+async def test_every_customer_notification_carries_a_link_that_opens_a_working_page(
+    client, services, database_url, clock
+):
+    from dataclasses import replace
+
+    from rebill.app import create_app
     from rebill.portal.tokens import write_settings
+    from rebill.services.runtime import Services
+    from rebill.webhooks.events import partner_data
+    from tests.api.test_dunning import worker_once
 
-    await write_settings(services)  # what the server does when it starts
-    _, sub_id = await declined_at_signup(client)
-    ok(await mutate(client, "cancelSubscription", {"subscriptionId": sub_id}, "subscription { status }"))
-    notes = await notifications(client, sub_id)
-    assert {"PAYMENT_DECLINED", "SUBSCRIPTION_CANCELLED"} <= {n["kind"] for n in notes}
-    for note in notes:
-        if note["recipient"] != "ada@example.com":
-            assert "portalUrl" not in note["payload"], "only the customer's own e-mails open the portal"
-            continue
-        url = note["payload"]["portalUrl"]
-        assert url.startswith(services.settings.public_base_url + "/portal/start/")
-        from rebill.app import create_app
+    public = replace(services.settings, public_base_url="https://billing.shop.example")
+    await write_settings(Services(services.engine, public, services.clock))  # what rebill serve does when it starts
 
-        transport = httpx.ASGITransport(app=create_app(services))
-        async with httpx.AsyncClient(transport=transport, base_url="http://rebill.test") as fresh:
-            landing = await sign_in(fresh, url)
-            assert landing.startswith(f"/portal/subscriptions/{pk_of(sub_id)}")
-            page = await fresh.get(landing.split("#")[0])
-            assert page.status_code == 200 and "Order history" in page.text, note["kind"]
+    world = await make_world(client)
+    paying = (await subscribe(client, world))["subscription"]
+    ok(await mutate(client, "suspendSubscription", {"subscriptionId": paying["id"]}, "subscription { id }"))
+    manual = (await subscribe(client, world, renewalType="MANUAL"))["subscription"]
+    _, declined = await declined_at_signup(client, "bob@example.com")
+    ok(await mutate(client, "cancelSubscription", {"subscriptionId": declined}, "subscription { id }"))
+    await worker_once(database_url, "2026-02-09")
+    await worker_once(database_url, "2026-02-15")
+
+    lands_on = {
+        "RENEWAL_RECEIPT": "",
+        "SUBSCRIPTION_SUSPENDED": "",
+        "PAYMENT_DECLINED": "#payment-method",
+        "SUBSCRIPTION_CANCELLED": "",
+        "RENEWAL_REMINDER": "#renew",
+        "AWAITING_REINSTATE": "#renew",
+    }
+    seen = set()
+    for sub_id in (paying["id"], manual["id"], declined):
+        for note in await notifications(client, sub_id):
+            url = note["payload"].get("portalUrl")
+            if note["recipient"] not in ("ada@example.com", "bob@example.com"):
+                assert url is None, "only the customer's own e-mails open the portal"
+                continue
+            assert url.startswith("https://billing.shop.example/portal/start/"), note
+            assert "portalUrl" not in partner_data(note["payload"]), "partners never get a customer's link"
+            clock.set(datetime.fromisoformat(note["createdAt"]) + timedelta(minutes=5))  # the customer reads it
+            transport = httpx.ASGITransport(app=create_app(services))
+            async with httpx.AsyncClient(transport=transport, base_url="http://rebill.test") as fresh:
+                landing = await sign_in(fresh, url)
+                anchor = "" if sub_id == declined else lands_on[note["kind"]]  # cancelled since: nothing to act on
+                assert landing == f"/portal/subscriptions/{pk_of(sub_id)}{anchor}", note["kind"]
+                page = await fresh.get(landing.split("#")[0])
+                assert page.status_code == 200 and "Order history" in page.text, note["kind"]
+                if "#" in landing:
+                    assert f'id="{landing.split("#")[1]}"' in page.text, note["kind"]
+            seen.add(note["kind"])
+    assert set(lands_on) <= seen, seen
 
 
 async def test_email_links_last_seven_days(client, browser, clock):
@@ -430,7 +460,7 @@ async def test_renewing_a_manual_subscription_that_awaits_reinstatement(client, 
     sub = (await subscribe(client, world, renewalType="MANUAL"))["subscription"]
     await sign_in(browser, (await portal_link(client, world.customer))["url"])
     early = await browser.get(f"/portal/subscriptions/{pk_of(sub['id'])}")
-    assert 'id="renew"' not in early.text, "nothing to renew while the period runs"
+    assert "you can renew it here" in early.text and ">Renew now</button>" not in early.text
 
     await worker_once(database_url, "2026-02-15")
     assert (await get_subscription(client, sub["id"]))["status"] == "AWAITING_REINSTATE"

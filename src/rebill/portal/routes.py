@@ -158,7 +158,10 @@ class Portal:
     async def _target(self, link: Link) -> str:
         """Where a link lands: its subscription's page at the flow's section, or the overview."""
         anchor = ANCHORS[link.flow]
-        if link.subscription_id is not None:
+        if link.subscription_id is not None and link.customer_id is not None:
+            view = await views.subscription(self.services, link.customer_id, link.subscription_id)
+            if view is not None and view.final:
+                anchor = ""  # cancelled or ended since the e-mail: its page says so, with nothing to act on
             return f"/portal/subscriptions/{link.subscription_id}{anchor}"
         if link.flow is not Flow.OVERVIEW and link.customer_id is not None:
             running = [v for v in await views.subscriptions(self.services, link.customer_id) if not v.final]
