@@ -436,6 +436,8 @@ class BulkRun(Base):
     limit: Mapped[int | None] = mapped_column("limit", Integer)
     as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(Text)
+    # The API key that started the run (null from the command line): other keys need admin.
+    api_key_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("api_keys.id", ondelete="SET NULL"))
     total: Mapped[int] = mapped_column(Integer, server_default="0")
     processed: Mapped[int] = mapped_column(Integer, server_default="0")
     applied: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -564,6 +566,9 @@ class WebhookDelivery(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The worker sending it, and until when (real time): a lease, so no transaction stays open during the send.
+    claim_token: Mapped[str | None] = mapped_column(Text)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         UniqueConstraint("endpoint_id", "outbox_id"),

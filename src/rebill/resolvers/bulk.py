@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import strawberry
+from sqlalchemy import select, update
 from strawberry.types import Info
 
 from rebill.bulk.plan import validation_errors
 from rebill.bulk.runs import BulkService
+from rebill.db import tables as t
 from rebill.domain.errors import Collected, RebillError
 from rebill.schema.bulk import (
     BulkPlanInput,
@@ -33,6 +35,33 @@ def _actor(info: Info) -> Actor:
     actor = info.context.actor
     assert actor is not None  # CanBulk ran first
     return actor
+
+
+RUNS = t.table_of(t.BulkRun)
+
+
+async def _owner(info: Info, run_id: int) -> tuple[bool, int | None]:
+    """Whether the run exists, and the API key that started it."""
+    async with info.context.services.sessions() as session:
+        row = (await session.execute(select(RUNS.c.api_key_id).where(RUNS.c.id == run_id))).first()
+    return (row is not None, row.api_key_id if row is not None else None)
+
+
+async def _may_touch(info: Info, run_id: int) -> bool:
+    """A run belongs to the key that started it; other keys (and runs from the CLI) need ``admin``."""
+    actor = info.context.actor
+    exists, owner = await _owner(info, run_id)
+    if not exists or actor is None:
+        return False
+    return "admin" in actor.scopes or (owner is not None and owner == actor.api_key_id)
+
+
+def _not_yours(run_id: int, verb: str) -> RebillError:
+    return RebillError(
+        f"bulk run {run_id} belongs to another API key; to {verb} it needs the 'admin' scope",
+        code="FORBIDDEN",
+        field=["runId"],
+    )
 
 
 def _user_errors(exc: RebillError) -> list[UserError]:
@@ -72,6 +101,8 @@ async def bulk_run(info: Info, id: strawberry.ID) -> BulkRun | None:
         pk = decode_id(id, "BulkRun")
     except RebillError:
         return None
+    if not await _may_touch(info, pk):
+        return None
     run = await _service(info).get(pk)
     return BulkRun.of(run) if run is not None else None
 
@@ -88,13 +119,18 @@ async def start_bulk_run(info: Info, input: StartBulkRunInput) -> StartBulkRunPa
         )
     except RebillError as exc:
         return StartBulkRunPayload(user_errors=_user_errors(exc), run=None, dry_run=bool(input.dry_run))
+    async with info.context.services.sessions() as session, session.begin():
+        await session.execute(update(RUNS).where(RUNS.c.id == run.id).values(api_key_id=_actor(info).api_key_id))
     return StartBulkRunPayload(user_errors=[], run=BulkRun.of(run), dry_run=run.dry_run)
 
 
 async def cancel_bulk_run(info: Info, input: CancelBulkRunInput) -> CancelBulkRunPayload:
     """Stop a run once the chunks in progress are committed (a queued run never starts)."""
     try:
-        run = await _service(info).cancel(_actor(info), decode_id(input.run_id, "BulkRun", ["runId"]))
+        pk = decode_id(input.run_id, "BulkRun", ["runId"])
+        if not await _may_touch(info, pk) and (await _owner(info, pk))[0]:
+            raise _not_yours(pk, "cancel")
+        run = await _service(info).cancel(_actor(info), pk)
     except RebillError as exc:
         return CancelBulkRunPayload(user_errors=[UserError.of(exc)], run=None)
     return CancelBulkRunPayload(user_errors=[], run=BulkRun.of(run))
@@ -103,7 +139,10 @@ async def cancel_bulk_run(info: Info, input: CancelBulkRunInput) -> CancelBulkRu
 async def revert_bulk_run(info: Info, input: RevertBulkRunInput) -> RevertBulkRunPayload:
     """Put back every subscription the run changed that nobody changed since; list the others."""
     try:
-        result = await _service(info).revert(_actor(info), decode_id(input.run_id, "BulkRun", ["runId"]))
+        pk = decode_id(input.run_id, "BulkRun", ["runId"])
+        if not await _may_touch(info, pk) and (await _owner(info, pk))[0]:
+            raise _not_yours(pk, "revert")
+        result = await _service(info).revert(_actor(info), pk)
     except RebillError as exc:
         return RevertBulkRunPayload(user_errors=[UserError.of(exc)], run=None)
     return RevertBulkRunPayload(

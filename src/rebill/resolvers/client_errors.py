@@ -37,6 +37,7 @@ from strawberry.extensions import SchemaExtension
 
 from rebill.db.engine import is_database_outage
 from rebill.domain.errors import RebillError
+from rebill.resolvers.payload_scope import payload_problem
 
 #: Items in any one list the client sends (``ids`` in filters among them).
 MAX_LIST_ITEMS = 1000
@@ -193,6 +194,11 @@ class ClientErrors(SchemaExtension):
         problem = input_problem(context.graphql_document, context.variables)
         if problem is not None:
             raise problem
+        actor = getattr(context.context, "actor", None)
+        if actor is not None and not actor.has("read") and "customer" not in actor.scopes and context.graphql_document:
+            refused = payload_problem(context.schema._schema, context.graphql_document, context.operation_name)
+            if refused is not None:
+                raise refused
         yield
 
     def on_operation(self) -> Iterator[None]:
