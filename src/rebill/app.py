@@ -17,8 +17,8 @@ from strawberry.asgi import GraphQL
 
 from rebill.http.body import RequestBody
 from rebill.http.gate import AuthGate
+from rebill.portal import upkeep as portal_upkeep
 from rebill.portal.routes import portal_routes
-from rebill.portal.tokens import write_settings as write_portal_settings
 from rebill.resolvers.context import Context
 from rebill.schema import build_full_schema
 from rebill.services.runtime import Services
@@ -56,8 +56,8 @@ def create_app(services: Services, *, background: list[BackgroundTask] | None = 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        try:  # the outbox trigger builds the links in customer e-mails from these
-            await write_portal_settings(services)
+        try:  # the outbox trigger builds the links in customer e-mails from the settings stored here
+            await portal_upkeep.start(services)
         except Exception as exc:  # the database may be down at start; links then use the defaults
             logger.warning("could not store the portal settings: %s", exc)
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(task(services)) for task in background or []]

@@ -492,3 +492,15 @@ async def test_another_customers_subscription_is_not_found(client, browser):
     refused = await browser.post(f"/portal/subscriptions/{pk_of(other_sub)}/cancel", data=fields)
     assert refused.status_code == 404
     assert (await get_subscription(client, other_sub))["status"] == "OVERDUE"
+
+
+async def test_the_server_forgets_links_and_sessions_a_month_after_they_end(client, browser, services, clock):
+    from rebill.portal.upkeep import forget_expired
+
+    customer = await make_customer(client)
+    await sign_in(browser, (await portal_link(client, customer))["url"])
+    kept = await portal_link(client, customer)
+    assert await forget_expired(services) == (0, 0)
+    clock.set(clock.now() + timedelta(days=30, hours=2))
+    assert await forget_expired(services) == (4, 1), "two links and two tokens, one session"
+    assert (await browser.get(path_of(kept["url"]))).status_code == 404
