@@ -205,7 +205,14 @@ def serve(kind: str, port: int, url: str) -> None:
         from rebill.db.engine import make_engine
         from rebill.services.runtime import Services
 
-        settings = Settings(database_url=url, bulk_worker_in_server=False, graphiql=False)
+        # A bucket the benchmark never empties: the rate limiter's statement runs, it never refuses.
+        settings = Settings(
+            database_url=url,
+            bulk_worker_in_server=False,
+            graphiql=False,
+            rate_limit_bucket=1_000_000_000,
+            rate_limit_restore=1_000_000_000,
+        )
         application = create_app(Services(make_engine(url), settings))
     config = uvicorn.Config(
         application, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types import Info
@@ -11,6 +11,10 @@ from strawberry.types import Info
 from rebill.domain.subscription import CouponInfo, ProductInfo, ProfileTerms
 from rebill.schema.common import Money, Node, to_global_id
 from rebill.schema.enums import AnchorPolicy, CouponDuration, IntervalUnit, PaymentMethodKind, ProductKind, RenewalType
+
+if TYPE_CHECKING:
+    from rebill.schema.ordering import SubscriptionOrder
+    from rebill.schema.subscriptions import SubscriptionConnection
 
 
 @strawberry.type
@@ -187,3 +191,17 @@ class Customer(Node):
     async def payment_methods(self, info: Info) -> list[PaymentMethod]:
         rows = await info.context.loaders.payment_methods_by_customer.load(self.pk)
         return [PaymentMethod.of(r) for r in rows]
+
+    @strawberry.field(description="The customer's subscriptions, by id unless orderBy says otherwise")
+    async def subscriptions(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        order_by: Annotated[SubscriptionOrder, strawberry.lazy("rebill.schema.ordering")] | None = None,
+    ) -> Annotated[SubscriptionConnection, strawberry.lazy("rebill.schema.subscriptions")]:
+        from rebill.resolvers.customers import customer_subscriptions
+
+        return await customer_subscriptions(info, self.pk, first, after, last, before, order_by)

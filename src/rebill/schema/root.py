@@ -7,24 +7,21 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from strawberry.extensions import AddValidationRules, MaskErrors, ParserCache
 
 from rebill.config import Settings
 from rebill.resolvers import bulk as b
+from rebill.resolvers import customers as c
 from rebill.resolvers import mutations as m
 from rebill.resolvers import portal as p
 from rebill.resolvers import queries as q
 from rebill.resolvers import webhooks as w
 from rebill.resolvers.auth import AnyActor, CanBulk, CanRead, CanRefund, CanWrite, CanWriteOrCustomer
+from rebill.resolvers.client_errors import client_error_extensions
+from rebill.resolvers.cost import cost_extensions
+from rebill.resolvers.limits import limit_extensions
 from rebill.schema.common import ApiError
+from rebill.schema.sdl import RebillSchema
 
 
 def _read(resolver: Any, description: str | None = None) -> Any:
@@ -43,6 +40,7 @@ def _write_or_customer(resolver: Any, description: str | None = None) -> Any:
 @strawberry.type
 class Query:
     node = _read(q.node, "Any object by its global id")
+    nodes = _read(c.nodes, "Objects by global id (at most 100), in the order asked; null for an unknown id")
     subscription = _read(q.subscription)
     subscriptions = _read(q.subscriptions, "Subscriptions matching a filter, by id; first is at most 100")
     renewal = _read(q.renewal)
@@ -50,6 +48,7 @@ class Query:
     profile = _read(q.profile)
     profiles = _read(q.profiles)
     customer = _read(q.customer)
+    customers = _read(c.customers, "Customers matching a filter, oldest first")
     products = _read(q.products)
     coupon = _read(q.coupon)
     notifications = _read(q.notifications, "Outbox rows: emails to customers and partner events")
@@ -108,6 +107,7 @@ class Mutation:
     suspend_subscription = _write(m.suspend_subscription)
     activate_subscription = _write(m.activate_subscription)
     cancel_subscription = _write_or_customer(p.cancel_subscription)
+    resume_subscription = _write(m.resume_subscription, "Undo a scheduled cancellation or end date")
     renew_now = _write_or_customer(p.renew_now)
     force_bill = _write(m.force_bill)
     retry_renewal = _write(m.retry_renewal)
@@ -137,20 +137,19 @@ def build_schema(
     settings: Settings | None = None, *, query: type = Query, mutation: type = Mutation
 ) -> strawberry.Schema:
     settings = settings or Settings()
-    # The limits are validation rules. Their rule classes are made once here, so
-    # every request validates with the same rules and the validation cache hits.
-    rules: list[Any] = [
-        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
-    ]
+    # Depth, aliases, tokens and the expanded size are measured by rebill.resolvers.limits,
+    # which also validates (off the event loop, cached by document text).
+    rules: list[Any] = []
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Any] = [
+        *cost_extensions(settings),
+        *limit_extensions(settings),
         lambda: AddValidationRules(rules),
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error."),
-        # Dashboards send the same few documents again and again: parse and validate them once.
+        # Listed after MaskErrors so that it sorts client errors from faults before masking.
+        *client_error_extensions(),
+        # Dashboards send the same few documents again and again: parse them once.
         lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
     ]
-    return strawberry.Schema(query=query, mutation=mutation, extensions=extensions)
+    return RebillSchema(query=query, mutation=mutation, extensions=extensions)
