@@ -17,6 +17,7 @@ from rebill.domain.pricing import PriceTier
 from rebill.domain.subscription import FinalFailureAction, ProfileTerms
 from rebill.domain.subscription import RenewalType as DomainRenewalType
 from rebill.domain.updates import Shift
+from rebill.ids import to_global_id
 from rebill.schema import inputs
 from rebill.schema.catalog import Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
 from rebill.schema.common import Money, MoneyInput, UserError, decode_id
@@ -553,11 +554,17 @@ async def cancel_subscription(info: Info, input: inputs.CancelSubscriptionInput)
     if result.refund is not None:
         refund = inputs.Refund(
             id=strawberry.ID(str(result.refund["id"])),
-            renewal_id=strawberry.ID(str(result.refund["renewalId"])),
+            renewal_id=strawberry.ID(_renewal_gid(result.refund["renewalId"])),
             amount=Money.of(result.refund["amount"]),
             gateway_reference=result.refund.get("gatewayReference"),
         )
     return subscription_payload(inputs.CancelSubscriptionPayload, result, refund=refund)
+
+
+def _renewal_gid(renewal_id: object) -> str:
+    """The renewal's global id, whether the service reports its key or its global id."""
+    raw = str(renewal_id)
+    return to_global_id("Renewal", raw) if raw.isdigit() else raw
 
 
 async def renew_now(info: Info, input: inputs.RenewNowInput) -> inputs.RenewNowPayload:
@@ -750,4 +757,7 @@ async def cancel_phase(info: Info, input: inputs.CancelPhaseInput) -> inputs.Can
             cancel=True,
         )
 
-    return await _phase_payload(info, await guarded(call), inputs.CancelPhasePayload)
+    result = await guarded(call)
+    if result.ok:  # the payload shows the phase as cancelled
+        result.extra.setdefault("phaseId", pk(input.phase_id, "Phase", "phaseId"))
+    return await _phase_payload(info, result, inputs.CancelPhasePayload)

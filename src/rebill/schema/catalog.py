@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+from rebill.domain.money import plain_decimal
 from rebill.domain.subscription import CouponInfo, ProductInfo, ProfileTerms
 from rebill.schema.common import Money, Node, to_global_id
 from rebill.schema.enums import AnchorPolicy, CouponDuration, IntervalUnit, PaymentMethodKind, ProductKind, RenewalType
@@ -102,7 +103,7 @@ class Coupon(Node):
             id=strawberry.ID(to_global_id("Coupon", c.id)),
             code=c.code,
             name=c.name,
-            percent_off=str(c.percent_off) if c.percent_off is not None else None,
+            percent_off=plain_decimal(c.percent_off) if c.percent_off is not None else None,
             amount_off=Money.of(c.amount_off) if c.amount_off is not None else None,
             duration=c.duration,
             duration_cycles=c.duration_cycles,
