@@ -76,7 +76,9 @@ def run_lines(lines: list[str], cwd: Path, env: dict[str, str], outputs: Path) -
 
 
 @pytest.mark.slow
-def test_the_readme_quick_start_works_pasted_into_a_fresh_terminal_in_another_folder(tmp_path: Path) -> None:
+def test_the_readme_quick_start_works_pasted_into_a_fresh_terminal_in_another_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server_block, next_steps = quick_start_blocks()
     assert server_block[0].startswith("pip install -e . && rebill serve")
     assert server_block[1].startswith("pip install -e '.[dev]' && pytest")
@@ -116,13 +118,15 @@ def test_the_readme_quick_start_works_pasted_into_a_fresh_terminal_in_another_fo
         admin = httpx.get(f"http://127.0.0.1:{port}/admin", timeout=10)
         assert admin.status_code == 200 and "admin console" in admin.text.lower()
 
-        # Someone who sets REBILL_DATA_DIR to a new folder by mistake is told where the server's database is.
-        stray = {**env, "REBILL_DATA_DIR": str(tmp_path / "stray")}
-        listed = subprocess.run(
-            ["rebill", "apikey", "list"], cwd=second_folder, env=stray, capture_output=True, text=True, timeout=120
-        )
-        assert "a new, empty one is created there" in listed.stderr
-        assert f"REBILL_DATA_DIR={data_dir}" in listed.stderr
+        # Someone who points REBILL_DATA_DIR at a new folder by mistake is told where the server's database
+        # is: what every command prints before it opens the embedded database (cli.open_services).
+        from rebill.db.embedded import notes
+
+        monkeypatch.setenv("XDG_STATE_HOME", env["XDG_STATE_HOME"])
+        warning = "\n".join(notes(tmp_path / "stray"))
+        assert "a new, empty one is created there" in warning
+        assert f"export REBILL_DATA_DIR={data_dir}" in warning
+        assert "no database yet" not in "\n".join(notes(data_dir))
     finally:
         serve.send_signal(signal.SIGINT)
         _, serve_err = serve.communicate(timeout=60)
