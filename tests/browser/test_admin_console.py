@@ -84,17 +84,32 @@ async def test_console_finds_a_subscription_shows_its_history_and_force_bills_it
     assert "customer wants the box today" in await entry.inner_text()
 
 
-async def test_a_refused_action_shows_its_error_next_to_the_field(page: Any, live_server: Any, client: Any) -> None:
+async def test_a_price_rise_is_refused_next_to_the_consent_field_then_applied_with_consent(
+    page: Any, live_server: Any, client: Any
+) -> None:
     world = await make_world(client)
     sub = (await subscribe(client, world))["subscription"]
     await sign_in(page, live_server, f"#/subscription/{sub['id']}")
     await page.click("button[data-action=change-price]")
     await page.fill("#action-panel input[name=unitPrice]", "99.00")
     await page.click("#action-panel button[name=dry-run]")
-    error = page.locator("#action-panel .field-error, #action-panel .form-errors")
-    await error.first.wait_for()
-    assert "CONSENT" in (await error.first.inner_text()).upper()
+    consent_field = page.locator("#action-panel label", has=page.locator("input[name=consentReference]"))
+    error = consent_field.locator(".field-error")
+    await error.wait_for()
+    assert "CONSENT_REQUIRED" in await error.inner_text()
     assert await page.locator("#dry-run").count() == 0
+
+    # With the customer's consent the dry run shows the new amount, and the history keeps the reference.
+    await page.fill("#action-panel input[name=consentReference]", "call 2026-01-15 recorded")
+    await page.click("#action-panel button[name=dry-run]")
+    await page.locator("#dry-run").get_by_text("99.00 USD").first.wait_for()
+    assert await consent_field.locator(".field-error").count() == 0
+    await page.click("#dry-run button[name=confirm]")
+    await page.locator("#flash").get_by_text("Change price: done").wait_for()
+    assert await page.inner_text("#subscription-amount") == "99.00 USD"
+    await page.click("text=/^History/")
+    newest = page.locator("#history > .history-entry").first
+    assert "call 2026-01-15 recorded" in await newest.inner_text()
 
 
 async def test_console_runs_a_bulk_plan_with_a_limit_of_10_to_completion_and_reverts_it(
