@@ -17,6 +17,7 @@ from strawberry.asgi import GraphQL
 
 from rebill.http.body import RequestBody
 from rebill.http.gate import AuthGate
+from rebill.http.graphql_response import GraphQLResponseMedia
 from rebill.portal import upkeep as portal_upkeep
 from rebill.portal.routes import portal_routes
 from rebill.resolvers.context import Context
@@ -75,8 +76,12 @@ def create_app(services: Services, *, background: list[BackgroundTask] | None = 
             Route("/healthz", healthz, methods=["GET"]),
             Route(
                 "/graphql",
-                AuthGate(
-                    RequestBody(graphql_app, max_bytes=settings.max_body_bytes), services, graphiql=settings.graphiql
+                GraphQLResponseMedia(
+                    AuthGate(
+                        RequestBody(graphql_app, max_bytes=settings.max_body_bytes),
+                        services,
+                        graphiql=settings.graphiql,
+                    )
                 ),
                 methods=["GET", "POST"],
             ),
