@@ -160,3 +160,28 @@ async def _renewals(client: Any, subscription_id: str) -> list[dict[str, Any]]:
 async def _next_renewals(client: Any) -> dict[str, str]:
     data = await gql(client, "{ subscriptions(first: 100) { edges { node { id nextRenewalDate } } } }")
     return {e["node"]["id"]: e["node"]["nextRenewalDate"] for e in data["subscriptions"]["edges"]}
+
+
+async def test_console_sorts_by_amount_and_pages_both_ways(page: Any, live_server: Any, client: Any) -> None:
+    world = await make_world(client)
+    for cents in range(1000, 1000 + 23 * 37, 37):
+        await subscribe(client, world, price=f"{cents // 100}.{cents % 100:02d}")
+    await sign_in(page, live_server, "#/subscriptions?sort=AMOUNT&dir=DESC&first=10")
+    count = page.locator("#result-count")
+    await count.get_by_text("1\u201310 of 23").wait_for()
+    amounts = page.locator("#subscription-table > tbody > tr > td:nth-child(5)")
+    assert await amounts.first.inner_text() == "18.14 USD"
+
+    await page.click("button[name=next]")
+    await count.get_by_text("11\u201320 of 23").wait_for()
+    assert await amounts.first.inner_text() == "14.44 USD"
+    await page.click("button[name=next]")
+    await count.get_by_text("21\u201323 of 23").wait_for()
+    assert await page.locator("button[name=next]").is_disabled()
+    await page.click("button[name=previous]")
+    await count.get_by_text("11\u201320 of 23").wait_for()
+    assert await amounts.first.inner_text() == "14.44 USD"
+    await page.click("button[name=previous]")
+    await count.get_by_text("1\u201310 of 23").wait_for()
+    assert await amounts.first.inner_text() == "18.14 USD"
+    assert await page.locator("button[name=previous]").is_disabled()

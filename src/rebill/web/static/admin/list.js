@@ -122,18 +122,30 @@ export async function renderList(root, params, navigate) {
   clear(root, h("h1", {}, "Subscriptions"), form, results);
 
   const first = Number(p("first") || 25);
-  const variables = { filter: readFilter(params), first, after: p("after") || null };
-  let orderArg = "";
-  if (serverSort) {
-    variables.orderBy = { field: p("sort") || "ID", direction: p("dir") || "ASC" };
-    orderArg = ", $orderBy: SubscriptionOrder";
+  const both = Boolean(features.args.Query?.subscriptions?.has("before"));
+  const backwards = both && Boolean(p("before"));
+  const variables = { filter: readFilter(params) };
+  const declared = ["$filter: SubscriptionFilter"];
+  const args = ["filter: $filter"];
+  const use = (name, type, value) => {
+    variables[name] = value;
+    declared.push(`$${name}: ${type}`);
+    args.push(`${name}: $${name}`);
+  };
+  if (backwards) {
+    use("last", "Int", first);
+    use("before", "String", p("before"));
+  } else {
+    use("first", "Int", first);
+    use("after", "String", p("after") || null);
   }
+  if (serverSort) use("orderBy", "SubscriptionOrder", { field: p("sort") || "ID", direction: p("dir") || "ASC" });
   let data;
   try {
     data = await gql(
-      `query Subscriptions($filter: SubscriptionFilter, $first: Int, $after: String${orderArg}) {
-        subscriptions(filter: $filter, first: $first, after: $after${serverSort ? ", orderBy: $orderBy" : ""}) {
-          totalCount pageInfo { hasNextPage endCursor }
+      `query Subscriptions(${declared.join(", ")}) {
+        subscriptions(${args.join(", ")}) {
+          totalCount pageInfo { hasNextPage endCursor ${both ? "hasPreviousPage startCursor" : ""} }
           edges { node { ${ROW_FIELDS} } }
         }
       }`,
@@ -172,24 +184,30 @@ export async function renderList(root, params, navigate) {
     ),
   );
 
+  const info = connection.pageInfo;
+  const turn = (cursorName, cursor, offset) => {
+    const next = new URLSearchParams(params);
+    next.delete("after");
+    next.delete("before");
+    next.set(cursorName, cursor);
+    next.set("offset", String(Math.max(0, offset)));
+    navigate("#/subscriptions?" + next.toString());
+  };
+  const hasPrevious = both ? info.hasPreviousPage : pageStart > 0;
+  const hasNext = info.hasNextPage;
   const pager = h(
     "div",
     { class: "pager" },
-    h("span", { id: "result-count" }, connection.totalCount === 0 ? "No subscription matches." : `${pageStart + 1}–${pageStart + rows.length} of ${connection.totalCount}`),
-    h("button", { type: "button", disabled: pageStart === 0 ? "disabled" : null, onclick: () => history.back() }, "← Previous"),
+    h("span", { id: "result-count" }, connection.totalCount === 0 ? "No subscription matches." : `${pageStart + 1}\u2013${pageStart + rows.length} of ${connection.totalCount}`),
     h(
       "button",
-      {
-        type: "button",
-        disabled: connection.pageInfo.hasNextPage ? null : "disabled",
-        onclick: () => {
-          const next = new URLSearchParams(params);
-          next.set("after", connection.pageInfo.endCursor);
-          next.set("offset", String(pageStart + rows.length));
-          navigate("#/subscriptions?" + next.toString());
-        },
-      },
-      "Next →",
+      { type: "button", name: "previous", disabled: hasPrevious ? null : "disabled", onclick: () => (both ? turn("before", info.startCursor, pageStart - first) : history.back()) },
+      "\u2190 Previous",
+    ),
+    h(
+      "button",
+      { type: "button", name: "next", disabled: hasNext && rows.length ? null : "disabled", onclick: () => turn("after", info.endCursor, pageStart + rows.length) },
+      "Next \u2192",
     ),
     serverSort ? null : h("span", { class: "muted" }, " (sorting applies to this page: this server sorts by id)"),
   );
