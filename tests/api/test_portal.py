@@ -453,6 +453,16 @@ async def test_updating_the_billing_address(client, browser):
     }
 
 
+async def test_what_customers_type_is_shown_as_text(client, browser):
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    await sign_in(browser, (await portal_link(client, world.customer))["url"])
+    hostile = '"><script>alert(1)</script>'
+    done = await submit(browser, pk_of(sub["id"]), "billing-address", line1=hostile, city="Salem", country="US")
+    page = await browser.get(done.headers["location"])
+    assert "<script>" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
 async def test_renewing_a_manual_subscription_that_awaits_reinstatement(client, browser, database_url, clock):
     from tests.api.test_dunning import at, worker_once
 

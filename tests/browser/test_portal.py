@@ -103,6 +103,14 @@ async def _declined_subscription(live_server: Any) -> tuple[str, str]:
     return sub["id"], f"{live_server.url}{link.path}"
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), textarea, select')]
+    .filter((field) => field.labels.length === 0).map((field) => field.name)"""
+
+
+async def _every_field_has_a_label(page: Any) -> None:
+    assert await page.evaluate(UNLABELLED) == []
+
+
 def _keep(shot: Path, name: str) -> None:
     if os.environ.get("REBILL_PORTAL_DOCS"):
         shutil.copyfile(shot, DOCS / name)
@@ -123,6 +131,15 @@ async def test_a_customer_fixes_a_declined_payment_postpones_and_cancels_in_the_
     assert page.url.endswith("#payment-method")
     assert await page.get_by_text("Your last payment failed").is_visible()
     _keep(await screenshot("payment-declined", full_page=True), "portal-payment-declined.png")
+    await _every_field_has_a_label(page)
+    # The keyboard alone reaches the card number: Tab moves from the link above the form to it.
+    await page.get_by_role("link", name="Add a new card").focus()
+    await page.keyboard.press("Enter")
+    for _ in range(10):
+        if await page.evaluate("document.activeElement && document.activeElement.id") == "number":
+            break
+        await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.id") == "number"
 
     await page.get_by_label("Card number").fill("4242 4242 4242 4242")
     await page.get_by_label("Expiry month").fill("12")
