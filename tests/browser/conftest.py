@@ -95,8 +95,10 @@ class _ServerThread:
         self.sock.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def _server_thread(database_url: str) -> Iterator[_ServerThread]:
+    # Package scope: the server (and its bulk-run worker, which picks up any queued run in the test
+    # database) stops once the browser tests are done, before other packages' tests run.
     server = _ServerThread(database_url)
     server.start()
     try:
