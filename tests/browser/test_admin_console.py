@@ -185,3 +185,28 @@ async def test_console_sorts_by_amount_and_pages_both_ways(page: Any, live_serve
     await count.get_by_text("1\u201310 of 23").wait_for()
     assert await amounts.first.inner_text() == "18.14 USD"
     assert await page.locator("button[name=previous]").is_disabled()
+
+
+async def test_cancel_with_a_refund_shows_the_refund_in_its_dry_run_then_cancels(
+    page: Any, live_server: Any, client: Any, screenshot: Any
+) -> None:
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    await sign_in(page, live_server, f"#/subscription/{sub['id']}")
+    await page.click("button[data-action=cancel]")
+    await page.check("#action-panel input[name=refundLastRenewal]")
+    await page.fill("#action-panel input[name=reason]", "moved abroad")
+    await page.click("#action-panel button[name=dry-run]")
+    dry_run = page.locator("#dry-run")
+    await dry_run.wait_for()
+    text = await dry_run.inner_text()
+    assert "Refund of 62.96 USD" in text and "CANCELLED" in text
+    await screenshot("cancel-dry-run")
+    assert (await gql(client, "query($id: ID!) { subscription(id: $id) { status } }", {"id": sub["id"]}))[
+        "subscription"
+    ]["status"] == "ACTIVE"
+
+    await page.click("#dry-run button[name=confirm]")
+    await page.locator("#flash").get_by_text("Refund of 62.96 USD").wait_for()
+    assert await page.locator(".subscription-head .badge").inner_text() == "CANCELLED"
+    assert await page.locator("button[data-action=cancel]").count() == 0
