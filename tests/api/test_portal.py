@@ -275,7 +275,10 @@ async def test_every_customer_notification_carries_a_link_that_opens_a_working_p
     ok(await mutate(client, "suspendSubscription", {"subscriptionId": paying["id"]}, "subscription { id }"))
     manual = (await subscribe(client, world, renewalType="MANUAL"))["subscription"]
     _, declined = await declined_at_signup(client, "bob@example.com")
+    staff_settings = services.settings
+    services.settings = replace(staff_settings, merchant_email="orders@shop.example")
     ok(await mutate(client, "cancelSubscription", {"subscriptionId": declined}, "subscription { id }"))
+    services.settings = staff_settings
     await worker_once(database_url, "2026-02-09")
     await worker_once(database_url, "2026-02-15")
 
@@ -288,8 +291,12 @@ async def test_every_customer_notification_carries_a_link_that_opens_a_working_p
         "AWAITING_REINSTATE": "#renew",
     }
     seen = set()
+    customer_kinds = """query($id: ID!, $kinds: [NotificationKind!]) {
+        notifications(subscriptionId: $id, kind: $kinds, first: 100) { edges { node {
+        kind recipient payload createdAt } } } }"""
     for sub_id in (paying["id"], manual["id"], declined):
-        for note in await notifications(client, sub_id):
+        data = await gql(client, customer_kinds, {"id": sub_id, "kinds": list(lands_on)})
+        for note in (e["node"] for e in data["notifications"]["edges"]):
             url = note["payload"].get("portalUrl")
             if note["recipient"] not in ("ada@example.com", "bob@example.com"):
                 assert url is None, "only the customer's own e-mails open the portal"
@@ -308,6 +315,11 @@ async def test_every_customer_notification_carries_a_link_that_opens_a_working_p
                     assert f'id="{landing.split("#")[1]}"' in page.text, note["kind"]
             seen.add(note["kind"])
     assert set(lands_on) <= seen, seen
+    from sqlalchemy import text
+
+    async with services.engine.connect() as conn:
+        merchant = list(await conn.execute(text("SELECT payload FROM outbox WHERE recipient = 'orders@shop.example'")))
+    assert merchant and all("portalUrl" not in row.payload for row in merchant), "the merchant's copy has no link"
 
 
 async def test_email_links_last_seven_days(client, browser, clock):
