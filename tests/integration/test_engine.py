@@ -56,7 +56,9 @@ async def test_a_due_subscription_is_renewed_once_and_its_schedule_advances(clie
         services, "SELECT actor, action FROM history_entries WHERE actor = 'renewal-engine' ORDER BY id"
     )
     assert [tuple(e) for e in entries] == [("renewal-engine", "renewal_created"), ("renewal-engine", "renewal_paid")]
-    receipts = await rows(services, "SELECT recipient, payload FROM outbox WHERE kind = 'RENEWAL_RECEIPT'")
+    receipts = await rows(
+        services, "SELECT recipient, payload FROM outbox WHERE kind = 'RENEWAL_RECEIPT' AND payload->>'cycle' = '2'"
+    )
     assert len(receipts) == 1
     assert receipts[0].payload["periodStart"] == "2026-02-15"
     assert receipts[0].recipient == "ada@example.com"
@@ -124,7 +126,7 @@ async def test_a_renewal_left_pending_by_a_crash_is_charged_again_with_its_key_a
     assert await ledger_charges(services) == charged, "the same keys: the gateway returned its first answers"
     statuses = await rows(services, "SELECT status, count(*) AS n FROM renewals WHERE cycle = 2 GROUP BY status")
     assert [(r.status, r.n) for r in statuses] == [("PAID", 4)]
-    receipts = await rows(services, "SELECT 1 FROM outbox WHERE kind = 'RENEWAL_RECEIPT'")
+    receipts = await rows(services, "SELECT 1 FROM outbox WHERE kind = 'RENEWAL_RECEIPT' AND payload->>'cycle' = '2'")
     assert len(receipts) == 4
 
 

@@ -481,9 +481,7 @@ class RenewalEngine:
             async with self.services.sessions() as session:
                 await charging.recheck(session, jobs)
             await charging.charge_jobs(self.services.gateways, jobs)
-            async with self.services.sessions() as session, session.begin():
-                settled = await charging.settle_jobs(session, self.settings, jobs, now, self.actor.name)
-            self._count(settled, report)
+            self._count(await self._settle(jobs, now), report)
         except (DBAPIError, RebillError, OSError) as exc:
             # The renewals stay PENDING; the next run recovers them with the same keys.
             log.error("settling %d renewals failed, they will be recovered: %s", len(jobs), exc)
@@ -492,6 +490,10 @@ class RenewalEngine:
         finally:
             # Settled, or left PENDING for recovery: either way no longer in flight here.
             await self._unlock_all()
+
+    async def _settle(self, jobs: list[Job], now: datetime) -> list[Settled]:
+        async with self.services.sessions() as session, session.begin():
+            return await charging.settle_jobs(session, self.settings, jobs, now, self.actor.name)
 
     @staticmethod
     def _count(settled: Sequence[Settled], report: EngineReport) -> None:

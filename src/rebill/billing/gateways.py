@@ -43,6 +43,12 @@ DECLINES = {
     "4000000000000119": "processing_error",
 }
 SUCCEEDS = {"4242424242424242", "5555555555554444", "378282246310005", "4000056655665556"}
+#: The gateway charges the card, then its answer is lost on the way back (a timeout).
+TIMES_OUT = {"4000000000000259"}
+
+
+class GatewayTimeout(TimeoutError):
+    """The gateway did not answer in time: whether it charged is for recovery to ask."""
 
 
 #: Answers that say the gateway could not process the charge (not that the
@@ -121,16 +127,24 @@ def card_brand(number: str) -> str:
 class SandboxGateway:
     """A gateway that never leaves this machine, driven by test card numbers."""
 
-    def __init__(self, name: str, engine: AsyncEngine) -> None:
+    def __init__(self, name: str, engine: AsyncEngine, *, latency_ms: int = 0) -> None:
         self.name = name
         self.engine = engine
+        self.latency = max(latency_ms, 0) / 1000
+
+    async def _answer(self, tokens: Sequence[str | None]) -> None:
+        """The way back from the gateway, after the charges are on its ledger."""
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if any(token in TIMES_OUT for token in tokens):
+            raise GatewayTimeout(f"gateway {self.name} did not answer in time")
 
     def _decide(self, token: str | None) -> tuple[bool, str | None]:
         if token is None:
             return False, "no_payment_method"
         if token in DECLINES:
             return False, DECLINES[token]
-        if token in SUCCEEDS or token.startswith("tok_"):
+        if token in SUCCEEDS or token in TIMES_OUT or token.startswith("tok_"):
             return True, None
         return False, "invalid_number"
 
@@ -165,7 +179,9 @@ class SandboxGateway:
 
     async def charge(self, token: str | None, amount: Money, idempotency_key: str) -> GatewayResult:
         ok, code = self._decide(token)
-        return await self._record("CHARGE", token, amount, idempotency_key, ok, code)
+        result = await self._record("CHARGE", token, amount, idempotency_key, ok, code)
+        await self._answer([token])
+        return result
 
     async def charge_many(self, requests: Sequence[ChargeRequest]) -> list[GatewayResult]:
         """The batch form of :meth:`charge`: one ledger transaction, the same per-key answers."""
@@ -191,6 +207,7 @@ class SandboxGateway:
             answers = {
                 row.idempotency_key: GatewayResult(row.succeeded, row.reference, row.decline_code) for row in rows
             }
+        await self._answer([r.token for r in requests])
         return [answers[key] for key in keys]
 
     async def refund(self, reference: str | None, amount: Money, idempotency_key: str) -> GatewayResult:
@@ -242,7 +259,7 @@ class GatewayRegistry:
         for cfg in configs:
             if cfg.kind != "sandbox":
                 raise ValueError(f"gateway {cfg.name}: unknown kind {cfg.kind!r} (only 'sandbox' is built in)")
-            self.gateways[cfg.name] = SandboxGateway(cfg.name, engine)
+            self.gateways[cfg.name] = SandboxGateway(cfg.name, engine, latency_ms=cfg.latency_ms)
         if default not in self.gateways:
             raise ValueError(f"default gateway {default!r} is not configured")
         self.default = default
