@@ -63,6 +63,8 @@ class GatewayConfig:
 
     name: str
     kind: str = "sandbox"
+    # Sandbox only: how long the gateway takes to answer after it has charged (crash tests).
+    latency_ms: int = 0
 
 
 DEFAULT_GATEWAYS = (GatewayConfig("sandbox"), GatewayConfig("sandbox-b"))
@@ -75,7 +77,12 @@ def _gateways() -> tuple[GatewayConfig, ...]:
         return DEFAULT_GATEWAYS
     try:
         entries = json.loads(raw)
-        gateways = tuple(GatewayConfig(name=str(e["name"]), kind=str(e.get("kind", "sandbox"))) for e in entries)
+        gateways = tuple(
+            GatewayConfig(
+                name=str(e["name"]), kind=str(e.get("kind", "sandbox")), latency_ms=int(e.get("latencyMs", 0))
+            )
+            for e in entries
+        )
     except (ValueError, TypeError, KeyError) as exc:
         raise ValueError(f"REBILL_GATEWAYS must be a JSON list of {{name, kind}}: {exc}") from None
     if not gateways:
