@@ -86,7 +86,7 @@ async def crawl(client: httpx.AsyncClient) -> dict[str, list[str]]:
 
 async def test_no_page_served_by_rebill_references_another_host(client: httpx.AsyncClient) -> None:
     references = await crawl(client)
-    assert {"/", "/admin", "/graphql", "/static/admin/main.js", "/static/admin/bulk.js"} <= set(references)
+    assert {"/", "/admin", "/graphql", "/docs", "/static/admin/main.js", "/static/admin/bulk.js"} <= set(references)
     assert any("/vendor/graphiql" in path for path in references)
     elsewhere = {path: [u for u in urls if not same_host(u, path)] for path, urls in references.items()}
     assert {path: urls for path, urls in elsewhere.items() if urls} == {}
@@ -105,10 +105,22 @@ async def test_the_landing_page_links_to_the_console_graphiql_health_and_docs_wi
     response = await client.get("/")
     refs = References()
     refs.feed(response.text)
-    assert {"/admin", "/graphql", "/healthz", "/schema.graphql"} <= set(refs.links)
+    assert {"/admin", "/graphql", "/healthz", "/docs", "/schema.graphql"} <= set(refs.links)
     assert metadata.version("rebill") in response.text
     schema = await client.get("/schema.graphql")
     assert "type Subscription" in schema.text and "subscriptions(" in schema.text
+
+
+async def test_the_docs_page_is_the_readme_with_no_link_or_image_from_elsewhere(client: httpx.AsyncClient) -> None:
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    refs = References()
+    refs.feed(page.text)
+    for heading in ("Quick start", "Admin console", "Command line", "Configuration"):
+        assert f"<h2>{heading}</h2>" in page.text
+    assert "SECRET=$(rebill apikey create --name me --scope admin | tail -1)" in page.text.replace("&quot;", '"')
+    assert all(same_host(url, "/docs") for url in refs.loads + refs.links)
+    assert "<img" not in page.text.split("<article>", 1)[1]
 
 
 async def test_graphiql_and_the_schema_are_not_served_when_turned_off(services: Any, admin_key: str) -> None:

@@ -7,6 +7,7 @@ from importlib import metadata
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -61,13 +62,18 @@ def graphiql_or(app: ASGIApp, *, enabled: bool) -> ASGIApp:
 
 
 def web_routes(settings: Settings) -> list[BaseRoute]:
-    """``/``, ``/admin``, ``/schema.graphql`` and ``/static``."""
+    """``/``, ``/admin``, ``/docs``, ``/schema.graphql`` and ``/static``."""
 
     async def landing(request: Request) -> Response:
         return render("landing.html", graphiql=settings.graphiql, introspection=settings.introspection)
 
     async def admin(request: Request) -> Response:
         return render("admin.html")
+
+    async def docs(request: Request) -> Response:
+        from rebill.web.docs import readme_html
+
+        return render("docs.html", content=Markup(readme_html()))
 
     async def sdl(request: Request) -> Response:
         if not settings.introspection:
@@ -77,6 +83,7 @@ def web_routes(settings: Settings) -> list[BaseRoute]:
     return [
         Route("/", landing, methods=["GET"]),
         Route("/admin", admin, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
         Route("/schema.graphql", sdl, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
