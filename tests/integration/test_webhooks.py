@@ -351,8 +351,8 @@ async def test_two_workers_deliver_every_event_exactly_once_in_order(client, ser
     try:
         async with new_client() as a, new_client() as b:
             reports = await asyncio.gather(
-                deliver_due(services, client=a, batch_size=16),
-                deliver_due(other, client=b, batch_size=16),
+                deliver_due(services, client=a),
+                deliver_due(other, client=b),
             )
     finally:
         await other_engine.dispose()
@@ -495,3 +495,44 @@ async def test_an_endpoint_that_is_down_is_retried(client, services):
     [row] = await deliveries(client)
     assert row["status"] == "PENDING" and row["lastStatusCode"] is None
     assert row["lastError"].startswith("ConnectError")
+
+
+async def test_deliveries_claimed_by_a_worker_that_died_are_sent_once_its_lease_runs_out(client, services, receiver):
+    from rebill.webhooks.delivery import _Pass
+
+    await create_endpoint(client, receiver)
+    await insert_events(services, 2, 2)
+    _, claimed = await _Pass(services, None).claim(10)  # a worker claims, then dies before sending
+    assert len(claimed) == 2
+    assert (await send(services)).attempted == 0  # leased: nobody else sends them meanwhile
+    async with services.engine.begin() as conn:
+        await conn.execute(text("UPDATE webhook_deliveries SET claimed_until = clock_timestamp() - interval '1 s'"))
+    assert (await send(services)).succeeded == 2
+    assert len(receiver.received) == 2
+
+
+async def test_a_slow_endpoint_does_not_hold_back_another(client, services, receiver):
+    release = asyncio.Event()
+
+    async def stuck(message: Received) -> int:
+        await release.wait()
+        return 204
+
+    slow = Receiver(respond=stuck)
+    await slow.start()
+    try:
+        await create_endpoint(client, slow, ["subscription.cancelled"])
+        await create_endpoint(client, receiver, ["renewal.paid"])
+        await insert_events(services, 1, 1, kind="SUBSCRIPTION_CANCELLED")
+        await insert_events(services, 20, 5)
+        worker = asyncio.create_task(send(services))
+        async with asyncio.timeout(10):
+            while len(receiver.received) < 20:  # noqa: ASYNC110  (the receivers run in this loop)
+                await asyncio.sleep(0.01)
+        assert len(slow.received) == 1 and not worker.done()
+        release.set()
+        report = await worker
+    finally:
+        release.set()
+        await slow.stop()
+    assert report.succeeded == 21

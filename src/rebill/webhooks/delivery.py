@@ -1,12 +1,17 @@
 """Sending deliveries: the loop ``rebill worker`` runs beside the renewal loop.
 
-A pass claims due deliveries ``FOR UPDATE SKIP LOCKED`` and holds the
-claim (its transaction) while they are sent, so several worker processes
-never send one delivery at the same time, and a worker that dies mid-send
-leaves its deliveries to be sent again (receivers deduplicate on
-``webhook-id``). Only the oldest pending delivery of a subscription for an
-endpoint is due: events of one subscription arrive in the order they
-happened, and a delivery being retried holds back the ones after it.
+A worker claims due deliveries ``FOR UPDATE SKIP LOCKED`` in a short
+transaction that writes its claim token and a lease (real time, 60 s,
+well over the 15 s an attempt may take); it sends them with a few in
+flight, claiming more as slots free up, and records each answer under its
+token. Several worker processes therefore never send one delivery at the
+same time, no transaction stays open while an endpoint takes its time (a
+slow endpoint holds back only its own deliveries), and a worker that dies
+mid-send leaves leases that expire, after which the deliveries are sent
+again with the same ``webhook-id`` (receivers deduplicate on it). Only the
+oldest pending delivery of a subscription for an endpoint is due: events of
+one subscription arrive in the order they happened, and a delivery being
+retried holds back the ones after it.
 
 Retries follow the Standard Webhooks schedule, on rebill's clock (so
 ``REBILL_NOW`` moves them in sandboxes and tests); ``webhook-timestamp`` is
@@ -19,7 +24,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,30 +57,40 @@ SCHEDULE: tuple[timedelta, ...] = (
 JITTER = 0.1
 TIMEOUT_SECONDS = 15.0
 IN_FLIGHT = 8
-BATCH_SIZE = 64
+# Answers recorded per statement (a claim's lease covers the wait).
+RECORD_EVERY = 32
 POLL_SECONDS = 1.0
+# How long a claim lasts (real time): a worker that died is taken over after it.
+LEASE = timedelta(seconds=60)
 # How long the previous secret keeps signing after a rotation.
 ROTATION_OVERLAP = timedelta(hours=24)
 
 _CLAIM = text(
     """
-    SELECT d.id, d.event_id, d.event_type, d.round_attempts, d.endpoint_id,
-           e.url, e.secret, e.previous_secret, e.previous_secret_expires_at,
-           o.payload, o.created_at AS occurred_at
-      FROM webhook_deliveries d
-      JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled
-      JOIN outbox o ON o.id = d.outbox_id
-     WHERE d.status = 'PENDING'
-       AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= :now)
-       AND NOT EXISTS (
-           SELECT 1 FROM webhook_deliveries p
-            WHERE p.status = 'PENDING'
-              AND p.endpoint_id = d.endpoint_id
-              AND p.subscription_id = d.subscription_id
-              AND p.id < d.id)
-     ORDER BY d.id
-     LIMIT :limit
-       FOR UPDATE OF d SKIP LOCKED
+    WITH due AS (
+        SELECT d.id
+          FROM webhook_deliveries d
+          JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled
+         WHERE d.status = 'PENDING'
+           AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= :now)
+           AND (d.claimed_until IS NULL OR d.claimed_until < clock_timestamp())
+           AND NOT EXISTS (
+               SELECT 1 FROM webhook_deliveries p
+                WHERE p.status = 'PENDING'
+                  AND p.endpoint_id = d.endpoint_id
+                  AND p.subscription_id = d.subscription_id
+                  AND p.id < d.id)
+         ORDER BY d.id
+         LIMIT :limit
+           FOR UPDATE OF d SKIP LOCKED
+    )
+    UPDATE webhook_deliveries d
+       SET claim_token = :token, claimed_until = clock_timestamp() + make_interval(secs => :lease)
+      FROM due, webhook_endpoints e, outbox o
+     WHERE d.id = due.id AND e.id = d.endpoint_id AND o.id = d.outbox_id
+    RETURNING d.id, d.event_id, d.event_type, d.round_attempts, d.endpoint_id,
+              e.url, e.secret, e.previous_secret, e.previous_secret_expires_at,
+              o.payload, o.created_at AS occurred_at
     """
 )
 
@@ -88,11 +104,20 @@ _RECORD = text(
            last_status_code = v.status_code,
            last_error = v.error,
            last_attempt_at = :now,
-           delivered_at = CASE WHEN v.status = 'SUCCEEDED' THEN :now ELSE d.delivered_at END
+           delivered_at = CASE WHEN v.status = 'SUCCEEDED' THEN :now ELSE d.delivered_at END,
+           claim_token = NULL,
+           claimed_until = NULL
       FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:rounds AS int[]),
                   CAST(:next AS timestamptz[]), CAST(:codes AS int[]), CAST(:errors AS text[]))
            AS v(id, status, round_attempts, next_attempt_at, status_code, error)
-     WHERE d.id = v.id
+     WHERE d.id = v.id AND d.claim_token = :token
+    """
+)
+
+_RELEASE = text(
+    """
+    UPDATE webhook_deliveries SET claim_token = NULL, claimed_until = NULL
+     WHERE claim_token = :token AND id = ANY (CAST(:ids AS bigint[]))
     """
 )
 
@@ -197,25 +222,31 @@ def new_client(timeout: float = TIMEOUT_SECONDS, in_flight: int = IN_FLIGHT) -> 
     return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
 
 
-async def _batch(
-    services: Services, client: httpx.AsyncClient, size: int, in_flight: int, rng: random.Random | None
-) -> WebhookReport:
-    report = WebhookReport()
-    async with services.sessions() as session, session.begin():
-        now = services.clock.now()
-        rows: Sequence[Any] = list(await session.execute(_CLAIM, {"now": now, "limit": size}))
-        if not rows:
-            return report
-        gate = asyncio.Semaphore(in_flight)
+class _Pass:
+    """One worker's pass: claims under one token, answers recorded as they come."""
 
-        async def one(row: Any) -> Answer:
-            async with gate:
-                return await _send(client, row, now)
+    def __init__(self, services: Services, rng: random.Random | None) -> None:
+        self.services = services
+        self.rng = rng
+        self.token = uuid.uuid4().hex
+        self.report = WebhookReport()
 
-        answers = await asyncio.gather(*(one(row) for row in rows))
+    async def claim(self, size: int) -> tuple[datetime, list[Any]]:
+        now = self.services.clock.now()
+        async with self.services.sessions() as session, session.begin():
+            params = {"now": now, "limit": size, "token": self.token, "lease": LEASE.total_seconds()}
+            rows = list(await session.execute(_CLAIM, params))
+        rows.sort(key=lambda r: r.id)
+        return now, rows
+
+    async def record(self, answered: list[tuple[Any, datetime, Answer]]) -> None:
+        """Write the answers; retries are scheduled from when each delivery was claimed (rebill's clock)."""
+        if not answered:
+            return
         ids, statuses, rounds, nexts, codes, errors = [], [], [], [], [], []
         gone: dict[int, str] = {}
-        for row, answer in zip(rows, answers, strict=True):
+        report = self.report
+        for row, now, answer in answered:
             round_attempts = row.round_attempts + 1
             next_at: datetime | None = None
             if answer.ok:
@@ -226,7 +257,7 @@ async def _batch(
                 report.failed += 1
                 gone[row.endpoint_id] = f"the endpoint answered 410 Gone on {now.isoformat(timespec='seconds')}"
             else:
-                delay = retry_delay(round_attempts, rng)
+                delay = retry_delay(round_attempts, self.rng)
                 if delay is None:
                     status = "FAILED"
                     report.failed += 1
@@ -241,49 +272,85 @@ async def _batch(
             nexts.append(next_at)
             codes.append(answer.status_code)
             errors.append(answer.error)
-        report.attempted = len(rows)
-        await session.execute(
-            _RECORD,
-            {
-                "now": now,
-                "ids": ids,
-                "statuses": statuses,
-                "rounds": rounds,
-                "next": nexts,
-                "codes": codes,
-                "errors": errors,
-            },
-        )
-        for endpoint_id, reason in gone.items():
-            result: Any = await session.execute(_DISABLE, {"id": endpoint_id, "reason": reason, "now": now})
-            report.endpoints_disabled += result.rowcount
-    return report
+        stamp = self.services.clock.now()
+        async with self.services.sessions() as session, session.begin():
+            params = {"now": stamp, "token": self.token, "ids": ids, "statuses": statuses, "rounds": rounds}
+            await session.execute(_RECORD, {**params, "next": nexts, "codes": codes, "errors": errors})
+            for endpoint_id, reason in gone.items():
+                result: Any = await session.execute(_DISABLE, {"id": endpoint_id, "reason": reason, "now": stamp})
+                report.endpoints_disabled += result.rowcount
+
+    async def release(self, ids: list[int]) -> None:
+        """Give back claims that were not sent (a pass stopped early), so another worker need not wait."""
+        if ids:
+            async with self.services.sessions() as session, session.begin():
+                await session.execute(_RELEASE, {"token": self.token, "ids": ids})
 
 
 async def deliver_due(
     services: Services,
     *,
     client: httpx.AsyncClient | None = None,
-    batch_size: int = BATCH_SIZE,
     in_flight: int = IN_FLIGHT,
     limit: int | None = None,
     stop: asyncio.Event | None = None,
     rng: random.Random | None = None,
+    record_every: int = RECORD_EVERY,
 ) -> WebhookReport:
-    """Send every delivery due as of rebill's clock, batch after batch, until none is left (or ``limit``)."""
-    report = WebhookReport()
+    """Send every delivery due as of rebill's clock, ``in_flight`` at a time, until none is left (or ``limit``).
+
+    A delivery recorded as accepted makes the next event of its subscription
+    due, so the pass ends only when a claim after the last record finds nothing.
+    """
+    work = _Pass(services, rng)
+    report = work.report
     own = client is None
     http = client or new_client(in_flight=in_flight)
+    running: dict[asyncio.Task[Answer], tuple[Any, datetime]] = {}
+    queued: list[tuple[Any, datetime]] = []
+    answered: list[tuple[Any, datetime, Answer]] = []
+    exhausted = False
     try:
-        while limit is None or report.attempted < limit:
-            if stop is not None and stop.is_set():
+        while True:
+            stopping = stop is not None and stop.is_set()
+            # Claims run ahead of the sends by at most one round, so they come in batches
+            # while a claim still starts within its lease even behind slow endpoints.
+            room = 2 * in_flight - len(running) - len(queued)
+            if limit is not None:
+                room = min(room, limit - report.attempted)
+            if not stopping and not exhausted and room > 0 and (room >= in_flight or not running):
+                now, rows = await work.claim(room)
+                exhausted = not rows
+                queued.extend((row, now) for row in rows)
+                report.attempted += len(rows)
+            while queued and len(running) < in_flight and not stopping:
+                row, now = queued.pop(0)
+                running[asyncio.create_task(_send(http, row, now))] = (row, now)
+            if answered and (exhausted or not running):
+                # Nothing else is due: record now, the next events of these subscriptions wait for it.
+                await work.record(answered)
+                answered = []
+                exhausted = False
+                continue
+            if not running:
                 break
-            size = batch_size if limit is None else min(batch_size, limit - report.attempted)
-            done = await _batch(services, http, size, in_flight, rng)
-            if not done.attempted:
-                break
-            report.add(done)
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                row, now = running.pop(task)
+                answered.append((row, now, task.result()))
+            if len(answered) >= record_every:
+                await work.record(answered)
+                answered = []
+                exhausted = False
     finally:
+        if running or answered or queued:
+            # Interrupted (or stopped): answers we have are recorded, other claims are given back.
+            for task in running:
+                task.cancel()
+            unsent = [row.id for row, _ in [*running.values(), *queued]]
+            with contextlib.suppress(Exception):
+                await asyncio.shield(work.record(answered))
+                await asyncio.shield(work.release(unsent))
         if own:
             await http.aclose()
     return report
