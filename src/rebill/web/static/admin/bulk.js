@@ -342,13 +342,19 @@ async function pastRuns(box, navigate) {
     const id = open.elements.namedItem("run").value.trim();
     if (id) navigate(`#/bulk/run/${encodeURIComponent(id)}`);
   });
+  const fields = "id status dryRun limit total applied failed createdBy createdAt finishedAt revertedAt";
+  // A server with a bulkRuns list shows every run; otherwise the runs started from this browser.
+  const features = await serverFeatures();
+  const listed = Boolean(features.args.Query?.bulkRuns);
   const ids = JSON.parse(localStorage.getItem(RUNS_KEY) || "[]");
-  if (!ids.length) {
+  if (!listed && !ids.length) {
     clear(box, h("p", { class: "muted" }, "No run started from this browser yet."), open);
     return;
   }
   clear(box, spinner("Loading runs…"));
-  const query = `{ ${ids.map((id, i) => `r${i}: bulkRun(id: ${JSON.stringify(id)}) { id status dryRun limit total applied failed createdBy createdAt finishedAt revertedAt }`).join("\n")} }`;
+  const query = listed
+    ? `{ bulkRuns(first: 20) { edges { node { ${fields} } } } }`
+    : `{ ${ids.map((id, i) => `r${i}: bulkRun(id: ${JSON.stringify(id)}) { ${fields} }`).join("\n")} }`;
   let data;
   try {
     data = await gql(query);
@@ -356,10 +362,10 @@ async function pastRuns(box, navigate) {
     clear(box, errorBox(exc.message), open);
     return;
   }
-  const runs = Object.values(data).filter(Boolean);
+  const runs = listed ? data.bulkRuns.edges.map((e) => e.node) : Object.values(data).filter(Boolean);
   clear(
     box,
-    h("p", { class: "muted" }, "Runs started from this browser, newest first."),
+    h("p", { class: "muted" }, listed ? "The latest runs." : "Runs started from this browser, newest first."),
     h(
       "table",
       { class: "list", id: "runs-table" },
