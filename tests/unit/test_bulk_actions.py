@@ -259,3 +259,10 @@ def test_a_segment_keeps_the_consent_its_price_actions_were_given():
         )
         == "a; b"
     )
+
+
+def test_undoing_an_adjustment_brings_back_the_pending_price_it_moved():
+    before = pending("10.00", "12.00")
+    after = apply_actions(before, CTX, [AdjustPrice(percent=Decimal("10"), consent_reference="call")], REFS).state
+    changes, delta = diff_and_delta(before, after)
+    assert changes and undo(after, delta) == before
