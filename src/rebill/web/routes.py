@@ -54,7 +54,7 @@ def graphiql_or(app: ASGIApp, *, enabled: bool) -> ASGIApp:
         if enabled and scope["type"] == "http":
             request = Request(scope)
             if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
-                await render("graphiql.html")(scope, receive, send)
+                await render("graphiql.html", graphiql=True)(scope, receive, send)
                 return
         await app(scope, receive, send)
 
@@ -68,12 +68,12 @@ def web_routes(settings: Settings) -> list[BaseRoute]:
         return render("landing.html", graphiql=settings.graphiql, introspection=settings.introspection)
 
     async def admin(request: Request) -> Response:
-        return render("admin.html")
+        return render("admin.html", graphiql=settings.graphiql)
 
     async def docs(request: Request) -> Response:
         from rebill.web.docs import readme_html
 
-        return render("docs.html", content=Markup(readme_html()))
+        return render("docs.html", content=Markup(readme_html()), graphiql=settings.graphiql)
 
     async def sdl(request: Request) -> Response:
         if not settings.introspection:
