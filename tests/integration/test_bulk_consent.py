@@ -7,7 +7,7 @@ from rebill.db import tables as t
 from rebill.domain.money import Money
 from rebill.domain.proration import Proration
 from rebill.domain.updates import Effective
-from tests.integration.test_bulk_support import Shop
+from tests.integration.test_bulk_support import ADMIN, Shop
 from tests.support import gql, make_world, mutate, ok, subscribe
 
 ITEMS = t.table_of(t.BulkRunItem)
@@ -57,6 +57,10 @@ async def test_a_ten_percent_rise_keeps_a_consented_pending_rise_and_raises_it_t
         Money(1320, "USD"),
         "13.20",
     )
+
+    await shop.bulk.revert(ADMIN, run.id)  # and a revert puts the consented rise back as it was
+    restored = (await shop.state(rising)).items[0]
+    assert (restored.unit_price.amount_str, restored.pending_unit_price) == ("10.00", Money(1200, "USD"))
 
 
 async def test_a_ten_percent_cut_on_a_pending_cut_needs_no_consent(services):
