@@ -174,6 +174,14 @@ async def test_a_customer_fixes_a_declined_payment_postpones_and_cancels_in_the_
     assert await page.get_by_role("button", name="Cancel subscription").count() == 0
     await screenshot("cancelled", full_page=True)
 
+    await page.get_by_role("link", name="All subscriptions").click()
+    await page.get_by_role("heading", name="Your subscriptions", level=1).wait_for()
+    overview = await page.inner_text("main")
+    assert "House blend coffee" in overview and "Cancelled" in overview
+    assert "1 Bean Street, 97201 Portland, US" in overview, "the billing address"
+    await _every_field_has_a_label(page)
+    await screenshot("overview", full_page=True)
+
 
 async def test_a_used_link_in_another_browser_says_what_to_do(page: Any, live_server: Any, browser: Any) -> None:
     _, link = await _declined_subscription(live_server)
