@@ -536,3 +536,15 @@ async def test_a_slow_endpoint_does_not_hold_back_another(client, services, rece
         release.set()
         await slow.stop()
     assert report.succeeded == 21
+
+
+async def test_resuming_a_scheduled_cancellation_is_subscription_updated(client, services, receiver):
+    await create_endpoint(client, receiver)
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    scheduled = {"subscriptionId": sub["id"], "atPeriodEnd": True}
+    ok(await mutate(client, "cancelSubscription", scheduled, "subscription { id }"))
+    ok(await mutate(client, "resumeSubscription", {"subscriptionId": sub["id"]}, "subscription { id }"))
+    await send(services)
+    updated = [m.event for m in receiver.received if m.event["type"] == "subscription.updated"]
+    assert [e["data"]["subscriptionId"] for e in updated] == [sub["id"]]

@@ -2,8 +2,10 @@
 
 The fan-out itself is a trigger on ``outbox`` (migration 0003), so every
 writer of the outbox (mutations, the renewal engine, bulk runs) feeds
-webhooks without knowing about them. The trigger's mapping was frozen from
-``EVENT_TYPES`` below; a test checks they agree.
+webhooks without knowing about them. The trigger maps kinds with the SQL
+function ``rebill_webhook_event_type``, written by the migrations from
+``EVENT_TYPES`` below (last by 0008); a test checks they agree. A new kind
+takes a migration that replaces the function.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from rebill.ids import to_global_id
 EVENT_TYPES: dict[str, str] = {
     "SUBSCRIPTION_CREATED": "subscription.created",
     "SUBSCRIPTION_UPDATED": "subscription.updated",
+    # A scheduled cancellation or end date undone (resumeSubscription).
+    "SUBSCRIPTION_RESUMED": "subscription.updated",
     "SUBSCRIPTION_CANCELLED": "subscription.cancelled",
     "SUBSCRIPTION_SUSPENDED": "subscription.suspended",
     "SUBSCRIPTION_ACTIVATED": "subscription.activated",
