@@ -53,7 +53,10 @@ function dl(pairs) {
 
 function paymentMethod(pm) {
   if (!pm) return "none";
-  if (pm.kind === "CARD") return `${pm.brand || "card"} •••• ${pm.last4 || "????"} (${pm.expMonth}/${pm.expYear})`;
+  if (pm.kind === "CARD") {
+    const expires = pm.expMonth && pm.expYear ? ` (expires ${String(pm.expMonth).padStart(2, "0")}/${pm.expYear})` : "";
+    return `${pm.brand || "card"} •••• ${pm.last4 || "????"}${expires}`;
+  }
   return pm.kind.toLowerCase();
 }
 
