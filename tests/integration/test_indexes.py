@@ -316,3 +316,30 @@ async def test_a_subscriptions_renewals_page_newest_first_uses_its_index(million
         nodes = list(_nodes(plan))
         assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], f"{statement}\n{json.dumps(plan, indent=1)}"
         assert any(n.get("Index Name") == "ix_renewals_subscription" for n in nodes), statement
+
+
+@pytest.mark.parametrize(
+    ("filter_", "index"),
+    [
+        pytest.param({"email_contains": "ustomer31415@"}, "ix_customers_email_trgm", id="email-contains"),
+        pytest.param({"search": "customer 271828"}, "ix_customers_name_trgm", id="search-words"),
+        pytest.param({"email": "Customer4242@Example.com"}, "ix_customers_email_lower", id="email"),
+    ],
+)
+async def test_customer_lookups_use_their_indexes_over_400k_customers(
+    million: tuple[AsyncEngine, set[str]], filter_: dict[str, str], index: str
+) -> None:
+    from rebill.resolvers.customers import C, customer_filter
+    from rebill.schema.customers import CustomerFilter
+
+    engine, _ = million
+
+    async def lookup(session: AsyncSession) -> None:
+        page = await fetch_page(session, C, customer_filter(CustomerFilter(**filter_)), 10, None)
+        assert page.rows
+
+    for statement, plan in await _explained(engine, lookup):  # the page and its count
+        nodes = list(_nodes(plan))
+        shown = f"{statement}\n{json.dumps(plan, indent=1)}"
+        assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], shown
+        assert index in {n.get("Index Name") for n in nodes}, shown
