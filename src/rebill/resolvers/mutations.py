@@ -644,6 +644,8 @@ def global_changes(data: inputs.UpdateSubscriptionInput) -> dict[str, Any]:
         return {"amount": value.amount, "currency": value.currency} if value is not None else None
 
     changes: dict[str, Any] = {}
+    if data.start_date is not None:
+        changes["startDate"] = data.start_date.isoformat()
     if data.next_renewal_date is not None:
         changes["nextRenewalDate"] = data.next_renewal_date.isoformat()
     if data.items:

@@ -379,6 +379,9 @@ class NewItemInput:
     description="Any set of settings at once; effectiveDate in the future (or atNextRenewal) stores a phase."
 )
 class UpdateSubscriptionInput(SubscriptionMutationInput):
+    start_date: date | None = strawberry.field(
+        default=None, description="A FUTURE subscription's start date; once started it is START_DATE_LOCKED"
+    )
     next_renewal_date: date | None = None
     items: list[ItemChangeInput] | None = None
     add_items: list[NewItemInput] | None = None

@@ -18,7 +18,9 @@ from rebill.db.repositories import Catalog, coupon_from_row, payment_method_from
 from rebill.domain.cadence import validate_time_zone
 from rebill.domain.errors import NotFound, RebillError, ValidationError
 from rebill.domain.money import Money
+from rebill.domain.outcome import Outcome
 from rebill.domain.pricing import CouponDuration, PriceTier, validate_tiers
+from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import (
     CouponInfo,
     PaymentKind,
@@ -28,7 +30,7 @@ from rebill.domain.subscription import (
     ProfileTerms,
 )
 from rebill.services.runtime import Actor, Common, Result, Services
-from rebill.services.subscriptions import Unit, run_in_transaction
+from rebill.services.subscriptions import Unit, apply_outcome, retry_pending_charge, run_in_transaction
 
 P = t.table_of(t.Profile)
 PR = t.table_of(t.Product)
@@ -36,6 +38,8 @@ PT = t.table_of(t.ProductTier)
 CU = t.table_of(t.Customer)
 PM = t.table_of(t.PaymentMethod)
 C = t.table_of(t.Coupon)
+S = t.table_of(t.Subscription)
+R = t.table_of(t.Renewal)
 
 
 def validate_profile(p: ProfileTerms) -> None:
@@ -72,8 +76,19 @@ class CatalogService:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    async def _run(self, operation: str, actor: Actor, request: Any, body: Any, common: Common | None = None) -> Result:
-        return await run_in_transaction(self.services, operation, actor, common or Common(), request, body)
+    async def _run(
+        self,
+        operation: str,
+        actor: Actor,
+        request: Any,
+        body: Any,
+        common: Common | None = None,
+        *,
+        declined_is_error: bool = True,
+    ) -> Result:
+        return await run_in_transaction(
+            self.services, operation, actor, common or Common(), request, body, declined_is_error=declined_is_error
+        )
 
     async def create_profile(
         self, actor: Actor, request: Any, profile: ProfileTerms, common: Common | None = None
@@ -212,6 +227,13 @@ class CatalogService:
                 )
             if exp_month is not None and not 1 <= exp_month <= 12:
                 raise ValidationError("expMonth must be 1 to 12", code="INVALID_INPUT", field=["expMonth"])
+            today = unit.ctx(customer.time_zone).today
+            if exp_year is not None and (exp_year, exp_month or 12) < (today.year, today.month):
+                raise ValidationError(
+                    f"that card expired at the end of {exp_month or 12:02d}/{exp_year}: add a card that is valid",
+                    code="PAYMENT_METHOD_EXPIRED",
+                    field=["expYear"],
+                )
             pm_id = (
                 await unit.session.execute(
                     insert(PM)
@@ -232,9 +254,11 @@ class CatalogService:
                 await unit.session.execute(
                     update(CU).where(CU.c.id == customer_id).values(default_payment_method_id=pm_id)
                 )
+                await follow_default(unit, customer_id, await unit.catalog.payment_method(pm_id))
             return Result(extra={"paymentMethodId": pm_id})
 
-        return await self._run("addPaymentMethod", actor, request, body, common)
+        # A retry the new card settles is the card's business, not this request's error.
+        return await self._run("addPaymentMethod", actor, request, body, common, declined_is_error=False)
 
     async def create_coupon(
         self,
@@ -307,6 +331,45 @@ class CatalogService:
             return Result(extra={"coupon": coupon})
 
         return await self._run("createCoupon", actor, request, body, common)
+
+
+async def follow_default(unit: Unit, customer_id: int, card: PaymentMethodInfo) -> None:
+    """A new default payment method reaches the customer's subscriptions (DOMAIN.md "Payment methods").
+
+    Every subscription that follows the default (none was pinned to it with
+    ``setPaymentMethod``) now charges the new method, with a history entry;
+    and their renewals in dunning are retried with it at once, through the
+    charge path (after this transaction commits).
+    """
+    ids = [
+        row.id
+        for row in await unit.session.execute(
+            select(S.c.id)
+            .where(
+                S.c.customer_id == customer_id,
+                S.c.payment_method_pinned.is_(False),
+                S.c.status.not_in(["CANCELLED", "EXPIRED"]),
+            )
+            .order_by(S.c.id)
+            .with_for_update()
+        )
+    ]
+    for sid in ids:
+        state = await unit.repo.get(sid, for_update=True)
+        if state.payment_method is None or state.payment_method.id != card.id:
+            result = await apply_outcome(
+                unit, state, Outcome(state.evolve(payment_method=card), "payment_method_followed_default")
+            )
+            assert result.subscription is not None
+            state = result.subscription
+        if state.status is not SubscriptionStatus.OVERDUE:
+            continue
+        failed = await unit.session.execute(
+            select(R.c.id).where(R.c.subscription_id == sid, R.c.status == "FAILED").order_by(R.c.cycle, R.c.id)
+        )
+        for row in failed:
+            _, job = await retry_pending_charge(unit, state, row.id)
+            unit.pending.append(job)
 
 
 async def payment_method(session: AsyncSession, pm_id: int) -> PaymentMethodInfo:

@@ -622,7 +622,7 @@ async def settle_jobs(
             if job.voided:
                 outcome = Outcome(state, "renewal_voided")
                 status = RenewalStatus.VOID
-                reason = f"the subscription is {state.status.value}: the charge was never sent"
+                reason = "the charge was never sent to the gateway: voided, it will never be charged"
             elif job.succeeded:
                 outcome = cycle.cycle_paid(
                     state, job.charge, job.gateway, retry=job.retry, other_retry=_earliest(retry_dates)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db import tables as t
 from rebill.db.repositories import history_row, write_history
-from rebill.domain import updates
+from rebill.domain import creation, updates
 from rebill.domain.errors import NotFound, RebillError, SubscriptionError, ValidationError
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
@@ -30,6 +30,7 @@ from rebill.services.subscriptions import SubscriptionService, Unit, apply_outco
 PH = t.table_of(t.Phase)
 
 KNOWN_KEYS = {
+    "startDate",
     "nextRenewalDate",
     "items",
     "addItems",
@@ -122,6 +123,12 @@ async def apply_changes(unit: Unit, state: SubscriptionState, ctx: OpContext, ch
             state = step(updates.apply_coupon(state, ctx, coupon=coupon, active=active))
         for code in changes.get("removeCoupons") or []:
             state = step(updates.remove_coupon(state, ctx, code=code))
+        if changes.get("startDate") is not None:
+            try:
+                state = creation.change_start_date(state, ctx, date.fromisoformat(changes["startDate"]))
+            except RebillError as exc:
+                exc.field = ["startDate"]
+                raise
         if changes.get("nextRenewalDate") is not None:
             state = step(
                 updates.change_next_renewal_date(state, ctx, date_=date.fromisoformat(changes["nextRenewalDate"]))
@@ -190,7 +197,7 @@ class PhaseService:
                 )
             if when is None or when == ctx.today:
                 outcome = await apply_changes(unit, state, ctx, changes)
-                return await apply_outcome(unit, state, outcome)
+                return await apply_outcome(unit, state, outcome, consent_reference=changes.get("consentReference"))
             # Check the changes now, as they would apply on their date.
             await apply_changes(unit, state, OpContext(now=unit.now, today=when), changes)
             phase_id = (
