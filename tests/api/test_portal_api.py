@@ -252,3 +252,21 @@ async def test_staff_update_any_field_of_a_customer(client):
         client, "updateCustomer", {"customerId": world.customer, "timeZone": "Mars/Base"}, "customer { id }"
     )
     assert error_codes(bad) != [] and bad["customer"] is None
+
+
+async def test_only_keys_that_may_write_see_the_sign_in_links_in_notifications(client, services, store):
+    from rebill.services.apikeys import create_key
+    from tests.support import add_card, make_customer
+
+    customer = await make_customer(client, "carol@example.com")
+    await add_card(client, customer, "4000000000000002")
+    await subscribe(client, type(store.ada)(customer, "", store.ada.profile, store.ada.product, ""))
+    query = "{ notifications(first: 50) { edges { node { kind payload } } } }"
+    links = [e["node"]["payload"].get("portalUrl") for e in (await gql(client, query))["notifications"]["edges"]]
+    assert links and all(links), "a write key sees every link"
+
+    reader = (await create_key(services.engine, "dashboard", ["read"], services.clock.now())).secret
+    data = (await client.post("/graphql", json={"query": query}, headers={"Authorization": f"Bearer {reader}"})).json()
+    payloads = [e["node"]["payload"] for e in data["data"]["notifications"]["edges"]]
+    assert payloads and not any("portalUrl" in p for p in payloads)
+    assert any(p.get("subscriptionId") for p in payloads), "the rest of the payload is shown"

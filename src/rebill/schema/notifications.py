@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types import Info
 
 from rebill.schema.common import Node, PageInfo, to_global_id
 from rebill.schema.enums import NotificationKind
@@ -18,8 +19,17 @@ class Notification(Node):
     recipient: str | None
     created_at: datetime
     delivered_at: datetime | None
-    payload: JSON
     subscription_id: strawberry.ID | None
+    raw_payload: strawberry.Private[Any]
+
+    @strawberry.field(
+        description="What the message says; portalUrl (a link that signs the customer in) only for keys that may write"
+    )
+    def payload(self, info: Info) -> JSON:
+        actor = info.context.actor
+        if isinstance(self.raw_payload, dict) and "portalUrl" in self.raw_payload and not actor.has("write"):
+            return cast(JSON, {k: v for k, v in self.raw_payload.items() if k != "portalUrl"})
+        return self.raw_payload
 
     @classmethod
     def of(cls, row: Any) -> Notification:
@@ -29,7 +39,7 @@ class Notification(Node):
             recipient=row.recipient,
             created_at=row.created_at,
             delivered_at=row.delivered_at,
-            payload=row.payload,
+            raw_payload=row.payload,
             subscription_id=(
                 strawberry.ID(to_global_id("Subscription", row.subscription_id)) if row.subscription_id else None
             ),
