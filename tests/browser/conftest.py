@@ -191,7 +191,9 @@ async def page(
 
     await context.route("**/*", only_loopback)
     tab = await context.new_page()
-    tab.set_default_timeout(10_000)
+    # Generous: the machine running the suite may be busy; a passing test never waits for these.
+    tab.set_default_timeout(20_000)
+    tab.set_default_navigation_timeout(30_000)
     tab.on("pageerror", lambda exc: page_report.errors.append(str(exc)))
     try:
         yield tab
