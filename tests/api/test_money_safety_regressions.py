@@ -472,11 +472,6 @@ async def test_a_cancellation_notifies_the_merchant_when_configured(client, serv
     await assert_ledger_ok(engine)
 
 
-@pytest.mark.xfail(
-    reason="Notification.of (schema/notifications.py) maps outbox kinds through the NotificationKind enum, which "
-    "has no MERCHANT_SUBSCRIPTION_CANCELLED: the notifications query fails for such a subscription",
-    strict=True,
-)
 async def test_the_notifications_of_a_cancelled_subscription_list_the_merchant_copy(client, services):
     world = await make_world(client)
     services.settings = replace(services.settings, merchant_email="orders@shop.example")
@@ -489,11 +484,6 @@ async def test_the_notifications_of_a_cancelled_subscription_list_the_merchant_c
     ]
 
 
-@pytest.mark.xfail(
-    reason="Notification.of (schema/notifications.py) maps outbox kinds through the NotificationKind enum, which "
-    "has no SUBSCRIPTION_STARTED: once a FUTURE subscription starts, its notifications query fails",
-    strict=True,
-)
 async def test_the_notifications_of_a_started_future_subscription_can_be_listed(client, clock, services):
     world = await make_world(client)
     sub = (await subscribe(client, world, startDate="2026-02-01"))["subscription"]
@@ -501,11 +491,6 @@ async def test_the_notifications_of_a_started_future_subscription_can_be_listed(
     assert "RENEWAL_RECEIPT" in [n["kind"] for n in await notifications(client, sub["id"], None)]
 
 
-@pytest.mark.xfail(
-    reason="Notification.of (schema/notifications.py) maps outbox kinds through the NotificationKind enum, which "
-    "has no SUBSCRIPTION_RESUMED: once a subscription is resumed, its notifications query fails",
-    strict=True,
-)
 async def test_the_notifications_of_a_resumed_subscription_can_be_listed(client):
     world = await make_world(client)
     sub = (await subscribe(client, world))["subscription"]
