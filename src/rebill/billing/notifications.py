@@ -91,6 +91,18 @@ def render(kind: str, payload: Mapping[str, Any]) -> tuple[str, str]:
             lines = [f"We could not collect the payment after {payload.get('attempts')} attempts."]
         else:
             lines = [f"The subscription is cancelled ({reason or 'at your request'})."]
+    elif kind == "MERCHANT_SUBSCRIPTION_CANCELLED":
+        subject = f"Subscription {sub} of {payload.get('customerEmail')} was cancelled"
+        lines = [f"Reason: {payload.get('reason') or 'cancelled by request'}; effective {payload.get('effective')}."]
+    elif kind == "RENEWAL_REFUNDED":
+        subject = f"Refund for your subscription {sub}"
+        lines = [f"We refunded {_money(payload)}."]
+    elif kind == "SUBSCRIPTION_ACTIVATED":
+        subject = f"Your subscription {sub} is active again"
+        lines = ["Renewals have resumed."]
+    elif kind == "SUBSCRIPTION_STARTED":
+        subject = f"Your subscription {sub} has started"
+        lines = [f"It started on {payload.get('startDate')}."]
     elif kind == "SUBSCRIPTION_SUSPENDED":
         subject = f"Your subscription {sub} was suspended"
         lines = [f"The subscription is suspended ({payload.get('reason') or 'manual'})."]

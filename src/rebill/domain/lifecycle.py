@@ -40,7 +40,9 @@ def activate(state: SubscriptionState, ctx: OpContext) -> Outcome:
     """Resume renewals; a next renewal date that has passed is due at once (seed 003)."""
     status = transition(state.status, StatusEvent.ACTIVATE)
     due = state.next_renewal_date is not None and state.next_renewal_date <= ctx.today
-    return Outcome(state.evolve(status=status, renew_due=due), "activated")
+    return Outcome(
+        state.evolve(status=status, renew_due=due), "activated", events=(Event("SUBSCRIPTION_ACTIVATED", {}),)
+    )
 
 
 def _fulfillment(state: SubscriptionState) -> FulfillmentStatus:

@@ -24,6 +24,8 @@ CUSTOMERS = t.table_of(t.Customer)
 
 #: Events the merchant is told about as well as the customer (DOMAIN.md "Notifications").
 MERCHANT_EVENTS = frozenset({"SUBSCRIPTION_CANCELLED"})
+#: Events for partners (webhooks) only: nobody is emailed, so they are born delivered.
+PARTNER_ONLY = frozenset({"SUBSCRIPTION_CREATED", "SUBSCRIPTION_UPDATED"})
 
 
 def notification_payload(
@@ -53,13 +55,15 @@ def outbox_rows(
     rows: list[dict[str, Any]] = []
     for event in events:
         payload = notification_payload(settings.public_base_url, state, event, renewal_id)
+        partner_only = event.kind in PARTNER_ONLY
         rows.append(
             {
                 "kind": event.kind,
                 "subscription_id": state.id,
-                "recipient": email,
+                "recipient": None if partner_only else email,
                 "payload": payload,
                 "created_at": now,
+                "delivered_at": now if partner_only else None,
             }
         )
         if event.kind in MERCHANT_EVENTS and settings.merchant_email:
@@ -70,6 +74,7 @@ def outbox_rows(
                     "recipient": settings.merchant_email,
                     "payload": {**payload, "customerEmail": email},
                     "created_at": now,
+                    "delivered_at": None,
                 }
             )
     return rows

@@ -379,6 +379,21 @@ async def apply_outcome(
             old = getattr(info, k)
             extra_notes.append({"field": f"renewals.{info.id}.{k}", "before": getattr(old, "value", old), "after": v})
     changes = diff(before, saved) + extra_notes
+    events = list(outcome.events)
+    if outcome.refund is not None and refund_info is not None:
+        events.append(
+            Event(
+                "RENEWAL_REFUNDED",
+                {
+                    "renewalId": outcome.refund.renewal.id,
+                    "amount": outcome.refund.amount.amount_str,
+                    "currency": outcome.refund.amount.currency,
+                },
+            )
+        )
+    if not any(e.kind.startswith("SUBSCRIPTION_") for e in events) and diff(before, saved):
+        # Partners hear of every other change to the subscription itself.
+        events.append(Event("SUBSCRIPTION_UPDATED", {"action": outcome.action}))
     await write_history(
         session,
         [
@@ -397,7 +412,7 @@ async def apply_outcome(
     await emit(
         session,
         saved,
-        outcome.events,
+        events,
         now,
         base_url=unit.services.settings.public_base_url,
         renewal_id=renewal.id if renewal is not None else None,
@@ -572,6 +587,14 @@ class SubscriptionService:
                         changes=diff(None, created),
                     )
                 ],
+            )
+            await emit(
+                unit.session,
+                created,
+                [Event("SUBSCRIPTION_CREATED", {"status": created.status.value})],
+                unit.now,
+                base_url=unit.services.settings.public_base_url,
+                settings=unit.services.settings,
             )
             if payment_method_id is not None:
                 # Chosen for this subscription: it does not follow the customer's default.
