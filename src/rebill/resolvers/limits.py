@@ -123,7 +123,6 @@ class _Measure:
         self.walk += 1
         if self.walk > MAX_WALK:
             raise _TooDeep
-        spread: set[str] = set()
         for selection in node.selections:
             if isinstance(selection, FieldNode):
                 name = selection.name.value
@@ -138,8 +137,9 @@ class _Measure:
                         shape.depth = max(shape.depth, 1 + inner.depth)
             elif isinstance(selection, InlineFragmentNode):
                 self._merge(shape, self.selection_set(selection.selection_set))
-            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in spread:
-                spread.add(selection.name.value)
+            elif isinstance(selection, FragmentSpreadNode):
+                # Counted at every spread, as a naive walker would expand it: a document whose
+                # fragments double at each level is refused here, before anything else walks it.
                 self._merge(shape, self.fragment(selection.name.value))
         self.walk -= 1
         if shape.names:
