@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import gql, history, make_customer, make_world, mutate, ok, subscribe
+from tests.support import gql, history, make_customer, make_profile, make_world, mutate, ok, subscribe
 
 pytestmark = pytest.mark.browser
 
@@ -210,3 +210,30 @@ async def test_cancel_with_a_refund_shows_the_refund_in_its_dry_run_then_cancels
     await page.locator("#flash").get_by_text("Refund of 62.96 USD").wait_for()
     assert await page.locator(".subscription-head .badge").inner_text() == "CANCELLED"
     assert await page.locator("button[data-action=cancel]").count() == 0
+
+
+async def test_edits_from_seed_000_change_the_profile_and_the_shipping_address_after_their_dry_runs(
+    page: Any, live_server: Any, client: Any, screenshot: Any
+) -> None:
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    quarterly = await make_profile(client, name="Quarterly", cadence={"unit": "MONTH", "count": 3})
+    await sign_in(page, live_server, f"#/subscription/{sub['id']}")
+
+    await page.click("button[data-action=change-profile]")
+    await page.select_option("#action-panel select[name=profileId]", quarterly)
+    await page.click("#action-panel button[name=dry-run]")
+    await page.locator("#dry-run").get_by_text("Quarterly").wait_for()
+    await page.click("#dry-run button[name=confirm]")
+    await page.locator("#flash").get_by_text("Change profile: done").wait_for()
+    assert "Quarterly" in await page.inner_text(".subscription-head")
+
+    await page.click("button[data-action=shipping-address]")
+    for name, value in {"line1": "12 Rue des Lilas", "postalCode": "75011", "city": "Paris", "country": "FR"}.items():
+        await page.fill(f"#action-panel input[name={name}]", value)
+    await page.click("#action-panel button[name=dry-run]")
+    await page.locator("#dry-run").get_by_text("12 Rue des Lilas, 75011, Paris, FR").wait_for()
+    await screenshot("shipping-address-dry-run")
+    await page.click("#dry-run button[name=confirm]")
+    await page.locator("#flash").get_by_text("Change shipping address: done").wait_for()
+    assert "12 Rue des Lilas" in await page.inner_text("#tab-overview")

@@ -4,7 +4,8 @@ import { gql, has, newIdempotencyKey } from "./api.js";
 import { clear, errorBox, h, money, showUserErrors, spinner, value } from "./dom.js";
 
 const SUBSCRIPTION = `subscription { id status version nextRenewalDate trialEndDate endDate cancelAtPeriodEnd renewalType
-  currentPeriodStart currentPeriodEnd occurrencesBilled amount { amount currency }
+  currentPeriodStart currentPeriodEnd occurrencesBilled amount { amount currency } gatewayId gatewayMode
+  profile { id name } shippingAddress { line1 line2 city region postalCode country }
   items { id quantity unitPrice { amount currency } pendingUnitPrice { amount currency } pendingQuantity product { sku } } }`;
 const RENEWAL = `renewal { id cycle kind status periodStart periodEnd amount { amount currency } refundedAmount { amount currency } }`;
 const REFUND = `refund { id amount { amount currency } }`;
@@ -114,6 +115,55 @@ export function actionsFor(s, features) {
       build: () => ({ subscriptionId: s.id }),
     },
     {
+      name: "change-profile",
+      label: "Change profile",
+      mutation: "changeProfile",
+      input: "ChangeProfileInput",
+      applies: LIVE.has(s.status),
+      fields: [{ name: "profileId", label: "Subscription profile", type: "select", options: profileOptions, value: s.profile.id }],
+      build: (v) => ({ subscriptionId: s.id, profileId: v.profileId }),
+    },
+    {
+      name: "shipping-address",
+      label: "Change shipping address",
+      mutation: "updateShippingAddress",
+      input: "UpdateShippingAddressInput",
+      applies: LIVE.has(s.status),
+      fields: [
+        { name: "line1", label: "Address", type: "text", value: s.shippingAddress?.line1, required: true },
+        { name: "line2", label: "Address, line 2", type: "text", value: s.shippingAddress?.line2 },
+        { name: "postalCode", label: "Postal code", type: "text", value: s.shippingAddress?.postalCode },
+        { name: "city", label: "City", type: "text", value: s.shippingAddress?.city, required: true },
+        { name: "region", label: "Region", type: "text", value: s.shippingAddress?.region },
+        { name: "country", label: "Country (two letters)", type: "text", value: s.shippingAddress?.country, required: true },
+      ],
+      build: (v) => ({
+        subscriptionId: s.id,
+        address: { line1: v.line1, line2: v.line2 || null, postalCode: v.postalCode || null, city: v.city, region: v.region || null, country: v.country },
+      }),
+    },
+    {
+      name: "set-gateway",
+      label: "Set gateway",
+      mutation: "setGateway",
+      input: "SetGatewayInput",
+      applies: LIVE.has(s.status),
+      fields: [
+        { name: "gatewayId", label: "Gateway", type: "text", value: s.gatewayId, required: true },
+        { name: "mode", label: "Mode", type: "select", options: [["PREFERRED", "preferred: used first, others if it fails"], ["FORCED", "forced: only this gateway"]], value: s.gatewayMode },
+      ],
+      build: (v) => ({ subscriptionId: s.id, gatewayId: v.gatewayId, mode: v.mode }),
+    },
+    {
+      name: "renewal-type",
+      label: "Set renewal type",
+      mutation: "setRenewalType",
+      input: "SetRenewalTypeInput",
+      applies: LIVE.has(s.status),
+      fields: [{ name: "renewalType", label: "Renewal type", type: "select", options: [["AUTOMATIC", "automatic: charged on schedule"], ["MANUAL", "manual: the customer renews"]], value: s.renewalType === "AUTOMATIC" ? "MANUAL" : "AUTOMATIC" }],
+      build: (v) => ({ subscriptionId: s.id, renewalType: v.renewalType }),
+    },
+    {
       name: "cancel",
       label: "Cancel Subscription",
       mutation: "cancelSubscription",
@@ -186,7 +236,17 @@ const WATCHED = [
   ["Renewal type", (x) => x.renewalType],
   ["Renewals billed", (x) => x.occurrencesBilled],
   ["Amount", (x) => money(x.amount)],
+  ["Profile", (x) => x.profile?.name],
+  ["Gateway", (x) => (x.gatewayId ? `${x.gatewayId} (${(x.gatewayMode || "").toLowerCase()})` : null)],
+  ["Shipping address", (x) => (x.shippingAddress ? [x.shippingAddress.line1, x.shippingAddress.line2, x.shippingAddress.postalCode, x.shippingAddress.city, x.shippingAddress.region, x.shippingAddress.country].filter(Boolean).join(", ") : null)],
 ];
+
+async function profileOptions(s) {
+  const data = await gql(`{ profiles(first: 50) { edges { node { id name cadence { unit count } } } } }`);
+  const options = data.profiles.edges.map(({ node: p }) => [p.id, `${p.name} (every ${p.cadence.count} ${p.cadence.unit.toLowerCase()})`]);
+  if (!options.some(([id]) => id === s.profile.id)) options.unshift([s.profile.id, `${s.profile.name} (current)`]);
+  return options;
+}
 
 // What the dry run says would change, in words a person checks before confirming.
 function outcome(before, result) {
@@ -235,9 +295,22 @@ function outcomeView(title, before, result) {
   );
 }
 
-export function openAction(action, s, panel, reload, initial = {}) {
+export async function openAction(action, s, panel, reload, initial = {}) {
   const init = {};
   if (initial.renewal) init.renewalId = initial.renewal.id;
+  const fields = [];
+  for (const f of action.fields) {
+    if (typeof f.options === "function") {
+      clear(panel, spinner("Loading…"));
+      try {
+        fields.push({ ...f, options: await f.options(s) });
+      } catch (exc) {
+        clear(panel, errorBox(exc.message));
+        return;
+      }
+    } else fields.push(f);
+  }
+  action = { ...action, fields };
   const form = h(
     "form",
     { class: "action-form", dataset: { action: action.name } },
