@@ -147,3 +147,21 @@ def _wait_healthy(port: int, proc: subprocess.Popen[str]) -> None:
         except httpx.HTTPError:
             time.sleep(0.3)
     raise AssertionError("serve did not become healthy")
+
+
+def test_a_server_killed_without_cleaning_up_is_not_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rebill.db.embedded import notes, running_servers
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    servers = tmp_path / "state" / "rebill" / "servers"
+    servers.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (servers / f"{dead.pid}.json").write_text(
+        json.dumps({"pid": dead.pid, "data_dir": str(tmp_path / "old"), "url": "http://127.0.0.1:8000"})
+    )
+    assert running_servers() == []
+    assert not any(servers.iterdir())
+    assert (
+        notes(tmp_path / "new")[-1] == f"rebill: {tmp_path / 'new'} holds no database yet: a new one is created there"
+    )
