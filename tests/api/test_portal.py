@@ -247,6 +247,34 @@ async def test_a_declined_payment_email_links_to_the_card_form_and_a_new_card_is
     assert "Paid" in shown.text and "Payment failed" not in shown.text
 
 
+async def test_a_subscription_pinned_to_the_declined_card_moves_to_the_new_one_and_is_paid(client, browser):
+    customer = await make_customer(client)
+    await add_card(client, customer)
+    declining = await add_card(client, customer, DECLINED, default=False)
+    profile = await make_profile(client)
+    product = ok(await mutate(client, "createProduct", {"name": "Tea", "sku": "tea"}, "product { id }"))["product"][
+        "id"
+    ]
+    item = {"productId": product, "unitPrice": {"amount": "5.00", "currency": "USD"}, "quantity": 1}
+    sub_id = ok(
+        await mutate(
+            client,
+            "createSubscription",
+            {"customerId": customer, "profileId": profile, "items": [item], "paymentMethodId": declining},
+            "subscription { id }",
+        )
+    )["subscription"]["id"]
+    assert (await get_subscription(client, sub_id))["status"] == "OVERDUE"
+    await sign_in(browser, (await portal_link(client, customer, flow="PAYMENT_METHOD"))["url"])
+    saved = await submit(browser, pk_of(sub_id), "payment-method", number="5555555555554444")
+    assert saved.status_code == 303
+    assert (await get_subscription(client, sub_id))["status"] == "ACTIVE"
+    page = await browser.get(saved.headers["location"])
+    assert "Mastercard ending in 4444" in page.text
+    actions = [e["action"] for e in await history(client, sub_id) if e["actor"] == f"customer:{customer}"]
+    assert actions == ["payment_method_set", "renewal_retry_paid"], "set to the new card, then the retry paid"
+
+
 async def test_a_new_card_that_declines_is_kept_and_the_customer_is_told(client, browser):
     _, sub_id = await declined_at_signup(client)
     [declined] = [n for n in await notifications(client, sub_id) if n["kind"] == "PAYMENT_DECLINED"]

@@ -29,6 +29,7 @@ from rebill.services.subscriptions import SubscriptionService, Unit, run_in_tran
 CU = t.table_of(t.Customer)
 S = t.table_of(t.Subscription)
 R = t.table_of(t.Renewal)
+TX = t.table_of(t.Transaction)
 
 CUSTOMER_SCOPE = "customer"
 ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postalCode", "country")
@@ -297,14 +298,15 @@ class SelfService:
     ) -> Result:
         """The portal's "update the payment method" of one subscription (seed 004), in existing operations.
 
-        The card is added as the customer's default (which retries renewals in
-        dunning that use the default). If this subscription still charges
-        another method, it is set to the new card, and a renewal of it still
-        in dunning is retried at once, as a new default card is. Each step
-        has its own idempotency key derived from the form's, so a double
-        submit acts once.
+        The card is added as the customer's default, which moves every
+        subscription that follows the default to it and retries their
+        renewals in dunning at once. A subscription pinned to another method
+        is set to the new card too, and its renewal in dunning retried, as a
+        new default card's would be. Each step has an idempotency key derived
+        from the form's, so a double submit acts once. A charge the new card
+        declines is reported (the card stays saved).
         """
-        state = await self.own_subscription(customer_id, subscription_id)
+        await self.own_subscription(customer_id, subscription_id)
         added = await self.add_card(
             customer_id, common, request, gateway_token=gateway_token, exp_month=exp_month, exp_year=exp_year
         )
@@ -323,8 +325,33 @@ class SelfService:
             )
             if not pinned.ok:
                 return pinned
+            failed = await self._renewal_in_dunning(subscription_id)
+            if failed is not None:
+                retried = await self._guard(
+                    lambda: self.subscriptions.retry_renewal(
+                        customer_actor(customer_id), step("retry"), {**request, "retry": failed}, failed
+                    )
+                )
+                if not retried.ok and retried.errors[0].code != "PAYMENT_DECLINED":
+                    return retried
+        decline = await self._declined(subscription_id)
+        if decline is not None:
+            return Result(
+                errors=[
+                    SubscriptionError(
+                        f"your card is saved, but the payment was declined ({decline}): try another card",
+                        code="PAYMENT_DECLINED",
+                        field=["gatewayToken"],
+                        details={"declineCode": decline, "paymentMethodId": card},
+                    )
+                ],
+                extra={"paymentMethodId": card},
+            )
+        return added
+
+    async def _renewal_in_dunning(self, subscription_id: int) -> int | None:
         async with self.services.sessions() as session:
-            failed = (
+            found = (
                 await session.execute(
                     select(R.c.id)
                     .where(
@@ -334,16 +361,24 @@ class SelfService:
                     .limit(1)
                 )
             ).scalar()
-        if failed is not None:
-            retried = await self._guard(
-                lambda: self.subscriptions.retry_renewal(
-                    customer_actor(customer_id), step("retry"), {**request, "retry": failed}, int(failed)
+        return int(found) if found is not None else None
+
+    async def _declined(self, subscription_id: int) -> str | None:
+        """The decline code when the subscription is still in dunning after its last charge (the new card's)."""
+        if await self._renewal_in_dunning(subscription_id) is None:
+            return None
+        async with self.services.sessions() as session:
+            last = (
+                await session.execute(
+                    select(TX.c.status, TX.c.decline_code)
+                    .where(TX.c.subscription_id == subscription_id, TX.c.kind == "CHARGE")
+                    .order_by(TX.c.id.desc())
+                    .limit(1)
                 )
-            )
-            if not retried.ok:
-                retried.extra["paymentMethodId"] = card
-                return retried
-        return added
+            ).first()
+        if last is None or last.status != "FAILED":
+            return None
+        return str(last.decline_code or "declined")
 
     async def update_billing_address(
         self, customer_id: int, common: Common, request: Any, *, address: Mapping[str, Any]
