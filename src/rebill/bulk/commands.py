@@ -44,7 +44,7 @@ def run_id_of(text: str) -> int:
     """A run's number or its GraphQL id."""
     if text.isdigit():
         return int(text)
-    from rebill.schema.common import decode_id
+    from rebill.ids import decode_id
 
     try:
         return decode_id(text, "BulkRun")

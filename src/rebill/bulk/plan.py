@@ -28,6 +28,7 @@ from rebill.domain.money import Money
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import GatewayMode, RenewalType
 from rebill.domain.updates import MAX_DATE, MIN_DATE
+from rebill.ids import decode_id
 from rebill.services.filters import SubscriptionFilter
 
 MAX_SEGMENTS = 50
@@ -250,11 +251,7 @@ def _kind(value: Any) -> str:
 
 
 def _decode_pk(value: Any, type_name: str) -> int | None:
-    """A global id of ``type_name`` or a plain positive integer (friendlier in plan files)."""
-    # Plan files take the API's global ids (copied from a query) as well as plain numbers; the
-    # id format belongs to the API layer, hence the late import.
-    from rebill.schema.common import decode_id
-
+    """A global id of ``type_name`` (copied from a query) or a plain positive integer (friendlier in plan files)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
