@@ -11,9 +11,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rebill.config import Settings
 from rebill.db.embedded import EmbeddedDatabaseError
+from rebill.db.engine import DatabaseUnreachable, DatabaseUrlError
 
 T = TypeVar("T")
 
@@ -52,7 +54,7 @@ def settings_or_exit() -> Settings:
 @asynccontextmanager
 async def open_services(settings: Settings, *, migrate: bool = True) -> Any:
     """Resolve the database (embedded when DATABASE_URL is unset), migrate, and yield Services."""
-    from rebill.db.engine import resolve_database
+    from rebill.db.engine import ensure_reachable, resolve_database
     from rebill.db.migrate import upgrade
     from rebill.services.runtime import Services
 
@@ -64,6 +66,8 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Any:
     database = resolve_database(settings)
     engine = database.engine()
     try:
+        if settings.database_url:
+            await ensure_reachable(engine)  # one line naming host, port and database, not a traceback
         if migrate:
             await upgrade(engine)
         yield Services(engine, settings)
@@ -77,6 +81,10 @@ def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
         return asyncio.run(coro_factory())  # type: ignore[arg-type]
     except EmbeddedDatabaseError as exc:
         fail(str(exc))
+    except (DatabaseUrlError, DatabaseUnreachable) as exc:
+        # One line whatever the terminal's width: operators grep logs for it.
+        console.print("[bold red]error:[/] " + escape(str(exc)), soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
     except (ConnectionRefusedError, OSError) as exc:
         fail(f"cannot reach the database ({exc}); check DATABASE_URL")
     except KeyboardInterrupt:

@@ -36,10 +36,17 @@ def where(url: str | URL) -> str:
     """Host, port and database of a URL, for messages (never the password)."""
     try:
         parsed = url if isinstance(url, URL) else make_url(url)
-        host, port, database = parsed.host, parsed.port, parsed.database
+        # A Unix socket is given as ?host=/path (and maybe ?port=), as the embedded server does.
+        host = parsed.host or _first(parsed.query.get("host")) or "localhost"
+        port = parsed.port or _first(parsed.query.get("port")) or 5432
+        database = parsed.database or "(none)"
     except (sa_exc.ArgumentError, ValueError, TypeError):
         return "host ?, port ?, database ?"
-    return f"host {host or 'localhost'}, port {port or 5432}, database {database or '(none)'}"
+    return f"host {host}, port {port}, database {database}"
+
+
+def _first(value: str | tuple[str, ...] | None) -> str | None:
+    return value[0] if isinstance(value, tuple) else value
 
 
 def to_async_url(url: str) -> str:
@@ -49,8 +56,8 @@ def to_async_url(url: str) -> str:
             converted = "postgresql+asyncpg://" + url[len(prefix) :]
             break
     else:
-        scheme = url.split(":", 1)[0] if "://" in url else url[:20]
-        raise DatabaseUrlError(f"DATABASE_URL must be a postgresql:// URL, not {scheme}:// ({where(url)})")
+        shown = url.split("://", 1)[0] + "://…" if "://" in url else "text without a scheme"
+        raise DatabaseUrlError(f"DATABASE_URL must be a postgresql:// URL, not {shown[:40]} ({where(url)})")
     try:
         parsed = make_url(converted)
         parsed.port  # noqa: B018 - a port that is not a number raises here
