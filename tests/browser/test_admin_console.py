@@ -123,6 +123,13 @@ async def test_console_runs_a_bulk_plan_with_a_limit_of_10_to_completion_and_rev
     await page.locator("#plan-json").wait_for()
     plan = await page.input_value("#plan-json")
     assert '"shiftNextRenewal"' in plan
+    # The form writes the JSON: only manual renewals match none of them.
+    await page.select_option("#plan-form select[name=renewalType]", "MANUAL")
+    assert '"renewalType": "MANUAL"' in await page.input_value("#plan-json")
+    await page.click("#preview-button")
+    await page.locator("#preview-matched").get_by_text("0 subscriptions match").wait_for()
+    await page.select_option("#plan-form select[name=renewalType]", "")
+    assert "renewalType" not in await page.input_value("#plan-json")
     await page.click("#preview-button")
     await page.locator("#preview-matched").get_by_text("12 subscriptions match").wait_for()
     await screenshot("bulk-preview", full_page=True)

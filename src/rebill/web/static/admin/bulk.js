@@ -162,6 +162,10 @@ function renderForm(box, plan, changed, rerender) {
       filterInput(f, "amountMin", "Amount from", "text", changed),
       filterInput(f, "amountMax", "to", "text", changed),
       filterInput(f, "currency", "Currency", "text", changed),
+      filterSelect(f, "renewalType", "Renewal type", [["AUTOMATIC", "automatic"], ["MANUAL", "manual"]], (v) => v, changed),
+      filterSelect(f, "inTrial", "In trial", [["yes", "yes"], ["no", "no"]], (v) => v === "yes", changed),
+      filterSelect(f, "gatewayMode", "Gateway mode", [["FORCED", "forced"], ["PREFERRED", "preferred"]], (v) => [v], changed),
+      filterSelect(f, "hasGateway", "Has gateway", [["yes", "yes"], ["no", "no"]], (v) => v === "yes", changed),
     ),
   );
   const segments = plan.segments.map((segment, index) => segmentBox(plan, segment, index, changed, rerender));
@@ -170,6 +174,26 @@ function renderForm(box, plan, changed, rerender) {
     filterBox,
     segments,
     h("button", { type: "button", onclick: () => { plan.segments.push({ name: `segment ${plan.segments.length + 1}`, actions: [{ shiftNextRenewal: { unit: "DAY", count: 7 } }] }); rerender(); } }, "+ Segment"),
+  );
+}
+
+// A select for a filter key; ``toValue`` turns the chosen option into the plan's value.
+function filterSelect(obj, key, label, options, toValue, changed) {
+  const current = obj[key];
+  const selected = (v) => {
+    if (current === undefined) return false;
+    return JSON.stringify(toValue(v)) === JSON.stringify(current);
+  };
+  return h(
+    "label",
+    { class: "field" },
+    h("span", {}, label),
+    h(
+      "select",
+      { name: key, onchange: (e) => { if (e.target.value) obj[key] = toValue(e.target.value); else delete obj[key]; changed(); } },
+      h("option", { value: "" }, "any"),
+      options.map(([v, text]) => h("option", { value: v, selected: selected(v) ? "selected" : null }, text)),
+    ),
   );
 }
 
