@@ -376,8 +376,9 @@ class Portal:
         return _message(
             request,
             "Please use your sign-in link",
-            f"To {task}, open the “Manage your subscription” link in the same e-mail: it signs you in "
-            "for 7 days. For your security, this address alone does not open your account.",
+            f"To {task}, open the newest sign-in link we e-mailed you (“Manage your subscription”, valid for "
+            "7 days), or ask the store for a new one. For your security, this address alone does not open "
+            "your account.",
             200,
         )
 
