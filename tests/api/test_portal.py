@@ -518,10 +518,20 @@ async def test_renewing_a_manual_subscription_that_awaits_reinstatement(client, 
     clock.set(at("2026-02-18"))
     landing = await sign_in(browser, waiting["payload"]["portalUrl"])
     assert landing.endswith("#renew")
-    done = await submit(browser, pk_of(sub["id"]), "renew")
-    assert done.status_code == 303
+    target = f"/portal/subscriptions/{pk_of(sub['id'])}/renew"
+    page = await browser.get(f"/portal/subscriptions/{pk_of(sub['id'])}")
+    fields = form_fields(page.text, target)
+    first = await browser.post(target, data=fields)
+    second = await browser.post(target, data=fields)  # pressed twice: the second gets the first's answer
+    assert first.status_code == second.status_code == 303
     renewed = await get_subscription(client, sub["id"])
     assert (renewed["status"], renewed["nextRenewalDate"]) == ("ACTIVE", "2026-03-18")
+    renewals = await gql(
+        client,
+        "query($id: ID!) { renewals(subscriptionId: $id, first: 10) { totalCount } }",
+        {"id": sub["id"]},
+    )
+    assert renewals["renewals"]["totalCount"] == 2, "the first period, and one renewal"
 
 
 async def test_another_customers_subscription_is_not_found(client, browser):

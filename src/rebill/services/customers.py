@@ -30,6 +30,7 @@ CU = t.table_of(t.Customer)
 S = t.table_of(t.Subscription)
 R = t.table_of(t.Renewal)
 TX = t.table_of(t.Transaction)
+IR = t.table_of(t.IdempotencyRecord)
 
 CUSTOMER_SCOPE = "customer"
 ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postalCode", "country")
@@ -156,6 +157,22 @@ class SelfService:
             dry_run=common.dry_run,
         )
 
+    async def _answered(self, customer_id: int, common: Common) -> bool:
+        """Whether this idempotency key already has its answer: a resubmitted form gets it, not the checks again."""
+        if not common.idempotency_key or common.dry_run:
+            return False
+        async with self.services.sessions() as session:
+            found = (
+                await session.execute(
+                    select(IR.c.id).where(
+                        IR.c.api_key_id == customer_actor(customer_id).api_key_id,
+                        IR.c.key == common.idempotency_key,
+                        IR.c.response.isnot(None),
+                    )
+                )
+            ).scalar()
+        return found is not None
+
     async def _guard(self, call: Any) -> Result:
         try:
             result: Result = await call()
@@ -181,7 +198,8 @@ class SelfService:
             target = date_
             if target is None and shift is not None and current is not None:
                 target = shift.apply(current)
-            if current is not None and target is not None and target < current:
+            replay = await self._answered(customer_id, common)
+            if not replay and current is not None and target is not None and target < current:
                 raise SubscriptionError(
                     f"the billing date can move later, not earlier than the current renewal date "
                     f"({current.isoformat()})",
@@ -221,9 +239,9 @@ class SelfService:
 
         async def call() -> Result:
             state = await self.own_subscription(customer_id, subscription_id)
-            if (
-                state.renewal_type is not RenewalType.MANUAL
-                or state.status is not SubscriptionStatus.AWAITING_REINSTATE
+            awaiting = state.status is SubscriptionStatus.AWAITING_REINSTATE
+            if state.renewal_type is not RenewalType.MANUAL or not (
+                awaiting or await self._answered(customer_id, common)
             ):
                 raise SubscriptionError(
                     "only a manual subscription awaiting reinstatement can be renewed here; "
