@@ -244,3 +244,17 @@ async def test_edits_from_seed_000_change_the_profile_and_the_shipping_address_a
     await page.click("#dry-run button[name=confirm]")
     await page.locator("#flash").get_by_text("Change shipping address: done").wait_for()
     assert "12 Rue des Lilas" in await page.inner_text("#tab-overview")
+
+
+async def test_a_partial_refund_of_a_renewal_after_its_dry_run(page: Any, live_server: Any, client: Any) -> None:
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    await sign_in(page, live_server, f"#/subscription/{sub['id']}/renewals")
+    await page.locator("#renewals-table").get_by_role("button", name="Refund…").click()
+    await page.fill("#action-panel input[name=amount]", "10.00")
+    await page.click("#action-panel button[name=dry-run]")
+    await page.locator("#dry-run").get_by_text("refunded 10.00 USD").wait_for()
+    await page.click("#dry-run button[name=confirm]")
+    await page.locator("#flash").get_by_text("Refund: done").wait_for()
+    await page.click("text=/^Renewals/")
+    assert "10.00 USD" in await page.locator("#renewals-table > tbody > tr").first.inner_text()
