@@ -437,6 +437,14 @@ async def test_a_double_submit_acts_once(client, browser):
     assert first.status_code == second.status_code == 303
     moves = [e for e in await history(client, sub["id"]) if e["action"] == "next_renewal_date_changed"]
     assert len(moves) == 1
+    # Back to the old page, another date in the same form: said plainly, and nothing changes.
+    again = await browser.post(target, data={**fields, "date": "2026-04-01"})
+    assert again.status_code == 422 and "This form was already sent" in again.text
+    assert (await get_subscription(client, sub["id"]))["nextRenewalDate"] == "2026-03-01"
+    huge = await browser.post(
+        target, content=b"x" * 70_000, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert huge.status_code == 413
 
 
 async def test_a_form_without_its_csrf_token_changes_nothing(client, browser):

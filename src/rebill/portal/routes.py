@@ -100,6 +100,11 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.url.netloc
 
 
+def _too_large(request: Request) -> bool:
+    raw = request.headers.get("content-length") or "0"
+    return not raw.isdigit() or int(raw) > MAX_FORM_BYTES
+
+
 def _pk(raw: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
@@ -261,9 +266,9 @@ class Portal:
         action = request.path_params["action"]
         if sid is None or action not in DONE:
             return self._not_found(request, session)
-        if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+        if _too_large(request):
             return _message(request, "That form is too large", "Nothing was changed.", 413, session=session)
-        form = await request.form()
+        form = await request.form(max_files=0, max_fields=20)
         if not _same_origin(request) or not csrf_ok(session, form.get("csrf")):
             return _message(
                 request,
@@ -301,6 +306,8 @@ class Portal:
     def _explain(error: RebillError) -> str:
         if error.code == "VERSION_CONFLICT":
             return "This subscription changed while you were looking at it. Check the page and try again."
+        if error.code == "IDEMPOTENCY_KEY_REUSED":
+            return "This form was already sent. Check the page: to make another change, use the form again."
         return error.message[:1].upper() + error.message[1:]
 
     async def _postpone(self, customer: int, sid: int, form: FormData, common: Common) -> Result:
@@ -349,7 +356,7 @@ class Portal:
 
     async def sign_out(self, request: Request) -> Response:
         session = await current_session(self.services, request)
-        form = await request.form() if int(request.headers.get("content-length") or 0) <= MAX_FORM_BYTES else {}
+        form = {} if _too_large(request) else await request.form(max_files=0, max_fields=20)
         if session is not None and csrf_ok(session, form.get("csrf")):
             await end_session(self.services, session)
         response = _message(request, "You are signed out", "Thank you. You can close this page.", 200)
