@@ -90,9 +90,12 @@ def web_routes(settings: Settings) -> list[BaseRoute]:
 
 
 def _schema_sdl(settings: Settings) -> str:
-    from rebill.schema import build_full_schema
+    """The same text as ``rebill schema`` (and schema.graphql); built once per process."""
+    if "sdl" not in _sdl_cache:
+        from rebill.schema import build_full_schema
 
-    return _sdl_cache.setdefault("sdl", build_full_schema(settings).as_str())
+        _sdl_cache["sdl"] = build_full_schema(settings).as_str()
+    return _sdl_cache["sdl"]
 
 
 _sdl_cache: dict[str, str] = {}
