@@ -548,3 +548,23 @@ async def test_resuming_a_scheduled_cancellation_is_subscription_updated(client,
     await send(services)
     updated = [m.event for m in receiver.received if m.event["type"] == "subscription.updated"]
     assert [e["data"]["subscriptionId"] for e in updated] == [sub["id"]]
+
+
+async def test_a_bulk_run_through_the_api_sends_bulk_run_completed(client, services, receiver):
+    from rebill.bulk.runner import process_queued_runs
+
+    await create_endpoint(client, receiver, ["bulk_run.completed", "bulk_run.failed"])
+    world = await make_world(client)
+    for _ in range(3):
+        await subscribe(client, world)
+    plan = {
+        "filter": {"status": ["ACTIVE", "TRIAL"]},
+        "segments": [{"name": "all", "actions": [{"shiftNextRenewal": {"unit": "DAY", "count": 7}}]}],
+    }
+    run = ok(await mutate(client, "startBulkRun", {"plan": plan}, "run { id }"))["run"]
+    await process_queued_runs(services)
+    await send(services)
+    [message] = receiver.received
+    assert message.event["type"] == "bulk_run.completed"
+    assert message.event["data"]["bulkRunId"] == run["id"]
+    assert (message.event["data"]["applied"], message.event["data"]["dryRun"]) == (3, False)
