@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from rebill.db import tables as t
 from rebill.domain.errors import NotFound, ValidationError
 from rebill.ids import to_global_id
-from rebill.services.customers import customer_actor
+from rebill.services.customers import Flow, customer_actor
 from rebill.services.runtime import Actor, Services
 
 T = t.table_of(t.PortalToken)
@@ -36,16 +36,6 @@ CU = t.table_of(t.Customer)
 S = t.table_of(t.Subscription)
 
 API_PREFIX = "rbp_"
-
-
-class Flow(enum.StrEnum):
-    """Where a link lands: the overview, or the part of a subscription's page for one task."""
-
-    OVERVIEW = "OVERVIEW"
-    PAYMENT_METHOD = "PAYMENT_METHOD"
-    POSTPONE = "POSTPONE"
-    CANCEL = "CANCEL"
-    RENEW = "RENEW"
 
 
 #: The section of a subscription's page each flow opens at.

@@ -6,9 +6,9 @@ from datetime import datetime
 
 import strawberry
 
-from rebill.portal.tokens import Flow
 from rebill.schema.catalog import Customer
 from rebill.schema.inputs import AddressInput, Payload
+from rebill.services.customers import Flow
 
 PortalFlow = strawberry.enum(Flow, name="PortalFlow", description="Where a portal link lands")
 

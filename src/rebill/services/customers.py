@@ -10,6 +10,7 @@ pages and the customer-scoped API both come through here.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -34,6 +35,16 @@ IR = t.table_of(t.IdempotencyRecord)
 
 CUSTOMER_SCOPE = "customer"
 ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postalCode", "country")
+
+
+class Flow(enum.StrEnum):
+    """What a portal link is for: the overview, or one task on a subscription (its page's section)."""
+
+    OVERVIEW = "OVERVIEW"
+    PAYMENT_METHOD = "PAYMENT_METHOD"
+    POSTPONE = "POSTPONE"
+    CANCEL = "CANCEL"
+    RENEW = "RENEW"
 
 
 def customer_actor(customer_id: int) -> Actor:
@@ -408,4 +419,4 @@ class SelfService:
         )
 
 
-__all__ = ["CustomerService", "SelfService", "clean_address", "customer_actor", "customer_of"]
+__all__ = ["CustomerService", "Flow", "SelfService", "clean_address", "customer_actor", "customer_of"]
