@@ -20,12 +20,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from rebill.billing.engine import RenewalEngine
-from rebill.ids import to_global_id
+from rebill.ids import decode_id, to_global_id
 from rebill.services.runtime import Services
 from rebill.webhooks.delivery import JITTER, SCHEDULE, WebhookReport, deliver_due, new_client
 from rebill.webhooks.events import EVENT_TYPES
 from rebill.webhooks.receiver import Received, Receiver
-from tests.support import gql, make_world, mutate, ok, subscribe
+from tests.support import add_card, gql, make_world, mutate, ok, subscribe
 
 ENDPOINT = "endpoint { id url events enabled disabledReason }"
 
@@ -568,3 +568,21 @@ async def test_a_bulk_run_through_the_api_sends_bulk_run_completed(client, servi
     assert message.event["type"] == "bulk_run.completed"
     assert message.event["data"]["bulkRunId"] == run["id"]
     assert (message.event["data"]["applied"], message.event["data"]["dryRun"]) == (3, False)
+
+
+async def test_a_declined_renewal_is_renewal_failed_without_customer_links(client, services, receiver):
+    await create_endpoint(client, receiver, ["renewal.failed"])
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    declining = await add_card(client, world.customer, "4000000000000002", default=False)
+    change = {"subscriptionId": sub["id"], "paymentMethodId": declining}
+    ok(await mutate(client, "setPaymentMethod", change, "subscription { id }"))
+    services.clock.set(datetime.fromisoformat(sub["nextRenewalDate"] + "T12:00:00+00:00"))
+    await RenewalEngine(services).run_once(None)
+    await send(services)
+    [message] = receiver.received
+    data = message.event["data"]
+    assert message.event["type"] == "renewal.failed"
+    assert data["subscriptionId"] == sub["id"] and data["declineCode"] == "card_declined"
+    assert decode_id(data["renewalId"], "Renewal") > 0
+    assert not any(key.endswith("Url") for key in data)
