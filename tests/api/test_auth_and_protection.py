@@ -104,9 +104,9 @@ async def test_an_unexpected_failure_is_masked(client, monkeypatch):
     async def boom(*args, **kwargs):
         raise RuntimeError('relation "subscriptions" SELECT secret FROM api_keys')
 
-    monkeypatch.setattr(queries.SubscriptionRepository, "states_from_rows", boom)
     world = await make_world(client)
     await subscribe(client, world)
+    monkeypatch.setattr(queries.SubscriptionRepository, "states_from_rows", boom)
     response = await gql_raw(client, LIST.replace("totalCount", "edges { node { id } }"))
     text = response.text
     assert "Internal error." in text

@@ -257,7 +257,9 @@ async def test_a_subscription_shows_its_renewals_history_and_related_objects(cli
     renewal = sub["renewals"]["edges"][0]["node"]
     assert (renewal["cycle"], renewal["kind"], renewal["status"]) == (1, "INITIAL", "PAID")
     assert renewal["transactions"] == [{"status": "SUCCEEDED", "gatewayId": "sandbox"}]
-    assert sub["history"]["totalCount"] == 2
+    assert sub["history"]["totalCount"] == 3
+    actions = [e["node"]["action"] for e in sub["history"]["edges"]]
+    assert sorted(actions) == ["created", "initial_charge", "renewal_paid"], "recorded, then settled"
     assert sub["phases"] == []
     filtered = await gql(client, "{ renewals(status: [PAID]) { totalCount } }")
     assert filtered["renewals"]["totalCount"] == 1

@@ -175,7 +175,8 @@ async def test_retry_renewal_charges_a_failed_renewal_at_once(client, clock, dat
     paid = ok(await mutate(client, "retryRenewal", {"renewalId": failed["id"]}, selection))
     assert paid["renewal"] == {"status": "PAID", "attempts": 3}
     assert paid["subscription"] == {"status": "ACTIVE", "overdueCount": 0, "nextRetryDate": None}
-    assert kinds(await notifications(client, sub["id"])).count("RENEWAL_RECEIPT") == 1
+    receipts = [n for n in await notifications(client, sub["id"]) if n["kind"] == "RENEWAL_RECEIPT"]
+    assert [r["payload"]["cycle"] for r in receipts] == [1, 2], "the first period's receipt, then the retry's"
 
     await worker_once(database_url, "2026-02-20")
     assert (await renewals(client, sub["id"]))[1]["attempts"] == 3, "a paid renewal is not retried again"

@@ -304,8 +304,10 @@ async def test_a_declined_card_is_a_user_error_and_the_failed_attempt_is_recorde
     )
     assert data["renewal"]["transactions"] == [{"status": "FAILED", "declineCode": "insufficient_funds"}]
     after = await get_subscription(client, sub["id"])
-    assert after["nextRenewalDate"] == before["nextRenewalDate"]
-    assert (await history(client, sub["id"]))[-1]["action"] == "payment_declined"
+    # As for a declined scheduled renewal: the period is owed, the schedule moves on, dunning runs.
+    assert after["status"] == "OVERDUE"
+    assert after["nextRenewalDate"] > before["nextRenewalDate"]
+    assert [h["action"] for h in await history(client, sub["id"])][-2:] == ["renewed_now", "renewal_failed"]
 
 
 async def test_retrying_a_failed_renewal_after_the_card_is_fixed_collects_it(client):

@@ -173,6 +173,8 @@ class Job:
     recovered: bool = False
     # Only ask the gateway what it did with the key; never send a new charge.
     lookup_only: bool = False
+    # Charged by staff or the customer: an offline method (invoice, transfer) is collected outside rebill.
+    offline_ok: bool = False
     tried: list[tuple[str, GatewayResult]] = field(default_factory=list)
     outside: bool = False
     refused: str | None = None
@@ -271,7 +273,11 @@ async def charge_jobs(gateways: GatewayRegistry, jobs: Sequence[Job]) -> None:
         elif pm is None:
             job.refused = "no_payment_method"
         elif pm.kind is PaymentKind.OFFLINE:
-            job.refused = "offline_payment_method"
+            if job.offline_ok:
+                job.outside = not job.lookup_only
+                job.unsent = job.lookup_only
+            else:
+                job.refused = "offline_payment_method"
         else:
             routes[job.renewal_id] = gateways.route(job.state)
             steps[job.renewal_id] = 0

@@ -291,7 +291,7 @@ async def record_pending_charge(
     ).one()
     renewal = renewal_from_row(row)
     email = await outbox.customer_email(unit.session, before.customer_id)
-    job = Job(renewal.id, replace(charge, renewal_id=renewal.id), key, 1, False, after, email)
+    job = Job(renewal.id, replace(charge, renewal_id=renewal.id), key, 1, False, after, email, offline_ok=True)
     return renewal, job
 
 
@@ -312,6 +312,7 @@ async def retry_pending_charge(unit: Unit, state: SubscriptionState, renewal_id:
     email = await outbox.customer_email(unit.session, state.customer_id)
     job = charging.job_from_row(row, state, email)
     job.retry = True
+    job.offline_ok = True
     return renewal_from_row(row), job
 
 
