@@ -93,6 +93,28 @@ async def test_malformed_bodies_are_400_with_a_json_error(client, body, fragment
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
 
 
+@pytest.mark.parametrize(
+    ("request_args", "fragment"),
+    [
+        ({"json": {"variables": {}}}, "No GraphQL query"),
+        ({"content": b"{ __typename }", "headers": {"Content-Type": "text/plain"}}, "content type"),
+        ({"json": {"query": "{ __typename }", "operationName": "Nope"}}, "Nope"),
+    ],
+)
+async def test_requests_the_graphql_view_refuses_get_a_json_error(client, request_args, fragment):
+    response = await client.post("/graphql", **request_args)
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["errors"][0]
+    assert fragment in error["message"] and error["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_a_mutation_sent_as_get_gets_a_json_error(client):
+    response = await client.get("/graphql", params={"query": "mutation { __typename }"})
+    assert response.status_code in (400, 405)
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
 async def test_a_body_over_the_limit_is_413_whatever_its_content(services, admin_key):
     services.settings = replace(services.settings, max_body_bytes=10_000)
     async with _client(services, {"Authorization": f"Bearer {admin_key}"}) as keyed:

@@ -71,6 +71,35 @@ def _is_json(content_type: str) -> bool:
     return media in ("", "application/json") or media.endswith("+json")
 
 
+def json_errors(send: Send) -> Send:
+    """Plain-text refusals from the GraphQL view ("Unsupported content type") become JSON error bodies."""
+    held: Message | None = None
+    chunks: list[bytes] = []
+
+    async def sending(message: Message) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start" and held is None:
+            headers = Headers(raw=message.get("headers", []))
+            if message["status"] >= 400 and headers.get("content-type", "").startswith("text/plain"):
+                held = message
+                return
+        if held is not None and message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            text = b"".join(chunks).decode("utf-8", "replace").strip()
+            body = orjson.dumps({"data": None, "errors": [{"message": text, "extensions": {"code": "BAD_USER_INPUT"}}]})
+            replaced = (b"content-type", b"content-length")
+            headers = [(k, v) for k, v in held.get("headers", []) if k.lower() not in replaced]
+            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({**held, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        await send(message)
+
+    return sending
+
+
 class RequestBody:
     """413 for bodies over ``max_bytes``; 400 for JSON bodies that are not a GraphQL request object."""
 
@@ -79,7 +108,11 @@ class RequestBody:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = json_errors(send)
+        if scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
