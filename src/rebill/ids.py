@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rebill.domain.errors import RebillError
 
@@ -51,3 +52,31 @@ def decode_id(gid: str, expected: str, field: Sequence[str] = ()) -> int:
 def _shown(gid: str) -> str:
     """The id as an error message quotes it: at most 80 characters."""
     return repr(gid if len(gid) <= 80 else gid[:77] + "...")
+
+
+#: Keys of notification payloads and history values that hold a raw id, and the type it names.
+ID_KEYS = {
+    "subscriptionId": "Subscription",
+    "renewalId": "Renewal",
+    "customerId": "Customer",
+    "bulkRunId": "BulkRun",
+    "runId": "BulkRun",
+    "paymentMethodId": "PaymentMethod",
+    "productId": "Product",
+    "profileId": "SubscriptionProfile",
+    "phaseId": "Phase",
+    "replacedById": "Subscription",
+    "replacesId": "Subscription",
+}
+
+
+def globalize(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored payload as clients see it: each raw id under a known key becomes its global id."""
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        type_name = ID_KEYS.get(key)
+        if type_name is not None and isinstance(value, int) and not isinstance(value, bool):
+            out[key] = to_global_id(type_name, value)
+        else:
+            out[key] = value
+    return out

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from rebill.ids import from_global_id
 from tests.support import (
     add_card,
     add_method,
@@ -103,8 +104,9 @@ async def test_a_failed_payment_is_retried_after_five_and_ten_days_then_cancelle
     assert overdue["nextRenewalDate"] == "2026-03-15", "the schedule moves on while the payment is retried"
     [declined] = [n for n in await notifications(client, sub["id"]) if n["kind"] == "PAYMENT_DECLINED"]
     assert declined["recipient"] == "ada@example.com"
+    assert declined["payload"]["subscriptionId"] == sub["id"], "payload ids are global ids"
     assert declined["payload"]["updatePaymentMethodUrl"].endswith(
-        "/payment-methods?subscription=" + str(declined["payload"]["subscriptionId"])
+        "/payment-methods?subscription=" + from_global_id(sub["id"])[1]
     )
     assert declined["payload"]["nextRetryDate"] == "2026-02-20"
 

@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from rebill.ids import globalize
 from rebill.schema.common import Node, PageInfo, to_global_id
 from rebill.schema.enums import NotificationKind
 
@@ -27,9 +28,12 @@ class Notification(Node):
     )
     def payload(self, info: Info) -> JSON:
         actor = info.context.actor
-        if isinstance(self.raw_payload, dict) and "portalUrl" in self.raw_payload and not actor.has("write"):
-            return cast(JSON, {k: v for k, v in self.raw_payload.items() if k != "portalUrl"})
-        return self.raw_payload
+        if not isinstance(self.raw_payload, dict):
+            return self.raw_payload
+        shown = globalize(self.raw_payload)
+        if "portalUrl" in shown and not actor.has("write"):
+            del shown["portalUrl"]
+        return cast(JSON, shown)
 
     @classmethod
     def of(cls, row: Any) -> Notification:
