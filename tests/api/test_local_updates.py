@@ -38,7 +38,7 @@ async def test_an_immediate_prorated_upgrade_charges_the_days_left(client, clock
                 "proration": "PRORATED",
                 "consentReference": "phone 2026-04-21",
             },
-            CHARGE,
+            CHARGE.replace("renewal {", "renewal { id"),
         )
     )
     renewal = payload["renewal"]
@@ -47,9 +47,13 @@ async def test_an_immediate_prorated_upgrade_charges_the_days_left(client, clock
     assert (renewal["periodStart"], renewal["periodEnd"]) == ("2026-04-21", "2026-05-01")
     assert renewal["status"] == "PAID"
     assert payload["subscription"]["amount"]["amount"] == "60.00"
-    last = (await history(client, sub["id"]))[-1]
-    assert last["action"] == "item_updated"
-    assert any(c["field"].startswith("renewals.") for c in last["changes"])
+    entries = await history(client, sub["id"])
+    actions = [e["action"] for e in entries]
+    assert actions[-2:] == ["item_updated", "renewal_paid"], "the change with its charge, then the charge settled"
+    updated, settled = entries[-2:]
+    assert change(updated, f"items.{sub['items'][0]['id']}.quantity") == (1, 2)
+    assert change(updated, f"renewals.{renewal['id']}")[1]["status"] == "PENDING"
+    assert change(settled, f"renewals.{renewal['id']}.status") == ("PENDING", "PAID")
 
 
 async def test_an_immediate_prorated_downgrade_credits_the_next_bill(client, clock):
