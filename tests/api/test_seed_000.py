@@ -55,7 +55,8 @@ async def test_a_rebill_date_in_the_past_is_refused_and_nothing_changes(client, 
     assert error_codes(payload) == ["DATE_IN_PAST"]
     assert payload["subscription"] is None
     assert (await get_subscription(client, sub["id"]))["nextRenewalDate"] == "2026-09-26"
-    assert [e["action"] for e in await history(client, sub["id"])] == ["created", "initial_charge"]
+    actions = [e["action"] for e in await history(client, sub["id"])]
+    assert actions == ["created", "initial_charge", "renewal_paid"], "only the creation and its first charge"
 
 
 async def test_save_a_sale_discount_lowers_the_price_without_consent(client):
@@ -72,7 +73,8 @@ async def test_save_a_sale_discount_lowers_the_price_without_consent(client):
     )
     assert payload["subscription"]["amount"]["amount"] == "55.00"
     last = (await history(client, sub["id"]))[-1]
-    assert change(last, f"items.{_pk(item)}.unitPrice") == ("62.96", "55.00")
+    assert last["action"] == "item_updated"
+    assert change(last, f"items.{item}.unitPrice") == ("62.96", "55.00")
     assert change(last, "amount") == ("62.96", "55.00")
 
 
@@ -104,9 +106,12 @@ async def test_force_bill_charges_and_ships_now_and_moves_the_anchor(client, clo
     assert renewal["fulfillment"] == "PENDING"
     assert payload["subscription"]["nextRenewalDate"] == "2026-04-10"
     assert payload["subscription"]["anchorDate"] == "2026-03-10"
-    last = (await history(client, sub["id"]))[-1]
-    assert last["action"] == "force_billed"
-    assert change(last, "nextRenewalDate") == ("2026-04-01", "2026-04-10")
+    entries = await history(client, sub["id"])
+    assert [e["action"] for e in entries][-2:] == ["force_billed", "renewal_paid"], "recorded, then settled"
+    forced, settled = entries[-2:]
+    assert change(forced, "nextRenewalDate") == ("2026-04-01", "2026-04-10")
+    assert change(forced, f"renewals.{renewal['id']}")[1]["status"] == "PENDING"
+    assert change(settled, f"renewals.{renewal['id']}.status") == ("PENDING", "PAID")
 
 
 async def test_cancel_with_refund_of_a_card_payment_refunds_the_last_renewal(client):
@@ -204,7 +209,8 @@ async def test_cancel_fulfillment_of_a_pending_shipment_cancels_it(client):
     )
     assert (await _renewal(client, forced["id"]))["fulfillment"] == "CANCELLED"
     last = (await history(client, sub["id"]))[-1]
-    assert change(last, f"renewals.{_pk(forced['id'])}.fulfillment") == ("PENDING", "CANCELLED")
+    assert last["action"] == "cancelled"
+    assert change(last, f"renewals.{forced['id']}.fulfillment") == ("PENDING", "CANCELLED")
 
 
 async def _renewal(client, renewal_id: str) -> dict:
@@ -216,9 +222,3 @@ async def _renewal(client, renewal_id: str) -> dict:
         {"id": renewal_id},
     )
     return data["renewal"]
-
-
-def _pk(gid: str) -> int:
-    from rebill.schema.common import from_global_id
-
-    return int(from_global_id(gid)[1])
