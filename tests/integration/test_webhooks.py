@@ -586,3 +586,33 @@ async def test_a_declined_renewal_is_renewal_failed_without_customer_links(clien
     assert data["subscriptionId"] == sub["id"] and data["declineCode"] == "card_declined"
     assert decode_id(data["renewalId"], "Renewal") > 0
     assert not any(key.endswith("Url") for key in data)
+
+
+async def test_a_subscriptions_life_reaches_the_partner_as_its_events_in_order(client, services, receiver):
+    await create_endpoint(client, receiver)
+    world = await make_world(client)
+    created = await subscribe(client, world)
+    sub, first_renewal = created["subscription"]["id"], created["renewal"]["id"]
+    steps = [
+        ("changeNextRenewalDate", {"shift": {"unit": "DAY", "count": 3}}),
+        ("suspendSubscription", {}),
+        ("activateSubscription", {}),
+        ("cancelSubscription", {}),
+    ]
+    for name, extra in steps:
+        ok(await mutate(client, name, {"subscriptionId": sub, **extra}, "subscription { id }"))
+    ok(await mutate(client, "refundRenewal", {"renewalId": first_renewal}, "renewal { id }"))
+    await send(services)
+    events = [m.event for m in receiver.received]
+    assert [e["type"] for e in events] == [
+        "subscription.created",
+        "renewal.paid",
+        "subscription.updated",
+        "subscription.suspended",
+        "subscription.activated",
+        "subscription.cancelled",
+        "renewal.refunded",
+    ]
+    assert {e["data"]["subscriptionId"] for e in events} == {sub}
+    assert events[-1]["data"]["renewalId"] == first_renewal
+    assert all(m.verified for m in receiver.received)

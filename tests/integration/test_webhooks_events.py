@@ -63,3 +63,8 @@ def test_signatures_verify_with_every_signing_secret_and_no_other():
         assert Webhook(secret).verify(content, sent)["type"] == "renewal.paid"
     with pytest.raises(Exception, match="No matching signature"):
         Webhook(other).verify(content, sent)
+
+
+def test_an_id_already_global_is_kept_and_a_raw_one_in_a_string_is_dropped():
+    gid = to_global_id("Subscription", 7)
+    assert partner_data({"subscriptionId": gid, "renewalId": "12"}) == {"subscriptionId": gid}

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from rebill.ids import to_global_id
+from rebill.ids import ID_KEYS, to_global_id
 
 # Outbox kind → partner event type (DOMAIN.md "Partner events"). The kinds
 # RENEWAL_REMINDER, PAYMENT_DUE, AWAITING_REINSTATE and the MERCHANT_… copies only notify people.
@@ -40,31 +40,22 @@ EVENT_TYPES: dict[str, str] = {
 
 PARTNER_EVENTS: tuple[str, ...] = tuple(dict.fromkeys(EVENT_TYPES.values()))
 
-# Numeric ids a payload may carry, and the type of the global id they become.
-_ID_TYPES = {
-    "subscriptionId": "Subscription",
-    "renewalId": "Renewal",
-    "customerId": "Customer",
-    "bulkRunId": "BulkRun",
-    "paymentMethodId": "PaymentMethod",
-    "productId": "Product",
-    "profileId": "SubscriptionProfile",
-    "replacedById": "Subscription",
-    "replacesId": "Subscription",
-}
-
 
 def partner_data(payload: Mapping[str, Any]) -> dict[str, Any]:
     """An outbox payload as partners see it: global ids only.
 
-    Numeric ids become global ids; other ``…Id`` values and the customer's
-    links (which carry raw ids in their paths) are left out.
+    Raw ids under the keys ``rebill.ids`` knows become global ids; other
+    ``…Id`` values and the customer's links (which carry raw ids in their
+    paths) are left out.
     """
     data: dict[str, Any] = {}
     for key, value in payload.items():
-        if key in _ID_TYPES:
-            if value is not None:
-                data[key] = to_global_id(_ID_TYPES[key], value)
+        type_name = ID_KEYS.get(key)
+        if type_name is not None:
+            if isinstance(value, int) and not isinstance(value, bool):
+                data[key] = to_global_id(type_name, value)
+            elif isinstance(value, str) and not value.isdigit():
+                data[key] = value  # already a global id
             continue
         if key.endswith("Id") or key.endswith("Url"):
             continue
