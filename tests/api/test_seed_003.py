@@ -69,7 +69,8 @@ async def test_a_cancelled_subscription_can_never_be_changed_again(client):
         assert error_codes(payload) == ["INVALID_STATUS"], (name, payload)
         assert "CANCELLED" in payload["userErrors"][0]["message"]
     assert (await get_subscription(client, sub["id"]))["status"] == "CANCELLED"
-    assert [e["action"] for e in await history(client, sub["id"])] == ["created", "initial_charge", "cancelled"]
+    actions = [e["action"] for e in await history(client, sub["id"])]
+    assert actions == ["created", "initial_charge", "renewal_paid", "cancelled"], "nothing after the cancellation"
 
 
 async def test_a_custom_profile_belongs_to_one_subscription(client):
@@ -95,7 +96,7 @@ async def test_a_custom_profile_belongs_to_one_subscription(client):
     last = (await history(client, sub["id"]))[-1]
     assert last["action"] == "profile_changed"
     before, after = change(last, "profileId")
-    assert before != after
+    assert (before, after) == (world.profile, profile["id"])
 
 
 async def test_changing_the_product_creates_a_replacement_and_links_both(client):
@@ -131,7 +132,7 @@ async def test_changing_the_product_creates_a_replacement_and_links_both(client)
     assert new["nextRenewalDate"] == sub["nextRenewalDate"]
     old_history = await history(client, old["id"])
     assert [e["action"] for e in old_history][-2:] == ["replaced", "replacement_linked"]
-    assert change(old_history[-1], "replacedById")[1] == _pk(new["id"])
+    assert change(old_history[-1], "replacedById")[1] == new["id"]
     new_history = await history(client, new["id"])
     assert new_history[0]["action"] == "created_as_replacement"
 
@@ -174,7 +175,7 @@ async def test_partial_refunds_never_exceed_what_was_paid(client):
     nothing_left = await mutate(client, "refundRenewal", {"renewalId": renewal}, select)
     assert error_codes(nothing_left) == ["REFUND_NOT_ALLOWED"]
     refunds = [e for e in await history(client, sub) if e["action"] == "renewal_refunded"]
-    assert [change(e, f"renewals.{_pk(renewal)}.refunded") for e in refunds] == [("0.00", "20.00"), ("20.00", "62.96")]
+    assert [change(e, f"renewals.{renewal}.refunded") for e in refunds] == [("0.00", "20.00"), ("20.00", "62.96")]
 
 
 async def test_activate_with_a_passed_renewal_date_marks_it_due(client, clock):
@@ -194,9 +195,3 @@ async def test_activate_with_a_passed_renewal_date_marks_it_due(client, clock):
     assert payload["subscription"]["status"] == "ACTIVE"
     # The missed February renewal is billed at once on activation.
     assert payload["subscription"]["occurrencesBilled"] >= 2
-
-
-def _pk(gid: str) -> int:
-    from rebill.schema.common import from_global_id
-
-    return int(from_global_id(gid)[1])
