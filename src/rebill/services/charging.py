@@ -38,6 +38,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from rebill.billing.gateways import ChargeRequest, GatewayRegistry, GatewayResult, charge_many
@@ -104,12 +105,19 @@ def attempt_key(key: str, attempt: int) -> str:
 class InFlight:
     """Advisory locks that say "this renewal is being charged by a live process".
 
-    Held by a connection of their own, so they outlive the transaction that
-    recorded the renewal and vanish with the process that holds them.
+    Session-level locks: they outlive the transaction that recorded the
+    renewal and vanish with the process (its connection) that holds them.
+    ``commits`` is for a connection used outside any session transaction:
+    each call then ends its own transaction, so none stays open.
     """
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, *, commits: bool = False) -> None:
         self.conn = conn
+        self.commits = commits
+
+    async def _done(self) -> None:
+        if self.commits and self.conn.in_transaction():
+            await self.conn.commit()
 
     async def take(self, renewal_ids: Iterable[int]) -> set[int]:
         """Take the locks that are free; the ids taken."""
@@ -123,24 +131,30 @@ class InFlight:
             ),
             {"ids": ids, "cls": LOCK_CLASS},
         )
-        return {row.id for row in rows}
+        taken = {row.id for row in rows}
+        await self._done()
+        return taken
 
     async def wait(self, renewal_id: int, seconds: float) -> bool:
         """Wait up to ``seconds`` for a renewal's lock (another process is charging it)."""
+        got = False
         try:
             await self.conn.execute(text(f"SET lock_timeout = {max(1, int(seconds * 1000))}"))
             await self.conn.execute(
                 text("SELECT pg_advisory_lock(:cls, (CAST(:id AS bigint) % 2147483647)::int)"),
                 {"cls": LOCK_CLASS, "id": renewal_id},
             )
-            return True
-        except Exception:  # lock_timeout: still in flight elsewhere
-            return False
-        finally:
-            await self.conn.execute(text("SET lock_timeout = 0"))
+            got = True
+        except DBAPIError:  # lock_timeout: still in flight elsewhere
+            if self.conn.in_transaction():
+                await self.conn.rollback()
+        await self.conn.execute(text("SET lock_timeout = 0"))
+        await self._done()
+        return got
 
     async def release_all(self) -> None:
         await self.conn.execute(text("SELECT pg_advisory_unlock_all()"))
+        await self._done()
 
 
 @asynccontextmanager

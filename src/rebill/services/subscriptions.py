@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from secrets import token_hex
@@ -38,7 +38,7 @@ from rebill.domain.subscription import (
     diff,
 )
 from rebill.services import charging, idempotency, outbox, payments
-from rebill.services.charging import Job
+from rebill.services.charging import InFlight, Job
 from rebill.services.outbox import notification_payload
 from rebill.services.runtime import Actor, Common, Result, Services
 
@@ -101,17 +101,19 @@ async def run_in_transaction(
     gateway, never charged twice) and the final answer.
     """
     now = services.clock.now()
-    async with AsyncExitStack() as stack:
-        unit: Unit | None = None
+    # One connection for the whole request: a charge's in-flight lock is a
+    # session-level advisory lock on it, held from before the commit that
+    # records the charge until the charge is settled (no second connection,
+    # so a burst of charging requests cannot exhaust the pool on itself).
+    async with services.engine.connect() as conn:
+        session = services.sessions(bind=conn)
+        catalog = Catalog(session)
+        unit = Unit(session, SubscriptionRepository(session, catalog), catalog, services, now, actor, common)
         record_id: int | None = None
         replay: Result | None = None
-        async with services.sessions() as session:
+        try:
             try:
                 async with session.begin():
-                    catalog = Catalog(session)
-                    unit = Unit(
-                        session, SubscriptionRepository(session, catalog), catalog, services, now, actor, common
-                    )
                     if common.idempotency_key and not common.dry_run:
                         try:
                             record_id, replay = await idempotency.claim(
@@ -136,22 +138,24 @@ async def run_in_transaction(
                             raise _Rollback(result)
                         if unit.pending:
                             # In flight from before the commit: recovery leaves these alone while we live.
-                            locks = await stack.enter_async_context(charging.in_flight(services.engine))
-                            await locks.take([job.renewal_id for job in unit.pending])
+                            await InFlight(conn).take([job.renewal_id for job in unit.pending])
                             result.pending = [job.renewal_id for job in unit.pending]
                         if record_id is not None:
                             await idempotency.store(session, record_id, result)
             except _Rollback as rollback:
                 return rollback.result
-        if replay is not None:
-            if replay.pending:
-                return await _finish_replay(services, actor, common, replay, declined_is_error)
-            return replay
-        assert unit is not None
-        if unit.pending:
-            result = await _charge_pending(services, unit, result, record_id, declined_is_error)
-        return result
-    raise AssertionError("unreachable")  # pragma: no cover
+            if replay is not None:
+                if replay.pending:
+                    return await _finish_replay(services, session, actor, common, replay, declined_is_error)
+                return replay
+            if unit.pending:
+                result = await _charge_pending(services, unit, result, record_id, declined_is_error)
+            return result
+        finally:
+            await session.close()
+            if not conn.closed and not conn.invalidated:
+                with suppress(DBAPIError):
+                    await InFlight(conn, commits=True).release_all()
 
 
 async def _charge_pending(
@@ -159,9 +163,10 @@ async def _charge_pending(
 ) -> Result:
     """Send the charges recorded by a committed mutation, and settle them."""
     jobs = unit.pending
+    session = unit.session
     try:
         await charging.charge_jobs(services.gateways, jobs)
-        async with services.sessions() as session, session.begin():
+        async with session.begin():
             await charging.settle_jobs(
                 session, services.settings, jobs, unit.now, unit.actor.name, bulk_run_id=unit.actor.bulk_run_id
             )
@@ -219,38 +224,39 @@ async def _final_result(session: AsyncSession, result: Result, declined_is_error
 
 
 async def _finish_replay(
-    services: Services, actor: Actor, common: Common, replay: Result, declined_is_error: bool
+    services: Services, session: AsyncSession, actor: Actor, common: Common, replay: Result, declined_is_error: bool
 ) -> Result:
     """A retried request whose first attempt's charge was not settled when it answered (or never answered)."""
     now = services.clock.now()
-    async with charging.in_flight(services.engine) as locks:
-        for renewal_id in replay.pending:
-            free = await locks.take([renewal_id])
-            if not free and not await locks.wait(renewal_id, IN_FLIGHT_WAIT_SECONDS):
-                replay.errors = [*replay.errors, _still_pending([renewal_id])]
-                return replay
-        async with services.sessions() as session, session.begin():
-            rows = list(
-                await session.execute(
-                    select(R).where(R.c.id.in_(list(replay.pending)), text("renewals.status = 'PENDING'"))
-                )
+    conn = await session.connection()
+    await session.commit()
+    locks = InFlight(conn, commits=True)
+    for renewal_id in replay.pending:
+        free = await locks.take([renewal_id])
+        if not free and not await locks.wait(renewal_id, IN_FLIGHT_WAIT_SECONDS):
+            replay.errors = [*replay.errors, _still_pending([renewal_id])]
+            return replay
+    async with session.begin():
+        rows = list(
+            await session.execute(
+                select(R).where(R.c.id.in_(list(replay.pending)), text("renewals.status = 'PENDING'"))
             )
-            jobs = await charging.jobs_for_rows(session, rows) if rows else []
+        )
+        jobs = await charging.jobs_for_rows(session, rows) if rows else []
+        for job in jobs:
+            job.recovered = True
+        await charging.recheck(session, jobs)
+    if jobs:
+        log.warning("settling %d charges of a request that did not get its answer", len(jobs))
+        await charging.charge_jobs(services.gateways, jobs)
+    async with session.begin():
         if jobs:
-            log.warning("settling %d charges of a request that did not get its answer", len(jobs))
-            for job in jobs:
-                job.recovered = True
-            async with services.sessions() as session:
-                await charging.recheck(session, jobs)
-            await charging.charge_jobs(services.gateways, jobs)
-        async with services.sessions() as session, session.begin():
-            if jobs:
-                await charging.settle_jobs(session, services.settings, jobs, now, actor.name)
-            final = await _final_result(session, replay, declined_is_error)
-            final.replayed = True
-            if common.idempotency_key:
-                await idempotency.store_by_key(session, actor, common.idempotency_key, final)
-        return final
+            await charging.settle_jobs(session, services.settings, jobs, now, actor.name)
+        final = await _final_result(session, replay, declined_is_error)
+        final.replayed = True
+        if common.idempotency_key:
+            await idempotency.store_by_key(session, actor, common.idempotency_key, final)
+    return final
 
 
 async def record_pending_charge(
@@ -479,16 +485,16 @@ class SubscriptionService:
             state = await unit.repo.get(subscription_id, for_update=True)
             self.check_version(state, common)
             if settle_orphans and not common.dry_run and await _has_pending(unit.session, subscription_id):
-                async with charging.in_flight(self.services.engine) as locks:
-                    settled = await charging.settle_orphans(
-                        unit.session,
-                        self.services.gateways,
-                        locks,
-                        self.services.settings,
-                        subscription_id,
-                        unit.now,
-                        unit.actor.name,
-                    )
+                locks = InFlight(await unit.session.connection())
+                settled = await charging.settle_orphans(
+                    unit.session,
+                    self.services.gateways,
+                    locks,
+                    self.services.settings,
+                    subscription_id,
+                    unit.now,
+                    unit.actor.name,
+                )
                 if settled:
                     state = await unit.repo.get(subscription_id, for_update=True)
             outcome = await build(unit, state, unit.ctx(state))
