@@ -42,7 +42,7 @@ class Query:
     node = _read(q.node, "Any object by its global id")
     nodes = _read(c.nodes, "Objects by global id (at most 100), in the order asked; null for an unknown id")
     subscription = _read(q.subscription)
-    subscriptions = _read(q.subscriptions, "Subscriptions matching a filter, by id; first is at most 100")
+    subscriptions = _read(q.subscriptions, "Subscriptions matching a filter, by id unless orderBy says otherwise")
     renewal = _read(q.renewal)
     renewals = _read(q.renewals)
     profile = _read(q.profile)
