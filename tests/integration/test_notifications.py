@@ -63,7 +63,12 @@ async def outbox(services: Any) -> list[Any]:
 
 
 async def declined_renewal(client: Any, services: Any, clock: Any) -> None:
-    """One subscription renewed, one declined: a receipt and a decline notice in the outbox."""
+    """Two subscriptions created, then one renewed and one declined.
+
+    Four customer notifications in the outbox: the receipts of both initial
+    charges, the renewal's receipt and the decline notice. The partner-only
+    rows (created, updated) are never mailed.
+    """
     world = await make_world(client)
     await subscribe(client, world)
     bad = (await subscribe(client, world))["subscription"]["id"]
@@ -83,9 +88,11 @@ async def test_a_declined_payment_is_emailed_with_a_link_to_update_the_payment_m
     sink, port = smtp_sink
     await declined_renewal(client, services, clock)
     report = await deliver_pending(services, SmtpDeliverer("127.0.0.1", port, "billing@example.com"))
-    assert (report.delivered, report.failed) == (2, 0)
+    assert (report.delivered, report.failed) == (4, 0)
+    kinds = sorted(m["X-Rebill-Kind"] for m in sink.messages)
+    assert kinds == ["PAYMENT_DECLINED"] + ["RENEWAL_RECEIPT"] * 3, "two initial receipts, a renewal's, a decline"
+    assert {m["To"] for m in sink.messages} == {"ada@example.com"}
     by_kind = {m["X-Rebill-Kind"]: m for m in sink.messages}
-    assert set(by_kind) == {"RENEWAL_RECEIPT", "PAYMENT_DECLINED"}
     declined = by_kind["PAYMENT_DECLINED"]
     assert declined["To"] == "ada@example.com"
     assert declined["From"] == "billing@example.com"
@@ -94,21 +101,28 @@ async def test_a_declined_payment_is_emailed_with_a_link_to_update_the_payment_m
     assert "insufficient_funds" in body
     assert "We will try again on 2026-02-20." in body
     assert "http://127.0.0.1:8000/customers/" in body and "/payment-methods" in body
-    assert all(row.delivered_at is not None and row.attempts == 1 for row in await outbox(services))
+    rows = await outbox(services)
+    mailed = [row for row in rows if row.recipient is not None]
+    partner_only = [row for row in rows if row.recipient is None]
+    assert len(mailed) == 4
+    assert all(row.delivered_at is not None and row.attempts == 1 for row in mailed)
+    assert {row.kind for row in partner_only} == {"SUBSCRIPTION_CREATED", "SUBSCRIPTION_UPDATED"}
+    assert all(row.delivered_at is not None and row.attempts == 0 for row in partner_only), "never mailed"
 
     again = await deliver_pending(services, SmtpDeliverer("127.0.0.1", port))
     assert again.delivered == 0, "a delivered notification is not sent again"
-    assert len(sink.messages) == 2
+    assert len(sink.messages) == 4
 
 
 async def test_an_unreachable_mail_server_leaves_the_notifications_to_be_retried(client, services, clock):
     await declined_renewal(client, services, clock)
     report = await deliver_pending(services, SmtpDeliverer("127.0.0.1", free_port(), timeout=2))
-    assert (report.delivered, report.failed) == (0, 2)
-    rows = await outbox(services)
-    assert all(row.delivered_at is None and row.attempts == 1 and row.last_error for row in rows)
+    assert (report.delivered, report.failed) == (0, 4)
+    mailed = [row for row in await outbox(services) if row.recipient is not None]
+    assert len(mailed) == 4
+    assert all(row.delivered_at is None and row.attempts == 1 and row.last_error for row in mailed)
     delivered = await deliver_pending(services, LogDeliverer())
-    assert delivered.delivered == 2
+    assert delivered.delivered == 4
 
 
 async def test_the_log_deliverer_is_the_default_and_logs_each_notification(client, services, clock, caplog):
@@ -117,8 +131,9 @@ async def test_the_log_deliverer_is_the_default_and_logs_each_notification(clien
     assert isinstance(deliverer, LogDeliverer)
     with caplog.at_level(logging.INFO, logger="rebill.notifications"):
         report = await deliver_pending(services, deliverer)
-    assert report.delivered == 2
+    assert report.delivered == 4
     assert "PAYMENT_DECLINED to ada@example.com" in caplog.text
+    assert caplog.text.count("RENEWAL_RECEIPT to ada@example.com") == 3
     assert isinstance(deliverer_from_settings(Settings(smtp_host="mail.local", deliverer="smtp")), SmtpDeliverer)
 
 
