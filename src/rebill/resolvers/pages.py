@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.schema.common import DEFAULT_PAGE, MAX_PAGE, ApiError
@@ -185,13 +185,11 @@ def _after(table: Any, order: Order, position: tuple[Any, int], descending: bool
 
 
 def _typed(column: Any, value: Any) -> Any:
-    from sqlalchemy import literal
-
     return literal(value, type_=column.type)
 
 
-def keyset(table: Any, order: Order, win: Window) -> tuple[list[ColumnElement[bool]], list[Any], bool]:
-    """The cursor clauses, the ORDER BY, and whether rows come back in reverse (for ``last``)."""
+def keyset(table: Any, order: Order, win: Window) -> tuple[list[ColumnElement[bool]], list[Any]]:
+    """The cursor clauses and the ORDER BY; with ``last`` the scan runs backwards (``_finish`` turns it round)."""
     clauses: list[ColumnElement[bool]] = []
     after = decode(win.after, order, "after")
     before = decode(win.before, order, "before")
@@ -202,7 +200,7 @@ def keyset(table: Any, order: Order, win: Window) -> tuple[list[ColumnElement[bo
     scan_descending = order.descending != win.backwards
     key = _sort_key(table, order)
     columns = [key] if order.key is None else [key, table.c.id]
-    return clauses, [c.desc() if scan_descending else c.asc() for c in columns], win.backwards
+    return clauses, [c.desc() if scan_descending else c.asc() for c in columns]
 
 
 def _finish(rows: list[Any], order: Order, win: Window, total: int, key_of: Callable[[Any], Any]) -> Page:
@@ -247,7 +245,7 @@ async def fetch_page(
     for clause in where:
         stmt = stmt.where(clause)
         count_stmt = count_stmt.where(clause)
-    clauses, order_by, _ = keyset(table, order, win)
+    clauses, order_by = keyset(table, order, win)
     for clause in clauses:
         stmt = stmt.where(clause)
     rows = list(await session.execute(stmt.order_by(*order_by).limit(win.size + 1))) if win.size else []
@@ -274,7 +272,7 @@ async def fetch_grouped_pages(session: AsyncSession, table: Any, parent: Any, ke
     )
     pages: dict[tuple[int, Window, Order], Page] = {}
     for (win, order), pids in shapes.items():
-        clauses, order_by, _ = keyset(table, order, win)
+        clauses, order_by = keyset(table, order, win)
         columns: list[Any] = [table]
         if order.key is not None:
             columns.append(order.key.label("sort_key"))
