@@ -44,7 +44,8 @@ async def test_worker_once_processes_what_is_due_prints_a_summary_and_exits_0(cl
     again = await cli(database_url, "worker", "--once")
     assert again.exit_code == 0
     assert "renewed 0, failed 0" in again.output
-    assert "notifications delivered 2" in again.output
+    # The receipts of both initial charges, the renewal's receipt and the decline notice.
+    assert "notifications delivered 4" in again.output
 
 
 async def test_the_worker_forgets_idempotency_keys_once_they_expire(client, services, database_url):
@@ -80,7 +81,8 @@ async def test_outbox_lists_filters_and_delivers_notifications(client, services,
     assert "RENEWAL_RECEIPT" in mine.output and "PAYMENT_DECLINED" not in mine.output
 
     delivered = await cli(database_url, "outbox", "--deliver", "--pending")
-    assert "delivered 2 notifications" in delivered.output
+    # Two initial receipts, a renewal receipt and a decline; partner-only rows are never mailed.
+    assert "delivered 4 notifications" in delivered.output
     async with services.engine.connect() as conn:
         left = (await conn.execute(text("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"))).scalar()
     assert left == 0
