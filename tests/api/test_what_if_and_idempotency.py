@@ -78,6 +78,16 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
             client, "cancelSubscription", {"subscriptionId": failed["subscription"]["id"]}, "subscription { id }"
         )
     )
+    ending = (await subscribe(client, world))["subscription"]["id"]
+    scheduled = ok(
+        await mutate(
+            client,
+            "cancelSubscription",
+            {"subscriptionId": ending, "atPeriodEnd": True},
+            "subscription { status cancelAtPeriodEnd }",
+        )
+    )
+    assert scheduled["subscription"] == {"status": "ACTIVE", "cancelAtPeriodEnd": True}
 
     s = {"subscriptionId": sub["id"]}
     usd = {"currency": "USD"}
@@ -118,6 +128,7 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
         "retryRenewal": {"renewalId": failed_renewal},
         "refundRenewal": {"renewalId": renewal, "amount": {"amount": "1.00", **usd}},
         "updateFulfillment": {"renewalId": renewal, "status": "SHIPPED"},
+        "resumeSubscription": {"subscriptionId": ending},
     }
     # A dry-run bulk run is meant to record its would-be outcomes (bulk tests check it changes no subscription).
     recorded_by_design = {"startBulkRun"}
@@ -138,6 +149,9 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
         assert "errors" not in body, (name, body)
         assert body["data"][name]["dryRun"] is True, name
         assert await _fingerprint(services.engine) == before, f"{name} wrote something during a dry run"
+        if name == "resumeSubscription":
+            assert body["data"][name]["userErrors"] == [], "the what-if of a resumable subscription succeeds"
+    assert (await get_subscription(client, ending))["cancelAtPeriodEnd"] is True, "still scheduled to cancel"
 
 
 async def test_a_dry_run_shows_the_result_it_would_have(client):
