@@ -496,28 +496,11 @@ def _matrix() -> list[tuple[str, str, str]]:
 
 MATRIX = _matrix()
 
-#: Known bug: ``lifecycle.paid`` (src/rebill/domain/lifecycle.py) returns the state unchanged for an
-#: adjustment, so a declined proration charge paid later (retryRenewal, a new default card) leaves the
-#: subscription OVERDUE with overdueCount 0, out of dunning but never ACTIVE again.
-ADJUSTMENT_RETRY_BUG = pytest.mark.xfail(
-    reason="a declined proration charge settled by a retry or a new card leaves the subscription OVERDUE "
-    "with overdueCount 0 (lifecycle.paid ignores adjustments)",
-    strict=True,
-)
-
 
 def _params() -> list[Any]:
-    params = []
-    for op, outcome, follow_up in MATRIX:
-        marks = []
-        if (
-            op in ("updateItem:PRORATED", "addItem:FULL")
-            and outcome in DECLINES
-            and follow_up in ("retry", "new_default")
-        ):
-            marks.append(ADJUSTMENT_RETRY_BUG)
-        params.append(pytest.param(op, outcome, follow_up, marks=marks, id="|".join((op, outcome, follow_up))))
-    return params
+    return [
+        pytest.param(op, outcome, follow_up, id="|".join((op, outcome, follow_up))) for op, outcome, follow_up in MATRIX
+    ]
 
 
 @pytest.mark.parametrize(("operation", "outcome", "follow_up"), _params())

@@ -26,7 +26,8 @@ from typing import Protocol
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from rebill.config import GatewayConfig
 from rebill.db import tables as t
@@ -43,6 +44,9 @@ DECLINES = {
     "4000000000000119": "processing_error",
 }
 SUCCEEDS = {"4242424242424242", "5555555555554444", "378282246310005", "4000056655665556"}
+#: Ledger connections one sandbox gateway opens at once.
+LEDGER_CONNECTIONS = 8
+
 #: The gateway charges the card, then its answer is lost on the way back (a timeout).
 TIMES_OUT = {"4000000000000259"}
 
@@ -129,7 +133,11 @@ class SandboxGateway:
 
     def __init__(self, name: str, engine: AsyncEngine, *, latency_ms: int = 0) -> None:
         self.name = name
-        self.engine = engine
+        # The ledger is the gateway's own system: it never waits for one of rebill's pooled
+        # connections (a charging request holds one while it calls the gateway), and never
+        # shares a transaction with rebill. A few connections of its own at a time.
+        self.engine = create_async_engine(engine.url, poolclass=NullPool)
+        self._slots = asyncio.Semaphore(LEDGER_CONNECTIONS)
         self.latency = max(latency_ms, 0) / 1000
 
     async def _answer(self, tokens: Sequence[str | None]) -> None:
@@ -152,7 +160,7 @@ class SandboxGateway:
         self, kind: str, token: str | None, amount: Money, key: str, ok: bool, code: str | None
     ) -> GatewayResult:
         reference = f"sb_{kind[:2].lower()}_{secrets.token_hex(8)}"
-        async with self.engine.begin() as conn:
+        async with self._slots, self.engine.begin() as conn:
             await conn.execute(
                 insert(LEDGER)
                 .values(
@@ -189,7 +197,7 @@ class SandboxGateway:
             return []
         decisions = [self._decide(r.token) for r in requests]
         keys = [r.idempotency_key for r in requests]
-        async with self.engine.begin() as conn:
+        async with self._slots, self.engine.begin() as conn:
             await conn.execute(
                 _BATCH_INSERT,
                 {
@@ -214,7 +222,7 @@ class SandboxGateway:
         return await self._record("REFUND", reference, amount, idempotency_key, True, None)
 
     async def retrieve(self, idempotency_key: str) -> GatewayResult | None:
-        async with self.engine.connect() as conn:
+        async with self._slots, self.engine.connect() as conn:
             row = (
                 await conn.execute(
                     select(LEDGER.c.succeeded, LEDGER.c.decline_code, LEDGER.c.reference).where(

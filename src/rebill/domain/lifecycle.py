@@ -229,8 +229,17 @@ def force_bill(state: SubscriptionState, ctx: OpContext) -> Outcome:
 
 
 def paid(state: SubscriptionState, charge: Charge, gateway_id: str | None) -> SubscriptionState:
-    """The state once a period charge succeeded: the occurrence counts, coupons use a cycle."""
+    """The state once a charge succeeded: the occurrence counts, coupons use a cycle.
+
+    A proration charge is no occurrence; but once nothing is overdue any more
+    the subscription is active again, whichever charge settled it.
+    """
     if charge.adjustment:
+        if state.status is SubscriptionStatus.OVERDUE and state.overdue_count == 0:
+            return state.evolve(
+                status=transition(state.status, StatusEvent.PAYMENT_SUCCEEDED),
+                last_gateway_id=gateway_id or state.last_gateway_id,
+            )
         return state
     status = state.status
     if status in (SubscriptionStatus.TRIAL, SubscriptionStatus.AWAITING_REINSTATE) or (
