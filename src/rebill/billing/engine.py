@@ -1,4 +1,4 @@
-"""The renewal engine: bills every subscription that is due, exactly once.
+"""The renewal engine: the worker's loop over everything due, exactly once.
 
 Each batch goes through three steps, and no database transaction stays open
 while a gateway is called:
@@ -6,21 +6,24 @@ while a gateway is called:
 1. **Claim and record** (one short transaction). Due subscriptions are
    claimed with ``SELECT … FOR UPDATE SKIP LOCKED``, so concurrent workers
    take disjoint rows. Due phases apply first, then the pure rules of
-   :mod:`rebill.domain.cycle` decide; the ``PENDING`` renewal is inserted
-   (the partial unique index on ``(subscription_id, cycle)`` makes a second
-   renewal of a cycle impossible) and the subscription advances (version,
-   history, outbox) before the commit.
-2. **Charge** outside any transaction, with the renewal's idempotency key.
-3. **Settle** (one short transaction): the renewal becomes ``PAID`` or
-   ``FAILED``, the transactions are recorded, and the subscription follows
-   the payment or dunning rules.
+   :mod:`rebill.domain.cycle` decide (a ``FUTURE`` subscription whose start
+   date has come starts); the ``PENDING`` renewal is inserted with its
+   deterministic charge key (the partial unique index on
+   ``(subscription_id, cycle)`` makes a second renewal of a cycle
+   impossible) and the subscription advances (version, history, outbox)
+   before the commit.
+2. **Charge** and 3. **Settle** are :mod:`rebill.services.charging`, the
+   path every charge takes (mutations too): the subscription's status is
+   checked again right before the gateway is called, and the answer is
+   recorded in one short transaction with the payment or dunning rules.
 
 A worker that dies between 1 and 3 leaves ``PENDING`` renewals. While a
 worker works on a renewal it holds a session-level advisory lock on it
-(taken before step 1 commits), so another worker can tell an orphan (lock
-free) from a renewal in flight (lock held) without any lease or clock. An
-orphan is charged again with the same key, and the gateway returns its
-first answer: no cycle is billed twice and none is skipped.
+(taken before step 1 commits), so another process can tell an orphan (lock
+free) from a renewal in flight (lock held) without any lease or clock.
+Recovery asks the gateway what it did with an orphan's key and charges only
+what it never saw; an orphan whose subscription can no longer be charged is
+settled by that answer or voided: no cycle is billed twice and none is lost.
 
 Throughput comes from doing each step for a whole batch at once: one claim
 query, one query per related table, and one ``INSERT … SELECT FROM unnest``
@@ -160,16 +163,6 @@ class RenewalEngine:
                 report.reminders += await self._remind(now)
         report.elapsed = time.perf_counter() - started
         return report
-
-    async def renew_subscription(self, subscription_id: int) -> None:
-        """Renew one subscription now if it is due (activation after a suspension, seed 003)."""
-        now = self.services.clock.now()
-        report = EngineReport()
-        self._skip = set()
-        async with self._advisory():
-            for _ in range(10_000):
-                if not await self._renew_batch(now, report, 1, only=[subscription_id]):
-                    break
 
     async def run_forever(
         self,
