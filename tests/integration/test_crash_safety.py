@@ -132,32 +132,30 @@ async def worker_once(database_url: str, tmp_path: Path) -> str:
     return log.read_text()
 
 
-BURST_WIDTH = 12
+#: Requests in flight at once: the whole burst (wider than the server's connection pool).
+BURST_WIDTH = 120
 
 FORCE_BILL = """mutation($input: ForceBillInput!) { forceBill(input: $input) {
     userErrors { code message } replayed subscription { id status nextRenewalDate } renewal { id cycle status } } }"""
 
 
-async def test_a_server_killed_during_a_burst_of_force_bills_charges_each_subscription_once(
-    engine, clean_db, database_url, admin_key, tmp_path
-):
-    ids = await seed(engine, 100, start="2026-05-20", next_date="2026-06-20")
-    server, base = await serve(database_url, tmp_path, "serve-1")
-    headers = {"Authorization": f"Bearer {admin_key}"}
+def force_bill_body(sid: int) -> dict[str, Any]:
+    gid = to_global_id("Subscription", sid)
+    return {"query": FORCE_BILL, "variables": {"input": {"subscriptionId": gid, "idempotencyKey": f"fb-{sid}"}}}
 
-    def body(sid: int) -> dict[str, Any]:
-        gid = to_global_id("Subscription", sid)
-        return {"query": FORCE_BILL, "variables": {"input": {"subscriptionId": gid, "idempotencyKey": f"fb-{sid}"}}}
 
+async def burst_then_kill(
+    engine: Any, base: str, headers: dict[str, str], ids: list[int], server: Any
+) -> dict[int, Any]:
+    """Force bills for every subscription at once; SIGKILL of the server once some are charged."""
     answers: dict[int, dict[str, Any]] = {}
-    # A dozen requests in flight at a time (see the test below for a burst wider than the connection pool).
     limits = httpx.Limits(max_connections=BURST_WIDTH)
     try:
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60, limits=limits) as http:
 
             async def send(sid: int) -> None:
                 try:
-                    response = await http.post("/graphql", json=body(sid))
+                    response = await http.post("/graphql", json=force_bill_body(sid))
                     answers[sid] = response.json()
                 except httpx.HTTPError:
                     pass  # no answer: the client will send it again
@@ -172,25 +170,41 @@ async def test_a_server_killed_during_a_burst_of_force_bills_charges_each_subscr
             await asyncio.gather(*burst)
     finally:
         kill(server)
+    for answer in answers.values():
+        assert "errors" not in answer, answer
+        assert answer["data"]["forceBill"]["userErrors"] == [], answer
+    return answers
+
+
+async def stop(server: Any) -> None:
+    server.send_signal(signal.SIGINT)
+    try:
+        await asyncio.to_thread(server.wait, 30)
+    finally:
+        kill(server)
+
+
+async def test_a_server_killed_during_a_burst_of_force_bills_charges_each_subscription_once(
+    engine, clean_db, database_url, admin_key, tmp_path
+):
+    ids = await seed(engine, 100, start="2026-05-20", next_date="2026-06-20")
+    server, base = await serve(database_url, tmp_path, "serve-1")
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    limits = httpx.Limits(max_connections=BURST_WIDTH)
+    body = force_bill_body
+    answers = await burst_then_kill(engine, base, headers, ids, server)
 
     unanswered = [sid for sid in ids if sid not in answers]
     pending = await scalar(engine, "SELECT count(*) FROM renewals WHERE status = 'PENDING'")
     assert unanswered, "the kill came too late to test anything"
     assert pending > 0, "no charge was caught in flight by the kill"
-    for answer in answers.values():
-        assert "errors" not in answer, answer
-        assert answer["data"]["forceBill"]["userErrors"] == [], answer
 
     server, base = await serve(database_url, tmp_path, "serve-2")
     try:
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120, limits=limits) as http:
             resent = await asyncio.gather(*(http.post("/graphql", json=body(sid)) for sid in unanswered))
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        finally:
-            kill(server)
+        await stop(server)
     for sid, response in zip(unanswered, resent, strict=True):
         payload = response.json()["data"]["forceBill"]
         assert payload["userErrors"] == [], (sid, payload)
@@ -207,6 +221,12 @@ async def test_a_server_killed_during_a_burst_of_force_bills_charges_each_subscr
                WHERE c.succeeded AND c.kind = 'CHARGE' AND c.idempotency_key LIKE 'rnw\\_' || s.id || '\\_2:%') <> 1""",
     )
     assert per_subscription == 0
+    async with engine.connect() as conn:
+        stuck = [
+            row.subscription_id
+            for row in await conn.execute(text("SELECT subscription_id FROM renewals WHERE status = 'PENDING'"))
+        ]
+    assert stuck == [], {sid: answers.get(sid, "resent") for sid in stuck}
     await assert_ledger_ok(engine)
 
     await worker_once(database_url, tmp_path)
@@ -217,12 +237,79 @@ async def test_a_server_killed_during_a_burst_of_force_bills_charges_each_subscr
     await assert_ledger_ok(engine, renewed_through=None)
 
 
-@pytest.mark.xfail(
-    reason="a charging mutation holds its transaction's pooled connection while it takes a second one for the "
-    "in-flight lock (services/subscriptions.py run_in_transaction -> charging.in_flight): 30 concurrent charges "
-    "exhaust the pool (10 + 20 overflow), every request waits for the 30 s pool timeout and most answer 503",
-    strict=True,
-)
+async def test_subscriptions_cancelled_after_a_server_was_killed_are_not_charged_when_the_client_resends(
+    engine, clean_db, database_url, admin_key, tmp_path
+):
+    ids = await seed(engine, 60, start="2026-05-20", next_date="2026-06-20")
+    server, base = await serve(database_url, tmp_path, "serve-1")
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    answers = await burst_then_kill(engine, base, headers, ids, server)
+    unanswered = [sid for sid in ids if sid not in answers]
+    async with engine.connect() as conn:
+        in_flight = sorted(
+            row.subscription_id
+            for row in await conn.execute(text("SELECT subscription_id FROM renewals WHERE status = 'PENDING'"))
+        )
+        taken_before = {
+            row.idempotency_key
+            for row in await conn.execute(text("SELECT idempotency_key FROM sandbox_charges WHERE succeeded"))
+        }
+    assert in_flight, "no charge was caught in flight by the kill"
+    # Cancel the ones in flight, and a few that were never recorded, then the client sends everything again.
+    never_recorded = [sid for sid in unanswered if sid not in in_flight][:3]
+    cancelled = in_flight + never_recorded
+    limits = httpx.Limits(max_connections=BURST_WIDTH)
+    server, base = await serve(database_url, tmp_path, "serve-2")
+    try:
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120, limits=limits) as http:
+            for sid in cancelled:
+                response = await http.post(
+                    "/graphql",
+                    json={
+                        "query": "mutation($id: ID!) { cancelSubscription(input: {subscriptionId: $id}) { "
+                        "userErrors { code message } subscription { status } } }",
+                        "variables": {"id": to_global_id("Subscription", sid)},
+                    },
+                )
+                payload = response.json()["data"]["cancelSubscription"]
+                assert payload["userErrors"] == [], (sid, payload)
+                assert payload["subscription"]["status"] == "CANCELLED"
+            resent = await asyncio.gather(*(http.post("/graphql", json=force_bill_body(sid)) for sid in unanswered))
+    finally:
+        await stop(server)
+    for sid, response in zip(unanswered, resent, strict=True):
+        payload = response.json()["data"]["forceBill"]
+        for error in payload["userErrors"]:
+            assert "Internal error" not in error["message"], (sid, payload)
+        if sid not in cancelled:
+            assert payload["userErrors"] == [], (sid, payload)
+            assert payload["renewal"]["status"] == "PAID", (sid, payload)
+    async with engine.connect() as conn:
+        taken_after = {
+            row.idempotency_key
+            for row in await conn.execute(text("SELECT idempotency_key FROM sandbox_charges WHERE succeeded"))
+        }
+        statuses = {
+            row.id: row.status
+            for row in await conn.execute(
+                text("SELECT id, status FROM subscriptions WHERE id = ANY(CAST(:ids AS bigint[]))"), {"ids": cancelled}
+            )
+        }
+    charged_later = sorted(k for k in taken_after - taken_before if int(k.split("_")[1]) in cancelled)
+    assert charged_later == [], "cancelled subscriptions were charged when the client sent its request again"
+    assert set(statuses.values()) == {"CANCELLED"}
+    await worker_once(database_url, tmp_path)
+    assert await scalar(engine, "SELECT count(*) FROM renewals WHERE status = 'PENDING'") == 0
+    billed = await scalar(
+        engine,
+        """SELECT count(DISTINCT subscription_id) FROM renewals WHERE kind = 'FORCED' AND status = 'PAID'
+           AND NOT (subscription_id = ANY(CAST(:ids AS bigint[])))""",
+        ids=cancelled,
+    )
+    assert billed == len(ids) - len(cancelled)
+    await assert_ledger_ok(engine)
+
+
 async def test_a_burst_of_force_bills_wider_than_the_connection_pool_is_answered(
     engine, clean_db, database_url, admin_key, tmp_path
 ):
