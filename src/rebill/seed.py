@@ -5,7 +5,8 @@ Realistic enough to click through and to benchmark against: a dozen plans
 trial, a manual annual licence, an instalment plan, a plan that suspends after
 two overdue renewals, a coffee club that ships), products with volume tiers,
 coupons, customers in several time zones paying by card, outside the
-gateways or by invoice, and subscriptions in every status.
+gateways or by invoice, and subscriptions in every status (a few signed up to
+start later: ``FUTURE``, as the creation rule leaves them).
 
 Every subscription is built as a domain ``SubscriptionState`` and its history
 is simulated with the domain's rules (cadence functions for every date, the
@@ -47,7 +48,9 @@ from rebill.db import repositories
 from rebill.db import tables as t
 from rebill.db.repositories import coupon_from_row, item_row, profile_from_row, profile_values, subscription_values
 from rebill.domain.cadence import AnchorPolicy, Cadence, IntervalUnit, following, local_today
+from rebill.domain.creation import NewItem, start_subscription
 from rebill.domain.money import Money
+from rebill.domain.outcome import OpContext
 from rebill.domain.pricing import CouponDuration, PriceTier, tier_unit_price
 from rebill.domain.renewal import FulfillmentStatus, RenewalKind, RenewalStatus
 from rebill.domain.status import SubscriptionStatus
@@ -518,6 +521,8 @@ def _status_for(rng: random.Random, spec: _ProfileSpec, kind: PaymentKind, token
     """A plausible status for a subscription of this plan paid this way."""
     terms = spec.terms
     roll = rng.random()
+    if roll >= 0.98:
+        return S.FUTURE  # signed up to start later
     if token in DECLINE_CODES:
         if terms.trial_days and roll < 0.4:
             return S.TRIAL
@@ -852,6 +857,11 @@ def _simulate(
     )
     events: list[_Event] = []
 
+    if status is S.FUTURE:
+        # Starts within two months: nothing billed yet; the worker starts it on its start date.
+        created = _created_future(base, today + timedelta(days=1 + int(u1 * 60)), today)
+        return created, created, [], events
+
     def created_on(start: date, *, with_trial: bool) -> SubscriptionState:
         """As ``creation.start_subscription`` leaves it (last_cycle 1 when the first period is billed now)."""
         if with_trial:
@@ -1005,6 +1015,31 @@ def _simulate(
     )
     events.append(_Event("cancelled", cutoff, after, final))
     return created, final, billed, events
+
+
+def _created_future(base: SubscriptionState, start: date, today: date) -> SubscriptionState:
+    """``base`` as ``creation.start_subscription`` leaves a subscription whose start date is after today."""
+    ruled = start_subscription(
+        OpContext(now=datetime.combine(today, time(12), tzinfo=UTC), today=today),
+        customer_id=base.customer_id,
+        profile=base.profile,
+        items=[NewItem(i.product, None if i.price_from_tiers else i.unit_price, i.quantity) for i in base.items],
+        start_date=start,
+        payment_method=base.payment_method,
+        renewal_type=base.renewal_type,
+        time_zone=base.time_zone,
+        currency=base.currency,
+    ).state
+    assert ruled.status is S.FUTURE and ruled.last_cycle == 0
+    return base.evolve(
+        status=ruled.status,
+        start_date=ruled.start_date,
+        anchor_date=ruled.anchor_date,
+        trial_end_date=ruled.trial_end_date,
+        next_renewal_date=ruled.next_renewal_date,
+        current_period_start=ruled.current_period_start,
+        current_period_end=ruled.current_period_end,
+    )
 
 
 def _end_of(day: date) -> datetime:

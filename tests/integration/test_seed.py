@@ -139,6 +139,14 @@ async def test_renewal_dates_follow_the_profile_cadence(services: Services, seed
         if s.is_final:
             assert s.next_renewal_date is None, sid
             continue
+        if s.status is SubscriptionStatus.FUTURE:
+            # Not started (DOMAIN.md "Start dates"): nothing billed, due on its start date, when the worker starts it.
+            assert s.start_date > local_today(services.clock.now(), s.time_zone), sid
+            assert s.next_renewal_date == s.start_date, sid
+            assert s.anchor_date == (s.trial_end_date or s.start_date), sid
+            assert (s.last_cycle, s.occurrences_billed, s.current_period_end) == (0, 0, None), sid
+            assert sid not in renewals, sid
+            continue
         # The next renewal ends the last cycle billed (cycle 0 is the anchor: a trial's end).
         assert s.next_renewal_date == nth_renewal(s.anchor_date, s.cadence, policy, s.last_cycle), sid
         assert s.current_period_end == s.next_renewal_date, sid
