@@ -159,6 +159,7 @@ def _summary(kind: str, payload: dict[str, Any]) -> str:
         "reason",
         "updatePaymentMethodUrl",
         "renewUrl",
+        "portalUrl",
     )
     return ", ".join(f"{k}={payload[k]}" for k in keys if payload.get(k) is not None)
 

@@ -112,6 +112,14 @@ def render(kind: str, payload: Mapping[str, Any]) -> tuple[str, str]:
     else:
         subject = f"{kind.replace('_', ' ').capitalize()}: subscription {sub}"
         lines = []
+    if payload.get("portalUrl"):
+        # A link that signs the customer in to the portal, on the task this message asks of them.
+        task = {
+            "PAYMENT_DECLINED": "Update your card",
+            "AWAITING_REINSTATE": "Renew your subscription",
+            "RENEWAL_REMINDER": "Renew your subscription",
+        }.get(kind, "Manage your subscription")
+        lines.append(f"{task}: {payload['portalUrl']}")
     return subject, "\n".join([*lines, ""])
 
 
