@@ -568,3 +568,129 @@ async def test_a_new_default_card_is_what_subscriptions_charge_and_settles_their
     await run_worker(services, clock, "2026-02-15")
     assert [r["status"] for r in await renewals(client, sub["id"])] == ["PAID", "PAID"]
     await assert_ledger_ok(engine, renewed_through=date(2026, 2, 15))
+
+
+# -- the same charge asked for twice at once --------------------------------------------------------------------
+
+
+async def test_two_retries_of_one_declined_renewal_at_once_charge_it_once(client, clock, engine):
+    import asyncio
+
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    declining = await add_card(client, world.customer, DECLINED, default=False)
+    await pin_card(client, sub["id"], declining)
+    clock.set(at("2026-01-20"))
+    failed = (await charge_op(client, "forceBill", sub["id"]))["renewal"]
+    await pin_card(client, sub["id"], world.card)
+    both = await asyncio.gather(
+        *(mutate(client, "retryRenewal", {"renewalId": failed["id"]}, PAYLOAD) for _ in range(2))
+    )
+    for payload in both:
+        never_internal(payload)
+    assert sorted(error_codes(p) for p in both) == [[], ["INVALID_STATUS"]], both
+    [_, paid] = await renewals(client, sub["id"])
+    assert (paid["status"], paid["attempts"]) == ("PAID", 2)
+    assert (await successful_charges(engine, pk(sub["id"])))[(2, False)] == 1
+    await assert_ledger_ok(engine)
+
+
+async def test_a_timed_out_charge_sent_again_twice_at_once_is_charged_once(client, clock, engine):
+    import asyncio
+
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    await add_card(client, world.customer, "4000000000000259", default=True)  # charges, then times out
+    clock.set(at("2026-01-20"))
+    data = {"subscriptionId": sub["id"], "idempotencyKey": "force-once"}
+    first = await mutate(client, "forceBill", data, PAYLOAD)
+    never_internal(first)
+    assert error_codes(first) == ["PAYMENT_PENDING"], first
+    again = await asyncio.gather(*(mutate(client, "forceBill", data, PAYLOAD) for _ in range(3)))
+    for payload in again:
+        never_internal(payload)
+        # Settled by one of them; one still waiting on the other's settlement may say it is pending.
+        assert error_codes(payload) in ([], ["PAYMENT_PENDING"]), payload
+    assert any(p["userErrors"] == [] for p in again), again
+    cycles = [(r["cycle"], r["kind"], r["status"]) for r in await renewals(client, sub["id"])]
+    assert cycles == [(1, "INITIAL", "PAID"), (2, "FORCED", "PAID")], cycles
+    assert await successful_charges(engine, pk(sub["id"])) == {(1, False): 1, (2, False): 1}
+    await assert_ledger_ok(engine)
+
+
+async def test_a_second_new_default_card_at_once_retries_the_declined_renewal_once(client, clock, services, engine):
+    import asyncio
+
+    world = await make_world(client)
+    await add_card(client, world.customer, DECLINED, default=True)
+    sub = (await subscribe(client, world))["subscription"]
+    [failed] = await renewals(client, sub["id"])
+    assert failed["status"] == "FAILED"
+    clock.set(at("2026-01-16"))
+    added = await asyncio.gather(
+        *(
+            mutate(
+                client,
+                "addPaymentMethod",
+                {"customerId": world.customer, "kind": "CARD", "gatewayToken": number, "makeDefault": True},
+                "paymentMethod { id }",
+            )
+            for number in (GOOD, "5555555555554444")
+        )
+    )
+    for payload in added:
+        never_internal(payload)
+    [paid] = await renewals(client, sub["id"])
+    assert paid["status"] == "PAID", paid
+    assert (await get_subscription(client, sub["id"]))["status"] == "ACTIVE"
+    assert await successful_charges(engine, pk(sub["id"])) == {(1, False): 1}
+    await assert_ledger_ok(engine)
+
+
+# -- refusals: a userError, and nothing charged ------------------------------------------------------------------
+
+
+async def _cancelled(client: Any, sub_id: str) -> None:
+    ok(await mutate(client, "cancelSubscription", {"subscriptionId": sub_id}, "subscription { id }"))
+
+
+async def _suspended(client: Any, sub_id: str) -> None:
+    ok(await mutate(client, "suspendSubscription", {"subscriptionId": sub_id}, "subscription { id }"))
+
+
+async def _as_is(client: Any, sub_id: str) -> None:
+    return None
+
+
+REFUSALS = [
+    ("cancelled", _cancelled, "forceBill", {}),
+    ("cancelled", _cancelled, "renewNow", {"mode": "EXTEND"}),
+    ("suspended", _suspended, "forceBill", {}),
+    ("suspended", _suspended, "renewNow", {"mode": "RESTART"}),
+    ("active", _as_is, "activateSubscription", {}),
+    ("active", _as_is, "resumeSubscription", {}),
+    ("active", _as_is, "retryRenewal", {}),
+    ("cancelled", _cancelled, "retryRenewal", {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("state", "prepare", "operation", "extra"), REFUSALS, ids=[f"{s}-{o}" for s, _, o, _ in REFUSALS]
+)
+async def test_what_cannot_be_charged_is_refused_with_a_user_error(client, engine, state, prepare, operation, extra):
+    world = await make_world(client)
+    created = await subscribe(client, world)
+    sub = created["subscription"]
+    await prepare(client, sub["id"])
+    before = await renewals(client, sub["id"])
+    if operation == "retryRenewal":
+        data = {"renewalId": created["renewal"]["id"]}  # the paid INITIAL renewal
+    else:
+        data = {"subscriptionId": sub["id"], **extra}
+    selection = "subscription { id }" if operation in ("activateSubscription", "resumeSubscription") else PAYLOAD
+    payload = await mutate(client, operation, data, selection)
+    never_internal(payload)
+    assert payload["userErrors"], payload
+    assert await renewals(client, sub["id"]) == before, "a refusal records nothing"
+    assert await successful_charges(engine, pk(sub["id"])) == {(1, False): 1}
+    await assert_ledger_ok(engine)
