@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from graphql import GraphQLError
@@ -13,7 +13,7 @@ from strawberry.scalars import JSON
 
 from rebill.domain.errors import RebillError
 from rebill.domain.money import Money as DomainMoney
-from rebill.ids import decode_id, from_global_id, to_global_id
+from rebill.ids import decode_id, from_global_id, globalize, to_global_id
 
 __all__ = [
     "DEFAULT_PAGE",
@@ -181,5 +181,8 @@ def changes_of(raw: Any) -> list[FieldChange]:
         type_name = _ID_FIELDS.get(name)
         if type_name is not None:
             before, after = _global(type_name, before), _global(type_name, after)
-        out.append(FieldChange(field=_global_path(name), before=before, after=after))
+        # Snapshots (an item, a renewal, a phase's settings) name other objects by id too.
+        before = globalize(before) if isinstance(before, dict) else before
+        after = globalize(after) if isinstance(after, dict) else after
+        out.append(FieldChange(field=_global_path(name), before=cast(JSON, before), after=cast(JSON, after)))
     return out
