@@ -62,6 +62,9 @@ class Path:
     # The next renewal date once the charge is paid.
     next_date: str = ""
     adjustment: bool = False
+    # The charged renewal's period and amount.
+    period: tuple[str, str] = ("2026-02-15", "2026-03-15")
+    amount: str = "62.96"
     pinned: bool = False
     cascade: bool = False
     # Expected userError codes of the charging mutation per outcome kind (None: not a mutation).
@@ -173,7 +176,7 @@ async def op_create(p: Path) -> None:
     await fire(p, "createSubscription", data)
     assert p.payload is not None and p.payload["subscription"] is not None, p.payload
     p.sub_id = p.payload["subscription"]["id"]
-    p.next_date = "2026-02-20"
+    p.next_date, p.period = "2026-02-20", ("2026-01-20", "2026-02-20")
     p.declined_codes = []  # created, in dunning: not an error of the creation
 
 
@@ -190,6 +193,7 @@ async def op_update_item_prorated(p: Path) -> None:
     }
     await fire(p, "updateItem", data)
     p.next_date, p.adjustment = "2026-02-15", True
+    p.period, p.amount = ("2026-01-20", "2026-02-15"), "52.81"  # 26 of 31 days of one more unit
 
 
 async def op_add_item_full(p: Path) -> None:
@@ -204,6 +208,7 @@ async def op_add_item_full(p: Path) -> None:
     }
     await fire(p, "addItem", data)
     p.next_date, p.adjustment = "2026-02-15", True
+    p.period, p.amount = ("2026-01-20", "2026-02-15"), "10.00"
 
 
 async def op_renew_now_extend(p: Path) -> None:
@@ -215,13 +220,13 @@ async def op_renew_now_extend(p: Path) -> None:
 async def op_renew_now_restart(p: Path) -> None:
     await started(p)
     await fire(p, "renewNow", {"subscriptionId": p.sub_id, "mode": "RESTART"})
-    p.next_date = "2026-02-20"
+    p.next_date, p.period = "2026-02-20", ("2026-01-20", "2026-02-20")
 
 
 async def op_force_bill(p: Path) -> None:
     await started(p)
     await fire(p, "forceBill", {"subscriptionId": p.sub_id})
-    p.next_date = "2026-02-20"
+    p.next_date, p.period = "2026-02-20", ("2026-01-20", "2026-02-20")
 
 
 async def op_activate_overdue(p: Path) -> None:
@@ -289,6 +294,7 @@ async def op_change_product(p: Path) -> None:
         await prefer_second_gateway(p)
     await p.worker("2026-02-15")
     p.next_date, p.declined_codes = "2026-03-15", None
+    p.amount = "62.96"
 
 
 async def op_phase(p: Path) -> None:
@@ -308,9 +314,7 @@ async def op_phase(p: Path) -> None:
         )
     )
     await p.worker("2026-02-15")
-    charged = await p.charged()
-    assert charged["amount"]["amount"] == "70.00", charged
-    p.next_date, p.declined_codes = "2026-03-15", None
+    p.next_date, p.declined_codes, p.amount = "2026-03-15", None, "70.00"
 
 
 async def op_worker(p: Path) -> None:
@@ -344,6 +348,7 @@ async def check_charge(p: Path) -> dict[str, Any]:
     renewal = await p.charged()
     sub = await p.subscription()
     assert renewal["adjustment"] is p.adjustment, renewal
+    assert (renewal["periodStart"], renewal["periodEnd"], renewal["amount"]["amount"]) == (*p.period, p.amount), renewal
     if p.outcome == "success":
         assert codes == [], p.payload
         assert renewal["status"] == "PAID", renewal
@@ -361,6 +366,8 @@ async def check_charge(p: Path) -> dict[str, Any]:
             # The preferred gateway could not process it, so the default was tried too: both said so.
             assert [t["gatewayId"] for t in declined][-2:] == ["sandbox-b", "sandbox"], renewal
         assert sub["status"] == "OVERDUE", sub
+        # As for a declined scheduled renewal, the schedule moves on while the payment is retried.
+        assert sub["nextRenewalDate"] == p.next_date, sub
         assert sub["overdueCount"] >= 1, sub
     else:  # timeout: charged, the answer lost
         if p.declined_codes is not None:
