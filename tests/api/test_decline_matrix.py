@@ -39,6 +39,8 @@ RENEWALS = f"""query($id: ID!) {{ renewals(subscriptionId: $id, first: 100) {{ e
     {RENEWAL} transactions {{ gatewayId status declineCode }} }} }} }} }}"""
 PAYLOAD = f"subscription {{ id status nextRenewalDate }} renewal {{ {RENEWAL} }}"
 ACTIVATE = "subscription { id status nextRenewalDate }"
+NOTICES = """query($id: ID!) { notifications(subscriptionId: $id, kind: [RENEWAL_RECEIPT, PAYMENT_DECLINED], first: 100) {
+    edges { node { kind payload } } } }"""
 
 
 def at(day: date | str) -> datetime:
@@ -122,6 +124,20 @@ class Path:
 
     async def audit(self) -> None:
         await assert_ledger_ok(self.engine, renewed_through=self.worker_day)
+        await self.check_notices()
+
+    async def check_notices(self) -> None:
+        """Every paid charge gave the customer one receipt, every declined attempt one decline notice."""
+        data = await gql(self.client, NOTICES, {"id": self.sub_id})
+        notes = [e["node"] for e in data["notifications"]["edges"]]
+        for renewal in await self.renewals():
+            mine = [n["kind"] for n in notes if n["payload"].get("renewalId") == renewal["id"]]
+            paid = renewal["status"] == "PAID"
+            declined_attempts = renewal["attempts"] - 1 if paid else renewal["attempts"]
+            if renewal["status"] in ("PENDING", "VOID"):
+                continue
+            expected = (["RENEWAL_RECEIPT"] if paid else []) + ["PAYMENT_DECLINED"] * declined_attempts
+            assert sorted(mine) == sorted(expected), (renewal, mine)
 
 
 # -- set-ups and the operations that charge ----------------------------------------------------------------------
