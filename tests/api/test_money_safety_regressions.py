@@ -274,6 +274,34 @@ async def test_an_import_without_first_period_bills_nothing_until_the_period_con
     assert sum((await successful_charges(engine, pk(sub["id"]))).values()) == 1
 
 
+async def test_a_backdated_start_whose_trial_ended_bills_the_period_containing_today(client, clock, services, engine):
+    world = await make_world(client)
+    created = await subscribe(client, world, startDate="2025-12-01", trialDays=30)
+    assert created["subscription"]["status"] == "ACTIVE"
+    assert (created["renewal"]["periodStart"], created["renewal"]["periodEnd"]) == ("2025-12-31", "2026-01-31")
+    assert (await run_worker(services, clock, "2026-01-15")).renewals == 0
+    assert len(await renewals(client, created["subscription"]["id"])) == 1
+    await assert_ledger_ok(engine, renewed_through=date(2026, 1, 15))
+
+
+async def test_an_import_whose_period_starts_today_bills_nothing_until_it_ends(client, clock, services, engine):
+    world = await make_world(client)
+    sub = (await subscribe(client, world, startDate="2025-01-15", billFirstPeriod=False))["subscription"]
+    assert (sub["status"], sub["nextRenewalDate"]) == ("ACTIVE", "2026-02-15")
+    assert (await run_worker(services, clock, "2026-01-15")).renewals == 0
+    await run_worker(services, clock, "2026-02-15")
+    assert [(r["status"], r["periodStart"]) for r in await renewals(client, sub["id"])] == [("PAID", "2026-02-15")]
+    await assert_ledger_ok(engine, renewed_through=date(2026, 2, 15))
+
+
+async def test_a_start_date_of_today_starts_at_once(client, engine):
+    world = await make_world(client)
+    created = await subscribe(client, world, startDate="2026-01-15")
+    assert created["subscription"]["status"] == "ACTIVE"
+    assert (created["renewal"]["kind"], created["renewal"]["status"]) == ("INITIAL", "PAID")
+    await assert_ledger_ok(engine)
+
+
 # -- issue 10 item 9: future start dates -----------------------------------------------------------------------
 
 
@@ -322,6 +350,16 @@ async def test_the_start_date_of_a_future_subscription_moves_and_of_a_started_on
     )
     assert moved["subscription"]["status"] == "FUTURE"
     assert moved["subscription"]["startDate"] == "2026-03-01"
+    past = await mutate(
+        client,
+        "updateSubscription",
+        {"subscriptionId": future["id"], "startDate": "2026-01-10"},
+        "subscription { startDate }",
+    )
+    never_internal(past)
+    assert error_codes(past) == ["DATE_IN_PAST"], past
+    assert (await get_subscription(client, future["id"]))["startDate"] == "2026-03-01"
+
     assert (await run_worker(services, clock, "2026-02-01")).renewals == 0, "it no longer starts on the old date"
     assert await renewals(client, future["id"]) == []
     await run_worker(services, clock, "2026-03-01")
