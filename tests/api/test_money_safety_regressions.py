@@ -732,3 +732,37 @@ async def test_what_cannot_be_charged_is_refused_with_a_user_error(client, engin
     assert await renewals(client, sub["id"]) == before, "a refusal records nothing"
     assert await successful_charges(engine, pk(sub["id"])) == {(1, False): 1}
     await assert_ledger_ok(engine)
+
+
+# -- a subscription suspended by its profile's overdue limit --------------------------------------------------
+
+
+@pytest.mark.xfail(
+    reason="suspension at the overdue limit ends the declined renewal's retries (cycle._declined: retry date None); "
+    "activating the subscription makes it ACTIVE with overdueCount 1 and leaves that renewal FAILED with no retry, "
+    "so the declined period is never collected unless someone retries it by hand",
+    strict=True,
+)
+async def test_a_subscription_suspended_at_its_overdue_limit_does_not_forget_its_declined_renewal(
+    client, clock, services, engine
+):
+    world = await make_world(client, overdueLimit=1)
+    sub = (await subscribe(client, world))["subscription"]
+    await add_card(client, world.customer, DECLINED, default=True)
+    clock.set(at("2026-01-20"))
+    assert error_codes(await charge_op(client, "forceBill", sub["id"])) == ["PAYMENT_DECLINED"]
+    assert (await get_subscription(client, sub["id"]))["status"] == "SUSPENDED"
+
+    clock.set(at("2026-01-21"))
+    await add_card(client, world.customer, GOOD, default=True)
+    activated = ok(await mutate(client, "activateSubscription", {"subscriptionId": sub["id"]}, "subscription { id }"))
+    never_internal(activated)
+    await run_worker(services, clock, "2026-01-26")
+    [_, declined] = await renewals(client, sub["id"])
+    after = await get_subscription(client, sub["id"])
+    # Either the declined period is collected (with the working default card), or dunning goes on for it.
+    assert declined["status"] == "PAID" or (after["status"] == "OVERDUE" and declined["nextRetryDate"]), (
+        declined,
+        after,
+    )
+    await assert_ledger_ok(engine)
