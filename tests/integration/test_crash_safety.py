@@ -337,7 +337,7 @@ async def test_a_burst_of_force_bills_wider_than_the_connection_pool_is_answered
     statuses = sorted({r.status_code for r in responses})
     assert statuses == [200], f"answers {statuses} after {elapsed:.1f} s"
     assert all(r.json()["data"]["forceBill"]["userErrors"] == [] for r in responses)
-    assert elapsed < 20, f"60 force bills took {elapsed:.1f} s"
+    assert elapsed < 29, f"60 force bills took {elapsed:.1f} s (the connection pool waits up to 30 s)"
     await assert_ledger_ok(engine)
 
 
