@@ -121,6 +121,19 @@ async def test_metadata_that_is_not_an_object_is_refused(client, metadata):
         assert payload["userErrors"][0]["field"] == ["metadata"]
 
 
+async def test_metadata_from_a_variable_of_its_own_must_be_an_object_too(client):
+    world = await make_world(client)
+    sub = await subscribe(client, world)
+    response = await gql_raw(
+        client,
+        "mutation($id: ID!, $m: JSON) { setMetadata(input: { subscriptionId: $id, metadata: $m }) { subscription { id } userErrors { field } } }",
+        {"id": sub["subscription"]["id"], "m": [1, 2]},
+    )
+    error = _error(response.json())
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "$m: metadata must be a JSON object" in error["message"]
+
+
 @pytest.mark.parametrize(
     ("metadata", "fragment"),
     [({"note": "a\x00b"}, "NUL"), ({"a\x00": 1}, "NUL"), ({"deep": [[["\x00"]]]}, "NUL")],

@@ -79,8 +79,8 @@ def json_errors(send: Send) -> Send:
     async def sending(message: Message) -> None:
         nonlocal held
         if message["type"] == "http.response.start" and held is None:
-            headers = Headers(raw=message.get("headers", []))
-            if message["status"] >= 400 and headers.get("content-type", "").startswith("text/plain"):
+            content_type = Headers(raw=message.get("headers", [])).get("content-type", "")
+            if message["status"] >= 400 and content_type.startswith("text/plain"):
                 held = message
                 return
         if held is not None and message["type"] == "http.response.body":
@@ -90,9 +90,9 @@ def json_errors(send: Send) -> Send:
             text = b"".join(chunks).decode("utf-8", "replace").strip()
             body = orjson.dumps({"data": None, "errors": [{"message": text, "extensions": {"code": "BAD_USER_INPUT"}}]})
             replaced = (b"content-type", b"content-length")
-            headers = [(k, v) for k, v in held.get("headers", []) if k.lower() not in replaced]
-            headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            await send({**held, "headers": headers})
+            kept = [(k, v) for k, v in held.get("headers", []) if k.lower() not in replaced]
+            kept += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({**held, "headers": kept})
             await send({"type": "http.response.body", "body": body, "more_body": False})
             return
         await send(message)

@@ -99,9 +99,10 @@ def _string_problem(text: str) -> str | None:
 class _Literals(Visitor):
     """Finds the first unacceptable literal in a document, naming its argument and fields."""
 
-    def __init__(self) -> None:
+    def __init__(self, variables: dict[str, Any]) -> None:
         super().__init__()
         self.problem: InputError | None = None
+        self.variables = variables
 
     @staticmethod
     def _where(parent: Any, ancestors: Any) -> list[str]:
@@ -115,8 +116,14 @@ class _Literals(Visitor):
             self.problem = InputError(f"{'.'.join(where) or 'a string'}: {problem}", where)
 
     def enter_object_field(self, node: ObjectFieldNode, *_args: Any) -> None:
-        literal = not isinstance(node.value, ObjectValueNode | NullValueNode | VariableNode)
-        if node.name.value == METADATA and literal and self.problem is None:
+        if node.name.value != METADATA or self.problem is not None:
+            return
+        value = node.value
+        if isinstance(value, VariableNode):
+            given = self.variables.get(value.name.value)
+            if given is not None and not isinstance(given, dict):
+                self.problem = InputError(f"${value.name.value}: metadata must be a JSON object", [METADATA])
+        elif not isinstance(value, ObjectValueNode | NullValueNode):
             self.problem = InputError(f"{METADATA}: metadata must be a JSON object", [METADATA])
 
     def enter_list_value(self, node: ListValueNode, _key: Any, parent: Any, _path: Any, ancestors: Any) -> None:
@@ -135,7 +142,7 @@ def input_problem(document: DocumentNode | None, variables: dict[str, Any] | Non
         if problem is not None:
             return problem
     if document is not None:
-        finder = _Literals()
+        finder = _Literals(variables or {})
         visit(document, finder)
         return finder.problem
     return None
