@@ -27,7 +27,7 @@ async def test_exponent_amounts_in_filters_are_refused_at_once(client, amount):
     response = await gql_raw(
         client, "query($a: String) { subscriptions(filter: { amountMin: $a }) { totalCount } }", {"a": amount}
     )
-    assert time.perf_counter() - started < 1
+    assert time.perf_counter() - started < 3  # 12 s before decimals were bounded
     error = _error(response.json())
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "amountMin" in error["message"]
@@ -42,7 +42,7 @@ async def test_exponent_percentages_in_bulk_plans_are_answered_at_once(client):
         "query($p: BulkPlanInput!) { bulkPreview(plan: $p) { matched segments { name refused { count } } } }",
         {"p": {"segments": [{"name": "all", "actions": [{"adjustPrice": {"percent": "1e-5000000"}}]}]}},
     )
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 3
     assert "Internal error" not in response.text
 
 

@@ -42,7 +42,7 @@ async def test_amplified_fragments_are_refused_at_once(client, levels):
     """Each spread counts: 2**levels fields, measured in time linear in the document."""
     started = time.perf_counter()
     response = await gql_raw(client, amplified(levels))
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 3
     assert response.status_code == 200
     error = response.json()["errors"][0]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
@@ -57,7 +57,7 @@ async def test_amplified_fragments_sent_as_a_get_without_a_key_run_nothing(servi
     async with httpx.AsyncClient(transport=transport, base_url="http://rebill.test") as anonymous:
         started = time.perf_counter()
         response = await anonymous.get("/graphql", params={"query": amplified(39)}, headers={"Accept": "text/html"})
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 3
     assert response.status_code in (200, 401)
     assert '"data"' not in response.text
 
@@ -68,7 +68,7 @@ async def test_a_selection_that_expands_past_the_cap_is_refused(client):
     fields = " ".join(f"s{i}: subscriptions(first: 1) {{ edges {{ node {{ ...Big }} }} }}" for i in range(28))
     started = time.perf_counter()
     response = await gql_raw(client, "{ " + fields + " } " + big)
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 3
     error = response.json()["errors"][0]
     assert "too many fields once its fragments are expanded" in error["message"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
@@ -112,7 +112,7 @@ async def test_one_field_selected_hundreds_of_times_is_refused(client):
     started = time.perf_counter()
     message = _message(await gql_raw(client, query))
     assert "'customer' is selected 400 times" in message
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 3
 
 
 async def test_a_fragment_cycle_is_a_validation_error(client):
