@@ -228,3 +228,96 @@ async def test_a_second_force_bill_the_same_day_is_already_billed_unless_meant(c
     third = ok(await mutate(client, "forceBill", {"subscriptionId": sub["id"], "allowRepeat": True}, FORCE))
     assert third["renewal"]["cycle"] == 3
     assert len(await ledger(services)) == 3
+
+
+async def test_recovery_finds_a_charge_on_the_gateway_it_was_sent_to_after_the_route_changed(client, services):
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    await add_card(client, world.customer, TIMES_OUT, default=True)
+    first = await mutate(client, "forceBill", {"subscriptionId": sub["id"], "idempotencyKey": "fb-route"}, FORCE)
+    assert error_codes(first) == ["PAYMENT_PENDING"]
+    ok(
+        await mutate(
+            client,
+            "setGateway",
+            {"subscriptionId": sub["id"], "gatewayId": "sandbox-b", "mode": "FORCED"},
+            "subscription { id }",
+        )
+    )
+    again = ok(await mutate(client, "forceBill", {"subscriptionId": sub["id"], "idempotencyKey": "fb-route"}, FORCE))
+    assert again["renewal"]["status"] == "PAID"
+    keys = [r.idempotency_key for r in await ledger(services)]
+    assert keys == ["rnw_1_1:sandbox", "rnw_1_2:sandbox"], "found where it was sent, never sent to sandbox-b"
+
+
+async def test_retrying_by_hand_never_uses_up_the_dunning_schedule(client, services):
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    await add_card(client, world.customer, DECLINED, default=True)
+    assert error_codes(await mutate(client, "forceBill", {"subscriptionId": sub["id"]}, FORCE)) == ["PAYMENT_DECLINED"]
+    [failed] = await rows(services, "SELECT id, next_retry_date FROM renewals WHERE status = 'FAILED'")
+    assert failed.next_retry_date is not None
+    for _ in range(3):
+        payload = await mutate(client, "forceBill", {"subscriptionId": sub["id"]}, FORCE)
+        assert error_codes(payload) == ["PAYMENT_DECLINED"]
+    after = await get_subscription(client, sub["id"])
+    assert after["status"] == "OVERDUE", "still in dunning, never cancelled by retries made by hand"
+    [still] = await rows(services, "SELECT next_retry_date FROM renewals WHERE id = :i", i=failed.id)
+    assert still.next_retry_date == failed.next_retry_date, "the scheduled retry stays where it was"
+
+
+async def test_a_declined_reinstatement_is_overdue_and_in_dunning(client, services, clock):
+    world = await make_world(client)
+    sub = (await subscribe(client, world, renewalType="MANUAL"))["subscription"]
+    clock.set(at("2026-02-15"))
+    await RenewalEngine(services).run_once()
+    assert (await get_subscription(client, sub["id"]))["status"] == "AWAITING_REINSTATE"
+    await add_card(client, world.customer, DECLINED, default=True)
+    payload = await mutate(client, "renewNow", {"subscriptionId": sub["id"]}, FORCE)
+    assert error_codes(payload) == ["PAYMENT_DECLINED"]
+    after = await get_subscription(client, sub["id"])
+    assert (after["status"], after["overdueCount"]) == ("OVERDUE", 1)
+    [failed] = await rows(services, "SELECT next_retry_date FROM renewals WHERE status = 'FAILED'")
+    assert failed.next_retry_date is not None, "retried on the profile's schedule"
+
+
+async def test_activating_a_subscription_suspended_in_dunning_retries_what_it_owes(client, services, clock):
+    world = await make_world(client, retryScheduleDays=[5], finalFailureAction="SUSPEND")
+    sub = (await subscribe(client, world))["subscription"]
+    declining = await add_card(client, world.customer, DECLINED, default=False)
+    ok(
+        await mutate(
+            client,
+            "setPaymentMethod",
+            {"subscriptionId": sub["id"], "paymentMethodId": declining},
+            "subscription { id }",
+        )
+    )
+    clock.set(at("2026-02-15"))
+    await RenewalEngine(services).run_once()
+    clock.set(at("2026-02-20"))
+    await RenewalEngine(services).run_once()
+    assert (await get_subscription(client, sub["id"]))["status"] == "SUSPENDED"
+    ok(
+        await mutate(
+            client,
+            "setPaymentMethod",
+            {"subscriptionId": sub["id"], "paymentMethodId": world.card},
+            "subscription { id }",
+        )
+    )
+    ok(await mutate(client, "activateSubscription", {"subscriptionId": sub["id"]}, "subscription { id }"))
+    active = await get_subscription(client, sub["id"])
+    assert (active["status"], active["overdueCount"]) == ("ACTIVE", 0)
+    assert [s for _, _, s in await renewal_statuses(services)] == ["PAID", "PAID"]
+
+
+async def test_a_future_subscription_cannot_have_its_next_renewal_moved_and_the_worker_never_spins(client, services):
+    world = await make_world(client)
+    sub = (await subscribe(client, world, startDate="2026-03-01"))["subscription"]
+    assert sub["status"] == "FUTURE"
+    payload = await mutate(
+        client, "changeNextRenewalDate", {"subscriptionId": sub["id"], "date": "2026-02-01"}, "subscription { id }"
+    )
+    assert error_codes(payload) == ["INVALID_STATUS"]
+    assert "startDate" in payload["userErrors"][0]["message"]

@@ -52,7 +52,7 @@ from rebill.domain import cycle
 from rebill.domain.cadence import local_today
 from rebill.domain.errors import RebillError
 from rebill.domain.outcome import OpContext, Outcome
-from rebill.domain.renewal import RenewalStatus
+from rebill.domain.renewal import RenewalKind, RenewalStatus
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import SubscriptionState
 from rebill.services import charging
@@ -297,6 +297,9 @@ class RenewalEngine:
                     report.phases += 1
                 outcome = cycle.begin_cycle(state, self._ctx(now, state, contexts))
                 if outcome is None:
+                    # Claimed but not due by the rules: never claim it again in this pass.
+                    if state.id is not None:
+                        self._skip.add(state.id)
                     continue
                 (charged if outcome.charge is not None else immediate).append((state, outcome))
 
@@ -353,7 +356,9 @@ class RenewalEngine:
                 note = renewal_note(renewal_id, outcome.charge, RenewalStatus.PENDING)
                 writer.record(before, outcome, after, email, notes=[note], renewal_id=renewal_id)
                 charge = replace(outcome.charge, renewal_id=renewal_id)
-                jobs.append(Job(renewal_id, charge, key, 1, False, after, email))
+                # A first period (a FUTURE start) is billed as creation bills it: offline is collected outside.
+                offline_ok = charge.kind is not RenewalKind.SCHEDULED
+                jobs.append(Job(renewal_id, charge, key, 1, False, after, email, offline_ok=offline_ok))
             await writer.flush(session)
         return len(rows), jobs
 

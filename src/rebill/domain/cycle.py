@@ -42,6 +42,9 @@ from rebill.domain.updates import apply_pending
 #: Statuses the engine bills. A suspended subscription is never renewed; one
 #: awaiting reinstatement waits for the customer to pay (``renewNow``).
 BILLABLE = frozenset({SubscriptionStatus.TRIAL, SubscriptionStatus.ACTIVE, SubscriptionStatus.OVERDUE})
+#: Statuses a declined charge puts into dunning: a reinstatement whose payment
+#: is declined is owed like any other renewal.
+DUNNABLE = BILLABLE | {SubscriptionStatus.AWAITING_REINSTATE}
 
 
 def collects_manually(state: SubscriptionState) -> bool:
@@ -250,6 +253,49 @@ def retry_failed(
     return _declined(state, renewal, ctx, decline_code, other_retry, newly_overdue=False)
 
 
+def salvage_failed(
+    state: SubscriptionState,
+    renewal: RenewalInfo,
+    ctx: OpContext,
+    *,
+    decline_code: str | None = None,
+    previous_retry: date | None = None,
+    other_retry: date | None = None,
+) -> Dunning:
+    """A retry asked for by hand (seed 003's salvage, a new card, a force bill) was declined.
+
+    The decline is recorded and told; the dunning schedule stays as it was:
+    the renewal keeps its next scheduled retry, and no final action runs. A
+    renewal that had none any more (its subscription was suspended
+    meanwhile, or activated again) gets the schedule's first one.
+    """
+    attempts = max(renewal.attempts, 1)
+    retry_date = previous_retry
+    status = state.status
+    if state.status in DUNNABLE:
+        if retry_date is None and state.profile.retry_schedule_days:
+            retry_date = ctx.today + timedelta(days=state.profile.retry_schedule_days[0])
+        status = transition(state.status, StatusEvent.PAYMENT_FAILED)
+    else:
+        retry_date = None
+    overdue = max(state.overdue_count, 1) if status is SubscriptionStatus.OVERDUE else state.overdue_count
+    new = state.evolve(
+        status=status,
+        overdue_count=overdue,
+        next_retry_date=_earliest((other_retry, retry_date)) if status is SubscriptionStatus.OVERDUE else None,
+    )
+    notice = {
+        "cycle": renewal.cycle,
+        "amount": renewal.amount.amount_str,
+        "currency": renewal.amount.currency,
+        "declineCode": decline_code,
+        "attempt": attempts,
+        "nextRetryDate": _iso(retry_date),
+        "final": False,
+    }
+    return Dunning(Outcome(new, "renewal_retry_failed", events=(Event("PAYMENT_DECLINED", notice),)), retry_date)
+
+
 def _earliest(dates: Iterable[date | None]) -> date | None:
     known = [d for d in dates if d is not None]
     return min(known) if known else None
@@ -272,7 +318,7 @@ def _declined(
         "declineCode": decline_code,
         "attempt": attempts,
     }
-    if state.status not in BILLABLE:
+    if state.status not in DUNNABLE:
         # Suspended, cancelled or expired while the charge was on its way:
         # the decline is recorded, dunning does not run.
         declined = Event("PAYMENT_DECLINED", {**notice, "nextRetryDate": None})

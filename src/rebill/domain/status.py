@@ -55,6 +55,7 @@ TRANSITIONS: Mapping[tuple[SubscriptionStatus, Event], SubscriptionStatus] = Map
         (_S.TRIAL, _E.PAYMENT_FAILED): _S.OVERDUE,
         (_S.ACTIVE, _E.PAYMENT_FAILED): _S.OVERDUE,
         (_S.OVERDUE, _E.PAYMENT_FAILED): _S.OVERDUE,
+        (_S.AWAITING_REINSTATE, _E.PAYMENT_FAILED): _S.OVERDUE,
         (_S.TRIAL, _E.SUSPEND): _S.SUSPENDED,
         (_S.ACTIVE, _E.SUSPEND): _S.SUSPENDED,
         (_S.OVERDUE, _E.SUSPEND): _S.SUSPENDED,

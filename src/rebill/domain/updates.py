@@ -15,6 +15,7 @@ from rebill.domain.outcome import OpContext, Outcome, changeable, require_consen
 from rebill.domain.pricing import tier_unit_price
 from rebill.domain.proration import Proration, prorate
 from rebill.domain.renewal import Charge, RenewalKind
+from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import (
     AppliedCoupon,
     CouponInfo,
@@ -135,6 +136,12 @@ def change_next_renewal_date(
 ) -> Outcome:
     """Move the next renewal (seed 000); it becomes the new anchor, and a trial moves with it."""
     changeable(state, "change the next renewal date")
+    if state.status is SubscriptionStatus.FUTURE:
+        raise SubscriptionError(
+            f"subscription {state.id} starts on {state.start_date}: move its start date (startDate) instead",
+            code="INVALID_STATUS",
+            field=["date"],
+        )
     if (date_ is None) == (shift is None):
         raise ValidationError("give exactly one of date or shift", code="INVALID_INPUT", field=["date"])
     if date_ is None:

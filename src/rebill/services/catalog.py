@@ -362,10 +362,14 @@ async def follow_default(unit: Unit, customer_id: int, card: PaymentMethodInfo) 
             )
             assert result.subscription is not None
             state = result.subscription
-        if state.status is not SubscriptionStatus.OVERDUE:
+        if state.status not in (SubscriptionStatus.OVERDUE, SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIAL):
             continue
+        # A renewal the worker is retrying right now (locked) is left to it.
         failed = await unit.session.execute(
-            select(R.c.id).where(R.c.subscription_id == sid, R.c.status == "FAILED").order_by(R.c.cycle, R.c.id)
+            select(R.c.id)
+            .where(R.c.subscription_id == sid, R.c.status == "FAILED")
+            .order_by(R.c.cycle, R.c.id)
+            .with_for_update(skip_locked=True)
         )
         for row in failed:
             _, job = await retry_pending_charge(unit, state, row.id)

@@ -51,7 +51,7 @@ from rebill.domain.cadence import local_today
 from rebill.domain.errors import VersionConflict
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome
-from rebill.domain.renewal import Charge, RenewalInfo, RenewalStatus
+from rebill.domain.renewal import Charge, RenewalInfo, RenewalKind, RenewalStatus
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import PaymentKind, SubscriptionState, diff
 from rebill.services.outbox import outbox_rows
@@ -189,6 +189,10 @@ class Job:
     lookup_only: bool = False
     # Charged by staff or the customer: an offline method (invoice, transfer) is collected outside rebill.
     offline_ok: bool = False
+    # A retry asked for by staff or the customer (retryRenewal, a new default card, a force bill):
+    # a decline leaves the dunning schedule as it was (``previous_retry``), it never ends it.
+    manual_retry: bool = False
+    previous_retry: date | None = None
     tried: list[tuple[str, GatewayResult]] = field(default_factory=list)
     outside: bool = False
     refused: str | None = None
@@ -244,6 +248,9 @@ def job_from_row(row: Any, state: SubscriptionState, email: str | None, *, attem
         attempts > 1,
         state,
         email,
+        # Only scheduled renewals are the worker's own; every other kind was asked for by
+        # staff or the customer, who collect an offline method themselves.
+        offline_ok=info.kind is not RenewalKind.SCHEDULED or info.adjustment,
     )
 
 
@@ -298,19 +305,23 @@ async def charge_jobs(gateways: GatewayRegistry, jobs: Sequence[Job]) -> None:
     for job in jobs:
         if job.renewal_id not in routes or not (job.recovered or job.lookup_only):
             continue
+        # Where the dead process sent it may not be where the subscription routes now (its
+        # gateway or card changed meanwhile): ask every configured gateway, routed ones first.
         route = routes[job.renewal_id]
-        for name in route:
-            found = await gateways.get(name).retrieve(f"{job.key}:{name}")
-            if found is None:
-                break
-            job.tried.append((name, found))
-            steps[job.renewal_id] += 1
-            if not found.cascades:
-                break
-        if job.lookup_only and (not job.tried or job.tried[-1][1].cascades):
+        asked = list(dict.fromkeys([*route, *gateways.names]))
+        found = [(name, await gateways.get(name).retrieve(f"{job.key}:{name}")) for name in asked]
+        answers = [(name, result) for name, result in found if result is not None]
+        if answers:
+            paid = [(name, result) for name, result in answers if result.succeeded]
+            job.tried.extend(paid[:1] if paid else answers)
+            if paid or not job.tried[-1][1].cascades:
+                del routes[job.renewal_id]
+                continue
+            # Only processing errors so far: go on with the routed gateways not tried yet.
+            tried = {name for name, _ in answers}
+            routes[job.renewal_id] = [name for name in route if name not in tried]
+        if job.lookup_only:
             job.unsent = not job.succeeded
-            del routes[job.renewal_id]
-        elif job.tried and not job.tried[-1][1].cascades:
             del routes[job.renewal_id]
     waiting = [job for job in jobs if job.renewal_id in routes and steps[job.renewal_id] < len(routes[job.renewal_id])]
     while waiting:
@@ -648,6 +659,19 @@ async def settle_jobs(
                     state, job.charge, job.gateway, retry=job.retry, other_retry=_earliest(retry_dates)
                 )
                 status = RenewalStatus.PAID
+            elif job.manual_retry:
+                dunning = cycle.salvage_failed(
+                    state,
+                    _info_of(job),
+                    ctx,
+                    decline_code=job.decline_code,
+                    previous_retry=job.previous_retry,
+                    other_retry=_earliest(retry_dates),
+                )
+                outcome, renewal_retry = dunning.outcome, dunning.retry_date
+                status = RenewalStatus.FAILED
+                retry_dates.append(renewal_retry)
+                reason = job.decline_code
             else:
                 rule = cycle.retry_failed if job.retry else cycle.cycle_failed
                 dunning = rule(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,7 +14,7 @@ from rebill.db import tables as t
 from rebill.db.repositories import renewal_from_row
 from rebill.domain.money import Money
 from rebill.domain.renewal import Charge, Refund, RenewalInfo, RenewalStatus
-from rebill.domain.subscription import PaymentKind, SubscriptionState
+from rebill.domain.subscription import SubscriptionState
 
 R = t.table_of(t.Renewal)
 TX = t.table_of(t.Transaction)
@@ -49,33 +48,6 @@ class ChargeOutcome:
     def decline_code(self) -> str | None:
         failed = [a.result.decline_code for a in self.attempts if not a.result.succeeded]
         return failed[-1] if failed else None
-
-
-def new_renewal_key(subscription_id: int | None, cycle: int) -> str:
-    return f"rnw_{subscription_id}_{cycle}_{secrets.token_hex(6)}"
-
-
-def collected_without_gateway(state: SubscriptionState, amount: Money) -> bool:
-    """External and offline payments, and nothing to pay, never reach a gateway."""
-    pm = state.payment_method
-    return amount.minor <= 0 or pm is None or pm.kind is not PaymentKind.CARD
-
-
-async def charge(gateways: GatewayRegistry, state: SubscriptionState, amount: Money, key: str) -> ChargeOutcome:
-    """Charge through the routed gateways; the next one is tried only after a processing failure.
-
-    A card decline is the card's answer, not the gateway's: it does not cascade.
-    """
-    if collected_without_gateway(state, amount):
-        return ChargeOutcome(collected_outside=True)
-    assert state.payment_method is not None
-    outcome = ChargeOutcome()
-    for name in gateways.route(state):
-        result = await gateways.get(name).charge(state.payment_method.gateway_token, amount, f"{key}:{name}")
-        outcome.attempts.append(Attempt(name, result))
-        if not result.cascades:
-            break
-    return outcome
 
 
 async def record_renewal(
@@ -188,7 +160,10 @@ async def refund(
             .limit(1)
         )
     ).scalar()
-    key = f"rfd_{renewal.id}_{secrets.token_hex(6)}"
+    # Deterministic: the renewal's n-th refund (by what was refunded before it). A request
+    # resent after its transaction was lost sends the same key, and the gateway answers
+    # it with the refund it already made instead of refunding again.
+    key = f"rfd_{renewal.id}_{renewal.refunded.minor}"
     if dry_run:  # what-if: the gateway is never called
         result = GatewayResult(True, "dry-run")
     else:

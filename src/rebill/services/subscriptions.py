@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from secrets import token_hex
@@ -154,8 +153,12 @@ async def run_in_transaction(
         finally:
             await session.close()
             if not conn.closed and not conn.invalidated:
-                with suppress(DBAPIError):
+                try:
                     await InFlight(conn, commits=True).release_all()
+                except BaseException:
+                    # A lock that cannot be released must not go back to the pool with its connection.
+                    await conn.invalidate()
+                    raise
 
 
 async def _charge_pending(
@@ -246,17 +249,22 @@ async def _finish_replay(
         for job in jobs:
             job.recovered = True
         await charging.recheck(session, jobs)
-    if jobs:
-        log.warning("settling %d charges of a request that did not get its answer", len(jobs))
-        await charging.charge_jobs(services.gateways, jobs)
-    async with session.begin():
+    try:
         if jobs:
-            await charging.settle_jobs(session, services.settings, jobs, now, actor.name)
-        final = await _final_result(session, replay, declined_is_error)
-        final.replayed = True
-        if common.idempotency_key:
-            await idempotency.store_by_key(session, actor, common.idempotency_key, final)
-    return final
+            log.warning("settling %d charges of a request that did not get its answer", len(jobs))
+            await charging.charge_jobs(services.gateways, jobs)
+        async with session.begin():
+            if jobs:
+                await charging.settle_jobs(session, services.settings, jobs, now, actor.name)
+            final = await _final_result(session, replay, declined_is_error)
+            final.replayed = True
+            if common.idempotency_key:
+                await idempotency.store_by_key(session, actor, common.idempotency_key, final)
+        return final
+    except (DBAPIError, OSError) as exc:
+        log.error("a charge could not be settled, it stays pending for recovery: %s", exc)
+        replay.errors = [*replay.errors, _still_pending(replay.pending)]
+        return replay
 
 
 async def record_pending_charge(
@@ -302,7 +310,10 @@ async def record_pending_charge(
 
 
 async def retry_pending_charge(unit: Unit, state: SubscriptionState, renewal_id: int) -> tuple[RenewalInfo, Job]:
-    """Turn a FAILED renewal into a new PENDING attempt (a retry, recorded before it is sent)."""
+    """Turn a FAILED renewal into a new PENDING attempt (a retry asked for by hand, recorded before it is sent)."""
+    previous = (
+        await unit.session.execute(select(R.c.next_retry_date).where(R.c.id == renewal_id).with_for_update())
+    ).scalar()
     row = (
         await unit.session.execute(
             update(R)
@@ -319,6 +330,8 @@ async def retry_pending_charge(unit: Unit, state: SubscriptionState, renewal_id:
     job = charging.job_from_row(row, state, email)
     job.retry = True
     job.offline_ok = True
+    job.manual_retry = True
+    job.previous_retry = previous
     return renewal_from_row(row), job
 
 
@@ -879,6 +892,16 @@ class SubscriptionService:
             self.check_version(state, common)
             result = await apply_outcome(unit, state, lifecycle.activate(state, unit.ctx(state)))
             active = result.subscription
+            if active is not None and active.overdue_count > 0:
+                # Renewals left unpaid when it was suspended are owed: retried at once, with the card it has now.
+                unpaid = await unit.session.execute(
+                    select(R.c.id)
+                    .where(R.c.subscription_id == subscription_id, text("renewals.status = 'FAILED'"))
+                    .order_by(R.c.cycle, R.c.id)
+                )
+                for row in unpaid:
+                    _, job = await retry_pending_charge(unit, active, row.id)
+                    unit.pending.append(job)
             if active is None or not active.renew_due:
                 return result
             from rebill.services.phases import apply_due_phases
