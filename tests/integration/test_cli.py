@@ -109,7 +109,8 @@ def test_serve_runs_on_the_embedded_database_stops_on_ctrl_c_and_reuses_its_data
             json={"query": "{ subscriptions { totalCount } }"},
             headers={"Authorization": f"Bearer {secret}"},
         )
-        assert ok.json() == {"data": {"subscriptions": {"totalCount": 0}}}
+        assert ok.json()["data"] == {"subscriptions": {"totalCount": 0}}
+        assert ok.json()["extensions"]["cost"]["throttleStatus"]["maximumAvailable"] == 2000
     finally:
         serve.send_signal(signal.SIGINT)
         serve.wait(timeout=60)
