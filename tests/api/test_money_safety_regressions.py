@@ -766,3 +766,42 @@ async def test_a_subscription_suspended_at_its_overdue_limit_does_not_forget_its
         after,
     )
     await assert_ledger_ok(engine)
+
+
+# -- stopping a subscription while a live request is charging it ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stop", "status"), [("cancelSubscription", "CANCELLED"), ("suspendSubscription", "SUSPENDED")]
+)
+async def test_a_subscription_stopped_while_a_request_charges_it_stays_stopped_and_the_charge_is_recorded(
+    client, clock, engine, stop, status
+):
+    import asyncio
+
+    from sqlalchemy import text
+
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    clock.set(at("2026-01-20"))
+    async with engine.connect() as gate:
+        # The gateway is slow to take this charge: the request has recorded its renewal and waits on the gateway.
+        await gate.execute(text("LOCK TABLE sandbox_charges IN EXCLUSIVE MODE"))
+        charging = asyncio.create_task(charge_op(client, "forceBill", sub["id"]))
+        waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'sandbox_charges'::regclass AND NOT granted"
+        for _ in range(500):
+            if (await gate.execute(text(waiting))).scalar():
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the force bill never reached the gateway")
+        stopped = await mutate(client, stop, {"subscriptionId": sub["id"]}, "subscription { status }")
+        never_internal(stopped)
+        assert stopped["userErrors"] == [] and stopped["subscription"]["status"] == status, stopped
+        await gate.rollback()
+    answer = await charging
+    assert [e for e in answer["userErrors"] if "Internal" in e["message"]] == [], answer
+    cycles = [(r["cycle"], r["status"]) for r in await renewals(client, sub["id"])]
+    assert cycles == [(1, "PAID"), (2, "PAID")], cycles  # the gateway took it: recorded, never lost
+    assert (await get_subscription(client, sub["id"]))["status"] == status
+    await assert_ledger_ok(engine)
