@@ -737,12 +737,6 @@ async def test_what_cannot_be_charged_is_refused_with_a_user_error(client, engin
 # -- a subscription suspended by its profile's overdue limit --------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="suspension at the overdue limit ends the declined renewal's retries (cycle._declined: retry date None); "
-    "activating the subscription makes it ACTIVE with overdueCount 1 and leaves that renewal FAILED with no retry, "
-    "so the declined period is never collected unless someone retries it by hand",
-    strict=True,
-)
 async def test_a_subscription_suspended_at_its_overdue_limit_does_not_forget_its_declined_renewal(
     client, clock, services, engine
 ):
