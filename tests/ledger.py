@@ -81,7 +81,7 @@ async def audit_ledger(
     audit.renewals = len(renewals)
     by_cycle: dict[tuple[int, int], list[int]] = {}
     for r in renewals:
-        if not r.adjustment:
+        if not r.adjustment and r.status != "VOID":  # a voided renewal billed nothing: its cycle is billed again
             by_cycle.setdefault((r.subscription_id, r.cycle), []).append(r.id)
         audit.check(r.status != "PENDING", f"renewal {r.id} ({r.idempotency_key}) is left PENDING")
     for (sid, cyc), ids in by_cycle.items():

@@ -231,15 +231,17 @@ async def test_a_thirty_day_profile_with_an_overdue_limit_suspends_after_two_unp
     await worker_once(database_url, "2026-05-20")
     assert len(await renewals(client, sub["id"])) == 3, "a suspended subscription is never renewed"
 
-    # Activating after the next renewal date passed renews at once, for the current period only.
+    # Activating after the next renewal date passed renews at once, for the current period only
+    # (the periods that passed while suspended are not billed); what was owed when it was
+    # suspended is collected at once with the card it has now.
     clock.set(at("2026-05-20"))
     await set_card(client, sub["id"], world.card)
     ok(await mutate(client, "activateSubscription", {"subscriptionId": sub["id"]}, "subscription { id }"))
     all_renewals = await renewals(client, sub["id"])
-    assert [(r["cycle"], r["status"]) for r in all_renewals] == [(1, "PAID"), (2, "FAILED"), (3, "FAILED"), (4, "PAID")]
+    assert [(r["cycle"], r["status"]) for r in all_renewals] == [(1, "PAID"), (2, "PAID"), (3, "PAID"), (4, "PAID")]
     assert (all_renewals[-1]["periodStart"], all_renewals[-1]["periodEnd"]) == ("2026-05-15", "2026-06-14")
     active = await get_subscription(client, sub["id"])
-    assert (active["status"], active["nextRenewalDate"]) == ("ACTIVE", "2026-06-14")
+    assert (active["status"], active["overdueCount"], active["nextRenewalDate"]) == ("ACTIVE", 0, "2026-06-14")
 
 
 # -- seed 004: month ends ------------------------------------------------------

@@ -533,12 +533,6 @@ async def test_charges_a_killed_worker_never_sent_are_void_once_their_subscripti
     await assert_ledger_ok(engine, renewed_through=datetime(2026, 6, 1).date())
 
 
-@pytest.mark.xfail(
-    reason="voiding the in-flight renewal of a subscription suspended meanwhile leaves the subscription advanced "
-    "(nextRenewalDate a period later, lastCycle counted): activated the same day, its unpaid period is never "
-    "billed, while a subscription suspended before the worker ran is billed at once on activation",
-    strict=True,
-)
 async def test_a_subscription_suspended_while_its_renewal_was_in_flight_is_billed_when_activated(
     engine, clean_db, database_url, client, clock, tmp_path
 ):

@@ -358,13 +358,13 @@ class Renewal(Base):
         CheckConstraint("status IN ('PENDING','PAID','FAILED','REFUNDED','PARTIALLY_REFUNDED','VOID')", name="status"),
         CheckConstraint("fulfillment IN ('NONE','PENDING','SHIPPED','CANCELLED')", name="fulfillment"),
         CheckConstraint("refunded_minor >= 0", name="refunded"),
-        # Exactly once: one renewal per subscription and billing cycle.
+        # Exactly once: one renewal per subscription and billing cycle (a VOID one billed nothing).
         Index(
             "uq_renewals_subscription_cycle",
             "subscription_id",
             "cycle",
             unique=True,
-            postgresql_where=text("NOT adjustment"),
+            postgresql_where=text("NOT adjustment AND status <> 'VOID'"),
         ),
         Index("ix_renewals_subscription", "subscription_id", "id"),
         Index("ix_renewals_status", "status", "id"),

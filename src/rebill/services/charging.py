@@ -556,6 +556,24 @@ def _earliest(dates: Iterable[date | None]) -> date | None:
     return min(known) if known else None
 
 
+def _unbill(state: SubscriptionState, charge: Charge) -> SubscriptionState:
+    """The schedule as it was before a period was recorded that is now voided: that period is owed again.
+
+    (The subscription was suspended or cancelled before the charge was sent;
+    activated again, it bills that period, as it would have had it been
+    suspended before the renewal was recorded.)
+    """
+    if charge.adjustment or state.last_cycle != charge.cycle:
+        return state
+    start = state.current_period_start if state.current_period_start != charge.period_start else None
+    return state.evolve(
+        last_cycle=charge.cycle - 1,
+        next_renewal_date=charge.period_start if state.next_renewal_date is not None else None,
+        current_period_start=start,
+        current_period_end=charge.period_start,
+    )
+
+
 def _info_of(job: Job) -> RenewalInfo:
     charge = job.charge
     return RenewalInfo(
@@ -651,7 +669,7 @@ async def settle_jobs(
             final = False
             reason: str | None = None
             if job.voided:
-                outcome = Outcome(state, "renewal_voided")
+                outcome = Outcome(_unbill(state, job.charge), "renewal_voided")
                 status = RenewalStatus.VOID
                 reason = "the charge was never sent to the gateway: voided, it will never be charged"
             elif job.succeeded:
@@ -713,6 +731,17 @@ async def settle_jobs(
             settled.append(Settled(job, status, state, final))
         pairs.append((first, state))
     await update_rows(session, R, renewal_rows)
+    voided = [item.job.renewal_id for item in settled if item.status is RenewalStatus.VOID]
+    if voided:
+        # The gateway never saw the key: the period's next renewal takes it over (and if a request
+        # sent by the dead process still lands at the gateway, that renewal gets its answer).
+        await session.execute(
+            text(
+                "UPDATE renewals SET idempotency_key = idempotency_key || :suffix || id "
+                "WHERE id = ANY(CAST(:ids AS bigint[]))"
+            ),
+            {"ids": voided, "suffix": ":void"},
+        )
     saved = await save_states(session, repo, pairs, now)
     by_id = {s.id: s for s in saved}
     for item in settled:
