@@ -14,7 +14,10 @@ from rebill.schema.bulk import (
     BulkPlanInput,
     BulkPreview,
     BulkRun,
+    BulkRunConnection,
+    BulkRunEdge,
     BulkRunItem,
+    BulkRunStatus,
     CancelBulkRunInput,
     CancelBulkRunPayload,
     RevertBulkRunInput,
@@ -23,7 +26,7 @@ from rebill.schema.bulk import (
     StartBulkRunPayload,
     plan_json,
 )
-from rebill.schema.common import ApiError, UserError, decode_id
+from rebill.schema.common import ApiError, UserError, decode_id, page_info
 from rebill.services.runtime import Actor
 
 
@@ -105,6 +108,34 @@ async def bulk_run(info: Info, id: strawberry.ID) -> BulkRun | None:
         return None
     run = await _service(info).get(pk)
     return BulkRun.of(run) if run is not None else None
+
+
+async def bulk_runs(
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    status: list[BulkRunStatus] | None = None,
+) -> BulkRunConnection:
+    """Past and current runs, newest first: the key's own, or every run for an ``admin`` key."""
+    from rebill.bulk.runs import RunView
+    from rebill.resolvers.pages import fetch_page
+
+    actor = _actor(info)
+    where = []
+    if "admin" not in actor.scopes:
+        where.append(RUNS.c.api_key_id == (actor.api_key_id or 0))
+    if status:
+        where.append(RUNS.c.status.in_([s.value for s in status]))
+    async with info.context.services.sessions() as session:
+        page = await fetch_page(session, RUNS, where, first, after, last=last, before=before, descending=True)
+    edges = [
+        BulkRunEdge(cursor=c, node=BulkRun.of(RunView.of(r))) for r, c in zip(page.rows, page.cursors, strict=True)
+    ]
+    return BulkRunConnection(
+        edges=edges, page_info=page_info(edges, page.has_next, page.has_previous), total_count=page.total
+    )
 
 
 async def start_bulk_run(info: Info, input: StartBulkRunInput) -> StartBulkRunPayload:

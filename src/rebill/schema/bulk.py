@@ -430,3 +430,16 @@ class RevertBulkRunPayload(Payload):
     not_reverted: list[BulkRunItem] = strawberry.field(
         default_factory=list, description="Changed by someone since the run: left as they are"
     )
+
+
+@strawberry.type
+class BulkRunEdge:
+    cursor: str
+    node: BulkRun
+
+
+@strawberry.type
+class BulkRunConnection:
+    edges: list[BulkRunEdge]
+    page_info: PageInfo
+    total_count: int

@@ -96,6 +96,8 @@ FIELDS: dict[str, str] = {
     "Query.bulkPreview(sample)": "How many subscriptions per segment to show with their changes",
     "Query.bulkRun": "A bulk run by its global id; null when there is none or it is another key's",
     "Query.bulkRun(id)": "The bulk run's global id",
+    "Query.bulkRuns": "Bulk runs, newest first: the key's own, or every run for an admin key",
+    "Query.bulkRuns(status)": "Only runs in these statuses",
     "Query.webhookDeliveries(endpointId)": "Only deliveries to this endpoint",
     "Query.webhookDeliveries(status)": "Only deliveries in these statuses",
     "Mutation.createProduct": "Create a product with its price tiers",

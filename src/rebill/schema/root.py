@@ -61,6 +61,7 @@ class Query:
         resolver=b.bulk_preview, permission_classes=[CanBulk], description="What a bulk plan would do; writes nothing"
     )
     bulk_run = strawberry.field(resolver=b.bulk_run, permission_classes=[CanBulk])
+    bulk_runs = strawberry.field(resolver=b.bulk_runs, permission_classes=[CanBulk])
     webhook_endpoints = strawberry.field(
         resolver=w.webhook_endpoints, permission_classes=[w.CanAdmin], description="Webhook endpoints, oldest first"
     )
