@@ -36,6 +36,7 @@ from rebill.domain.subscription import (
     SubscriptionState,
     diff,
 )
+from rebill.ids import to_global_id
 from rebill.services import charging, idempotency, outbox, payments
 from rebill.services.charging import InFlight, Job
 from rebill.services.outbox import notification_payload
@@ -72,6 +73,8 @@ class Unit:
     common: Common
     # Charges recorded in this transaction, sent to the gateway once it commits.
     pending: list[Job] = field(default_factory=list)
+    # Whether in-flight locks were taken on this request's connection (released at its end).
+    holds_locks: bool = False
 
     def ctx(self, state_or_tz: SubscriptionState | str = "UTC") -> OpContext:
         tz = state_or_tz if isinstance(state_or_tz, str) else state_or_tz.time_zone
@@ -137,6 +140,7 @@ async def run_in_transaction(
                             raise _Rollback(result)
                         if unit.pending:
                             # In flight from before the commit: recovery leaves these alone while we live.
+                            unit.holds_locks = True
                             await InFlight(conn).take([job.renewal_id for job in unit.pending])
                             result.pending = [job.renewal_id for job in unit.pending]
                         if record_id is not None:
@@ -145,6 +149,7 @@ async def run_in_transaction(
                 return rollback.result
             if replay is not None:
                 if replay.pending:
+                    unit.holds_locks = True
                     return await _finish_replay(services, session, actor, common, replay, declined_is_error)
                 return replay
             if unit.pending:
@@ -152,7 +157,7 @@ async def run_in_transaction(
             return result
         finally:
             await session.close()
-            if not conn.closed and not conn.invalidated:
+            if unit.holds_locks and not conn.closed and not conn.invalidated:
                 try:
                     await InFlight(conn, commits=True).release_all()
                 except BaseException:
@@ -185,7 +190,8 @@ async def _charge_pending(
 
 def _still_pending(renewal_ids: Sequence[int]) -> RebillError:
     return RebillError(
-        f"the payment of renewal {', '.join(map(str, renewal_ids))} is still being processed: send the request "
+        f"the payment of renewal {', '.join(to_global_id('Renewal', i) for i in renewal_ids)} is still being "
+        "processed: send the request "
         "again with the same idempotencyKey to get its outcome (it is never charged twice)",
         code="PAYMENT_PENDING",
     )
@@ -219,7 +225,8 @@ async def _final_result(session: AsyncSession, result: Result, declined_is_error
             final.errors.append(
                 PaymentDeclined(
                     f"the payment of {renewal.amount.amount_str} {renewal.amount.currency} was declined "
-                    f"({decline}); renewal {renewal.id} is in dunning: retry it, or add a new default card",
+                    f"({decline}); renewal {to_global_id('Renewal', renewal.id)} is in dunning: retry it, "
+                    "or add a new default card",
                     details={"declineCode": decline, "renewalId": renewal.id},
                 )
             )
@@ -498,6 +505,7 @@ class SubscriptionService:
             state = await unit.repo.get(subscription_id, for_update=True)
             self.check_version(state, common)
             if settle_orphans and not common.dry_run and await _has_pending(unit.session, subscription_id):
+                unit.holds_locks = True
                 locks = InFlight(await unit.session.connection())
                 settled = await charging.settle_orphans(
                     unit.session,
