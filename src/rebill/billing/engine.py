@@ -49,7 +49,6 @@ from rebill.db import tables as t
 from rebill.db.repositories import Catalog, SubscriptionRepository
 from rebill.db.sets import insert_rows
 from rebill.domain import cycle
-from rebill.domain.cadence import local_today
 from rebill.domain.errors import RebillError
 from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.renewal import RenewalKind, RenewalStatus
@@ -208,12 +207,6 @@ class RenewalEngine:
 
     # -- helpers -----------------------------------------------------------------
 
-    def _ctx(self, now: datetime, state: SubscriptionState, cache: dict[str, OpContext]) -> OpContext:
-        ctx = cache.get(state.time_zone)
-        if ctx is None:
-            ctx = cache[state.time_zone] = OpContext(now=now, today=local_today(now, state.time_zone))
-        return ctx
-
     def _unit(self, session: AsyncSession, repo: SubscriptionRepository, now: datetime) -> Any:
         from rebill.services.subscriptions import Unit
 
@@ -295,7 +288,7 @@ class RenewalEngine:
                 if state.id in with_phases:
                     state = await self._apply_phases(session, repo, state, now)
                     report.phases += 1
-                outcome = cycle.begin_cycle(state, self._ctx(now, state, contexts))
+                outcome = cycle.begin_cycle(state, charging.context_for(now, state, contexts))
                 if outcome is None:
                     # Claimed but not due by the rules: never claim it again in this pass.
                     if state.id is not None:
@@ -552,7 +545,7 @@ class RenewalEngine:
                 contexts: dict[str, OpContext] = {}
                 outbox = []
                 for state in states:
-                    event = cycle.reminder(state, self._ctx(now, state, contexts))
+                    event = cycle.reminder(state, charging.context_for(now, state, contexts))
                     if event is None:
                         continue
                     assert state.id is not None

@@ -282,7 +282,7 @@ def salvage_failed(
     new = state.evolve(
         status=status,
         overdue_count=overdue,
-        next_retry_date=_earliest((other_retry, retry_date)) if status is SubscriptionStatus.OVERDUE else None,
+        next_retry_date=earliest((other_retry, retry_date)) if status is SubscriptionStatus.OVERDUE else None,
     )
     notice = {
         "cycle": renewal.cycle,
@@ -296,7 +296,8 @@ def salvage_failed(
     return Dunning(Outcome(new, "renewal_retry_failed", events=(Event("PAYMENT_DECLINED", notice),)), retry_date)
 
 
-def _earliest(dates: Iterable[date | None]) -> date | None:
+def earliest(dates: Iterable[date | None]) -> date | None:
+    """The earliest of the dates that are known, or None."""
     known = [d for d in dates if d is not None]
     return min(known) if known else None
 
@@ -331,7 +332,7 @@ def _declined(
     new = state.evolve(
         status=transition(state.status, StatusEvent.PAYMENT_FAILED),
         overdue_count=overdue,
-        next_retry_date=_earliest((other_retry, retry_date)),
+        next_retry_date=earliest((other_retry, retry_date)),
         renew_due=False,
     )
     events = [Event("PAYMENT_DECLINED", {**notice, "nextRetryDate": _iso(retry_date), "final": exhausted})]

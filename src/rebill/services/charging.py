@@ -544,16 +544,12 @@ class Settled:
     final: bool = False
 
 
-def _ctx(now: datetime, state: SubscriptionState, cache: dict[str, OpContext]) -> OpContext:
+def context_for(now: datetime, state: SubscriptionState, cache: dict[str, OpContext]) -> OpContext:
+    """The operation context of ``state`` at ``now`` (its local today), one per time zone in ``cache``."""
     ctx = cache.get(state.time_zone)
     if ctx is None:
         ctx = cache[state.time_zone] = OpContext(now=now, today=local_today(now, state.time_zone))
     return ctx
-
-
-def _earliest(dates: Iterable[date | None]) -> date | None:
-    known = [d for d in dates if d is not None]
-    return min(known) if known else None
 
 
 def _unbill(state: SubscriptionState, charge: Charge) -> SubscriptionState:
@@ -664,7 +660,7 @@ async def settle_jobs(
         state = first
         retry_dates = [other_retry.get(sid)]
         for job in sorted(group, key=lambda j: j.charge.cycle):
-            ctx = _ctx(now, state, contexts)
+            ctx = context_for(now, state, contexts)
             renewal_retry: date | None = None
             final = False
             reason: str | None = None
@@ -674,7 +670,7 @@ async def settle_jobs(
                 reason = "the charge was never sent to the gateway: voided, it will never be charged"
             elif job.succeeded:
                 outcome = cycle.cycle_paid(
-                    state, job.charge, job.gateway, retry=job.retry, other_retry=_earliest(retry_dates)
+                    state, job.charge, job.gateway, retry=job.retry, other_retry=cycle.earliest(retry_dates)
                 )
                 status = RenewalStatus.PAID
             elif job.manual_retry:
@@ -684,7 +680,7 @@ async def settle_jobs(
                     ctx,
                     decline_code=job.decline_code,
                     previous_retry=job.previous_retry,
-                    other_retry=_earliest(retry_dates),
+                    other_retry=cycle.earliest(retry_dates),
                 )
                 outcome, renewal_retry = dunning.outcome, dunning.retry_date
                 status = RenewalStatus.FAILED
@@ -693,7 +689,7 @@ async def settle_jobs(
             else:
                 rule = cycle.retry_failed if job.retry else cycle.cycle_failed
                 dunning = rule(
-                    state, _info_of(job), ctx, decline_code=job.decline_code, other_retry=_earliest(retry_dates)
+                    state, _info_of(job), ctx, decline_code=job.decline_code, other_retry=cycle.earliest(retry_dates)
                 )
                 outcome, renewal_retry, final = dunning.outcome, dunning.retry_date, dunning.final
                 status = RenewalStatus.FAILED
