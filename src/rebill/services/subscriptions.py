@@ -49,7 +49,7 @@ S = t.table_of(t.Subscription)
 OUTBOX = t.table_of(t.OutboxMessage)
 CUSTOMERS = t.table_of(t.Customer)
 
-__all__ = ["SubscriptionService", "Unit", "apply_outcome", "emit", "notification_payload", "run_in_transaction"]
+__all__ = ["SubscriptionService", "Unit", "apply_outcome", "notification_payload", "run_in_transaction"]
 
 #: How long a retried request waits for the same request's charge, in flight in another process.
 IN_FLIGHT_WAIT_SECONDS = 30.0
@@ -436,34 +436,10 @@ async def apply_outcome(
             )
         ],
     )
-    await emit(
-        session,
-        saved,
-        events,
-        now,
-        base_url=unit.services.settings.public_base_url,
-        renewal_id=renewal.id if renewal is not None else None,
-        settings=unit.services.settings,
+    await outbox.emit(
+        session, unit.services.settings, saved, events, now, renewal_id=renewal.id if renewal is not None else None
     )
     return Result(subscription=saved, renewal=renewal, refund=refund_info)
-
-
-async def emit(
-    session: AsyncSession,
-    state: SubscriptionState,
-    events: Sequence[Event],
-    now: datetime,
-    *,
-    base_url: str,
-    renewal_id: int | None = None,
-    settings: Any = None,
-) -> None:
-    """Outbox rows for an operation's events, in the caller's transaction."""
-    if settings is None:
-        from rebill.config import Settings
-
-        settings = Settings(public_base_url=base_url)
-    await outbox.emit(session, settings, state, events, now, renewal_id=renewal_id)
 
 
 class SubscriptionService:
@@ -616,13 +592,12 @@ class SubscriptionService:
                     )
                 ],
             )
-            await emit(
+            await outbox.emit(
                 unit.session,
+                unit.services.settings,
                 created,
                 [Event("SUBSCRIPTION_CREATED", {"status": created.status.value})],
                 unit.now,
-                base_url=unit.services.settings.public_base_url,
-                settings=unit.services.settings,
             )
             if payment_method_id is not None:
                 # Chosen for this subscription: it does not follow the customer's default.
