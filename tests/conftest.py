@@ -61,14 +61,15 @@ def clock() -> Clock:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    # Tests send requests far faster than a partner's bucket allows; tests/api/test_cost.py
-    # checks the rate limit with settings of its own.
+    # Tests send requests far faster than a partner's bucket allows, and send many refused ones;
+    # tests/api/test_cost.py and tests/api/test_refusal_throttle.py check both limits with settings of their own.
     return Settings(
         database_url=database_url,
         bulk_chunk_size=50,
         bulk_worker_in_server=False,
         rate_limit_bucket=1_000_000_000,
         rate_limit_restore=1_000_000_000,
+        refusal_bucket=0,
     )
 
 

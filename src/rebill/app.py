@@ -14,10 +14,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from rebill.http.body import RequestBody
 from rebill.http.gate import AuthGate
 from rebill.http.graphql_response import GraphQLResponseMedia
+from rebill.http.refusals import RefusalThrottle
 from rebill.portal import upkeep as portal_upkeep
 from rebill.portal.routes import portal_routes
 from rebill.resolvers.context import Context
@@ -36,6 +39,12 @@ class RebillGraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         actor = request.scope.get("state", {}).get("actor")
         return Context.build(self.services, actor, request, response)
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # A request error (no data, and no error with a path) is a refusal the throttle counts.
+        if result.data is None and result.errors and all(error.path is None for error in result.errors):
+            request.scope.setdefault("state", {})["refused"] = True
+        return await super().process_result(request, result)
 
 
 BackgroundTask = Callable[[Services], Coroutine[Any, Any, None]]
@@ -76,12 +85,16 @@ def create_app(services: Services, *, background: list[BackgroundTask] | None = 
             Route("/healthz", healthz, methods=["GET"]),
             Route(
                 "/graphql",
-                GraphQLResponseMedia(
-                    AuthGate(
-                        RequestBody(graphql_app, max_bytes=settings.max_body_bytes),
-                        services,
-                        graphiql=settings.graphiql,
-                    )
+                RefusalThrottle(
+                    GraphQLResponseMedia(
+                        AuthGate(
+                            RequestBody(graphql_app, max_bytes=settings.max_body_bytes),
+                            services,
+                            graphiql=settings.graphiql,
+                        )
+                    ),
+                    size=settings.refusal_bucket,
+                    restore=settings.refusal_restore,
                 ),
                 methods=["GET", "POST"],
             ),

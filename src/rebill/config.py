@@ -105,6 +105,9 @@ class Settings:
     # Each API key's leaky bucket of query-cost points: its size, and the points restored per second.
     rate_limit_bucket: int = 2000
     rate_limit_restore: float = 100.0
+    # Each client's bucket of refused requests (0 turns the throttle off), and the refusals restored per second.
+    refusal_bucket: int = 30
+    refusal_restore: float = 1.0
     gateways: tuple[GatewayConfig, ...] = DEFAULT_GATEWAYS
     default_gateway: str = "sandbox"
     public_base_url: str = "http://127.0.0.1:8000"
@@ -140,6 +143,8 @@ class Settings:
             max_body_bytes=_int("REBILL_MAX_BODY_BYTES", 1_048_576),
             rate_limit_bucket=_int("REBILL_RATE_LIMIT_BUCKET", 2000),
             rate_limit_restore=_positive_float("REBILL_RATE_LIMIT_RESTORE", 100.0),
+            refusal_bucket=_int("REBILL_REFUSAL_BUCKET", 30),
+            refusal_restore=_positive_float("REBILL_REFUSAL_RESTORE", 1.0),
             gateways=gateways,
             default_gateway=default_gateway,
             public_base_url=(os.environ.get("REBILL_PUBLIC_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),

@@ -53,9 +53,10 @@ def _env(database_url: str, extra: dict[str, str]) -> dict[str, str]:
         {
             "DATABASE_URL": database_url,
             "REBILL_BULK_WORKER_IN_SERVER": "false",
-            # The suites send many requests quickly; throttling is tested elsewhere.
+            # The suites send many requests quickly, refused ones among them; throttling is tested elsewhere.
             "REBILL_RATE_LIMIT_BUCKET": "1000000000",
             "REBILL_RATE_LIMIT_RESTORE": "1000000",
+            "REBILL_REFUSAL_BUCKET": "0",
             **extra,
         }
     )
