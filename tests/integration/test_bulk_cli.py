@@ -71,3 +71,43 @@ async def test_the_cli_prints_every_problem_of_a_malformed_plan_and_exits_2(serv
     assert "segments[0].actions[0].adjustPrice.percent" in out and "UNKNOWN_ACTION" in out and "INVALID_LIMIT" in out
     code, out = await rebill(database_url, "bulk", "status", "1")
     assert code == 1 and "does not exist" in out
+
+
+async def test_a_plan_file_with_more_than_1000_ids_is_refused_before_the_database(services, database_url, tmp_path):
+    shop, ids = await three_segment_shop(services)
+    before = await shop.states(list(ids.values()))
+    too_many = [*ids.values(), *range(100_000, 100_000 + 1001 - len(ids))]
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({**THREE_SEGMENTS, "filter": {"ids": too_many}}))
+    refusal = "error: filter.ids: at most 1000 items per list (got 1001)"
+
+    for command in ("preview", "run"):
+        code, out = await rebill(database_url, "bulk", command, str(plan))
+        assert code == 2, out
+        assert out.strip() == refusal
+
+    # Refused before any database: an unreachable one is never asked.
+    code, out = await rebill("postgresql://rebill@127.0.0.1:9/nowhere", "bulk", "run", str(plan))
+    assert (code, out.strip()) == (2, refusal)
+
+    nested = {**THREE_SEGMENTS, "segments": [{"when": {"ids": too_many}, "actions": [{"suspend": {}}]}]}
+    plan.write_text(json.dumps(nested))
+    code, out = await rebill(database_url, "bulk", "run", str(plan))
+    assert (code, out.strip()) == (2, "error: segments[0].when.ids: at most 1000 items per list (got 1001)")
+
+    code, out = await rebill(database_url, "bulk", "status", "1")
+    assert code == 1 and "does not exist" in out
+    assert await shop.states(list(ids.values())) == before
+
+
+async def test_a_plan_file_with_1000_ids_still_runs(services, database_url, tmp_path):
+    shop, ids = await three_segment_shop(services)
+    before = await shop.states(list(ids.values()))
+    thousand = [*ids.values(), *range(100_000, 100_000 + 1000 - len(ids))]
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({**THREE_SEGMENTS, "filter": {"ids": thousand}}))
+
+    code, out = await rebill(database_url, "bulk", "run", str(plan), "--dry-run")
+    assert code == 0, out
+    assert "bulk run 1: COMPLETED (dry run)" in out and "7/7 processed" in out
+    assert await shop.states(list(ids.values())) == before

@@ -182,3 +182,17 @@ def test_a_plan_needs_segments_with_actions_and_distinct_names():
         }
     )
     assert found == [("segments.0.actions", "MISSING_ACTIONS"), ("segments.1.name", "DUPLICATE_SEGMENT")]
+
+
+def test_plan_lists_are_bounded_like_every_list_a_graphql_client_sends():
+    from rebill.bulk.plan import MAX_LIST_ITEMS, oversized_list
+    from rebill.resolvers import client_errors
+
+    assert MAX_LIST_ITEMS == client_errors.MAX_LIST_ITEMS == 1000
+    assert oversized_list({**PLAN, "filter": {"ids": list(range(1, 1001))}}) is None
+    assert oversized_list({**PLAN, "filter": {"ids": list(range(1, 1002))}}) == (
+        "filter.ids: at most 1000 items per list (got 1001)"
+    )
+    nested = {"segments": [{"actions": []}, {"when": {"profileIds": [1] * 2000}, "actions": []}]}
+    assert oversized_list(nested) == "segments[1].when.profileIds: at most 1000 items per list (got 2000)"
+    assert oversized_list([0] * 1001) == "the plan: at most 1000 items per list (got 1001)"

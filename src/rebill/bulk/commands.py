@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rebill.bulk.plan import validation_errors
+from rebill.bulk.plan import oversized_list, validation_errors
 from rebill.bulk.preview import Preview, money_list
 from rebill.cli import app, console, fail, open_services, out, run, settings_or_exit
 from rebill.domain.errors import RebillError
@@ -32,12 +33,17 @@ def cli_actor() -> Actor:
 
 
 def read_plan(path: Path) -> Any:
+    """The plan file's JSON, refused with exit code 2 (before any database) when unreadable or oversized."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror or exc}", INVALID_PLAN)
     except ValueError as exc:
         fail(f"{path} is not JSON: {exc}", INVALID_PLAN)
+    problem = oversized_list(data)
+    if problem is not None:
+        fail(escape(problem), INVALID_PLAN)
+    return data
 
 
 def run_id_of(text: str) -> int:

@@ -33,6 +33,9 @@ from rebill.services.filters import SubscriptionFilter
 
 MAX_SEGMENTS = 50
 MAX_ACTIONS = 20
+#: Items in any one list of a plan (``ids`` in filters among them): the bound
+#: the GraphQL boundary puts on every list a client sends, kept by plan files too.
+MAX_LIST_ITEMS = 1000
 
 
 # -- actions -------------------------------------------------------------------
@@ -245,6 +248,25 @@ def _kind(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return "an object"
+
+
+def oversized_list(data: Any) -> str | None:
+    """The first list in a plan's JSON with more than ``MAX_LIST_ITEMS`` items, as one line naming its path.
+
+    ``None`` when every list is within the bound. Walked without recursion, in
+    document order, before anything else looks at the plan.
+    """
+    stack: list[tuple[Any, list[str | int]]] = [(data, [])]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, Mapping):
+            stack.extend((child, [*path, str(key)]) for key, child in reversed(list(item.items())))
+        elif isinstance(item, list):
+            if len(item) > MAX_LIST_ITEMS:
+                where = path_text(path) or "the plan"
+                return f"{where}: at most {MAX_LIST_ITEMS} items per list (got {len(item)})"
+            stack.extend((child, [*path, n]) for n, child in reversed(list(enumerate(item))))
+    return None
 
 
 # -- ids ---------------------------------------------------------------------
