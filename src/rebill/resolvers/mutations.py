@@ -20,7 +20,7 @@ from rebill.domain.updates import Shift
 from rebill.ids import to_global_id
 from rebill.schema import inputs
 from rebill.schema.catalog import Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
-from rebill.schema.common import Money, MoneyInput, UserError, decode_id
+from rebill.schema.common import MoneyInput, UserError, decode_id
 from rebill.schema.subscriptions import Phase, Renewal, Subscription
 from rebill.services.catalog import CatalogService
 from rebill.services.phases import PhaseService
@@ -552,11 +552,11 @@ async def cancel_subscription(info: Info, input: inputs.CancelSubscriptionInput)
     result = await guarded(call)
     refund = None
     if result.refund is not None:
-        refund = inputs.Refund(
-            id=strawberry.ID(str(result.refund["id"])),
-            renewal_id=strawberry.ID(_renewal_gid(result.refund["renewalId"])),
-            amount=Money.of(result.refund["amount"]),
-            gateway_reference=result.refund.get("gatewayReference"),
+        refund = inputs.Refund.of(
+            result.refund["id"],
+            _renewal_gid(result.refund["renewalId"]),
+            result.refund["amount"],
+            result.refund.get("gatewayReference"),
         )
     return subscription_payload(inputs.CancelSubscriptionPayload, result, refund=refund)
 

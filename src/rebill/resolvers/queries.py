@@ -11,10 +11,11 @@ from strawberry.types import Info
 from rebill.db import tables as t
 from rebill.db.repositories import SubscriptionRepository, profile_from_row, renewal_from_row
 from rebill.domain.errors import RebillError
+from rebill.domain.money import Money as DomainMoney
 from rebill.resolvers.pages import fetch_page
 from rebill.schema import inputs
 from rebill.schema.catalog import Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
-from rebill.schema.common import ApiError, Node, PageInfo, decode_id, from_global_id, page_info
+from rebill.schema.common import ApiError, Node, PageInfo, decode_id, from_global_id, page_info, to_global_id
 from rebill.schema.enums import NotificationKind, RenewalStatus
 from rebill.schema.notifications import Notification, NotificationConnection, NotificationEdge
 from rebill.schema.ordering import ChronologicalOrder, SubscriptionOrder, chronological, subscription_order
@@ -121,6 +122,25 @@ async def renewal(info: Info, id: strawberry.ID) -> Renewal | None:
     async with info.context.services.sessions() as session:
         row = (await session.execute(select(table).where(table.c.id == pk))).first()
     return Renewal.of(renewal_from_row(row)) if row is not None else None
+
+
+async def refund(info: Info, id: strawberry.ID) -> inputs.Refund | None:
+    """A refund by its global id: a ``transactions`` row of kind REFUND (any other kind is no refund)."""
+    try:
+        pk = decode_id(id, "Refund")
+    except RebillError:
+        return None
+    table = t.table_of(t.Transaction)
+    async with info.context.services.sessions() as session:
+        row = (await session.execute(select(table).where(table.c.id == pk, table.c.kind == "REFUND"))).first()
+    if row is None:
+        return None
+    return inputs.Refund.of(
+        row.id,
+        to_global_id("Renewal", row.renewal_id),
+        DomainMoney(row.amount_minor, row.currency),
+        row.gateway_reference,
+    )
 
 
 async def renewals(
@@ -290,6 +310,8 @@ async def node(info: Info, id: strawberry.ID) -> Node | None:
         async with info.context.services.sessions() as session:
             row = (await session.execute(select(table.c.code).where(table.c.id == pk))).first()
         return await coupon(info, row.code) if row is not None else None
+    if type_name == "Refund":
+        return await refund(info, id)
     if type_name == "BulkRun":
         from rebill.resolvers.bulk import bulk_run
 

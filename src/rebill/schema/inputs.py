@@ -7,8 +7,9 @@ from datetime import date
 import strawberry
 from strawberry.scalars import JSON
 
+from rebill.domain.money import Money as DomainMoney
 from rebill.schema.catalog import Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
-from rebill.schema.common import Money, MoneyInput, UserError
+from rebill.schema.common import Money, MoneyInput, Node, UserError, to_global_id
 from rebill.schema.enums import (
     AnchorPolicy,
     CouponDuration,
@@ -462,11 +463,20 @@ class CancelSubscriptionInput(SubscriptionMutationInput):
 
 
 @strawberry.type(description="Money sent back through the gateway that took the payment.")
-class Refund:
-    id: strawberry.ID
+class Refund(Node):
     renewal_id: strawberry.ID
     amount: Money
     gateway_reference: str | None
+
+    @classmethod
+    def of(cls, pk: int, renewal_id: str, amount: DomainMoney, gateway_reference: str | None) -> Refund:
+        """A refund transaction (``transactions`` row of kind REFUND) under its global id."""
+        return cls(
+            id=strawberry.ID(to_global_id("Refund", pk)),
+            renewal_id=strawberry.ID(renewal_id),
+            amount=Money.of(amount),
+            gateway_reference=gateway_reference,
+        )
 
 
 @strawberry.type
