@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from rebill.cli_support import console, fail, open_services, out, run, settings_or_exit
 from rebill.config import Settings
-from rebill.db.embedded import EmbeddedDatabaseError
-from rebill.db.engine import DatabaseUnreachable, DatabaseUrlError
-
-T = TypeVar("T")
 
 app = typer.Typer(
     name="rebill",
@@ -32,64 +25,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 apikey_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
-app.add_typer(apikey_app, name="apikey")
-
-console = Console(stderr=True)
-out = Console()
-
-
-def fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return Settings.from_env()
-    except ValueError as exc:
-        fail(str(exc))
-        raise AssertionError from exc  # unreachable
-
-
-@asynccontextmanager
-async def open_services(settings: Settings, *, migrate: bool = True) -> Any:
-    """Resolve the database (embedded when DATABASE_URL is unset), migrate, and yield Services."""
-    from rebill.db.engine import ensure_reachable, resolve_database
-    from rebill.db.migrate import upgrade
-    from rebill.services.runtime import Services
-
-    if not settings.database_url:
-        from rebill.db.embedded import notes
-
-        for line in notes(settings.data_dir):
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
-    database = resolve_database(settings)
-    engine = database.engine()
-    try:
-        if settings.database_url:
-            await ensure_reachable(engine)  # one line naming host, port and database, not a traceback
-        if migrate:
-            await upgrade(engine)
-        yield Services(engine, settings)
-    finally:
-        await engine.dispose()
-
-
-def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine, turning the usual operational failures into one clear line."""
-    try:
-        return asyncio.run(coro_factory())  # type: ignore[arg-type]
-    except EmbeddedDatabaseError as exc:
-        fail(str(exc))
-    except (DatabaseUrlError, DatabaseUnreachable) as exc:
-        # One line whatever the terminal's width: operators grep logs for it.
-        console.print("[bold red]error:[/] " + escape(str(exc)), soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
-    except (ConnectionRefusedError, OSError) as exc:
-        fail(f"cannot reach the database ({exc}); check DATABASE_URL")
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    raise AssertionError("unreachable")
 
 
 def _graceful_server_class() -> Any:
@@ -247,21 +182,39 @@ def schema() -> None:
     print(build_full_schema(Settings()).as_str())
 
 
+def _command_module(module: str) -> Any | None:
+    """A package's command module, or ``None`` when this build does not have that package."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if exc.name != module:
+            raise
+        return None
+
+
+def _add_commands() -> None:
+    """Each package defines its own ``typer.Typer()``; the top-level app adds them, in the order help lists them."""
+    billing = _command_module("rebill.billing.commands")
+    if billing is not None:
+        app.add_typer(billing.billing_app)  # worker, outbox
+    seed = _command_module("rebill.seed")
+    if seed is not None:
+        app.add_typer(seed.seed_app)  # seed
+    app.add_typer(apikey_app, name="apikey")
+    bulk = _command_module("rebill.bulk.commands")
+    if bulk is not None:
+        app.add_typer(bulk.bulk_app, name="bulk")
+
+
+_add_commands()
+
+
 def main() -> None:
     logging.basicConfig(
         level=os.environ.get("REBILL_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
     )
-    for module in ("rebill.billing.commands", "rebill.bulk.commands", "rebill.seed"):
-        try:
-            __import__(module)
-        except ImportError as exc:
-            if exc.name != module:
-                raise
     app()
 
 
 if __name__ == "__main__":
-    # Run the module that command modules register on, not a second copy of it.
-    import rebill.cli
-
-    rebill.cli.main()
+    main()

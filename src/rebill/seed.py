@@ -43,7 +43,7 @@ import typer
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rebill.cli import app, console, fail, open_services, out, run, settings_or_exit
+from rebill.cli_support import console, fail, open_services, out, run, settings_or_exit
 from rebill.db import repositories
 from rebill.db import tables as t
 from rebill.db.repositories import coupon_from_row, item_row, profile_from_row, profile_values, subscription_values
@@ -1460,7 +1460,11 @@ def _summary(report: SeedReport) -> Any:
     return table
 
 
-@app.command("seed")
+#: ``rebill seed``, added to the top level of ``rebill`` by ``rebill.cli``.
+seed_app = typer.Typer()
+
+
+@seed_app.command("seed")
 def seed_command(
     subscriptions: Annotated[
         int, typer.Option("--subscriptions", "-n", min=0, help="How many subscriptions to create.")

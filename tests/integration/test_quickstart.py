@@ -122,7 +122,7 @@ def test_the_readme_quick_start_works_pasted_into_a_fresh_terminal_in_another_fo
         assert admin.status_code == 200 and "admin console" in admin.text.lower()
 
         # Someone who points REBILL_DATA_DIR at a new folder by mistake is told where the server's database
-        # is: what every command prints before it opens the embedded database (cli.open_services).
+        # is: what every command prints before it opens the embedded database (cli_support.open_services).
         from rebill.db.embedded import notes
 
         monkeypatch.setenv("XDG_STATE_HOME", env["XDG_STATE_HOME"])

@@ -14,7 +14,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from rebill.cli import app, console, fail, open_services, out, run, settings_or_exit
+from rebill.cli_support import console, fail, open_services, out, run, settings_or_exit
+
+#: ``rebill worker`` and ``rebill outbox``, added to the top level of ``rebill`` by ``rebill.cli``.
+billing_app = typer.Typer()
 
 
 async def _bulk_runs(services: Any) -> int:
@@ -28,7 +31,7 @@ async def _bulk_runs(services: Any) -> int:
     return int(await runner.process_queued_runs(services))
 
 
-@app.command()
+@billing_app.command()
 def worker(
     once: Annotated[
         bool, typer.Option("--once", help="Process everything due as of now (REBILL_NOW when set), then exit 0.")
@@ -164,7 +167,7 @@ def _summary(kind: str, payload: dict[str, Any]) -> str:
     return ", ".join(f"{k}={payload[k]}" for k in keys if payload.get(k) is not None)
 
 
-@app.command()
+@billing_app.command()
 def outbox(
     kind: Annotated[
         list[str] | None, typer.Option("--kind", help="Only this kind (RENEWAL_RECEIPT, …); repeat for several.")

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from rebill.bulk.plan import oversized_list, validation_errors
 from rebill.bulk.preview import Preview, money_list
-from rebill.cli import app, console, fail, open_services, out, run, settings_or_exit
+from rebill.cli_support import console, fail, open_services, out, run, settings_or_exit
 from rebill.domain.errors import RebillError
 from rebill.services.runtime import Actor
 
@@ -22,7 +22,6 @@ bulk_app = typer.Typer(
     help="Bulk editing: preview a plan file, run it on a few subscriptions first, then on all, revert if needed.",
     no_args_is_help=True,
 )
-app.add_typer(bulk_app, name="bulk")
 
 INVALID_PLAN = 2
 
