@@ -41,6 +41,7 @@ from rebill.bulk.actions import apply_actions, consent_of
 from rebill.bulk.plan import Plan, References, load_references, parse_plan
 from rebill.bulk.preview import op_context
 from rebill.bulk.selection import candidates, runs_of_plan, segment_case
+from rebill.bulk.status import ACTIVE, RunView, load_run
 from rebill.db import tables as t
 from rebill.db.repositories import Catalog, SubscriptionRepository
 from rebill.domain.errors import RebillError
@@ -56,10 +57,8 @@ RUNS = t.table_of(t.BulkRun)
 ITEMS = t.table_of(t.BulkRunItem)
 
 LOCK_SPACE = 71420  # pg_advisory_lock(LOCK_SPACE, run id): who works on a run
-ACTIVE = ("QUEUED", "RUNNING")
 WRITES_IN_FLIGHT = 2  # chunks written while the next one is read and worked out
 COLLECT_EVERY = 64  # chunks between two garbage collections while a run is worked on
-FINISHED = ("COMPLETED", "FAILED", "CANCELLED", "REVERTED")
 
 ChunkCallback = Callable[[Any], Any]
 
@@ -118,10 +117,6 @@ def collector_paused() -> Iterator[None]:
         if was_enabled:
             gc.enable()
         gc.unfreeze()
-
-
-async def load_run(session: AsyncSession, run_id: int) -> Any:
-    return (await session.execute(select(RUNS).where(RUNS.c.id == run_id))).first()
 
 
 @dataclass
@@ -213,9 +208,7 @@ class RunWorker:
             if asyncio.iscoroutine(result):
                 await result
 
-    async def view(self) -> Any:
-        from rebill.bulk.runs import RunView
-
+    async def view(self) -> RunView:
         async with self.services.sessions() as session:
             return RunView.of(await load_run(session, self.run_id))
 

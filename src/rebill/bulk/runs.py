@@ -1,9 +1,9 @@
 """Bulk use cases for every caller (GraphQL, CLI): preview, start, cancel, revert, read.
 
-A run is a row in ``bulk_runs``; the work itself happens in
-:mod:`rebill.bulk.runner`. Revert puts back, chunk by chunk and set-based,
-every subscription the run changed whose version is still the one the run
-left, and reports the others.
+A run is a row in ``bulk_runs``, read as :class:`rebill.bulk.status.RunView`;
+the work itself happens in :mod:`rebill.bulk.runner`. Revert puts back,
+chunk by chunk and set-based, every subscription the run changed whose
+version is still the one the run left, and reports the others.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rebill.bulk import runner, writes
 from rebill.bulk.plan import Plan, load_references, parse_plan, plan_to_json
 from rebill.bulk.preview import Preview, preview
+from rebill.bulk.status import ACTIVE, RunView, load_run
 from rebill.db import tables as t
 from rebill.db.repositories import SubscriptionRepository, any_of
 from rebill.domain.errors import NotFound, RebillError, SubscriptionError, ValidationError
@@ -30,59 +31,6 @@ ITEMS = t.table_of(t.BulkRunItem)
 
 MAX_SAMPLE = 100
 OUTCOMES = ("APPLIED", "SKIPPED", "FAILED", "CONFLICT", "REVERTED")
-
-
-@dataclass(frozen=True)
-class RunView:
-    id: int
-    status: str
-    dry_run: bool
-    limit: int | None
-    total: int
-    processed: int
-    applied: int
-    skipped: int
-    failed: int
-    conflicts: int
-    created_by: str
-    created_at: datetime
-    as_of: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    reverted_at: datetime | None
-    cancel_requested: bool
-    error: str | None
-    plan: dict[str, Any]
-    plan_hash: str
-
-    @classmethod
-    def of(cls, row: Any) -> RunView:
-        return cls(
-            id=row.id,
-            status=row.status,
-            dry_run=row.dry_run,
-            limit=row.limit,
-            total=row.total,
-            processed=row.processed,
-            applied=row.applied,
-            skipped=row.skipped,
-            failed=row.failed,
-            conflicts=row.conflicts,
-            created_by=row.created_by,
-            created_at=row.created_at,
-            as_of=row.as_of,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            reverted_at=row.reverted_at,
-            cancel_requested=row.cancel_requested,
-            error=row.error,
-            plan=row.plan,
-            plan_hash=row.plan_hash,
-        )
-
-    @property
-    def finished(self) -> bool:
-        return self.status in runner.FINISHED
 
 
 @dataclass
@@ -180,7 +128,7 @@ class BulkService:
                     .returning(RUNS.c.id)
                 )
             ).scalar_one()
-            row = await runner.load_run(session, run_id)
+            row = await load_run(session, run_id)
         runner.wake()
         return RunView.of(row)
 
@@ -195,7 +143,7 @@ class BulkService:
                     RUNS.c.plan_hash == run.plan_hash,
                     RUNS.c.id != run.id,
                     RUNS.c.dry_run.is_(False),
-                    RUNS.c.status.in_(runner.ACTIVE),
+                    RUNS.c.status.in_(ACTIVE),
                 )
                 .order_by(RUNS.c.id)
             )
@@ -203,11 +151,11 @@ class BulkService:
 
     async def get(self, run_id: int) -> RunView | None:
         async with self.services.sessions() as session:
-            row = await runner.load_run(session, run_id)
+            row = await load_run(session, run_id)
         return RunView.of(row) if row is not None else None
 
     async def _require(self, session: AsyncSession, run_id: int) -> Any:
-        row = await runner.load_run(session, run_id)
+        row = await load_run(session, run_id)
         if row is None:
             raise NotFound(f"bulk run {run_id} does not exist", field=["runId"])
         return row
@@ -217,7 +165,7 @@ class BulkService:
         now = self.services.clock.now()
         async with self.services.sessions() as session, session.begin():
             row = await self._require(session, run_id)
-            if row.status not in runner.ACTIVE:
+            if row.status not in ACTIVE:
                 raise SubscriptionError(
                     f"bulk run {run_id} is {row.status}: only a queued or running run can be cancelled",
                     code="INVALID_STATUS",
@@ -227,7 +175,7 @@ class BulkService:
             if row.status == "QUEUED":
                 values.update(status="CANCELLED", finished_at=now)
             await session.execute(update(RUNS).where(RUNS.c.id == run_id).values(**values))
-            row = await runner.load_run(session, run_id)
+            row = await load_run(session, run_id)
         return RunView.of(row)
 
     async def items(self, run_id: int, *, first: int, after: int | None, outcome: str | None) -> ItemPage:
@@ -249,7 +197,7 @@ class BulkService:
         async with runner.run_lock(self.services, run_id) as got:
             async with self.services.sessions() as session:
                 row = await self._require(session, run_id)
-            if not got or row.status in runner.ACTIVE:
+            if not got or row.status in ACTIVE:
                 raise SubscriptionError(
                     f"bulk run {run_id} is {row.status}: cancel it or let it finish before reverting",
                     code="INVALID_STATUS",
@@ -275,7 +223,7 @@ class BulkService:
                 await session.execute(
                     update(RUNS).where(RUNS.c.id == run_id).values(status="REVERTED", reverted_at=now)
                 )
-                row = await runner.load_run(session, run_id)
+                row = await load_run(session, run_id)
                 kept = [
                     _item(r)
                     for r in await session.execute(
