@@ -185,14 +185,28 @@ def test_a_plan_needs_segments_with_actions_and_distinct_names():
 
 
 def test_plan_lists_are_bounded_like_every_list_a_graphql_client_sends():
-    from rebill.bulk.plan import MAX_LIST_ITEMS, oversized_list
+    from rebill.bulk.plan import MAX_LIST_ITEMS, out_of_bounds
     from rebill.resolvers import client_errors
 
     assert MAX_LIST_ITEMS == client_errors.MAX_LIST_ITEMS == 1000
-    assert oversized_list({**PLAN, "filter": {"ids": list(range(1, 1001))}}) is None
-    assert oversized_list({**PLAN, "filter": {"ids": list(range(1, 1002))}}) == (
+    assert out_of_bounds({**PLAN, "filter": {"ids": list(range(1, 1001))}}) is None
+    assert out_of_bounds({**PLAN, "filter": {"ids": list(range(1, 1002))}}) == (
         "filter.ids: at most 1000 items per list (got 1001)"
     )
     nested = {"segments": [{"actions": []}, {"when": {"profileIds": [1] * 2000}, "actions": []}]}
-    assert oversized_list(nested) == "segments[1].when.profileIds: at most 1000 items per list (got 2000)"
-    assert oversized_list([0] * 1001) == "the plan: at most 1000 items per list (got 1001)"
+    assert out_of_bounds(nested) == "segments[1].when.profileIds: at most 1000 items per list (got 2000)"
+    assert out_of_bounds([0] * 1001) == "the plan: at most 1000 items per list (got 1001)"
+
+
+def test_plan_files_keep_the_string_bounds_of_graphql_input():
+    from rebill.bulk.plan import MAX_STRING_CHARS, out_of_bounds
+    from rebill.resolvers import client_errors
+
+    assert MAX_STRING_CHARS == client_errors.MAX_STRING_CHARS
+    reason = {**PLAN, "reason": "x" * MAX_STRING_CHARS}
+    assert out_of_bounds(reason) is None
+    assert out_of_bounds({**PLAN, "reason": "x" * (MAX_STRING_CHARS + 1)}) == (
+        f"reason: at most {MAX_STRING_CHARS} characters per string (got {MAX_STRING_CHARS + 1})"
+    )
+    assert out_of_bounds({**PLAN, "reason": "price\x00rise"}) == "reason: text may not contain NUL characters"
+    assert out_of_bounds({**PLAN, "filter": {"status\x00": ["ACTIVE"]}}) == "filter: a key contains a NUL character"

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rebill.bulk.plan import oversized_list, validation_errors
+from rebill.bulk.plan import out_of_bounds, validation_errors
 from rebill.bulk.preview import Preview, money_list
 from rebill.cli_support import console, fail, open_services, out, run, settings_or_exit
 from rebill.domain.errors import RebillError
@@ -39,7 +39,7 @@ def read_plan(path: Path) -> Any:
         fail(f"cannot read {path}: {exc.strerror or exc}", INVALID_PLAN)
     except ValueError as exc:
         fail(f"{path} is not JSON: {exc}", INVALID_PLAN)
-    problem = oversized_list(data)
+    problem = out_of_bounds(data)
     if problem is not None:
         fail(escape(problem), INVALID_PLAN)
     return data

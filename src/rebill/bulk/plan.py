@@ -33,9 +33,11 @@ from rebill.services.filters import SubscriptionFilter
 
 MAX_SEGMENTS = 50
 MAX_ACTIONS = 20
-#: Items in any one list of a plan (``ids`` in filters among them): the bound
-#: the GraphQL boundary puts on every list a client sends, kept by plan files too.
+#: Items in any one list of a plan (``ids`` in filters among them), and characters
+#: in any one string: the bounds the GraphQL boundary puts on what a client sends,
+#: kept by plan files too.
 MAX_LIST_ITEMS = 1000
+MAX_STRING_CHARS = 65_536
 
 
 # -- actions -------------------------------------------------------------------
@@ -250,22 +252,32 @@ def _kind(value: Any) -> str:
     return "an object"
 
 
-def oversized_list(data: Any) -> str | None:
-    """The first list in a plan's JSON with more than ``MAX_LIST_ITEMS`` items, as one line naming its path.
+def out_of_bounds(data: Any) -> str | None:
+    """The first list or string in a plan's JSON over the bounds, as one line naming its path.
 
-    ``None`` when every list is within the bound. Walked without recursion, in
-    document order, before anything else looks at the plan.
+    Lists hold at most ``MAX_LIST_ITEMS`` items; strings (keys too) at most
+    ``MAX_STRING_CHARS`` characters and no NUL character. ``None`` when all is
+    within the bounds. Walked without recursion, in document order, before
+    anything else looks at the plan.
     """
     stack: list[tuple[Any, list[str | int]]] = [(data, [])]
     while stack:
         item, path = stack.pop()
+        where = path_text(path) or "the plan"
         if isinstance(item, Mapping):
+            for key in item:
+                if "\x00" in str(key):
+                    return f"{where}: a key contains a NUL character"
             stack.extend((child, [*path, str(key)]) for key, child in reversed(list(item.items())))
         elif isinstance(item, list):
             if len(item) > MAX_LIST_ITEMS:
-                where = path_text(path) or "the plan"
                 return f"{where}: at most {MAX_LIST_ITEMS} items per list (got {len(item)})"
             stack.extend((child, [*path, n]) for n, child in reversed(list(enumerate(item))))
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return f"{where}: text may not contain NUL characters"
+            if len(item) > MAX_STRING_CHARS:
+                return f"{where}: at most {MAX_STRING_CHARS} characters per string (got {len(item)})"
     return None
 
 
