@@ -41,6 +41,7 @@ def _actor(info: Info) -> Actor:
 
 
 RUNS = t.table_of(t.BulkRun)
+ITEMS = t.table_of(t.BulkRunItem)
 
 
 async def _owner(info: Info, run_id: int) -> tuple[bool, int | None]:
@@ -108,6 +109,18 @@ async def bulk_run(info: Info, id: strawberry.ID) -> BulkRun | None:
         return None
     run = await _service(info).get(pk)
     return BulkRun.of(run) if run is not None else None
+
+
+async def bulk_run_item(info: Info, pk: int) -> BulkRunItem | None:
+    """A run's item behind ``node(id:)``: seen by whoever may see its run (the ``bulk`` scope and its key, or admin)."""
+    actor = info.context.actor
+    if actor is None or not actor.has("bulk"):
+        return None
+    async with info.context.services.sessions() as session:
+        row = (await session.execute(select(ITEMS).where(ITEMS.c.id == pk))).first()
+    if row is None or not await _may_touch(info, row.run_id):
+        return None
+    return BulkRunItem.of_row(row)
 
 
 async def bulk_runs(

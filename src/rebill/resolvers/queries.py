@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import strawberry
@@ -12,6 +13,7 @@ from rebill.db import tables as t
 from rebill.db.repositories import SubscriptionRepository, profile_from_row, renewal_from_row
 from rebill.domain.errors import RebillError
 from rebill.domain.money import Money as DomainMoney
+from rebill.domain.subscription import SubscriptionState
 from rebill.resolvers.pages import fetch_page
 from rebill.schema import inputs
 from rebill.schema.catalog import Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
@@ -20,14 +22,20 @@ from rebill.schema.enums import NotificationKind, RenewalStatus
 from rebill.schema.notifications import Notification, NotificationConnection, NotificationEdge
 from rebill.schema.ordering import ChronologicalOrder, SubscriptionOrder, chronological, subscription_order
 from rebill.schema.subscriptions import (
+    AppliedCoupon,
+    HistoryEntry,
+    Phase,
     Renewal,
     RenewalConnection,
     Subscription,
     SubscriptionConnection,
     SubscriptionEdge,
+    SubscriptionItem,
+    Transaction,
     renewal_connection,
 )
 from rebill.services import filters
+from rebill.services.customers import customer_of
 
 S = t.table_of(t.Subscription)
 
@@ -283,41 +291,142 @@ async def notifications(
     )
 
 
+#: Reads one type of node by the primary key inside its global id; None when there is none to show.
+NodeResolver = Callable[[Info, int], Awaitable[Node | None]]
+
+
+async def _row(info: Info, table: Any, pk: int) -> Any:
+    """One row of ``table`` by its primary key, or None."""
+    async with info.context.services.sessions() as session:
+        return (await session.execute(select(table).where(table.c.id == pk))).first()
+
+
+async def _holder(info: Info, table: Any, pk: int) -> SubscriptionState | None:
+    """The subscription a row of ``table`` (an item, an applied coupon) belongs to, as the API shows it."""
+    async with info.context.services.sessions() as session:
+        found = (await session.execute(select(table.c.subscription_id).where(table.c.id == pk))).first()
+    return await info.context.loaders.subscription_by_id.load(found.subscription_id) if found is not None else None
+
+
+async def _subscription_item(info: Info, pk: int) -> SubscriptionItem | None:
+    state = await _holder(info, t.table_of(t.SubscriptionItem), pk)
+    item = next((i for i in state.items if i.id == pk), None) if state is not None else None
+    return SubscriptionItem.of(item) if item is not None else None
+
+
+async def _applied_coupon(info: Info, pk: int) -> AppliedCoupon | None:
+    state = await _holder(info, t.table_of(t.AppliedCoupon), pk)
+    applied = next((c for c in state.coupons if c.id == pk), None) if state is not None else None
+    return AppliedCoupon.of(applied) if applied is not None else None
+
+
+async def _transaction(info: Info, pk: int) -> Transaction | None:
+    row = await _row(info, t.table_of(t.Transaction), pk)
+    return Transaction.of(row) if row is not None else None
+
+
+async def _history_entry(info: Info, pk: int) -> HistoryEntry | None:
+    row = await _row(info, t.table_of(t.HistoryEntry), pk)
+    return HistoryEntry.of(row) if row is not None else None
+
+
+async def _phase(info: Info, pk: int) -> Phase | None:
+    row = await _row(info, t.table_of(t.Phase), pk)
+    return Phase.of(row) if row is not None else None
+
+
+async def _notification(info: Info, pk: int) -> Notification | None:
+    row = await _row(info, t.table_of(t.OutboxMessage), pk)
+    return Notification.of(row) if row is not None else None
+
+
+async def _payment_method(info: Info, pk: int) -> PaymentMethod | None:
+    row = await info.context.loaders.payment_method_by_id.load(pk)
+    return PaymentMethod.of(row) if row is not None else None
+
+
+async def _product(info: Info, pk: int) -> Product | None:
+    async with info.context.services.sessions() as session:
+        loaded = await SubscriptionRepository(session).catalog.load_products([pk])
+    return Product.of(loaded[pk]) if pk in loaded else None
+
+
+async def _coupon(info: Info, pk: int) -> Coupon | None:
+    table = t.table_of(t.Coupon)
+    async with info.context.services.sessions() as session:
+        row = (await session.execute(select(table.c.code).where(table.c.id == pk))).first()
+    return await coupon(info, row.code) if row is not None else None
+
+
+async def _bulk_run_item(info: Info, pk: int) -> Node | None:
+    from rebill.resolvers.bulk import bulk_run_item
+
+    return await bulk_run_item(info, pk)
+
+
+async def _webhook_endpoint(info: Info, pk: int) -> Node | None:
+    from rebill.resolvers.webhooks import webhook_node
+
+    return await webhook_node(info, "WebhookEndpoint", pk)
+
+
+async def _webhook_delivery(info: Info, pk: int) -> Node | None:
+    from rebill.resolvers.webhooks import webhook_node
+
+    return await webhook_node(info, "WebhookDelivery", pk)
+
+
+def _by_id(resolver: Callable[[Info, strawberry.ID], Awaitable[Node | None]], type_name: str) -> NodeResolver:
+    """A ``type(id:)`` resolver as a node resolver (it decodes the id and applies its own rules)."""
+
+    async def resolve(info: Info, pk: int) -> Node | None:
+        return await resolver(info, strawberry.ID(to_global_id(type_name, pk)))
+
+    return resolve
+
+
+def _bulk_run(info: Info, id: strawberry.ID) -> Awaitable[Node | None]:
+    from rebill.resolvers.bulk import bulk_run
+
+    return bulk_run(info, id)
+
+
+#: How ``node(id:)`` reads each type that implements Node, by the type name in the global id.
+#: Every object type implementing Node has an entry; tests/api/test_conventions_nodes.py enforces it.
+NODE_RESOLVERS: dict[str, NodeResolver] = {
+    "Subscription": _by_id(subscription, "Subscription"),
+    "Renewal": _by_id(renewal, "Renewal"),
+    "SubscriptionProfile": _by_id(profile, "SubscriptionProfile"),
+    "Customer": _by_id(customer, "Customer"),
+    "PaymentMethod": _payment_method,
+    "Product": _product,
+    "Coupon": _coupon,
+    "Refund": _by_id(refund, "Refund"),
+    "Transaction": _transaction,
+    "SubscriptionItem": _subscription_item,
+    "AppliedCoupon": _applied_coupon,
+    "HistoryEntry": _history_entry,
+    "Phase": _phase,
+    "Notification": _notification,
+    "BulkRun": _by_id(_bulk_run, "BulkRun"),
+    "BulkRunItem": _bulk_run_item,
+    "WebhookEndpoint": _webhook_endpoint,
+    "WebhookDelivery": _webhook_delivery,
+}
+
+
 async def node(info: Info, id: strawberry.ID) -> Node | None:
-    """Any object by its global id."""
-    try:
-        type_name, pk_text = from_global_id(id)
-        pk = int(pk_text)
-    except (RebillError, ValueError):
+    """Any object by its global id (null when it names nothing this caller may read).
+
+    A customer token reads through ``viewer`` only: the field itself needs the
+    ``read`` scope, and should a customer actor get here anyway it sees nothing.
+    """
+    if customer_of(info.context.actor) is not None:
         return None
-    if type_name == "Subscription":
-        return await subscription(info, id)
-    if type_name == "Renewal":
-        return await renewal(info, id)
-    if type_name == "SubscriptionProfile":
-        return await profile(info, id)
-    if type_name == "Customer":
-        return await customer(info, id)
-    if type_name == "PaymentMethod":
-        row = await info.context.loaders.payment_method_by_id.load(pk)
-        return PaymentMethod.of(row) if row is not None else None
-    if type_name == "Product":
-        async with info.context.services.sessions() as session:
-            loaded = await SubscriptionRepository(session).catalog.load_products([pk])
-        return Product.of(loaded[pk]) if pk in loaded else None
-    if type_name == "Coupon":
-        table = t.table_of(t.Coupon)
-        async with info.context.services.sessions() as session:
-            row = (await session.execute(select(table.c.code).where(table.c.id == pk))).first()
-        return await coupon(info, row.code) if row is not None else None
-    if type_name == "Refund":
-        return await refund(info, id)
-    if type_name == "BulkRun":
-        from rebill.resolvers.bulk import bulk_run
-
-        return await bulk_run(info, id)
-    if type_name in ("WebhookEndpoint", "WebhookDelivery"):
-        from rebill.resolvers.webhooks import webhook_node
-
-        return await webhook_node(info, type_name, pk)
-    return None
+    try:
+        type_name, _ = from_global_id(id)
+        pk = decode_id(id, type_name)
+    except RebillError:
+        return None
+    resolver = NODE_RESOLVERS.get(type_name)
+    return await resolver(info, pk) if resolver is not None else None

@@ -267,8 +267,7 @@ class BulkItemOutcome(enum.StrEnum):
 
 
 @strawberry.type
-class BulkRunItem:
-    id: strawberry.ID
+class BulkRunItem(Node):
     subscription_id: strawberry.ID
     segment: str | None
     outcome: BulkItemOutcome
@@ -291,6 +290,11 @@ class BulkRunItem:
             changes=changes_of(item.changes),
             consent_reference=item.consent_reference,
         )
+
+    @classmethod
+    def of_row(cls, row: Any) -> BulkRunItem:
+        """A ``bulk_run_items`` row as the API shows it."""
+        return cls.of(_item_view(row))
 
 
 @strawberry.type
@@ -374,8 +378,7 @@ class BulkRun(Node):
         async with info.context.services.sessions() as session:
             page = await fetch_page(session, ITEMS, where, first, after, last=last, before=before)
         edges = [
-            BulkRunItemEdge(cursor=c, node=BulkRunItem.of(_item_view(r)))
-            for r, c in zip(page.rows, page.cursors, strict=True)
+            BulkRunItemEdge(cursor=c, node=BulkRunItem.of_row(r)) for r, c in zip(page.rows, page.cursors, strict=True)
         ]
         return BulkRunItemConnection(
             edges=edges,

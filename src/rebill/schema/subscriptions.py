@@ -30,8 +30,7 @@ from rebill.schema.ordering import ChronologicalOrder, chronological
 
 
 @strawberry.type
-class SubscriptionItem:
-    id: strawberry.ID
+class SubscriptionItem(Node):
     product: Product
     unit_price: Money
     quantity: int
@@ -58,8 +57,7 @@ class SubscriptionItem:
 
 
 @strawberry.type
-class AppliedCoupon:
-    id: strawberry.ID
+class AppliedCoupon(Node):
     coupon: Coupon
     code: str
     cycles_used: int
@@ -77,8 +75,7 @@ class AppliedCoupon:
 
 
 @strawberry.type
-class Transaction:
-    id: strawberry.ID
+class Transaction(Node):
     kind: str
     gateway_id: str | None
     amount: Money
@@ -86,6 +83,20 @@ class Transaction:
     decline_code: str | None
     gateway_reference: str | None
     created_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> Transaction:
+        """A ``transactions`` row (a REFUND one is also a ``Refund`` node, under its own global id)."""
+        return cls(
+            id=strawberry.ID(to_global_id("Transaction", row.id)),
+            kind=row.kind,
+            gateway_id=row.gateway_id,
+            amount=Money.of(DomainMoney(row.amount_minor, row.currency)),
+            status=row.status,
+            decline_code=row.decline_code,
+            gateway_reference=row.gateway_reference,
+            created_at=row.created_at,
+        )
 
 
 @strawberry.type
@@ -137,24 +148,11 @@ class Renewal(Node):
         table = t.table_of(t.Transaction)
         async with info.context.services.sessions() as session:
             rows = await session.execute(select(table).where(table.c.renewal_id == self.pk).order_by(table.c.id))
-            return [
-                Transaction(
-                    id=strawberry.ID(to_global_id("Transaction", r.id)),
-                    kind=r.kind,
-                    gateway_id=r.gateway_id,
-                    amount=Money.of(DomainMoney(r.amount_minor, r.currency)),
-                    status=r.status,
-                    decline_code=r.decline_code,
-                    gateway_reference=r.gateway_reference,
-                    created_at=r.created_at,
-                )
-                for r in rows
-            ]
+            return [Transaction.of(r) for r in rows]
 
 
 @strawberry.type
-class HistoryEntry:
-    id: strawberry.ID
+class HistoryEntry(Node):
     occurred_at: datetime
     actor: str
     action: str
@@ -180,8 +178,7 @@ class HistoryEntry:
 
 
 @strawberry.type(description="A scheduled configuration: applied by the renewal engine on its effective date.")
-class Phase:
-    id: strawberry.ID
+class Phase(Node):
     effective_date: date
     status: str
     changes: JSON
