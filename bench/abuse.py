@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.api.abuse_corpus import CORPUS, SMALL_QUERY  # noqa: E402
-from tests.api.live_server import REBILL, running_rebill  # noqa: E402
+from tests.api.live_server import REBILL, create_api_key, running_rebill  # noqa: E402
 
 from rebill.config import Settings  # noqa: E402
 from rebill.db.scratch import ScratchDatabase  # noqa: E402
@@ -118,19 +118,6 @@ def measure(
     return latencies, sent.value
 
 
-def api_key(env: dict[str, str], scope: str) -> str:
-    """A key of the measured client's own: it shares nothing with the attackers."""
-    name = f"bench-{scope}-{time.monotonic_ns()}"
-    created = subprocess.run(
-        [*REBILL, "apikey", "create", "--name", name, "--scope", scope],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return created.stdout.strip().splitlines()[-1].strip()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measurement")
@@ -151,7 +138,7 @@ def main() -> None:
             REBILL_REFUSAL_BUCKET=str(defaults.refusal_bucket),
             REBILL_REFUSAL_RESTORE=str(defaults.refusal_restore),
         ) as live:
-            live.keys["victim"] = api_key(env, "read")
+            live.keys["victim"] = create_api_key(env, "read")  # its own key: it shares nothing with the attackers
             baseline, _ = measure(live.base_url, live.keys, args.seconds, 0)
             attacked, sent = measure(live.base_url, live.keys, args.seconds, args.attackers)
             busy, busy_sent = measure(live.base_url, live.keys, args.seconds, args.attackers, polite=True)

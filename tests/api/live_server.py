@@ -63,6 +63,20 @@ def _env(database_url: str, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def create_api_key(env: dict[str, str], scope: str) -> str:
+    """A new API key with one scope, made by ``rebill apikey create`` on the database ``env`` names; its secret."""
+    name = f"live-{scope}-{os.getpid()}-{time.monotonic_ns()}"
+    created = subprocess.run(
+        [*REBILL, "apikey", "create", "--name", name, "--scope", scope],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return created.stdout.strip().splitlines()[-1].strip()
+
+
 @contextmanager
 def running_rebill(
     database_url: str, scopes: tuple[str, ...] = ("read", "admin"), **extra: str
@@ -70,16 +84,7 @@ def running_rebill(
     env = _env(database_url, extra)
     live = LiveRebill("")
     for scope in scopes:
-        name = f"live-{scope}-{os.getpid()}-{time.monotonic_ns()}"
-        created = subprocess.run(
-            [*REBILL, "apikey", "create", "--name", name, "--scope", scope],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        live.keys[scope] = created.stdout.strip().splitlines()[-1].strip()
+        live.keys[scope] = create_api_key(env, scope)
     port = free_port()
     live.base_url = f"http://127.0.0.1:{port}"
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - a file, not a pipe: a full pipe would stall the server
