@@ -210,3 +210,15 @@ def test_plan_files_keep_the_string_bounds_of_graphql_input():
     )
     assert out_of_bounds({**PLAN, "reason": "price\x00rise"}) == "reason: text may not contain NUL characters"
     assert out_of_bounds({**PLAN, "filter": {"status\x00": ["ACTIVE"]}}) == "filter: a key contains a NUL character"
+
+
+def test_a_plan_filters_by_customer_search_as_the_api_does_and_bounds_it_alike():
+    from rebill.services.search import MAX_SEARCH_LENGTH
+
+    plan = parse_plan({**PLAN, "filter": {"customerSearch": "Ada lovelace%"}})
+    assert plan.filter.customer_search == "Ada lovelace%"
+    assert plan_to_json(plan)["filter"] == {"customerSearch": "Ada lovelace%"}
+    assert parse_plan(plan_to_json(plan)) == plan
+    long = {**PLAN, "filter": {"customerSearch": "a" * (MAX_SEARCH_LENGTH + 1)}}
+    assert problems(long) == [("filter.customerSearch", "INVALID_VALUE")]
+    assert problems({**PLAN, "filter": {"customerSearch": 7}}) == [("filter.customerSearch", "INVALID_VALUE")]

@@ -216,6 +216,8 @@ class SubscriptionFilter(BaseModel):
     "Only subscriptions with an item of these products"
     customer_email: Optional[str] = Field(alias="customerEmail", default=None)
     "Only the subscriptions of the customer with this e-mail"
+    customer_search: Optional[str] = Field(alias="customerSearch", default=None)
+    "Only the subscriptions of customers whose name or e-mail contains every word of this text, in any letter case (as customers(filter: { search }); at most 320 characters)"
     next_renewal_from: Optional[Date] = Field(alias="nextRenewalFrom", default=None)
     "Inclusive; a TRIAL matches by its trial end"
     next_renewal_to: Optional[Date] = Field(alias="nextRenewalTo", default=None)

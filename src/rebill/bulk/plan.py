@@ -30,6 +30,7 @@ from rebill.domain.subscription import GatewayMode, RenewalType
 from rebill.domain.updates import MAX_DATE, MIN_DATE
 from rebill.ids import decode_id
 from rebill.services.filters import SubscriptionFilter
+from rebill.services.search import MAX_SEARCH_LENGTH
 
 MAX_SEGMENTS = 50
 MAX_ACTIONS = 20
@@ -446,9 +447,16 @@ def parse_filter(errors: _Errors, path: list[str | int], data: Any) -> Subscript
     for key in ("inTrial", "hasGateway"):
         if data.get(key) is not None:
             values[_FILTER_KEYS[key]] = _bool(errors, [*path, key], data[key])
-    for key in ("customerEmail", "currency"):
+    for key in ("customerEmail", "customerSearch", "currency"):
         if data.get(key) is not None:
             values[_FILTER_KEYS[key]] = _str(errors, [*path, key], data[key])
+    search = values.get("customer_search")
+    if search is not None and len(search) > MAX_SEARCH_LENGTH:
+        errors.add(
+            [*path, "customerSearch"],
+            "INVALID_VALUE",
+            f"at most {MAX_SEARCH_LENGTH} characters (got {len(search)})",
+        )
     if data.get("currency") is not None and values.get("currency"):
         from rebill.domain.money import currency_exponent
 

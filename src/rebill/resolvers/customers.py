@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import strawberry
-from sqlalchemy import ColumnElement, func, literal
+from sqlalchemy import ColumnElement
 from strawberry.types import Info
 
 from rebill.db import tables as t
@@ -15,9 +14,10 @@ from rebill.ids import from_global_id
 from rebill.resolvers.pages import Window, fetch_page
 from rebill.schema.catalog import Customer
 from rebill.schema.common import ApiError, Node, page_info
-from rebill.schema.customers import MAX_SEARCH_LENGTH, CustomerConnection, CustomerEdge, CustomerFilter
+from rebill.schema.customers import CustomerConnection, CustomerEdge, CustomerFilter
 from rebill.schema.ordering import SubscriptionOrder, subscription_order
 from rebill.schema.subscriptions import Subscription, SubscriptionConnection, SubscriptionEdge
+from rebill.services.search import MAX_SEARCH_LENGTH, contains, customer_words, lower_email
 
 C = t.table_of(t.Customer)
 MAX_NODES = 100
@@ -31,16 +31,6 @@ def _text(value: str, field: str) -> str:
     return value.strip().lower()
 
 
-def _contains(column: Any, text: str) -> ColumnElement[bool]:
-    """``column`` contains ``text`` literally (LIKE's wildcards in it are escaped); the trigram index serves it."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.like(literal(f"%{escaped}%"), escape="\\")
-
-
-lower_email: ColumnElement[str] = func.lower(C.c.email)
-lower_name: ColumnElement[str] = func.lower(func.coalesce(C.c.name, ""))
-
-
 def customer_filter(f: CustomerFilter | None) -> list[ColumnElement[bool]]:
     if f is None:
         return []
@@ -48,10 +38,9 @@ def customer_filter(f: CustomerFilter | None) -> list[ColumnElement[bool]]:
     if f.email is not None:
         where.append(lower_email == _text(f.email, "email"))
     if f.email_contains is not None:
-        where.append(_contains(lower_email, _text(f.email_contains, "emailContains")))
+        where.append(contains(lower_email, _text(f.email_contains, "emailContains")))
     if f.search is not None:
-        for word in _text(f.search, "search").split():
-            where.append(_contains(lower_name, word) | _contains(lower_email, word))
+        where.extend(customer_words(_text(f.search, "search")))
     return where
 
 

@@ -62,6 +62,7 @@ def to_filter(f: inputs.SubscriptionFilter | None) -> filters.SubscriptionFilter
         profile_ids=_pks(f.profile_ids, "SubscriptionProfile", "profileIds"),
         product_ids=_pks(f.product_ids, "Product", "productIds"),
         customer_email=f.customer_email,
+        customer_search=f.customer_search,
         next_renewal_from=f.next_renewal_from,
         next_renewal_to=f.next_renewal_to,
         in_trial=f.in_trial,

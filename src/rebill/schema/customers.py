@@ -7,8 +7,6 @@ import strawberry
 from rebill.schema.catalog import Customer
 from rebill.schema.common import PageInfo
 
-MAX_SEARCH_LENGTH = 320
-
 
 @strawberry.input(description="Which customers customers(filter:) lists; every field given must match.")
 class CustomerFilter:

@@ -287,6 +287,10 @@ FIELDS: dict[str, str] = {
     "SubscriptionFilter.profileIds": "Only subscriptions following these profiles",
     "SubscriptionFilter.productIds": "Only subscriptions with an item of these products",
     "SubscriptionFilter.customerEmail": "Only the subscriptions of the customer with this e-mail",
+    "SubscriptionFilter.customerSearch": (
+        "Only the subscriptions of customers whose name or e-mail contains every word of this text, in any"
+        " letter case (as customers(filter: { search }); at most 320 characters)"
+    ),
     "SubscriptionFilter.inTrial": "Only subscriptions in (true) or out of (false) their trial",
     "SubscriptionFilter.amountMin": "Only subscriptions whose next renewal bills at least this (a decimal string)",
     "SubscriptionFilter.amountMax": "Only subscriptions whose next renewal bills at most this (a decimal string)",

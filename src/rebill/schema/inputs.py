@@ -37,6 +37,7 @@ class SubscriptionFilter:
     profile_ids: list[strawberry.ID] | None = None
     product_ids: list[strawberry.ID] | None = None
     customer_email: str | None = None
+    customer_search: str | None = None
     next_renewal_from: date | None = strawberry.field(
         default=None, description="Inclusive; a TRIAL matches by its trial end"
     )

@@ -18,6 +18,7 @@ from rebill.domain.errors import RebillError, ValidationError
 from rebill.domain.money import CURRENCY_EXPONENTS, Money, Rounding, currency_exponent
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import GatewayMode, RenewalType
+from rebill.services.search import MAX_SEARCH_LENGTH, customer_words
 
 S = t.table_of(t.Subscription)
 I = t.table_of(t.SubscriptionItem)  # noqa: E741
@@ -32,6 +33,7 @@ class SubscriptionFilter:
     profile_ids: tuple[int, ...] | None = None
     product_ids: tuple[int, ...] | None = None
     customer_email: str | None = None
+    customer_search: str | None = None
     next_renewal_from: date | None = None
     next_renewal_to: date | None = None
     in_trial: bool | None = None
@@ -70,6 +72,17 @@ def _amount_clause(text_amount: str, op: str, currency: str | None, field: str) 
         ) from exc
 
 
+def _customer_search(text: str) -> list[ColumnElement[bool]]:
+    """Subscriptions of customers whose name or e-mail holds every word, as ``customers(filter: { search })``."""
+    if len(text) > MAX_SEARCH_LENGTH:
+        raise ValidationError(
+            f"customerSearch may be at most {MAX_SEARCH_LENGTH} characters (got {len(text)})",
+            field=["customerSearch"],
+        )
+    words = customer_words(text)
+    return [S.c.customer_id.in_(select(CU.c.id).where(*words))] if words else []
+
+
 def compile_filter(f: SubscriptionFilter) -> list[ColumnElement[bool]]:
     """WHERE clauses for a filter (ANDed). Empty lists in the filter match nothing."""
     where: list[ColumnElement[bool]] = []
@@ -91,6 +104,8 @@ def compile_filter(f: SubscriptionFilter) -> list[ColumnElement[bool]]:
         where.append(
             S.c.customer_id.in_(select(CU.c.id).where(func.lower(CU.c.email) == f.customer_email.strip().lower()))
         )
+    if f.customer_search is not None:
+        where.extend(_customer_search(f.customer_search))
     if f.next_renewal_from is not None:
         where.append(S.c.next_renewal_date >= f.next_renewal_from)
     if f.next_renewal_to is not None:
