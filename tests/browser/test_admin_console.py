@@ -36,12 +36,17 @@ async def test_console_finds_a_subscription_shows_its_history_and_force_bills_it
 
     await sign_in(page, live_server)
     await page.locator("#subscription-table tbody tr").nth(1).wait_for()
-    await page.fill("input[name=email]", "ADA@example.com")
-    await page.press("input[name=email]", "Enter")
+    # Part of an address, in another letter case, finds that customer's subscription and not the other's.
+    box = page.get_by_label("Customer (email or name)")
+    await box.fill("ADA@")
+    await box.press("Enter")
     await page.get_by_text("1\u20131 of 1").wait_for()
     rows = page.locator("#subscription-table tbody tr")
     assert await rows.count() == 1
     assert "62.96 USD" in await rows.first.inner_text()
+    assert "ada@example.com" in await rows.first.inner_text()
+    assert "bob@example.com" not in await page.inner_text("#subscription-table")
+    assert "customer=ADA%40" in page.url
     await screenshot("search")
 
     await rows.first.locator("a").first.click()

@@ -17,7 +17,10 @@ const ROW_FIELDS = `id status renewalType nextRenewalDate trialEndDate amount { 
 export function readFilter(params) {
   const filter = {};
   const text = (name) => params.get(name) || null;
-  if (text("email")) filter.customerEmail = text("email");
+  // "customer" is what the box sends: words of a name or an address. "email" is the older, exact
+  // address of links shared before; the box takes it over on the next search.
+  if (text("customer")) filter.customerSearch = text("customer");
+  else if (text("email")) filter.customerEmail = text("email");
   if (text("id")) filter.ids = text("id").split(/[\s,]+/).filter(Boolean);
   const statuses = params.getAll("status");
   if (statuses.length) filter.status = statuses;
@@ -77,7 +80,7 @@ export async function renderList(root, params, navigate) {
     h(
       "div",
       { class: "search-row" },
-      h("input", { name: "email", type: "search", placeholder: "Customer email (the whole address)", value: p("email"), "aria-label": "Customer email" }),
+      h("input", { name: "customer", type: "search", placeholder: "Customer (email or name)", value: p("customer") || p("email"), "aria-label": "Customer (email or name)" }),
       h("input", { name: "id", placeholder: "Subscription id(s)", value: p("id"), "aria-label": "Subscription ids" }),
       h("button", { type: "submit", class: "primary" }, "Search"),
       h("button", { type: "button", onclick: () => navigate("#/subscriptions") }, "Clear"),
