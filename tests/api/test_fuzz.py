@@ -162,7 +162,11 @@ def test_invalid_mutations_are_refused_and_change_nothing(http, live, database_u
 @settings(max_examples=40, deadline=None, derandomize=True, database=None)
 @given(
     variables=st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(max_size=30) | st.floats(allow_nan=False, allow_infinity=False),
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.text(max_size=30)
+        | st.floats(allow_nan=False, allow_infinity=False),
         lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
         max_leaves=12,
     ),
