@@ -296,10 +296,16 @@ async def notifications(
 NodeResolver = Callable[[Info, int], Awaitable[Node | None]]
 
 
-async def _row(info: Info, table: Any, pk: int) -> Any:
-    """One row of ``table`` by its primary key, or None."""
-    async with info.context.services.sessions() as session:
-        return (await session.execute(select(table).where(table.c.id == pk))).first()
+def _from_row(model: Any, build: Callable[[Any], Node]) -> NodeResolver:
+    """A node read as one row of ``model``'s table by its primary key, built by ``build`` (None when there is none)."""
+    table = t.table_of(model)
+
+    async def resolve(info: Info, pk: int) -> Node | None:
+        async with info.context.services.sessions() as session:
+            row = (await session.execute(select(table).where(table.c.id == pk))).first()
+        return build(row) if row is not None else None
+
+    return resolve
 
 
 async def _holder(info: Info, table: Any, pk: int) -> SubscriptionState | None:
@@ -319,26 +325,6 @@ async def _applied_coupon(info: Info, pk: int) -> AppliedCoupon | None:
     state = await _holder(info, t.table_of(t.AppliedCoupon), pk)
     applied = next((c for c in state.coupons if c.id == pk), None) if state is not None else None
     return AppliedCoupon.of(applied) if applied is not None else None
-
-
-async def _transaction(info: Info, pk: int) -> Transaction | None:
-    row = await _row(info, t.table_of(t.Transaction), pk)
-    return Transaction.of(row) if row is not None else None
-
-
-async def _history_entry(info: Info, pk: int) -> HistoryEntry | None:
-    row = await _row(info, t.table_of(t.HistoryEntry), pk)
-    return HistoryEntry.of(row) if row is not None else None
-
-
-async def _phase(info: Info, pk: int) -> Phase | None:
-    row = await _row(info, t.table_of(t.Phase), pk)
-    return Phase.of(row) if row is not None else None
-
-
-async def _notification(info: Info, pk: int) -> Notification | None:
-    row = await _row(info, t.table_of(t.OutboxMessage), pk)
-    return Notification.of(row) if row is not None else None
 
 
 async def _payment_method(info: Info, pk: int) -> PaymentMethod | None:
@@ -403,12 +389,12 @@ NODE_RESOLVERS: dict[str, NodeResolver] = {
     "Product": _product,
     "Coupon": _coupon,
     "Refund": _by_id(refund, "Refund"),
-    "Transaction": _transaction,
+    "Transaction": _from_row(t.Transaction, Transaction.of),
     "SubscriptionItem": _subscription_item,
     "AppliedCoupon": _applied_coupon,
-    "HistoryEntry": _history_entry,
-    "Phase": _phase,
-    "Notification": _notification,
+    "HistoryEntry": _from_row(t.HistoryEntry, HistoryEntry.of),
+    "Phase": _from_row(t.Phase, Phase.of),
+    "Notification": _from_row(t.OutboxMessage, Notification.of),
     "BulkRun": _by_id(_bulk_run, "BulkRun"),
     "BulkRunItem": _bulk_run_item,
     "WebhookEndpoint": _webhook_endpoint,
