@@ -107,3 +107,36 @@ async def test_a_bulk_run_belongs_to_the_key_that_started_it(client, services):
         assert (await gql_raw(boss, READ_RUN, {"id": run_id})).json()["data"]["bulkRun"]["id"] == run_id
         cancelled = (await gql_raw(alice, CANCEL, {"id": run_id})).json()["data"]["cancelBulkRun"]
         assert cancelled["userErrors"] == [] and cancelled["run"]["id"] == run_id
+
+
+async def _portal_tokens(services) -> int:
+    from sqlalchemy import func, select
+
+    from rebill.db import tables as t
+
+    async with services.engine.connect() as conn:
+        return (await conn.execute(select(func.count()).select_from(t.PortalToken))).scalar_one()
+
+
+MINT = "mutation($c: ID!) { createCustomerPortalSession(input: { customerId: $c }) { url token userErrors { code } } }"
+
+
+@pytest.mark.parametrize("scopes", [("write",), ("read",), ("write", "refund", "bulk")])
+async def test_a_customer_token_is_minted_only_by_keys_that_may_read_and_write(client, services, scopes):
+    world = await make_world(client)
+    before = await _portal_tokens(services)
+    async with await _keyed(services, "minter", *scopes) as minter:
+        response = await gql_raw(minter, MINT, {"c": world.customer})
+    body = response.json()
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    missing = "read" if "read" not in scopes else "write"
+    assert f"'{missing}'" in body["errors"][0]["message"]
+    assert body["data"] is None or body["data"].get("createCustomerPortalSession") is None
+    assert await _portal_tokens(services) == before, "nothing is created"
+
+
+async def test_a_key_with_read_and_write_mints_a_customer_token(client, services):
+    world = await make_world(client)
+    async with await _keyed(services, "store", "read", "write") as store:
+        payload = (await gql_raw(store, MINT, {"c": world.customer})).json()["data"]["createCustomerPortalSession"]
+    assert payload["userErrors"] == [] and payload["token"] and payload["url"]

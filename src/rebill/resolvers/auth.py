@@ -1,4 +1,10 @@
-"""Scopes: read queries need ``read``, mutations ``write``, refunds ``refund``, bulk ``bulk``; ``admin`` has all."""
+"""Scopes: read queries need ``read``, mutations ``write``, refunds ``refund``, bulk ``bulk``; ``admin`` has all.
+
+A customer token reads what ``read`` reads (the customer's e-mail, addresses,
+payment methods and subscriptions), so minting one needs ``read`` as well as
+``write``: ``permission_classes=[CanWrite, CanRead]``, each refusal naming the
+scope that is missing.
+"""
 
 from __future__ import annotations
 

@@ -60,7 +60,10 @@ def _address(data: inputs.AddressInput | None) -> dict[str, Any] | None:
 async def create_customer_portal_session(
     info: Info, input: CreateCustomerPortalSessionInput
 ) -> CreateCustomerPortalSessionPayload:
-    """A one-time link into the portal and a customer-scoped bearer token, both valid REBILL_PORTAL_LINK_TTL."""
+    """A one-time link into the portal and a customer-scoped bearer token, both valid REBILL_PORTAL_LINK_TTL.
+
+    Only keys with ``read`` and ``write`` get here (schema/root.py): either one reads the customer's data.
+    """
     try:
         session = await create_portal_session(
             info.context.services,

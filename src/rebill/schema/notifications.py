@@ -24,14 +24,17 @@ class Notification(Node):
     raw_payload: strawberry.Private[Any]
 
     @strawberry.field(
-        description="What the message says; portalUrl (a link that signs the customer in) only for keys that may write"
+        description=(
+            "What the message says; portalUrl (a link that signs the customer in) only for keys with the read"
+            " and write scopes, the ones that may create a portal session"
+        )
     )
     def payload(self, info: Info) -> JSON:
         actor = info.context.actor
         if not isinstance(self.raw_payload, dict):
             return self.raw_payload
         shown = globalize(self.raw_payload)
-        if "portalUrl" in shown and not actor.has("write"):
+        if "portalUrl" in shown and not (actor.has("read") and actor.has("write")):
             del shown["portalUrl"]
         return cast(JSON, shown)
 

@@ -29,7 +29,10 @@ class CreateCustomerPortalSessionInput:
 class CreateCustomerPortalSessionPayload(Payload):
     url: str | None = strawberry.field(description="For a browser: works once, until expiresAt")
     token: str | None = strawberry.field(
-        description="For the store's own pages: Authorization: Bearer with the customer scope, until expiresAt"
+        description=(
+            "For the store's own pages: Authorization: Bearer with the customer scope, until expiresAt;"
+            " it reads the customer's e-mail, addresses, payment methods and subscriptions"
+        )
     )
     expires_at: datetime | None
 

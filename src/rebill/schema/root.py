@@ -78,8 +78,10 @@ class Mutation:
     create_customer = _write(m.create_customer)
     add_payment_method = _write_or_customer(p.add_payment_method, "Add a card, external or offline payment method")
     update_customer = _write_or_customer(p.update_customer, "Staff: any field; a customer token: its billing address")
-    create_customer_portal_session = _write(
-        p.create_customer_portal_session, "A one-time portal link and a customer-scoped bearer token"
+    create_customer_portal_session = strawberry.mutation(
+        resolver=p.create_customer_portal_session,
+        permission_classes=[CanWrite, CanRead],
+        description="A one-time portal link and a customer-scoped bearer token; needs the read and write scopes",
     )
     create_coupon = _write(m.create_coupon)
     create_subscription = _write(m.create_subscription)
