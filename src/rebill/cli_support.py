@@ -27,15 +27,21 @@ out = Console()
 
 
 def fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    """One line (whatever the terminal's width: operators grep logs for it), then exit with ``code``."""
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
 
 
+#: The exit code of input the command cannot use (an argument, a setting, a plan file), like Click's usage errors.
+BAD_INPUT = 2
+
+
 def settings_or_exit() -> Settings:
+    """The settings, or one line naming the variable that is wrong and exit code 2."""
     try:
         return Settings.from_env()
     except ValueError as exc:
-        fail(str(exc))
+        fail(escape(str(exc)), BAD_INPUT)
         raise AssertionError from exc  # unreachable
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import platformdirs
 
+from rebill.clock import parse_instant
+
 
 def default_data_dir() -> Path:
     """The embedded database's folder when ``REBILL_DATA_DIR`` is unset: the user's data directory.
@@ -55,6 +57,18 @@ def _positive_float(name: str, default: float) -> float:
     if not value > 0 or value == float("inf"):
         raise ValueError(f"{name} must be a positive number, not {raw!r}")
     return value
+
+
+def _instant(name: str) -> str | None:
+    """An ISO 8601 instant, checked here so that a typo is one line naming the variable, not a traceback later."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        parse_instant(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an ISO 8601 instant such as 2026-01-15T09:00:00Z, not {raw!r}") from None
+    return raw
 
 
 @dataclass(frozen=True)
@@ -133,7 +147,7 @@ class Settings:
         return cls(
             database_url=os.environ.get("DATABASE_URL") or None,
             data_dir=Path(os.environ["REBILL_DATA_DIR"]) if os.environ.get("REBILL_DATA_DIR") else default_data_dir(),
-            now=os.environ.get("REBILL_NOW") or None,
+            now=_instant("REBILL_NOW"),
             introspection=_bool("REBILL_INTROSPECTION", True),
             graphiql=_bool("REBILL_GRAPHIQL", True),
             max_query_depth=_int("REBILL_MAX_QUERY_DEPTH", 12),

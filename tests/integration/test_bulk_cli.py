@@ -3,13 +3,21 @@ import json
 import os
 import sys
 
+import pytest
+
 from tests.conftest import DEFAULT_NOW
 from tests.integration.test_bulk_preview import THREE_SEGMENTS, three_segment_shop
 
 
-async def rebill(database_url: str, *args: str) -> tuple[int, str]:
+async def rebill(database_url: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run the ``rebill`` command line against the test database; its exit code and output."""
-    env = {**os.environ, "DATABASE_URL": database_url, "REBILL_NOW": DEFAULT_NOW.isoformat(), "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REBILL_NOW": DEFAULT_NOW.isoformat(),
+        "COLUMNS": "200",
+        **(env or {}),
+    }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -111,3 +119,49 @@ async def test_a_plan_file_with_1000_ids_still_runs(services, database_url, tmp_
     assert code == 0, out
     assert "bulk run 1: COMPLETED (dry run)" in out and "7/7 processed" in out
     assert await shop.states(list(ids.values())) == before
+
+
+DEEP = 100_000
+BAD_INPUT = [
+    pytest.param(["bulk", "status", "99999999999999999999999"], {}, "", "is not a bulk run id", id="id-beyond-64-bits"),
+    pytest.param(["bulk", "status", "9" * 5000], {}, "", "is not a bulk run id", id="id-of-5000-digits"),
+    pytest.param(["bulk", "status", "0"], {}, "", "is not a bulk run id", id="id-zero"),
+    pytest.param(["bulk", "status", "²"], {}, "", "is not a bulk run id", id="id-of-a-superscript-digit"),
+    pytest.param(["bulk", "cancel", "not-an-id"], {}, "", "is not a bulk run id", id="id-of-nothing"),
+    pytest.param(["bulk", "status", "1"], {"REBILL_NOW": "yesterday"}, "", "REBILL_NOW", id="rebill-now-yesterday"),
+    pytest.param(
+        ["bulk", "preview", "{plan}"], {"REBILL_NOW": "2026-13-45"}, "{}", "REBILL_NOW", id="rebill-now-month-13"
+    ),
+    pytest.param(["bulk", "status", "1"], {"REBILL_MAX_TOKENS": "many"}, "", "REBILL_MAX_TOKENS", id="setting-not-int"),
+    pytest.param(
+        ["bulk", "preview", "{plan}"],
+        {},
+        '{"segments": ' + "[" * DEEP + "]" * DEEP + "}",
+        "nest more than 64 deep",
+        id="plan-100000-deep",
+    ),
+    pytest.param(
+        ["bulk", "run", "{plan}"],
+        {},
+        '{"segments": [{"name": "x", "when": ' + "[" * 900 + "]" * 900 + "}]}",
+        "nest more than 64 deep",
+        id="plan-900-deep",
+    ),
+    pytest.param(["bulk", "preview", "{plan}"], {}, '{"segments": [', "is not JSON", id="plan-not-json"),
+    pytest.param(["bulk", "preview", "{missing}"], {}, "", "cannot read", id="plan-missing"),
+    pytest.param(
+        ["bulk", "run", "{plan}", "--as-of", "yesterday"], {}, "{}", "not an ISO 8601 instant", id="as-of-yesterday"
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "env", "plan", "named"), BAD_INPUT)
+async def test_bad_input_is_one_line_naming_it_and_exit_code_2(database_url, tmp_path, args, env, plan, named):
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(plan)
+    args = [a.format(plan=plan_file, missing=tmp_path / "missing.json") for a in args]
+    code, out = await rebill(database_url, *args, env=env)
+    assert "Traceback" not in out, out[-3000:]
+    assert code == 2, out[-3000:]
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], out[-3000:]

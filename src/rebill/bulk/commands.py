@@ -12,10 +12,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rebill.bulk.plan import out_of_bounds, validation_errors
+from rebill.bulk.plan import MAX_NESTING, out_of_bounds, validation_errors
 from rebill.bulk.preview import Preview, money_list
-from rebill.cli_support import console, fail, open_services, out, run, settings_or_exit
+from rebill.cli_support import BAD_INPUT, console, fail, open_services, out, run, settings_or_exit
 from rebill.domain.errors import RebillError
+from rebill.ids import MAX_PK, decode_id
 from rebill.services.runtime import Actor
 
 bulk_app = typer.Typer(
@@ -23,7 +24,7 @@ bulk_app = typer.Typer(
     no_args_is_help=True,
 )
 
-INVALID_PLAN = 2
+INVALID_PLAN = BAD_INPUT
 
 
 def cli_actor() -> Actor:
@@ -32,13 +33,20 @@ def cli_actor() -> Actor:
 
 
 def read_plan(path: Path) -> Any:
-    """The plan file's JSON, refused with exit code 2 (before any database) when unreadable or oversized."""
+    """The plan file's JSON, refused with exit code 2 (before any database) when unreadable or oversized.
+
+    The JSON parser recurses once per open object or list: a file nested deeper
+    than the interpreter's stack is refused as too deep, like one nested deeper
+    than ``MAX_NESTING`` (``out_of_bounds``).
+    """
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror or exc}", INVALID_PLAN)
+        fail(escape(f"cannot read {path}: {exc.strerror or exc}"), INVALID_PLAN)
     except ValueError as exc:
-        fail(f"{path} is not JSON: {exc}", INVALID_PLAN)
+        fail(escape(f"{path} is not JSON: {exc}"), INVALID_PLAN)
+    except RecursionError:
+        fail(escape(f"{path}: objects and lists nest more than {MAX_NESTING} deep"), INVALID_PLAN)
     problem = out_of_bounds(data)
     if problem is not None:
         fail(escape(problem), INVALID_PLAN)
@@ -46,16 +54,21 @@ def read_plan(path: Path) -> Any:
 
 
 def run_id_of(text: str) -> int:
-    """A run's number or its GraphQL id."""
-    if text.isdigit():
-        return int(text)
-    from rebill.ids import decode_id
-
-    try:
-        return decode_id(text, "BulkRun")
-    except RebillError:
-        fail(f"{text!r} is not a bulk run id (a number, or a BulkRun id from the API)")
+    """A run's number or its GraphQL id; anything else, or a number no BIGINT holds, is exit code 2."""
+    pk: int | None = None
+    if text.isascii() and text.isdigit():
+        pk = int(text) if len(text) <= len(str(MAX_PK)) else None
+    else:
+        try:
+            pk = decode_id(text, "BulkRun")
+        except RebillError:
+            pk = None
+    if pk is None or not 1 <= pk <= MAX_PK:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        bounds = f"a number from 1 to {MAX_PK}, or a BulkRun id from the API"
+        fail(escape(f"{shown!r} is not a bulk run id ({bounds})"), BAD_INPUT)
         raise AssertionError from None
+    return pk
 
 
 def report_plan_errors(exc: RebillError) -> None:

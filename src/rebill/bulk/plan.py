@@ -39,6 +39,9 @@ MAX_ACTIONS = 20
 #: kept by plan files too.
 MAX_LIST_ITEMS = 1000
 MAX_STRING_CHARS = 65_536
+#: Objects and lists open at once, the bound on a request body (``http/body.py``): no plan
+#: needs a tenth of it, and what reads, validates and stores a plan never recurses deeper.
+MAX_NESTING = 64
 
 
 # -- actions -------------------------------------------------------------------
@@ -257,14 +260,17 @@ def out_of_bounds(data: Any) -> str | None:
     """The first list or string in a plan's JSON over the bounds, as one line naming its path.
 
     Lists hold at most ``MAX_LIST_ITEMS`` items; strings (keys too) at most
-    ``MAX_STRING_CHARS`` characters and no NUL character. ``None`` when all is
-    within the bounds. Walked without recursion, in document order, before
-    anything else looks at the plan.
+    ``MAX_STRING_CHARS`` characters and no NUL character; objects and lists
+    nest at most ``MAX_NESTING`` deep. ``None`` when all is within the bounds.
+    Walked without recursion, in document order, before anything else looks
+    at the plan.
     """
     stack: list[tuple[Any, list[str | int]]] = [(data, [])]
     while stack:
         item, path = stack.pop()
         where = path_text(path) or "the plan"
+        if isinstance(item, Mapping | list) and len(path) >= MAX_NESTING:
+            return f"{path_text(path[:3])}…: objects and lists nest more than {MAX_NESTING} deep"
         if isinstance(item, Mapping):
             for key in item:
                 if "\x00" in str(key):
