@@ -8,9 +8,10 @@ import os
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from rebill.cli_support import console, fail, open_services, out, run, settings_or_exit
-from rebill.config import Settings
+from rebill.cli_support import BAD_INPUT, console, fail, open_services, out, run, settings_or_exit
+from rebill.config import Settings, trusted_proxies
 
 app = typer.Typer(
     name="rebill",
@@ -45,6 +46,20 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Behind a reverse proxy: the proxy's addresses or networks, comma-separated (such as 10.0.0.5 or "
+                "10.0.0.0/24), whose X-Forwarded-For and X-Forwarded-Proto rebill believes; the client is then the "
+                "last address in X-Forwarded-For that is not listed. List only your own proxies: a client listed "
+                "here can claim any address, and so escape the refusal throttle, which keys clients by address "
+                "(* trusts every peer: only when nothing but the proxy can reach rebill). "
+                "Default: REBILL_FORWARDED_ALLOW_IPS; unset, none is trusted and the client is the connection's peer."
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Apply migrations, then serve POST /graphql (GraphiQL on GET /graphql) and GET /healthz.
 
@@ -55,6 +70,12 @@ def serve(
     from rebill.app import create_app
 
     settings = settings_or_exit()
+    proxies = settings.forwarded_allow_ips
+    if forwarded_allow_ips is not None:
+        try:
+            proxies = trusted_proxies(forwarded_allow_ips, "--forwarded-allow-ips")
+        except ValueError as exc:
+            fail(escape(str(exc)), BAD_INPUT)
     server_class = _graceful_server_class()
 
     async def main() -> None:
@@ -68,7 +89,16 @@ def serve(
                 except ImportError:  # bulk runs not installed in this build
                     pass
             application = create_app(services, background=background)
-            config = uvicorn.Config(application, host=host, port=port, log_level=log_level, lifespan="on")
+            config = uvicorn.Config(
+                application,
+                host=host,
+                port=port,
+                log_level=log_level,
+                lifespan="on",
+                # uvicorn trusts 127.0.0.1 unless told otherwise: a client on this host could rotate the header.
+                proxy_headers=bool(proxies),
+                forwarded_allow_ips=list(proxies),
+            )
             server = server_class(config)
             console.print(f"rebill serving on http://{host}:{port}/graphql")
             console.print(f"admin console on http://{host}:{port}/admin")

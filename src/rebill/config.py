@@ -6,6 +6,7 @@ means an embedded PostgreSQL under ``REBILL_DATA_DIR``.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import dataclass, field
@@ -71,6 +72,30 @@ def _instant(name: str) -> str | None:
     return raw
 
 
+def trusted_proxies(raw: str, name: str = "REBILL_FORWARDED_ALLOW_IPS") -> tuple[str, ...]:
+    """The proxies whose ``X-Forwarded-For`` names the client: comma-separated addresses or networks, or ``*``.
+
+    Empty trusts none: the client is the connection's peer, so a client cannot pick its own address (and a
+    fresh refusal bucket, http/refusals.py) by sending the header. Each entry is checked here, because uvicorn
+    takes a malformed one for a name that never matches.
+    """
+    entries = tuple(entry.strip() for entry in raw.split(",") if entry.strip())
+    if entries == ("*",):
+        return entries
+    for entry in entries:
+        try:
+            if "/" in entry:
+                ipaddress.ip_network(entry)
+            else:
+                ipaddress.ip_address(entry)
+        except ValueError:
+            raise ValueError(
+                f"{name} must be comma-separated IP addresses or networks (such as 10.0.0.5,10.1.0.0/16) or *,"
+                f" not {entry!r}"
+            ) from None
+    return entries
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     """A named payment gateway. ``kind`` picks the implementation."""
@@ -122,6 +147,8 @@ class Settings:
     # Each client's bucket of refused requests (0 turns the throttle off), and the refusals restored per second.
     refusal_bucket: int = 30
     refusal_restore: float = 1.0
+    # The reverse proxies whose X-Forwarded-For names the client (none: the client is the connection's peer).
+    forwarded_allow_ips: tuple[str, ...] = ()
     gateways: tuple[GatewayConfig, ...] = DEFAULT_GATEWAYS
     default_gateway: str = "sandbox"
     public_base_url: str = "http://127.0.0.1:8000"
@@ -159,6 +186,7 @@ class Settings:
             rate_limit_restore=_positive_float("REBILL_RATE_LIMIT_RESTORE", 100.0),
             refusal_bucket=_int("REBILL_REFUSAL_BUCKET", 30),
             refusal_restore=_positive_float("REBILL_REFUSAL_RESTORE", 1.0),
+            forwarded_allow_ips=trusted_proxies(os.environ.get("REBILL_FORWARDED_ALLOW_IPS", "")),
             gateways=gateways,
             default_gateway=default_gateway,
             public_base_url=(os.environ.get("REBILL_PUBLIC_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),

@@ -17,6 +17,9 @@ A client is its bearer key, or its address when it sends none. A request
 with an unknown key is charged to the address (rotating made-up keys gains
 nothing), and once the address's bucket is empty its 401 answers are held
 back too; requests from that address with a valid key are not affected.
+The address is the connection's peer: ``X-Forwarded-For`` counts only from
+the proxies ``REBILL_FORWARDED_ALLOW_IPS`` names (none by default), so a
+client cannot rotate the header to get a fresh bucket.
 
 The buckets live in each API process's memory: they guard that process's
 event loop, and cost no database round trip.
