@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from rebill.db.scratch import ScratchDatabase  # noqa: E402
 from rebill.webhooks import delivery, events, signing  # noqa: E402
-from rebill.webhooks.receiver import Received, Receiver  # noqa: E402
+from rebill.webhooks.receiver import Received, Receiver, Reply  # noqa: E402
 
 SEED_EVENTS = """
 INSERT INTO outbox (kind, subscription_id, payload, created_at)
@@ -67,12 +67,12 @@ class TimedReceiver(Receiver):
         super().__init__(secrets)
         self.log: list[tuple[float, str, Any, bool]] = []
 
-    async def _answer(self, message: Received) -> int:
+    async def _answer(self, message: Received) -> Reply:
         data = message.event["data"]
         self.log.append(
             (time.perf_counter(), message.id, [data.get("subscriptionId"), data.get("seq")], message.verified)
         )
-        return 204
+        return Reply(204)
 
 
 def _write(path: str, content: str) -> None:
@@ -149,7 +149,8 @@ async def bare_loop(url: str, requests: list[tuple[bytes, dict[str, str]]], in_f
 
 
 def run_workers(url: str, workers: int) -> list[str]:
-    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT / "src")}
+    # The receiver listens on a loopback port, which production refuses as a webhook destination.
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT / "src"), "REBILL_WEBHOOK_ALLOW_PRIVATE": "true"}
     env.pop("REBILL_NOW", None)
     command = [sys.executable, "-c", "from rebill.cli import main; main()", "worker", "--once", "--no-deliver"]
     procs = [

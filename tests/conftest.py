@@ -70,6 +70,7 @@ def settings(database_url: str) -> Settings:
         rate_limit_bucket=1_000_000_000,
         rate_limit_restore=1_000_000_000,
         refusal_bucket=0,
+        webhook_allow_private=True,  # receivers listen on loopback; tests/api/test_webhook_destinations.py refuses
     )
 
 

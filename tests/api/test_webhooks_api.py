@@ -36,10 +36,18 @@ async def test_no_events_means_every_event(client):
 
 async def test_unknown_event_types_and_bad_urls_are_refused(client):
     assert error_codes(await create(client, events=["renewal.paid", "invoice.paid"])) == ["UNKNOWN_EVENT_TYPE"]
-    refused = await create(client, url="ftp://partner.example/hooks")
+    refused = await create(client, url="partner.example/hooks")
     assert error_codes(refused) == ["INVALID_URL"] and refused["userErrors"][0]["field"] == ["url"]
     listed = await gql(client, "{ webhookEndpoints { totalCount } }")
     assert listed["webhookEndpoints"]["totalCount"] == 0
+
+
+async def test_with_private_destinations_allowed_credentials_and_other_schemes_stay_refused(client):
+    # The suite runs with REBILL_WEBHOOK_ALLOW_PRIVATE: loopback is accepted, the rest of the rules hold.
+    assert ok(await create(client, url="http://127.0.0.1:9/hooks"))["endpoint"]["url"] == "http://127.0.0.1:9/hooks"
+    for url in ["ftp://partner.example/hooks", "http://user:pass@127.0.0.1:9/hooks", "file:///etc/passwd"]:
+        refused = await create(client, url=url)
+        assert error_codes(refused) == ["URL_NOT_ALLOWED"] and refused["userErrors"][0]["field"] == ["url"], url
 
 
 async def test_an_endpoint_is_updated_disabled_and_enabled_again(client):

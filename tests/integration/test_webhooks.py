@@ -53,7 +53,7 @@ async def deliveries(client: Any, **args: Any) -> list[dict[str, Any]]:
 
 
 async def send(services: Services, answer_within: float = 5.0) -> WebhookReport:
-    async with new_client(timeout=answer_within) as http:
+    async with new_client(timeout=answer_within, allow_private=services.settings.webhook_allow_private) as http:
         return await deliver_due(services, client=http, rng=random.Random(7))
 
 
@@ -349,7 +349,7 @@ async def test_two_workers_deliver_every_event_exactly_once_in_order(client, ser
     other_engine = create_async_engine(database_url, pool_size=4)
     other = Services(other_engine, services.settings, services.clock)
     try:
-        async with new_client() as a, new_client() as b:
+        async with new_client(allow_private=True) as a, new_client(allow_private=True) as b:
             reports = await asyncio.gather(
                 deliver_due(services, client=a),
                 deliver_due(other, client=b),
@@ -374,7 +374,12 @@ async def test_rebill_worker_once_delivers_what_is_due(client, services, receive
 
     await create_endpoint(client, receiver)
     await insert_events(services, 3, 2)
-    env = {"DATABASE_URL": database_url, "REBILL_NOW": services.clock.now().isoformat(), "REBILL_DELIVERER": "log"}
+    env = {
+        "DATABASE_URL": database_url,
+        "REBILL_NOW": services.clock.now().isoformat(),
+        "REBILL_DELIVERER": "log",
+        "REBILL_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver is on loopback
+    }
     result = await asyncio.to_thread(CliRunner().invoke, app, ["worker", "--once"], env=env)
     assert result.exit_code == 0, result.output
     assert "webhooks: 3 sent, 3 accepted, 0 to retry, 0 failed" in result.output
@@ -382,7 +387,13 @@ async def test_rebill_worker_once_delivers_what_is_due(client, services, receive
 
 
 def start_worker(database_url: str, now: datetime, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "DATABASE_URL": database_url, "REBILL_NOW": now.isoformat(), "REBILL_DELIVERER": "log"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REBILL_NOW": now.isoformat(),
+        "REBILL_DELIVERER": "log",
+        "REBILL_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver is on loopback
+    }
     return subprocess.Popen(
         [sys.executable, "-c", "from rebill.cli import main; main()", "worker", *args],
         env=env,

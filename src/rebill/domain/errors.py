@@ -52,6 +52,12 @@ class MoneyError(ValidationError):
     code = "INVALID_AMOUNT"
 
 
+class UrlNotAllowed(ValidationError):
+    """A URL rebill will not send to: credentials in it, another scheme, an address that is not public."""
+
+    code = "URL_NOT_ALLOWED"
+
+
 class NotFound(RebillError):
     code = "NOT_FOUND"
 

@@ -52,7 +52,10 @@ class WebhookDelivery(Node):
     status: WebhookDeliveryStatus = strawberry.field(description="Where the delivery stands")
     attempts: int = strawberry.field(description="Attempts made so far, redeliveries included")
     last_status_code: int | None = strawberry.field(description="The HTTP status of the last attempt, if it had one")
-    last_error: str | None = strawberry.field(description="Why the last attempt failed (status, timeout, connection)")
+    last_error: str | None = strawberry.field(
+        description="Why the last attempt failed: its status and timing, a timeout, a connection error or a refused "
+        "destination; never what the endpoint answered"
+    )
     next_attempt_at: datetime | None = strawberry.field(
         description="When a pending delivery is due (rebill's clock); null once it succeeded or failed"
     )
@@ -110,7 +113,10 @@ class WebhookDeliveryConnection:
 
 @strawberry.input(description="A new endpoint")
 class CreateWebhookEndpointInput:
-    url: str = strawberry.field(description="An http or https URL that accepts POST")
+    url: str = strawberry.field(
+        description="An http or https URL that accepts POST, on a public address, without user:password@ "
+        "(URL_NOT_ALLOWED otherwise)"
+    )
     events: list[str] | None = strawberry.field(
         default=None, description="Event types to receive (subscription.created, renewal.paid, …); empty or absent: all"
     )
@@ -120,7 +126,7 @@ class CreateWebhookEndpointInput:
 @strawberry.input(description="Changes to an endpoint; absent fields stay as they are")
 class UpdateWebhookEndpointInput:
     endpoint_id: strawberry.ID = strawberry.field(description="The endpoint to change")
-    url: str | None = strawberry.field(default=None, description="A new URL")
+    url: str | None = strawberry.field(default=None, description="A new URL, under the same rules as at creation")
     events: list[str] | None = strawberry.field(default=strawberry.UNSET, description="Event types; empty: all")
     description: str | None = strawberry.field(default=strawberry.UNSET, description="A new note (null clears it)")
     enabled: bool | None = strawberry.field(

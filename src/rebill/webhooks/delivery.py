@@ -13,6 +13,11 @@ oldest pending delivery of a subscription for an endpoint is due: events of
 one subscription arrive in the order they happened, and a delivery being
 retried holds back the ones after it.
 
+Deliveries go only to public addresses (``destinations``): ``new_client``
+checks the address of every connection it opens and never follows a
+redirect, and ``last_error`` holds the status and rebill's own words, never
+what the receiver answered.
+
 Retries follow the Standard Webhooks schedule, on rebill's clock (so
 ``REBILL_NOW`` moves them in sandboxes and tests); ``webhook-timestamp`` is
 the real time of sending, since receivers check it against their own clock.
@@ -24,11 +29,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -36,6 +43,8 @@ from sqlalchemy import text
 
 from rebill.services.runtime import Services
 from rebill.webhooks import events, signing
+from rebill.webhooks.destinations import DestinationRefused, Resolver, url_refusal
+from rebill.webhooks.transport import pinned_client
 
 log = logging.getLogger("rebill.webhooks")
 
@@ -203,23 +212,62 @@ async def _send(client: httpx.AsyncClient, row: Any, now: datetime) -> Answer:
     sent_at = datetime.now(UTC)
     headers = signing.headers(signing_secrets(row, now), row.event_id, sent_at, content)
     limit = client.timeout.read or TIMEOUT_SECONDS
+    refusal = url_refusal(urlsplit(row.url))
+    if refusal:  # an endpoint stored before the rules were
+        return Answer(None, f"refused: {refusal}")
+    started = time.monotonic()
     try:
         # httpx's timeout bounds each read; this bounds the whole exchange (a slow drip too).
         async with asyncio.timeout(limit):
-            response = await client.post(row.url, content=content, headers=headers)
+            response = await client.post(row.url, content=content, headers=headers, follow_redirects=False)
     except (httpx.TimeoutException, TimeoutError):
         return Answer(None, f"no answer within {limit:g} s")
+    except DestinationRefused as exc:
+        return Answer(None, f"refused: {exc}")
     except Exception as exc:  # an endpoint may fail in any way; it is retried like any failure
-        return Answer(None, f"{type(exc).__name__}: {exc}"[:500])
+        return Answer(None, failure(exc))
+    took = f"answered in {(time.monotonic() - started) * 1000:.0f} ms"
     if 200 <= response.status_code < 300:
         return Answer(response.status_code, None)
-    return Answer(response.status_code, f"HTTP {response.status_code}: {response.text[:200]}")
+    # Only the status: the body is the receiver's, and it may be an internal service's.
+    if 300 <= response.status_code < 400:
+        return Answer(response.status_code, f"HTTP {response.status_code}, {took}; redirects are not followed")
+    return Answer(response.status_code, f"HTTP {response.status_code}, {took}")
 
 
-def new_client(timeout: float = TIMEOUT_SECONDS, in_flight: int = IN_FLIGHT) -> httpx.AsyncClient:
-    """The HTTP client of a delivery loop: 15 s to answer, no redirects followed."""
+def failure(exc: Exception) -> str:
+    """rebill's words for a failed exchange: what went wrong, never bytes the other side sent.
+
+    A protocol error's message quotes what the peer answered (``illegal status
+    line: b'SSH-2.0-…'``), so only connection errors, whose text comes from
+    the operating system or TLS, keep their message.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, httpx.ConnectError):
+        return f"{name}: {exc}"[:300]
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.DecodingError):
+        return f"{name}: the answer was not valid HTTP/1.1"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return f"{name}: the connection broke during the exchange"
+    return f"{name} during the exchange"
+
+
+def new_client(
+    timeout: float = TIMEOUT_SECONDS,
+    in_flight: int = IN_FLIGHT,
+    *,
+    allow_private: bool = False,
+    resolver: Resolver | None = None,
+) -> httpx.AsyncClient:
+    """The HTTP client of a delivery loop: 15 s to answer, no redirects followed, public addresses only.
+
+    Every new connection resolves its host through ``resolver`` (the system's
+    by default), checks each address, and connects to a checked one;
+    ``allow_private`` (``REBILL_WEBHOOK_ALLOW_PRIVATE``) also lets loopback
+    and private addresses through.
+    """
     limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
-    return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+    return pinned_client(timeout, limits, allow_private=allow_private, resolver=resolver)
 
 
 class _Pass:
@@ -301,11 +349,12 @@ async def deliver_due(
 
     A delivery recorded as accepted makes the next event of its subscription
     due, so the pass ends only when a claim after the last record finds nothing.
+    A ``client`` given must come from ``new_client``, which keeps to the destination rules.
     """
     work = _Pass(services, rng)
     report = work.report
     own = client is None
-    http = client or new_client(in_flight=in_flight)
+    http = client or new_client(in_flight=in_flight, allow_private=services.settings.webhook_allow_private)
     running: dict[asyncio.Task[Answer], tuple[Any, datetime]] = {}
     queued: list[tuple[Any, datetime]] = []
     answered: list[tuple[Any, datetime, Answer]] = []
@@ -368,7 +417,7 @@ async def run_forever(
     A failing pass (the database away for a moment) is logged and tried
     again on the next poll, as the renewal loop does.
     """
-    async with new_client() as client:
+    async with new_client(allow_private=services.settings.webhook_allow_private) as client:
         while not stop.is_set():
             try:
                 report = await deliver_due(services, client=client, stop=stop)

@@ -3,7 +3,8 @@
 For tests and benchmarks (and as a reference for partners): each request's
 Standard Webhooks signature is checked with ``standardwebhooks.Webhook``
 against every secret the receiver knows, and the request is recorded with
-the secrets that verified it. What it answers is up to ``respond``.
+the secrets that verified it. What it answers is up to ``respond``: a
+status, or a ``Reply`` with headers and a body.
 """
 
 from __future__ import annotations
@@ -41,7 +42,16 @@ class Received:
         return bool(self.verified_by)
 
 
-Respond = Callable[[Received], "int | Awaitable[int]"]
+@dataclass(frozen=True)
+class Reply:
+    """An answer with more than a status: a redirect's ``location``, a body."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+Respond = Callable[[Received], "int | Reply | Awaitable[int | Reply]"]
 
 
 class Receiver:
@@ -67,11 +77,13 @@ class Receiver:
             found.append(i)
         return found
 
-    async def _answer(self, message: Received) -> int:
+    async def _answer(self, message: Received) -> Reply:
         if self.respond is None:
-            return 204
-        status = self.respond(message)
-        return await status if inspect.isawaitable(status) else int(status)
+            return Reply(204)
+        answer = self.respond(message)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        return answer if isinstance(answer, Reply) else Reply(int(answer))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -94,8 +106,10 @@ class Receiver:
                 message = Received(headers, body)
                 message.verified_by = self.verify(message)
                 self.received.append(message)
-                status = await self._answer(message)
-                writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n".encode())
+                reply = await self._answer(message)
+                head_lines = [f"HTTP/1.1 {reply.status} X", f"content-length: {len(reply.body)}"]
+                head_lines += [f"{name}: {value}" for name, value in reply.headers.items()]
+                writer.write(("\r\n".join(head_lines) + "\r\n\r\n").encode() + reply.body)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             return

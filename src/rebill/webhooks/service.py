@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,9 +12,21 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db import tables as t
-from rebill.domain.errors import NotFound, ValidationError
+from rebill.domain.errors import NotFound, UrlNotAllowed, ValidationError
 from rebill.services.runtime import Services
 from rebill.webhooks.delivery import ROTATION_OVERLAP
+from rebill.webhooks.destinations import (
+    DEFAULT_PORTS,
+    LOOKUP_SECONDS,
+    DestinationRefused,
+    NotResolved,
+    Resolver,
+    literal_address,
+    resolve_checked,
+    system_resolver,
+    url_refusal,
+    valid_host_name,
+)
 from rebill.webhooks.events import PARTNER_EVENTS
 from rebill.webhooks.signing import new_secret
 
@@ -31,13 +44,43 @@ class Created:
     secret: str
 
 
-def check_url(url: str, field: Sequence[str] = ("url",)) -> str:
+async def check_url(
+    url: str,
+    field: Sequence[str] = ("url",),
+    *,
+    allow_private: bool = False,
+    resolver: Resolver = system_resolver,
+) -> str:
+    """A URL webhooks may be sent to: http(s), no credentials, a host that is not, and does not resolve to, a
+    loopback, private or otherwise non-public address (unless ``allow_private``).
+
+    A name that does not resolve now is accepted: it may be created later, or
+    this machine may have no DNS; every delivery checks it again anyway.
+    """
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError(f"{url!r} is not an http(s) URL", code="INVALID_URL", field=list(field))
     if len(url) > 2000:
         raise ValidationError("the URL is longer than 2,000 characters", code="INVALID_URL", field=list(field))
+    parts = urlsplit(url)
+    if not parts.scheme:
+        raise ValidationError(f"{url!r} is not an http(s) URL", code="INVALID_URL", field=list(field))
+    refusal = url_refusal(parts)
+    if refusal:
+        raise UrlNotAllowed(f"{url!r} is not allowed: {refusal}", field=list(field))
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or (literal_address(host) is None and not valid_host_name(host)):
+        raise ValidationError(f"{url!r} is not an http(s) URL", code="INVALID_URL", field=list(field))
+    if allow_private:
+        return url
+    try:
+        async with asyncio.timeout(LOOKUP_SECONDS):
+            await resolve_checked(host, port or DEFAULT_PORTS[parts.scheme.lower()], resolver, allow_private=False)
+    except DestinationRefused as exc:
+        raise UrlNotAllowed(f"{url!r} is not allowed: {exc}", field=list(field)) from None
+    except (NotResolved, TimeoutError):
+        pass
     return url
 
 
@@ -57,8 +100,13 @@ def check_events(events: Sequence[str] | None, field: Sequence[str] = ("events",
 
 
 class WebhookService:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, resolver: Resolver = system_resolver) -> None:
         self.services = services
+        self.resolver = resolver
+
+    async def _checked_url(self, url: str) -> str:
+        allow_private = self.services.settings.webhook_allow_private
+        return await check_url(url, allow_private=allow_private, resolver=self.resolver)
 
     async def _endpoint(self, session: AsyncSession, endpoint_id: int, *, lock: bool = False) -> Any:
         stmt = select(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id)
@@ -71,7 +119,8 @@ class WebhookService:
 
     async def create(self, url: str, events: Sequence[str] | None, description: str | None) -> Created:
         secret = new_secret()
-        values = {"url": check_url(url), "events": check_events(events), "description": description, "secret": secret}
+        checked = await self._checked_url(url)
+        values = {"url": checked, "events": check_events(events), "description": description, "secret": secret}
         now = self.services.clock.now()
         async with self.services.sessions() as session, session.begin():
             row = (
@@ -93,7 +142,7 @@ class WebhookService:
         """Change what is given; enabling an endpoint clears the reason it was disabled."""
         values: dict[str, Any] = {}
         if url is not None:
-            values["url"] = check_url(url)
+            values["url"] = await self._checked_url(url)
         if events is not _UNSET:
             values["events"] = check_events(events)
         if description is not _UNSET:
