@@ -181,7 +181,88 @@ async def audit_ledger(
             r.adjustment or r.period_end > r.period_start,
             f"renewal {r.id} has an empty period {r.period_start}..{r.period_end}",
         )
+    await _audit_invoices(engine, audit, renewals, whole=only is None)
     return audit
+
+
+#: The invoice status each renewal status allows (DOMAIN.md "Invoices": the status follows the renewal).
+INVOICE_FOR_RENEWAL = {
+    "PAID": {"PAID"},
+    "REFUNDED": {"PAID"},
+    "PARTIALLY_REFUNDED": {"PAID"},
+    "VOID": {"VOID"},
+    "FAILED": {"OPEN", "UNCOLLECTIBLE", "VOID"},
+    "PENDING": {"OPEN"},
+}
+
+
+async def _audit_invoices(engine: AsyncEngine, audit: Audit, renewals: list[Any], *, whole: bool) -> None:
+    """Every charge has exactly one invoice that agrees with it, adds up, and numbers have no gap."""
+    invoices = await _rows(
+        engine,
+        """SELECT i.*, (SELECT coalesce(sum(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id) AS lines,
+                  (SELECT coalesce(sum(l.tax_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id) AS line_tax
+           FROM invoices i WHERE i.document_type = 'INVOICE' ORDER BY i.id""",
+    )
+    by_renewal: dict[int, list[Any]] = {}
+    for i in invoices:
+        if i.renewal_id is not None:
+            by_renewal.setdefault(i.renewal_id, []).append(i)
+        audit.check(
+            i.lines == i.subtotal_minor, f"invoice {i.number}: lines add up to {i.lines}, subtotal {i.subtotal_minor}"
+        )
+        audit.check(
+            i.line_tax == i.tax_minor, f"invoice {i.number}: line taxes add up to {i.line_tax}, tax {i.tax_minor}"
+        )
+        audit.check(
+            i.total_minor == i.subtotal_minor + i.tax_minor,
+            f"invoice {i.number}: total {i.total_minor} is not subtotal {i.subtotal_minor} + tax {i.tax_minor}",
+        )
+        if i.status == "PAID":
+            audit.check(
+                i.amount_paid_minor == i.total_minor - i.credit_applied_minor,
+                f"invoice {i.number} is PAID with {i.amount_paid_minor} paid of {i.total_minor - i.credit_applied_minor}",
+            )
+    for r in renewals:
+        if r.amount_minor < 0:
+            continue  # a credit: no invoice
+        found = by_renewal.get(r.id, [])
+        audit.check(len(found) == 1, f"renewal {r.id} ({r.idempotency_key}) has {len(found)} invoices")
+        if len(found) != 1:
+            continue
+        i = found[0]
+        audit.check(
+            i.status in INVOICE_FOR_RENEWAL.get(r.status, set()),
+            f"renewal {r.id} is {r.status} but its invoice {i.number} is {i.status}",
+        )
+        audit.check(
+            i.total_minor - i.credit_applied_minor == r.amount_minor,
+            f"renewal {r.id} charges {r.amount_minor} but its invoice {i.number} asks "
+            f"{i.total_minor - i.credit_applied_minor}",
+        )
+    if whole:
+        for problem in await numbering_gaps(engine):
+            audit.check(False, problem)
+
+
+async def numbering_gaps(engine: AsyncEngine) -> list[str]:
+    """Each series' numbers are exactly 1..N, N being its counter: no gap, no duplicate."""
+    problems: list[str] = []
+    counters = await _rows(engine, "SELECT prefix, year, last_number FROM document_counters")
+    for c in counters:
+        series = f"{c.prefix}{c.year}-"
+        numbers = [
+            int(row.number[len(series) :])
+            for row in await _rows(
+                engine, "SELECT number FROM invoices WHERE number LIKE :p || '%'", p=series.replace("_", "\\_")
+            )
+        ]
+        if sorted(numbers) != list(range(1, c.last_number + 1)):
+            missing = sorted(set(range(1, c.last_number + 1)) - set(numbers))
+            problems.append(
+                f"series {series}: counter at {c.last_number}, {len(numbers)} numbers, missing {missing[:10]}"
+            )
+    return problems
 
 
 async def assert_ledger_ok(engine: AsyncEngine, **kwargs: Any) -> Audit:

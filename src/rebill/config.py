@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -96,6 +97,44 @@ def trusted_proxies(raw: str, name: str = "REBILL_FORWARDED_ALLOW_IPS") -> tuple
     return entries
 
 
+def _prefix(name: str, default: str) -> str:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if len(raw) > 16 or not all(c.isalnum() or c in "-_/." for c in raw):
+        raise ValueError(f"{name} must be at most 16 letters, digits or - _ / . (not {raw!r})")
+    return raw
+
+
+SELLER_FIELDS = {"name", "address", "taxId", "email", "bankDetails", "timeZone"}
+
+
+def _seller() -> dict[str, Any]:
+    """``REBILL_SELLER``: JSON with ``name``, ``address`` (the Address fields), ``taxId``, ``email``,
+    ``bankDetails`` and ``timeZone`` (default UTC), printed on every document."""
+    raw = os.environ.get("REBILL_SELLER")
+    if not raw:
+        return {}
+    try:
+        seller = json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"REBILL_SELLER must be a JSON object: {exc}") from None
+    if not isinstance(seller, dict):
+        raise ValueError("REBILL_SELLER must be a JSON object")
+    unknown = sorted(set(seller) - SELLER_FIELDS)
+    if unknown:
+        raise ValueError(f"REBILL_SELLER has unknown fields {unknown}; it takes {sorted(SELLER_FIELDS)}")
+    zone = seller.get("timeZone")
+    if zone is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(str(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"REBILL_SELLER timeZone {zone!r} is not a time zone") from None
+    return seller
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     """A named payment gateway. ``kind`` picks the implementation."""
@@ -165,7 +204,18 @@ class Settings:
     portal_link_ttl: int = 3600
     portal_email_link_ttl: int = 604800
     merchant_email: str | None = None
+    # Invoicing (DOMAIN.md "Invoices"): the number prefixes of each series, the days an invoice is
+    # due after its issue, and the seller printed on every document (its time zone dates them).
+    invoice_prefix: str = "INV-"
+    credit_note_prefix: str = "CN-"
+    pro_forma_prefix: str = "PF-"
+    payment_terms_days: int = 0
+    seller: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def seller_time_zone(self) -> str:
+        return str(self.seller.get("timeZone") or "UTC")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -204,4 +254,9 @@ class Settings:
             portal_link_ttl=_int("REBILL_PORTAL_LINK_TTL", 3600),
             portal_email_link_ttl=_int("REBILL_PORTAL_EMAIL_LINK_TTL", 604800),
             merchant_email=os.environ.get("REBILL_MERCHANT_EMAIL") or None,
+            invoice_prefix=_prefix("REBILL_INVOICE_PREFIX", "INV-"),
+            credit_note_prefix=_prefix("REBILL_CREDIT_NOTE_PREFIX", "CN-"),
+            pro_forma_prefix=_prefix("REBILL_PRO_FORMA_PREFIX", "PF-"),
+            payment_terms_days=_int("REBILL_PAYMENT_TERMS_DAYS", 0),
+            seller=_seller(),
         )

@@ -32,7 +32,7 @@ WORLD = """query($sub: ID!, $refunded: ID!, $run: ID!) {
     phases { id }
     profile { id }
     customer { id paymentMethods { id } }
-    renewals(first: 10) { edges { node { id transactions { id } } } }
+    renewals(first: 10) { edges { node { id transactions { id } invoice { id } } } }
     history(first: 10) { edges { node { id } } }
   }
   refunded: subscription(id: $refunded) {

@@ -7,9 +7,22 @@ from typing import Any
 
 from sqlalchemy import text
 
-from tests.support import error_codes, get_subscription, gql, history, make_world, mutate, ok, subscribe
+from tests.support import (
+    add_card,
+    error_codes,
+    get_subscription,
+    gql,
+    history,
+    make_customer,
+    make_world,
+    mutate,
+    ok,
+    subscribe,
+)
 
 COUNTED_TABLES = [
+    "invoices",
+    "invoice_lines",
     "subscriptions",
     "subscription_items",
     "applied_coupons",
@@ -78,6 +91,20 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
             client, "cancelSubscription", {"subscriptionId": failed["subscription"]["id"]}, "subscription { id }"
         )
     )
+    declining = await make_customer(client, "declined@example.com")
+    await add_card(client, declining, "4000000000000002")
+    declined = await mutate(
+        client,
+        "createSubscription",
+        {
+            "customerId": declining,
+            "profileId": world.profile,
+            "items": [{"productId": world.product, "unitPrice": {"amount": "5.00", "currency": "USD"}}],
+        },
+        "renewal { status invoice { id status } }",
+    )
+    assert declined["renewal"]["invoice"]["status"] == "OPEN", declined
+    open_invoice = declined["renewal"]["invoice"]["id"]
     ending = (await subscribe(client, world))["subscription"]["id"]
     scheduled = ok(
         await mutate(
@@ -129,6 +156,7 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
         "refundRenewal": {"renewalId": renewal, "amount": {"amount": "1.00", **usd}},
         "updateFulfillment": {"renewalId": renewal, "status": "SHIPPED"},
         "resumeSubscription": {"subscriptionId": ending},
+        "voidInvoice": {"invoiceId": open_invoice, "reason": "goodwill"},
     }
     # A dry-run bulk run is meant to record its would-be outcomes (bulk tests check it changes no subscription).
     recorded_by_design = {"startBulkRun"}

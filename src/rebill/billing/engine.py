@@ -54,6 +54,7 @@ from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.renewal import RenewalKind, RenewalStatus
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import SubscriptionState
+from rebill.invoicing.issue import issue_for_charges
 from rebill.services import charging
 from rebill.services.charging import LOCK_CLASS, InFlight, Job, Settled, Writer, renewal_note, save_states
 from rebill.services.outbox import notification_payload
@@ -353,6 +354,10 @@ class RenewalEngine:
                 offline_ok = charge.kind is not RenewalKind.SCHEDULED
                 jobs.append(Job(renewal_id, charge, key, 1, False, after, email, offline_ok=offline_ok))
             await writer.flush(session)
+            # Last, so the invoice series stays locked only until this commit.
+            await issue_for_charges(
+                session, self.settings, [(job.subscription_id, job.renewal_id, job.charge) for job in jobs], now
+            )
         return len(rows), jobs
 
     async def _due_phases(self, session: AsyncSession, ids: Sequence[int], now: datetime) -> set[int]:

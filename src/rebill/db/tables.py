@@ -77,6 +77,7 @@ class Customer(Base):
     name: Mapped[str | None] = mapped_column(Text)
     time_zone: Mapped[str] = mapped_column(Text, server_default="UTC")
     billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    tax_id: Mapped[str | None] = mapped_column(Text)
     default_payment_method_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("payment_methods.id", use_alter=True, ondelete="SET NULL")
     )
@@ -227,6 +228,14 @@ class Subscription(Base):
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     renew_due: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # Invoicing settings (DOMAIN.md "Invoices"): applied to invoices issued after a change.
+    purchase_order: Mapped[str | None] = mapped_column(Text)
+    invoice_memo: Mapped[str | None] = mapped_column(Text)
+    document_type: Mapped[str] = mapped_column(String(16), server_default="INVOICE")
+    draft_invoices: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    draft_days: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Null: REBILL_PAYMENT_TERMS_DAYS.
+    payment_terms_days: Mapped[int | None] = mapped_column(Integer)
     replaces_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("subscriptions.id"))
     replaced_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("subscriptions.id"))
     version: Mapped[int] = mapped_column(Integer, server_default="1")
@@ -370,6 +379,111 @@ class Renewal(Base):
         Index("ix_renewals_status", "status", "id"),
         Index("ix_renewals_retry_due", "next_retry_date", postgresql_where=text("status = 'FAILED'")),
     )
+
+
+class Invoice(Base):
+    """A document for a charge (DOMAIN.md "Invoices"): what was billed, as it was at finalization.
+
+    Amounts are totals of its lines, written once at finalization; a trigger
+    (migration 0010) refuses to change them, its number or its lines once it
+    is no longer a draft.
+    """
+
+    __tablename__ = "invoices"
+
+    id: Mapped[int] = _pk()
+    # ``{prefix}{year}-{counter}`` from ``document_counters``; null while DRAFT.
+    number: Mapped[str | None] = mapped_column(Text, unique=True)
+    document_type: Mapped[str] = mapped_column(String(16), server_default="INVOICE")
+    status: Mapped[str] = mapped_column(String(16))
+    subscription_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("subscriptions.id"))
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"))
+    renewal_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("renewals.id"))
+    currency: Mapped[str] = mapped_column(CHAR(3))
+    issue_date: Mapped[date | None] = mapped_column(Date)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
+    subtotal_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    discount_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    shipping_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    tax_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    total_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    credit_applied_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    amount_paid_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    credited_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    purchase_order: Mapped[str | None] = mapped_column(Text)
+    memo: Mapped[str | None] = mapped_column(Text)
+    customer_name: Mapped[str | None] = mapped_column(Text)
+    customer_email: Mapped[str | None] = mapped_column(Text)
+    billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    customer_tax_id: Mapped[str | None] = mapped_column(Text)
+    seller: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # A final invoice issued for a paid pro forma points at it.
+    pro_forma_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("invoices.id"))
+    void_reason: Mapped[str | None] = mapped_column(Text)
+    payment_reference: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+    finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        CheckConstraint("status IN ('DRAFT','OPEN','PAID','VOID','UNCOLLECTIBLE')", name="status"),
+        CheckConstraint("document_type IN ('INVOICE','PRO_FORMA')", name="document_type"),
+        CheckConstraint("(number IS NULL) = (status = 'DRAFT')", name="numbered"),
+        CheckConstraint("credit_applied_minor >= 0 AND credit_applied_minor <= total_minor", name="credit_applied"),
+        CheckConstraint("credited_minor >= 0 AND credited_minor <= total_minor", name="credited"),
+        # Every charge has exactly one invoice (and, for a pro forma, one pro forma).
+        Index(
+            "uq_invoices_renewal_type",
+            "renewal_id",
+            "document_type",
+            unique=True,
+            postgresql_where=text("renewal_id IS NOT NULL"),
+        ),
+        Index("ix_invoices_subscription", "subscription_id", "id"),
+        Index("ix_invoices_customer", "customer_id", "id"),
+        Index("ix_invoices_status", "status", "id"),
+        Index("ix_invoices_issue_date", "issue_date", "id"),
+    )
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+
+    id: Mapped[int] = _pk()
+    invoice_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("invoices.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    product_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("products.id"))
+    quantity: Mapped[int | None] = mapped_column(Integer)
+    unit_price_minor: Mapped[int | None] = mapped_column(BigInteger)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
+    tax_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('ITEM','PRORATION','DISCOUNT','SHIPPING','ONE_OFF','FEE')", name="kind"),
+        Index("ix_invoice_lines_invoice", "invoice_id", "position"),
+    )
+
+
+class DocumentCounter(Base):
+    """The last number given in one series (prefix and year): gapless, unlike a sequence.
+
+    Taking numbers updates this row, so they are given in commit order and a
+    rolled-back (or killed) transaction gives its numbers back.
+    """
+
+    __tablename__ = "document_counters"
+
+    prefix: Mapped[str] = mapped_column(Text, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_number: Mapped[int] = mapped_column(BigInteger)
 
 
 class Transaction(Base):

@@ -9,6 +9,7 @@ from typing import Any
 
 from rebill.domain.cadence import add_interval, period_containing
 from rebill.domain.errors import NotFound, SubscriptionError, ValidationError
+from rebill.domain.invoice import subscription_lines
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
 from rebill.domain.renewal import Charge, Event, FulfillmentStatus, RenewalKind
@@ -175,6 +176,7 @@ def initial_charge(state: SubscriptionState) -> Charge:
         state.current_period_end,
         state.amount,
         fulfillment=FulfillmentStatus.NONE,
+        lines=subscription_lines(state, state.current_period_start, state.current_period_end),
     )
 
 

@@ -31,6 +31,7 @@ from datetime import date, timedelta
 
 from rebill.domain.cadence import following, period_containing
 from rebill.domain.creation import start_future
+from rebill.domain.invoice import subscription_lines
 from rebill.domain.lifecycle import paid
 from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.renewal import Charge, Event, FulfillmentStatus, RenewalInfo, RenewalKind
@@ -145,7 +146,8 @@ def _schedule_charge(state: SubscriptionState, ctx: OpContext, due: date) -> Out
         credit=credit if credit is not None and not credit.is_zero else None,
     )
     fulfillment = FulfillmentStatus.PENDING if state.shipping_address else FulfillmentStatus.NONE
-    charge = Charge(RenewalKind.SCHEDULED, cycle, start, end, amount, fulfillment=fulfillment)
+    lines = subscription_lines(base, start, end)
+    charge = Charge(RenewalKind.SCHEDULED, cycle, start, end, amount, fulfillment=fulfillment, lines=lines)
     return Outcome(new, "renewal_created", charge=charge)
 
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from rebill.domain.cadence import add_interval, following
 from rebill.domain.errors import SubscriptionError, ValidationError
+from rebill.domain.invoice import subscription_lines
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
 from rebill.domain.renewal import (
@@ -165,9 +166,10 @@ def renew_now(
         require_consent(state, one_off, consent_reference)
 
     base = apply_pending(base)
-    amount = base.amount
+    priced = base
     if product is None and unit_price is not None:
-        amount = base.evolve(items=(replace(base.items[0], unit_price=unit_price),)).amount
+        priced = base.evolve(items=(replace(base.items[0], unit_price=unit_price),))
+    amount = priced.amount
 
     lapsed = state.next_renewal_date is None or state.next_renewal_date < ctx.today
     reinstating = state.status is SubscriptionStatus.AWAITING_REINSTATE
@@ -192,7 +194,8 @@ def renew_now(
         trial_end_date=state.trial_end_date,
         renew_due=False,
     )
-    charge = Charge(kind, cycle, start, end, amount, fulfillment=_fulfillment(state))
+    lines = subscription_lines(priced, start, end)
+    charge = Charge(kind, cycle, start, end, amount, fulfillment=_fulfillment(state), lines=lines)
     return Outcome(new, "renewed_now", charge=charge)
 
 
@@ -224,7 +227,15 @@ def force_bill(state: SubscriptionState, ctx: OpContext) -> Outcome:
         last_cycle=cycle,
         renew_due=False,
     )
-    charge = Charge(RenewalKind.FORCED, cycle, start, end, base.amount, fulfillment=FulfillmentStatus.PENDING)
+    charge = Charge(
+        RenewalKind.FORCED,
+        cycle,
+        start,
+        end,
+        base.amount,
+        fulfillment=FulfillmentStatus.PENDING,
+        lines=subscription_lines(base, start, end),
+    )
     return Outcome(new, "force_billed", charge=charge)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from rebill.domain.invoice import DocLine
 from rebill.domain.money import Money
 from rebill.domain.subscription import PaymentKind
 
@@ -68,6 +69,8 @@ class Charge:
 
     ``renewal_id`` set means an existing renewal is charged again (a retry).
     A negative ``amount`` is a credit: recorded, never sent to a gateway.
+    ``lines`` are the invoice lines that explain ``amount`` (what they bill
+    beyond it is credit the customer had on balance).
     """
 
     kind: RenewalKind
@@ -78,6 +81,7 @@ class Charge:
     adjustment: bool = False
     fulfillment: FulfillmentStatus = FulfillmentStatus.NONE
     renewal_id: int | None = None
+    lines: tuple[DocLine, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 from rebill.domain.cadence import Cadence, IntervalUnit, Period, add_interval
 from rebill.domain.errors import NotFound, SubscriptionError, ValidationError
+from rebill.domain.invoice import proration_line
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
 from rebill.domain.pricing import tier_unit_price
@@ -121,6 +122,7 @@ def proration_charge(
         period_end=end,
         amount=amount,
         adjustment=True,
+        lines=(proration_line(amount, ctx.today, end),) if amount.is_positive else (),
     )
 
 

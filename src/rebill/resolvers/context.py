@@ -36,6 +36,10 @@ class Loaders:
     renewal_page_by_subscription: DataLoader[PageKey, Page] = field(init=False)
     history_page_by_subscription: DataLoader[PageKey, Page] = field(init=False)
     subscription_page_by_customer: DataLoader[PageKey, tuple[Page, list[SubscriptionState]]] = field(init=False)
+    invoice_by_renewal: DataLoader[int, Any] = field(init=False)
+    invoice_lines_by_invoice: DataLoader[int, list[Any]] = field(init=False)
+    invoice_page_by_subscription: DataLoader[PageKey, Page] = field(init=False)
+    invoice_page_by_customer: DataLoader[PageKey, Page] = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer_by_id = DataLoader(load_fn=self._customers)
@@ -47,6 +51,10 @@ class Loaders:
         self.renewal_page_by_subscription = DataLoader(load_fn=self._renewal_pages)
         self.history_page_by_subscription = DataLoader(load_fn=self._history_pages)
         self.subscription_page_by_customer = DataLoader(load_fn=self._customer_subscription_pages)
+        self.invoice_by_renewal = DataLoader(load_fn=self._renewal_invoices)
+        self.invoice_lines_by_invoice = DataLoader(load_fn=self._invoice_lines)
+        self.invoice_page_by_subscription = DataLoader(load_fn=self._invoice_pages)
+        self.invoice_page_by_customer = DataLoader(load_fn=self._customer_invoice_pages)
 
     async def _rows(self, table: Any, keys: Sequence[int]) -> list[Any]:
         async with self.services.sessions() as session:
@@ -102,6 +110,38 @@ class Loaders:
             states = await SubscriptionRepository(session).states_from_rows([r for p in pages for r in p.rows])
         by_id = {s.id: s for s in states}
         return [(p, [by_id[r.id] for r in p.rows]) for p in pages]
+
+    async def _renewal_invoices(self, keys: list[int]) -> list[Any]:
+        """Each renewal's final invoice (its pro forma only while there is no invoice yet)."""
+        table = t.table_of(t.Invoice)
+        async with self.services.sessions() as session:
+            rows = await session.execute(
+                select(table).where(table.c.renewal_id.in_(keys)).order_by(table.c.renewal_id, table.c.id)
+            )
+            found: dict[int, Any] = {}
+            for r in rows:
+                if r.renewal_id not in found or r.document_type == "INVOICE":
+                    found[r.renewal_id] = r
+        return [found.get(k) for k in keys]
+
+    async def _invoice_lines(self, keys: list[int]) -> list[list[Any]]:
+        table = t.table_of(t.InvoiceLine)
+        async with self.services.sessions() as session:
+            rows = await session.execute(
+                select(table).where(table.c.invoice_id.in_(keys)).order_by(table.c.invoice_id, table.c.position)
+            )
+            grouped: dict[int, list[Any]] = {}
+            for r in rows:
+                grouped.setdefault(r.invoice_id, []).append(r)
+        return [grouped.get(k, []) for k in keys]
+
+    async def _invoice_pages(self, keys: list[PageKey]) -> list[Page]:
+        return await self._pages(t.table_of(t.Invoice), keys)
+
+    async def _customer_invoice_pages(self, keys: list[PageKey]) -> list[Page]:
+        table = t.table_of(t.Invoice)
+        async with self.services.sessions() as session:
+            return await fetch_grouped_pages(session, table, table.c.customer_id, keys)
 
     async def _pages(self, table: Any, keys: list[PageKey]) -> list[Page]:
         """Pages of a subscription's rows for many subscriptions at once (see ``fetch_grouped_pages``)."""

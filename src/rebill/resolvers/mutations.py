@@ -97,6 +97,8 @@ def subscription_payload(cls: type[P], result: Result, **extra: Any) -> P:
     }
     if "renewal" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
         fields["renewal"] = Renewal.of(result.renewal) if result.renewal is not None else None
+    if "invoice_document" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
+        fields["invoice_document"] = result.invoice_preview
     fields.update(extra)
     return cls(**fields)
 

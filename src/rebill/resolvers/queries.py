@@ -363,6 +363,12 @@ async def _webhook_delivery(info: Info, pk: int) -> Node | None:
     return await webhook_node(info, "WebhookDelivery", pk)
 
 
+async def _invoice(info: Info, pk: int) -> Node | None:
+    from rebill.resolvers.invoices import invoice_by_pk
+
+    return await invoice_by_pk(info, pk)
+
+
 def _by_id(resolver: Callable[[Info, strawberry.ID], Awaitable[Node | None]], type_name: str) -> NodeResolver:
     """A ``type(id:)`` resolver as a node resolver (it decodes the id and applies its own rules)."""
 
@@ -399,6 +405,7 @@ NODE_RESOLVERS: dict[str, NodeResolver] = {
     "BulkRunItem": _bulk_run_item,
     "WebhookEndpoint": _webhook_endpoint,
     "WebhookDelivery": _webhook_delivery,
+    "Invoice": _invoice,
 }
 
 

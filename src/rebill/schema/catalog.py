@@ -14,6 +14,7 @@ from rebill.schema.common import Money, Node, to_global_id
 from rebill.schema.enums import AnchorPolicy, CouponDuration, IntervalUnit, PaymentMethodKind, ProductKind, RenewalType
 
 if TYPE_CHECKING:
+    from rebill.schema.invoices import InvoiceConnection
     from rebill.schema.ordering import SubscriptionOrder
     from rebill.schema.subscriptions import SubscriptionConnection
 
@@ -165,6 +166,7 @@ class Customer(Node):
     time_zone: str
     created_at: datetime
     billing_address: Address | None
+    tax_id: str | None = strawberry.field(description="The customer's tax id (a VAT number), printed on invoices")
     pk: strawberry.Private[int]
     default_payment_method_pk: strawberry.Private[int | None]
 
@@ -177,6 +179,7 @@ class Customer(Node):
             time_zone=row.time_zone,
             created_at=row.created_at,
             billing_address=Address.of(row.billing_address),
+            tax_id=getattr(row, "tax_id", None),
             pk=row.id,
             default_payment_method_pk=row.default_payment_method_id,
         )
@@ -206,3 +209,14 @@ class Customer(Node):
         from rebill.resolvers.customers import customer_subscriptions
 
         return await customer_subscriptions(info, self.pk, first, after, last, before, order_by)
+
+    @strawberry.field(description="The customer's invoices, newest first")
+    async def invoices(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Annotated[InvoiceConnection, strawberry.lazy("rebill.schema.invoices")]:
+        from rebill.resolvers.pages import Window
+        from rebill.schema.invoices import invoice_connection
+        from rebill.schema.ordering import chronological
+
+        key = (self.pk, Window(first, after, None, None), chronological(None))
+        return invoice_connection(await info.context.loaders.invoice_page_by_customer.load(key))

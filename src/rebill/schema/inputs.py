@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types import Info
 
 from rebill.domain.money import Money as DomainMoney
 from rebill.schema.catalog import Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
@@ -24,6 +26,7 @@ from rebill.schema.enums import (
     RenewNowMode,
     SubscriptionStatus,
 )
+from rebill.schema.invoices import Invoice, InvoicePreview
 from rebill.schema.subscriptions import Phase, Renewal, Subscription
 
 # -- filter ------------------------------------------------------------------
@@ -107,6 +110,33 @@ class SubscriptionPayload(Payload):
     subscription: Subscription | None
     dry_run: bool = False
     replayed: bool = False
+
+
+@strawberry.type
+class ChargePayload(SubscriptionPayload):
+    """A mutation that may charge: the renewal it recorded, its invoice, and what that invoice bills."""
+
+    renewal: Renewal | None = None
+    invoice_document: strawberry.Private[Any] = None
+
+    @strawberry.field(description="The invoice issued for the charge (null on a dry run and when nothing was charged)")
+    async def invoice(self, info: Info) -> Invoice | None:
+        if self.dry_run or self.renewal is None:
+            return None
+        row = await info.context.loaders.invoice_by_renewal.load(self.renewal.pk)
+        return Invoice.of(row) if row is not None else None
+
+    @strawberry.field(description="What the charge's invoice bills, line by line (on a dry run: what it would bill)")
+    async def invoice_preview(self, info: Info) -> InvoicePreview | None:
+        if self.invoice_document is not None:
+            return InvoicePreview.of(self.invoice_document)
+        if self.dry_run or self.renewal is None:
+            return None
+        row = await info.context.loaders.invoice_by_renewal.load(self.renewal.pk)
+        if row is None:
+            return None
+        lines = await info.context.loaders.invoice_lines_by_invoice.load(row.id)
+        return InvoicePreview.of_invoice(row, lines)
 
 
 # -- creating ----------------------------------------------------------------
@@ -240,8 +270,8 @@ class CreateSubscriptionInput:
 
 
 @strawberry.type
-class CreateSubscriptionPayload(SubscriptionPayload):
-    renewal: Renewal | None
+class CreateSubscriptionPayload(ChargePayload):
+    pass
 
 
 # -- local updates -----------------------------------------------------------
@@ -264,18 +294,18 @@ class UpdateItemInput(SubscriptionMutationInput):
 
 
 @strawberry.type(description="renewal: the charge or credit when one was made")
-class UpdateItemPayload(SubscriptionPayload):
-    renewal: Renewal | None
+class UpdateItemPayload(ChargePayload):
+    pass
 
 
 @strawberry.type
-class AddItemPayload(SubscriptionPayload):
-    renewal: Renewal | None
+class AddItemPayload(ChargePayload):
+    pass
 
 
 @strawberry.type
-class RemoveItemPayload(SubscriptionPayload):
-    renewal: Renewal | None
+class RemoveItemPayload(ChargePayload):
+    pass
 
 
 @strawberry.input
@@ -322,7 +352,7 @@ class ChangeProductInput(SubscriptionMutationInput):
 
 
 @strawberry.type
-class ChangeProductPayload(SubscriptionPayload):
+class ChangeProductPayload(ChargePayload):
     replaced: Subscription | None
 
 
@@ -406,7 +436,7 @@ class UpdateSubscriptionInput(SubscriptionMutationInput):
 
 
 @strawberry.type
-class UpdateSubscriptionPayload(SubscriptionPayload):
+class UpdateSubscriptionPayload(ChargePayload):
     phase: Phase | None
 
 
@@ -522,18 +552,18 @@ class UpdateFulfillmentInput(RenewalMutationInput):
 
 
 @strawberry.type
-class RenewNowPayload(SubscriptionPayload):
-    renewal: Renewal | None
+class RenewNowPayload(ChargePayload):
+    pass
 
 
 @strawberry.type
-class ForceBillPayload(SubscriptionPayload):
-    renewal: Renewal | None
+class ForceBillPayload(ChargePayload):
+    pass
 
 
 @strawberry.type
-class RetryRenewalPayload(SubscriptionPayload):
-    renewal: Renewal | None
+class RetryRenewalPayload(ChargePayload):
+    pass
 
 
 @strawberry.type
@@ -607,5 +637,5 @@ class ResumeSubscriptionPayload(SubscriptionPayload):
 
 
 @strawberry.type
-class ActivateSubscriptionPayload(SubscriptionPayload):
+class ActivateSubscriptionPayload(ChargePayload):
     pass

@@ -12,6 +12,7 @@ from strawberry.extensions import AddValidationRules, MaskErrors, ParserCache
 from rebill.config import Settings
 from rebill.resolvers import bulk as b
 from rebill.resolvers import customers as c
+from rebill.resolvers import invoices as inv
 from rebill.resolvers import mutations as m
 from rebill.resolvers import portal as p
 from rebill.resolvers import queries as q
@@ -52,6 +53,8 @@ class Query:
     products = _read(q.products)
     coupon = _read(q.coupon)
     notifications = _read(q.notifications, "Outbox rows: emails to customers and partner events")
+    invoice = _read(inv.invoice, "An invoice or pro forma by its global id")
+    invoices = _read(inv.invoices, "Invoices matching a filter, newest first")
     viewer = strawberry.field(
         resolver=p.viewer,
         permission_classes=[AnyActor],
@@ -73,6 +76,7 @@ class Query:
 @strawberry.type
 class Mutation:
     create_product = _write(m.create_product)
+    void_invoice = _write(inv.void_invoice, "Forgive an open or uncollectible invoice, with a reason")
     create_profile = _write(m.create_profile)
     update_profile = _write(m.update_profile)
     create_customer = _write(m.create_customer)

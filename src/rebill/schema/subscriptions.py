@@ -26,6 +26,7 @@ from rebill.schema.enums import (
     RenewalType,
     SubscriptionStatus,
 )
+from rebill.schema.invoices import Invoice, InvoiceConnection, invoice_connection
 from rebill.schema.ordering import ChronologicalOrder, chronological
 
 
@@ -142,6 +143,11 @@ class Renewal(Node):
     async def subscription(self, info: Info) -> Subscription:
         state = await info.context.loaders.subscription_by_id.load(self.subscription_pk)
         return Subscription.of(state)
+
+    @strawberry.field(description="The invoice that documents this renewal (the final one once a pro forma is paid)")
+    async def invoice(self, info: Info) -> Invoice | None:
+        row = await info.context.loaders.invoice_by_renewal.load(self.pk)
+        return Invoice.of(row) if row is not None else None
 
     @strawberry.field
     async def transactions(self, info: Info) -> list[Transaction]:
@@ -332,6 +338,12 @@ class Subscription(Node):
         assert self.state.id is not None
         key = (self.state.id, Window(first, after, last, before), chronological(order_by))
         return renewal_connection(await info.context.loaders.renewal_page_by_subscription.load(key))
+
+    @strawberry.field(description="The subscription's invoices, newest first")
+    async def invoices(self, info: Info, first: int | None = None, after: str | None = None) -> InvoiceConnection:
+        assert self.state.id is not None
+        key = (self.state.id, Window(first, after, None, None), chronological(None))
+        return invoice_connection(await info.context.loaders.invoice_page_by_subscription.load(key))
 
     @strawberry.field(description="Every change to the subscription, newest first unless orderBy says ASC")
     async def history(

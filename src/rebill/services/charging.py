@@ -54,6 +54,7 @@ from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.renewal import Charge, RenewalInfo, RenewalKind, RenewalStatus
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import PaymentKind, SubscriptionState, diff
+from rebill.invoicing.follow import follow_renewals
 from rebill.services.outbox import outbox_rows
 
 log = logging.getLogger(__name__)
@@ -752,6 +753,7 @@ async def settle_jobs(
             .values(next_retry_date=None, updated_at=now)
         )
     await writer.flush(session)
+    await follow_renewals(session, ids, now)
     return settled
 
 

@@ -59,6 +59,8 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
     # Renewals recorded and not yet settled (their charge is in flight).
     pending: list[int] = field(default_factory=list)
+    # What a dry run's charge would be invoiced (a ``domain.invoice.Document``; never stored).
+    invoice_preview: Any = None
 
     @property
     def ok(self) -> bool:

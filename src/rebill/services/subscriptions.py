@@ -25,6 +25,7 @@ from rebill.db.repositories import Catalog, SubscriptionRepository, history_row,
 from rebill.domain import creation, cycle, lifecycle, updates
 from rebill.domain.cadence import local_today
 from rebill.domain.errors import NotFound, PaymentDeclined, RebillError, SubscriptionError, VersionConflict
+from rebill.domain.invoice import Document
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.proration import Proration
@@ -37,6 +38,8 @@ from rebill.domain.subscription import (
     diff,
 )
 from rebill.ids import to_global_id
+from rebill.invoicing.follow import follow_renewals
+from rebill.invoicing.issue import document_of, issue_for_charges
 from rebill.services import charging, idempotency, outbox, payments
 from rebill.services.charging import InFlight, Job
 from rebill.services.outbox import notification_payload
@@ -75,6 +78,8 @@ class Unit:
     pending: list[Job] = field(default_factory=list)
     # Whether in-flight locks were taken on this request's connection (released at its end).
     holds_locks: bool = False
+    # What a dry run's charge would be invoiced.
+    invoice_preview: Document | None = None
 
     def ctx(self, state_or_tz: SubscriptionState | str = "UTC") -> OpContext:
         tz = state_or_tz if isinstance(state_or_tz, str) else state_or_tz.time_zone
@@ -137,6 +142,7 @@ async def run_in_transaction(
                             unit.pending.clear()
                         result.dry_run = common.dry_run
                         if common.dry_run:
+                            result.invoice_preview = unit.invoice_preview
                             raise _Rollback(result)
                         if unit.pending:
                             # In flight from before the commit: recovery leaves these alone while we live.
@@ -311,8 +317,11 @@ async def record_pending_charge(
         )
     ).one()
     renewal = renewal_from_row(row)
+    charge = replace(charge, renewal_id=renewal.id)
+    # Its invoice, numbered before the gateway is called (a charge voided later keeps its number).
+    await issue_for_charges(unit.session, unit.services.settings, [(before.id, renewal.id, charge)], unit.now)
     email = await outbox.customer_email(unit.session, before.customer_id)
-    job = Job(renewal.id, replace(charge, renewal_id=renewal.id), key, 1, False, after, email, offline_ok=True)
+    job = Job(renewal.id, charge, key, 1, False, after, email, offline_ok=True)
     return renewal, job
 
 
@@ -370,6 +379,8 @@ async def apply_outcome(
             renewal, job = await retry_pending_charge(unit, before, charge.renewal_id)
             unit.pending.append(job)
             return Result(subscription=before, renewal=renewal)
+        if unit.common.dry_run and not charge.amount.is_negative:
+            unit.invoice_preview = document_of(charge)
         if charge.amount.is_negative or unit.common.dry_run:
             settled = payments.ChargeOutcome(collected_outside=True)
             if charge.amount.is_negative:
@@ -439,6 +450,8 @@ async def apply_outcome(
     await outbox.emit(
         session, unit.services.settings, saved, events, now, renewal_id=renewal.id if renewal is not None else None
     )
+    # A cancellation, suspension or refund can change what its open invoices are.
+    await follow_renewals(session, [saved.id or 0], now)
     return Result(subscription=saved, renewal=renewal, refund=refund_info)
 
 

@@ -1,0 +1,280 @@
+"""What an invoice says: its lines and the totals they add up to (DOMAIN.md "Invoices").
+
+Pure arithmetic, no storage. Item lines carry their gross amount (quantity
+times the unit price their quantity falls into); each coupon is a negative
+discount line; a proration is one line of its own. ``subtotal`` is the sum
+of every line, ``total`` adds exclusive tax, ``amount_due`` takes off the
+customer's credit and what was paid. Every amount is an integer of minor
+units, so the totals add up exactly by construction, and :func:`check`
+refuses a document whose totals would not.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from rebill.domain.errors import ValidationError
+from rebill.domain.money import Money, sum_money
+from rebill.domain.pricing import Discount, Line, bill
+from rebill.domain.status import Event as StatusEvent
+from rebill.domain.status import SubscriptionStatus, transition
+from rebill.domain.subscription import SubscriptionState
+
+
+class LineKind(enum.StrEnum):
+    ITEM = "ITEM"
+    PRORATION = "PRORATION"
+    DISCOUNT = "DISCOUNT"
+    SHIPPING = "SHIPPING"
+    ONE_OFF = "ONE_OFF"
+    FEE = "FEE"
+
+
+class InvoiceStatus(enum.StrEnum):
+    DRAFT = "DRAFT"
+    OPEN = "OPEN"
+    PAID = "PAID"
+    VOID = "VOID"
+    UNCOLLECTIBLE = "UNCOLLECTIBLE"
+
+
+class DocumentType(enum.StrEnum):
+    INVOICE = "INVOICE"
+    PRO_FORMA = "PRO_FORMA"
+
+
+#: Which status may follow which (DOMAIN.md "Invoices": Status).
+TRANSITIONS: dict[InvoiceStatus, frozenset[InvoiceStatus]] = {
+    InvoiceStatus.DRAFT: frozenset({InvoiceStatus.OPEN}),
+    InvoiceStatus.OPEN: frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE}),
+    InvoiceStatus.UNCOLLECTIBLE: frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID}),
+    InvoiceStatus.PAID: frozenset(),
+    InvoiceStatus.VOID: frozenset(),
+}
+
+
+def can_move(current: InvoiceStatus, to: InvoiceStatus) -> bool:
+    return to in TRANSITIONS[current]
+
+
+@dataclass(frozen=True, slots=True)
+class DocLine:
+    """One line of an invoice or credit note. ``amount`` is before exclusive tax; a discount is negative."""
+
+    kind: LineKind
+    description: str
+    amount: Money
+    product_id: int | None = None
+    quantity: int | None = None
+    unit_price: Money | None = None
+    period_start: date | None = None
+    period_end: date | None = None
+    tax_amount: Money | None = None
+
+    @property
+    def tax(self) -> Money:
+        return self.tax_amount if self.tax_amount is not None else Money.zero(self.amount.currency)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """An invoice's content: lines, the credit applied to it and what was paid.
+
+    ``inclusive_tax`` says whether line taxes are inside the line amounts
+    (then they add nothing to the total).
+    """
+
+    currency: str
+    lines: tuple[DocLine, ...]
+    period_start: date | None = None
+    period_end: date | None = None
+    credit_applied: Money | None = None
+    amount_paid: Money | None = None
+    inclusive_tax: bool = False
+
+    def _sum(self, values: Iterable[Money]) -> Money:
+        return sum_money(values, self.currency)
+
+    @property
+    def subtotal(self) -> Money:
+        return self._sum(line.amount for line in self.lines)
+
+    @property
+    def discount_total(self) -> Money:
+        """The discounts, as a positive amount."""
+        return -self._sum(line.amount for line in self.lines if line.kind is LineKind.DISCOUNT)
+
+    @property
+    def shipping_total(self) -> Money:
+        return self._sum(line.amount for line in self.lines if line.kind is LineKind.SHIPPING)
+
+    @property
+    def tax_total(self) -> Money:
+        return self._sum(line.tax for line in self.lines)
+
+    @property
+    def total(self) -> Money:
+        return self.subtotal if self.inclusive_tax else self.subtotal + self.tax_total
+
+    @property
+    def credit(self) -> Money:
+        return self.credit_applied or Money.zero(self.currency)
+
+    @property
+    def paid(self) -> Money:
+        return self.amount_paid or Money.zero(self.currency)
+
+    @property
+    def amount_due(self) -> Money:
+        return self.total - self.credit - self.paid
+
+    @property
+    def charge_amount(self) -> Money:
+        """What the renewal charges: the total less the credit applied."""
+        return self.total - self.credit
+
+
+def check(document: Document) -> Document:
+    """Refuse a document that cannot be issued: a line in another currency, a credit beyond the total."""
+    for line in document.lines:
+        if line.amount.currency != document.currency:
+            raise ValidationError(
+                f"line {line.description!r} is in {line.amount.currency}, the invoice in {document.currency}",
+                code="CURRENCY_MISMATCH",
+            )
+    if document.credit.is_negative or document.credit > document.total:
+        raise ValidationError(
+            f"the credit applied ({document.credit}) must be between 0 and the total ({document.total})",
+            code="CREDIT_EXCEEDS_INVOICE",
+        )
+    return document
+
+
+# -- lines of a subscription's bill ------------------------------------------------
+
+
+def bill_lines(
+    items: Sequence[tuple[str, int | None, Line]],
+    discounts: Sequence[Discount],
+    currency: str,
+    period_start: date | None,
+    period_end: date | None,
+) -> tuple[DocLine, ...]:
+    """The item and discount lines of a bill: ``items`` are ``(name, product_id, line)``.
+
+    They add up to ``pricing.bill(...).total`` exactly: the item lines are the
+    bill's line totals and each discount line what that coupon took.
+    """
+    priced = bill([line for _, _, line in items], discounts, currency)
+    out: list[DocLine] = [
+        DocLine(
+            LineKind.ITEM,
+            name,
+            priced.line_totals[line.key],
+            product_id=product_id,
+            quantity=line.quantity,
+            unit_price=line.effective_unit_price,
+            period_start=period_start,
+            period_end=period_end,
+        )
+        for name, product_id, line in items
+    ]
+    for discount in discounts:
+        taken = priced.discounts[discount.key]
+        if taken.is_positive:
+            out.append(
+                DocLine(
+                    LineKind.DISCOUNT,
+                    f"Discount {discount.key}",
+                    -taken,
+                    period_start=period_start,
+                    period_end=period_end,
+                )
+            )
+    return tuple(out)
+
+
+def subscription_lines(
+    state: SubscriptionState, period_start: date | None, period_end: date | None
+) -> tuple[DocLine, ...]:
+    """The lines of what ``state`` bills for a period: what ``state.next_bill()`` adds up, line by line."""
+    items = [(item.product.name, item.product.id, item.line(pending=True)) for item in state.items if item.auto_renew]
+    discounts = [c.coupon.discount() for c in state.coupons if c.active]
+    return bill_lines(items, discounts, state.currency, period_start, period_end)
+
+
+def proration_line(amount: Money, period_start: date, period_end: date, what: str = "Proration") -> DocLine:
+    """A mid-period change's charge: one line for the rest of the period."""
+    return DocLine(
+        LineKind.PRORATION,
+        f"{what} {period_start.isoformat()} to {period_end.isoformat()}",
+        amount,
+        period_start=period_start,
+        period_end=period_end,
+    )
+
+
+def for_charge(
+    lines: Sequence[DocLine],
+    charged: Money,
+    period_start: date | None,
+    period_end: date | None,
+) -> Document:
+    """The document of a charge of ``charged`` whose lines are ``lines``.
+
+    What the lines bill beyond the charge is credit the customer had on
+    balance (applied before charging); lines billing less than the charge
+    would mean the charge bills something no line explains, which is a bug.
+    """
+    currency = charged.currency
+    document = Document(currency, tuple(lines), period_start, period_end)
+    credit = document.total - charged
+    if credit.is_negative:
+        raise ValidationError(
+            f"the charge of {charged} is more than its invoice lines add up to ({document.total})",
+            code="INVOICE_MISMATCH",
+        )
+    return check(
+        Document(
+            currency,
+            tuple(lines),
+            period_start,
+            period_end,
+            credit_applied=credit,
+        )
+    )
+
+
+def number_of(prefix: str, year: int, counter: int) -> str:
+    """``{prefix}{year}-{counter}``: six digits at least, so numbers sort as they were given."""
+    if counter < 1:
+        raise ValueError(f"a document counter starts at 1, not {counter}")
+    return f"{prefix}{year}-{counter:06d}"
+
+
+# -- voiding ---------------------------------------------------------------------
+
+
+def forgive(state: SubscriptionState, *, was_declined: bool, other_retry: date | None) -> SubscriptionState:
+    """The subscription once an invoice is voided: its period is forgiven, the schedule goes on.
+
+    A declined renewal's invoice counted as overdue: one fewer is now, and
+    with none left the subscription is active again (DOMAIN.md "Invoices":
+    voiding "leaves OVERDUE when nothing else is owed"). ``other_retry`` is
+    the earliest retry still due of the subscription's other declined
+    renewals.
+    """
+    if not was_declined:
+        return state
+    overdue = max(state.overdue_count - 1, 0)
+    status = state.status
+    if status is SubscriptionStatus.OVERDUE and overdue == 0:
+        status = transition(status, StatusEvent.PAYMENT_SUCCEEDED)
+    return state.evolve(
+        overdue_count=overdue,
+        status=status,
+        next_retry_date=other_retry if status is SubscriptionStatus.OVERDUE else None,
+    )

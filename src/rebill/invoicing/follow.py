@@ -1,0 +1,75 @@
+"""An invoice's status follows its renewal (DOMAIN.md "Invoices": Status).
+
+One statement derives each invoice's status from its renewal and its
+subscription, so every path that settles, retries, refunds, voids or
+cancels keeps invoices right by calling :func:`follow_renewals` in its own
+transaction:
+
+- the renewal paid (refunds later are credit notes) → ``PAID``;
+- the renewal voided (never sent to the gateway) → ``VOID``;
+- the renewal declined with no retry to come and its subscription no longer
+  in dunning, or the subscription cancelled or expired → ``UNCOLLECTIBLE``;
+- otherwise (in flight, in dunning) → ``OPEN``.
+
+Only moves DOMAIN.md allows are made: ``PAID`` and ``VOID`` are final, an
+uncollectible invoice can still be paid or voided; a draft is not the
+charge path's (it has no renewal yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+_FOLLOW = text(
+    """
+WITH derived AS (
+    SELECT i.id,
+           CASE
+               WHEN r.status IN ('PAID', 'REFUNDED', 'PARTIALLY_REFUNDED') THEN 'PAID'
+               WHEN r.status = 'VOID' THEN 'VOID'
+               WHEN r.status = 'FAILED' AND s.status IN ('CANCELLED', 'EXPIRED') THEN 'UNCOLLECTIBLE'
+               WHEN r.status = 'FAILED' AND r.next_retry_date IS NULL AND s.status <> 'OVERDUE' THEN 'UNCOLLECTIBLE'
+               ELSE 'OPEN'
+           END AS status,
+           r.paid_at
+    FROM invoices i
+    JOIN renewals r ON r.id = i.renewal_id
+    JOIN subscriptions s ON s.id = i.subscription_id
+    WHERE i.subscription_id = ANY(CAST(:ids AS bigint[]))
+      AND i.status IN ('OPEN', 'UNCOLLECTIBLE')
+)
+UPDATE invoices i
+SET status = d.status,
+    amount_paid_minor = CASE WHEN d.status = 'PAID' THEN i.total_minor - i.credit_applied_minor
+                             ELSE i.amount_paid_minor END,
+    paid_at = CASE WHEN d.status = 'PAID' THEN coalesce(d.paid_at, :now) ELSE i.paid_at END,
+    voided_at = CASE WHEN d.status = 'VOID' THEN :now ELSE i.voided_at END,
+    void_reason = CASE WHEN d.status = 'VOID'
+                       THEN 'the charge was never sent to the gateway: nothing was collected'
+                       ELSE i.void_reason END,
+    updated_at = :now
+FROM derived d
+WHERE i.id = d.id
+  AND d.status <> i.status
+  AND (i.status = 'OPEN' OR d.status IN ('PAID', 'VOID'))
+RETURNING i.id, i.subscription_id, i.renewal_id, i.number, i.status
+"""
+)
+
+
+async def follow_renewals(
+    session: AsyncSession, subscription_ids: Sequence[int], now: datetime
+) -> list[tuple[int, int, str]]:
+    """Bring the open invoices of these subscriptions in line with their renewals.
+
+    Returns ``(invoice_id, subscription_id, new_status)`` of each invoice that moved.
+    """
+    ids = sorted(set(subscription_ids))
+    if not ids:
+        return []
+    rows = await session.execute(_FOLLOW, {"ids": ids, "now": now})
+    return [(row.id, row.subscription_id, row.status) for row in rows]

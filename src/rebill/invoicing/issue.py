@@ -1,0 +1,181 @@
+"""Issuing the invoice of every charge, in the transaction that records its renewal.
+
+Whoever records a renewal (a mutation through ``services.subscriptions``,
+the renewal worker through ``billing.engine``) calls :func:`issue_for_charges`
+before committing, with the charges it recorded: each gets its invoice,
+``OPEN`` and numbered, before the gateway is ever called, so a charge that
+is later voided keeps its number (as a ``VOID`` invoice) and a crash rolls
+back the renewal, its invoice and its number together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rebill.config import Settings
+from rebill.db import tables as t
+from rebill.db.sets import insert_rows
+from rebill.domain import invoice
+from rebill.domain.cadence import local_today
+from rebill.domain.invoice import DocLine, Document, DocumentType, InvoiceStatus, LineKind
+from rebill.domain.renewal import Charge
+from rebill.invoicing.numbering import take_numbers
+
+INVOICES = t.table_of(t.Invoice)
+LINES = t.table_of(t.InvoiceLine)
+S = t.table_of(t.Subscription)
+CUSTOMERS = t.table_of(t.Customer)
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """An invoice just written: its id and number, and what it says."""
+
+    id: int
+    number: str
+    renewal_id: int
+    document: Document
+
+
+def document_of(charge: Charge) -> Document:
+    """What the invoice of ``charge`` says.
+
+    A charge the domain priced carries its lines; one that does not (none
+    should) is still documented, by one line of its whole amount.
+    """
+    lines: Sequence[DocLine] = charge.lines
+    if not lines:
+        lines = (
+            DocLine(
+                invoice.LineKind.PRORATION if charge.adjustment else LineKind.ITEM,
+                f"Subscription {charge.period_start.isoformat()} to {charge.period_end.isoformat()}",
+                charge.amount,
+                period_start=charge.period_start,
+                period_end=charge.period_end,
+            ),
+        )
+    return invoice.for_charge(lines, charge.amount, charge.period_start, charge.period_end)
+
+
+def seller_of(settings: Settings) -> dict[str, Any]:
+    return dict(settings.seller)
+
+
+async def issue_for_charges(
+    session: AsyncSession,
+    settings: Settings,
+    charges: Sequence[tuple[int, int, Charge]],
+    now: datetime,
+) -> dict[int, Issued]:
+    """Write the ``OPEN``, numbered invoice of each ``(subscription_id, renewal_id, charge)``.
+
+    One statement per table whatever the batch; the numbers are taken last,
+    so the series stays locked only for the rest of the transaction. Keyed
+    by renewal id.
+    """
+    charges = [c for c in charges if not c[2].amount.is_negative]
+    if not charges:
+        return {}
+    sub_ids = sorted({sid for sid, _, _ in charges})
+    facts = {
+        row.id: row
+        for row in await session.execute(
+            select(
+                S.c.id,
+                S.c.customer_id,
+                S.c.purchase_order,
+                S.c.invoice_memo,
+                S.c.payment_terms_days,
+                CUSTOMERS.c.name,
+                CUSTOMERS.c.email,
+                CUSTOMERS.c.billing_address,
+                CUSTOMERS.c.tax_id,
+            )
+            .join(CUSTOMERS, CUSTOMERS.c.id == S.c.customer_id)
+            .where(S.c.id.in_(sub_ids))
+        )
+    }
+    issue_date = local_today(now, settings.seller_time_zone)
+    seller = seller_of(settings)
+    ordered = sorted(charges, key=lambda c: c[1])
+    numbers = await take_numbers(session, settings.invoice_prefix, issue_date.year, len(ordered))
+    rows: list[dict[str, Any]] = []
+    documents: dict[int, Document] = {}
+    for (sid, renewal_id, charge), number in zip(ordered, numbers, strict=True):
+        fact = facts[sid]
+        document = document_of(charge)
+        documents[renewal_id] = document
+        terms = fact.payment_terms_days if fact.payment_terms_days is not None else settings.payment_terms_days
+        rows.append(
+            {
+                "number": number,
+                "document_type": DocumentType.INVOICE.value,
+                "status": InvoiceStatus.OPEN.value,
+                "subscription_id": sid,
+                "customer_id": fact.customer_id,
+                "renewal_id": renewal_id,
+                "currency": document.currency,
+                "issue_date": issue_date,
+                "due_date": issue_date + timedelta(days=max(terms, 0)),
+                "period_start": document.period_start,
+                "period_end": document.period_end,
+                **totals_of(document),
+                "amount_paid_minor": 0,
+                "credited_minor": 0,
+                "purchase_order": fact.purchase_order,
+                "memo": fact.invoice_memo,
+                "customer_name": fact.name,
+                "customer_email": fact.email,
+                "billing_address": fact.billing_address,
+                "customer_tax_id": fact.tax_id,
+                "seller": seller,
+                "created_at": now,
+                "finalized_at": now,
+                "updated_at": now,
+            }
+        )
+    inserted = await insert_rows(session, INVOICES, rows, returning=("id", "renewal_id", "number"))
+    issued = {row.renewal_id: Issued(row.id, row.number, row.renewal_id, documents[row.renewal_id]) for row in inserted}
+    await insert_rows(
+        session,
+        LINES,
+        [
+            line_row(item.id, position, line)
+            for item in issued.values()
+            for position, line in enumerate(item.document.lines)
+        ],
+    )
+    return issued
+
+
+def totals_of(document: Document) -> dict[str, int]:
+    return {
+        "subtotal_minor": document.subtotal.minor,
+        "discount_minor": document.discount_total.minor,
+        "shipping_minor": document.shipping_total.minor,
+        "tax_minor": document.tax_total.minor,
+        "total_minor": document.total.minor,
+        "credit_applied_minor": document.credit.minor,
+    }
+
+
+def line_row(invoice_id: int, position: int, line: DocLine) -> dict[str, Any]:
+    return {
+        "invoice_id": invoice_id,
+        "position": position,
+        "kind": line.kind.value,
+        "description": line.description,
+        "product_id": line.product_id,
+        "quantity": line.quantity,
+        "unit_price_minor": line.unit_price.minor if line.unit_price is not None else None,
+        "amount_minor": line.amount.minor,
+        "period_start": line.period_start,
+        "period_end": line.period_end,
+        "tax_minor": line.tax.minor,
+    }

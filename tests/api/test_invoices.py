@@ -1,0 +1,299 @@
+"""Invoices through the API: one for every charge, numbered without gaps, following their renewal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from rebill.billing.engine import RenewalEngine
+from rebill.ids import from_global_id
+from tests.ledger import assert_ledger_ok
+from tests.support import add_card, error_codes, gql, history, make_world, mutate, ok, subscribe
+
+DECLINED = "4000000000000002"
+
+INVOICE = """id number status documentType currency issueDate dueDate periodStart periodEnd
+  subtotal { amount } discountTotal { amount } shippingTotal { amount } taxTotal { amount } total { amount }
+  creditApplied { amount } amountPaid { amount } amountDue { amount } creditedTotal { amount }
+  customerTaxId voidReason
+  lines { kind description quantity unitPrice { amount } amount { amount } periodStart periodEnd product { sku } }
+  renewal { id status amount { amount } } subscription { id } customer { id }"""
+
+PREVIEW = """currency periodStart periodEnd subtotal { amount } discountTotal { amount } total { amount }
+  creditApplied { amount } amountDue { amount } lines { kind description amount { amount } }"""
+
+
+async def invoice_of_renewal(client, renewal_id: str) -> dict[str, Any]:
+    data = await gql(
+        client, f"query($id: ID!) {{ renewal(id: $id) {{ invoice {{ {INVOICE} }} }} }}", {"id": renewal_id}
+    )
+    invoice: dict[str, Any] = data["renewal"]["invoice"]
+    return invoice
+
+
+async def all_invoices(client, **filter_: Any) -> list[dict[str, Any]]:
+    data = await gql(
+        client,
+        "query($f: InvoiceFilter) { invoices(filter: $f, first: 100) { totalCount edges { node { id number status } } } }",
+        {"f": filter_ or None},
+    )
+    return [e["node"] for e in data["invoices"]["edges"]]
+
+
+async def test_a_new_subscription_is_invoiced_numbered_and_paid_with_a_line_per_item(client, services):
+    world = await make_world(client)
+    created = await subscribe(client, world, price="62.96", quantity=2)
+    invoice = await invoice_of_renewal(client, created["renewal"]["id"])
+    assert invoice["number"] == "INV-2026-000001"
+    assert invoice["status"] == "PAID"
+    assert invoice["documentType"] == "INVOICE"
+    assert invoice["issueDate"] == "2026-01-15" == invoice["dueDate"], "due on issue without payment terms"
+    assert (invoice["periodStart"], invoice["periodEnd"]) == (
+        created["renewal"]["periodStart"],
+        created["renewal"]["periodEnd"],
+    )
+    [line] = invoice["lines"]
+    assert line == {
+        "kind": "ITEM",
+        "description": "Coffee",
+        "quantity": 2,
+        "unitPrice": {"amount": "62.96"},
+        "amount": {"amount": "125.92"},
+        "periodStart": created["renewal"]["periodStart"],
+        "periodEnd": created["renewal"]["periodEnd"],
+        "product": {"sku": "coffee"},
+    }
+    assert invoice["total"] == invoice["amountPaid"] == invoice["renewal"]["amount"] == {"amount": "125.92"}
+    assert invoice["amountDue"] == {"amount": "0.00"}
+    assert invoice["subscription"]["id"] == created["subscription"]["id"]
+    assert invoice["customer"]["id"] == world.customer
+    await assert_ledger_ok(services.engine)
+
+
+async def test_a_coupon_is_a_discount_line_and_the_invoice_asks_what_the_renewal_charged(client, services):
+    world = await make_world(client)
+    ok(await mutate(client, "createCoupon", {"code": "TENOFF", "percentOff": "10"}, "coupon { id }"))
+    sub = (await subscribe(client, world, price="33.33", quantity=3))["subscription"]
+    ok(await mutate(client, "applyCoupon", {"subscriptionId": sub["id"], "code": "TENOFF"}, "subscription { id }"))
+    forced = ok(
+        await mutate(
+            client,
+            "forceBill",
+            {"subscriptionId": sub["id"]},
+            f"renewal {{ id amount {{ amount }} }} invoice {{ {INVOICE} }} invoicePreview {{ {PREVIEW} }}",
+        )
+    )
+    invoice = forced["invoice"]
+    assert [(line["kind"], line["amount"]["amount"]) for line in invoice["lines"]] == [
+        ("ITEM", "99.99"),
+        ("DISCOUNT", "-10.00"),
+    ]
+    assert invoice["subtotal"] == invoice["total"] == forced["renewal"]["amount"] == {"amount": "89.99"}
+    assert invoice["discountTotal"] == {"amount": "10.00"}
+    assert forced["invoicePreview"]["total"] == invoice["total"], "the preview of an issued invoice is that invoice"
+    assert invoice["number"] == "INV-2026-000002"
+    await assert_ledger_ok(services.engine)
+
+
+async def test_a_dry_run_shows_the_invoice_it_would_issue_and_takes_no_number(client, services):
+    world = await make_world(client)
+    sub = (await subscribe(client, world, price="10.00"))["subscription"]
+    what_if = ok(
+        await mutate(
+            client,
+            "forceBill",
+            {"subscriptionId": sub["id"], "dryRun": True},
+            f"dryRun invoice {{ id }} invoicePreview {{ {PREVIEW} }}",
+        )
+    )
+    assert what_if["dryRun"] is True and what_if["invoice"] is None
+    preview = what_if["invoicePreview"]
+    assert preview["lines"] == [{"kind": "ITEM", "description": "Coffee", "amount": {"amount": "10.00"}}]
+    assert preview["amountDue"] == {"amount": "10.00"}
+    assert [i["number"] for i in await all_invoices(client)] == ["INV-2026-000001"]
+    real = ok(await mutate(client, "forceBill", {"subscriptionId": sub["id"]}, "invoice { number }"))
+    assert real["invoice"]["number"] == "INV-2026-000002", "the dry run left no gap"
+
+
+async def test_a_declined_charge_leaves_its_invoice_open_until_a_new_card_pays_it(client, services):
+    world = await make_world(client)
+    ok(
+        await mutate(
+            client,
+            "addPaymentMethod",
+            {"customerId": world.customer, "kind": "CARD", "gatewayToken": DECLINED, "makeDefault": True},
+            "paymentMethod { id }",
+        )
+    )
+    declined = await mutate(
+        client,
+        "createSubscription",
+        {
+            "customerId": world.customer,
+            "profileId": world.profile,
+            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
+        },
+        "subscription { id status } renewal { id status }",
+    )
+    assert declined["renewal"]["status"] == "FAILED"
+    invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
+    assert (invoice["status"], invoice["amountDue"]) == ("OPEN", {"amount": "20.00"})
+    await add_card(client, world.customer)  # the new default card retries the renewal at once
+    invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
+    assert (invoice["status"], invoice["amountPaid"], invoice["amountDue"]) == (
+        "PAID",
+        {"amount": "20.00"},
+        {"amount": "0.00"},
+    )
+    await assert_ledger_ok(services.engine)
+
+
+async def test_voiding_an_open_invoice_forgives_it_and_the_subscription_is_active_again(client, services):
+    world = await make_world(client)
+    await add_card(client, world.customer, DECLINED)
+    declined = await mutate(
+        client,
+        "createSubscription",
+        {
+            "customerId": world.customer,
+            "profileId": world.profile,
+            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
+        },
+        "subscription { id status overdueCount } renewal { id }",
+    )
+    assert declined["subscription"]["status"] == "OVERDUE"
+    invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
+    voided = ok(
+        await mutate(
+            client,
+            "voidInvoice",
+            {"invoiceId": invoice["id"], "reason": "goodwill: the parcel never arrived"},
+            "invoice { status voidReason number total { amount } }",
+        )
+    )
+    assert voided["invoice"] == {
+        "status": "VOID",
+        "voidReason": "goodwill: the parcel never arrived",
+        "number": invoice["number"],
+        "total": {"amount": "20.00"},
+    }
+    sub = (
+        await gql(
+            client,
+            "query($id: ID!) { subscription(id: $id) { status overdueCount } }",
+            {"id": declined["subscription"]["id"]},
+        )
+    )["subscription"]
+    assert sub == {"status": "ACTIVE", "overdueCount": 0}
+    last = (await history(client, declined["subscription"]["id"]))[-1]
+    assert last["action"] == "invoice_voided"
+    assert last["reason"] == "goodwill: the parcel never arrived"
+    pk = from_global_id(invoice["id"])[1]
+    assert {"field": f"invoices.{pk}.status", "before": "OPEN", "after": "VOID"} in last["changes"]
+    again = await mutate(client, "voidInvoice", {"invoiceId": invoice["id"]}, "invoice { status }")
+    assert error_codes(again) == ["INVOICE_NOT_OPEN"]
+    await RenewalEngine(services).run_once()
+    assert (await invoice_of_renewal(client, declined["renewal"]["id"]))["status"] == "VOID", "never retried"
+
+
+async def test_a_paid_invoice_cannot_be_voided(client):
+    world = await make_world(client)
+    created = await subscribe(client, world)
+    invoice = await invoice_of_renewal(client, created["renewal"]["id"])
+    refused = await mutate(client, "voidInvoice", {"invoiceId": invoice["id"]}, "invoice { status }")
+    assert error_codes(refused) == ["INVOICE_NOT_OPEN"]
+    assert (await invoice_of_renewal(client, created["renewal"]["id"]))["status"] == "PAID"
+
+
+async def test_an_invoice_whose_dunning_ends_unpaid_is_uncollectible(client, services, clock):
+    world = await make_world(client, retryScheduleDays=[1])
+    await add_card(client, world.customer, DECLINED)
+    declined = await mutate(
+        client,
+        "createSubscription",
+        {
+            "customerId": world.customer,
+            "profileId": world.profile,
+            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
+        },
+        "subscription { id } renewal { id }",
+    )
+    clock.set(datetime(2026, 1, 17, 9, tzinfo=UTC))
+    await RenewalEngine(services).run_once()
+    invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
+    assert invoice["status"] == "UNCOLLECTIBLE"
+    await assert_ledger_ok(services.engine)
+
+
+async def test_the_worker_invoices_every_renewal_with_consecutive_numbers(client, services, clock):
+    world = await make_world(client)
+    subs = [(await subscribe(client, world, price=f"{10 + n}.00"))["subscription"]["id"] for n in range(5)]
+    clock.set(datetime(2026, 2, 15, 9, tzinfo=UTC))
+    report = await RenewalEngine(services).run_once()
+    assert report.renewed == 5
+    numbers = sorted(i["number"] for i in await all_invoices(client))
+    assert numbers == [f"INV-2026-{n:06d}" for n in range(1, 11)]
+    mine = await all_invoices(client, subscriptionId=subs[0])
+    assert len(mine) == 2
+    paid = await all_invoices(client, status=["PAID"], issuedFrom="2026-02-01")
+    assert len(paid) == 5
+    await assert_ledger_ok(services.engine)
+
+
+async def test_a_proration_charge_is_one_proration_line(client, services):
+    world = await make_world(client)
+    sub = (await subscribe(client, world, price="30.00"))["subscription"]
+    charged = ok(
+        await mutate(
+            client,
+            "updateItem",
+            {
+                "subscriptionId": sub["id"],
+                "itemId": sub["items"][0]["id"],
+                "quantity": 2,
+                "proration": "FULL",
+                "consentReference": "email-42",
+            },
+            f"renewal {{ adjustment amount {{ amount }} }} invoice {{ {INVOICE} }}",
+        )
+    )
+    assert charged["renewal"]["adjustment"] is True
+    [line] = charged["invoice"]["lines"]
+    assert line["kind"] == "PRORATION"
+    assert line["amount"] == charged["invoice"]["total"] == charged["renewal"]["amount"]
+    await assert_ledger_ok(services.engine)
+
+
+async def test_a_finalized_invoice_is_never_edited_even_in_sql(client, services):
+    world = await make_world(client)
+    await subscribe(client, world)
+    async with services.engine.connect() as conn:
+        for statement in (
+            "UPDATE invoices SET total_minor = 1",
+            "UPDATE invoices SET number = 'INV-2026-000099'",
+            "UPDATE invoice_lines SET amount_minor = 1",
+            "DELETE FROM invoice_lines",
+            "DELETE FROM invoices",
+        ):
+            with pytest.raises(DBAPIError, match="finalized"):
+                async with conn.begin():
+                    await conn.execute(text(statement))
+
+
+async def test_invoices_are_listed_per_customer_and_found_by_number_and_node(client):
+    world = await make_world(client)
+    await subscribe(client, world)
+    data = await gql(
+        client,
+        "query($id: ID!) { customer(id: $id) { invoices(first: 5) { totalCount edges { node { id number } } } } }",
+        {"id": world.customer},
+    )
+    [edge] = data["customer"]["invoices"]["edges"]
+    found = await all_invoices(client, number=edge["node"]["number"])
+    assert [i["id"] for i in found] == [edge["node"]["id"]]
+    node = await gql(client, "query($id: ID!) { node(id: $id) { ... on Invoice { number } } }", {"id": found[0]["id"]})
+    assert node["node"] == {"number": "INV-2026-000001"}
