@@ -297,3 +297,144 @@ async def test_invoices_are_listed_per_customer_and_found_by_number_and_node(cli
     assert [i["id"] for i in found] == [edge["node"]["id"]]
     node = await gql(client, "query($id: ID!) { node(id: $id) { ... on Invoice { number } } }", {"id": found[0]["id"]})
     assert node["node"] == {"number": "INV-2026-000001"}
+
+
+INVOICING = "invoicing { purchaseOrder memo documentType draftInvoices draftDays paymentTermsDays }"
+
+
+async def test_invoicing_settings_apply_to_invoices_issued_after_the_change_and_are_in_the_history(client, services):
+    world = await make_world(client)
+    created = await subscribe(client, world)
+    sub = created["subscription"]
+    first = await invoice_of_renewal(client, created["renewal"]["id"])
+    changed = ok(
+        await mutate(
+            client,
+            "updateInvoicing",
+            {"subscriptionId": sub["id"], "purchaseOrder": " PO-7781 ", "memo": "Net 30", "paymentTermsDays": 30},
+            f"subscription {{ {INVOICING} }}",
+        )
+    )
+    assert changed["subscription"]["invoicing"] == {
+        "purchaseOrder": "PO-7781",
+        "memo": "Net 30",
+        "documentType": "INVOICE",
+        "draftInvoices": False,
+        "draftDays": 0,
+        "paymentTermsDays": 30,
+    }
+    entry = (await history(client, sub["id"]))[-1]
+    assert entry["action"] == "invoicing_updated"
+    assert entry["changes"][0]["field"] == "invoicing"
+    assert entry["changes"][0]["after"] == {"purchaseOrder": "PO-7781", "memo": "Net 30", "paymentTermsDays": 30}
+    forced = ok(await mutate(client, "forceBill", {"subscriptionId": sub["id"]}, "renewal { id }"))
+    second = await invoice_of_renewal(client, forced["renewal"]["id"])
+    data = await gql(
+        client,
+        "query($id: ID!) { invoice(id: $id) { purchaseOrder memo issueDate dueDate } }",
+        {"id": second["id"]},
+    )
+    assert data["invoice"] == {
+        "purchaseOrder": "PO-7781",
+        "memo": "Net 30",
+        "issueDate": "2026-01-15",
+        "dueDate": "2026-02-14",
+    }
+    again = await gql(client, "query($id: ID!) { invoice(id: $id) { purchaseOrder dueDate } }", {"id": first["id"]})
+    assert again["invoice"] == {"purchaseOrder": None, "dueDate": "2026-01-15"}, "an issued invoice never changes"
+    cleared = ok(
+        await mutate(
+            client,
+            "updateInvoicing",
+            {"subscriptionId": sub["id"], "purchaseOrder": None},
+            f"subscription {{ {INVOICING} }}",
+        )
+    )
+    assert cleared["subscription"]["invoicing"]["purchaseOrder"] is None
+    assert cleared["subscription"]["invoicing"]["memo"] == "Net 30", "fields left out keep their value"
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "field"),
+    [
+        ({"paymentTermsDays": -1}, "INVALID_INVOICING", "paymentTermsDays"),
+        ({"draftDays": 366}, "INVALID_INVOICING", "draftDays"),
+        ({"purchaseOrder": "x" * 201}, "INVALID_INVOICING", "purchaseOrder"),
+        ({"draftInvoices": True}, "NOT_SUPPORTED", "draftInvoices"),
+        ({"documentType": "PRO_FORMA"}, "NOT_SUPPORTED", "documentType"),
+    ],
+)
+async def test_invoicing_settings_out_of_bounds_are_refused_naming_the_field(client, change, code, field):
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    refused = await mutate(client, "updateInvoicing", {"subscriptionId": sub["id"], **change}, "subscription { id }")
+    assert [(e["code"], e["field"]) for e in refused["userErrors"]] == [(code, [field])]
+
+
+async def test_a_phase_and_a_bulk_run_change_the_invoicing_settings(client, services, clock):
+    from rebill.bulk.runner import process_queued_runs
+
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]
+    phase = ok(
+        await mutate(
+            client,
+            "updateSubscription",
+            {"subscriptionId": sub["id"], "effectiveDate": "2026-02-01", "invoicing": {"memo": "From February"}},
+            "phase { id }",
+        )
+    )
+    assert phase["phase"]["id"]
+    clock.set(datetime(2026, 2, 15, 9, tzinfo=UTC))  # phases apply with the renewal that follows their date
+    await RenewalEngine(services).run_once()
+    data = await gql(client, f"query($id: ID!) {{ subscription(id: $id) {{ {INVOICING} }} }}", {"id": sub["id"]})
+    assert data["subscription"]["invoicing"]["memo"] == "From February"
+    renewed = await all_invoices(client, subscriptionId=sub["id"], issuedFrom="2026-02-15")
+    memo = await gql(client, "query($id: ID!) { invoice(id: $id) { memo } }", {"id": renewed[0]["id"]})
+    assert memo["invoice"]["memo"] == "From February", "the renewal that applied the phase is invoiced with it"
+    plan = {
+        "segments": [
+            {"name": "all", "actions": [{"setInvoicing": {"purchaseOrder": "PO-BULK", "paymentTermsDays": 14}}]}
+        ]
+    }
+    ok(await mutate(client, "startBulkRun", {"plan": plan}, "run { id }"))
+    await process_queued_runs(services)
+    data = await gql(client, f"query($id: ID!) {{ subscription(id: $id) {{ {INVOICING} }} }}", {"id": sub["id"]})
+    assert data["subscription"]["invoicing"]["purchaseOrder"] == "PO-BULK"
+    assert data["subscription"]["invoicing"]["paymentTermsDays"] == 14
+    assert data["subscription"]["invoicing"]["memo"] == "From February"
+    bad = {"segments": [{"name": "all", "actions": [{"setInvoicing": {"draftDays": 400}}]}]}
+    refused = await mutate(client, "startBulkRun", {"plan": bad}, "run { id }")
+    assert [e["code"] for e in refused["userErrors"]] == ["INVALID_INVOICING"], refused
+
+
+async def test_the_upcoming_invoice_shows_the_next_renewal_line_by_line(client):
+    world = await make_world(client)
+    ok(
+        await mutate(
+            client,
+            "createCoupon",
+            {"code": "FIVE", "amountOff": {"amount": "5.00", "currency": "USD"}},
+            "coupon { id }",
+        )
+    )
+    sub = (await subscribe(client, world, price="20.00"))["subscription"]
+    ok(await mutate(client, "applyCoupon", {"subscriptionId": sub["id"], "code": "FIVE"}, "subscription { id }"))
+    query = (
+        f"query($id: ID!) {{ subscription(id: $id) {{ nextRenewalDate upcomingInvoice {{ issueDate {PREVIEW} }} }} }}"
+    )
+    data = (await gql(client, query, {"id": sub["id"]}))["subscription"]
+    upcoming = data["upcomingInvoice"]
+    assert upcoming["issueDate"] == upcoming["periodStart"] == data["nextRenewalDate"]
+    assert [(line["kind"], line["amount"]["amount"]) for line in upcoming["lines"]] == [
+        ("ITEM", "20.00"),
+        ("DISCOUNT", "-5.00"),
+    ]
+    assert upcoming["amountDue"] == {"amount": "15.00"}
+    ok(
+        await mutate(
+            client, "cancelSubscription", {"subscriptionId": sub["id"], "atPeriodEnd": True}, "subscription { id }"
+        )
+    )
+    data = (await gql(client, query, {"id": sub["id"]}))["subscription"]
+    assert data["upcomingInvoice"] is None, "no renewal is coming"

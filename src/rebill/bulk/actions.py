@@ -24,6 +24,7 @@ from rebill.bulk.plan import (
     References,
     RemoveCoupon,
     SetGateway,
+    SetInvoicing,
     SetMetadata,
     SetNextRenewalDate,
     SetQuantity,
@@ -35,6 +36,7 @@ from rebill.bulk.plan import (
 from rebill.domain import lifecycle, updates
 from rebill.domain.cadence import IntervalUnit
 from rebill.domain.errors import NotFound, RebillError
+from rebill.domain.invoice import invoicing_changes
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
 from rebill.domain.pricing import tier_unit_price
@@ -170,6 +172,8 @@ def apply_action(state: SubscriptionState, ctx: OpContext, action: Action, refs:
             return lifecycle.cancel(state, ctx, at_period_end=action.at_period_end)
         case SetMetadata():
             return updates.set_metadata(state, ctx, metadata=action.metadata, merge=action.merge)
+        case SetInvoicing():
+            return updates.update_invoicing(state, ctx, **invoicing_changes(action.changes))
     raise TypeError(f"not a bulk action: {action!r}")
 
 

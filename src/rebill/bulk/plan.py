@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rebill.db import tables as t
 from rebill.domain.cadence import IntervalUnit
 from rebill.domain.errors import Collected, RebillError, ValidationError
+from rebill.domain.invoice import InvoicingTerms, change_terms, invoicing_changes
 from rebill.domain.money import Money
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import GatewayMode, RenewalType
@@ -137,6 +138,16 @@ class SetMetadata:
         return hash(json.dumps(self.metadata, sort_keys=True, default=str))
 
 
+@dataclass(frozen=True)
+class SetInvoicing:
+    """The ``updateInvoicing`` fields given (keys as in the API; absent keys keep their value)."""
+
+    changes: Mapping[str, Any] = field(default_factory=dict)
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.changes, sort_keys=True, default=str))
+
+
 Action = (
     ShiftNextRenewal
     | SetNextRenewalDate
@@ -153,6 +164,7 @@ Action = (
     | Activate
     | Cancel
     | SetMetadata
+    | SetInvoicing
 )
 
 
@@ -699,6 +711,25 @@ def _set_metadata(errors: _Errors, path: list[str | int], raw: Any) -> Action | 
     return SetMetadata(dict(metadata), checked)
 
 
+INVOICING_FIELDS = ("purchaseOrder", "memo", "documentType", "draftInvoices", "draftDays", "paymentTermsDays")
+
+
+def _set_invoicing(errors: _Errors, path: list[str | int], raw: Any) -> Action | None:
+    params = _params(errors, path, raw, INVOICING_FIELDS)
+    if params is None:
+        return None
+    changes = {key: params[key] for key in INVOICING_FIELDS if key in params}
+    try:
+        change_terms(InvoicingTerms(), **invoicing_changes(changes))
+    except RebillError as exc:
+        errors.add([*path, *(exc.field or [])], exc.code, exc.message)
+        return None
+    except (TypeError, ValueError) as exc:
+        errors.add(path, "INVALID_INVOICING", str(exc))
+        return None
+    return SetInvoicing(changes)
+
+
 ACTION_PARSERS: dict[str, ParamParser] = {
     "shiftNextRenewal": _shift,
     "setNextRenewalDate": _set_date,
@@ -715,6 +746,7 @@ ACTION_PARSERS: dict[str, ParamParser] = {
     "activate": _flag(Activate),
     "cancel": _cancel,
     "setMetadata": _set_metadata,
+    "setInvoicing": _set_invoicing,
 }
 
 
@@ -752,6 +784,7 @@ _ACTION_TYPES: dict[str, type] = {
     "activate": Activate,
     "cancel": Cancel,
     "setMetadata": SetMetadata,
+    "setInvoicing": SetInvoicing,
 }
 
 
@@ -795,6 +828,8 @@ def action_json(action: Action) -> dict[str, Any]:
             params = {"atPeriodEnd": action.at_period_end}
         case SetMetadata():
             params = {"metadata": dict(action.metadata), "merge": action.merge}
+        case SetInvoicing():
+            params = dict(action.changes)
         case _:
             params = True
     if isinstance(action, SetUnitPrice | AdjustPrice | SetQuantity):

@@ -67,6 +67,7 @@ _COLUMNS: dict[str, tuple[str, str, Callable[[SubscriptionState], Any]]] = {
     "payment_method": ("payment_method_id", "bigint", lambda s: s.payment_method.id if s.payment_method else None),
     "shipping_address": ("shipping_address", "jsonb", lambda s: _json(s.shipping_address)),
     "metadata": ("metadata", "jsonb", lambda s: _json(s.metadata)),
+    "invoicing": ("invoicing", "jsonb", lambda s: _json(s.invoicing)),
     "credit": ("credit_minor", "bigint", lambda s: s.credit.minor if s.credit is not None else 0),
     "cancel_at_period_end": ("cancel_at_period_end", "bool", lambda s: s.cancel_at_period_end),
     "cancelled_at": ("cancelled_at", "timestamptz", lambda s: s.cancelled_at),

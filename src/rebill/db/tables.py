@@ -228,14 +228,10 @@ class Subscription(Base):
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     renew_due: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    # Invoicing settings (DOMAIN.md "Invoices"): applied to invoices issued after a change.
-    purchase_order: Mapped[str | None] = mapped_column(Text)
-    invoice_memo: Mapped[str | None] = mapped_column(Text)
-    document_type: Mapped[str] = mapped_column(String(16), server_default="INVOICE")
-    draft_invoices: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    draft_days: Mapped[int] = mapped_column(Integer, server_default="0")
-    # Null: REBILL_PAYMENT_TERMS_DAYS.
-    payment_terms_days: Mapped[int | None] = mapped_column(Integer)
+    # Invoicing settings (DOMAIN.md "Invoices"; ``domain.invoice.InvoicingTerms``), applied to
+    # invoices issued after a change: purchaseOrder, memo, documentType, draftInvoices, draftDays,
+    # paymentTermsDays. Null: the defaults.
+    invoicing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     replaces_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("subscriptions.id"))
     replaced_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("subscriptions.id"))
     version: Mapped[int] = mapped_column(Integer, server_default="1")

@@ -117,6 +117,34 @@ def begin_cycle(state: SubscriptionState, ctx: OpContext) -> Outcome | None:
     return _schedule_charge(state, ctx, due)
 
 
+#: Statuses whose next renewal date bills nothing (API.md: ``upcomingInvoice`` is null).
+NOT_COMING = frozenset(
+    {
+        SubscriptionStatus.CANCELLED,
+        SubscriptionStatus.EXPIRED,
+        SubscriptionStatus.SUSPENDED,
+        SubscriptionStatus.AWAITING_REINSTATE,
+    }
+)
+
+
+def upcoming_charge(state: SubscriptionState, ctx: OpContext) -> Charge | None:
+    """What the next renewal will bill (Stripe's upcoming invoice), or None when no renewal is coming.
+
+    The charge the engine would record on the next renewal date, as the
+    subscription is configured now: pending changes applied, credit used.
+    """
+    due = state.next_renewal_date
+    if due is None or state.status in NOT_COMING or state.status is SubscriptionStatus.FUTURE:
+        return None
+    if state.cancel_at_period_end or (state.end_date is not None and state.end_date <= due):
+        return None
+    max_occurrences = state.profile.max_occurrences
+    if max_occurrences is not None and state.last_cycle >= max_occurrences:
+        return None
+    return _schedule_charge(state, ctx, due).charge
+
+
 def _schedule_charge(state: SubscriptionState, ctx: OpContext, due: date) -> Outcome:
     policy, cadence, anchor = state.profile.anchor_policy, state.cadence, state.anchor_date
     start = due

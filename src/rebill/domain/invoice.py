@@ -12,9 +12,10 @@ refuses a document whose totals would not.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
+from typing import Any
 
 from rebill.domain.errors import ValidationError
 from rebill.domain.money import Money, sum_money
@@ -278,3 +279,136 @@ def forgive(state: SubscriptionState, *, was_declined: bool, other_retry: date |
         status=status,
         next_retry_date=other_retry if status is SubscriptionStatus.OVERDUE else None,
     )
+
+
+# -- invoicing settings -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicingTerms:
+    """A subscription's invoicing settings (seed 001): applied to invoices issued after they change.
+
+    ``payment_terms_days`` None means the seller's default (``REBILL_PAYMENT_TERMS_DAYS``).
+    """
+
+    purchase_order: str | None = None
+    memo: str | None = None
+    document_type: DocumentType = DocumentType.INVOICE
+    draft_invoices: bool = False
+    draft_days: int = 0
+    payment_terms_days: int | None = None
+
+    def to_json(self) -> dict[str, Any] | None:
+        """The stored form: only what differs from the defaults (None when nothing does)."""
+        out: dict[str, Any] = {}
+        if self.purchase_order is not None:
+            out["purchaseOrder"] = self.purchase_order
+        if self.memo is not None:
+            out["memo"] = self.memo
+        if self.document_type is not DocumentType.INVOICE:
+            out["documentType"] = self.document_type.value
+        if self.draft_invoices:
+            out["draftInvoices"] = True
+        if self.draft_days:
+            out["draftDays"] = self.draft_days
+        if self.payment_terms_days is not None:
+            out["paymentTermsDays"] = self.payment_terms_days
+        return out or None
+
+
+def terms_of(raw: Mapping[str, Any] | None) -> InvoicingTerms:
+    """The settings a subscription's stored ``invoicing`` JSON says (the defaults for None)."""
+    if not raw:
+        return InvoicingTerms()
+    return InvoicingTerms(
+        purchase_order=raw.get("purchaseOrder"),
+        memo=raw.get("memo"),
+        document_type=DocumentType(raw.get("documentType") or "INVOICE"),
+        draft_invoices=bool(raw.get("draftInvoices", False)),
+        draft_days=int(raw.get("draftDays") or 0),
+        payment_terms_days=raw.get("paymentTermsDays"),
+    )
+
+
+#: Longest purchase order and memo, and the most days of drafts and of payment terms.
+MAX_PURCHASE_ORDER = 200
+MAX_MEMO = 2000
+MAX_DAYS = 365
+
+#: The keys of an ``invoicing`` change (API.md ``InvoicingSettingsInput``) and their domain names.
+INVOICING_KEYS = {
+    "purchaseOrder": "purchase_order",
+    "memo": "memo",
+    "documentType": "document_type",
+    "draftInvoices": "draft_invoices",
+    "draftDays": "draft_days",
+    "paymentTermsDays": "payment_terms_days",
+}
+
+
+def invoicing_changes(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored ``invoicing`` change as ``domain.invoice.change_terms`` takes it (keys absent: unchanged)."""
+    return {INVOICING_KEYS[key]: value for key, value in raw.items() if key in INVOICING_KEYS}
+
+
+#: Settings an invoicing change may name (the rest keep their value).
+UNSET: Any = object()
+
+
+def change_terms(
+    current: InvoicingTerms,
+    *,
+    purchase_order: Any = UNSET,
+    memo: Any = UNSET,
+    document_type: Any = UNSET,
+    draft_invoices: Any = UNSET,
+    draft_days: Any = UNSET,
+    payment_terms_days: Any = UNSET,
+) -> InvoicingTerms:
+    """``current`` with the settings given (None clears a purchase order, a memo or the terms)."""
+
+    def text(value: Any, limit: int, name: str) -> str | None:
+        if value is None:
+            return None
+        cleaned = str(value).strip()
+        if len(cleaned) > limit:
+            raise ValidationError(f"{name} is at most {limit} characters", code="INVALID_INVOICING", field=[name])
+        return cleaned or None
+
+    def days(value: Any, name: str) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_DAYS:
+            raise ValidationError(
+                f"{name} must be a number of days from 0 to {MAX_DAYS}, not {value!r}",
+                code="INVALID_INVOICING",
+                field=[name],
+            )
+        return value
+
+    new = current
+    if purchase_order is not UNSET:
+        new = replace(new, purchase_order=text(purchase_order, MAX_PURCHASE_ORDER, "purchaseOrder"))
+    if memo is not UNSET:
+        new = replace(new, memo=text(memo, MAX_MEMO, "memo"))
+    if document_type is not UNSET and document_type is not None:
+        new = replace(new, document_type=DocumentType(document_type))
+    if draft_invoices is not UNSET and draft_invoices is not None:
+        new = replace(new, draft_invoices=bool(draft_invoices))
+    if draft_days is not UNSET and draft_days is not None:
+        new = replace(new, draft_days=days(draft_days, "draftDays"))
+    if payment_terms_days is not UNSET:
+        new = replace(
+            new, payment_terms_days=None if payment_terms_days is None else days(payment_terms_days, "paymentTermsDays")
+        )
+    if new.draft_invoices:
+        raise ValidationError(
+            "draft invoices are not available yet: every charge is invoiced when it is made",
+            code="NOT_SUPPORTED",
+            field=["draftInvoices"],
+        )
+    if new.document_type is DocumentType.PRO_FORMA:
+        raise ValidationError(
+            "pro forma documents are not available yet: every charge is invoiced with an INV- number",
+            code="NOT_SUPPORTED",
+            field=["documentType"],
+        )
+    return new

@@ -177,6 +177,8 @@ class SubscriptionState:
     shipping_address: Mapping[str, Any] | None = None
     metadata: Mapping[str, Any] | None = None
     credit: Money | None = None
+    # Invoicing settings as JSON (``domain.invoice.InvoicingTerms``); None: the defaults.
+    invoicing: Mapping[str, Any] | None = None
     cancel_at_period_end: bool = False
     cancelled_at: datetime | None = None
     renew_due: bool = False
@@ -325,6 +327,7 @@ _FIELDS: tuple[tuple[str, str | _Reader, Callable[[Any], JSON]], ...] = (
     ("paymentMethodId", lambda s: s.payment_method.id if s.payment_method else None, _same),
     ("shippingAddress", "shipping_address", _plain),
     ("metadata", "metadata", _plain),
+    ("invoicing", "invoicing", _plain),
     ("amount", lambda s: s.amount, _money),
     ("credit", "credit", _credit),
     ("cancelAtPeriodEnd", "cancel_at_period_end", _same),
@@ -619,6 +622,7 @@ _CODEC: dict[str, tuple[str, Callable[[Any], JSON], Callable[[JSON], Any]]] = {
     "payment_method": ("paymentMethod", _pm_to_json, _pm_from),
     "shipping_address": ("shippingAddress", _plain, _same),
     "metadata": ("metadata", _plain, _same),
+    "invoicing": ("invoicing", _plain, _same),
     "credit": ("credit", _money_json, _money_from),
     "cancel_at_period_end": ("cancelAtPeriodEnd", _same, _same),
     "cancelled_at": ("cancelledAt", _instant, _instant_from),

@@ -10,7 +10,7 @@ from typing import Any
 
 from rebill.domain.cadence import Cadence, IntervalUnit, Period, add_interval
 from rebill.domain.errors import NotFound, SubscriptionError, ValidationError
-from rebill.domain.invoice import proration_line
+from rebill.domain.invoice import change_terms, proration_line, terms_of
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
 from rebill.domain.pricing import tier_unit_price
@@ -454,3 +454,10 @@ def set_metadata(
     else:
         new_meta = dict(metadata) if metadata is not None else None
     return Outcome(state.evolve(metadata=new_meta), "metadata_set")
+
+
+def update_invoicing(state: SubscriptionState, ctx: OpContext, **changes: Any) -> Outcome:
+    """Change the invoicing settings: invoices issued after this follow them, issued ones never change."""
+    changeable(state, "change the invoicing settings")
+    terms = change_terms(terms_of(state.invoicing), **changes)
+    return Outcome(state.evolve(invoicing=terms.to_json()), "invoicing_updated")

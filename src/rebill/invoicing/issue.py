@@ -23,7 +23,7 @@ from rebill.db import tables as t
 from rebill.db.sets import insert_rows
 from rebill.domain import invoice
 from rebill.domain.cadence import local_today
-from rebill.domain.invoice import DocLine, Document, DocumentType, InvoiceStatus, LineKind
+from rebill.domain.invoice import DocLine, Document, DocumentType, InvoiceStatus, LineKind, terms_of
 from rebill.domain.renewal import Charge
 from rebill.invoicing.numbering import take_numbers
 
@@ -89,9 +89,7 @@ async def issue_for_charges(
             select(
                 S.c.id,
                 S.c.customer_id,
-                S.c.purchase_order,
-                S.c.invoice_memo,
-                S.c.payment_terms_days,
+                S.c.invoicing,
                 CUSTOMERS.c.name,
                 CUSTOMERS.c.email,
                 CUSTOMERS.c.billing_address,
@@ -111,7 +109,10 @@ async def issue_for_charges(
         fact = facts[sid]
         document = document_of(charge)
         documents[renewal_id] = document
-        terms = fact.payment_terms_days if fact.payment_terms_days is not None else settings.payment_terms_days
+        invoicing = terms_of(fact.invoicing)
+        terms = invoicing.payment_terms_days
+        if terms is None:
+            terms = settings.payment_terms_days
         rows.append(
             {
                 "number": number,
@@ -128,8 +129,8 @@ async def issue_for_charges(
                 **totals_of(document),
                 "amount_paid_minor": 0,
                 "credited_minor": 0,
-                "purchase_order": fact.purchase_order,
-                "memo": fact.invoice_memo,
+                "purchase_order": invoicing.purchase_order,
+                "memo": invoicing.memo,
                 "customer_name": fact.name,
                 "customer_email": fact.email,
                 "billing_address": fact.billing_address,

@@ -9,6 +9,7 @@ from typing import Any, TypeVar, cast
 import strawberry
 from strawberry.types import Info
 
+from rebill.domain import invoice as invoice_rules
 from rebill.domain.cadence import AnchorPolicy as DomainAnchorPolicy
 from rebill.domain.cadence import Cadence, IntervalUnit
 from rebill.domain.errors import RebillError, ValidationError
@@ -518,6 +519,19 @@ async def set_metadata(info: Info, input: inputs.SetMetadataInput) -> inputs.Set
     return subscription_payload(inputs.SetMetadataPayload, await guarded(call))
 
 
+async def update_invoicing(info: Info, input: inputs.UpdateInvoicingInput) -> inputs.UpdateInvoicingPayload:
+    async def call() -> Result:
+        return await service(info).update_invoicing(
+            actor_of(info),
+            common_of(input),
+            request_of(input),
+            sub_pk(input),
+            changes=invoice_rules.invoicing_changes(input.changes()),
+        )
+
+    return subscription_payload(inputs.UpdateInvoicingPayload, await guarded(call))
+
+
 # -- lifecycle ---------------------------------------------------------------
 
 
@@ -704,6 +718,8 @@ def global_changes(data: inputs.UpdateSubscriptionInput) -> dict[str, Any]:
         if not isinstance(data.metadata, dict):
             raise ValidationError("metadata must be a JSON object", code="INVALID_METADATA", field=["metadata"])
         changes["metadata"] = data.metadata
+    if data.invoicing is not None:
+        changes["invoicing"] = data.invoicing.changes()
     if data.consent_reference is not None:
         changes["consentReference"] = data.consent_reference
     return changes

@@ -31,6 +31,7 @@ from rebill.schema.common import (
 )
 from rebill.schema.enums import GatewayMode, RenewalType
 from rebill.schema.inputs import Payload, ShiftInput, SubscriptionFilter
+from rebill.schema.invoices import InvoicingSettingsInput
 
 # -- plan input ----------------------------------------------------------------
 
@@ -111,6 +112,7 @@ class BulkActionInput:
     activate: bool | None = strawberry.UNSET
     cancel: BulkCancelInput | None = strawberry.UNSET
     set_metadata: BulkSetMetadataInput | None = strawberry.UNSET
+    set_invoicing: InvoicingSettingsInput | None = strawberry.UNSET
 
 
 @strawberry.input(description="A further filter; a segment without one takes every subscription left.")

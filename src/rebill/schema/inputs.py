@@ -26,7 +26,7 @@ from rebill.schema.enums import (
     RenewNowMode,
     SubscriptionStatus,
 )
-from rebill.schema.invoices import Invoice, InvoicePreview
+from rebill.schema.invoices import DocumentType, Invoice, InvoicePreview, InvoicingSettingsInput
 from rebill.schema.subscriptions import Phase, Renewal, Subscription
 
 # -- filter ------------------------------------------------------------------
@@ -384,6 +384,33 @@ class SetEndDateInput(SubscriptionMutationInput):
     after: ShiftInput | None = strawberry.field(default=None, description="A duration from the start date")
 
 
+@strawberry.input(description="Change a subscription's invoicing settings; fields left out keep their value.")
+class UpdateInvoicingInput(SubscriptionMutationInput):
+    purchase_order: str | None = strawberry.field(default=strawberry.UNSET, description="A purchase order (null: none)")
+    memo: str | None = strawberry.field(default=strawberry.UNSET, description="A memo (null: none)")
+    document_type: DocumentType | None = strawberry.field(default=strawberry.UNSET, description="INVOICE or PRO_FORMA")
+    draft_invoices: bool | None = strawberry.field(default=strawberry.UNSET, description="Review renewals as drafts")
+    draft_days: int | None = strawberry.field(default=strawberry.UNSET, description="Days a draft waits (0 to 365)")
+    payment_terms_days: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Days after issue an invoice is due (0 to 365; null: the default)"
+    )
+
+    def changes(self) -> dict[str, Any]:
+        return InvoicingSettingsInput(
+            purchase_order=self.purchase_order,
+            memo=self.memo,
+            document_type=self.document_type,
+            draft_invoices=self.draft_invoices,
+            draft_days=self.draft_days,
+            payment_terms_days=self.payment_terms_days,
+        ).changes()
+
+
+@strawberry.type(description="The subscription with its new invoicing settings.")
+class UpdateInvoicingPayload(SubscriptionPayload):
+    pass
+
+
 @strawberry.input
 class SetMetadataInput(SubscriptionMutationInput):
     metadata: JSON | None = None
@@ -430,6 +457,9 @@ class UpdateSubscriptionInput(SubscriptionMutationInput):
     end_date: date | None = None
     clear_end_date: bool = False
     metadata: JSON | None = None
+    invoicing: InvoicingSettingsInput | None = strawberry.field(
+        default=None, description="Invoicing settings to change (applied to invoices issued after it)"
+    )
     consent_reference: str | None = None
     effective_date: date | None = None
     at_next_renewal: bool = False

@@ -10,6 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from rebill.documents import links
 from rebill.domain import invoice as doc
 from rebill.domain.money import Money as DomainMoney
 from rebill.schema.catalog import Address, Product
@@ -244,6 +245,14 @@ class Invoice(Node):
             customer_email=row.customer_email,
         )
 
+    @strawberry.field(description="The invoice as a PDF (absolute URL): for an API key with read, or its customer")
+    def pdf_url(self, info: Info) -> str:
+        return links.absolute(info.context.services.settings.public_base_url, links.pdf_path(links.INVOICES, self.id))
+
+    @strawberry.field(description="The invoice as a web page (absolute URL), with a link to its PDF; same readers")
+    def hosted_url(self, info: Info) -> str:
+        return links.absolute(info.context.services.settings.public_base_url, links.page_path(links.INVOICES, self.id))
+
     @strawberry.field(description="Its lines, in order")
     async def lines(self, info: Info) -> list[InvoiceLine]:
         rows = await info.context.loaders.invoice_lines_by_invoice.load(self.pk)
@@ -325,3 +334,54 @@ class InvoiceFilter:
     number: str | None = strawberry.field(default=None, description="With this number")
     issued_from: date | None = strawberry.field(default=None, description="Issued on or after this day")
     issued_to: date | None = strawberry.field(default=None, description="Issued on or before this day")
+
+
+@strawberry.type(description="A subscription's invoicing settings; a change applies to invoices issued after it.")
+class InvoicingSettings:
+    purchase_order: str | None = strawberry.field(description="Printed on every invoice issued after it is set")
+    memo: str | None = strawberry.field(description="A note printed on every invoice")
+    document_type: DocumentType = strawberry.field(description="What a charge issues: an invoice or a pro forma")
+    draft_invoices: bool = strawberry.field(description="Whether scheduled renewals wait in a draft for review")
+    draft_days: int = strawberry.field(description="How many days a draft waits before it is finalized")
+    payment_terms_days: int = strawberry.field(description="Days after issue an invoice is due")
+
+    @classmethod
+    def of(cls, raw: Any, default_terms: int) -> InvoicingSettings:
+        terms = doc.terms_of(raw)
+        return cls(
+            purchase_order=terms.purchase_order,
+            memo=terms.memo,
+            document_type=DocumentType(terms.document_type.value),
+            draft_invoices=terms.draft_invoices,
+            draft_days=terms.draft_days,
+            payment_terms_days=terms.payment_terms_days if terms.payment_terms_days is not None else default_terms,
+        )
+
+
+@strawberry.input(description="Invoicing settings to change; fields left out keep their value, null clears one.")
+class InvoicingSettingsInput:
+    purchase_order: str | None = strawberry.field(default=strawberry.UNSET, description="A purchase order (null: none)")
+    memo: str | None = strawberry.field(default=strawberry.UNSET, description="A memo (null: none)")
+    document_type: DocumentType | None = strawberry.field(default=strawberry.UNSET, description="INVOICE or PRO_FORMA")
+    draft_invoices: bool | None = strawberry.field(default=strawberry.UNSET, description="Review renewals as drafts")
+    draft_days: int | None = strawberry.field(default=strawberry.UNSET, description="Days a draft waits (0 to 365)")
+    payment_terms_days: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Days after issue an invoice is due (0 to 365; null: the default)"
+    )
+
+    def changes(self) -> dict[str, Any]:
+        """The settings given, keyed as stored (``documentType`` as its name)."""
+        out: dict[str, Any] = {}
+        for key, value in (
+            ("purchaseOrder", self.purchase_order),
+            ("memo", self.memo),
+            ("documentType", self.document_type.value if isinstance(self.document_type, DocumentType) else None),
+            ("draftInvoices", self.draft_invoices),
+            ("draftDays", self.draft_days),
+            ("paymentTermsDays", self.payment_terms_days),
+        ):
+            if key == "documentType" and self.document_type is strawberry.UNSET:
+                continue
+            if value is not strawberry.UNSET:
+                out[key] = value
+        return out

@@ -77,6 +77,9 @@ class Query:
 class Mutation:
     create_product = _write(m.create_product)
     void_invoice = _write(inv.void_invoice, "Forgive an open or uncollectible invoice, with a reason")
+    update_invoicing = _write(
+        m.update_invoicing, "Change a subscription's purchase order, memo, document type, drafts or payment terms"
+    )
     create_profile = _write(m.create_profile)
     update_profile = _write(m.update_profile)
     create_customer = _write(m.create_customer)

@@ -26,7 +26,13 @@ from rebill.schema.enums import (
     RenewalType,
     SubscriptionStatus,
 )
-from rebill.schema.invoices import Invoice, InvoiceConnection, invoice_connection
+from rebill.schema.invoices import (
+    Invoice,
+    InvoiceConnection,
+    InvoicePreview,
+    InvoicingSettings,
+    invoice_connection,
+)
 from rebill.schema.ordering import ChronologicalOrder, chronological
 
 
@@ -338,6 +344,26 @@ class Subscription(Node):
         assert self.state.id is not None
         key = (self.state.id, Window(first, after, last, before), chronological(order_by))
         return renewal_connection(await info.context.loaders.renewal_page_by_subscription.load(key))
+
+    @strawberry.field(
+        description="What the next renewal will bill, line by line, as the subscription is now; never stored. "
+        "Null when no renewal is coming (cancelled, expired, suspended, awaiting reinstatement, or ending first)"
+    )
+    def upcoming_invoice(self, info: Info) -> InvoicePreview | None:
+        from rebill.domain.cadence import local_today
+        from rebill.domain.cycle import upcoming_charge
+        from rebill.domain.outcome import OpContext
+        from rebill.invoicing.issue import document_of
+
+        now = info.context.services.clock.now()
+        charge = upcoming_charge(self.state, OpContext(now=now, today=local_today(now, self.state.time_zone)))
+        if charge is None:
+            return None
+        return InvoicePreview.of(document_of(charge), issue_date=charge.period_start)
+
+    @strawberry.field(description="The invoicing settings: purchase order, memo, document type, drafts, terms")
+    def invoicing(self, info: Info) -> InvoicingSettings:
+        return InvoicingSettings.of(self.state.invoicing, info.context.services.settings.payment_terms_days)
 
     @strawberry.field(description="The subscription's invoices, newest first")
     async def invoices(self, info: Info, first: int | None = None, after: str | None = None) -> InvoiceConnection:

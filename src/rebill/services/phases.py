@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rebill.db import tables as t
 from rebill.db.repositories import history_row, write_history
 from rebill.domain import creation, updates
+from rebill.domain import invoice as invoice_rules
 from rebill.domain.errors import NotFound, RebillError, SubscriptionError, ValidationError
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
@@ -32,6 +33,7 @@ PH = t.table_of(t.Phase)
 KNOWN_KEYS = {
     "startDate",
     "nextRenewalDate",
+    "invoicing",
     "items",
     "addItems",
     "removeItemIds",
@@ -157,6 +159,13 @@ async def apply_changes(unit: Unit, state: SubscriptionState, ctx: OpContext, ch
             state = step(updates.set_end_date(state, ctx, end_date=date.fromisoformat(changes["endDate"])))
         if changes.get("metadata") is not None:
             state = step(updates.set_metadata(state, ctx, metadata=changes["metadata"]))
+        if changes.get("invoicing") is not None:
+            try:
+                state = step(
+                    updates.update_invoicing(state, ctx, **invoice_rules.invoicing_changes(changes["invoicing"]))
+                )
+            except RebillError as exc:
+                raise exc.with_field("invoicing") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise ValidationError(f"malformed setting: {exc}", code="INVALID_INPUT") from None
     require_consent(before, state, consent)

@@ -866,6 +866,14 @@ class SubscriptionService:
 
         return await self.mutate("setMetadata", subscription_id, actor, common, request, build)
 
+    async def update_invoicing(
+        self, actor: Actor, common: Common, request: Any, subscription_id: int, *, changes: Mapping[str, Any]
+    ) -> Result:
+        async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
+            return updates.update_invoicing(state, ctx, **changes)
+
+        return await self.mutate("updateInvoicing", subscription_id, actor, common, request, build)
+
     # -- lifecycle --------------------------------------------------------
 
     async def suspend(self, actor: Actor, common: Common, request: Any, subscription_id: int) -> Result:

@@ -90,16 +90,7 @@ $$""",
 
 def upgrade() -> None:
     op.add_column("customers", sa.Column("tax_id", sa.Text(), nullable=True))
-    op.add_column("subscriptions", sa.Column("purchase_order", sa.Text(), nullable=True))
-    op.add_column("subscriptions", sa.Column("invoice_memo", sa.Text(), nullable=True))
-    op.add_column(
-        "subscriptions", sa.Column("document_type", sa.String(length=16), server_default="INVOICE", nullable=False)
-    )
-    op.add_column(
-        "subscriptions", sa.Column("draft_invoices", sa.Boolean(), server_default=sa.text("false"), nullable=False)
-    )
-    op.add_column("subscriptions", sa.Column("draft_days", sa.Integer(), server_default="0", nullable=False))
-    op.add_column("subscriptions", sa.Column("payment_terms_days", sa.Integer(), nullable=True))
+    op.add_column("subscriptions", sa.Column("invoicing", postgresql.JSONB(astext_type=sa.Text()), nullable=True))
     op.create_table(
         "invoices",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -208,13 +199,5 @@ def downgrade() -> None:
     op.drop_index("ix_invoice_lines_invoice", table_name="invoice_lines")
     op.drop_table("invoice_lines")
     op.drop_table("invoices")
-    for column in (
-        "payment_terms_days",
-        "draft_days",
-        "draft_invoices",
-        "document_type",
-        "invoice_memo",
-        "purchase_order",
-    ):
-        op.drop_column("subscriptions", column)
+    op.drop_column("subscriptions", "invoicing")
     op.drop_column("customers", "tax_id")
