@@ -234,6 +234,9 @@ def _add_commands() -> None:
     bulk = _command_module("rebill.bulk.commands")
     if bulk is not None:
         app.add_typer(bulk.bulk_app, name="bulk")
+    invoicing = _command_module("rebill.invoicing.commands")
+    if invoicing is not None:
+        app.add_typer(invoicing.invoices_app, name="invoices")  # invoices export
 
 
 _add_commands()
