@@ -17,6 +17,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from rebill.documents.routes import document_routes
 from rebill.http.body import RequestBody
 from rebill.http.gate import AuthGate
 from rebill.http.graphql_response import GraphQLResponseMedia
@@ -100,6 +101,7 @@ def create_app(services: Services, *, background: list[BackgroundTask] | None = 
             ),
             *web_routes(settings),
             *portal_routes(services),
+            *document_routes(services),
         ],
         lifespan=lifespan,
     )
