@@ -69,6 +69,7 @@ from rebill.domain.subscription import (
     SubscriptionState,
     diff,
 )
+from rebill.invoicing.backfill import backfill_invoices
 from rebill.services.runtime import Services
 
 ACTOR = "seed"
@@ -1237,6 +1238,7 @@ class SeedReport:
     renewals: int = 0
     transactions: int = 0
     history_entries: int = 0
+    invoices: int = 0
     profiles: int = 0
     products: int = 0
     coupons: int = 0
@@ -1413,6 +1415,9 @@ async def seed(
             # A thread cannot be cancelled: let it finish before the caller moves on.
             await asyncio.gather(building, return_exceptions=True)
         _AMOUNTS.clear()
+    # Every seeded charge is documented, as the migration documents charges from before invoicing.
+    async with services.engine.begin() as conn:
+        report.invoices = await backfill_invoices(conn, services.settings)
     report.seconds = _time.perf_counter() - started
     return report
 
@@ -1444,6 +1449,7 @@ def _summary(report: SeedReport) -> Any:
         ("renewals", report.renewals),
         ("transactions", report.transactions),
         ("history entries", report.history_entries),
+        ("invoices", report.invoices),
         ("profiles / products / coupons", None),
     ):
         if count is None:

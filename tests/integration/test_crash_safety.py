@@ -23,7 +23,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from rebill.config import Settings
 from rebill.ids import to_global_id
+from rebill.invoicing.backfill import backfill_invoices
 from tests.ledger import assert_ledger_ok
 
 pytestmark = pytest.mark.slow
@@ -65,6 +67,7 @@ async def seed(engine: Any, n: int, *, start: str, next_date: str) -> list[int]:
         for sql in SEED:
             params = {"n": n, "start": date.fromisoformat(start), "next": date.fromisoformat(next_date)}
             await conn.execute(text(sql), {k: v for k, v in params.items() if f":{k}" in sql})
+        await backfill_invoices(conn, Settings())  # the seeded charges' invoices, as for data from before invoicing
         return [row.id for row in await conn.execute(text("SELECT id FROM subscriptions ORDER BY id"))]
 
 

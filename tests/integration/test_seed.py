@@ -24,6 +24,7 @@ from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import CouponInfo, SubscriptionState
 from rebill.seed import SeedReport, seed
 from rebill.services.runtime import Services
+from tests.ledger import numbering_gaps
 from tests.support import gql
 
 S = t.table_of(t.Subscription)
@@ -75,6 +76,10 @@ async def test_seed_writes_what_it_reports(services: Services, seeded: SeedRepor
         assert await count("renewals") == seeded.renewals
         assert await count("transactions") == seeded.transactions
         assert await count("history_entries") == seeded.history_entries
+        # Every seeded charge has its invoice, numbered without gaps.
+        charges = await conn.execute(text("SELECT count(*) FROM renewals WHERE amount_minor >= 0"))
+        assert await count("invoices") == seeded.invoices == charges.scalar_one() > 0
+        assert not await numbering_gaps(services.engine)
         per_subscription = (
             await conn.execute(
                 text(

@@ -14,6 +14,9 @@ from typing import Any
 
 from sqlalchemy import text
 
+from rebill.config import Settings
+from rebill.invoicing.backfill import backfill_invoices
+
 TODAY = date(2026, 6, 1)
 NOW = "2026-06-01T09:00:00Z"
 WORKER = [sys.executable, "-c", "from rebill.cli import main; main()", "worker"]
@@ -50,6 +53,7 @@ async def seed(engine: Any, n: int) -> int:
     async with engine.begin() as conn:
         for sql in SEED:
             await conn.execute(text(sql), {"n": n, "today": TODAY})
+        await backfill_invoices(conn, Settings())  # the seeded charges' invoices, as for data from before invoicing
     return sum(i % 3 + 1 for i in range(1, n + 1))
 
 

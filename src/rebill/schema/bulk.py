@@ -112,7 +112,9 @@ class BulkActionInput:
     activate: bool | None = strawberry.UNSET
     cancel: BulkCancelInput | None = strawberry.UNSET
     set_metadata: BulkSetMetadataInput | None = strawberry.UNSET
-    set_invoicing: InvoicingSettingsInput | None = strawberry.UNSET
+    set_invoicing: InvoicingSettingsInput | None = strawberry.field(
+        default=strawberry.UNSET, description="Change the invoicing settings (the updateInvoicing fields)"
+    )
 
 
 @strawberry.input(description="A further filter; a segment without one takes every subscription left.")

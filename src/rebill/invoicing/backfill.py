@@ -1,0 +1,112 @@
+"""Invoices for renewals recorded without one: data from before invoicing, imports and seeds.
+
+One set-based statement, so a database of millions of renewals is documented
+in minutes: every renewal that charges (amount of zero or more) and has no
+invoice gets one, numbered in the order its money came in (paid, else
+recorded), in the series of its year of issue, after the numbers already
+given. Its status is what its renewal says, as ``invoicing.follow`` derives
+it; its one line is the renewal's period and amount (the items it billed
+were not recorded then). The same statement serves the migration that
+introduced invoices, ``rebill seed`` and the tests that write renewals with
+SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+#: ``{prefix}{year}-{counter}`` in SQL, as ``domain.invoice.number_of`` writes it (six digits at least).
+_NUMBER = (
+    ":prefix || n.year || '-' || CASE WHEN n.base + n.n < 1000000 "
+    "THEN lpad((n.base + n.n)::text, 6, '0') ELSE (n.base + n.n)::text END"
+)
+
+BACKFILL = text(
+    f"""
+WITH todo AS MATERIALIZED (
+    SELECT r.id, r.subscription_id, r.status, r.amount_minor, r.currency, r.period_start, r.period_end,
+           r.paid_at, r.next_retry_date, r.created_at, s.customer_id, s.status AS sub_status, s.invoicing,
+           coalesce(r.paid_at, r.created_at) AS issued_at,
+           (coalesce(r.paid_at, r.created_at) AT TIME ZONE :tz)::date AS issue_date
+    FROM renewals r
+    JOIN subscriptions s ON s.id = r.subscription_id
+    WHERE r.amount_minor >= 0
+      AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.renewal_id = r.id)
+),
+years AS (
+    SELECT extract(year FROM issue_date)::int AS year, count(*) AS how_many FROM todo GROUP BY 1
+),
+counters AS (
+    INSERT INTO document_counters (prefix, year, last_number)
+    SELECT :prefix, year, how_many FROM years
+    ON CONFLICT (prefix, year) DO UPDATE SET last_number = document_counters.last_number + EXCLUDED.last_number
+    RETURNING year, last_number
+),
+numbered AS (
+    SELECT t.*, y.year, c.last_number - y.how_many AS base,
+           row_number() OVER (PARTITION BY y.year ORDER BY t.issued_at, t.id) AS n
+    FROM todo t
+    JOIN years y ON y.year = extract(year FROM t.issue_date)::int
+    JOIN counters c ON c.year = y.year
+),
+issued AS (
+    INSERT INTO invoices (
+        number, document_type, status, subscription_id, customer_id, renewal_id, currency,
+        issue_date, due_date, period_start, period_end,
+        subtotal_minor, discount_minor, shipping_minor, tax_minor, total_minor, credit_applied_minor,
+        amount_paid_minor, credited_minor, purchase_order, memo,
+        customer_name, customer_email, billing_address, customer_tax_id, seller,
+        created_at, finalized_at, paid_at, voided_at, void_reason, updated_at
+    )
+    SELECT {_NUMBER}, 'INVOICE',
+           CASE
+               WHEN n.status IN ('PAID', 'REFUNDED', 'PARTIALLY_REFUNDED') THEN 'PAID'
+               WHEN n.status = 'VOID' THEN 'VOID'
+               WHEN n.status = 'FAILED' AND n.sub_status IN ('CANCELLED', 'EXPIRED') THEN 'UNCOLLECTIBLE'
+               WHEN n.status = 'FAILED' AND n.next_retry_date IS NULL AND n.sub_status <> 'OVERDUE'
+                   THEN 'UNCOLLECTIBLE'
+               ELSE 'OPEN'
+           END,
+           n.subscription_id, n.customer_id, n.id, n.currency,
+           n.issue_date, n.issue_date + coalesce((n.invoicing ->> 'paymentTermsDays')::int, :terms),
+           n.period_start, n.period_end,
+           n.amount_minor, 0, 0, 0, n.amount_minor, 0,
+           CASE WHEN n.status IN ('PAID', 'REFUNDED', 'PARTIALLY_REFUNDED') THEN n.amount_minor ELSE 0 END,
+           0, n.invoicing ->> 'purchaseOrder', n.invoicing ->> 'memo',
+           c.name, c.email, c.billing_address, c.tax_id, CAST(:seller AS jsonb),
+           n.issued_at, n.issued_at,
+           CASE WHEN n.status IN ('PAID', 'REFUNDED', 'PARTIALLY_REFUNDED') THEN n.paid_at END,
+           CASE WHEN n.status = 'VOID' THEN n.issued_at END,
+           CASE WHEN n.status = 'VOID' THEN 'the charge was never sent to the gateway: nothing was collected' END,
+           n.issued_at
+    FROM numbered n
+    JOIN customers c ON c.id = n.customer_id
+    RETURNING id, period_start, period_end, total_minor
+),
+lines AS (
+    INSERT INTO invoice_lines (invoice_id, position, kind, description, amount_minor, period_start, period_end)
+    SELECT id, 0, 'ITEM', 'Subscription ' || period_start || ' to ' || period_end, total_minor,
+           period_start, period_end
+    FROM issued
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM issued) AS invoices, (SELECT count(*) FROM lines) AS lines
+"""
+)
+
+
+def backfill_params(prefix: str, time_zone: str, payment_terms_days: int, seller: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return {"prefix": prefix, "tz": time_zone, "terms": payment_terms_days, "seller": json.dumps(seller)}
+
+
+async def backfill_invoices(conn: Any, settings: Any) -> int:
+    """Invoice every renewal that has none, in ``conn``'s transaction; how many were issued."""
+    params = backfill_params(
+        settings.invoice_prefix, settings.seller_time_zone, settings.payment_terms_days, dict(settings.seller)
+    )
+    row = (await conn.execute(BACKFILL, params)).one()
+    return int(row.invoices)
