@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import signal
 from datetime import datetime
 from typing import Annotated, Any
@@ -62,6 +63,7 @@ def worker(
     """
     from rebill.billing.engine import EngineReport, RenewalEngine
     from rebill.billing.notifications import deliver_pending, deliverer_from_settings
+    from rebill.db.outage import Outage, QuietOutage
     from rebill.services.idempotency import purge_expired
     from rebill.webhooks.delivery import WebhookReport, deliver_due
     from rebill.webhooks.delivery import run_forever as run_webhooks
@@ -120,13 +122,19 @@ def worker(
                 f"rebill worker polling every {settings.worker_poll_seconds if poll is None else poll}s "
                 "(Ctrl-C to stop)"
             )
+            # Both loops outlive the database; whichever sees it go says so, once, and the
+            # renewal loop says when it is back.
+            outage = Outage(logging.getLogger("rebill.worker"), on_return="recovering what was left in flight")
+            quiet = QuietOutage(outage)
+            logging.getLogger("rebill.webhooks").addFilter(quiet)
             # Webhooks go out from their own loop, so a long renewal pass does not hold them back.
             webhook_loop = asyncio.create_task(run_webhooks(services, stop, on_report=webhooks_sent))
             try:
-                await engine.run_forever(poll, stop=stop, after_each=after_each)
+                await engine.run_forever(poll, stop=stop, after_each=after_each, outage=outage)
             finally:
                 stop.set()
                 await webhook_loop
+                logging.getLogger("rebill.webhooks").removeFilter(quiet)
             console.print("rebill worker stopped")
 
     run(main)

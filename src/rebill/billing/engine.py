@@ -46,6 +46,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db import tables as t
+from rebill.db.outage import Outage, is_database_outage, is_outage_now, wait_out
 from rebill.db.repositories import Catalog, SubscriptionRepository
 from rebill.db.sets import insert_rows
 from rebill.domain import cycle
@@ -170,14 +171,31 @@ class RenewalEngine:
         *,
         stop: asyncio.Event | None = None,
         after_each: Callable[[EngineReport], Awaitable[None]] | None = None,
+        outage: Outage | None = None,
     ) -> None:
-        """Run :meth:`run_once` every ``poll_seconds`` until ``stop`` is set."""
+        """Run :meth:`run_once` every ``poll_seconds`` until ``stop`` is set.
+
+        The loop outlives the database: a pass that fails because the server
+        went away is abandoned, and the loop waits (backing off) until the
+        server answers again, saying so once in ``outage``'s log.
+        """
         stop = stop or asyncio.Event()
         poll = self.settings.worker_poll_seconds if poll_seconds is None else poll_seconds
+        outage = outage or Outage(log)
         while not stop.is_set():
-            report = await self.run_once(stop=stop)
-            if after_each is not None:
-                await after_each(report)
+            try:
+                report = await self.run_once(stop=stop)
+                if after_each is not None:
+                    await after_each(report)
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                # What was in flight stays PENDING, its locks gone with their connection: the
+                # next pass starts with recovery, as a restarted worker would, at once.
+                if await wait_out(self.services.engine, exc, outage, stop):
+                    continue
+            else:
+                outage.back()
             if stop.is_set():
                 break
             with suppress(TimeoutError):
@@ -223,6 +241,8 @@ class RenewalEngine:
             claimed, jobs = await self._begin(now, report, size, only)
         except (DBAPIError, RebillError) as exc:
             await self._unlock_all()
+            if await is_outage_now(self.services.engine, exc):
+                raise  # not this batch's fault: the pass stops until the database is back
             if only is not None and len(only) == 1:
                 log.error("subscription %s could not be renewed: %s", only[0], exc)
                 self._skip.update(only)
@@ -480,6 +500,8 @@ class RenewalEngine:
             self._count(await self._settle(jobs, now), report)
         except (DBAPIError, RebillError, OSError) as exc:
             # The renewals stay PENDING; the next run recovers them with the same keys.
+            if await is_outage_now(self.services.engine, exc):
+                raise
             log.error("settling %d renewals failed, they will be recovered: %s", len(jobs), exc)
             report.skipped += len(jobs)
             self._skip.update(job.subscription_id for job in jobs)

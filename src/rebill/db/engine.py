@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from rebill.config import Settings
 from rebill.db.embedded import asyncpg_url, start_embedded
+from rebill.db.outage import is_database_outage
 
 
 class DatabaseUrlError(ValueError):
@@ -76,31 +76,6 @@ def configured_url(url: str) -> str:
     if not make_url(converted).database:
         raise DatabaseUrlError(f"DATABASE_URL names no database ({where(converted)})")
     return converted
-
-
-def is_database_outage(exc: BaseException) -> bool:
-    """Whether an exception (or its cause) says the server cannot be reached, rather than a bug."""
-    seen = 0
-    current: BaseException | None = exc
-    while current is not None and seen < 10:
-        if isinstance(
-            current,
-            OSError
-            | socket.gaierror
-            | TimeoutError
-            | asyncpg.PostgresConnectionError
-            | asyncpg.CannotConnectNowError
-            | asyncpg.InterfaceError
-            | asyncpg.TooManyConnectionsError
-            | sa_exc.DisconnectionError
-            | sa_exc.TimeoutError,
-        ):
-            return True
-        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
-            return True
-        current = current.__cause__ or current.__context__
-        seen += 1
-    return False
 
 
 def explain_connection_failure(url: str | URL, exc: BaseException) -> DatabaseUnreachable:

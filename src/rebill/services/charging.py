@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from rebill.billing.gateways import ChargeRequest, GatewayRegistry, GatewayResult, charge_many
 from rebill.config import Settings
 from rebill.db import tables as t
+from rebill.db.outage import discard, is_database_outage
 from rebill.db.repositories import Catalog, SubscriptionRepository, renewal_from_row
 from rebill.db.sets import insert_rows, update_rows
 from rebill.domain import cycle
@@ -154,8 +155,17 @@ class InFlight:
         return got
 
     async def release_all(self) -> None:
-        await self.conn.execute(text("SELECT pg_advisory_unlock_all()"))
-        await self._done()
+        """Release every lock; on a connection that died they died with it, and it is discarded."""
+        if self.conn.closed or self.conn.invalidated:
+            return
+        try:
+            await self.conn.execute(text("SELECT pg_advisory_unlock_all()"))
+            await self._done()
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            log.debug("in-flight locks went with their connection: %s", exc)
+            await discard(self.conn)
 
 
 @asynccontextmanager
@@ -166,7 +176,7 @@ async def in_flight(engine: AsyncEngine) -> AsyncIterator[InFlight]:
         yield locks
     finally:
         try:
-            await conn.execute(text("SELECT pg_advisory_unlock_all()"))
+            await InFlight(conn).release_all()
         finally:
             await conn.close()
 
