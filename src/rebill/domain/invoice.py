@@ -15,10 +15,11 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from fractions import Fraction
 from typing import Any
 
 from rebill.domain.errors import ValidationError
-from rebill.domain.money import Money, sum_money
+from rebill.domain.money import Money, round_fraction, sum_money
 from rebill.domain.pricing import Discount, Line, bill
 from rebill.domain.status import Event as StatusEvent
 from rebill.domain.status import SubscriptionStatus, transition
@@ -412,3 +413,56 @@ def change_terms(
             field=["documentType"],
         )
     return new
+
+
+# -- credit notes ------------------------------------------------------------------
+
+
+def credit_split(lines: Sequence[DocLine], amount: Money, *, credited: Money, total: Money) -> tuple[DocLine, ...]:
+    """The lines of a credit note of ``amount`` against an invoice with ``lines`` (DOMAIN.md "Credit notes").
+
+    The amount is split over the invoice's charging lines (discounts are
+    already inside what the others add up to) in proportion to what each
+    billed with its tax, each share rounded half-even and the remainder put
+    on the largest line; each share is then split into its line's amount and
+    tax in the line's own proportion. The credit note's lines add up to
+    ``amount`` exactly. ``credited`` is what earlier credit notes took: the
+    credited total never exceeds the invoice's ``total``.
+    """
+    if not amount.is_positive:
+        raise ValidationError(f"a credit note is for a positive amount, not {amount}", code="INVALID_AMOUNT")
+    if amount.currency != total.currency:
+        raise ValidationError(
+            f"the credit is in {amount.currency}, the invoice in {total.currency}", code="CURRENCY_MISMATCH"
+        )
+    if credited + amount > total:
+        raise ValidationError(
+            f"{amount} more would credit {credited + amount} of an invoice of {total}",
+            code="CREDIT_EXCEEDS_INVOICE",
+            field=["amount"],
+        )
+    charging = [line for line in lines if line.kind is not LineKind.DISCOUNT and line.amount.is_positive]
+    if not charging:
+        return (DocLine(LineKind.ONE_OFF, "Credit", amount),)
+    gross = [line.amount.minor + line.tax.minor for line in charging]
+    whole = sum(gross)
+    shares = [round_fraction(Fraction(amount.minor * g, whole)) for g in gross]
+    largest = max(range(len(charging)), key=lambda i: (gross[i], -i))
+    shares[largest] += amount.minor - sum(shares)
+    out: list[DocLine] = []
+    for line, g, share in zip(charging, gross, shares, strict=True):
+        if share == 0:
+            continue
+        tax = round_fraction(Fraction(share * line.tax.minor, g)) if g else 0
+        out.append(
+            DocLine(
+                line.kind,
+                line.description,
+                Money(share - tax, amount.currency),
+                product_id=line.product_id,
+                period_start=line.period_start,
+                period_end=line.period_end,
+                tax_amount=Money(tax, amount.currency),
+            )
+        )
+    return tuple(out)
