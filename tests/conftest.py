@@ -1,9 +1,11 @@
 """Test fixtures: a real PostgreSQL for every test that needs one.
 
-By default an embedded PostgreSQL is started once per run in a temporary
-directory. With ``REBILL_TEST_DATABASE_URL`` the suite uses that server
-instead, in a database of its own that is dropped afterwards. Each test starts
-from empty tables.
+The suite runs in parallel (pytest-xdist, one process per core): each worker
+process gets a database of its own. By default that is an embedded
+PostgreSQL started once per worker in a temporary directory. With
+``REBILL_TEST_DATABASE_URL`` the workers use that server instead, each in a
+database of its own that is dropped afterwards. Each test starts from empty
+tables.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def database_url() -> Iterator[str]:
 
     from rebill.db.scratch import ScratchDatabase
 
-    scratch = ScratchDatabase("rebill_test", os.environ.get("REBILL_TEST_DATABASE_URL"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    scratch = ScratchDatabase(f"rebill_test_{worker}", os.environ.get("REBILL_TEST_DATABASE_URL"))
     url = asyncio.run(scratch.create())
     try:
         yield url

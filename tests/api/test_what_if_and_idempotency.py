@@ -157,6 +157,7 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
         "updateFulfillment": {"renewalId": renewal, "status": "SHIPPED"},
         "resumeSubscription": {"subscriptionId": ending},
         "voidInvoice": {"invoiceId": open_invoice, "reason": "goodwill"},
+        "updateInvoicing": {**s, "purchaseOrder": "PO-1", "paymentTermsDays": 30},
     }
     # A dry-run bulk run is meant to record its would-be outcomes (bulk tests check it changes no subscription).
     recorded_by_design = {"startBulkRun"}

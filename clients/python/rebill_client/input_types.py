@@ -75,7 +75,7 @@ class CreateWebhookEndpointInput(BaseModel):
     """A new endpoint"""
 
     url: str
-    "An http or https URL that accepts POST"
+    "An http or https URL that accepts POST, on a public address, without user:password@ (URL_NOT_ALLOWED otherwise)"
     events: Optional[list[str]] = None
     "Event types to receive (subscription.created, renewal.paid, …); empty or absent: all"
     description: Optional[str] = None
@@ -268,7 +268,7 @@ class UpdateWebhookEndpointInput(BaseModel):
     endpoint_id: str = Field(alias="endpointId")
     "The endpoint to change"
     url: Optional[str] = None
-    "A new URL"
+    "A new URL, under the same rules as at creation"
     events: Optional[list[str]] = None
     "Event types; empty: all"
     description: Optional[str] = None

@@ -212,11 +212,16 @@ class Customer(Node):
 
     @strawberry.field(description="The customer's invoices, newest first")
     async def invoices(
-        self, info: Info, first: int | None = None, after: str | None = None
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
     ) -> Annotated[InvoiceConnection, strawberry.lazy("rebill.schema.invoices")]:
         from rebill.resolvers.pages import Window
         from rebill.schema.invoices import invoice_connection
         from rebill.schema.ordering import chronological
 
-        key = (self.pk, Window(first, after, None, None), chronological(None))
+        key = (self.pk, Window(first, after, last, before), chronological(None))
         return invoice_connection(await info.context.loaders.invoice_page_by_customer.load(key))

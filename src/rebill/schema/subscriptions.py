@@ -366,9 +366,16 @@ class Subscription(Node):
         return InvoicingSettings.of(self.state.invoicing, info.context.services.settings.payment_terms_days)
 
     @strawberry.field(description="The subscription's invoices, newest first")
-    async def invoices(self, info: Info, first: int | None = None, after: str | None = None) -> InvoiceConnection:
+    async def invoices(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> InvoiceConnection:
         assert self.state.id is not None
-        key = (self.state.id, Window(first, after, None, None), chronological(None))
+        key = (self.state.id, Window(first, after, last, before), chronological(None))
         return invoice_connection(await info.context.loaders.invoice_page_by_subscription.load(key))
 
     @strawberry.field(description="Every change to the subscription, newest first unless orderBy says ASC")
