@@ -240,6 +240,26 @@ async def _audit_invoices(engine: AsyncEngine, audit: Audit, renewals: list[Any]
             f"renewal {r.id} charges {r.amount_minor} but its invoice {i.number} asks "
             f"{i.total_minor - i.credit_applied_minor}",
         )
+    notes = await _rows(
+        engine,
+        """SELECT n.*, (SELECT coalesce(sum(l.amount_minor), 0) FROM credit_note_lines l WHERE l.credit_note_id = n.id)
+                  AS lines,
+                  (SELECT coalesce(sum(l.tax_minor), 0) FROM credit_note_lines l WHERE l.credit_note_id = n.id)
+                  AS line_tax
+           FROM credit_notes n ORDER BY n.id""",
+    )
+    credited: dict[int, int] = {}
+    for n in notes:
+        credited[n.invoice_id] = credited.get(n.invoice_id, 0) + n.total_minor
+        audit.check(
+            n.lines == n.subtotal_minor and n.line_tax == n.tax_minor and n.total_minor == n.lines + n.line_tax,
+            f"credit note {n.number}: lines {n.lines} + tax {n.line_tax} do not make its total {n.total_minor}",
+        )
+    for i in invoices:
+        audit.check(
+            i.credited_minor == credited.get(i.id, 0) <= i.total_minor,
+            f"invoice {i.number} says {i.credited_minor} credited, its credit notes {credited.get(i.id, 0)}",
+        )
     if whole:
         for problem in await numbering_gaps(engine):
             audit.check(False, problem)
@@ -254,7 +274,10 @@ async def numbering_gaps(engine: AsyncEngine) -> list[str]:
         numbers = [
             int(row.number[len(series) :])
             for row in await _rows(
-                engine, "SELECT number FROM invoices WHERE number LIKE :p || '%'", p=series.replace("_", "\\_")
+                engine,
+                "SELECT number FROM invoices WHERE number LIKE :p || '%' "
+                "UNION ALL SELECT number FROM credit_notes WHERE number LIKE :p || '%'",
+                p=series.replace("_", "\\_"),
             )
         ]
         if sorted(numbers) != list(range(1, c.last_number + 1)):

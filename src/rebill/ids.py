@@ -67,6 +67,8 @@ ID_KEYS = {
     "phaseId": "Phase",
     "replacedById": "Subscription",
     "replacesId": "Subscription",
+    "invoiceId": "Invoice",
+    "creditNoteId": "CreditNote",
 }
 
 

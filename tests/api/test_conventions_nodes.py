@@ -36,7 +36,7 @@ WORLD = """query($sub: ID!, $refunded: ID!, $run: ID!) {
     history(first: 10) { edges { node { id } } }
   }
   refunded: subscription(id: $refunded) {
-    renewals(first: 10) { edges { node { id transactions { id kind } } } }
+    renewals(first: 10) { edges { node { id transactions { id kind } invoice { creditNotes { id } } } } }
   }
   products(first: 10) { edges { node { id } } }
   coupon(code: "HALF") { id }

@@ -438,3 +438,173 @@ async def test_the_upcoming_invoice_shows_the_next_renewal_line_by_line(client):
     )
     data = (await gql(client, query, {"id": sub["id"]}))["subscription"]
     assert data["upcomingInvoice"] is None, "no renewal is coming"
+
+
+CREDIT_NOTE = """id number total { amount } taxTotal { amount } reason refunded
+  lines { kind description amount { amount } } invoice { number creditedTotal { amount } status }"""
+
+
+async def test_every_refund_issues_a_numbered_credit_note_and_never_beyond_the_invoice(client, services):
+    world = await make_world(client)
+    created = await subscribe(client, world, price="30.00")
+    renewal = created["renewal"]["id"]
+    first = ok(
+        await mutate(
+            client,
+            "refundRenewal",
+            {"renewalId": renewal, "amount": {"amount": "10.00", "currency": "USD"}, "reason": "late delivery"},
+            f"creditNote {{ {CREDIT_NOTE} }}",
+        )
+    )["creditNote"]
+    assert first["number"] == "CN-2026-000001"
+    assert (first["total"], first["refunded"], first["reason"]) == ({"amount": "10.00"}, True, "late delivery")
+    assert first["lines"] == [{"kind": "ITEM", "description": "Coffee", "amount": {"amount": "10.00"}}]
+    assert first["invoice"] == {"number": "INV-2026-000001", "creditedTotal": {"amount": "10.00"}, "status": "PAID"}
+    rest = ok(
+        await mutate(
+            client,
+            "cancelSubscription",
+            {"subscriptionId": created["subscription"]["id"], "refundLastRenewal": True},
+            "refund { amount { amount } } creditNote { number total { amount } }",
+        )
+    )
+    assert rest["creditNote"] == {"number": "CN-2026-000002", "total": {"amount": "20.00"}}
+    invoice = await invoice_of_renewal(client, renewal)
+    assert invoice["creditedTotal"] == invoice["total"] == {"amount": "30.00"}
+    more = await mutate(
+        client,
+        "createCreditNote",
+        {"invoiceId": invoice["id"], "amount": {"amount": "0.01", "currency": "USD"}},
+        "creditNote { id }",
+    )
+    assert error_codes(more) == ["CREDIT_EXCEEDS_INVOICE"]
+    await assert_ledger_ok(services.engine)
+
+
+async def test_a_credit_to_the_balance_is_applied_to_the_next_invoice(client, services, clock):
+    world = await make_world(client)
+    created = await subscribe(client, world, price="30.00")
+    invoice = await invoice_of_renewal(client, created["renewal"]["id"])
+    note = ok(
+        await mutate(
+            client,
+            "createCreditNote",
+            {"invoiceId": invoice["id"], "amount": {"amount": "12.50", "currency": "USD"}, "reason": "goodwill"},
+            f"creditNote {{ {CREDIT_NOTE} }}",
+        )
+    )["creditNote"]
+    assert (note["refunded"], note["total"]) == (False, {"amount": "12.50"})
+    entry = (await history(client, created["subscription"]["id"]))[-1]
+    assert entry["action"] == "credit_note_created" and entry["reason"] == "goodwill"
+    assert ("credit", None, "12.50") in [(c["field"], c["before"], c["after"]) for c in entry["changes"]]
+    clock.set(datetime(2026, 2, 15, 9, tzinfo=UTC))
+    await RenewalEngine(services).run_once()
+    [newest, _] = await all_invoices(client, subscriptionId=created["subscription"]["id"])
+    renewed = await gql(
+        client,
+        "query($id: ID!) { invoice(id: $id) { total { amount } creditApplied { amount } amountPaid { amount } "
+        "renewal { amount { amount } } } }",
+        {"id": newest["id"]},
+    )
+    assert renewed["invoice"] == {
+        "total": {"amount": "30.00"},
+        "creditApplied": {"amount": "12.50"},
+        "amountPaid": {"amount": "17.50"},
+        "renewal": {"amount": {"amount": "17.50"}},
+    }, "the renewal charged the amount due"
+    await assert_ledger_ok(services.engine)
+
+
+async def test_a_staff_refund_credit_note_goes_back_through_the_gateway(client, services):
+    world = await make_world(client)
+    created = await subscribe(client, world, price="30.00")
+    invoice = await invoice_of_renewal(client, created["renewal"]["id"])
+    what_if = ok(
+        await mutate(
+            client,
+            "createCreditNote",
+            {
+                "invoiceId": invoice["id"],
+                "amount": {"amount": "5.00", "currency": "USD"},
+                "refund": True,
+                "dryRun": True,
+            },
+            "dryRun creditNote { id }",
+        )
+    )
+    assert what_if == {"userErrors": [], "dryRun": True, "creditNote": None}
+    note = ok(
+        await mutate(
+            client,
+            "createCreditNote",
+            {"invoiceId": invoice["id"], "amount": {"amount": "5.00", "currency": "USD"}, "refund": True},
+            "creditNote { number refunded total { amount } }",
+        )
+    )["creditNote"]
+    assert note == {"number": "CN-2026-000001", "refunded": True, "total": {"amount": "5.00"}}
+    renewal = (
+        await gql(
+            client,
+            "query($id: ID!) { renewal(id: $id) { status refundedAmount { amount } } }",
+            {"id": created["renewal"]["id"]},
+        )
+    )["renewal"]
+    assert renewal == {"status": "PARTIALLY_REFUNDED", "refundedAmount": {"amount": "5.00"}}
+    await assert_ledger_ok(services.engine)
+
+
+async def test_a_proration_credit_is_a_credit_note_to_the_balance(client, services):
+    world = await make_world(client)
+    sub = (await subscribe(client, world, price="30.00", quantity=2))["subscription"]
+    ok(
+        await mutate(
+            client,
+            "updateItem",
+            {"subscriptionId": sub["id"], "itemId": sub["items"][0]["id"], "quantity": 1, "proration": "FULL"},
+            "renewal { amount { amount } }",
+        )
+    )
+    data = await gql(client, "query { creditNotes(first: 5) { edges { node { number refunded total { amount } } } } }")
+    assert [e["node"] for e in data["creditNotes"]["edges"]] == [
+        {"number": "CN-2026-000001", "refunded": False, "total": {"amount": "30.00"}}
+    ]
+
+
+async def test_a_void_invoice_and_credit_notes_are_never_credited_or_edited(client, services):
+    world = await make_world(client)
+    await add_card(client, world.customer, DECLINED)
+    declined = await mutate(
+        client,
+        "createSubscription",
+        {
+            "customerId": world.customer,
+            "profileId": world.profile,
+            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
+        },
+        "renewal { id }",
+    )
+    invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
+    ok(await mutate(client, "voidInvoice", {"invoiceId": invoice["id"]}, "invoice { id }"))
+    refused = await mutate(
+        client,
+        "createCreditNote",
+        {"invoiceId": invoice["id"], "amount": {"amount": "1.00", "currency": "USD"}},
+        "creditNote { id }",
+    )
+    assert error_codes(refused) == ["INVOICE_NOT_OPEN"]
+    await add_card(client, world.customer)
+    paid = await subscribe(client, world)
+    paid_invoice = await invoice_of_renewal(client, paid["renewal"]["id"])
+    ok(
+        await mutate(
+            client,
+            "createCreditNote",
+            {"invoiceId": paid_invoice["id"], "amount": {"amount": "1.00", "currency": "USD"}},
+            "creditNote { id }",
+        )
+    )
+    async with services.engine.connect() as conn:
+        for statement in ("UPDATE credit_notes SET total_minor = 2", "DELETE FROM credit_note_lines"):
+            with pytest.raises(DBAPIError, match="never edited"):
+                async with conn.begin():
+                    await conn.execute(text(statement))

@@ -23,6 +23,8 @@ from tests.support import (
 COUNTED_TABLES = [
     "invoices",
     "invoice_lines",
+    "credit_notes",
+    "credit_note_lines",
     "subscriptions",
     "subscription_items",
     "applied_coupons",
@@ -105,6 +107,9 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
     )
     assert declined["renewal"]["invoice"]["status"] == "OPEN", declined
     open_invoice = declined["renewal"]["invoice"]["id"]
+    paid_invoice = (await gql(client, "query($id: ID!) { renewal(id: $id) { invoice { id } } }", {"id": renewal}))[
+        "renewal"
+    ]["invoice"]["id"]
     ending = (await subscribe(client, world))["subscription"]["id"]
     scheduled = ok(
         await mutate(
@@ -158,6 +163,7 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
         "resumeSubscription": {"subscriptionId": ending},
         "voidInvoice": {"invoiceId": open_invoice, "reason": "goodwill"},
         "updateInvoicing": {**s, "purchaseOrder": "PO-1", "paymentTermsDays": 30},
+        "createCreditNote": {"invoiceId": paid_invoice, "amount": {"amount": "1.00", **usd}, "refund": True},
     }
     # A dry-run bulk run is meant to record its would-be outcomes (bulk tests check it changes no subscription).
     recorded_by_design = {"startBulkRun"}

@@ -617,13 +617,23 @@ async def test_a_subscriptions_life_reaches_the_partner_as_its_events_in_order(c
     events = [m.event for m in receiver.received]
     assert [e["type"] for e in events] == [
         "subscription.created",
+        "invoice.created",
+        "invoice.finalized",
         "renewal.paid",
+        "invoice.paid",
         "subscription.updated",
         "subscription.suspended",
         "subscription.activated",
         "subscription.cancelled",
+        "credit_note.created",
         "renewal.refunded",
     ]
     assert {e["data"]["subscriptionId"] for e in events} == {sub}
-    assert events[-1]["data"]["renewalId"] == first_renewal
+    refunded = next(e for e in events if e["type"] == "renewal.refunded")
+    assert refunded["data"]["renewalId"] == first_renewal
+    paid = next(e for e in events if e["type"] == "invoice.paid")
+    assert paid["data"]["number"] == "INV-2026-000001" and paid["data"]["status"] == "PAID"
+    assert decode_id(paid["data"]["invoiceId"], "Invoice") > 0
+    credit = events[-2]["data"]
+    assert credit["invoiceId"] == paid["data"]["invoiceId"] and credit["number"] == "CN-2026-000001"
     assert all(m.verified for m in receiver.received)

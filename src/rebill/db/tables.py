@@ -468,6 +468,62 @@ class InvoiceLine(Base):
     )
 
 
+class CreditNote(Base):
+    """Money given back against an invoice (DOMAIN.md "Credit notes"): refunded, or to the customer's balance.
+
+    Written once with its number and lines; a trigger (migration 0012)
+    refuses any later change.
+    """
+
+    __tablename__ = "credit_notes"
+
+    id: Mapped[int] = _pk()
+    number: Mapped[str] = mapped_column(Text, unique=True)
+    invoice_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("invoices.id"))
+    subscription_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("subscriptions.id"))
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"))
+    currency: Mapped[str] = mapped_column(CHAR(3))
+    issue_date: Mapped[date] = mapped_column(Date)
+    subtotal_minor: Mapped[int] = mapped_column(BigInteger)
+    tax_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(Text)
+    # True: the money went back through the gateway (``transaction_id``); false: to the customer's balance.
+    refunded: Mapped[bool] = mapped_column(Boolean)
+    transaction_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("transactions.id"))
+    customer_name: Mapped[str | None] = mapped_column(Text)
+    customer_email: Mapped[str | None] = mapped_column(Text)
+    billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    customer_tax_id: Mapped[str | None] = mapped_column(Text)
+    seller: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        CheckConstraint("total_minor > 0", name="positive"),
+        Index("ix_credit_notes_invoice", "invoice_id", "id"),
+        Index("ix_credit_notes_issue_date", "issue_date", "id"),
+    )
+
+
+class CreditNoteLine(Base):
+    __tablename__ = "credit_note_lines"
+
+    id: Mapped[int] = _pk()
+    credit_note_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("credit_notes.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text)
+    product_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("products.id"))
+    quantity: Mapped[int | None] = mapped_column(Integer)
+    unit_price_minor: Mapped[int | None] = mapped_column(BigInteger)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
+    tax_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+    __table_args__ = (Index("ix_credit_note_lines_note", "credit_note_id", "position"),)
+
+
 class DocumentCounter(Base):
     """The last number given in one series (prefix and year): gapless, unlike a sequence.
 

@@ -84,6 +84,12 @@ class PaymentDeclined(SubscriptionError):
     code = "PAYMENT_DECLINED"
 
 
+class InvoiceError(RebillError):
+    """An invoice rule refuses an action: a finalized invoice edited, one not open voided, a credit too large."""
+
+    code = "INVOICE_RULE"
+
+
 class Collected(RebillError):
     """Several refusals reported at once (bulk plan validation)."""
 

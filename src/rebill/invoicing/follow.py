@@ -24,6 +24,8 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rebill.invoicing import events
+
 _FOLLOW = text(
     """
 WITH derived AS (
@@ -56,7 +58,7 @@ FROM derived d
 WHERE i.id = d.id
   AND d.status <> i.status
   AND (i.status = 'OPEN' OR d.status IN ('PAID', 'VOID'))
-RETURNING i.id, i.subscription_id, i.renewal_id, i.number, i.status
+RETURNING i.id, i.subscription_id, i.customer_id, i.renewal_id, i.number, i.status, i.total_minor, i.currency
 """
 )
 
@@ -71,5 +73,6 @@ async def follow_renewals(
     ids = sorted(set(subscription_ids))
     if not ids:
         return []
-    rows = await session.execute(_FOLLOW, {"ids": ids, "now": now})
+    rows = list(await session.execute(_FOLLOW, {"ids": ids, "now": now}))
+    await events.emit(session, [(events.KIND_OF_STATUS[row.status], row) for row in rows], now)
     return [(row.id, row.subscription_id, row.status) for row in rows]

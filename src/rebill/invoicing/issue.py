@@ -25,6 +25,7 @@ from rebill.domain import invoice
 from rebill.domain.cadence import local_today
 from rebill.domain.invoice import DocLine, Document, DocumentType, InvoiceStatus, LineKind, terms_of
 from rebill.domain.renewal import Charge
+from rebill.invoicing import events
 from rebill.invoicing.numbering import take_numbers
 
 INVOICES = t.table_of(t.Invoice)
@@ -141,7 +142,12 @@ async def issue_for_charges(
                 "updated_at": now,
             }
         )
-    inserted = await insert_rows(session, INVOICES, rows, returning=("id", "renewal_id", "number"))
+    inserted = await insert_rows(
+        session,
+        INVOICES,
+        rows,
+        returning=("id", "renewal_id", "number", "status", "subscription_id", "customer_id", "total_minor", "currency"),
+    )
     issued = {row.renewal_id: Issued(row.id, row.number, row.renewal_id, documents[row.renewal_id]) for row in inserted}
     await insert_rows(
         session,
@@ -151,6 +157,10 @@ async def issue_for_charges(
             for item in issued.values()
             for position, line in enumerate(item.document.lines)
         ],
+    )
+    # Created and finalized at once: a charge never waits in a draft.
+    await events.emit(
+        session, [(kind, row) for row in inserted for kind in ("INVOICE_CREATED", "INVOICE_FINALIZED")], now
     )
     return issued
 

@@ -40,6 +40,8 @@ class Loaders:
     invoice_lines_by_invoice: DataLoader[int, list[Any]] = field(init=False)
     invoice_page_by_subscription: DataLoader[PageKey, Page] = field(init=False)
     invoice_page_by_customer: DataLoader[PageKey, Page] = field(init=False)
+    credit_notes_by_invoice: DataLoader[int, list[Any]] = field(init=False)
+    credit_note_lines_by_note: DataLoader[int, list[Any]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer_by_id = DataLoader(load_fn=self._customers)
@@ -55,6 +57,8 @@ class Loaders:
         self.invoice_lines_by_invoice = DataLoader(load_fn=self._invoice_lines)
         self.invoice_page_by_subscription = DataLoader(load_fn=self._invoice_pages)
         self.invoice_page_by_customer = DataLoader(load_fn=self._customer_invoice_pages)
+        self.credit_notes_by_invoice = DataLoader(load_fn=self._invoice_credit_notes)
+        self.credit_note_lines_by_note = DataLoader(load_fn=self._credit_note_lines)
 
     async def _rows(self, table: Any, keys: Sequence[int]) -> list[Any]:
         async with self.services.sessions() as session:
@@ -124,16 +128,26 @@ class Loaders:
                     found[r.renewal_id] = r
         return [found.get(k) for k in keys]
 
-    async def _invoice_lines(self, keys: list[int]) -> list[list[Any]]:
-        table = t.table_of(t.InvoiceLine)
+    async def _children(self, table: Any, parent: Any, keys: list[int], *order: Any) -> list[list[Any]]:
+        """Each key's rows of ``table`` (``parent`` the column naming the key), in ``order``."""
         async with self.services.sessions() as session:
-            rows = await session.execute(
-                select(table).where(table.c.invoice_id.in_(keys)).order_by(table.c.invoice_id, table.c.position)
-            )
+            rows = await session.execute(select(table).where(parent.in_(keys)).order_by(parent, *order))
             grouped: dict[int, list[Any]] = {}
             for r in rows:
-                grouped.setdefault(r.invoice_id, []).append(r)
+                grouped.setdefault(r._mapping[parent.name], []).append(r)
         return [grouped.get(k, []) for k in keys]
+
+    async def _invoice_lines(self, keys: list[int]) -> list[list[Any]]:
+        table = t.table_of(t.InvoiceLine)
+        return await self._children(table, table.c.invoice_id, keys, table.c.position)
+
+    async def _invoice_credit_notes(self, keys: list[int]) -> list[list[Any]]:
+        table = t.table_of(t.CreditNote)
+        return await self._children(table, table.c.invoice_id, keys, table.c.id)
+
+    async def _credit_note_lines(self, keys: list[int]) -> list[list[Any]]:
+        table = t.table_of(t.CreditNoteLine)
+        return await self._children(table, table.c.credit_note_id, keys, table.c.position)
 
     async def _invoice_pages(self, keys: list[PageKey]) -> list[Page]:
         return await self._pages(t.table_of(t.Invoice), keys)

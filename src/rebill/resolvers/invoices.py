@@ -11,15 +11,25 @@ from strawberry.types import Info
 from rebill.db import tables as t
 from rebill.domain.errors import RebillError
 from rebill.ids import decode_id
-from rebill.resolvers.mutations import actor_of, errors_of, pk
+from rebill.resolvers.mutations import actor_of, errors_of, money, pk
 from rebill.resolvers.pages import fetch_page
+from rebill.schema.common import MoneyInput
 from rebill.schema.inputs import Payload
-from rebill.schema.invoices import Invoice, InvoiceConnection, InvoiceFilter, invoice_connection
+from rebill.schema.invoices import (
+    CreditNote,
+    CreditNoteConnection,
+    Invoice,
+    InvoiceConnection,
+    InvoiceFilter,
+    credit_note_connection,
+    invoice_connection,
+)
 from rebill.schema.ordering import chronological
 from rebill.services import invoices as use_cases
 from rebill.services.runtime import Common
 
 INVOICES = t.table_of(t.Invoice)
+NOTES = t.table_of(t.CreditNote)
 
 
 async def invoice(
@@ -69,6 +79,40 @@ async def invoices(
     return invoice_connection(page)
 
 
+async def credit_note(
+    info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The credit note's global id")]
+) -> CreditNote | None:
+    try:
+        key = decode_id(id, "CreditNote")
+    except RebillError:
+        return None
+    return await credit_note_by_pk(info, key)
+
+
+async def credit_note_by_pk(info: Info, key: int) -> CreditNote | None:
+    async with info.context.services.sessions() as session:
+        row = (await session.execute(select(NOTES).where(NOTES.c.id == key))).first()
+    return CreditNote.of(row) if row is not None else None
+
+
+async def credit_notes(
+    info: Info,
+    invoice_id: Annotated[strawberry.ID | None, strawberry.argument(description="Of this invoice")] = None,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+) -> CreditNoteConnection:
+    where: list[Any] = []
+    if invoice_id is not None:
+        where.append(NOTES.c.invoice_id == pk(invoice_id, "Invoice", "invoiceId"))
+    async with info.context.services.sessions() as session:
+        page = await fetch_page(
+            session, NOTES, where, first, after, last=last, before=before, order=chronological(None)
+        )
+    return credit_note_connection(page)
+
+
 # -- mutations -----------------------------------------------------------------------
 
 
@@ -112,3 +156,42 @@ def errors_of_exc(exc: RebillError) -> list[Any]:
     from rebill.schema.common import UserError
 
     return [UserError.of(exc)]
+
+
+@strawberry.input(description="A staff correction: credit part of an invoice to the balance, or refund it.")
+class CreateCreditNoteInput:
+    invoice_id: strawberry.ID = strawberry.field(description="The invoice to credit")
+    amount: MoneyInput = strawberry.field(description="How much, tax included; never beyond what is left to credit")
+    reason: str | None = strawberry.field(default=None, description="Why (printed on the credit note)")
+    refund: bool = strawberry.field(
+        default=False, description="Send the money back through the gateway; otherwise it goes to the balance"
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="A retry with the same key and input replays the first response"
+    )
+    dry_run: bool | None = strawberry.field(default=False, description="Check and compute everything, store nothing")
+
+
+@strawberry.type(description="The credit note issued, and the subscription whose balance or renewal it changed.")
+class CreateCreditNotePayload(Payload):
+    credit_note: CreditNote | None = strawberry.field(description="The credit note (null on a dry run)")
+    dry_run: bool = strawberry.field(default=False, description="Nothing was stored")
+
+
+async def create_credit_note(info: Info, input: CreateCreditNoteInput) -> CreateCreditNotePayload:
+    common = Common(reason=input.reason, idempotency_key=input.idempotency_key, dry_run=bool(input.dry_run))
+    try:
+        key = pk(input.invoice_id, "Invoice", "invoiceId")
+        amount = money(input.amount, "amount")
+        assert amount is not None
+        result = await use_cases.create_credit_note(
+            info.context.services, actor_of(info), common, key, input, amount=amount, refund=input.refund
+        )
+    except RebillError as exc:
+        return CreateCreditNotePayload(user_errors=errors_of_exc(exc), credit_note=None)
+    ids = result.extra.get("creditNoteIds") or []
+    return CreateCreditNotePayload(
+        user_errors=errors_of(result),
+        credit_note=await credit_note_by_pk(info, ids[-1]) if ids and result.ok else None,
+        dry_run=result.dry_run,
+    )

@@ -100,6 +100,8 @@ def subscription_payload(cls: type[P], result: Result, **extra: Any) -> P:
         fields["renewal"] = Renewal.of(result.renewal) if result.renewal is not None else None
     if "invoice_document" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
         fields["invoice_document"] = result.invoice_preview
+    if "credit_note_pks" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
+        fields["credit_note_pks"] = list(result.extra.get("creditNoteIds", []))
     fields.update(extra)
     return cls(**fields)
 

@@ -369,6 +369,12 @@ async def _invoice(info: Info, pk: int) -> Node | None:
     return await invoice_by_pk(info, pk)
 
 
+async def _credit_note(info: Info, pk: int) -> Node | None:
+    from rebill.resolvers.invoices import credit_note_by_pk
+
+    return await credit_note_by_pk(info, pk)
+
+
 def _by_id(resolver: Callable[[Info, strawberry.ID], Awaitable[Node | None]], type_name: str) -> NodeResolver:
     """A ``type(id:)`` resolver as a node resolver (it decodes the id and applies its own rules)."""
 
@@ -406,6 +412,7 @@ NODE_RESOLVERS: dict[str, NodeResolver] = {
     "WebhookEndpoint": _webhook_endpoint,
     "WebhookDelivery": _webhook_delivery,
     "Invoice": _invoice,
+    "CreditNote": _credit_note,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from typing import Any
 
@@ -26,7 +27,7 @@ from rebill.schema.enums import (
     RenewNowMode,
     SubscriptionStatus,
 )
-from rebill.schema.invoices import DocumentType, Invoice, InvoicePreview, InvoicingSettingsInput
+from rebill.schema.invoices import CreditNote, DocumentType, Invoice, InvoicePreview, InvoicingSettingsInput
 from rebill.schema.subscriptions import Phase, Renewal, Subscription
 
 # -- filter ------------------------------------------------------------------
@@ -543,6 +544,11 @@ class Refund(Node):
 @strawberry.type
 class CancelSubscriptionPayload(SubscriptionPayload):
     refund: Refund | None
+    credit_note_pks: strawberry.Private[list[int]] = dataclasses.field(default_factory=list)
+
+    @strawberry.field(description="The credit note of the refund, when the last renewal was refunded")
+    async def credit_note(self, info: Info) -> CreditNote | None:
+        return await credit_note_of(info, self.credit_note_pks)
 
 
 @strawberry.input
@@ -599,6 +605,19 @@ class RetryRenewalPayload(ChargePayload):
 @strawberry.type
 class RefundRenewalPayload(SubscriptionPayload):
     renewal: Renewal | None
+    credit_note_pks: strawberry.Private[list[int]] = dataclasses.field(default_factory=list)
+
+    @strawberry.field(description="The credit note that documents the refund (null on a dry run)")
+    async def credit_note(self, info: Info) -> CreditNote | None:
+        return await credit_note_of(info, self.credit_note_pks)
+
+
+async def credit_note_of(info: Info, pks: list[int]) -> CreditNote | None:
+    if not pks:
+        return None
+    from rebill.resolvers.invoices import credit_note_by_pk
+
+    return await credit_note_by_pk(info, pks[-1])
 
 
 @strawberry.type

@@ -258,6 +258,11 @@ class Invoice(Node):
         rows = await info.context.loaders.invoice_lines_by_invoice.load(self.pk)
         return [InvoiceLine.of_row(r, self.currency) for r in rows]
 
+    @strawberry.field(description="The credit notes issued against it, oldest first")
+    async def credit_notes(self, info: Info) -> list[CreditNote]:
+        rows = await info.context.loaders.credit_notes_by_invoice.load(self.pk)
+        return [CreditNote.of(r) for r in rows]
+
     @strawberry.field(description="The tax per rate: what each rate was applied to, and the tax it gave")
     async def taxes(self, info: Info) -> list[InvoiceTax]:
         # No tax rate applies to any line yet: every invoice is untaxed until rates are configured.
@@ -385,3 +390,69 @@ class InvoicingSettingsInput:
             if value is not strawberry.UNSET:
                 out[key] = value
         return out
+
+
+@strawberry.type(description="Money given back against an invoice: refunded through the gateway, or to the balance.")
+class CreditNote(Node):
+    number: str = strawberry.field(description="{prefix}{year}-{counter} in the credit note series, gapless")
+    currency: str = strawberry.field(description="The invoice's currency")
+    issue_date: date = strawberry.field(description="When it was issued, in the seller's time zone")
+    total: Money = strawberry.field(description="What it credits, tax included")
+    tax_total: Money = strawberry.field(description="The tax it gives back")
+    reason: str | None = strawberry.field(description="Why it was issued")
+    refunded: bool = strawberry.field(
+        description="True: refunded through the gateway; false: to the customer's balance"
+    )
+    created_at: datetime = strawberry.field(description="When it was issued")
+    pk: strawberry.Private[int]
+    invoice_pk: strawberry.Private[int]
+
+    @classmethod
+    def of(cls, row: Any) -> CreditNote:
+        c = row.currency
+        return cls(
+            id=strawberry.ID(to_global_id("CreditNote", row.id)),
+            number=row.number,
+            currency=c,
+            issue_date=row.issue_date,
+            total=Money.of(DomainMoney(row.total_minor, c)),
+            tax_total=Money.of(DomainMoney(row.tax_minor, c)),
+            reason=row.reason,
+            refunded=row.refunded,
+            created_at=row.created_at,
+            pk=row.id,
+            invoice_pk=row.invoice_id,
+        )
+
+    @strawberry.field(description="The invoice it credits")
+    async def invoice(self, info: Info) -> Invoice:
+        from rebill.resolvers.invoices import invoice_by_pk
+
+        found = await invoice_by_pk(info, self.invoice_pk)
+        assert found is not None  # a credit note's invoice is never deleted
+        return found
+
+    @strawberry.field(description="Its lines: the invoice's lines it credits, pro rata")
+    async def lines(self, info: Info) -> list[InvoiceLine]:
+        rows = await info.context.loaders.credit_note_lines_by_note.load(self.pk)
+        return [InvoiceLine.of_row(r, self.currency) for r in rows]
+
+
+@strawberry.type(description="An edge of a page of credit notes.")
+class CreditNoteEdge:
+    cursor: str = strawberry.field(description="Pass as after or before to page from here")
+    node: CreditNote = strawberry.field(description="The credit note")
+
+
+@strawberry.type(description="A page of credit notes, newest first.")
+class CreditNoteConnection:
+    edges: list[CreditNoteEdge] = strawberry.field(description="The credit notes of this page")
+    page_info: PageInfo = strawberry.field(description="Where this page is")
+    total_count: int = strawberry.field(description="How many credit notes match, in all pages")
+
+
+def credit_note_connection(page: Page) -> CreditNoteConnection:
+    edges = [CreditNoteEdge(cursor=c, node=CreditNote.of(r)) for r, c in zip(page.rows, page.cursors, strict=True)]
+    return CreditNoteConnection(
+        edges=edges, page_info=page_info(edges, page.has_next, page.has_previous), total_count=page.total
+    )

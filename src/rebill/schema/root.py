@@ -55,6 +55,8 @@ class Query:
     notifications = _read(q.notifications, "Outbox rows: emails to customers and partner events")
     invoice = _read(inv.invoice, "An invoice or pro forma by its global id")
     invoices = _read(inv.invoices, "Invoices matching a filter, newest first")
+    credit_note = _read(inv.credit_note, "A credit note by its global id")
+    credit_notes = _read(inv.credit_notes, "Credit notes, of one invoice or all, newest first")
     viewer = strawberry.field(
         resolver=p.viewer,
         permission_classes=[AnyActor],
@@ -77,6 +79,11 @@ class Query:
 class Mutation:
     create_product = _write(m.create_product)
     void_invoice = _write(inv.void_invoice, "Forgive an open or uncollectible invoice, with a reason")
+    create_credit_note = strawberry.mutation(
+        resolver=inv.create_credit_note,
+        permission_classes=[CanWrite],
+        description="Credit part of an invoice to the customer's balance (write), or refund it (refund: true)",
+    )
     update_invoicing = _write(
         m.update_invoicing, "Change a subscription's purchase order, memo, document type, drafts or payment terms"
     )

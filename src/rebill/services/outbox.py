@@ -25,7 +25,18 @@ CUSTOMERS = t.table_of(t.Customer)
 #: Events the merchant is told about as well as the customer (DOMAIN.md "Notifications").
 MERCHANT_EVENTS = frozenset({"SUBSCRIPTION_CANCELLED"})
 #: Events for partners (webhooks) only: nobody is emailed, so they are born delivered.
-PARTNER_ONLY = frozenset({"SUBSCRIPTION_CREATED", "SUBSCRIPTION_UPDATED"})
+PARTNER_ONLY = frozenset(
+    {
+        "SUBSCRIPTION_CREATED",
+        "SUBSCRIPTION_UPDATED",
+        "INVOICE_CREATED",
+        "INVOICE_FINALIZED",
+        "INVOICE_PAID",
+        "INVOICE_VOIDED",
+        "INVOICE_UNCOLLECTIBLE",
+        "CREDIT_NOTE_CREATED",
+    }
+)
 
 
 def notification_payload(

@@ -38,6 +38,7 @@ from rebill.domain.subscription import (
     diff,
 )
 from rebill.ids import to_global_id
+from rebill.invoicing import credit as crediting
 from rebill.invoicing.follow import follow_renewals
 from rebill.invoicing.issue import document_of, issue_for_charges
 from rebill.services import charging, idempotency, outbox, payments
@@ -318,8 +319,6 @@ async def record_pending_charge(
     ).one()
     renewal = renewal_from_row(row)
     charge = replace(charge, renewal_id=renewal.id)
-    # Its invoice, numbered before the gateway is called (a charge voided later keeps its number).
-    await issue_for_charges(unit.session, unit.services.settings, [(before.id, renewal.id, charge)], unit.now)
     email = await outbox.customer_email(unit.session, before.customer_id)
     job = Job(renewal.id, charge, key, 1, False, after, email, offline_ok=True)
     return renewal, job
@@ -372,6 +371,7 @@ async def apply_outcome(
     after = outcome.state
     extra_notes: list[dict[str, Any]] = list(notes) + list(outcome.notes)
     job: Job | None = None
+    credit_notes: list[int] = []
     if outcome.charge is not None:
         charge = outcome.charge
         if charge.renewal_id is not None and not unit.common.dry_run:
@@ -390,6 +390,21 @@ async def apply_outcome(
             key = f"credit_{before.id}_v{before.version}" if charge.amount.is_negative else f"whatif_{token_hex(8)}"
             renewal = await payments.record_renewal(session, after, charge, settled, key, now)
             extra_notes.append(charging.renewal_note(renewal.id, charge, renewal.status))
+            if charge.amount.is_negative and not unit.common.dry_run:
+                # A proration credit goes to the balance, documented against the invoice it gives back from.
+                credited = await crediting.latest_creditable_invoice(session, before.id or 0, -charge.amount)
+                if credited is not None:
+                    note = await crediting.issue_credit_note(
+                        session,
+                        unit.services.settings,
+                        credited,
+                        -charge.amount,
+                        now,
+                        reason=unit.common.reason or "proration credit to the balance",
+                        refunded=False,
+                    )
+                    credit_notes.append(note.id)
+                    extra_notes.append(credit_note_note(note))
         else:
             renewal, job = await record_pending_charge(unit, before, after, outcome)
             extra_notes.append(charging.renewal_note(renewal.id, charge, RenewalStatus.PENDING))
@@ -399,6 +414,8 @@ async def apply_outcome(
         unit.pending.append(job)
     refund_info = None
     if outcome.refund is not None:
+        # Before the gateway is asked: a refund its invoice cannot credit any more is refused.
+        await crediting.check_room(session, outcome.refund.renewal.id, outcome.refund.amount)
         refunded, refund_info = await payments.refund(
             session, unit.services.gateways, outcome.refund, now, dry_run=unit.common.dry_run
         )
@@ -410,6 +427,20 @@ async def apply_outcome(
             }
         )
         renewal = refunded
+        refunded_invoice = await crediting.invoice_of_renewal(session, refunded.id)
+        if refunded_invoice is not None and not unit.common.dry_run:
+            note = await crediting.issue_credit_note(
+                session,
+                unit.services.settings,
+                refunded_invoice,
+                outcome.refund.amount,
+                now,
+                reason=unit.common.reason or "refund",
+                refunded=True,
+                transaction_id=refund_info["id"],
+            )
+            credit_notes.append(note.id)
+            extra_notes.append(credit_note_note(note))
     for info, fields in outcome.renewal_updates:
         values = {k: (v.value if hasattr(v, "value") else v) for k, v in fields.items()}
         await session.execute(update(R).where(R.c.id == info.id).values(**values, updated_at=now))
@@ -450,9 +481,25 @@ async def apply_outcome(
     await outbox.emit(
         session, unit.services.settings, saved, events, now, renewal_id=renewal.id if renewal is not None else None
     )
+    if job is not None:
+        # The charge's invoice, numbered before the gateway is called (a charge voided later keeps its
+        # number); last in the transaction, so its series stays locked only until the commit.
+        await issue_for_charges(session, unit.services.settings, [(saved.id or 0, job.renewal_id, job.charge)], now)
     # A cancellation, suspension or refund can change what its open invoices are.
     await follow_renewals(session, [saved.id or 0], now)
-    return Result(subscription=saved, renewal=renewal, refund=refund_info)
+    result = Result(subscription=saved, renewal=renewal, refund=refund_info)
+    if credit_notes:
+        result.extra["creditNoteIds"] = credit_notes
+    return result
+
+
+def credit_note_note(note: crediting.Issued) -> dict[str, Any]:
+    """The history line of a credit note issued by a change."""
+    return {
+        "field": f"creditNotes.{note.id}",
+        "before": None,
+        "after": {"number": note.number, "invoiceId": note.invoice_id, "total": note.total.amount_str},
+    }
 
 
 class SubscriptionService:

@@ -4,7 +4,7 @@ The fan-out itself is a trigger on ``outbox`` (migration 0003), so every
 writer of the outbox (mutations, the renewal engine, bulk runs) feeds
 webhooks without knowing about them. The trigger maps kinds with the SQL
 function ``rebill_webhook_event_type``, written by the migrations from
-``EVENT_TYPES`` below (last by 0008); a test checks they agree. A new kind
+``EVENT_TYPES`` below (last by 0012); a test checks they agree. A new kind
 takes a migration that replaces the function.
 """
 
@@ -36,6 +36,13 @@ EVENT_TYPES: dict[str, str] = {
     "RENEWAL_REFUNDED": "renewal.refunded",
     "BULK_RUN_COMPLETED": "bulk_run.completed",
     "BULK_RUN_FAILED": "bulk_run.failed",
+    # Invoices and credit notes (migration 0012).
+    "INVOICE_CREATED": "invoice.created",
+    "INVOICE_FINALIZED": "invoice.finalized",
+    "INVOICE_PAID": "invoice.paid",
+    "INVOICE_VOIDED": "invoice.voided",
+    "INVOICE_UNCOLLECTIBLE": "invoice.uncollectible",
+    "CREDIT_NOTE_CREATED": "credit_note.created",
 }
 
 PARTNER_EVENTS: tuple[str, ...] = tuple(dict.fromkeys(EVENT_TYPES.values()))

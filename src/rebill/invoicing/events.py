@@ -1,0 +1,49 @@
+"""Partner events of invoices: ``invoice.created``, ``invoice.finalized``, ``invoice.paid``, … (webhooks).
+
+Outbox rows written in the transaction that changes the invoice; partners
+only (nobody is e-mailed), so they are born delivered, and the outbox's
+trigger fans them out to the webhook endpoints that listen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from rebill.db import tables as t
+from rebill.db.sets import insert_rows
+from rebill.domain.money import Money
+
+OUTBOX = t.table_of(t.OutboxMessage)
+
+#: The outbox kind of each invoice status an invoice moves to.
+KIND_OF_STATUS = {"PAID": "INVOICE_PAID", "VOID": "INVOICE_VOIDED", "UNCOLLECTIBLE": "INVOICE_UNCOLLECTIBLE"}
+
+
+def event_row(kind: str, invoice: Any, now: datetime) -> dict[str, Any]:
+    """One outbox row about ``invoice`` (a row with id, number, status, subscription, customer, total, currency)."""
+    return {
+        "kind": kind,
+        "subscription_id": invoice.subscription_id,
+        "recipient": None,
+        "payload": {
+            "invoiceId": invoice.id,
+            "subscriptionId": invoice.subscription_id,
+            "customerId": invoice.customer_id,
+            "renewalId": invoice.renewal_id,
+            "number": invoice.number,
+            "status": invoice.status,
+            "total": Money(invoice.total_minor, invoice.currency).amount_str,
+            "currency": invoice.currency,
+        },
+        "created_at": now,
+        "delivered_at": now,
+    }
+
+
+async def emit(session: AsyncSession, events: Iterable[tuple[str, Any]], now: datetime) -> None:
+    """Write the outbox rows of ``(kind, invoice row)`` pairs, in one statement."""
+    await insert_rows(session, OUTBOX, [event_row(kind, invoice, now) for kind, invoice in events])
