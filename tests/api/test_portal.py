@@ -407,6 +407,34 @@ async def test_the_subscription_page_shows_what_seed_004_lists(client, browser):
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
 
 
+async def test_the_order_history_lists_each_invoice_with_links_the_session_opens(client, browser, services):
+    from rebill.app import create_app
+
+    world = await make_world(client)
+    created = await subscribe(client, world)
+    sub = created["subscription"]
+    query = "query($id: ID!) { renewal(id: $id) { invoice { id number } } }"
+    invoice = (await gql(client, query, {"id": created["renewal"]["id"]}))["renewal"]["invoice"]
+    await sign_in(browser, (await portal_link(client, world.customer))["url"])
+    page = await browser.get(f"/portal/subscriptions/{pk_of(sub['id'])}")
+    history_table = page.text[page.text.index('id="history-title"') :]
+    assert invoice["number"] in history_table and "Paid" in history_table
+    links = re.findall(r'href="(/invoices/[^"]+)"', history_table)
+    assert links == [f"/invoices/{invoice['id']}.pdf", f"/invoices/{invoice['id']}"]
+    assert f'download="{invoice["number"]}.pdf"' in history_table
+
+    pdf = await browser.get(links[0])
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
+    html = await browser.get(links[1])
+    assert html.status_code == 200 and invoice["number"] in html.text
+    # The links are no key: a browser without the session gets what it gets for an invoice that does not exist.
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(services)), base_url="http://rebill.test"
+    ) as other:
+        assert (await other.get(links[0])).status_code == 404
+
+
 async def test_postponing_moves_the_date_later_and_refuses_an_earlier_one(client, browser):
     world = await make_world(client)
     sub = (await subscribe(client, world))["subscription"]

@@ -9,6 +9,7 @@ for the README.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +18,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
+from tests.support import gql, make_world, mutate, ok, subscribe
 
 pytestmark = pytest.mark.browser
 
@@ -198,3 +201,33 @@ async def test_a_used_link_in_another_browser_says_what_to_do(page: Any, live_se
         assert "ask the store for a new link" in await tab.inner_text("main")
     finally:
         await other.close()
+
+
+async def test_a_customer_finds_the_invoice_in_the_order_history_and_downloads_its_pdf(
+    page: Any, live_server: Any, client: Any, screenshot: Any
+) -> None:
+    world = await make_world(client)
+    created = await subscribe(client, world)
+    query = "query($id: ID!) { renewal(id: $id) { invoice { id number } } }"
+    invoice = (await gql(client, query, {"id": created["renewal"]["id"]}))["renewal"]["invoice"]
+    session = ok(await mutate(client, "createCustomerPortalSession", {"customerId": world.customer}, "url"))
+
+    await page.goto(f"{live_server.url}{urlsplit(session['url']).path}")
+    await page.get_by_role("button", name="Continue to your account").click()
+    await page.get_by_role("link", name="Manage Coffee").click()
+    history = page.locator("table", has=page.get_by_role("columnheader", name="Invoice"))
+    row = history.locator("tbody tr").first
+    await row.wait_for()
+    assert invoice["number"] in await row.inner_text() and "Paid" in await row.inner_text()
+    await screenshot("order-history", full_page=True)
+
+    async with page.expect_download() as downloading:
+        await row.get_by_role("link", name=f"PDF of invoice {invoice['number']}").click()
+    download = await downloading.value
+    assert download.suggested_filename == f"{invoice['number']}.pdf"
+    assert (await asyncio.to_thread(Path(await download.path()).read_bytes)).startswith(b"%PDF")
+
+    await row.get_by_role("link", name=f"View invoice {invoice['number']}").click()
+    await page.get_by_role("heading", name="Invoice", level=1).wait_for()
+    assert page.url == f"{live_server.url}/invoices/{invoice['id']}"
+    assert invoice["number"] in await page.inner_text("main")

@@ -8,17 +8,21 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db import tables as t
 from rebill.db.repositories import SubscriptionRepository, renewal_from_row
+from rebill.documents import links
 from rebill.domain.money import Money
 from rebill.domain.subscription import RenewalType, SubscriptionState, SubscriptionStatus
+from rebill.ids import to_global_id
 from rebill.services.runtime import Services
 
 CU = t.table_of(t.Customer)
 PM = t.table_of(t.PaymentMethod)
 S = t.table_of(t.Subscription)
 R = t.table_of(t.Renewal)
+INV = t.table_of(t.Invoice)
 
 FINAL = {SubscriptionStatus.CANCELLED, SubscriptionStatus.EXPIRED}
 UNITS = {"DAY": ("day", "days"), "WEEK": ("week", "weeks"), "MONTH": ("month", "months"), "YEAR": ("year", "years")}
@@ -39,6 +43,12 @@ RENEWAL_LABELS = {
     "REFUNDED": "Refunded",
     "PARTIALLY_REFUNDED": "Partly refunded",
     "VOID": "Void",
+}
+INVOICE_LABELS = {
+    "OPEN": "Awaiting payment",
+    "PAID": "Paid",
+    "VOID": "Void",
+    "UNCOLLECTIBLE": "Unpaid",
 }
 
 
@@ -71,6 +81,16 @@ def card_label(row: Any | None) -> str:
 
 
 @dataclass
+class InvoiceLink:
+    """A renewal's invoice as the order history shows it: the document's own routes open it with the session."""
+
+    number: str
+    status: str
+    pdf_url: str
+    page_url: str
+
+
+@dataclass
 class RenewalRow:
     period_start: date
     period_end: date
@@ -78,6 +98,7 @@ class RenewalRow:
     status: str
     amount: str
     failed: bool
+    invoice: InvoiceLink | None = None
 
 
 @dataclass
@@ -189,6 +210,7 @@ async def subscription(services: Services, customer_id: int, subscription_id: in
                 select(R).where(R.c.subscription_id == subscription_id).order_by(R.c.id.desc()).limit(50)
             )
         )
+        invoices = await _renewal_invoices(session, customer_id, [row.id for row in rows])
     view = _view(state, cards, customer.default_payment_method_id)
     for row in rows:
         info = renewal_from_row(row)
@@ -200,6 +222,32 @@ async def subscription(services: Services, customer_id: int, subscription_id: in
                 status=RENEWAL_LABELS.get(info.status.value, info.status.value),
                 amount=money(info.amount),
                 failed=info.status.value == "FAILED",
+                invoice=invoices.get(row.id),
             )
         )
     return view
+
+
+async def _renewal_invoices(session: AsyncSession, customer_id: int, renewal_ids: list[int]) -> dict[int, InvoiceLink]:
+    """Each renewal's invoice, the final one over its pro forma (as ``Renewal.invoice``); never a draft."""
+    if not renewal_ids:
+        return {}
+    rows = await session.execute(
+        select(INV.c.id, INV.c.renewal_id, INV.c.number, INV.c.status, INV.c.document_type)
+        .where(INV.c.renewal_id.in_(renewal_ids), INV.c.customer_id == customer_id, INV.c.status != "DRAFT")
+        .order_by(INV.c.renewal_id, INV.c.id)
+    )
+    found: dict[int, Any] = {}
+    for row in rows:
+        if row.renewal_id not in found or row.document_type == "INVOICE":
+            found[row.renewal_id] = row
+    result: dict[int, InvoiceLink] = {}
+    for renewal_id, row in found.items():
+        global_id = to_global_id("Invoice", row.id)
+        result[renewal_id] = InvoiceLink(
+            number=row.number or "",
+            status=INVOICE_LABELS.get(row.status, row.status.title()),
+            pdf_url=links.pdf_path(links.INVOICES, global_id),
+            page_url=links.page_path(links.INVOICES, global_id),
+        )
+    return result

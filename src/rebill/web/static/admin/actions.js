@@ -202,10 +202,11 @@ export function actionsFor(s, features) {
 
 function control(f, initial) {
   const start = initial[f.name] ?? f.value ?? "";
+  if (f.type === "textarea") return h("textarea", { name: f.name, rows: 3, maxlength: f.maxlength }, start);
   if (f.type === "select")
     return h("select", { name: f.name }, f.options.map(([v, label]) => h("option", { value: v, selected: v === start ? "selected" : null }, label)));
   if (f.type === "checkbox") return h("input", { type: "checkbox", name: f.name, checked: Boolean(start) });
-  return h("input", { type: f.type, name: f.name, value: start, required: f.required ? "required" : null });
+  return h("input", { type: f.type, name: f.name, value: start, required: f.required ? "required" : null, min: f.min, max: f.max, maxlength: f.maxlength });
 }
 
 function read(form, fields) {
@@ -218,10 +219,13 @@ function read(form, fields) {
   return values;
 }
 
+// An action may name what its payload returns instead of the subscription (``selection``), say that its input
+// takes no expectedVersion (``versioned: false``), and add rows (``watch``, ``rows``) and consequences
+// (``consequences``) to what its dry run shows.
 function mutationText(action) {
   return `mutation Act($input: ${action.input}!) {
     result: ${action.mutation}(input: $input) {
-      dryRun userErrors { field code message } ${SUBSCRIPTION} ${action.extra || ""}
+      dryRun userErrors { field code message } ${action.selection ?? SUBSCRIPTION} ${action.extra || ""}
     }
   }`;
 }
@@ -249,11 +253,11 @@ async function profileOptions(s) {
 }
 
 // What the dry run says would change, in words a person checks before confirming.
-function outcome(before, result) {
+function outcome(before, result, action = {}) {
   const rows = [];
   const after = result.subscription;
   if (after) {
-    for (const [label, get] of WATCHED) {
+    for (const [label, get] of [...WATCHED, ...(action.watch || [])]) {
       const b = get(before);
       const a = get(after);
       if (value(b) !== value(a)) rows.push([label, value(b), value(a)]);
@@ -274,11 +278,13 @@ function outcome(before, result) {
     charges.push(`Renewal cycle ${r.cycle} (${r.periodStart} → ${r.periodEnd}): charges ${money(r.amount)}${Number(r.refundedAmount?.amount) ? `, refunded ${money(r.refundedAmount)}` : ""} — ${r.status.toLowerCase()}`);
   }
   if (result.refund) charges.push(`Refund of ${money(result.refund.amount)}`);
+  if (action.rows) rows.push(...action.rows(before, result));
+  if (action.consequences) charges.push(...action.consequences(before, result));
   return { rows, charges };
 }
 
-function outcomeView(title, before, result) {
-  const { rows, charges } = outcome(before, result);
+function outcomeView(title, before, result, action) {
+  const { rows, charges } = outcome(before, result, action);
   return h(
     "div",
     { class: "outcome" },
@@ -291,7 +297,7 @@ function outcomeView(title, before, result) {
           h("thead", {}, h("tr", {}, h("th", {}, "Field"), h("th", {}, "Now"), h("th", {}, "After"))),
           h("tbody", {}, rows.map(([f, b, a]) => h("tr", {}, h("td", {}, f), h("td", { class: "before" }, String(b)), h("td", { class: "after" }, String(a))))),
         )
-      : h("p", { class: "muted" }, "No field of the subscription changes."),
+      : h("p", { class: "muted" }, `No field of the ${action.subject || "subscription"} changes.`),
   );
 }
 
@@ -320,7 +326,12 @@ export async function openAction(action, s, panel, reload, initial = {}) {
         ? h("label", { class: "field check" }, control(f, init), " ", f.label)
         : h("label", { class: "field" }, h("span", {}, f.label), control(f, init)),
     ),
-    h("label", { class: "field" }, h("span", {}, "Reason (kept in the history)"), h("input", { name: "reason", type: "text", placeholder: "e.g. customer asked by phone" })),
+    h(
+      "label",
+      { class: "field" },
+      h("span", {}, action.reasonLabel || "Reason (kept in the history)"),
+      h("input", { name: "reason", type: "text", placeholder: "e.g. customer asked by phone", required: action.reasonRequired ? "required" : null }),
+    ),
     h(
       "div",
       { class: "buttons" },
@@ -337,7 +348,7 @@ export async function openAction(action, s, panel, reload, initial = {}) {
     event.preventDefault();
     showUserErrors(form, []);
     const values = read(form, action.fields);
-    input = { ...action.build(values), reason: values.reason || null, expectedVersion: s.version };
+    input = { ...action.build(values), reason: values.reason || null, ...(action.versioned === false ? {} : { expectedVersion: s.version }) };
     clear(result, spinner("Dry run…"));
     let data;
     try {
@@ -354,7 +365,7 @@ export async function openAction(action, s, panel, reload, initial = {}) {
     }
     const confirm = h("button", { type: "button", class: action.danger ? "danger" : "primary", name: "confirm" }, `Confirm: ${action.label}`);
     confirm.addEventListener("click", () => run(confirm));
-    clear(result, h("div", { class: "dry-run", id: "dry-run" }, outcomeView("Dry run: nothing is stored yet", s, payload), h("div", { class: "buttons" }, confirm, h("button", { type: "button", onclick: () => clear(result) }, "Not now"))));
+    clear(result, h("div", { class: "dry-run", id: "dry-run" }, outcomeView("Dry run: nothing is stored yet", s, payload, action), h("div", { class: "buttons" }, confirm, h("button", { type: "button", onclick: () => clear(result) }, "Not now"))));
   });
 
   async function run(button) {
@@ -376,7 +387,7 @@ export async function openAction(action, s, panel, reload, initial = {}) {
       showUserErrors(form, payload.userErrors);
       return;
     }
-    const { charges } = outcome(s, payload);
+    const { charges } = outcome(s, payload, action);
     reload(`${action.label}: done.${charges.length ? " " + charges.join("; ") : ""}`);
   }
 }

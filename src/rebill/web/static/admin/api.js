@@ -104,6 +104,37 @@ export function has(featuresSet, name) {
   return Boolean(featuresSet && featuresSet.has(name));
 }
 
+// Invoice documents need the key as much as /graphql does: fetched with the Authorization header, so the
+// key never appears in a URL. Only paths on this server are fetched, never an absolute URL of another host.
+export async function fetchDocument(path) {
+  const key = apiKey();
+  if (!key) throw new ApiError("Enter an API key above (rebill apikey create --name me --scope admin).");
+  if (!path.startsWith("/") || path.startsWith("//")) throw new ApiError(`Not a path on this server: ${path}`);
+  let response;
+  try {
+    response = await fetch(path, { headers: { Authorization: "Bearer " + key }, cache: "no-store", credentials: "omit" });
+  } catch (exc) {
+    throw new ApiError("rebill cannot be reached: " + exc.message);
+  }
+  if (response.status === 404) throw new ApiError("No such document, or this API key may not read it (it needs the read scope).");
+  if (!response.ok) throw new ApiError(`rebill answered HTTP ${response.status} for ${path}`);
+  return response.blob();
+}
+
+// Save a document under ``filename``: an <a download> on an object URL of what was fetched.
+export async function downloadDocument(path, filename) {
+  const blob = await fetchDocument(path);
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 export function newIdempotencyKey() {
   return crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2);
 }

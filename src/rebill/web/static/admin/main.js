@@ -4,6 +4,7 @@ import { clear, errorBox, h } from "./dom.js";
 import { renderList } from "./list.js";
 import { renderSubscription } from "./subscription.js";
 import { renderBulk, renderRun, stopPolling } from "./bulk.js";
+import { renderInvoice, renderInvoices } from "./invoices.js";
 
 const root = document.getElementById("console");
 const keyInput = document.getElementById("apikey");
@@ -43,6 +44,12 @@ async function route() {
     if (parts[0] === "subscription" && parts[1]) {
       markNav("subscriptions");
       await renderSubscription(root, parts[1], parts[2] || "overview", navigate);
+    } else if (parts[0] === "invoice" && parts[1]) {
+      markNav("invoices");
+      await renderInvoice(root, parts[1], navigate);
+    } else if (parts[0] === "invoices") {
+      markNav("invoices");
+      await renderInvoices(root, new URLSearchParams(query), navigate);
     } else if (parts[0] === "bulk" && parts[1] === "run" && parts[2]) {
       markNav("bulk");
       await renderRun(root, parts[2], navigate);

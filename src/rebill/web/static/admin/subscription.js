@@ -2,14 +2,22 @@
 import { gql, has, serverFeatures } from "./api.js";
 import { clear, errorBox, h, money, spinner, statusBadge, value, when } from "./dom.js";
 import { actionsFor, openAction } from "./actions.js";
+import { invoicesTab } from "./invoices.js";
 
 // Newer servers sort a history with orderBy (newest first); older ones are sorted here.
 function historyOrder(features) {
   return has(features.args.Subscription?.history, "orderBy") ? ", orderBy: { direction: DESC }" : "";
 }
 
+// Servers from before invoices have no Subscription.invoices: their pages have no Invoices tab. Without
+// introspection nothing is known, and the console assumes the server that serves it.
+function hasInvoices(features) {
+  return features.args.Subscription ? Boolean(features.args.Subscription.invoices) : true;
+}
+
 function detailQuery(features) {
   const consent = has(features.types.HistoryEntry, "consentReference") ? "consentReference" : "";
+  const invoices = hasInvoices(features) ? "invoiceCount: invoices(first: 1) { totalCount }" : "";
   return `query Subscription($id: ID!) {
     subscription(id: $id) {
       id status renewalType version currency timeZone
@@ -23,7 +31,7 @@ function detailQuery(features) {
       shippingAddress { line1 line2 city region postalCode country }
       items { id quantity autoRenew priceFromTiers unitPrice { amount currency } total { amount currency }
               pendingUnitPrice { amount currency } pendingQuantity product { id name sku kind } }
-      coupons { code active }
+      coupons { code active } ${invoices}
       phases { id effectiveDate status changes createdBy reason createdAt appliedAt }
       renewals(first: 12) { totalCount edges { node {
         id cycle kind status periodStart periodEnd attempts nextRetryDate fulfillment gatewayId adjustment createdAt
@@ -83,9 +91,10 @@ export async function renderSubscription(root, id, tab, navigate, flash = null) 
   const tabs = [
     ["overview", "Overview"],
     ["renewals", `Renewals (${s.renewals.totalCount})`],
+    s.invoiceCount ? ["invoices", `Invoices (${s.invoiceCount.totalCount})`] : null,
     ["phases", `Phases (${s.phases.length})`],
     ["history", `History (${s.history.totalCount})`],
-  ];
+  ].filter(Boolean);
   const current = tabs.some(([k]) => k === tab) ? tab : "overview";
   const actionBar = h(
     "div",
@@ -123,6 +132,7 @@ export async function renderSubscription(root, id, tab, navigate, flash = null) 
   );
   if (current === "overview") overview(body, s);
   if (current === "renewals") renewals(body, s, features, panel, reload);
+  if (current === "invoices") await invoicesTab(body, s, panel, reload);
   if (current === "phases") phases(body, s);
   if (current === "history") historyTab(body, s, features);
 }
