@@ -174,3 +174,89 @@ async def test_only_a_read_key_or_the_customers_own_portal_session_opens_an_invo
     for why, response in refused.items():
         assert response.status_code == 404, why
         assert response.text == unknown.text, f"{why}: the same answer as for an invoice that does not exist"
+
+
+CREDIT_NOTE = "id number issueDate pdfUrl hostedUrl invoice { number }"
+
+
+async def refund(client: httpx.AsyncClient, renewal: str, amount: str, reason: str) -> dict[str, Any]:
+    """The credit note of a refund of ``amount`` of ``renewal``."""
+    refunded = await mutate(
+        client,
+        "refundRenewal",
+        {"renewalId": renewal, "amount": {"amount": amount, "currency": "USD"}, "reason": reason},
+        f"creditNote {{ {CREDIT_NOTE} }}",
+    )
+    return ok(refunded)["creditNote"]
+
+
+async def test_a_credit_notes_pdf_and_page_show_what_it_credits_and_why(client):
+    world = await make_world(client)
+    created = await subscribe(client, world, price="30.00")
+    note = await refund(client, created["renewal"]["id"], "12.50", "Arrived damaged")
+    assert note["pdfUrl"] == f"{BASE}/credit-notes/{note['id']}.pdf"
+    assert note["hostedUrl"] == f"{BASE}/credit-notes/{note['id']}"
+
+    pdf = await client.get(path_of(note["pdfUrl"]))
+    assert pdf.status_code == 200
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"] == f'inline; filename="{note["number"]}.pdf"'
+    page = await client.get(path_of(note["hostedUrl"]))
+    assert page.status_code == 200
+    assert f'href="./{note["id"]}.pdf"' in page.text
+
+    printed = pdf_text(pdf.content)
+    assert printed.lstrip().startswith("Credit note"), printed[:200]
+    assert "<h1>Credit note</h1>" in page.text
+    facts = {
+        "Number": note["number"],
+        "Issue date": note["issueDate"],
+        "Credits invoice": note["invoice"]["number"],
+        "Reason": "Arrived damaged",
+        "Settlement": "Refund to payment method",
+    }
+    for label, value in facts.items():
+        assert re.search(rf"{label}\s+{re.escape(value)}", printed), label
+        assert f"<dt>{label}</dt><dd>{value}</dd>" in page.text, label
+    assert re.search(r"Coffee\s+\S+ to \S+\s+12\.50", printed)
+    for label, amount in [("Subtotal", "12.50"), ("Tax", "0.00"), (r"Total credited \(USD\)", "12.50")]:
+        assert re.search(rf"{label}\s+{amount}", printed), label
+    assert '<th scope="row">Total credited (USD)</th><td class="num">12.50</td>' in page.text
+
+
+async def test_only_a_read_key_or_the_customers_own_portal_session_opens_a_credit_note(client, services, browsers):
+    from rebill.services.apikeys import create_key
+
+    world = await make_world(client)
+    created = await subscribe(client, world)
+    note = await refund(client, created["renewal"]["id"], "1.00", "goodwill")
+    paths = [path_of(note["pdfUrl"]), path_of(note["hostedUrl"])]
+    other_customer = await make_customer(client, email="grace@example.com")
+    writer = (await create_key(services.engine, "writer", ["write"], services.clock.now())).secret
+    invoice = (
+        await client.post(
+            "/graphql",
+            json={
+                "query": "query($id: ID!) { renewal(id: $id) { invoice { id } } }",
+                "variables": {"id": created["renewal"]["id"]},
+            },
+        )
+    ).json()["data"]["renewal"]["invoice"]["id"]
+
+    own, other = browsers(), browsers()
+    await sign_in(client, own, world.customer)
+    await sign_in(client, other, other_customer)
+    refused = {
+        "a key without read": await client.get(paths[0], headers={"Authorization": f"Bearer {writer}"}),
+        "another customer's session": await other.get(paths[0]),
+        "another customer's session, the page": await other.get(paths[1]),
+        "a malformed id": await client.get("/credit-notes/not-an-id.pdf"),
+        "an unknown id": await client.get(f"/credit-notes/{to_global_id('CreditNote', 99999)}"),
+        "an invoice's id": await client.get(f"/credit-notes/{invoice}.pdf"),
+    }
+    for opened in (await own.get(paths[0]), await own.get(paths[1]), await client.get(paths[0])):
+        assert opened.status_code == 200, "the customer's own session opens it, and so does a key with read"
+    unknown = refused["an unknown id"]
+    for why, response in refused.items():
+        assert response.status_code == 404, why
+        assert response.text == unknown.text, f"{why}: the same answer as for a credit note that does not exist"

@@ -360,7 +360,6 @@ async def test_invoicing_settings_apply_to_invoices_issued_after_the_change_and_
         ({"paymentTermsDays": -1}, "INVALID_INVOICING", "paymentTermsDays"),
         ({"draftDays": 366}, "INVALID_INVOICING", "draftDays"),
         ({"purchaseOrder": "x" * 201}, "INVALID_INVOICING", "purchaseOrder"),
-        ({"draftInvoices": True}, "NOT_SUPPORTED", "draftInvoices"),
         ({"documentType": "PRO_FORMA"}, "NOT_SUPPORTED", "documentType"),
     ],
 )
@@ -608,3 +607,111 @@ async def test_a_void_invoice_and_credit_notes_are_never_credited_or_edited(clie
             with pytest.raises(DBAPIError, match="never edited"):
                 async with conn.begin():
                     await conn.execute(text(statement))
+
+
+DRAFT = "id number status total { amount } lines { id kind description amount { amount } } renewal { id status }"
+
+
+async def _drafting_subscription(client, services, clock, draft_days: int = 3) -> dict[str, Any]:
+    world = await make_world(client)
+    sub = (await subscribe(client, world, price="40.00"))["subscription"]
+    ok(
+        await mutate(
+            client,
+            "updateInvoicing",
+            {"subscriptionId": sub["id"], "draftInvoices": True, "draftDays": draft_days},
+            "subscription { id }",
+        )
+    )
+    clock.set(datetime(2026, 2, 15, 9, tzinfo=UTC))
+    report = await RenewalEngine(services).run_once()
+    assert (report.drafted, report.renewed) == (1, 0)
+    return sub
+
+
+async def _the_draft(client, sub_id: str) -> dict[str, Any]:
+    [draft] = await all_invoices(client, subscriptionId=sub_id, status=["DRAFT"])
+    data = await gql(client, f"query($id: ID!) {{ invoice(id: $id) {{ {DRAFT} }} }}", {"id": draft["id"]})
+    invoice: dict[str, Any] = data["invoice"]
+    return invoice
+
+
+async def test_a_renewal_with_drafts_waits_in_a_draft_that_staff_edit_and_finalize(client, services, clock):
+    sub = await _drafting_subscription(client, services, clock)
+    draft = await _the_draft(client, sub["id"])
+    assert (draft["number"], draft["status"], draft["renewal"], draft["total"]) == (
+        None,
+        "DRAFT",
+        None,
+        {"amount": "40.00"},
+    )
+    data = await gql(
+        client,
+        "query($id: ID!) { subscription(id: $id) { nextRenewalDate renewals(first: 5) { totalCount } } }",
+        {"id": sub["id"]},
+    )
+    assert data["subscription"] == {"nextRenewalDate": "2026-03-15", "renewals": {"totalCount": 1}}
+    assert (await history(client, sub["id"]))[-1]["action"] == "renewal_drafted"
+
+    line = {"invoiceId": draft["id"], "description": "Setup fee", "unitPrice": {"amount": "7.50", "currency": "USD"}}
+    added = ok(await mutate(client, "addInvoiceLine", {**line, "quantity": 2}, f"invoice {{ {DRAFT} }}"))["invoice"]
+    assert added["total"] == {"amount": "55.00"}
+    fee = added["lines"][-1]
+    assert (fee["kind"], fee["amount"]) == ("ONE_OFF", {"amount": "15.00"})
+    refreshed = ok(await mutate(client, "refreshInvoice", {"invoiceId": draft["id"]}, f"invoice {{ {DRAFT} }}"))
+    assert refreshed["invoice"]["total"] == {"amount": "55.00"}, "a refresh keeps one-off lines"
+    removed = ok(
+        await mutate(
+            client,
+            "removeInvoiceLine",
+            {"invoiceId": draft["id"], "lineId": refreshed["invoice"]["lines"][-1]["id"]},
+            f"invoice {{ {DRAFT} }}",
+        )
+    )
+    assert removed["invoice"]["total"] == {"amount": "40.00"}
+    ok(await mutate(client, "addInvoiceLine", line, "invoice { id }"))
+    what_if = ok(
+        await mutate(
+            client, "finalizeInvoice", {"invoiceId": draft["id"], "dryRun": True}, "dryRun invoice { number status }"
+        )
+    )
+    assert what_if["invoice"]["status"] == "DRAFT", "a dry run finalizes nothing"
+    final = ok(await mutate(client, "finalizeInvoice", {"invoiceId": draft["id"]}, f"invoice {{ {DRAFT} }}"))["invoice"]
+    assert (final["number"], final["status"], final["total"]) == ("INV-2026-000002", "PAID", {"amount": "47.50"})
+    assert final["renewal"]["status"] == "PAID"
+    refused = await mutate(client, "addInvoiceLine", line, "invoice { id }")
+    assert error_codes(refused) == ["INVOICE_FINALIZED"]
+    await assert_ledger_ok(services.engine)
+
+
+async def test_the_worker_finalizes_a_draft_once_its_draft_days_have_passed(client, services, clock):
+    sub = await _drafting_subscription(client, services, clock, draft_days=3)
+    draft = await _the_draft(client, sub["id"])
+    clock.set(datetime(2026, 2, 17, 9, tzinfo=UTC))
+    assert (await RenewalEngine(services).run_once()).finalized == 0, "two days: still a draft"
+    clock.set(datetime(2026, 2, 18, 9, tzinfo=UTC))
+    report = await RenewalEngine(services).run_once()
+    assert report.finalized == 1
+    data = await gql(client, "query($id: ID!) { invoice(id: $id) { number status issueDate } }", {"id": draft["id"]})
+    assert data["invoice"] == {"number": "INV-2026-000002", "status": "PAID", "issueDate": "2026-02-18"}
+    await assert_ledger_ok(services.engine)
+
+
+async def test_a_deleted_draft_skips_its_period_and_cancelling_deletes_one(client, services, clock):
+    sub = await _drafting_subscription(client, services, clock)
+    draft = await _the_draft(client, sub["id"])
+    ok(await mutate(client, "deleteDraftInvoice", {"invoiceId": draft["id"], "reason": "free month"}, "invoice { id }"))
+    entry = (await history(client, sub["id"]))[-1]
+    assert (entry["action"], entry["reason"]) == ("draft_deleted", "free month")
+    pk = from_global_id(draft["id"])[1]
+    assert entry["changes"][0]["after"] == {"periodStart": "2026-02-15", "periodEnd": "2026-03-15", "skipped": True}
+    assert entry["changes"][0]["field"] == f"invoices.{pk}.deleted"
+    assert await all_invoices(client, subscriptionId=sub["id"], status=["DRAFT"]) == []
+    clock.set(datetime(2026, 3, 15, 9, tzinfo=UTC))
+    await RenewalEngine(services).run_once()
+    assert len(await all_invoices(client, subscriptionId=sub["id"], status=["DRAFT"])) == 1, (
+        "the next period is drafted"
+    )
+    ok(await mutate(client, "cancelSubscription", {"subscriptionId": sub["id"]}, "subscription { id }"))
+    assert await all_invoices(client, subscriptionId=sub["id"], status=["DRAFT"]) == []
+    await assert_ledger_ok(services.engine)

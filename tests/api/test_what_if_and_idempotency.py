@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from rebill.billing.engine import RenewalEngine
 from tests.support import (
     add_card,
     error_codes,
@@ -110,6 +111,23 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
     paid_invoice = (await gql(client, "query($id: ID!) { renewal(id: $id) { invoice { id } } }", {"id": renewal}))[
         "renewal"
     ]["invoice"]["id"]
+    drafting = (await subscribe(client, world))["subscription"]["id"]
+    ok(
+        await mutate(
+            client, "updateInvoicing", {"subscriptionId": drafting, "draftInvoices": True}, "subscription { id }"
+        )
+    )
+    ok(
+        await mutate(
+            client, "changeNextRenewalDate", {"subscriptionId": drafting, "date": "2026-01-15"}, "subscription { id }"
+        )
+    )
+    await RenewalEngine(services).run_once()
+    draft = await gql(client, "query { invoices(filter: {status: [DRAFT]}, first: 1) { edges { node { id } } } }")
+    draft_id = draft["invoices"]["edges"][0]["node"]["id"]
+    one_off = {"invoiceId": draft_id, "description": "Fee", "unitPrice": {"amount": "2.00", "currency": "USD"}}
+    fee = ok(await mutate(client, "addInvoiceLine", one_off, "invoice { lines { id kind } }"))["invoice"]["lines"]
+    fee_line = next(line["id"] for line in fee if line["kind"] == "ONE_OFF")
     ending = (await subscribe(client, world))["subscription"]["id"]
     scheduled = ok(
         await mutate(
@@ -163,6 +181,11 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
         "resumeSubscription": {"subscriptionId": ending},
         "voidInvoice": {"invoiceId": open_invoice, "reason": "goodwill"},
         "updateInvoicing": {**s, "purchaseOrder": "PO-1", "paymentTermsDays": 30},
+        "finalizeInvoice": {"invoiceId": draft_id},
+        "refreshInvoice": {"invoiceId": draft_id},
+        "deleteDraftInvoice": {"invoiceId": draft_id},
+        "addInvoiceLine": one_off,
+        "removeInvoiceLine": {"invoiceId": draft_id, "lineId": fee_line},
         "createCreditNote": {"invoiceId": paid_invoice, "amount": {"amount": "1.00", **usd}, "refund": True},
     }
     # A dry-run bulk run is meant to record its would-be outcomes (bulk tests check it changes no subscription).

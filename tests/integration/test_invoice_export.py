@@ -1,4 +1,4 @@
-"""``rebill invoices export`` as an accountant runs it: the CSV of finalized invoices issued in a date range."""
+"""``rebill invoices export`` as an accountant runs it: the CSV of finalized invoices and credit notes of a date range."""
 
 from __future__ import annotations
 
@@ -175,3 +175,47 @@ def test_the_command_and_each_option_have_help():
     assert result.exit_code == 0
     for words in ("--from", "--to", "--out", "First issue date", "Last issue date", "standard output", "formula"):
         assert words in result.stdout
+
+
+async def test_credit_notes_are_negative_rows_after_the_invoices_of_their_day(client, services, clock, database_url):
+    customer = await make_customer(client, "ada@example.com", name="Ada")
+    address = {"line1": "1 rue de Rivoli", "city": "Paris", "country": "FR"}
+    ok(await mutate(client, "updateCustomer", {"customerId": customer, "billingAddress": address}, "customer { id }"))
+    shop = dataclasses.replace(await make_shop(client), customer=customer)
+    await add_card(client, customer)
+    created = await subscribe(client, shop, price="30.00")  # INV-2026-000001 on 2026-01-15, PAID
+    refund = {"renewalId": created["renewal"]["id"], "amount": {"amount": "10.00", "currency": "USD"}}
+    ok(await mutate(client, "refundRenewal", refund, "creditNote { id }"))  # CN-2026-000001, refunded
+    clock.set(datetime(2026, 1, 20, 9, tzinfo=UTC))
+    invoice = await invoice_id(client, created["renewal"]["id"])
+    credit = {"invoiceId": invoice, "amount": {"amount": "5.00", "currency": "USD"}, "reason": "goodwill"}
+    ok(await mutate(client, "createCreditNote", credit, "creditNote { id }"))  # CN-2026-000002, to the balance
+    await subscribe(client, shop, price="1.50")  # INV-2026-000002, issued after CN-2026-000002 the same day
+    ok(await mutate(client, "updateCustomer", {"customerId": customer, "name": "Ada Byron"}, "customer { id }"))
+
+    result = await export(database_url, "--from", "2026-01-01", "--to", "2026-01-31")
+    assert result.exit_code == 0, result.output
+    rows = rows_of(result.stdout)
+    assert [(r["number"], r["type"], r["status"], r["issue_date"]) for r in rows] == [
+        ("INV-2026-000001", "INVOICE", "PAID", "2026-01-15"),
+        ("CN-2026-000001", "CREDIT_NOTE", "ISSUED", "2026-01-15"),
+        ("INV-2026-000002", "INVOICE", "PAID", "2026-01-20"),
+        ("CN-2026-000002", "CREDIT_NOTE", "ISSUED", "2026-01-20"),
+    ]
+    refunded, to_balance = rows[1], rows[3]
+    assert {k: refunded[k] for k in ("net", "tax", "total", "currency", "paid_at")} == {
+        "net": "-10.00",
+        "tax": "0.00",
+        "total": "-10.00",
+        "currency": "USD",
+        "paid_at": "2026-01-15",
+    }, "a refund paid the money back the day it was issued"
+    assert (to_balance["total"], to_balance["paid_at"]) == ("-5.00", ""), "a credit to the balance paid nothing out"
+    for row in (refunded, to_balance):
+        assert (row["customer_id"], row["customer_name"], row["customer_email"], row["country"]) == (
+            customer,
+            "Ada",
+            "ada@example.com",
+            "FR",
+        ), "the customer as the credit note stored them"
+    assert result.stderr.strip().splitlines()[-1] == "wrote 4 rows (4 documents) to stdout"

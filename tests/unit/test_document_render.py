@@ -10,7 +10,7 @@ import pytest
 
 from rebill.documents.page import render_html
 from rebill.documents.pdf import needs_fallback, render_pdf
-from rebill.documents.view import invoice_view
+from rebill.documents.view import credit_note_view, invoice_view
 from tests.pdftext import pdf_text
 
 
@@ -125,3 +125,26 @@ def test_a_draft_has_no_number_and_a_pro_forma_says_what_it_is(changes, title, n
 def test_only_text_beyond_dejavu_loads_the_cjk_fallback_font():
     assert not needs_fallback("Łukasz Żółć, Ελένη, Дмитрий, Hauptstraße")
     assert needs_fallback("東京") and needs_fallback("山田")
+
+
+def test_a_credit_note_to_the_balance_says_so_and_prints_only_the_facts_it_has():
+    stored_at_issue = ("currency", "issue_date", "customer_name", "customer_email", "billing_address", "seller")
+    note = {
+        **{key: stored_invoice()[key] for key in (*stored_at_issue, "customer_tax_id")},
+        "number": "CN/2027-000003",
+        "reason": None,
+        "refunded": False,
+        "subtotal_minor": 1000,
+        "tax_minor": 0,
+        "total_minor": 1000,
+    }
+    view = credit_note_view(note, LINES[:1], invoice_number="INV-2027-000042")
+    assert (view.title, view.stamp, view.file_stem) == ("Credit note", None, "CN-2027-000003")
+    assert dict(view.facts) == {
+        "Number": "CN/2027-000003",
+        "Issue date": "2027-03-01",
+        "Credits invoice": "INV-2027-000042",
+        "Settlement": "Credit to customer balance",
+        "Currency": "EUR",
+    }
+    assert view.totals[-1].amount == "10.00" and view.totals[-1].strong

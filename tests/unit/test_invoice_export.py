@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 
 import pytest
@@ -101,7 +102,11 @@ def test_the_payment_date_is_the_sellers():
     assert csv_fields(paid_late, "Europe/Paris")[COLUMNS.index("paid_at")] == "2026-01-16"
 
 
-def test_the_export_never_reads_drafts_and_orders_by_issue_date_then_number():
+def test_the_export_never_reads_drafts_and_orders_by_issue_date_invoices_first_then_number():
     sql = str(export_statement(date(2026, 1, 1), date(2026, 1, 31)).compile(dialect=postgresql.dialect()))
     assert "invoices.status IN" in sql
-    assert sql.rstrip().endswith("ORDER BY documents.issue_date, documents.number, documents.tax_rate")
+    assert "FROM credit_notes LEFT OUTER JOIN credit_note_lines" in sql
+    order = sql.rstrip().rpartition("ORDER BY ")[2]
+    assert re.fullmatch(
+        r"documents\.issue_date, documents\.document_type = \S+, documents\.number, documents\.tax_rate", order
+    ), order

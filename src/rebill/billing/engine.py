@@ -50,11 +50,14 @@ from rebill.db.outage import Outage, is_database_outage, is_outage_now, wait_out
 from rebill.db.repositories import Catalog, SubscriptionRepository
 from rebill.db.sets import insert_rows
 from rebill.domain import cycle
+from rebill.domain.cadence import local_today
 from rebill.domain.errors import RebillError
+from rebill.domain.invoice import terms_of
 from rebill.domain.outcome import OpContext, Outcome
-from rebill.domain.renewal import RenewalKind, RenewalStatus
+from rebill.domain.renewal import Charge, RenewalKind, RenewalStatus
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import SubscriptionState
+from rebill.invoicing.drafts import create_drafts, due_drafts
 from rebill.invoicing.issue import issue_for_charges
 from rebill.services import charging
 from rebill.services.charging import LOCK_CLASS, InFlight, Job, Settled, Writer, renewal_note, save_states
@@ -89,6 +92,8 @@ class EngineReport:
     suspended: int = 0
     awaiting_reinstate: int = 0
     voided: int = 0
+    drafted: int = 0
+    finalized: int = 0
     started: int = 0
     reminders: int = 0
     phases: int = 0
@@ -113,6 +118,8 @@ class EngineReport:
         )
         if self.started:
             text += f", started {self.started}"
+        if self.drafted or self.finalized:
+            text += f", draft invoices created {self.drafted}, finalized {self.finalized}"
         if self.voided:
             text += f", voided {self.voided} (their subscription stopped before the charge was sent)"
         if self.skipped:
@@ -144,6 +151,7 @@ class RenewalEngine:
         self._skip = set()
         async with self._advisory():
             await self._recover(now, report)
+            await self._finalize_drafts(now, report)
             budget = limit
             while stop is None or not stop.is_set():
                 size = self.batch_size if budget is None else min(self.batch_size, budget)
@@ -304,6 +312,7 @@ class RenewalEngine:
             writer = Writer(self.settings, self.actor.name, now)
             charged: list[tuple[SubscriptionState, Outcome]] = []
             immediate: list[tuple[SubscriptionState, Outcome]] = []
+            drafted: list[tuple[SubscriptionState, Outcome, Charge]] = []
             for state in states:
                 assert state.id is not None
                 if state.id in with_phases:
@@ -315,7 +324,18 @@ class RenewalEngine:
                     if state.id is not None:
                         self._skip.add(state.id)
                     continue
-                (charged if outcome.charge is not None else immediate).append((state, outcome))
+                charge = outcome.charge
+                if (
+                    charge is not None
+                    and charge.kind is RenewalKind.SCHEDULED
+                    and terms_of(state.invoicing).draft_invoices
+                ):
+                    # Reviewed before it is charged: a draft now, the renewal when it is finalized. The
+                    # schedule moves on as for any renewal; the balance is applied at finalization.
+                    kept = outcome.state.evolve(credit=state.credit)
+                    drafted.append((state, Outcome(kept, "renewal_drafted"), charge))
+                    continue
+                (charged if charge is not None else immediate).append((state, outcome))
 
             renewal_rows = []
             for state, outcome in charged:
@@ -349,12 +369,37 @@ class RenewalEngine:
             # In flight from now on: this lock tells other workers these are not orphans.
             await self._lock([row.id for row in inserted])
 
-            pairs = charged + immediate
+            draft_ids = await create_drafts(
+                session,
+                [
+                    (before.id or 0, before.customer_id, charge, terms_of(before.invoicing).draft_days)
+                    for before, _, charge in drafted
+                ],
+                now,
+                local_today(now, self.settings.seller_time_zone),
+            )
+            pairs = charged + immediate + [(before, outcome) for before, outcome, _ in drafted]
+            drafts_of = {before.id: charge for before, _, charge in drafted}
             saved = await save_states(session, repo, [(before, o.state) for before, o in pairs], now)
             jobs: list[Job] = []
             for (before, outcome), after in zip(pairs, saved, strict=True):
                 assert after.id is not None
                 email = emails.get(after.id)
+                if after.id in drafts_of:
+                    drafted_charge = drafts_of[after.id]
+                    note = {
+                        "field": f"invoices.{draft_ids[after.id]}",
+                        "before": None,
+                        "after": {
+                            "status": "DRAFT",
+                            "cycle": drafted_charge.cycle,
+                            "periodStart": drafted_charge.period_start.isoformat(),
+                            "periodEnd": drafted_charge.period_end.isoformat(),
+                        },
+                    }
+                    writer.record(before, outcome, after, email, notes=[note])
+                    report.drafted += 1
+                    continue
                 if outcome.charge is None:
                     writer.record(before, outcome, after, email)
                     if outcome.action == "started":
@@ -379,6 +424,20 @@ class RenewalEngine:
                 session, self.settings, [(job.subscription_id, job.renewal_id, job.charge) for job in jobs], now
             )
         return len(rows), jobs
+
+    async def _finalize_drafts(self, now: datetime, report: EngineReport) -> None:
+        """Finalize the drafts whose draft days have passed (or whose next period is due), each through the
+        one charge path, as staff finalizing it would."""
+        from rebill.services import invoices
+
+        async with self.services.sessions() as session:
+            due = await due_drafts(session, local_today(now, self.settings.seller_time_zone))
+        for invoice_id in due:
+            result = await invoices.finalize_invoice(self.services, self.actor, Common(), invoice_id, None)
+            if result.ok or all(e.code == "PAYMENT_DECLINED" for e in result.errors):
+                report.finalized += 1  # a declined charge is in dunning like any renewal
+            else:
+                log.warning("draft invoice %s was not finalized: %s", invoice_id, result.errors[0].message)
 
     async def _due_phases(self, session: AsyncSession, ids: Sequence[int], now: datetime) -> set[int]:
         if not ids:

@@ -415,6 +415,8 @@ class Invoice(Base):
     billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     customer_tax_id: Mapped[str | None] = mapped_column(Text)
     seller: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # A draft's renewal-to-be: cycle, kind, fulfillment, and finalizeOn (the day the worker finalizes it).
+    draft: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # A final invoice issued for a paid pro forma points at it.
     pro_forma_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("invoices.id"))
     void_reason: Mapped[str | None] = mapped_column(Text)
@@ -443,6 +445,13 @@ class Invoice(Base):
         Index("ix_invoices_customer", "customer_id", "id"),
         Index("ix_invoices_status", "status", "id"),
         Index("ix_invoices_issue_date", "issue_date", "id"),
+        # The worker's drafts to finalize, and "at most one draft per subscription".
+        Index(
+            "uq_invoices_draft_subscription",
+            "subscription_id",
+            unique=True,
+            postgresql_where=text("status = 'DRAFT'"),
+        ),
     )
 
 

@@ -1,5 +1,7 @@
 """Where a document is served: ``/invoices/{id}`` (its page) and ``/invoices/{id}.pdf``, ``{id}`` its global id.
 
+Credit notes the same under ``/credit-notes``.
+
 The API's ``pdfUrl`` and ``hostedUrl`` and the routes take their shapes from
 here, so a link handed out always names a route that serves it.
 """
@@ -7,6 +9,7 @@ here, so a link handed out always names a route that serves it.
 from __future__ import annotations
 
 INVOICES = "/invoices"
+CREDIT_NOTES = "/credit-notes"
 
 
 def page_path(collection: str, global_id: str) -> str:

@@ -132,7 +132,8 @@ def _parties_and_facts(pdf: FPDF, view: DocumentView) -> None:
         pdf.cell(label_width, LINE, label)
         pdf.set_text_color(*INK)
         pdf.set_font(FAMILY, "B" if label == "Number" else "", 9)
-        pdf.multi_cell(value_width, LINE, value, new_x="LMARGIN", new_y="NEXT")
+        # Left-aligned: a long value (a credit note's reason) wraps without stretched spaces.
+        pdf.multi_cell(value_width, LINE, value, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.set_y(max(left_end, pdf.get_y()) + 6)
 
 

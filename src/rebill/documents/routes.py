@@ -1,11 +1,12 @@
-"""``GET /invoices/{id}.pdf`` and ``GET /invoices/{id}``: an invoice as a PDF and as a web page.
+"""``GET /invoices/{id}.pdf``, ``GET /invoices/{id}`` and the same under ``/credit-notes``: a PDF and a page.
 
 Who may read one (API.md "Invoices and credit notes"): an API key with the
-``read`` scope (``Authorization: Bearer``), or the invoice's own customer
+``read`` scope (``Authorization: Bearer``), or the document's own customer
 through a portal session (its cookie) or a portal bearer token (``rbp_…``).
 Customers see finalized invoices only; a draft is staff's until it is
-issued. Everyone else, and every id that is malformed or unknown, gets the
-same 404: a 403 would confirm that the invoice exists.
+issued (a credit note is issued when it is written). Everyone else, and
+every id that is malformed or unknown, gets the same 404: a 403 would
+confirm that the document exists.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -27,7 +30,7 @@ from rebill.db.engine import is_database_outage
 from rebill.documents import links
 from rebill.documents.page import render_html
 from rebill.documents.pdf import render_pdf
-from rebill.documents.view import invoice_view
+from rebill.documents.view import DocumentView, credit_note_view, invoice_view
 from rebill.domain.errors import RebillError
 from rebill.ids import decode_id
 from rebill.portal.sessions import current_session
@@ -40,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 INVOICES = t.table_of(t.Invoice)
 LINES = t.table_of(t.InvoiceLine)
+NOTES = t.table_of(t.CreditNote)
+NOTE_LINES = t.table_of(t.CreditNoteLine)
 
 COMMON_HEADERS = {
     "Cache-Control": "no-store",
@@ -63,10 +68,11 @@ class Reader:
     staff: bool = False
     customers: frozenset[int] = frozenset()
 
-    def may_read(self, invoice: Any) -> bool:
+    def may_read(self, customer_id: int, *, issued: bool = True) -> bool:
+        """Staff read every document; a customer reads their own once it is issued."""
         if self.staff:
             return True
-        return invoice.customer_id in self.customers and invoice.status != "DRAFT"
+        return customer_id in self.customers and issued
 
 
 async def reader_of(services: Services, request: Request) -> Reader:
@@ -109,70 +115,124 @@ def _answering_outages(endpoint: Endpoint) -> Endpoint:
     return wrapped
 
 
+@dataclass(frozen=True, slots=True)
+class Printable:
+    """A document its reader may see: what it says, and when it was made (which dates its PDF file)."""
+
+    view: DocumentView
+    made_at: datetime
+
+
+#: Reads document ``pk`` for ``reader``: None when there is none, or it is not theirs.
+Loader = Callable[[AsyncConnection, int, Reader], Awaitable[Printable | None]]
+
+
+async def load_invoice(conn: AsyncConnection, pk: int, reader: Reader) -> Printable | None:
+    invoice: Any = (await conn.execute(select(INVOICES).where(INVOICES.c.id == pk))).first()
+    if invoice is None or not reader.may_read(invoice.customer_id, issued=invoice.status != "DRAFT"):
+        return None
+    lines: Any = await conn.execute(
+        select(LINES).where(LINES.c.invoice_id == pk).order_by(LINES.c.position, LINES.c.id)
+    )
+    view = invoice_view(invoice._mapping, [line._mapping for line in lines])
+    return Printable(view, invoice.finalized_at or invoice.created_at)
+
+
+async def load_credit_note(conn: AsyncConnection, pk: int, reader: Reader) -> Printable | None:
+    note: Any = (
+        await conn.execute(
+            select(NOTES, INVOICES.c.number.label("invoice_number"))
+            .join(INVOICES, INVOICES.c.id == NOTES.c.invoice_id)
+            .where(NOTES.c.id == pk)
+        )
+    ).first()
+    if note is None or not reader.may_read(note.customer_id):
+        return None
+    lines: Any = await conn.execute(
+        select(NOTE_LINES).where(NOTE_LINES.c.credit_note_id == pk).order_by(NOTE_LINES.c.position, NOTE_LINES.c.id)
+    )
+    view = credit_note_view(note._mapping, [line._mapping for line in lines], invoice_number=note.invoice_number)
+    return Printable(view, note.created_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One kind of document served: where, the node type its ids name, and how it is read."""
+
+    collection: str
+    type_name: str
+    load: Loader
+
+
+KINDS = (
+    Kind(links.INVOICES, "Invoice", load_invoice),
+    Kind(links.CREDIT_NOTES, "CreditNote", load_credit_note),
+)
+
+
 class Documents:
     def __init__(self, services: Services) -> None:
         self.services = services
 
     def routes(self) -> list[BaseRoute]:
         # The PDF's route first: ``{id}`` alone would also match "<id>.pdf".
-        return [
-            Route(links.pdf_path(links.INVOICES, "{id}"), _answering_outages(self.invoice_pdf), methods=["GET"]),
-            Route(links.page_path(links.INVOICES, "{id}"), _answering_outages(self.invoice_page), methods=["GET"]),
-        ]
+        routes: list[BaseRoute] = []
+        for kind in KINDS:
+            routes += [
+                Route(links.pdf_path(kind.collection, "{id}"), _answering_outages(self.pdf(kind)), methods=["GET"]),
+                Route(links.page_path(kind.collection, "{id}"), _answering_outages(self.page(kind)), methods=["GET"]),
+            ]
+        return routes
 
-    async def _invoice(self, request: Request) -> tuple[Any, list[Any]] | None:
-        """The invoice and its lines, when the id is an invoice's and the caller may read it."""
+    async def _printable(self, kind: Kind, request: Request) -> Printable | None:
+        """The document, when the id is one of ``kind``'s and the caller may read it."""
         try:
-            pk = decode_id(request.path_params["id"], "Invoice")
+            pk = decode_id(request.path_params["id"], kind.type_name)
         except RebillError:
             return None
         reader = await reader_of(self.services, request)
         if not reader.staff and not reader.customers:
             return None
         async with self.services.engine.connect() as conn:
-            invoice = (await conn.execute(select(INVOICES).where(INVOICES.c.id == pk))).first()
-            if invoice is None or not reader.may_read(invoice):
-                return None
-            lines = (
-                await conn.execute(select(LINES).where(LINES.c.invoice_id == pk).order_by(LINES.c.position, LINES.c.id))
-            ).all()
-        return invoice, list(lines)
+            return await kind.load(conn, pk, reader)
 
-    async def invoice_pdf(self, request: Request) -> Response:
-        found = await self._invoice(request)
-        if found is None:
-            return _not_found()
-        invoice, lines = found
-        view = invoice_view(invoice._mapping, [line._mapping for line in lines])
-        # Rendering takes a CPU for a fraction of a second: off the event loop.
-        body = await run_in_threadpool(render_pdf, view, created_at=invoice.finalized_at or invoice.created_at)
-        return Response(
-            body,
-            media_type="application/pdf",
-            headers={**COMMON_HEADERS, "Content-Disposition": f'inline; filename="{view.file_stem}.pdf"'},
-        )
+    def pdf(self, kind: Kind) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            found = await self._printable(kind, request)
+            if found is None:
+                return _not_found()
+            # Rendering takes a CPU for a fraction of a second: off the event loop.
+            body = await run_in_threadpool(render_pdf, found.view, created_at=found.made_at)
+            return Response(
+                body,
+                media_type="application/pdf",
+                headers={**COMMON_HEADERS, "Content-Disposition": f'inline; filename="{found.view.file_stem}.pdf"'},
+            )
 
-    async def invoice_page(self, request: Request) -> Response:
-        found = await self._invoice(request)
-        if found is None:
-            return _not_found()
-        invoice, lines = found
-        view = invoice_view(invoice._mapping, [line._mapping for line in lines])
-        nonce = secrets.token_urlsafe(16)
-        # Relative, so the link works under whatever prefix a proxy serves rebill at.
-        pdf_href = links.pdf_path(".", request.path_params["id"])
-        html = render_html(view, pdf_href=pdf_href, nonce=nonce)
-        return HTMLResponse(
-            html,
-            headers={
-                **COMMON_HEADERS,
-                "Content-Security-Policy": (
-                    f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'none'; form-action 'none'; "
-                    "frame-ancestors 'none'; base-uri 'none'"
-                ),
-                "X-Frame-Options": "DENY",
-            },
-        )
+        return endpoint
+
+    def page(self, kind: Kind) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            found = await self._printable(kind, request)
+            if found is None:
+                return _not_found()
+            nonce = secrets.token_urlsafe(16)
+            # Relative, so the link works under whatever prefix a proxy serves rebill at.
+            pdf_href = links.pdf_path(".", request.path_params["id"])
+            html = render_html(found.view, pdf_href=pdf_href, nonce=nonce)
+            return HTMLResponse(
+                html,
+                headers={
+                    **COMMON_HEADERS,
+                    "Content-Security-Policy": (
+                        f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'none'; form-action 'none'; "
+                        "frame-ancestors 'none'; base-uri 'none'"
+                    ),
+                    "X-Frame-Options": "DENY",
+                },
+            )
+
+        return endpoint
 
 
 def document_routes(services: Services) -> list[BaseRoute]:

@@ -3,13 +3,14 @@
 Built only from what was stored on the document when it was finalized (the
 customer's and the seller's details, the lines and the totals), never from
 the customer or the settings as they are now, so an issued document reads
-the same forever. An invoice is built by :func:`invoice_view`; a credit note
-fills the same :class:`DocumentView` with its own title and totals.
+the same forever. An invoice is built by :func:`invoice_view`, a credit note
+by :func:`credit_note_view`: the same :class:`DocumentView` with its own
+title, facts and totals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -180,16 +181,7 @@ def invoice_view(invoice: Mapping[str, Any], lines: Iterable[Mapping[str, Any]])
         facts=tuple((label, value) for label, value in facts if value),
         memo=invoice["memo"] or None,
         currency=currency,
-        lines=tuple(
-            LineView(
-                description=line["description"],
-                period=period(line["period_start"], line["period_end"]),
-                quantity=str(line["quantity"]) if line["quantity"] is not None else "",
-                unit_price=money(line["unit_price_minor"]),
-                amount=money(line["amount_minor"]),
-            )
-            for line in lines
-        ),
+        lines=tuple(_line_view(line, money) for line in lines),
         totals=(
             Total("Subtotal", money(invoice["subtotal_minor"])),
             Total("Includes discounts", money(-invoice["discount_minor"])),
@@ -201,6 +193,69 @@ def invoice_view(invoice: Mapping[str, Any], lines: Iterable[Mapping[str, Any]])
             Total(f"Amount due ({currency})", money(total - credit - paid), strong=True),
         ),
         file_stem=_file_stem(invoice["number"]),
+    )
+
+
+#: How a credit note's money went back (``credit_notes.refunded``).
+SETTLEMENTS = {True: "Refund to payment method", False: "Credit to customer balance"}
+
+
+def credit_note_view(
+    note: Mapping[str, Any], lines: Iterable[Mapping[str, Any]], *, invoice_number: str | None
+) -> DocumentView:
+    """A credit note's document from its stored row and line rows (``credit_notes``, ``credit_note_lines``).
+
+    ``invoice_number`` is the number of the invoice it credits: given at that
+    invoice's finalization and never changed after, so it is as fixed as what
+    the credit note stored itself. Amounts print as stored, positive: the
+    title says they are given back.
+    """
+    currency = str(note["currency"])
+
+    def money(minor: int | None) -> str:
+        return Money(int(minor), currency).amount_str if minor is not None else ""
+
+    facts = [
+        ("Number", note["number"]),
+        ("Issue date", day(note["issue_date"])),
+        ("Credits invoice", invoice_number or ""),
+        ("Reason", note["reason"] or ""),
+        ("Settlement", SETTLEMENTS[bool(note["refunded"])]),
+        ("Currency", currency),
+    ]
+    return DocumentView(
+        title="Credit note",
+        number=note["number"],
+        status="Issued",
+        stamp=None,
+        seller=seller_party(note["seller"]),
+        customer=Party(
+            heading="Credit to",
+            name=note["customer_name"] or "",
+            address=address_lines(note["billing_address"]),
+            email=note["customer_email"],
+            tax_id=note["customer_tax_id"],
+        ),
+        facts=tuple((label, value) for label, value in facts if value),
+        memo=None,
+        currency=currency,
+        lines=tuple(_line_view(line, money) for line in lines),
+        totals=(
+            Total("Subtotal", money(note["subtotal_minor"])),
+            Total("Tax", money(note["tax_minor"])),
+            Total(f"Total credited ({currency})", money(note["total_minor"]), strong=True),
+        ),
+        file_stem=_file_stem(note["number"]),
+    )
+
+
+def _line_view(line: Mapping[str, Any], money: Callable[[int | None], str]) -> LineView:
+    return LineView(
+        description=line["description"],
+        period=period(line["period_start"], line["period_end"]),
+        quantity=str(line["quantity"]) if line["quantity"] is not None else "",
+        unit_price=money(line["unit_price_minor"]),
+        amount=money(line["amount_minor"]),
     )
 
 

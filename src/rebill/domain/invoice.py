@@ -200,10 +200,16 @@ def bill_lines(
 
 
 def subscription_lines(
-    state: SubscriptionState, period_start: date | None, period_end: date | None
+    state: SubscriptionState, period_start: date | None, period_end: date | None, *, pending: bool = True
 ) -> tuple[DocLine, ...]:
-    """The lines of what ``state`` bills for a period: what ``state.next_bill()`` adds up, line by line."""
-    items = [(item.product.name, item.product.id, item.line(pending=True)) for item in state.items if item.auto_renew]
+    """The lines of what ``state`` bills for a period: what ``state.next_bill()`` adds up, line by line.
+
+    ``pending=False`` prices the items as they are now, without changes scheduled for the next renewal
+    (a draft refreshed during the period it bills).
+    """
+    items = [
+        (item.product.name, item.product.id, item.line(pending=pending)) for item in state.items if item.auto_renew
+    ]
     discounts = [c.coupon.discount() for c in state.coupons if c.active]
     return bill_lines(items, discounts, state.currency, period_start, period_end)
 
@@ -400,12 +406,6 @@ def change_terms(
         new = replace(
             new, payment_terms_days=None if payment_terms_days is None else days(payment_terms_days, "paymentTermsDays")
         )
-    if new.draft_invoices:
-        raise ValidationError(
-            "draft invoices are not available yet: every charge is invoiced when it is made",
-            code="NOT_SUPPORTED",
-            field=["draftInvoices"],
-        )
     if new.document_type is DocumentType.PRO_FORMA:
         raise ValidationError(
             "pro forma documents are not available yet: every charge is invoiced with an INV- number",
@@ -466,3 +466,37 @@ def credit_split(lines: Sequence[DocLine], amount: Money, *, credited: Money, to
             )
         )
     return tuple(out)
+
+
+# -- drafts -------------------------------------------------------------------------
+
+
+def one_off_line(description: str, unit_price: Money, quantity: int) -> DocLine:
+    """A line staff add to a draft: a negative unit price makes it a discount of their own."""
+    cleaned = description.strip()
+    if not cleaned or len(cleaned) > 500:
+        raise ValidationError(
+            "a line needs a description of 1 to 500 characters", code="INVALID_LINE", field=["description"]
+        )
+    if not 1 <= quantity <= 1_000_000:
+        raise ValidationError(
+            f"quantity must be from 1 to 1,000,000, not {quantity}", code="INVALID_LINE", field=["quantity"]
+        )
+    if unit_price.is_zero:
+        raise ValidationError("a line of nothing bills nothing", code="INVALID_LINE", field=["unitPrice"])
+    return DocLine(LineKind.ONE_OFF, cleaned, unit_price * quantity, quantity=quantity, unit_price=unit_price)
+
+
+def refreshed(current: Sequence[DocLine], from_subscription: Sequence[DocLine]) -> tuple[DocLine, ...]:
+    """A draft's lines recomputed: the subscription's lines as it is now, then the one-off lines kept."""
+    return (*from_subscription, *(line for line in current if line.kind is LineKind.ONE_OFF))
+
+
+def finalized_charge_amount(document: Document, balance: Money | None) -> tuple[Money, Money]:
+    """What a finalized draft charges, and the balance left: the customer's credit is applied first."""
+    credit = balance if balance is not None and balance.is_positive else Money.zero(document.currency)
+    total = document.total
+    if not total.is_positive:
+        return Money.zero(document.currency), credit
+    used = credit if credit <= total else total
+    return total - used, credit - used

@@ -176,14 +176,16 @@ def export_command(
         ),
     ] = None,
 ) -> None:
-    """Export finalized invoices (open, paid, void, uncollectible; never drafts) issued in a date range, as CSV.
+    """Export finalized invoices (never drafts) and credit notes issued in a date range, as CSV.
 
-    One row per document and tax rate, ordered by issue date and number, with
-    the columns number, type, status, issue_date, customer_id, customer_name,
-    customer_email, tax_id, country, net, tax_rate, tax, total, currency and
-    paid_at (the payment's date). Amounts are in major units; credit notes
-    are negative. Text that a spreadsheet would run as a formula (starting
-    with = + - @, a tab or a carriage return) is prefixed with a single quote.
+    One row per document and tax rate, ordered by issue date, invoices before
+    credit notes, and number, with the columns number, type, status,
+    issue_date, customer_id, customer_name, customer_email, tax_id, country,
+    net, tax_rate, tax, total, currency and paid_at (the payment's date, or a
+    refund's). Amounts are in major units; credit notes (type CREDIT_NOTE,
+    status ISSUED) are negative. Text that a spreadsheet would run as a
+    formula (starting with = + - @, a tab or a carriage return) is prefixed
+    with a single quote.
     The documents are read from one consistent snapshot, in batches, so any
     number of them fits in a small, constant memory.
     """

@@ -1,12 +1,14 @@
 """The accountant's export (DOMAIN.md "Invoices"): finalized documents of a date range as CSV rows.
 
-One row per document and tax rate, in fixed columns, ordered by issue date
-and number. Each kind of document is a *source*: a ``SELECT`` that groups
-its lines per document and rate under the same labels
-(:func:`invoice_groups` today; credit notes will be a second source whose
-sums are negated), and a ``COUNT`` of its documents. The sources are read
-as one ordered ``UNION ALL`` through a server-side cursor, a batch at a
-time, so a year of invoices never sits in memory.
+One row per document and tax rate, in fixed columns, ordered by issue date,
+then invoices before credit notes (a credit note never reads before the
+invoice it credits, whatever the series' prefixes), then number. Each kind
+of document is a *source*: a ``SELECT`` that groups its lines per document
+and rate under the same labels (:func:`invoice_groups`,
+:func:`credit_note_groups`, whose sums are negated), and a ``COUNT`` of its
+documents. The sources are read as one ordered ``UNION ALL`` through a
+server-side cursor, a batch at a time, so a year of invoices never sits in
+memory.
 
 Text that comes from the database is escaped against spreadsheet formulas
 (:func:`escape_formula`); numbers and dates written here are not.
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, String, and_, func, literal, select, union_all
+from sqlalchemy import ColumnElement, Select, String, and_, case, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rebill.db import tables as t
@@ -30,6 +32,8 @@ from rebill.ids import to_global_id
 
 INVOICES = t.table_of(t.Invoice)
 LINES = t.table_of(t.InvoiceLine)
+NOTES = t.table_of(t.CreditNote)
+NOTE_LINES = t.table_of(t.CreditNoteLine)
 
 #: The header row: DOMAIN.md's columns, in order.
 COLUMNS = (
@@ -52,6 +56,10 @@ COLUMNS = (
 
 #: Finalized documents: everything but drafts.
 EXPORTED_STATUSES = tuple(s.value for s in InvoiceStatus if s is not InvoiceStatus.DRAFT)
+
+#: A credit note's ``type``, and its ``status``: it is final when written and has no other state.
+CREDIT_NOTE = "CREDIT_NOTE"
+CREDIT_NOTE_STATUS = "ISSUED"
 
 #: Characters that make a spreadsheet read a cell as a formula when they lead it (OWASP "CSV Injection").
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -163,6 +171,48 @@ def invoice_count(start: date, end: date) -> Select[Any]:
     return select(func.count()).select_from(INVOICES).where(_invoice_range(start, end))
 
 
+def _credit_note_range(start: date, end: date) -> ColumnElement[bool]:
+    return and_(NOTES.c.issue_date >= start, NOTES.c.issue_date <= end)
+
+
+def credit_note_groups(start: date, end: date) -> Select[Any]:
+    """Credit notes issued from ``start`` to ``end`` (inclusive), per tax rate of their lines, negated.
+
+    Type ``CREDIT_NOTE``, status ``ISSUED`` (a credit note is final when
+    written); the customer's details are the ones it stored at issue.
+    ``paid_at`` is when the money went back for a refund (the credit note
+    is written in the refund's transaction, so it is the issue date), and
+    empty for a credit to the customer's balance: no money was paid out,
+    and a later invoice applies it.
+    """
+    return (
+        select(
+            NOTES.c.number,
+            literal(CREDIT_NOTE, String).label("document_type"),
+            literal(CREDIT_NOTE_STATUS, String).label("status"),
+            NOTES.c.issue_date,
+            NOTES.c.customer_id,
+            NOTES.c.customer_name,
+            NOTES.c.customer_email,
+            NOTES.c.customer_tax_id.label("tax_id"),
+            NOTES.c.billing_address["country"].astext.label("country"),
+            NOTES.c.currency,
+            (-func.coalesce(func.sum(NOTE_LINES.c.amount_minor), NOTES.c.subtotal_minor)).label("net_minor"),
+            literal("0", String).label("tax_rate"),
+            (-func.coalesce(func.sum(NOTE_LINES.c.tax_minor), NOTES.c.tax_minor)).label("tax_minor"),
+            case((NOTES.c.refunded, NOTES.c.created_at), else_=null()).label("paid_at"),
+        )
+        .select_from(NOTES.outerjoin(NOTE_LINES, NOTE_LINES.c.credit_note_id == NOTES.c.id))
+        .where(_credit_note_range(start, end))
+        .group_by(NOTES.c.id)
+    )
+
+
+def credit_note_count(start: date, end: date) -> Select[Any]:
+    """How many credit notes :func:`credit_note_groups` exports."""
+    return select(func.count()).select_from(NOTES).where(_credit_note_range(start, end))
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """One kind of document in the export: its rows per document and rate, and a count of its documents."""
@@ -171,17 +221,22 @@ class Source:
     count: Callable[[date, date], Select[Any]]
 
 
-#: Every kind of document exported. Credit notes will be a second source, with negated sums.
-SOURCES: Sequence[Source] = (Source(invoice_groups, invoice_count),)
+#: Every kind of document exported.
+SOURCES: Sequence[Source] = (
+    Source(invoice_groups, invoice_count),
+    Source(credit_note_groups, credit_note_count),
+)
 
 
 # -- reading ---------------------------------------------------------------------
 
 
 def export_statement(start: date, end: date, sources: Sequence[Source] = SOURCES) -> Select[Any]:
-    """Every source's rows as one statement, ordered by issue date, number and tax rate."""
+    """Every source's rows as one statement, ordered by issue date, invoices before credit notes, number, tax rate."""
     merged = union_all(*(source.groups(start, end) for source in sources)).subquery("documents")
-    return select(merged).order_by(merged.c.issue_date, merged.c.number, merged.c.tax_rate)
+    return select(merged).order_by(
+        merged.c.issue_date, merged.c.document_type == CREDIT_NOTE, merged.c.number, merged.c.tax_rate
+    )
 
 
 async def count_documents(conn: AsyncConnection, start: date, end: date, sources: Sequence[Source] = SOURCES) -> int:

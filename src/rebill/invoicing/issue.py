@@ -10,12 +10,12 @@ back the renewal, its invoice and its number together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.config import Settings
@@ -73,13 +73,17 @@ async def issue_for_charges(
     settings: Settings,
     charges: Sequence[tuple[int, int, Charge]],
     now: datetime,
+    *,
+    drafts: Mapping[int, int] | None = None,
 ) -> dict[int, Issued]:
     """Write the ``OPEN``, numbered invoice of each ``(subscription_id, renewal_id, charge)``.
 
     One statement per table whatever the batch; the numbers are taken last,
     so the series stays locked only for the rest of the transaction. Keyed
-    by renewal id.
+    by renewal id. ``drafts`` maps a renewal to the draft it finalizes: that
+    draft's row becomes the invoice (its lines are the charge's).
     """
+    drafts = drafts or {}
     charges = [c for c in charges if not c[2].amount.is_negative]
     if not charges:
         return {}
@@ -142,12 +146,25 @@ async def issue_for_charges(
                 "updated_at": now,
             }
         )
+    returning = ("id", "renewal_id", "number", "status", "subscription_id", "customer_id", "total_minor", "currency")
+    finalized = [row for row in rows if row["renewal_id"] in drafts]
     inserted = await insert_rows(
-        session,
-        INVOICES,
-        rows,
-        returning=("id", "renewal_id", "number", "status", "subscription_id", "customer_id", "total_minor", "currency"),
+        session, INVOICES, [row for row in rows if row["renewal_id"] not in drafts], returning=returning
     )
+    for row in finalized:
+        draft_id = drafts[row["renewal_id"]]
+        await session.execute(delete(LINES).where(LINES.c.invoice_id == draft_id))
+        values = {k: v for k, v in row.items() if k != "created_at"}
+        inserted.append(
+            (
+                await session.execute(
+                    update(INVOICES)
+                    .where(INVOICES.c.id == draft_id, INVOICES.c.status == "DRAFT")
+                    .values(**values, draft=None)
+                    .returning(*(INVOICES.c[name] for name in returning))
+                )
+            ).one()
+        )
     issued = {row.renewal_id: Issued(row.id, row.number, row.renewal_id, documents[row.renewal_id]) for row in inserted}
     await insert_rows(
         session,
@@ -158,9 +175,16 @@ async def issue_for_charges(
             for position, line in enumerate(item.document.lines)
         ],
     )
-    # Created and finalized at once: a charge never waits in a draft.
+    # Created and finalized at once, unless a draft was created before.
     await events.emit(
-        session, [(kind, row) for row in inserted for kind in ("INVOICE_CREATED", "INVOICE_FINALIZED")], now
+        session,
+        [
+            (kind, row)
+            for row in inserted
+            for kind in ("INVOICE_CREATED", "INVOICE_FINALIZED")
+            if kind == "INVOICE_FINALIZED" or row.renewal_id not in drafts
+        ],
+        now,
     )
     return issued
 

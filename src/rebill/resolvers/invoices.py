@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from sqlalchemy import select
 from strawberry.types import Info
 
 from rebill.db import tables as t
-from rebill.domain.errors import RebillError
+from rebill.domain.errors import RebillError, ValidationError
 from rebill.ids import decode_id
 from rebill.resolvers.mutations import actor_of, errors_of, money, pk
 from rebill.resolvers.pages import fetch_page
@@ -26,7 +27,7 @@ from rebill.schema.invoices import (
 )
 from rebill.schema.ordering import chronological
 from rebill.services import invoices as use_cases
-from rebill.services.runtime import Common
+from rebill.services.runtime import Common, Result
 
 INVOICES = t.table_of(t.Invoice)
 NOTES = t.table_of(t.CreditNote)
@@ -195,3 +196,155 @@ async def create_credit_note(info: Info, input: CreateCreditNoteInput) -> Create
         credit_note=await credit_note_by_pk(info, ids[-1]) if ids and result.ok else None,
         dry_run=result.dry_run,
     )
+
+
+# -- drafts -------------------------------------------------------------------------
+
+InvoicePayloadT = TypeVar("InvoicePayloadT", bound="InvoicePayload")
+
+
+@strawberry.input(description="An invoice action: which invoice, and why.")
+class InvoiceActionInput:
+    invoice_id: strawberry.ID = strawberry.field(description="The invoice")
+    reason: str | None = strawberry.field(default=None, description="Why (kept in the subscription's history)")
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="A retry with the same key and input replays the first response"
+    )
+    dry_run: bool | None = strawberry.field(default=False, description="Check and compute everything, store nothing")
+
+
+@strawberry.input(description="Finalize a draft now: refreshed, numbered, and charged through the one charge path.")
+class FinalizeInvoiceInput(InvoiceActionInput):
+    pass
+
+
+@strawberry.input(description="Recompute a draft from the subscription as it is now; one-off lines are kept.")
+class RefreshInvoiceInput(InvoiceActionInput):
+    pass
+
+
+@strawberry.input(description="Delete a draft: its period is skipped and nothing is billed for it.")
+class DeleteDraftInvoiceInput(InvoiceActionInput):
+    pass
+
+
+@strawberry.input(description="Add a one-off line to a draft (a negative unit price is a discount).")
+class AddInvoiceLineInput(InvoiceActionInput):
+    description: str = strawberry.field(default="", description="What the customer reads")
+    unit_price: MoneyInput | None = strawberry.field(default=None, description="The price of one unit")
+    quantity: int = strawberry.field(default=1, description="How many units")
+
+
+@strawberry.input(description="Remove a line from a draft.")
+class RemoveInvoiceLineInput(InvoiceActionInput):
+    line_id: strawberry.ID = strawberry.field(default=strawberry.ID(""), description="The line (InvoiceLine.id)")
+
+
+@strawberry.type(description="The draft as it is now.")
+class RefreshInvoicePayload(InvoicePayload):
+    pass
+
+
+@strawberry.type(description="The invoice the draft became (its status follows the charge).")
+class FinalizeInvoicePayload(InvoicePayload):
+    pass
+
+
+@strawberry.type(description="The draft that was deleted, as it was.")
+class DeleteDraftInvoicePayload(InvoicePayload):
+    pass
+
+
+@strawberry.type(description="The draft with its new line.")
+class AddInvoiceLinePayload(InvoicePayload):
+    pass
+
+
+@strawberry.type(description="The draft without the line.")
+class RemoveInvoiceLinePayload(InvoicePayload):
+    pass
+
+
+def _common(input: InvoiceActionInput) -> Common:
+    return Common(reason=input.reason, idempotency_key=input.idempotency_key, dry_run=bool(input.dry_run))
+
+
+async def _invoice_payload(
+    info: Info, cls: type[InvoicePayloadT], input: InvoiceActionInput, call: Callable[[int], Awaitable[Result]]
+) -> InvoicePayloadT:
+    try:
+        key = pk(input.invoice_id, "Invoice", "invoiceId")
+        result = await call(key)
+    except RebillError as exc:
+        return cls(user_errors=errors_of_exc(exc), invoice=None)
+    row = result.extra.get("invoice")
+    shown: Invoice | None
+    if row is not None and (result.dry_run or cls is DeleteDraftInvoicePayload):
+        shown = Invoice.of(row)
+    else:
+        shown = await invoice_by_pk(info, key) if result.ok else None
+    return cls(user_errors=errors_of(result), invoice=shown, dry_run=result.dry_run)
+
+
+async def finalize_invoice(info: Info, input: FinalizeInvoiceInput) -> FinalizeInvoicePayload:
+    services, actor = info.context.services, actor_of(info)
+    return await _invoice_payload(
+        info,
+        FinalizeInvoicePayload,
+        input,
+        lambda key: use_cases.finalize_invoice(services, actor, _common(input), key, input),
+    )
+
+
+async def refresh_invoice(info: Info, input: RefreshInvoiceInput) -> RefreshInvoicePayload:
+    services, actor = info.context.services, actor_of(info)
+    return await _invoice_payload(
+        info,
+        RefreshInvoicePayload,
+        input,
+        lambda key: use_cases.refresh_invoice(services, actor, _common(input), key, input),
+    )
+
+
+async def delete_draft_invoice(info: Info, input: DeleteDraftInvoiceInput) -> DeleteDraftInvoicePayload:
+    services, actor = info.context.services, actor_of(info)
+    return await _invoice_payload(
+        info,
+        DeleteDraftInvoicePayload,
+        input,
+        lambda key: use_cases.delete_draft_invoice(services, actor, _common(input), key, input),
+    )
+
+
+async def add_invoice_line(info: Info, input: AddInvoiceLineInput) -> AddInvoiceLinePayload:
+    services, actor = info.context.services, actor_of(info)
+
+    async def call(key: int) -> Result:
+        price = money(input.unit_price, "unitPrice")
+        if price is None:
+            raise ValidationError("unitPrice is required", code="INVALID_LINE", field=["unitPrice"])
+        return await use_cases.add_invoice_line(
+            services,
+            actor,
+            _common(input),
+            key,
+            input,
+            description=input.description,
+            unit_price=price,
+            quantity=input.quantity,
+        )
+
+    return await _invoice_payload(info, AddInvoiceLinePayload, input, call)
+
+
+async def remove_invoice_line(info: Info, input: RemoveInvoiceLineInput) -> RemoveInvoiceLinePayload:
+    services, actor = info.context.services, actor_of(info)
+
+    async def call(key: int) -> Result:
+        try:
+            line_id = int(str(input.line_id))
+        except ValueError:
+            raise ValidationError("lineId is an invoice line's id", code="INVALID_ID", field=["lineId"]) from None
+        return await use_cases.remove_invoice_line(services, actor, _common(input), key, input, line_id=line_id)
+
+    return await _invoice_payload(info, RemoveInvoiceLinePayload, input, call)

@@ -101,11 +101,17 @@ async def update_customer(info: Info, input: UpdateCustomerInput) -> UpdateCusto
                 name=input.name,
                 time_zone=input.time_zone,
                 billing_address=_address(input.billing_address),
+                tax_id=input.tax_id,
                 common=common,
             )
         if cid != customer:
             raise NotFound(f"customer {input.customer_id} does not exist", field=["customerId"])
-        for name, value in (("email", input.email), ("name", input.name), ("timeZone", input.time_zone)):
+        for name, value in (
+            ("email", input.email),
+            ("name", input.name),
+            ("timeZone", input.time_zone),
+            ("taxId", input.tax_id),
+        ):
             if value is not None:
                 raise _forbidden(f"change {name}: only the billing address", name)
         address = _address(input.billing_address)

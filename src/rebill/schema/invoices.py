@@ -224,7 +224,10 @@ class Invoice(Node):
             total=m(row.total_minor),
             credit_applied=m(row.credit_applied_minor),
             amount_paid=m(row.amount_paid_minor),
-            amount_due=m(row.total_minor - row.credit_applied_minor - row.amount_paid_minor),
+            # A voided invoice is forgiven: nothing is due on it any more.
+            amount_due=m(
+                0 if row.status == "VOID" else row.total_minor - row.credit_applied_minor - row.amount_paid_minor
+            ),
             credited_total=m(row.credited_minor),
             purchase_order=row.purchase_order,
             memo=row.memo,
@@ -436,6 +439,18 @@ class CreditNote(Node):
     async def lines(self, info: Info) -> list[InvoiceLine]:
         rows = await info.context.loaders.credit_note_lines_by_note.load(self.pk)
         return [InvoiceLine.of_row(r, self.currency) for r in rows]
+
+    @strawberry.field(description="The credit note as a PDF (absolute URL): for an API key with read, or its customer")
+    def pdf_url(self, info: Info) -> str:
+        return links.absolute(
+            info.context.services.settings.public_base_url, links.pdf_path(links.CREDIT_NOTES, self.id)
+        )
+
+    @strawberry.field(description="The credit note as a web page (absolute URL), with a link to its PDF; same readers")
+    def hosted_url(self, info: Info) -> str:
+        return links.absolute(
+            info.context.services.settings.public_base_url, links.page_path(links.CREDIT_NOTES, self.id)
+        )
 
 
 @strawberry.type(description="An edge of a page of credit notes.")

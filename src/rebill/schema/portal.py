@@ -44,6 +44,10 @@ class UpdateCustomerInput:
     name: str | None = None
     time_zone: str | None = None
     billing_address: AddressInput | None = None
+    tax_id: str | None = strawberry.field(
+        default=None,
+        description="The customer's tax id (a VAT number), printed on invoices issued after; empty clears it",
+    )
     idempotency_key: str | None = None
 
 

@@ -107,6 +107,7 @@ class CustomerService:
         time_zone: str | None = None,
         billing_address: Mapping[str, Any] | None = None,
         clear_billing_address: bool = False,
+        tax_id: str | None = None,
         common: Common | None = None,
     ) -> Result:
         """Change the fields given; the others stay. A customer's own subscriptions keep their time zone."""
@@ -129,6 +130,11 @@ class CustomerService:
                 values["billing_address"] = clean_address(billing_address)
             elif clear_billing_address:
                 values["billing_address"] = None
+            if tax_id is not None:
+                cleaned = tax_id.strip()
+                if len(cleaned) > 64:
+                    raise ValidationError("taxId is at most 64 characters", code="INVALID_TAX_ID", field=["taxId"])
+                values["tax_id"] = cleaned or None
             if values:
                 await unit.session.execute(update(CU).where(CU.c.id == customer_id).values(**values))
             return Result(extra={"customerId": customer_id})

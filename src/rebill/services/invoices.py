@@ -8,20 +8,22 @@ happened to the invoice beside what happened to the subscription.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 
 from rebill.db import tables as t
 from rebill.domain import invoice as rules
 from rebill.domain import lifecycle
 from rebill.domain.errors import InvoiceError, NotFound
-from rebill.domain.invoice import InvoiceStatus
+from rebill.domain.invoice import DocLine, InvoiceStatus
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome
-from rebill.domain.renewal import Event
+from rebill.domain.renewal import Charge, Event, FulfillmentStatus, RenewalKind
 from rebill.domain.subscription import SubscriptionState
 from rebill.invoicing import credit as crediting
+from rebill.invoicing import drafts
 from rebill.services.runtime import Actor, Common, Result, Services
 from rebill.services.subscriptions import SubscriptionService, Unit, credit_note_note, get_renewal
 
@@ -162,3 +164,166 @@ async def create_credit_note(
     if "creditNoteIds" in holder:
         result.extra["creditNoteIds"] = holder["creditNoteIds"]
     return result
+
+
+# -- drafts -------------------------------------------------------------------------
+
+
+async def _draft(unit: Unit, invoice_id: int) -> Any:
+    """A draft under lock, or ``INVOICE_FINALIZED`` for an invoice that no longer is one."""
+    row = (await unit.session.execute(select(INVOICES).where(INVOICES.c.id == invoice_id).with_for_update())).first()
+    if row is None:
+        raise NotFound(f"invoice {invoice_id} does not exist", field=["invoiceId"])
+    if row.status != "DRAFT":
+        raise InvoiceError(
+            f"invoice {row.number} is {row.status}: a finalized invoice is never edited (issue a credit note)",
+            code="INVOICE_FINALIZED",
+            field=["invoiceId"],
+        )
+    return row
+
+
+async def _subscription_lines(unit: Unit, state: SubscriptionState, row: Any) -> list[DocLine]:
+    """A draft's lines recomputed from the subscription as it is now, its one-off lines kept."""
+    current = [line for _, line in await drafts.lines_of(unit.session, row.id, row.currency)]
+    fresh = rules.subscription_lines(state, row.period_start, row.period_end, pending=False)
+    return list(rules.refreshed(current, fresh))
+
+
+def _draft_note(invoice_id: int, what: str, after: Any = None) -> dict[str, Any]:
+    return {"field": f"invoices.{invoice_id}.{what}", "before": None, "after": after}
+
+
+async def _draft_change(
+    services: Services,
+    actor: Actor,
+    common: Common,
+    invoice_id: int,
+    request: Any,
+    operation: str,
+    change: Callable[[Unit, SubscriptionState, Any], Awaitable[tuple[list[DocLine], dict[str, Any]]]],
+) -> Result:
+    """Change a draft's lines through its subscription's path; the history says what changed."""
+    subscription_id = await _subscription_of(services, invoice_id)
+    holder: dict[str, Any] = {}
+
+    async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
+        row = await _draft(unit, invoice_id)
+        lines, note = await change(unit, state, row)
+        if rules.Document(row.currency, tuple(lines)).total.is_negative:
+            raise InvoiceError("the draft would total less than zero", code="INVALID_LINE", field=["unitPrice"])
+        holder["invoice"] = await drafts.replace_lines(unit.session, invoice_id, lines, unit.now)
+        return Outcome(state, f"draft_{operation}", notes=(note,))
+
+    result = await SubscriptionService(services).mutate(operation, subscription_id, actor, common, request, build)
+    if "invoice" in holder:
+        result.extra["invoice"] = holder["invoice"]
+    return result
+
+
+async def refresh_invoice(services: Services, actor: Actor, common: Common, invoice_id: int, request: Any) -> Result:
+    """Recompute a draft from the subscription as it is now (one-off lines are kept)."""
+
+    async def change(unit: Unit, state: SubscriptionState, row: Any) -> tuple[list[DocLine], dict[str, Any]]:
+        return await _subscription_lines(unit, state, row), _draft_note(invoice_id, "refreshed", True)
+
+    return await _draft_change(services, actor, common, invoice_id, request, "refreshInvoice", change)
+
+
+async def add_invoice_line(
+    services: Services,
+    actor: Actor,
+    common: Common,
+    invoice_id: int,
+    request: Any,
+    *,
+    description: str,
+    unit_price: Money,
+    quantity: int,
+) -> Result:
+    """A one-off line on a draft (a negative unit price is a discount)."""
+
+    async def change(unit: Unit, state: SubscriptionState, row: Any) -> tuple[list[DocLine], dict[str, Any]]:
+        if unit_price.currency != row.currency:
+            raise InvoiceError(
+                f"the draft is in {row.currency}, not {unit_price.currency}",
+                code="CURRENCY_MISMATCH",
+                field=["unitPrice"],
+            )
+        line = rules.one_off_line(description, unit_price, quantity)
+        current = [existing for _, existing in await drafts.lines_of(unit.session, invoice_id, row.currency)]
+        note = _draft_note(invoice_id, "lines", {"added": line.description, "amount": line.amount.amount_str})
+        return [*current, line], note
+
+    return await _draft_change(services, actor, common, invoice_id, request, "addInvoiceLine", change)
+
+
+async def remove_invoice_line(
+    services: Services, actor: Actor, common: Common, invoice_id: int, request: Any, *, line_id: int
+) -> Result:
+    """Take a one-off line off a draft (the subscription's own lines come back with a refresh)."""
+
+    async def change(unit: Unit, state: SubscriptionState, row: Any) -> tuple[list[DocLine], dict[str, Any]]:
+        current = await drafts.lines_of(unit.session, invoice_id, row.currency)
+        found = [line for pk, line in current if pk == line_id]
+        if not found:
+            raise NotFound(f"the draft has no line {line_id}", field=["lineId"])
+        kept = [line for pk, line in current if pk != line_id]
+        return kept, _draft_note(invoice_id, "lines", {"removed": found[0].description})
+
+    return await _draft_change(services, actor, common, invoice_id, request, "removeInvoiceLine", change)
+
+
+async def delete_draft_invoice(
+    services: Services, actor: Actor, common: Common, invoice_id: int, request: Any
+) -> Result:
+    """Delete a draft: its period is skipped, nothing is billed for it, and the history says so."""
+    subscription_id = await _subscription_of(services, invoice_id)
+    holder: dict[str, Any] = {}
+
+    async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
+        row = await _draft(unit, invoice_id)
+        holder["invoice"] = row
+        await unit.session.execute(delete(INVOICES).where(INVOICES.c.id == invoice_id))
+        skipped = {"periodStart": str(row.period_start), "periodEnd": str(row.period_end), "skipped": True}
+        return Outcome(state, "draft_deleted", notes=(_draft_note(invoice_id, "deleted", skipped),))
+
+    result = await SubscriptionService(services).mutate(
+        "deleteDraftInvoice", subscription_id, actor, common, request, build
+    )
+    if "invoice" in holder:
+        result.extra["invoice"] = holder["invoice"]
+    return result
+
+
+async def finalize_invoice(services: Services, actor: Actor, common: Common, invoice_id: int, request: Any) -> Result:
+    """Refresh a draft, number it, record its renewal and charge it through the one charge path.
+
+    The draft's row becomes the invoice (its number is given when the
+    renewal is recorded, before the gateway is called); the customer's
+    balance is applied first, as for any renewal.
+    """
+    subscription_id = await _subscription_of(services, invoice_id)
+
+    async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
+        row = await _draft(unit, invoice_id)
+        lines = await _subscription_lines(unit, state, row)
+        document = rules.Document(row.currency, tuple(lines), row.period_start, row.period_end)
+        if document.total.is_negative:
+            raise InvoiceError("the draft totals less than zero", code="INVALID_LINE", field=["invoiceId"])
+        amount, balance = rules.finalized_charge_amount(document, state.credit)
+        draft = row.draft or {}
+        charge = Charge(
+            RenewalKind(draft.get("kind", "SCHEDULED")),
+            int(draft.get("cycle", state.last_cycle)),
+            row.period_start,
+            row.period_end,
+            amount,
+            fulfillment=FulfillmentStatus(draft.get("fulfillment", "NONE")),
+            lines=tuple(lines),
+        )
+        unit.draft_invoice_id = invoice_id
+        new = state.evolve(credit=balance if balance.is_positive else None)
+        return Outcome(new, "draft_finalized", charge=charge, notes=(_draft_note(invoice_id, "status", "OPEN"),))
+
+    return await SubscriptionService(services).mutate("finalizeInvoice", subscription_id, actor, common, request, build)

@@ -81,6 +81,8 @@ class Unit:
     holds_locks: bool = False
     # What a dry run's charge would be invoiced.
     invoice_preview: Document | None = None
+    # The draft a charge of this transaction finalizes (its row becomes the invoice).
+    draft_invoice_id: int | None = None
 
     def ctx(self, state_or_tz: SubscriptionState | str = "UTC") -> OpContext:
         tz = state_or_tz if isinstance(state_or_tz, str) else state_or_tz.time_zone
@@ -484,7 +486,15 @@ async def apply_outcome(
     if job is not None:
         # The charge's invoice, numbered before the gateway is called (a charge voided later keeps its
         # number); last in the transaction, so its series stays locked only until the commit.
-        await issue_for_charges(session, unit.services.settings, [(saved.id or 0, job.renewal_id, job.charge)], now)
+        drafts = {job.renewal_id: unit.draft_invoice_id} if unit.draft_invoice_id is not None else None
+        await issue_for_charges(
+            session, unit.services.settings, [(saved.id or 0, job.renewal_id, job.charge)], now, drafts=drafts
+        )
+    if saved.is_final and not before.is_final:
+        # Nothing more is billed: an open draft goes with the subscription.
+        await session.execute(
+            text("DELETE FROM invoices WHERE subscription_id = :id AND status = 'DRAFT'"), {"id": saved.id}
+        )
     # A cancellation, suspension or refund can change what its open invoices are.
     await follow_renewals(session, [saved.id or 0], now)
     result = Result(subscription=saved, renewal=renewal, refund=refund_info)
