@@ -91,7 +91,7 @@ def test_the_pdf_text_reads_back_every_part_of_the_invoice():
         r"Includes discounts\s+-10\.00",
         r"Includes shipping\s+5\.00",
         r"Credit applied\s+4\.99",
-        r"Amount due \(EUR\)\s+90\.00",
+        r"Amount due \(EUR\)\s+0\.00",  # forgiven: a void invoice asks nothing
         r"Deliver to <the back door>",
         r"Athina, 105 57",
     ]:

@@ -190,7 +190,8 @@ def invoice_view(invoice: Mapping[str, Any], lines: Iterable[Mapping[str, Any]])
             Total("Total", money(total), strong=True),
             Total("Credit applied", money(credit)),
             Total("Amount paid", money(paid)),
-            Total(f"Amount due ({currency})", money(total - credit - paid), strong=True),
+            # A voided invoice is forgiven: nothing is due on it any more.
+            Total(f"Amount due ({currency})", money(0 if status == "VOID" else total - credit - paid), strong=True),
         ),
         file_stem=_file_stem(invoice["number"]),
     )
