@@ -715,3 +715,48 @@ async def test_a_deleted_draft_skips_its_period_and_cancelling_deletes_one(clien
     ok(await mutate(client, "cancelSubscription", {"subscriptionId": sub["id"]}, "subscription { id }"))
     assert await all_invoices(client, subscriptionId=sub["id"], status=["DRAFT"]) == []
     await assert_ledger_ok(services.engine)
+
+
+async def test_a_payment_recorded_by_staff_pays_the_invoice_and_its_renewal(client, services):
+    world = await make_world(client)
+    await add_card(client, world.customer, DECLINED)
+    declined = await mutate(
+        client,
+        "createSubscription",
+        {
+            "customerId": world.customer,
+            "profileId": world.profile,
+            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
+        },
+        "subscription { id status } renewal { id }",
+    )
+    assert declined["subscription"]["status"] == "OVERDUE"
+    invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
+    future = await mutate(
+        client, "markInvoicePaid", {"invoiceId": invoice["id"], "paidAt": "2026-01-16"}, "invoice { id }"
+    )
+    assert error_codes(future) == ["INVALID_DATE"]
+    paid = ok(
+        await mutate(
+            client,
+            "markInvoicePaid",
+            {"invoiceId": invoice["id"], "paidAt": "2026-01-14", "reference": "SEPA-778812"},
+            "invoice { status amountPaid { amount } amountDue { amount } paidAt } renewal { status }",
+        )
+    )
+    assert paid["invoice"]["status"] == "PAID" and paid["renewal"] == {"status": "PAID"}
+    assert (paid["invoice"]["amountPaid"], paid["invoice"]["amountDue"]) == ({"amount": "20.00"}, {"amount": "0.00"})
+    assert paid["invoice"]["paidAt"].startswith("2026-01-14")
+    sub = (
+        await gql(
+            client,
+            "query($id: ID!) { subscription(id: $id) { status overdueCount occurrencesBilled } }",
+            {"id": declined["subscription"]["id"]},
+        )
+    )["subscription"]
+    assert sub == {"status": "ACTIVE", "overdueCount": 0, "occurrencesBilled": 1}
+    entry = (await history(client, declined["subscription"]["id"]))[-1]
+    assert entry["action"] == "invoice_paid"
+    again = await mutate(client, "markInvoicePaid", {"invoiceId": invoice["id"]}, "invoice { id }")
+    assert error_codes(again) == ["INVOICE_NOT_OPEN"]
+    await assert_ledger_ok(services.engine)

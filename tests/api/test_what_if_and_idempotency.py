@@ -182,6 +182,7 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
         "voidInvoice": {"invoiceId": open_invoice, "reason": "goodwill"},
         "updateInvoicing": {**s, "purchaseOrder": "PO-1", "paymentTermsDays": 30},
         "finalizeInvoice": {"invoiceId": draft_id},
+        "markInvoicePaid": {"invoiceId": open_invoice, "reference": "SEPA-1"},
         "refreshInvoice": {"invoiceId": draft_id},
         "deleteDraftInvoice": {"invoiceId": draft_id},
         "addInvoiceLine": one_off,

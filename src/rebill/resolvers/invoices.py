@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Annotated, Any, TypeVar
 
 import strawberry
@@ -14,7 +15,7 @@ from rebill.domain.errors import RebillError, ValidationError
 from rebill.ids import decode_id
 from rebill.resolvers.mutations import actor_of, errors_of, money, pk
 from rebill.resolvers.pages import fetch_page
-from rebill.schema.common import MoneyInput
+from rebill.schema.common import MoneyInput, to_global_id
 from rebill.schema.inputs import Payload
 from rebill.schema.invoices import (
     CreditNote,
@@ -26,6 +27,7 @@ from rebill.schema.invoices import (
     invoice_connection,
 )
 from rebill.schema.ordering import chronological
+from rebill.schema.subscriptions import Renewal
 from rebill.services import invoices as use_cases
 from rebill.services.runtime import Common, Result
 
@@ -348,3 +350,39 @@ async def remove_invoice_line(info: Info, input: RemoveInvoiceLineInput) -> Remo
         return await use_cases.remove_invoice_line(services, actor, _common(input), key, input, line_id=line_id)
 
     return await _invoice_payload(info, RemoveInvoiceLinePayload, input, call)
+
+
+@strawberry.input(description="Record a payment made outside the gateways (a bank transfer): it pays the invoice.")
+class MarkInvoicePaidInput(InvoiceActionInput):
+    paid_at: date | None = strawberry.field(default=None, description="The day the money arrived (default: today)")
+    reference: str | None = strawberry.field(default=None, description="The payment's reference (a transfer's id)")
+
+
+@strawberry.type(description="The paid invoice and the renewal it paid.")
+class MarkInvoicePaidPayload(InvoicePayload):
+    renewal_pk: strawberry.Private[int | None] = None
+
+    @strawberry.field(description="The renewal the payment settled")
+    async def renewal(self, info: Info) -> Renewal | None:
+        if self.renewal_pk is None:
+            return None
+        from rebill.resolvers.queries import renewal as renewal_by_id
+
+        return await renewal_by_id(info, strawberry.ID(to_global_id("Renewal", self.renewal_pk)))
+
+
+async def mark_invoice_paid(info: Info, input: MarkInvoicePaidInput) -> MarkInvoicePaidPayload:
+    services, actor = info.context.services, actor_of(info)
+
+    async def call(key: int) -> Result:
+        if input.reference is not None and len(input.reference) > 200:
+            raise ValidationError("reference is at most 200 characters", code="INVALID_INPUT", field=["reference"])
+        paid_on = input.paid_at or services.clock.today(services.settings.seller_time_zone)
+        return await use_cases.mark_invoice_paid(
+            services, actor, _common(input), key, input, paid_on=paid_on, reference=input.reference
+        )
+
+    payload = await _invoice_payload(info, MarkInvoicePaidPayload, input, call)
+    if payload.invoice is not None:
+        payload.renewal_pk = payload.invoice.renewal_pk
+    return payload

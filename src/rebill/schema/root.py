@@ -80,6 +80,7 @@ class Mutation:
     create_product = _write(m.create_product)
     void_invoice = _write(inv.void_invoice, "Forgive an open or uncollectible invoice, with a reason")
     finalize_invoice = _write(inv.finalize_invoice, "Finalize a draft now: refreshed, numbered and charged")
+    mark_invoice_paid = _write(inv.mark_invoice_paid, "Record a payment made outside the gateways: it pays the invoice")
     refresh_invoice = _write(inv.refresh_invoice, "Recompute a draft from its subscription (one-off lines kept)")
     delete_draft_invoice = _write(inv.delete_draft_invoice, "Delete a draft: its period is skipped")
     add_invoice_line = _write(inv.add_invoice_line, "Add a one-off line to a draft")

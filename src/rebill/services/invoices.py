@@ -9,18 +9,20 @@ happened to the invoice beside what happened to the subscription.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from rebill.db import tables as t
+from rebill.domain import cycle, lifecycle
 from rebill.domain import invoice as rules
-from rebill.domain import lifecycle
+from rebill.domain.cadence import start_of_day
 from rebill.domain.errors import InvoiceError, NotFound
 from rebill.domain.invoice import DocLine, InvoiceStatus
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome
-from rebill.domain.renewal import Charge, Event, FulfillmentStatus, RenewalKind
+from rebill.domain.renewal import Charge, Event, FulfillmentStatus, RenewalKind, RenewalStatus
 from rebill.domain.subscription import SubscriptionState
 from rebill.invoicing import credit as crediting
 from rebill.invoicing import drafts
@@ -29,6 +31,7 @@ from rebill.services.subscriptions import SubscriptionService, Unit, credit_note
 
 INVOICES = t.table_of(t.Invoice)
 R = t.table_of(t.Renewal)
+TX = t.table_of(t.Transaction)
 
 
 async def _subscription_of(services: Services, invoice_id: int) -> int:
@@ -327,3 +330,97 @@ async def finalize_invoice(services: Services, actor: Actor, common: Common, inv
         return Outcome(new, "draft_finalized", charge=charge, notes=(_draft_note(invoice_id, "status", "OPEN"),))
 
     return await SubscriptionService(services).mutate("finalizeInvoice", subscription_id, actor, common, request, build)
+
+
+# -- payments recorded by staff ----------------------------------------------------------
+
+
+async def mark_invoice_paid(
+    services: Services,
+    actor: Actor,
+    common: Common,
+    invoice_id: int,
+    request: Any,
+    *,
+    paid_on: date,
+    reference: str | None,
+) -> Result:
+    """Record a payment made outside the gateways (a bank transfer): it pays the invoice's renewal.
+
+    The renewal is settled as a paid retry would settle it: the period counts,
+    the subscription leaves dunning when nothing else is owed, and the
+    customer gets a receipt; the invoice follows its renewal.
+    """
+    subscription_id = await _subscription_of(services, invoice_id)
+
+    async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
+        session = unit.session
+        row = (await session.execute(select(INVOICES).where(INVOICES.c.id == invoice_id).with_for_update())).one()
+        if row.status not in ("OPEN", "UNCOLLECTIBLE") or row.renewal_id is None:
+            raise InvoiceError(
+                f"invoice {row.number or invoice_id} is {row.status}: only an OPEN or UNCOLLECTIBLE invoice "
+                "can be paid",
+                code="INVOICE_NOT_OPEN",
+                field=["invoiceId"],
+            )
+        if paid_on > ctx.today:
+            raise InvoiceError("paidAt cannot be in the future", code="INVALID_DATE", field=["paidAt"])
+        renewal = await get_renewal(session, row.renewal_id, for_update=True)
+        if renewal.status is not RenewalStatus.FAILED:
+            raise InvoiceError(
+                f"its renewal is {renewal.status.value}: a payment being charged is settled by the gateway",
+                code="INVALID_STATUS",
+                field=["invoiceId"],
+            )
+        paid_at = start_of_day(paid_on, services.settings.seller_time_zone)
+        await session.execute(
+            update(R)
+            .where(R.c.id == renewal.id)
+            .values(status="PAID", paid_at=paid_at, next_retry_date=None, gateway_id=None, updated_at=unit.now)
+        )
+        await session.execute(update(INVOICES).where(INVOICES.c.id == invoice_id).values(payment_reference=reference))
+        await session.execute(
+            insert(TX).values(
+                renewal_id=renewal.id,
+                subscription_id=subscription_id,
+                kind="CHARGE",
+                gateway_id=None,
+                amount_minor=renewal.amount.minor,
+                currency=renewal.amount.currency,
+                status="SUCCEEDED",
+                gateway_reference=reference,
+                created_at=unit.now,
+            )
+        )
+        other_retry = (
+            await session.execute(
+                select(func.min(R.c.next_retry_date)).where(
+                    R.c.subscription_id == subscription_id,
+                    text("renewals.status = 'FAILED'"),
+                    R.c.next_retry_date.is_not(None),
+                    R.c.id != renewal.id,
+                )
+            )
+        ).scalar()
+        charge = Charge(
+            renewal.kind,
+            renewal.cycle,
+            renewal.period_start,
+            renewal.period_end,
+            renewal.amount,
+            adjustment=renewal.adjustment,
+            fulfillment=renewal.fulfillment,
+            renewal_id=renewal.id,
+        )
+        paid = cycle.cycle_paid(state, charge, None, retry=True, other_retry=other_retry)
+        notes = (
+            {"field": f"renewals.{renewal.id}.status", "before": "FAILED", "after": "PAID"},
+            {
+                "field": f"invoices.{invoice_id}.payment",
+                "before": None,
+                "after": {"paidAt": str(paid_on), "reference": reference},
+            },
+        )
+        return Outcome(paid.state, "invoice_paid", events=paid.events, notes=notes)
+
+    return await SubscriptionService(services).mutate("markInvoicePaid", subscription_id, actor, common, request, build)
