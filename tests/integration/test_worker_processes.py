@@ -164,3 +164,70 @@ async def test_a_worker_killed_mid_batch_is_finished_by_the_next_one_without_a_d
 
     again = await finish(worker(database_url, "--once", "--no-deliver"))
     assert "renewed 0, failed 0" in again, "a retry of the same run bills nothing"
+
+
+async def test_invoice_numbers_stay_gapless_under_two_workers_an_api_finalizing_drafts_and_a_kill(
+    engine, clean_db, database_url
+):
+    """Slow (about 15 s) on purpose: it is real processes (a server, two workers) racing for the invoice series,
+    and one of them killed with SIGKILL mid-batch, that numbering without gaps must survive."""
+    import httpx
+
+    from tests.api.live_server import running_rebill
+    from tests.ledger import assert_ledger_ok, numbering_gaps
+
+    cycles_due = await seed(engine, 240)
+    async with engine.begin() as conn:
+        # One in eight reviews its renewals as drafts: the workers draft them, and finalize one whose next
+        # period comes due, while the API finalizes the others.
+        await conn.execute(
+            text("""UPDATE subscriptions SET invoicing = '{"draftInvoices": true, "draftDays": 30}' WHERE id % 8 = 0""")
+        )
+    finalized = 0
+    with running_rebill(database_url, scopes=("admin",), REBILL_NOW=NOW) as live:
+        procs = [worker(database_url, "--once", "--no-deliver", batch_size=7) for _ in range(2)]
+        async with httpx.AsyncClient(base_url=live.base_url, headers=live.headers("admin"), timeout=60) as api:
+
+            async def finalize_drafts() -> int:
+                page = await api.post(
+                    "/graphql",
+                    json={"query": "{ invoices(filter: {status: [DRAFT]}, first: 100) { edges { node { id } } } }"},
+                )
+                ids = [e["node"]["id"] for e in page.json()["data"]["invoices"]["edges"]]
+                answers = await asyncio.gather(
+                    *(
+                        api.post(
+                            "/graphql",
+                            json={
+                                "query": "mutation($i: FinalizeInvoiceInput!) { finalizeInvoice(input: $i) "
+                                "{ userErrors { code } invoice { number } } }",
+                                "variables": {"i": {"invoiceId": i}},
+                            },
+                        )
+                        for i in ids
+                    )
+                )
+                return sum(1 for a in answers if a.json()["data"]["finalizeInvoice"]["userErrors"] == [])
+
+            killed = False
+            deadline = time.monotonic() + 60
+            while any(p.poll() is None for p in procs):
+                assert time.monotonic() < deadline, "the workers did not finish"
+                finalized += await finalize_drafts()
+                if not killed and await scalar(engine, "SELECT count(*) FROM renewals WHERE kind = 'SCHEDULED'") > 80:
+                    os.killpg(procs[0].pid, signal.SIGKILL)
+                    killed = True
+            assert killed, "a worker was killed mid-run"
+            await asyncio.to_thread(procs[0].wait)
+            await finish(procs[1])
+            # Whatever the killed worker left in flight is recovered by the next one, which drafts and finalizes
+            # what is still due.
+            await finish(worker(database_url, "--once", "--no-deliver", batch_size=50))
+            finalized += await finalize_drafts()
+    assert finalized > 0, "the API finalized drafts while the workers ran"
+    assert await numbering_gaps(engine) == []
+    assert await scalar(engine, "SELECT count(*) FROM invoices WHERE status = 'DRAFT'") == 0
+    await assert_ledger_ok(engine)
+    drafts_skipped = await scalar(engine, "SELECT count(*) FROM history_entries WHERE action = 'draft_deleted'")
+    assert drafts_skipped == 0
+    assert await scalar(engine, "SELECT count(*) FROM renewals WHERE kind = 'SCHEDULED'") == cycles_due

@@ -57,7 +57,7 @@ from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.renewal import Charge, RenewalKind, RenewalStatus
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import SubscriptionState
-from rebill.invoicing.drafts import create_drafts, due_drafts
+from rebill.invoicing.drafts import create_drafts, drafted_subscriptions, due_drafts
 from rebill.invoicing.issue import issue_for_charges
 from rebill.services import charging
 from rebill.services.charging import LOCK_CLASS, InFlight, Job, Settled, Writer, renewal_note, save_states
@@ -151,12 +151,13 @@ class RenewalEngine:
         self._skip = set()
         async with self._advisory():
             await self._recover(now, report)
-            await self._finalize_drafts(now, report)
             budget = limit
             while stop is None or not stop.is_set():
                 size = self.batch_size if budget is None else min(self.batch_size, budget)
                 if size <= 0:
                     break
+                # A draft whose next period is due goes first: at most one draft per subscription.
+                await self._finalize_drafts(now, report)
                 done = await self._renew_batch(now, report, size)
                 if budget is not None:
                     budget -= done
@@ -308,6 +309,7 @@ class RenewalEngine:
             repo = SubscriptionRepository(session, Catalog(session))
             states = await repo.states_from_rows(rows)
             with_phases = await self._due_phases(session, [s.id for s in states if s.id is not None], now)
+            open_drafts = await drafted_subscriptions(session, [s.id for s in states if s.id is not None])
             contexts: dict[str, OpContext] = {}
             writer = Writer(self.settings, self.actor.name, now)
             charged: list[tuple[SubscriptionState, Outcome]] = []
@@ -325,6 +327,14 @@ class RenewalEngine:
                         self._skip.add(state.id)
                     continue
                 charge = outcome.charge
+                if (
+                    charge is not None
+                    and charge.kind is RenewalKind.SCHEDULED
+                    and terms_of(state.invoicing).draft_invoices
+                    and state.id in open_drafts
+                ):
+                    # Its previous draft is finalized first (the next batch starts with it): claimed, untouched.
+                    continue
                 if (
                     charge is not None
                     and charge.kind is RenewalKind.SCHEDULED
@@ -432,11 +442,15 @@ class RenewalEngine:
 
         async with self.services.sessions() as session:
             due = await due_drafts(session, local_today(now, self.settings.seller_time_zone))
-        for invoice_id in due:
+        for invoice_id, subscription_id in due:
+            if subscription_id in self._skip:
+                continue
             result = await invoices.finalize_invoice(self.services, self.actor, Common(), invoice_id, None)
             if result.ok or all(e.code == "PAYMENT_DECLINED" for e in result.errors):
                 report.finalized += 1  # a declined charge is in dunning like any renewal
             else:
+                # Left as a draft for staff: its subscription waits until then, never spins this pass.
+                self._skip.add(subscription_id)
                 log.warning("draft invoice %s was not finalized: %s", invoice_id, result.errors[0].message)
 
     async def _due_phases(self, session: AsyncSession, ids: Sequence[int], now: datetime) -> set[int]:

@@ -113,10 +113,11 @@ async def replace_lines(session: AsyncSession, invoice_id: int, lines: Sequence[
     ).one()
 
 
-async def due_drafts(session: AsyncSession, today: date, limit: int = 100) -> list[int]:
-    """Drafts the worker finalizes now: their draft days have passed, or their subscription's next period is due."""
+async def due_drafts(session: AsyncSession, today: date, limit: int = 100) -> list[tuple[int, int]]:
+    """``(invoice, subscription)`` of the drafts the worker finalizes now: their draft days have passed, or their
+    subscription's next period is due."""
     rows = await session.execute(
-        select(INVOICES.c.id)
+        select(INVOICES.c.id, INVOICES.c.subscription_id)
         .join(S, S.c.id == INVOICES.c.subscription_id)
         .where(
             INVOICES.c.status == "DRAFT",
@@ -125,4 +126,16 @@ async def due_drafts(session: AsyncSession, today: date, limit: int = 100) -> li
         .order_by(INVOICES.c.id)
         .limit(limit)
     )
-    return [row.id for row in rows]
+    return [(row.id, row.subscription_id) for row in rows]
+
+
+async def drafted_subscriptions(session: AsyncSession, subscription_ids: Sequence[int]) -> set[int]:
+    """Which of these subscriptions have an open draft."""
+    if not subscription_ids:
+        return set()
+    rows = await session.execute(
+        select(INVOICES.c.subscription_id).where(
+            INVOICES.c.subscription_id.in_(list(subscription_ids)), INVOICES.c.status == "DRAFT"
+        )
+    )
+    return {row.subscription_id for row in rows}
