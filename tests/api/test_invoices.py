@@ -760,3 +760,28 @@ async def test_a_payment_recorded_by_staff_pays_the_invoice_and_its_renewal(clie
     again = await mutate(client, "markInvoicePaid", {"invoiceId": invoice["id"]}, "invoice { id }")
     assert error_codes(again) == ["INVOICE_NOT_OPEN"]
     await assert_ledger_ok(services.engine)
+
+
+async def test_receipts_and_decline_notices_name_their_invoice(client, services):
+    from rebill.billing.notifications import render
+
+    world = await make_world(client)
+    paid = await subscribe(client, world)
+    await add_card(client, world.customer, DECLINED)
+    declined = await subscribe(client, world)
+    data = await gql(
+        client,
+        "{ notifications(first: 50) { edges { node { kind subscriptionId payload } } } }",
+    )
+    notes = [
+        e["node"]
+        for e in data["notifications"]["edges"]
+        if e["node"]["kind"] in ("RENEWAL_RECEIPT", "PAYMENT_DECLINED")
+    ]
+    named = {(n["kind"], n["subscriptionId"]): n["payload"] for n in notes}
+    receipt = named[("RENEWAL_RECEIPT", paid["subscription"]["id"])]
+    notice = named[("PAYMENT_DECLINED", declined["subscription"]["id"])]
+    assert (receipt["invoiceNumber"], notice["invoiceNumber"]) == ("INV-2026-000001", "INV-2026-000002")
+    assert receipt["invoiceId"] == (await invoice_of_renewal(client, paid["renewal"]["id"]))["id"]
+    _, body = render("RENEWAL_RECEIPT", receipt)
+    assert "Invoice INV-2026-000001." in body

@@ -106,7 +106,14 @@ async def test_a_declined_payment_is_emailed_with_a_link_to_update_the_payment_m
     partner_only = [row for row in rows if row.recipient is None]
     assert len(mailed) == 4
     assert all(row.delivered_at is not None and row.attempts == 1 for row in mailed)
-    assert {row.kind for row in partner_only} == {"SUBSCRIPTION_CREATED", "SUBSCRIPTION_UPDATED"}
+    assert {row.kind for row in partner_only} == {
+        "SUBSCRIPTION_CREATED",
+        "SUBSCRIPTION_UPDATED",
+        "INVOICE_CREATED",
+        "INVOICE_FINALIZED",
+        "INVOICE_PAID",
+    }
+    assert "Invoice INV-2026-" in body, "the decline notice names its invoice"
     assert all(row.delivered_at is not None and row.attempts == 0 for row in partner_only), "never mailed"
 
     again = await deliver_pending(services, SmtpDeliverer("127.0.0.1", port))

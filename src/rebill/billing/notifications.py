@@ -112,6 +112,8 @@ def render(kind: str, payload: Mapping[str, Any]) -> tuple[str, str]:
     else:
         subject = f"{kind.replace('_', ' ').capitalize()}: subscription {sub}"
         lines = []
+    if payload.get("invoiceNumber") and kind in ("RENEWAL_RECEIPT", "PAYMENT_DECLINED"):
+        lines.append(f"Invoice {payload['invoiceNumber']}.")
     if payload.get("portalUrl"):
         # A link that signs the customer in to the portal, on the task this message asks of them.
         task = {

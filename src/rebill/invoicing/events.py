@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db import tables as t
@@ -47,3 +48,31 @@ def event_row(kind: str, invoice: Any, now: datetime) -> dict[str, Any]:
 async def emit(session: AsyncSession, events: Iterable[tuple[str, Any]], now: datetime) -> None:
     """Write the outbox rows of ``(kind, invoice row)`` pairs, in one statement."""
     await insert_rows(session, OUTBOX, [event_row(kind, invoice, now) for kind, invoice in events])
+
+
+#: Customer messages about a renewal that name its invoice.
+NAMING = frozenset({"RENEWAL_RECEIPT", "PAYMENT_DECLINED"})
+
+
+async def name_invoices(session: AsyncSession, outbox_rows: list[dict[str, Any]]) -> None:
+    """Receipts and decline notices name the invoice of their renewal (``invoiceId``, ``invoiceNumber``)."""
+    wanted = {
+        row["payload"]["renewalId"]
+        for row in outbox_rows
+        if row["kind"] in NAMING and isinstance(row["payload"].get("renewalId"), int)
+    }
+    if not wanted:
+        return
+    invoices = t.table_of(t.Invoice)
+    found = {
+        row.renewal_id: row
+        for row in await session.execute(
+            select(invoices.c.id, invoices.c.renewal_id, invoices.c.number).where(
+                invoices.c.renewal_id.in_(sorted(wanted)), invoices.c.document_type == "INVOICE"
+            )
+        )
+    }
+    for row in outbox_rows:
+        invoice = found.get(row["payload"].get("renewalId")) if row["kind"] in NAMING else None
+        if invoice is not None:
+            row["payload"] = {**row["payload"], "invoiceId": invoice.id, "invoiceNumber": invoice.number}

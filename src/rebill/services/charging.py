@@ -55,6 +55,7 @@ from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.renewal import Charge, RenewalInfo, RenewalKind, RenewalStatus
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import PaymentKind, SubscriptionState, diff
+from rebill.invoicing.events import name_invoices
 from rebill.invoicing.follow import follow_renewals
 from rebill.services.outbox import outbox_rows
 
@@ -762,6 +763,7 @@ async def settle_jobs(
             .where(R.c.next_retry_date.is_not(None))
             .values(next_retry_date=None, updated_at=now)
         )
+    await name_invoices(session, writer.outbox)
     await writer.flush(session)
     await follow_renewals(session, ids, now)
     return settled
