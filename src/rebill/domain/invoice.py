@@ -19,8 +19,8 @@ from fractions import Fraction
 from typing import Any
 
 from rebill.domain.errors import ValidationError
-from rebill.domain.money import Money, round_fraction, sum_money
-from rebill.domain.pricing import Discount, Line, bill
+from rebill.domain.money import Money, round_fraction
+from rebill.domain.pricing import Bill, Discount, Line, bill
 from rebill.domain.status import Event as StatusEvent
 from rebill.domain.status import SubscriptionStatus, transition
 from rebill.domain.subscription import SubscriptionState
@@ -98,7 +98,8 @@ class Document:
     inclusive_tax: bool = False
 
     def _sum(self, values: Iterable[Money]) -> Money:
-        return sum_money(values, self.currency)
+        # Integer minor units of one currency (each line was checked to be in it): no rounding, no Money per step.
+        return Money(sum(value.minor for value in values), self.currency)
 
     @property
     def subtotal(self) -> Money:
@@ -164,13 +165,17 @@ def bill_lines(
     currency: str,
     period_start: date | None,
     period_end: date | None,
+    *,
+    priced: Bill | None = None,
 ) -> tuple[DocLine, ...]:
     """The item and discount lines of a bill: ``items`` are ``(name, product_id, line)``.
 
     They add up to ``pricing.bill(...).total`` exactly: the item lines are the
     bill's line totals and each discount line what that coupon took.
+    ``priced`` is that bill when the caller has it already.
     """
-    priced = bill([line for _, _, line in items], discounts, currency)
+    if priced is None:
+        priced = bill([line for _, _, line in items], discounts, currency)
     out: list[DocLine] = [
         DocLine(
             LineKind.ITEM,
@@ -211,7 +216,9 @@ def subscription_lines(
         (item.product.name, item.product.id, item.line(pending=pending)) for item in state.items if item.auto_renew
     ]
     discounts = [c.coupon.discount() for c in state.coupons if c.active]
-    return bill_lines(items, discounts, state.currency, period_start, period_end)
+    # The state's own next bill is these lines priced already (and cached): price them once.
+    priced = state.next_bill() if pending else None
+    return bill_lines(items, discounts, state.currency, period_start, period_end, priced=priced)
 
 
 def proration_line(amount: Money, period_start: date, period_end: date, what: str = "Proration") -> DocLine:

@@ -25,6 +25,7 @@ from rebill.domain.cadence import local_today
 from rebill.domain.errors import InvoiceError, NotFound
 from rebill.domain.invoice import DocLine, LineKind
 from rebill.domain.money import Money
+from rebill.invoicing import events
 from rebill.invoicing.numbering import take_numbers
 
 INVOICES = t.table_of(t.Invoice)
@@ -149,6 +150,7 @@ async def issue_credit_note(
         .where(INVOICES.c.id == invoice_id)
         .values(credited_minor=INVOICES.c.credited_minor + amount.minor, updated_at=now)
     )
+    heard = await events.listened(session, {"CREDIT_NOTE_CREATED"})
     await insert_rows(
         session,
         OUTBOX,
@@ -172,7 +174,9 @@ async def issue_credit_note(
                 "created_at": now,
                 "delivered_at": now,
             }
-        ],
+        ]
+        if heard
+        else [],
     )
     return Issued(row.id, number, invoice_id, amount)
 
