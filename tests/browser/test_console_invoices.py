@@ -1,4 +1,5 @@
-"""Invoices where staff look: a subscription's Invoices tab, its PDF, the Invoices page, and voiding one."""
+"""Invoices where staff look: a subscription's Invoices tab, its PDF, the Invoices page, voiding one, reviewing a
+draft and issuing a credit note."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import World, add_card, gql, make_customer, make_world, subscribe
+from rebill.billing.engine import RenewalEngine
+from tests.support import World, add_card, gql, make_customer, make_world, mutate, ok, subscribe
 
 pytestmark = pytest.mark.browser
 
@@ -101,4 +103,75 @@ async def test_console_shows_downloads_filters_and_voids_invoices(
     frame = page.frame_locator("#invoice-document")
     await frame.get_by_text(open_invoice["number"]).first.wait_for()
     await screenshot("invoice", full_page=True)
+    assert not [url for url in requested if secret in url], "the key never goes into a URL"
+
+
+async def test_console_reviews_a_draft_then_credits_its_invoice(
+    page: Any, live_server: Any, client: Any, screenshot: Any
+) -> None:
+    world = await make_world(client)
+    sub = (await subscribe(client, world))["subscription"]["id"]
+    drafts = {"subscriptionId": sub, "draftInvoices": True, "draftDays": 3}
+    ok(await mutate(client, "updateInvoicing", drafts, "subscription { id }"))
+    ok(
+        await mutate(
+            client, "changeNextRenewalDate", {"subscriptionId": sub, "date": "2026-01-15"}, "subscription { id }"
+        )
+    )
+    assert (await RenewalEngine(live_server.services).run_once()).drafted == 1
+    found = await gql(client, "query { invoices(filter: {status: [DRAFT]}, first: 1) { edges { node { id } } } }")
+    draft_id = found["invoices"]["edges"][0]["node"]["id"]
+    lines = "query($id: ID!) { invoice(id: $id) { lines { description } } }"
+
+    secret = await live_server.create_admin_key("billing-lead")
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    await page.goto(f"{live_server.url}/admin#/subscription/{sub}/invoices")
+    await page.fill("#apikey", secret)
+    await page.click("text=Use key")
+
+    # A line added to the draft: the dry run shows it and the total after; the confirmation stores it.
+    review = page.locator(f'#subscription-invoices tr[data-for="{draft_id}"] .draft-review')
+    await review.get_by_role("button", name="Add line…").click()
+    await page.fill("#action-panel input[name=description]", "Setup fee")
+    await page.fill("#action-panel input[name=unitPrice]", "7.50")
+    await page.fill("#action-panel input[name=quantity]", "2")
+    await page.click("#action-panel button[name=dry-run]")
+    added = await page.locator("#draft-after-lines tr.added").inner_text()
+    assert "Setup fee" in added and "7.50 USD" in added and "15.00 USD" in added
+    assert "Total 77.96 USD (now 62.96 USD)" in await page.inner_text("#dry-run")
+    await screenshot("draft-line-dry-run", full_page=True)
+    assert (await gql(client, lines, {"id": draft_id}))["invoice"]["lines"] == [{"description": "Coffee"}]
+    await page.click("#dry-run button[name=confirm]")
+    await page.locator("#flash").get_by_text("Add a line to the draft: done").wait_for()
+    await review.locator("tr[data-kind=ONE_OFF]").get_by_text("Setup fee").wait_for()
+
+    # Finalized after its dry run: numbered, charged, paid.
+    await review.get_by_role("button", name="Finalize now…").click()
+    await page.click("#action-panel button[name=dry-run]")
+    assert "charged at once: 77.96 USD" in await page.locator("#dry-run").inner_text()
+    await page.click("#dry-run button[name=confirm]")
+    await page.locator("#flash").get_by_text("INV-2026-000002 issued for 77.96 USD: paid").wait_for()
+    row = page.locator(f'#subscription-invoices tr[data-id="{draft_id}"]')
+    assert "INV-2026-000002" in await row.inner_text() and await row.locator(".badge").inner_text() == "PAID"
+
+    # A credit note on it, to the customer's balance; it is listed under the invoice, with its PDF.
+    await row.get_by_role("button", name="Credit note…").click()
+    await page.fill("#action-panel input[name=amount]", "10.00")
+    await page.fill("#action-panel input[name=reason]", "late delivery")
+    await page.click("#action-panel button[name=dry-run]")
+    dry_run = await page.locator("#dry-run").inner_text()
+    assert "10.00 USD would go to the customer's balance" in dry_run and "10.00 USD" in dry_run
+    await page.click("#dry-run button[name=confirm]")
+    await page.locator("#flash").get_by_text("CN-2026-000001: 10.00 USD to the customer's balance").wait_for()
+    await row.get_by_role("link", name="INV-2026-000002").click()
+    note = page.locator("#credit-notes tbody tr")
+    text = await note.inner_text()
+    assert "CN-2026-000001" in text and "10.00 USD" in text and "to the balance" in text and "late delivery" in text
+    async with page.expect_download() as downloading:
+        await note.get_by_role("button", name="PDF").click()
+    download = await downloading.value
+    assert download.suggested_filename == "CN-2026-000001.pdf"
+    assert (await asyncio.to_thread(Path(await download.path()).read_bytes)).startswith(b"%PDF")
+    await screenshot("invoice-with-credit-note", full_page=True)
     assert not [url for url in requested if secret in url], "the key never goes into a URL"

@@ -220,8 +220,8 @@ function read(form, fields) {
 }
 
 // An action may name what its payload returns instead of the subscription (``selection``), say that its input
-// takes no expectedVersion (``versioned: false``), and add rows (``watch``, ``rows``) and consequences
-// (``consequences``) to what its dry run shows.
+// takes no expectedVersion (``versioned: false``), and add rows (``watch``, ``rows``), consequences
+// (``consequences``) and a view of its own (``details``, e.g. an invoice's lines after) to what its dry run shows.
 function mutationText(action) {
   return `mutation Act($input: ${action.input}!) {
     result: ${action.mutation}(input: $input) {
@@ -298,6 +298,7 @@ function outcomeView(title, before, result, action) {
           h("tbody", {}, rows.map(([f, b, a]) => h("tr", {}, h("td", {}, f), h("td", { class: "before" }, String(b)), h("td", { class: "after" }, String(a))))),
         )
       : h("p", { class: "muted" }, `No field of the ${action.subject || "subscription"} changes.`),
+    action.details ? action.details(before, result) : null,
   );
 }
 

@@ -1,16 +1,23 @@
 // Invoices in the console: a subscription's invoices, its upcoming invoice and invoicing settings; the Invoices
-// page (filters, pages both ways, void); one invoice with its document. Documents are fetched with the key in
-// the Authorization header (api.js), never with the key in a URL.
-import { downloadDocument, fetchDocument, gql } from "./api.js";
+// page (filters, pages both ways); one invoice with its document. Wherever an invoice shows, staff act on it
+// after a dry run: review a draft (lines, refresh, finalize, delete), record a payment, issue a credit note,
+// void. Documents are fetched with the key in the Authorization header (api.js), never with the key in a URL.
+import { downloadDocument, fetchDocument, gql, serverFeatures } from "./api.js";
 import { clear, errorBox, h, money, spinner, statusBadge, when } from "./dom.js";
 import { openAction } from "./actions.js";
 
 const STATUSES = ["DRAFT", "OPEN", "PAID", "VOID", "UNCOLLECTIBLE"];
 const VOIDABLE = new Set(["OPEN", "UNCOLLECTIBLE"]);
-const ROW = `id number status documentType issueDate dueDate voidReason
-  total { amount currency } amountDue { amount currency }`;
-const SETTINGS = "purchaseOrder memo paymentTermsDays documentType draftInvoices draftDays";
+const PAYABLE = VOIDABLE;
+const CREDITABLE = new Set(["PAID", "OPEN", "UNCOLLECTIBLE"]);
 const LINE = "id kind description quantity periodStart periodEnd unitPrice { amount currency } amount { amount currency }";
+const CREDIT_NOTE = "id number issueDate reason refunded total { amount currency }";
+// Lines and credit notes come with every row (one query each per page, batched by the server): a draft is
+// reviewed where it is listed, and an invoice's credit notes are listed under it.
+const ROW = `id number status documentType issueDate dueDate voidReason periodStart periodEnd
+  subtotal { amount currency } total { amount currency } amountDue { amount currency } creditedTotal { amount currency }
+  lines { ${LINE} } creditNotes { ${CREDIT_NOTE} }`;
+const SETTINGS = "purchaseOrder memo paymentTermsDays documentType draftInvoices draftDays";
 
 export function pdfPath(invoice) {
   return `/invoices/${encodeURIComponent(invoice.id)}.pdf`;
@@ -18,6 +25,10 @@ export function pdfPath(invoice) {
 
 function pagePath(invoice) {
   return `/invoices/${encodeURIComponent(invoice.id)}`;
+}
+
+function creditNotePdfPath(note) {
+  return `/credit-notes/${encodeURIComponent(note.id)}.pdf`;
 }
 
 function numberOf(invoice) {
@@ -32,14 +43,46 @@ function field(label, control) {
   return h("label", { class: "field" }, h("span", {}, label), control);
 }
 
-// A button that saves the invoice's PDF; a refusal shows next to it.
-function pdfButton(invoice) {
-  const button = h("button", { type: "button", name: "pdf", title: `Download ${numberOf(invoice)} as a PDF` }, "PDF");
+// -- amounts: decimal strings, added in minor units so that nothing is lost to floating point ----------
+
+function scaleOf(m) {
+  return (String(m.amount).split(".")[1] || "").length;
+}
+
+function toMinor(amount, scale) {
+  const text = String(amount).trim();
+  const sign = text.startsWith("-") ? -1n : 1n;
+  const [whole, fraction = ""] = text.replace(/^[-+]/, "").split(".");
+  return sign * (BigInt(whole || "0") * 10n ** BigInt(scale) + BigInt(fraction.padEnd(scale, "0").slice(0, scale) || "0"));
+}
+
+function fromMinor(units, scale) {
+  const digits = (units < 0n ? -units : units).toString().padStart(scale + 1, "0");
+  const text = scale ? `${digits.slice(0, -scale)}.${digits.slice(-scale)}` : digits;
+  return units < 0n ? `-${text}` : text;
+}
+
+// a + b, or a − b with ``sign`` −1n; both in a's currency.
+function plus(a, b, sign = 1n) {
+  const scale = Math.max(scaleOf(a), scaleOf(b));
+  return { amount: fromMinor(toMinor(a.amount, scale) + sign * toMinor(b.amount, scale), scale), currency: a.currency };
+}
+
+function sameAmount(a, b) {
+  const scale = Math.max(scaleOf(a), scaleOf(b));
+  return toMinor(a.amount, scale) === toMinor(b.amount, scale);
+}
+
+// -- documents ----------------------------------------------------------------------------
+
+// A button that saves a document as a PDF; a refusal shows next to it.
+function documentButton(path, filename, title) {
+  const button = h("button", { type: "button", name: "pdf", title }, "PDF");
   button.addEventListener("click", async () => {
     button.disabled = true;
     button.parentElement?.querySelector(".download-error")?.remove();
     try {
-      await downloadDocument(pdfPath(invoice), `${invoice.number || "draft-invoice"}.pdf`);
+      await downloadDocument(path, filename);
     } catch (exc) {
       button.after(h("span", { class: "download-error field-error", role: "alert" }, exc.message));
     } finally {
@@ -49,24 +92,316 @@ function pdfButton(invoice) {
   return button;
 }
 
-// Void is a console action like the others: reason, dry run, then a confirmation.
-export function voidAction(invoice) {
+function pdfButton(invoice) {
+  return documentButton(pdfPath(invoice), `${invoice.number || "draft-invoice"}.pdf`, `Download ${numberOf(invoice)} as a PDF`);
+}
+
+function creditNoteButton(note) {
+  return documentButton(creditNotePdfPath(note), `${note.number}.pdf`, `Download ${note.number} as a PDF`);
+}
+
+// -- lines --------------------------------------------------------------------------------
+
+// An invoice's lines; ``onRemove`` adds a remove button to one-off lines, ``marks`` (line → "added" or
+// "removed") shows what a dry run changes.
+function linesTable(lines, { onRemove = null, marks = new Map(), id = null } = {}) {
+  return h(
+    "table",
+    { class: "list lines", id },
+    h("thead", {}, h("tr", {}, ["Description", "#Qty", "#Unit price", "#Amount", onRemove ? "" : null].filter((x) => x !== null).map(heading))),
+    h(
+      "tbody",
+      {},
+      lines.map((line) =>
+        h(
+          "tr",
+          { class: marks.get(line) || null, dataset: { kind: line.kind, line: line.id } },
+          h(
+            "td",
+            {},
+            line.description,
+            line.kind === "ONE_OFF" ? h("span", { class: "chip" }, "one-off") : null,
+            marks.get(line) ? h("span", { class: "chip" }, marks.get(line)) : null,
+            line.periodStart ? h("div", { class: "muted" }, `${line.periodStart} → ${line.periodEnd}`) : null,
+          ),
+          h("td", { class: "num" }, line.quantity ?? ""),
+          h("td", { class: "num" }, line.unitPrice ? money(line.unitPrice) : ""),
+          h("td", { class: "num" }, money(line.amount)),
+          onRemove
+            ? h("td", { class: "row-actions" }, line.kind === "ONE_OFF" ? h("button", { type: "button", name: "remove-line", onclick: () => onRemove(line) }, "Remove…") : null)
+            : null,
+        ),
+      ),
+    ),
+  );
+}
+
+function lineSum(lines, currency) {
+  return lines.reduce((sum, line) => plus(sum, line.amount), { amount: "0", currency });
+}
+
+// What a dry run of a draft change shows: the draft's lines and total after. The dry run's invoice has its
+// totals after the change, but its lines as stored (the change was rolled back before they were read), so
+// ``compose`` builds them from the request when the request says exactly what happens to them (adding or
+// removing a line); otherwise the invoice's lines are shown only when they add up to its subtotal.
+function draftAfter(before, result, compose = null) {
+  const after = result.invoice;
+  if (!after) return null;
+  let lines = null;
+  let marks = new Map();
+  if (compose) ({ lines, marks } = compose(after));
+  else if (sameAmount(lineSum(after.lines, after.total.currency), after.subtotal)) lines = after.lines;
+  return h(
+    "div",
+    { class: "draft-after" },
+    h("h3", {}, "The draft after"),
+    lines ? linesTable(lines, { marks, id: "draft-after-lines" }) : h("p", { class: "muted" }, "Its lines are recomputed from the subscription as it is now; one-off lines are kept."),
+    h("p", { class: "draft-total" }, "Total ", h("strong", {}, money(after.total)), sameAmount(after.total, before.total) ? " (unchanged)" : ` (now ${money(before.total)})`),
+  );
+}
+
+function totalRow(before, result) {
+  return result.invoice && !sameAmount(result.invoice.total, before.total) ? [["Total", money(before.total), money(result.invoice.total)]] : [];
+}
+
+// -- actions on an invoice: each a console action (dry run, then a confirmation) -----------------------
+
+// What invoice actions share: the invoice in the payload, no subscription version, no field of their own unless
+// ``spec`` names some.
+function invoiceAction(invoice, spec) {
   return {
+    selection: `invoice { ${ROW} }`,
+    versioned: false,
+    subject: "invoice",
+    fields: [],
+    build: () => ({ invoiceId: invoice.id }),
+    ...spec,
+  };
+}
+
+// Void: a reason, a dry run, then a confirmation.
+export function voidAction(invoice) {
+  return invoiceAction(invoice, {
     name: "void-invoice",
     label: `Void ${numberOf(invoice)}`,
     mutation: "voidInvoice",
     input: "VoidInvoiceInput",
-    selection: `invoice { ${ROW} }`,
-    versioned: false,
     danger: true,
-    subject: "invoice",
     reasonLabel: "Reason (kept on the invoice and in the history)",
     reasonRequired: true,
-    fields: [],
-    build: () => ({ invoiceId: invoice.id }),
     rows: (before, result) => (result.invoice ? [["Status", before.status, result.invoice.status]] : []),
     consequences: (before) => [`Nothing more is collected for ${numberOf(before)}: ${money(before.amountDue)} was due, and its retries stop`],
-  };
+  });
+}
+
+function addLineAction(draft) {
+  let asked = null;
+  return invoiceAction(draft, {
+    name: "add-invoice-line",
+    label: "Add a line to the draft",
+    mutation: "addInvoiceLine",
+    input: "AddInvoiceLineInput",
+    subject: "draft",
+    fields: [
+      { name: "description", label: "Description (printed on the invoice)", type: "text", required: true, maxlength: 500 },
+      { name: "unitPrice", label: `Unit price (${draft.total.currency}; negative for a discount)`, type: "text", required: true },
+      { name: "quantity", label: "Quantity", type: "number", value: "1", min: 1, required: true },
+    ],
+    build: (v) => {
+      asked = { description: v.description, unitPrice: { amount: v.unitPrice, currency: draft.total.currency }, quantity: Number(v.quantity || 1) };
+      return { invoiceId: draft.id, ...asked };
+    },
+    rows: totalRow,
+    details: (before, result) =>
+      draftAfter(before, result, (after) => {
+        const line = { id: "new", kind: "ONE_OFF", ...asked, amount: plus(after.subtotal, before.subtotal, -1n) };
+        return { lines: [...before.lines, line], marks: new Map([[line, "added"]]) };
+      }),
+  });
+}
+
+function removeLineAction(draft, line) {
+  return invoiceAction(draft, {
+    name: "remove-invoice-line",
+    label: `Remove “${line.description}” from the draft`,
+    mutation: "removeInvoiceLine",
+    input: "RemoveInvoiceLineInput",
+    subject: "draft",
+    build: () => ({ invoiceId: draft.id, lineId: line.id }),
+    rows: totalRow,
+    details: (before, result) =>
+      draftAfter(before, result, () => {
+        const gone = before.lines.find((l) => l.id === line.id);
+        return { lines: before.lines, marks: new Map(gone ? [[gone, "removed"]] : []) };
+      }),
+  });
+}
+
+function refreshAction(draft) {
+  return invoiceAction(draft, {
+    name: "refresh-invoice",
+    label: "Refresh the draft",
+    mutation: "refreshInvoice",
+    input: "RefreshInvoiceInput",
+    subject: "draft",
+    rows: totalRow,
+    details: (before, result) => draftAfter(before, result),
+  });
+}
+
+function finalizeAction(draft) {
+  return invoiceAction(draft, {
+    name: "finalize-invoice",
+    label: "Finalize now",
+    mutation: "finalizeInvoice",
+    input: "FinalizeInvoiceInput",
+    subject: "draft",
+    rows: (before, result) => [["Status", before.status, result.dryRun ? "numbered, then charged" : result.invoice?.status]],
+    consequences: (before, result) => {
+      const inv = result.invoice;
+      if (inv?.number) return [`${inv.number} issued for ${money(inv.total)}: ${inv.status === "PAID" ? "paid" : `${inv.status.toLowerCase()}, ${money(inv.amountDue)} due`}`];
+      return [
+        `Refreshed from the subscription, given the next invoice number and charged at once: ${money(before.amountDue)} as the draft stands (the customer's balance is applied first)`,
+      ];
+    },
+    details: (before, result) => (result.dryRun ? draftAfter(before, result) : null),
+  });
+}
+
+function deleteDraftAction(draft) {
+  return invoiceAction(draft, {
+    name: "delete-draft-invoice",
+    label: "Delete draft",
+    mutation: "deleteDraftInvoice",
+    input: "DeleteDraftInvoiceInput",
+    subject: "draft",
+    danger: true,
+    reasonLabel: "Reason (kept in the history)",
+    reasonRequired: true,
+    rows: (before) => [["Draft", `${before.lines.length} line${before.lines.length === 1 ? "" : "s"}, ${money(before.total)}`, "deleted"]],
+    consequences: (before, result) => [
+      `This period (${before.periodStart} → ${before.periodEnd}) ${result.dryRun ? "would be" : "is"} skipped: nothing is billed for it, and the history says so`,
+    ],
+  });
+}
+
+function markPaidAction(invoice) {
+  let asked = {};
+  return invoiceAction(invoice, {
+    name: "mark-invoice-paid",
+    label: `Record a payment on ${numberOf(invoice)}`,
+    mutation: "markInvoicePaid",
+    input: "MarkInvoicePaidInput",
+    reasonLabel: "Note (kept in the history)",
+    fields: [
+      { name: "paidAt", label: "Date received (empty: today)", type: "date" },
+      { name: "reference", label: "Reference (the transfer's id, a cheque number)", type: "text", maxlength: 200 },
+    ],
+    build: (v) => {
+      asked = { paidAt: v.paidAt || null, reference: v.reference || null };
+      return { invoiceId: invoice.id, ...asked };
+    },
+    rows: (before, result) => [["Status", before.status, result.dryRun ? "PAID" : result.invoice?.status]],
+    consequences: (before, result) => {
+      const on = asked.paidAt ? `on ${asked.paidAt}` : "today";
+      const ref = asked.reference ? ` (${asked.reference})` : "";
+      return [`${money(before.amountDue)} ${result.dryRun ? "would be recorded as" : "recorded as"} received ${on}${ref}: its renewal is paid and its retries stop; nothing is charged`];
+    },
+  });
+}
+
+function creditNoteAction(invoice) {
+  const left = plus(invoice.total, invoice.creditedTotal, -1n);
+  let asked = {};
+  return invoiceAction(invoice, {
+    name: "create-credit-note",
+    label: `Issue a credit note on ${numberOf(invoice)}`,
+    mutation: "createCreditNote",
+    input: "CreateCreditNoteInput",
+    selection: `creditNote { id number total { amount currency } refunded }`,
+    reasonLabel: "Reason (printed on the credit note and kept in the history)",
+    reasonRequired: true,
+    fields: [
+      { name: "amount", label: `Amount (${invoice.total.currency}, tax included; at most ${left.amount})`, type: "text", value: left.amount, required: true },
+      { name: "refund", label: "Refund through the gateway (otherwise it goes to the customer's balance, applied to their next invoices)", type: "checkbox" },
+    ],
+    build: (v) => {
+      asked = { amount: { amount: v.amount, currency: invoice.total.currency }, refund: Boolean(v.refund) };
+      return { invoiceId: invoice.id, ...asked };
+    },
+    rows: (before, result) => [["Credited", money(before.creditedTotal), money(plus(before.creditedTotal, result.creditNote?.total ?? asked.amount))]],
+    consequences: (before, result) => {
+      const note = result.creditNote;
+      if (note) return [`${note.number}: ${money(note.total)} ${note.refunded ? "refunded through the gateway" : "to the customer's balance"}`];
+      const amount = money(asked.amount);
+      return [asked.refund ? `${amount} would be refunded through the gateway, with a numbered credit note` : `${amount} would go to the customer's balance, with a numbered credit note`];
+    },
+  });
+}
+
+// The actions an invoice offers in this status, as buttons that open them in ``open``; ``can`` says whether
+// the server has a mutation.
+function invoiceButtons(inv, open, can) {
+  const button = (action, text, attrs = {}) => h("button", { type: "button", dataset: { action: action.name }, onclick: () => open(action), ...attrs }, text);
+  return [
+    PAYABLE.has(inv.status) && can("markInvoicePaid") ? button(markPaidAction(inv), "Record payment…") : null,
+    CREDITABLE.has(inv.status) && inv.documentType === "INVOICE" && can("createCreditNote") && !sameAmount(inv.creditedTotal, inv.total)
+      ? button(creditNoteAction(inv), "Credit note…")
+      : null,
+    VOIDABLE.has(inv.status) && can("voidInvoice") ? button(voidAction(inv), "Void…", { class: "danger", name: "void" }) : null,
+  ].filter(Boolean);
+}
+
+// A draft under review: its lines (one-off lines can be removed) and what can be done with it before it is
+// finalized (by staff now, or by the worker after the draft days).
+function draftReview(draft, open, can) {
+  const button = (action, text, attrs = {}) => (can(action.mutation) ? h("button", { type: "button", dataset: { action: action.name }, onclick: () => open(action), ...attrs }, text) : null);
+  return h(
+    "div",
+    { class: "draft-review", dataset: { invoice: draft.id } },
+    h("p", { class: "muted" }, `Draft for ${draft.periodStart} → ${draft.periodEnd}: no number and nothing charged until it is finalized.`),
+    linesTable(draft.lines, { onRemove: can("removeInvoiceLine") ? (line) => open(removeLineAction(draft, line)) : null }),
+    h("p", { class: "draft-total" }, "Total ", h("strong", {}, money(draft.total))),
+    h(
+      "div",
+      { class: "buttons" },
+      button(addLineAction(draft), "Add line…"),
+      button(refreshAction(draft), "Refresh…"),
+      button(finalizeAction(draft), "Finalize now…", { class: "primary" }),
+      button(deleteDraftAction(draft), "Delete draft…", { class: "danger" }),
+    ),
+  );
+}
+
+// An invoice's credit notes: number, date, total, refunded or to the balance, reason and PDF.
+function creditNotesTable(notes, id = null) {
+  return h(
+    "table",
+    { class: "list credit-notes", id },
+    h("thead", {}, h("tr", {}, ["Credit note", "Issued", "#Total", "Settled", "Reason", ""].map(heading))),
+    h(
+      "tbody",
+      {},
+      notes.map((note) =>
+        h(
+          "tr",
+          { dataset: { id: note.id } },
+          h("td", { class: "mono nowrap" }, note.number),
+          h("td", { class: "nowrap" }, note.issueDate),
+          h("td", { class: "num" }, money(note.total)),
+          h("td", {}, note.refunded ? "refunded" : "to the balance"),
+          h("td", {}, note.reason || "—"),
+          h("td", { class: "row-actions" }, creditNoteButton(note)),
+        ),
+      ),
+    ),
+  );
+}
+
+// What invoice views need to act: the server's mutations (an older server lacks some).
+async function abilities() {
+  const mutations = (await serverFeatures()).mutations;
+  return (name) => mutations.size === 0 || mutations.has(name);
 }
 
 function invoicingAction(s) {
@@ -107,19 +442,35 @@ function heading(text) {
   return text.startsWith("#") ? h("th", { class: "num" }, text.slice(1)) : h("th", {}, text);
 }
 
+// Under an invoice's row: a draft's review, and the credit notes issued against it.
+function detailsRow(inv, columns, open, can) {
+  const draft = inv.status === "DRAFT";
+  if (!draft && !inv.creditNotes.length) return null;
+  return h(
+    "tr",
+    { class: "invoice-details", dataset: { for: inv.id } },
+    h(
+      "td",
+      { colspan: columns },
+      draft ? draftReview(inv, open, can) : null,
+      inv.creditNotes.length ? [h("h3", {}, `Credit notes: ${money(inv.creditedTotal)} credited`), creditNotesTable(inv.creditNotes)] : null,
+    ),
+  );
+}
+
 // A table of invoices; ``customer`` and ``subscription`` add those columns, and then the due date goes under
-// the issue date to leave them room.
-function invoiceTable(rows, { id, customer = false, subscription = false, onVoid = null }) {
+// the issue date to leave them room. ``open(invoice)(action)`` opens an action; ``can`` says which the server has.
+function invoiceTable(rows, { id, customer = false, subscription = false, open, can }) {
   const narrow = customer || subscription;
-  const headings = ["Number", "Status", customer ? "Customer" : null, subscription ? "Subscription" : null, narrow ? "Issued, due" : "Issued", narrow ? null : "Due", "#Total", "#Amount due", ""];
+  const headings = ["Number", "Status", customer ? "Customer" : null, subscription ? "Subscription" : null, narrow ? "Issued, due" : "Issued", narrow ? null : "Due", "#Total", "#Amount due", ""].filter((x) => x !== null);
   return h(
     "table",
     { class: "list", id },
-    h("thead", {}, h("tr", {}, headings.filter((x) => x !== null).map(heading))),
+    h("thead", {}, h("tr", {}, headings.map(heading))),
     h(
       "tbody",
       {},
-      rows.map((inv) =>
+      rows.map((inv) => [
         h(
           "tr",
           { dataset: { id: inv.id, status: inv.status } },
@@ -141,14 +492,15 @@ function invoiceTable(rows, { id, customer = false, subscription = false, onVoid
           h("td", { class: "num" }, money(inv.amountDue)),
           h(
             "td",
-            { class: "row-actions" },
+            { class: "row-actions wrap" },
             pdfButton(inv),
             " ",
             h("a", { href: invoiceHref(inv), class: "open" }, "Open"),
-            onVoid && VOIDABLE.has(inv.status) ? [" ", h("button", { type: "button", name: "void", class: "danger", onclick: () => onVoid(inv) }, "Void…")] : null,
+            invoiceButtons(inv, open(inv), can).map((button) => [" ", button]),
           ),
         ),
-      ),
+        detailsRow(inv, headings.length, open(inv), can),
+      ]),
     ),
   );
 }
@@ -249,14 +601,15 @@ export async function invoicesTab(body, s, panel, reload) {
   }
   const withSettings = { ...s, invoicing: sub.invoicing };
   const rows = sub.invoices.edges.map((e) => e.node);
-  const onVoid = (inv) => openAction(voidAction(inv), inv, panel, reload);
+  const can = await abilities();
+  const open = (inv) => (action) => openAction(action, inv, panel, reload);
   clear(
     body,
     h(
       "section",
       { class: "card" },
       h("h2", {}, "Invoices"),
-      rows.length ? invoiceTable(rows, { id: "subscription-invoices", onVoid }) : h("p", { class: "muted" }, "No invoice yet."),
+      rows.length ? invoiceTable(rows, { id: "subscription-invoices", open, can }) : h("p", { class: "muted" }, "No invoice yet."),
       sub.invoices.totalCount > rows.length
         ? h("p", { class: "muted" }, `The ${rows.length} newest of ${sub.invoices.totalCount}: `, h("a", { href: `#/invoices?subscription=${encodeURIComponent(s.id)}` }, "all of them"))
         : null,
@@ -361,7 +714,8 @@ export async function renderInvoices(root, params, navigate, flash = null) {
   const connection = data.invoices;
   const rows = connection.edges.map((e) => e.node);
   const reload = (message) => renderInvoices(root, params, navigate, message);
-  const onVoid = (inv) => openAction(voidAction(inv), inv, panel, reload);
+  const can = await abilities();
+  const open = (inv) => (action) => openAction(action, inv, panel, reload);
   const pageStart = Number(p("offset") || 0);
   const info = connection.pageInfo;
   const turn = (cursorName, cursor, offset) => {
@@ -379,14 +733,14 @@ export async function renderInvoices(root, params, navigate, flash = null) {
     h("button", { type: "button", name: "previous", disabled: info.hasPreviousPage ? null : "disabled", onclick: () => turn("before", info.startCursor, pageStart - first) }, "\u2190 Previous"),
     h("button", { type: "button", name: "next", disabled: info.hasNextPage && rows.length ? null : "disabled", onclick: () => turn("after", info.endCursor, pageStart + rows.length) }, "Next \u2192"),
   );
-  clear(results, pager, rows.length ? invoiceTable(rows, { id: "invoice-table", customer: true, subscription: true, onVoid }) : null);
+  clear(results, pager, rows.length ? invoiceTable(rows, { id: "invoice-table", customer: true, subscription: true, open, can }) : null);
 }
 
 // -- one invoice ------------------------------------------------------------------------
 
 const ONE = `query Invoice($id: ID!) { invoice(id: $id) {
-  ${ROW} currency periodStart periodEnd purchaseOrder finalizedAt paidAt voidedAt
-  subtotal { amount currency } creditApplied { amount currency } amountPaid { amount currency }
+  ${ROW} currency purchaseOrder finalizedAt paidAt voidedAt
+  creditApplied { amount currency } amountPaid { amount currency }
   customer { id email name } subscription { id } renewal { id cycle }
 } }`;
 
@@ -416,11 +770,15 @@ export async function renderInvoice(root, id, navigate, flash = null) {
     return;
   }
   if (!inv) {
-    clear(root, back, errorBox(`No invoice ${id}.`));
+    // A deleted draft leaves nothing to show but what was done.
+    if (flash) clear(root, back, h("div", { class: "notice", id: "flash", role: "status" }, flash), h("p", { class: "muted" }, "This draft no longer exists."));
+    else clear(root, back, errorBox(`No invoice ${id}.`));
     return;
   }
   const panel = h("div", { class: "action-panel", id: "action-panel" });
   const reload = (message) => renderInvoice(root, id, navigate, message);
+  const act = (action) => openAction(action, inv, panel, reload);
+  const can = await abilities();
   const frame = h("div", { class: "document-frame" }, spinner("Loading the document…"));
   if (inv.subscription) back.append(" · ", h("a", { href: `#/subscription/${encodeURIComponent(inv.subscription.id)}/invoices` }, "its subscription"));
   clear(
@@ -432,9 +790,10 @@ export async function renderInvoice(root, id, navigate, flash = null) {
       "div",
       { class: "actions" },
       pdfButton(inv),
-      VOIDABLE.has(inv.status) ? h("button", { type: "button", name: "void", class: "danger", onclick: () => openAction(voidAction(inv), inv, panel, reload) }, "Void…") : null,
+      invoiceButtons(inv, act, can),
     ),
     panel,
+    inv.status === "DRAFT" ? h("section", { class: "card", id: "draft-review" }, h("h2", {}, "Review the draft"), draftReview(inv, act, can)) : null,
     h(
       "section",
       { class: "card" },
@@ -452,6 +811,7 @@ export async function renderInvoice(root, id, navigate, flash = null) {
           ["Total", money(inv.total)],
           ["Paid", money(inv.amountPaid)],
           ["Amount due", money(inv.amountDue)],
+          inv.creditNotes.length ? ["Credited", money(inv.creditedTotal)] : null,
           inv.paidAt ? ["Paid at", when(inv.paidAt)] : null,
           inv.voidedAt ? ["Voided at", `${when(inv.voidedAt)}${inv.voidReason ? ` (${inv.voidReason})` : ""}`] : null,
         ]
@@ -459,6 +819,7 @@ export async function renderInvoice(root, id, navigate, flash = null) {
           .map(([term, detail]) => [h("dt", {}, term), h("dd", {}, detail)]),
       ),
     ),
+    inv.creditNotes.length ? h("section", { class: "card" }, h("h2", {}, "Credit notes"), creditNotesTable(inv.creditNotes, "credit-notes")) : null,
     frame,
   );
   try {
