@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from rebill.billing.engine import RenewalEngine
 from rebill.ids import from_global_id
 from tests.ledger import assert_ledger_ok
-from tests.support import add_card, error_codes, gql, history, make_world, mutate, ok, subscribe
+from tests.support import add_card, error_codes, gql, history, make_customer, make_world, mutate, ok, subscribe
 
 DECLINED = "4000000000000002"
 
@@ -785,3 +785,32 @@ async def test_receipts_and_decline_notices_name_their_invoice(client, services)
     assert receipt["invoiceId"] == (await invoice_of_renewal(client, paid["renewal"]["id"]))["id"]
     _, body = render("RENEWAL_RECEIPT", receipt)
     assert "Invoice INV-2026-000001." in body
+
+
+async def test_a_bulk_cancel_makes_open_invoices_uncollectible_and_ends_drafts(client, services, clock):
+    from rebill.bulk.runner import process_queued_runs
+
+    drafting = await _drafting_subscription(client, services, clock)
+    customer = await make_customer(client, "declined@example.com")
+    await add_card(client, customer, DECLINED)
+    declined = await mutate(
+        client,
+        "createSubscription",
+        {
+            "customerId": customer,
+            "profileId": drafting["profile"]["id"],
+            "items": [
+                {
+                    "productId": drafting["items"][0]["product"]["id"],
+                    "unitPrice": {"amount": "20.00", "currency": "USD"},
+                }
+            ],
+        },
+        "subscription { id } renewal { id }",
+    )
+    plan = {"segments": [{"name": "all", "actions": [{"cancel": {}}]}]}
+    ok(await mutate(client, "startBulkRun", {"plan": plan}, "run { id }"))
+    await process_queued_runs(services)
+    assert (await invoice_of_renewal(client, declined["renewal"]["id"]))["status"] == "UNCOLLECTIBLE"
+    assert await all_invoices(client, subscriptionId=drafting["id"], status=["DRAFT"]) == []
+    await assert_ledger_ok(services.engine)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.bulk import writes
@@ -47,7 +47,9 @@ from rebill.db.repositories import Catalog, SubscriptionRepository
 from rebill.domain.errors import RebillError
 from rebill.domain.outcome import OpContext
 from rebill.domain.renewal import Event
+from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import SubscriptionState, diff_and_delta
+from rebill.invoicing.follow import drop_drafts, follow_renewals
 from rebill.services.runtime import Services
 
 logger = logging.getLogger(__name__)
@@ -366,6 +368,20 @@ class RunWorker:
             )
             if chunk.children_changed:
                 await writes.save_children(db, [(before, after) for before, after, _ in chunk.changed], now)
+            moved_status = [(b, a) for b, a, _ in chunk.changed if a.status is not b.status and a.id is not None]
+            if moved_status:
+                # Out of dunning (cancelled, suspended): their declined renewals are retried no more, as when
+                # the one path cancels; what their open invoices are follows, and a final status ends drafts.
+                await session.execute(
+                    text(
+                        "UPDATE renewals SET next_retry_date = NULL, updated_at = :now "
+                        "WHERE subscription_id = ANY(CAST(:ids AS bigint[])) AND status = 'FAILED' "
+                        "AND next_retry_date IS NOT NULL"
+                    ),
+                    {"ids": [a.id for _, a in moved_status if a.status is not SubscriptionStatus.OVERDUE], "now": now},
+                )
+                await follow_renewals(session, [a.id or 0 for _, a in moved_status], now)
+                await drop_drafts(session, [a.id or 0 for b, a in moved_status if a.is_final and not b.is_final])
             await writes.insert_outbox(db, chunk.events, now, base_url=self.services.settings.public_base_url)
             if previous is not None:
                 await previous

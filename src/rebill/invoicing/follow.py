@@ -76,3 +76,12 @@ async def follow_renewals(
     rows = list(await session.execute(_FOLLOW, {"ids": ids, "now": now}))
     await events.emit(session, [(events.KIND_OF_STATUS[row.status], row) for row in rows], now)
     return [(row.id, row.subscription_id, row.status) for row in rows]
+
+
+async def drop_drafts(session: AsyncSession, subscription_ids: Sequence[int]) -> None:
+    """Nothing more is billed to these subscriptions (cancelled, expired): their open drafts go with them."""
+    if subscription_ids:
+        await session.execute(
+            text("DELETE FROM invoices WHERE subscription_id = ANY(CAST(:ids AS bigint[])) AND status = 'DRAFT'"),
+            {"ids": sorted(set(subscription_ids))},
+        )

@@ -39,7 +39,7 @@ from rebill.domain.subscription import (
 )
 from rebill.ids import to_global_id
 from rebill.invoicing import credit as crediting
-from rebill.invoicing.follow import follow_renewals
+from rebill.invoicing.follow import drop_drafts, follow_renewals
 from rebill.invoicing.issue import document_of, issue_for_charges
 from rebill.services import charging, idempotency, outbox, payments
 from rebill.services.charging import InFlight, Job
@@ -492,9 +492,7 @@ async def apply_outcome(
         )
     if saved.is_final and not before.is_final:
         # Nothing more is billed: an open draft goes with the subscription.
-        await session.execute(
-            text("DELETE FROM invoices WHERE subscription_id = :id AND status = 'DRAFT'"), {"id": saved.id}
-        )
+        await drop_drafts(session, [saved.id or 0])
     # A cancellation, suspension or refund can change what its open invoices are.
     await follow_renewals(session, [saved.id or 0], now)
     result = Result(subscription=saved, renewal=renewal, refund=refund_info)
