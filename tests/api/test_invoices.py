@@ -672,10 +672,17 @@ async def test_a_renewal_with_drafts_waits_in_a_draft_that_staff_edit_and_finali
     ok(await mutate(client, "addInvoiceLine", line, "invoice { id }"))
     what_if = ok(
         await mutate(
-            client, "finalizeInvoice", {"invoiceId": draft["id"], "dryRun": True}, "dryRun invoice { number status }"
+            client,
+            "finalizeInvoice",
+            {"invoiceId": draft["id"], "dryRun": True},
+            "dryRun invoice { number status } invoicePreview { total { amount } amountDue { amount } }",
         )
     )
     assert what_if["invoice"]["status"] == "DRAFT", "a dry run finalizes nothing"
+    assert what_if["invoicePreview"] == {"total": {"amount": "47.50"}, "amountDue": {"amount": "47.50"}}
+    shown = ok(await mutate(client, "addInvoiceLine", {**line, "dryRun": True}, f"invoice {{ {DRAFT} }}"))["invoice"]
+    assert [x["description"] for x in shown["lines"]] == ["Coffee", "Setup fee", "Setup fee"], "the dry run's lines"
+    assert shown["total"] == {"amount": "55.00"}
     final = ok(await mutate(client, "finalizeInvoice", {"invoiceId": draft["id"]}, f"invoice {{ {DRAFT} }}"))["invoice"]
     assert (final["number"], final["status"], final["total"]) == ("INV-2026-000002", "PAID", {"amount": "47.50"})
     assert final["renewal"]["status"] == "PAID"

@@ -139,3 +139,8 @@ async def drafted_subscriptions(session: AsyncSession, subscription_ids: Sequenc
         )
     )
     return {row.subscription_id for row in rows}
+
+
+async def line_rows(session: AsyncSession, invoice_id: int) -> list[Any]:
+    """A draft's line rows as they are in this transaction (a dry run shows them before its rollback)."""
+    return list(await session.execute(select(LINES).where(LINES.c.invoice_id == invoice_id).order_by(LINES.c.position)))

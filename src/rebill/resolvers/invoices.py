@@ -23,6 +23,7 @@ from rebill.schema.invoices import (
     Invoice,
     InvoiceConnection,
     InvoiceFilter,
+    InvoicePreview,
     credit_note_connection,
     invoice_connection,
 )
@@ -249,7 +250,9 @@ class RefreshInvoicePayload(InvoicePayload):
 
 @strawberry.type(description="The invoice the draft became (its status follows the charge).")
 class FinalizeInvoicePayload(InvoicePayload):
-    pass
+    invoice_preview: InvoicePreview | None = strawberry.field(
+        default=None, description="What the finalized invoice bills, refreshed (on a dry run: what it would)"
+    )
 
 
 @strawberry.type(description="The draft that was deleted, as it was.")
@@ -283,6 +286,7 @@ async def _invoice_payload(
     shown: Invoice | None
     if row is not None and (result.dry_run or cls is DeleteDraftInvoicePayload):
         shown = Invoice.of(row)
+        shown.held_lines = result.extra.get("lines")
     else:
         shown = await invoice_by_pk(info, key) if result.ok else None
     return cls(user_errors=errors_of(result), invoice=shown, dry_run=result.dry_run)
@@ -290,12 +294,17 @@ async def _invoice_payload(
 
 async def finalize_invoice(info: Info, input: FinalizeInvoiceInput) -> FinalizeInvoicePayload:
     services, actor = info.context.services, actor_of(info)
-    return await _invoice_payload(
-        info,
-        FinalizeInvoicePayload,
-        input,
-        lambda key: use_cases.finalize_invoice(services, actor, _common(input), key, input),
-    )
+    held: dict[str, Result] = {}
+
+    async def call(key: int) -> Result:
+        held["result"] = await use_cases.finalize_invoice(services, actor, _common(input), key, input)
+        return held["result"]
+
+    payload = await _invoice_payload(info, FinalizeInvoicePayload, input, call)
+    document = held["result"].invoice_preview if "result" in held else None
+    if document is not None:
+        payload.invoice_preview = InvoicePreview.of(document)
+    return payload
 
 
 async def refresh_invoice(info: Info, input: RefreshInvoiceInput) -> RefreshInvoicePayload:

@@ -199,6 +199,8 @@ class Invoice(Node):
     pro_forma_pk: strawberry.Private[int | None]
     customer_name: strawberry.Private[str | None]
     customer_email: strawberry.Private[str | None]
+    # A dry run's lines, read before its rollback (the stored ones are what it would not change).
+    held_lines: strawberry.Private[list[Any] | None] = None
 
     @classmethod
     def of(cls, row: Any) -> Invoice:
@@ -258,7 +260,9 @@ class Invoice(Node):
 
     @strawberry.field(description="Its lines, in order")
     async def lines(self, info: Info) -> list[InvoiceLine]:
-        rows = await info.context.loaders.invoice_lines_by_invoice.load(self.pk)
+        rows = self.held_lines
+        if rows is None:
+            rows = await info.context.loaders.invoice_lines_by_invoice.load(self.pk)
         return [InvoiceLine.of_row(r, self.currency) for r in rows]
 
     @strawberry.field(description="The credit notes issued against it, oldest first")

@@ -216,11 +216,13 @@ async def _draft_change(
         if rules.Document(row.currency, tuple(lines)).total.is_negative:
             raise InvoiceError("the draft would total less than zero", code="INVALID_LINE", field=["unitPrice"])
         holder["invoice"] = await drafts.replace_lines(unit.session, invoice_id, lines, unit.now)
+        holder["lines"] = await drafts.line_rows(unit.session, invoice_id)
         return Outcome(state, f"draft_{operation}", notes=(note,))
 
     result = await SubscriptionService(services).mutate(operation, subscription_id, actor, common, request, build)
     if "invoice" in holder:
         result.extra["invoice"] = holder["invoice"]
+        result.extra["lines"] = holder["lines"]
     return result
 
 
