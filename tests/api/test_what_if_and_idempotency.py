@@ -114,7 +114,10 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
     drafting = (await subscribe(client, world))["subscription"]["id"]
     ok(
         await mutate(
-            client, "updateInvoicing", {"subscriptionId": drafting, "draftInvoices": True}, "subscription { id }"
+            client,
+            "updateInvoicing",
+            {"subscriptionId": drafting, "draftInvoices": True, "draftDays": 3},
+            "subscription { id }",
         )
     )
     ok(
