@@ -155,7 +155,9 @@ async def audit_ledger(
         engine,
         f"""SELECT s.id, s.status, s.overdue_count, s.next_renewal_date, s.renewal_type,
                    (SELECT count(*) FROM renewals r WHERE r.subscription_id = s.id AND r.status = 'FAILED'
-                      AND r.next_retry_date IS NOT NULL) AS retrying,
+                      AND r.next_retry_date IS NOT NULL
+                      -- an invoice paid by transfer awaits its payment until its due date, out of dunning
+                      AND NOT (s.status = 'ACTIVE' AND r.payment_kind = 'OFFLINE')) AS retrying,
                    (SELECT count(*) FROM renewals r WHERE r.subscription_id = s.id AND r.status = 'FAILED') AS failed
             FROM subscriptions s{subs_where} ORDER BY s.id""",
         **params,

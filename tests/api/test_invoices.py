@@ -821,3 +821,88 @@ async def test_a_bulk_cancel_makes_open_invoices_uncollectible_and_ends_drafts(c
     assert (await invoice_of_renewal(client, declined["renewal"]["id"]))["status"] == "UNCOLLECTIBLE"
     assert await all_invoices(client, subscriptionId=drafting["id"], status=["DRAFT"]) == []
     await assert_ledger_ok(services.engine)
+
+
+async def test_a_subscription_paid_by_transfer_gets_an_open_invoice_then_reminders_past_due(client, services, clock):
+    """Offline payment (DOMAIN.md "Invoices"): an OPEN invoice on the billing date, due after the payment terms,
+    sent to the customer; past due the subscription is OVERDUE and reminded; markInvoicePaid settles it."""
+    from tests.support import add_method
+
+    world = await make_world(client, retryScheduleDays=[3], finalFailureAction="CANCEL")
+    transfer = await add_method(client, world.customer, "OFFLINE")
+    created = await subscribe(client, world, price="50.00", paymentMethodId=transfer)
+    sub = created["subscription"]
+    assert created["renewal"]["status"] == "PAID", "a first period started by staff is collected outside rebill"
+    ok(
+        await mutate(
+            client, "updateInvoicing", {"subscriptionId": sub["id"], "paymentTermsDays": 14}, "subscription { id }"
+        )
+    )
+
+    clock.set(datetime(2026, 2, 15, 9, tzinfo=UTC))
+    await RenewalEngine(services).run_once()
+    [newest, _] = await all_invoices(client, subscriptionId=sub["id"])
+    data = await gql(
+        client,
+        "query($id: ID!) { invoice(id: $id) { number status issueDate dueDate amountDue { amount } } }",
+        {"id": newest["id"]},
+    )
+    assert data["invoice"] == {
+        "number": "INV-2026-000002",
+        "status": "OPEN",
+        "issueDate": "2026-02-15",
+        "dueDate": "2026-03-01",
+        "amountDue": {"amount": "50.00"},
+    }
+    notes = await gql(
+        client,
+        "query($id: ID!) { notifications(subscriptionId: $id, first: 50) { edges { node { kind recipient payload } } } }",
+        {"id": sub["id"]},
+    )
+    [issued] = [e["node"] for e in notes["notifications"]["edges"] if e["node"]["kind"] == "INVOICE_ISSUED"]
+    assert issued["recipient"] == "ada@example.com"
+    assert (issued["payload"]["invoiceNumber"], issued["payload"]["dueDate"]) == ("INV-2026-000002", "2026-03-01")
+    status = "query($id: ID!) { subscription(id: $id) { status overdueCount nextRenewalDate } }"
+    assert (await gql(client, status, {"id": sub["id"]}))["subscription"]["status"] == "ACTIVE", "not due yet"
+
+    clock.set(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    await RenewalEngine(services).run_once()
+    overdue = (await gql(client, status, {"id": sub["id"]}))["subscription"]
+    assert (overdue["status"], overdue["overdueCount"]) == ("OVERDUE", 1)
+    notes = await gql(
+        client,
+        "query($id: ID!) { notifications(subscriptionId: $id, first: 50) { edges { node { kind payload } } } }",
+        {"id": sub["id"]},
+    )
+    [reminder] = [e["node"] for e in notes["notifications"]["edges"] if e["node"]["kind"] == "PAYMENT_DECLINED"]
+    assert reminder["payload"]["declineCode"] == "payment_overdue"
+    assert reminder["payload"]["nextRetryDate"] == "2026-03-05"
+    await assert_ledger_ok(services.engine)
+
+    ok(
+        await mutate(
+            client,
+            "markInvoicePaid",
+            {"invoiceId": newest["id"], "paidAt": "2026-03-02", "reference": "TRF-99"},
+            "invoice { status }",
+        )
+    )
+    paid = (await gql(client, status, {"id": sub["id"]}))["subscription"]
+    assert (paid["status"], paid["overdueCount"]) == ("ACTIVE", 0)
+    await assert_ledger_ok(services.engine)
+
+
+async def test_an_unpaid_transfer_invoice_runs_the_final_action_after_its_last_reminder(client, services, clock):
+    from tests.support import add_method
+
+    world = await make_world(client, retryScheduleDays=[3], finalFailureAction="CANCEL")
+    transfer = await add_method(client, world.customer, "OFFLINE")
+    sub = (await subscribe(client, world, price="50.00", paymentMethodId=transfer))["subscription"]
+    for day in ("2026-02-15", "2026-02-16", "2026-02-19"):
+        clock.set(datetime.fromisoformat(day).replace(hour=9, tzinfo=UTC))
+        await RenewalEngine(services).run_once()
+    data = await gql(client, "query($id: ID!) { subscription(id: $id) { status } }", {"id": sub["id"]})
+    assert data["subscription"]["status"] == "CANCELLED"
+    [newest, _] = await all_invoices(client, subscriptionId=sub["id"])
+    assert newest["status"] == "UNCOLLECTIBLE"
+    await assert_ledger_ok(services.engine)

@@ -202,19 +202,13 @@ def test_a_credit_balance_is_used_by_the_next_charge(credit, charged, left):
         ({"profile": profile(max_occurrences=1)}, "EXPIRED", "expired", "SUBSCRIPTION_EXPIRED"),
         ({"renewal_type": RenewalType.MANUAL}, "AWAITING_REINSTATE", "period_ended_unpaid", "AWAITING_REINSTATE"),
         (
-            {"payment_method": PaymentMethodInfo(2, 1, PaymentKind.OFFLINE)},
-            "AWAITING_REINSTATE",
-            "period_ended_unpaid",
-            "AWAITING_REINSTATE",
-        ),
-        (
             {"items": (Item(11, PRODUCT, usd("10.00"), 1, auto_renew=False),)},
             "AWAITING_REINSTATE",
             "period_ended_unpaid",
             "AWAITING_REINSTATE",
         ),
     ],
-    ids=["cancel-at-period-end", "end-date", "past-end-date", "max-occurrences", "manual", "offline", "no-auto-items"],
+    ids=["cancel-at-period-end", "end-date", "past-end-date", "max-occurrences", "manual", "no-auto-items"],
 )
 def test_a_billing_date_that_bills_nothing(changes, status, action, event):
     outcome = cycle.begin_cycle(make_state(**changes), ctx(date(2026, 2, 20)))
@@ -349,13 +343,14 @@ def test_a_decline_for_a_subscription_suspended_meanwhile_starts_no_dunning():
         ({"renewal_type": RenewalType.MANUAL}, date(2026, 2, 14), True),
         ({"renewal_type": RenewalType.MANUAL}, date(2026, 2, 7), False),
         ({"renewal_type": RenewalType.MANUAL}, date(2026, 2, 15), False),
-        ({"payment_method": PaymentMethodInfo(2, 1, PaymentKind.OFFLINE)}, date(2026, 2, 10), True),
+        # Paid by transfer: invoiced on the billing date instead, reminded once it is overdue.
+        ({"payment_method": PaymentMethodInfo(2, 1, PaymentKind.OFFLINE)}, date(2026, 2, 10), False),
         ({}, date(2026, 2, 10), False),
         ({"renewal_type": RenewalType.MANUAL, "profile": profile(reminder_days_before=0)}, date(2026, 2, 14), False),
     ],
     ids=["seven-days-before", "day-before", "too-early", "on-the-day", "offline", "automatic-card", "turned-off"],
 )
-def test_manual_and_offline_subscriptions_are_reminded_before_the_billing_date(changes, today, sent):
+def test_manual_subscriptions_are_reminded_before_the_billing_date(changes, today, sent):
     event = cycle.reminder(make_state(**changes), ctx(today))
     assert (event is not None) is sent
     if event is not None:
@@ -403,3 +398,11 @@ def test_catching_up_k_periods_bills_k_consecutive_cycles_for_consecutive_period
     assert all(c.period_start <= today for c in charges)
     assert charges[-1].period_end > today
     assert outcomes[-1].state.next_renewal_date == charges[-1].period_end
+
+
+def test_a_subscription_paid_by_transfer_is_billed_on_its_date():
+    outcome = cycle.begin_cycle(
+        make_state(payment_method=PaymentMethodInfo(2, 1, PaymentKind.OFFLINE)), ctx(date(2026, 2, 15))
+    )
+    assert outcome is not None and outcome.charge is not None
+    assert outcome.charge.kind.value == "SCHEDULED"

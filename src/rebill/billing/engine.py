@@ -488,7 +488,11 @@ class RenewalEngine:
             .join(S, S.c.id == R.c.subscription_id)
             .where(
                 text("renewals.status = 'FAILED'"),
-                text("subscriptions.status = 'OVERDUE'"),
+                # In dunning; or an invoice paid by transfer past its due date, whose reminders start dunning.
+                text(
+                    "(subscriptions.status = 'OVERDUE' "
+                    "OR (subscriptions.status = 'ACTIVE' AND renewals.payment_kind = 'OFFLINE'))"
+                ),
                 R.c.next_retry_date <= bindparam("latest", (now + _AHEAD).date(), type_=Date),
                 R.c.next_retry_date <= _local_today("subscriptions", now),
                 text(

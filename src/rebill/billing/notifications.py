@@ -94,6 +94,14 @@ def render(kind: str, payload: Mapping[str, Any]) -> tuple[str, str]:
     elif kind == "MERCHANT_SUBSCRIPTION_CANCELLED":
         subject = f"Subscription {sub} of {payload.get('customerEmail')} was cancelled"
         lines = [f"Reason: {payload.get('reason') or 'cancelled by request'}; effective {payload.get('effective')}."]
+    elif kind == "INVOICE_ISSUED":
+        subject = f"Invoice {payload.get('invoiceNumber') or ''} for your subscription {sub}".replace("  ", " ")
+        lines = [
+            f"Please pay {_money(payload)} by {payload.get('dueDate')} for the period "
+            f"{payload.get('periodStart')} to {payload.get('periodEnd')}."
+        ]
+        if payload.get("bankDetails"):
+            lines.append(f"Bank details: {payload['bankDetails']}")
     elif kind == "RENEWAL_REFUNDED":
         subject = f"Refund for your subscription {sub}"
         lines = [f"We refunded {_money(payload)}."]
@@ -120,6 +128,7 @@ def render(kind: str, payload: Mapping[str, Any]) -> tuple[str, str]:
             "PAYMENT_DECLINED": "Update your card",
             "AWAITING_REINSTATE": "Renew your subscription",
             "RENEWAL_REMINDER": "Renew your subscription",
+            "INVOICE_ISSUED": "See your invoice",
         }.get(kind, "Manage your subscription")
         lines.append(f"{task}: {payload['portalUrl']}")
     return subject, "\n".join([*lines, ""])

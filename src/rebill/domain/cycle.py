@@ -37,7 +37,7 @@ from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.renewal import Charge, Event, FulfillmentStatus, RenewalInfo, RenewalKind
 from rebill.domain.status import Event as StatusEvent
 from rebill.domain.status import SubscriptionStatus, transition
-from rebill.domain.subscription import FinalFailureAction, PaymentKind, RenewalType, SubscriptionState
+from rebill.domain.subscription import FinalFailureAction, RenewalType, SubscriptionState
 from rebill.domain.updates import apply_pending
 
 #: Statuses the engine bills. A suspended subscription is never renewed; one
@@ -49,13 +49,14 @@ DUNNABLE = BILLABLE | {SubscriptionStatus.AWAITING_REINSTATE}
 
 
 def collects_manually(state: SubscriptionState) -> bool:
-    """Manual renewal and offline payment are never charged by the engine (seed 002)."""
+    """Manual renewal is never charged by the engine (seed 002): nothing is billed until the customer renews.
+
+    An automatic subscription paid offline (by transfer) is billed on its
+    date like any other: its invoice is issued and its payment awaited.
+    """
     if state.renewal_type is RenewalType.MANUAL:
         return True
-    if not any(item.auto_renew for item in state.items):
-        return True
-    pm = state.payment_method
-    return pm is not None and pm.kind is PaymentKind.OFFLINE
+    return not any(item.auto_renew for item in state.items)
 
 
 def is_due(state: SubscriptionState, today: date) -> bool:

@@ -542,6 +542,7 @@ FIELDS: dict[str, str] = {
     "NotificationKind.INVOICE_VOIDED": "An invoice was voided (a partner event)",
     "NotificationKind.INVOICE_UNCOLLECTIBLE": "An invoice's dunning ended unpaid (a partner event)",
     "NotificationKind.CREDIT_NOTE_CREATED": "A credit note was issued (a partner event)",
+    "NotificationKind.INVOICE_ISSUED": "An invoice to pay by transfer was issued: amount, due date, bank details",
     "PaymentMethodKind.CARD": "A card at a payment gateway",
     "PaymentMethodKind.EXTERNAL": "Paid through another system (a mandate, a marketplace)",
     "PaymentMethodKind.OFFLINE": "Paid outside rebill (bank transfer, cash); renewals are recorded, not charged",

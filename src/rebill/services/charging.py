@@ -33,8 +33,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -52,7 +52,7 @@ from rebill.domain.cadence import local_today
 from rebill.domain.errors import VersionConflict
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome
-from rebill.domain.renewal import Charge, RenewalInfo, RenewalKind, RenewalStatus
+from rebill.domain.renewal import Charge, Event, RenewalInfo, RenewalKind, RenewalStatus
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import PaymentKind, SubscriptionState, diff
 from rebill.invoicing.events import name_invoices
@@ -209,6 +209,10 @@ class Job:
     outside: bool = False
     refused: str | None = None
     unsent: bool = False
+    # Paid by bank transfer (an offline method) on the worker's schedule: its invoice is issued and the
+    # payment awaited until the invoice's due date; after it, each attempt is a reminder that it is overdue.
+    awaiting: bool = False
+    offline_overdue: bool = False
 
     @property
     def subscription_id(self) -> int:
@@ -309,8 +313,13 @@ async def charge_jobs(gateways: GatewayRegistry, jobs: Sequence[Job]) -> None:
             if job.offline_ok:
                 job.outside = not job.lookup_only
                 job.unsent = job.lookup_only
+            elif job.lookup_only:
+                job.unsent = True
+            elif job.attempts <= 1:
+                job.awaiting = True  # the invoice asks for a transfer: nothing is charged
             else:
-                job.refused = "offline_payment_method"
+                job.refused = "payment_overdue"
+                job.offline_overdue = True
         else:
             routes[job.renewal_id] = gateways.route(job.state)
             steps[job.renewal_id] = 0
@@ -617,6 +626,33 @@ async def _other_retries(
     return {row.subscription_id: row.earliest for row in rows}
 
 
+async def offline_invoices(session: AsyncSession, renewal_ids: Sequence[int]) -> dict[int, Any]:
+    """The invoices of renewals paid by transfer: what their customers are asked to pay, and by when."""
+    if not renewal_ids:
+        return {}
+    invoices = t.table_of(t.Invoice)
+    rows = await session.execute(
+        select(invoices).where(invoices.c.renewal_id.in_(list(renewal_ids)), invoices.c.document_type == "INVOICE")
+    )
+    return {row.renewal_id: row for row in rows}
+
+
+def invoice_issued(state: SubscriptionState, job: Job, invoice: Any, settings: Settings) -> Outcome:
+    """An invoice to pay by transfer was issued: the customer is sent it; nothing else changes until it is due."""
+    payload: dict[str, Any] = {
+        "renewalId": job.renewal_id,
+        "amount": job.charge.amount.amount_str,
+        "currency": job.charge.amount.currency,
+        "periodStart": job.charge.period_start.isoformat(),
+        "periodEnd": job.charge.period_end.isoformat(),
+    }
+    if invoice is not None:
+        payload.update(invoiceId=invoice.id, invoiceNumber=invoice.number, dueDate=invoice.due_date.isoformat())
+    if settings.seller.get("bankDetails"):
+        payload["bankDetails"] = settings.seller["bankDetails"]
+    return Outcome(state, "invoice_issued", events=(Event("INVOICE_ISSUED", payload),))
+
+
 async def settle_jobs(
     session: AsyncSession,
     settings: Settings,
@@ -658,6 +694,7 @@ async def settle_jobs(
     stale = sorted({job.subscription_id for job in jobs if job.state.version != versions.get(job.subscription_id)})
     fresh = await repo.get_many(stale) if stale else {}
     other_retry = await _other_retries(session, ids, [job.renewal_id for job in jobs])
+    issued_offline = await offline_invoices(session, [job.renewal_id for job in jobs if job.awaiting])
 
     writer = Writer(settings, actor, now, bulk_run_id)
     renewal_rows: list[dict[str, Any]] = []
@@ -698,11 +735,22 @@ async def settle_jobs(
                 status = RenewalStatus.FAILED
                 retry_dates.append(renewal_retry)
                 reason = job.decline_code
+            elif job.awaiting:
+                invoice = issued_offline.get(job.renewal_id)
+                outcome = invoice_issued(state, job, invoice, settings)
+                status = RenewalStatus.FAILED
+                # Reminded the day after its due date, then on the profile's retry schedule (as for cards).
+                due = invoice.due_date if invoice is not None else ctx.today
+                renewal_retry = due + timedelta(days=1)
+                reason = "awaiting_payment"
             else:
-                rule = cycle.retry_failed if job.retry else cycle.cycle_failed
-                dunning = rule(
-                    state, _info_of(job), ctx, decline_code=job.decline_code, other_retry=cycle.earliest(retry_dates)
-                )
+                # A transfer overdue for the first time starts dunning as a first decline would.
+                newly_overdue = not job.retry or (job.offline_overdue and job.attempts == 2)
+                rule = cycle.cycle_failed if newly_overdue else cycle.retry_failed
+                info = _info_of(job)
+                if job.offline_overdue:
+                    info = replace(info, attempts=info.attempts - 1)  # the issue of the invoice was no attempt
+                dunning = rule(state, info, ctx, decline_code=job.decline_code, other_retry=cycle.earliest(retry_dates))
                 outcome, renewal_retry, final = dunning.outcome, dunning.retry_date, dunning.final
                 status = RenewalStatus.FAILED
                 retry_dates.append(renewal_retry)
