@@ -204,12 +204,13 @@ async def _audit_invoices(engine: AsyncEngine, audit: Audit, renewals: list[Any]
         engine,
         """SELECT i.*, (SELECT coalesce(sum(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id) AS lines,
                   (SELECT coalesce(sum(l.tax_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id) AS line_tax
-           FROM invoices i WHERE i.document_type = 'INVOICE' ORDER BY i.id""",
+           FROM invoices i ORDER BY i.id""",
     )
     by_renewal: dict[int, list[Any]] = {}
+    pro_formas: dict[int, list[Any]] = {}
     for i in invoices:
         if i.renewal_id is not None:
-            by_renewal.setdefault(i.renewal_id, []).append(i)
+            (by_renewal if i.document_type == "INVOICE" else pro_formas).setdefault(i.renewal_id, []).append(i)
         audit.check(
             i.lines == i.subtotal_minor, f"invoice {i.number}: lines add up to {i.lines}, subtotal {i.subtotal_minor}"
         )
@@ -229,6 +230,19 @@ async def _audit_invoices(engine: AsyncEngine, audit: Audit, renewals: list[Any]
         if r.amount_minor < 0:
             continue  # a credit: no invoice
         found = by_renewal.get(r.id, [])
+        asked = pro_formas.get(r.id, [])
+        audit.check(len(asked) <= 1, f"renewal {r.id} has {len(asked)} pro formas")
+        if asked and not found:
+            # A pro forma asks for a payment not made yet; the invoice follows the payment.
+            audit.check(
+                r.status not in COLLECTED, f"renewal {r.id} is {r.status} but has no invoice after its pro forma"
+            )
+            found = asked
+        elif asked:
+            audit.check(
+                found[0].pro_forma_id == asked[0].id and asked[0].status == "PAID",
+                f"renewal {r.id}'s invoice {found[0].number} is not linked to its paid pro forma {asked[0].number}",
+            )
         audit.check(len(found) == 1, f"renewal {r.id} ({r.idempotency_key}) has {len(found)} invoices")
         if len(found) != 1:
             continue

@@ -360,7 +360,6 @@ async def test_invoicing_settings_apply_to_invoices_issued_after_the_change_and_
         ({"paymentTermsDays": -1}, "INVALID_INVOICING", "paymentTermsDays"),
         ({"draftDays": 366}, "INVALID_INVOICING", "draftDays"),
         ({"purchaseOrder": "x" * 201}, "INVALID_INVOICING", "purchaseOrder"),
-        ({"documentType": "PRO_FORMA"}, "NOT_SUPPORTED", "documentType"),
     ],
 )
 async def test_invoicing_settings_out_of_bounds_are_refused_naming_the_field(client, change, code, field):
@@ -905,4 +904,50 @@ async def test_an_unpaid_transfer_invoice_runs_the_final_action_after_its_last_r
     assert data["subscription"]["status"] == "CANCELLED"
     [newest, _] = await all_invoices(client, subscriptionId=sub["id"])
     assert newest["status"] == "UNCOLLECTIBLE"
+    await assert_ledger_ok(services.engine)
+
+
+async def test_a_pro_forma_asks_for_the_payment_and_its_invoice_follows_it(client, services):
+    world = await make_world(client)
+    sub = (await subscribe(client, world, price="25.00"))["subscription"]
+    ok(
+        await mutate(
+            client, "updateInvoicing", {"subscriptionId": sub["id"], "documentType": "PRO_FORMA"}, "subscription { id }"
+        )
+    )
+    forced = ok(await mutate(client, "forceBill", {"subscriptionId": sub["id"]}, "renewal { id }"))
+    data = await gql(
+        client,
+        """query($id: ID!) { renewal(id: $id) { invoice { number documentType status total { amount }
+             proForma { number documentType status finalInvoice { number } } } } }""",
+        {"id": forced["renewal"]["id"]},
+    )
+    invoice = data["renewal"]["invoice"]
+    assert (invoice["number"], invoice["documentType"], invoice["status"]) == ("INV-2026-000002", "INVOICE", "PAID")
+    assert invoice["proForma"] == {
+        "number": "PF-2026-000001",
+        "documentType": "PRO_FORMA",
+        "status": "PAID",
+        "finalInvoice": {"number": "INV-2026-000002"},
+    }, "linked both ways; a card pays at once, so both exist at once"
+    await assert_ledger_ok(services.engine)
+
+    await add_card(client, world.customer, DECLINED)
+    unpaid = await mutate(client, "forceBill", {"subscriptionId": sub["id"], "allowRepeat": True}, "renewal { id }")
+    assert error_codes(unpaid) == ["PAYMENT_DECLINED"]
+    pro_forma = await invoice_of_renewal(client, unpaid["renewal"]["id"])
+    assert (pro_forma["number"], pro_forma["status"]) == ("PF-2026-000002", "OPEN"), "no invoice before the payment"
+    refused = await mutate(
+        client,
+        "createCreditNote",
+        {"invoiceId": pro_forma["id"], "amount": {"amount": "1.00", "currency": "USD"}},
+        "creditNote { id }",
+    )
+    assert error_codes(refused) == ["INVOICE_NOT_OPEN"], "no credit note against a pro forma"
+    ok(
+        await mutate(
+            client, "voidInvoice", {"invoiceId": pro_forma["id"], "reason": "order withdrawn"}, "invoice { id }"
+        )
+    )
+    assert (await invoice_of_renewal(client, unpaid["renewal"]["id"]))["status"] == "VOID"
     await assert_ledger_ok(services.engine)

@@ -380,7 +380,7 @@ class RunWorker:
                     ),
                     {"ids": [a.id for _, a in moved_status if a.status is not SubscriptionStatus.OVERDUE], "now": now},
                 )
-                await follow_renewals(session, [a.id or 0 for _, a in moved_status], now)
+                await follow_renewals(session, self.services.settings, [a.id or 0 for _, a in moved_status], now)
                 await drop_drafts(session, [a.id or 0 for b, a in moved_status if a.is_final and not b.is_final])
             await writes.insert_outbox(db, chunk.events, now, base_url=self.services.settings.public_base_url)
             if previous is not None:

@@ -413,12 +413,6 @@ def change_terms(
         new = replace(
             new, payment_terms_days=None if payment_terms_days is None else days(payment_terms_days, "paymentTermsDays")
         )
-    if new.document_type is DocumentType.PRO_FORMA:
-        raise ValidationError(
-            "pro forma documents are not available yet: every charge is invoiced with an INV- number",
-            code="NOT_SUPPORTED",
-            field=["documentType"],
-        )
     return new
 
 

@@ -24,7 +24,9 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rebill.config import Settings
 from rebill.invoicing import events
+from rebill.invoicing.issue import issue_final_invoices
 
 _FOLLOW = text(
     """
@@ -58,23 +60,29 @@ FROM derived d
 WHERE i.id = d.id
   AND d.status <> i.status
   AND (i.status = 'OPEN' OR d.status IN ('PAID', 'VOID'))
-RETURNING i.id, i.subscription_id, i.customer_id, i.renewal_id, i.number, i.status, i.total_minor, i.currency
+RETURNING i.id, i.subscription_id, i.customer_id, i.renewal_id, i.number, i.status, i.total_minor, i.currency,
+          i.document_type
 """
 )
 
 
 async def follow_renewals(
-    session: AsyncSession, subscription_ids: Sequence[int], now: datetime
+    session: AsyncSession, settings: Settings, subscription_ids: Sequence[int], now: datetime
 ) -> list[tuple[int, int, str]]:
     """Bring the open invoices of these subscriptions in line with their renewals.
 
-    Returns ``(invoice_id, subscription_id, new_status)`` of each invoice that moved.
+    A pro forma that is paid is followed by its final invoice (``INV-``),
+    issued for the same renewal and linked to it. Returns ``(invoice_id,
+    subscription_id, new_status)`` of each document that moved.
     """
     ids = sorted(set(subscription_ids))
     if not ids:
         return []
     rows = list(await session.execute(_FOLLOW, {"ids": ids, "now": now}))
     await events.emit(session, [(events.KIND_OF_STATUS[row.status], row) for row in rows], now)
+    paid_pro_formas = [row.id for row in rows if row.status == "PAID" and row.document_type == "PRO_FORMA"]
+    if paid_pro_formas:
+        await issue_final_invoices(session, settings, paid_pro_formas, now)
     return [(row.id, row.subscription_id, row.status) for row in rows]
 
 

@@ -107,10 +107,25 @@ async def issue_for_charges(
     issue_date = local_today(now, settings.seller_time_zone)
     seller = seller_of(settings)
     ordered = sorted(charges, key=lambda c: c[1])
-    numbers = await take_numbers(session, settings.invoice_prefix, issue_date.year, len(ordered))
+    # A subscription set to pro formas asks for payment with a PF- document; its invoice follows payment.
+    kinds = {
+        renewal_id: terms_of(facts[sid].invoicing).document_type
+        for sid, renewal_id, _ in ordered
+        if renewal_id not in drafts
+    }
+    pro_formas = [c for c in ordered if kinds.get(c[1]) is DocumentType.PRO_FORMA]
+    finals = [c for c in ordered if kinds.get(c[1]) is not DocumentType.PRO_FORMA]
+    numbered = [
+        *zip(finals, await take_numbers(session, settings.invoice_prefix, issue_date.year, len(finals)), strict=True),
+        *zip(
+            pro_formas,
+            await take_numbers(session, settings.pro_forma_prefix, issue_date.year, len(pro_formas)),
+            strict=True,
+        ),
+    ]
     rows: list[dict[str, Any]] = []
     documents: dict[int, Document] = {}
-    for (sid, renewal_id, charge), number in zip(ordered, numbers, strict=True):
+    for (sid, renewal_id, charge), number in numbered:
         fact = facts[sid]
         document = document_of(charge)
         documents[renewal_id] = document
@@ -121,7 +136,7 @@ async def issue_for_charges(
         rows.append(
             {
                 "number": number,
-                "document_type": DocumentType.INVOICE.value,
+                "document_type": kinds.get(renewal_id, DocumentType.INVOICE).value,
                 "status": InvoiceStatus.OPEN.value,
                 "subscription_id": sid,
                 "customer_id": fact.customer_id,
@@ -214,3 +229,73 @@ def line_row(invoice_id: int, position: int, line: DocLine) -> dict[str, Any]:
         "period_end": line.period_end,
         "tax_minor": line.tax.minor,
     }
+
+
+async def issue_final_invoices(
+    session: AsyncSession, settings: Settings, pro_forma_ids: Sequence[int], now: datetime
+) -> None:
+    """The final invoice of each paid pro forma: its lines and amounts, an ``INV-`` number, paid, linked to it.
+
+    The pro forma asked for the payment; the invoice documents it (DOMAIN.md "Pro forma").
+    """
+    pro_formas = list(
+        await session.execute(select(INVOICES).where(INVOICES.c.id.in_(list(pro_forma_ids))).order_by(INVOICES.c.id))
+    )
+    issue_date = local_today(now, settings.seller_time_zone)
+    numbers = await take_numbers(session, settings.invoice_prefix, issue_date.year, len(pro_formas))
+    copied = (
+        "id",
+        "number",
+        "document_type",
+        "issue_date",
+        "due_date",
+        "pro_forma_id",
+        "created_at",
+        "finalized_at",
+        "updated_at",
+        "draft",
+    )
+    rows = [
+        {
+            **{k: v for k, v in pf._mapping.items() if k not in copied},
+            "number": number,
+            "document_type": DocumentType.INVOICE.value,
+            "issue_date": issue_date,
+            "due_date": issue_date,
+            "pro_forma_id": pf.id,
+            "created_at": now,
+            "finalized_at": now,
+            "updated_at": now,
+        }
+        for pf, number in zip(pro_formas, numbers, strict=True)
+    ]
+    returning = (
+        "id",
+        "renewal_id",
+        "number",
+        "status",
+        "subscription_id",
+        "customer_id",
+        "total_minor",
+        "currency",
+        "pro_forma_id",
+    )
+    inserted = await insert_rows(session, INVOICES, rows, returning=returning)
+    final_of = {row.pro_forma_id: row.id for row in inserted}
+    lines = await session.execute(select(LINES).where(LINES.c.invoice_id.in_(list(final_of))).order_by(LINES.c.id))
+    await insert_rows(
+        session,
+        LINES,
+        [
+            {
+                **{k: v for k, v in line._mapping.items() if k not in ("id", "invoice_id")},
+                "invoice_id": final_of[line.invoice_id],
+            }
+            for line in lines
+        ],
+    )
+    await events.emit(
+        session,
+        [(kind, row) for row in inserted for kind in ("INVOICE_CREATED", "INVOICE_FINALIZED", "INVOICE_PAID")],
+        now,
+    )

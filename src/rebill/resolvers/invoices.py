@@ -52,6 +52,12 @@ async def invoice_by_pk(info: Info, key: int) -> Invoice | None:
     return Invoice.of(row) if row is not None else None
 
 
+async def final_invoice_of(info: Info, pro_forma: int) -> Invoice | None:
+    async with info.context.services.sessions() as session:
+        row = (await session.execute(select(INVOICES).where(INVOICES.c.pro_forma_id == pro_forma))).first()
+    return Invoice.of(row) if row is not None else None
+
+
 async def invoices(
     info: Info,
     filter: InvoiceFilter | None = None,

@@ -265,6 +265,22 @@ class Invoice(Node):
             rows = await info.context.loaders.invoice_lines_by_invoice.load(self.pk)
         return [InvoiceLine.of_row(r, self.currency) for r in rows]
 
+    @strawberry.field(description="The pro forma that asked for the payment this invoice documents")
+    async def pro_forma(self, info: Info) -> Invoice | None:
+        if self.pro_forma_pk is None:
+            return None
+        from rebill.resolvers.invoices import invoice_by_pk
+
+        return await invoice_by_pk(info, self.pro_forma_pk)
+
+    @strawberry.field(description="A paid pro forma's invoice")
+    async def final_invoice(self, info: Info) -> Invoice | None:
+        if self.document_type is not DocumentType.PRO_FORMA:
+            return None
+        from rebill.resolvers.invoices import final_invoice_of
+
+        return await final_invoice_of(info, self.pk)
+
     @strawberry.field(description="The credit notes issued against it, oldest first")
     async def credit_notes(self, info: Info) -> list[CreditNote]:
         rows = await info.context.loaders.credit_notes_by_invoice.load(self.pk)

@@ -813,7 +813,7 @@ async def settle_jobs(
         )
     await name_invoices(session, writer.outbox)
     await writer.flush(session)
-    await follow_renewals(session, ids, now)
+    await follow_renewals(session, settings, ids, now)
     return settled
 
 

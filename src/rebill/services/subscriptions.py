@@ -494,7 +494,7 @@ async def apply_outcome(
         # Nothing more is billed: an open draft goes with the subscription.
         await drop_drafts(session, [saved.id or 0])
     # A cancellation, suspension or refund can change what its open invoices are.
-    await follow_renewals(session, [saved.id or 0], now)
+    await follow_renewals(session, unit.services.settings, [saved.id or 0], now)
     result = Result(subscription=saved, renewal=renewal, refund=refund_info)
     if credit_notes:
         result.extra["creditNoteIds"] = credit_notes
