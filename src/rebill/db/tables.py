@@ -443,14 +443,14 @@ class Invoice(Base):
         ),
         Index("ix_invoices_subscription", "subscription_id", "id"),
         Index("ix_invoices_customer", "customer_id", "id"),
-        Index("ix_invoices_status", "status", "id"),
         Index("ix_invoices_issue_date", "issue_date", "id"),
-        # The worker's drafts to finalize, and "at most one draft per subscription".
+        # The worker's drafts to finalize, and "at most one draft per subscription" (``draft`` is set on
+        # drafts only; an index on ``status`` would make every settlement's status change a non-HOT update).
         Index(
             "uq_invoices_draft_subscription",
             "subscription_id",
             unique=True,
-            postgresql_where=text("status = 'DRAFT'"),
+            postgresql_where=text("draft IS NOT NULL"),
         ),
     )
 

@@ -120,6 +120,7 @@ async def due_drafts(session: AsyncSession, today: date, limit: int = 100) -> li
         select(INVOICES.c.id, INVOICES.c.subscription_id)
         .join(S, S.c.id == INVOICES.c.subscription_id)
         .where(
+            INVOICES.c.draft.is_not(None),  # only drafts have it: the partial index of drafts
             INVOICES.c.status == "DRAFT",
             (INVOICES.c.draft["finalizeOn"].astext <= today.isoformat()) | (S.c.next_renewal_date <= today),
         )
@@ -135,7 +136,9 @@ async def drafted_subscriptions(session: AsyncSession, subscription_ids: Sequenc
         return set()
     rows = await session.execute(
         select(INVOICES.c.subscription_id).where(
-            INVOICES.c.subscription_id.in_(list(subscription_ids)), INVOICES.c.status == "DRAFT"
+            INVOICES.c.subscription_id.in_(list(subscription_ids)),
+            INVOICES.c.draft.is_not(None),
+            INVOICES.c.status == "DRAFT",
         )
     )
     return {row.subscription_id for row in rows}

@@ -90,6 +90,9 @@ async def drop_drafts(session: AsyncSession, subscription_ids: Sequence[int]) ->
     """Nothing more is billed to these subscriptions (cancelled, expired): their open drafts go with them."""
     if subscription_ids:
         await session.execute(
-            text("DELETE FROM invoices WHERE subscription_id = ANY(CAST(:ids AS bigint[])) AND status = 'DRAFT'"),
+            text(
+                "DELETE FROM invoices WHERE subscription_id = ANY(CAST(:ids AS bigint[])) "
+                "AND draft IS NOT NULL AND status = 'DRAFT'"
+            ),
             {"ids": sorted(set(subscription_ids))},
         )
