@@ -17,6 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db import tables as t
+from rebill.db.repositories import any_of
 from rebill.db.sets import insert_rows
 from rebill.domain.invoice import DocLine, Document, LineKind
 from rebill.domain.money import Money
@@ -136,7 +137,7 @@ async def drafted_subscriptions(session: AsyncSession, subscription_ids: Sequenc
         return set()
     rows = await session.execute(
         select(INVOICES.c.subscription_id).where(
-            INVOICES.c.subscription_id.in_(list(subscription_ids)),
+            any_of(INVOICES.c.subscription_id, subscription_ids),
             INVOICES.c.draft.is_not(None),
             INVOICES.c.status == "DRAFT",
         )

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db import tables as t
+from rebill.db.repositories import any_of
 from rebill.db.sets import insert_rows
 from rebill.domain.money import Money
 
@@ -96,7 +97,7 @@ async def name_invoices(session: AsyncSession, outbox_rows: list[dict[str, Any]]
         row.renewal_id: row
         for row in await session.execute(
             select(invoices.c.id, invoices.c.renewal_id, invoices.c.number).where(
-                invoices.c.renewal_id.in_(sorted(wanted)), invoices.c.document_type == "INVOICE"
+                any_of(invoices.c.renewal_id, sorted(wanted)), invoices.c.document_type == "INVOICE"
             )
         )
     }

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.config import Settings
 from rebill.db import tables as t
+from rebill.db.repositories import any_of
 from rebill.db.sets import insert_rows
 from rebill.domain import invoice
 from rebill.domain.cadence import local_today
@@ -101,7 +102,7 @@ async def issue_for_charges(
                 CUSTOMERS.c.tax_id,
             )
             .join(CUSTOMERS, CUSTOMERS.c.id == S.c.customer_id)
-            .where(S.c.id.in_(sub_ids))
+            .where(any_of(S.c.id, sub_ids))
         )
     }
     issue_date = local_today(now, settings.seller_time_zone)

@@ -45,7 +45,7 @@ from rebill.billing.gateways import ChargeRequest, GatewayRegistry, GatewayResul
 from rebill.config import Settings
 from rebill.db import tables as t
 from rebill.db.outage import discard, is_database_outage
-from rebill.db.repositories import Catalog, SubscriptionRepository, renewal_from_row
+from rebill.db.repositories import Catalog, SubscriptionRepository, any_of, renewal_from_row
 from rebill.db.sets import insert_rows, update_rows
 from rebill.domain import cycle
 from rebill.domain.cadence import local_today
@@ -275,7 +275,7 @@ async def emails_of(session: AsyncSession, subscription_ids: Iterable[int]) -> d
     if not ids:
         return {}
     rows = await session.execute(
-        select(S.c.id, CUSTOMERS.c.email).join(CUSTOMERS, CUSTOMERS.c.id == S.c.customer_id).where(S.c.id.in_(ids))
+        select(S.c.id, CUSTOMERS.c.email).join(CUSTOMERS, CUSTOMERS.c.id == S.c.customer_id).where(any_of(S.c.id, ids))
     )
     return {row.id: row.email for row in rows}
 
@@ -376,7 +376,7 @@ async def recheck(session: AsyncSession, jobs: Sequence[Job]) -> None:
         return
     statuses = {
         row.id: SubscriptionStatus(row.status)
-        for row in await session.execute(select(S.c.id, S.c.status).where(S.c.id.in_(ids)))
+        for row in await session.execute(select(S.c.id, S.c.status).where(any_of(S.c.id, ids)))
     }
     for job in jobs:
         if statuses.get(job.subscription_id) not in CHARGEABLE:
@@ -616,7 +616,7 @@ async def _other_retries(
     rows = await session.execute(
         select(R.c.subscription_id, func.min(R.c.next_retry_date).label("earliest"))
         .where(
-            R.c.subscription_id.in_(list(subscription_ids)),
+            any_of(R.c.subscription_id, subscription_ids),
             text("renewals.status = 'FAILED'"),
             R.c.next_retry_date.is_not(None),
             R.c.id.not_in(list(renewal_ids)),
@@ -632,7 +632,7 @@ async def offline_invoices(session: AsyncSession, renewal_ids: Sequence[int]) ->
         return {}
     invoices = t.table_of(t.Invoice)
     rows = await session.execute(
-        select(invoices).where(invoices.c.renewal_id.in_(list(renewal_ids)), invoices.c.document_type == "INVOICE")
+        select(invoices).where(any_of(invoices.c.renewal_id, renewal_ids), invoices.c.document_type == "INVOICE")
     )
     return {row.renewal_id: row for row in rows}
 
@@ -675,14 +675,14 @@ async def settle_jobs(
     versions = {
         row.id: row.version
         for row in await session.execute(
-            select(S.c.id, S.c.version).where(S.c.id.in_(ids)).order_by(S.c.id).with_for_update()
+            select(S.c.id, S.c.version).where(any_of(S.c.id, ids)).order_by(S.c.id).with_for_update()
         )
     }
     pending = {
         row.id
         for row in await session.execute(
             select(R.c.id)
-            .where(R.c.id.in_([job.renewal_id for job in jobs]), text("renewals.status = 'PENDING'"))
+            .where(any_of(R.c.id, [job.renewal_id for job in jobs]), text("renewals.status = 'PENDING'"))
             .with_for_update()
         )
     }
@@ -803,11 +803,11 @@ async def settle_jobs(
     for item in settled:
         item.state = by_id.get(item.job.subscription_id, item.state)
     # Dunning is over for subscriptions no longer overdue: their retries are dropped.
-    ended = [a.id for _, a in pairs if a.status is not SubscriptionStatus.OVERDUE and a.overdue_count]
+    ended = [a.id or 0 for _, a in pairs if a.status is not SubscriptionStatus.OVERDUE and a.overdue_count]
     if ended:
         await session.execute(
             R.update()
-            .where(R.c.subscription_id.in_(ended), text("renewals.status = 'FAILED'"))
+            .where(any_of(R.c.subscription_id, ended), text("renewals.status = 'FAILED'"))
             .where(R.c.next_retry_date.is_not(None))
             .values(next_retry_date=None, updated_at=now)
         )
