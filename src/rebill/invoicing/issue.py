@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.config import Settings
@@ -176,7 +176,8 @@ async def issue_for_charges(
                 await session.execute(
                     update(INVOICES)
                     .where(INVOICES.c.id == draft_id, INVOICES.c.status == "DRAFT")
-                    .values(**values, draft=None)
+                    # SQL NULL (None would store JSON null, which the drafts' index would still count).
+                    .values(**values, draft=null())
                     .returning(*(INVOICES.c[name] for name in returning))
                 )
             ).one()

@@ -66,6 +66,8 @@ $$"""
 def upgrade() -> None:
     op.drop_index("ix_invoices_status", table_name="invoices")
     op.drop_index("uq_invoices_draft_subscription", table_name="invoices")
+    # Drafts finalized before this stored JSON null; only drafts have a draft from now on.
+    op.execute("UPDATE invoices SET draft = NULL WHERE status <> 'DRAFT' AND draft IS NOT NULL")
     op.create_index(
         "uq_invoices_draft_subscription",
         "invoices",
