@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,9 +22,9 @@ from rebill.db.sets import insert_rows
 from rebill.domain import invoice as rules
 from rebill.domain.cadence import local_today
 from rebill.domain.errors import InvoiceError, NotFound
-from rebill.domain.invoice import DocLine, LineKind
 from rebill.domain.money import Money
 from rebill.invoicing import events
+from rebill.invoicing.issue import line_of
 from rebill.invoicing.numbering import take_numbers
 
 INVOICES = t.table_of(t.Invoice)
@@ -41,20 +40,6 @@ class Issued:
     number: str
     invoice_id: int
     total: Money
-
-
-def _line(row: Any, currency: str) -> DocLine:
-    return DocLine(
-        LineKind(row.kind),
-        row.description,
-        Money(row.amount_minor, currency),
-        product_id=row.product_id,
-        quantity=row.quantity,
-        unit_price=Money(row.unit_price_minor, currency) if row.unit_price_minor is not None else None,
-        period_start=row.period_start,
-        period_end=row.period_end,
-        tax_amount=Money(row.tax_minor, currency),
-    )
 
 
 async def issue_credit_note(
@@ -86,7 +71,7 @@ async def issue_credit_note(
         )
     currency = invoice.currency
     lines = [
-        _line(row, currency)
+        line_of(row, currency)
         for row in await session.execute(
             select(LINES).where(LINES.c.invoice_id == invoice_id).order_by(LINES.c.position)
         )

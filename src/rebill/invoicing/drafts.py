@@ -19,11 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rebill.db import tables as t
 from rebill.db.repositories import any_of
 from rebill.db.sets import insert_rows
-from rebill.domain.invoice import DocLine, Document, LineKind
-from rebill.domain.money import Money
+from rebill.domain.invoice import DocLine, Document
 from rebill.domain.renewal import Charge
 from rebill.invoicing import events
-from rebill.invoicing.issue import line_row, totals_of
+from rebill.invoicing.issue import line_of, line_row, totals_of
 
 INVOICES = t.table_of(t.Invoice)
 LINES = t.table_of(t.InvoiceLine)
@@ -78,24 +77,10 @@ async def create_drafts(
     return ids
 
 
-def _line(row: Any, currency: str) -> DocLine:
-    return DocLine(
-        LineKind(row.kind),
-        row.description,
-        Money(row.amount_minor, currency),
-        product_id=row.product_id,
-        quantity=row.quantity,
-        unit_price=Money(row.unit_price_minor, currency) if row.unit_price_minor is not None else None,
-        period_start=row.period_start,
-        period_end=row.period_end,
-        tax_amount=Money(row.tax_minor, currency),
-    )
-
-
 async def lines_of(session: AsyncSession, invoice_id: int, currency: str) -> list[tuple[int, DocLine]]:
     """A draft's lines in order, with their ids."""
     rows = await session.execute(select(LINES).where(LINES.c.invoice_id == invoice_id).order_by(LINES.c.position))
-    return [(row.id, _line(row, currency)) for row in rows]
+    return [(row.id, line_of(row, currency)) for row in rows]
 
 
 async def replace_lines(session: AsyncSession, invoice_id: int, lines: Sequence[DocLine], now: datetime) -> Any:

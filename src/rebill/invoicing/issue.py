@@ -25,6 +25,7 @@ from rebill.db.sets import insert_rows
 from rebill.domain import invoice
 from rebill.domain.cadence import local_today
 from rebill.domain.invoice import DocLine, Document, DocumentType, InvoiceStatus, LineKind, terms_of
+from rebill.domain.money import Money
 from rebill.domain.renewal import Charge
 from rebill.invoicing import events
 from rebill.invoicing.numbering import take_numbers
@@ -215,6 +216,21 @@ def totals_of(document: Document) -> dict[str, int]:
         "total_minor": document.total.minor,
         "credit_applied_minor": document.credit.minor,
     }
+
+
+def line_of(row: Any, currency: str) -> DocLine:
+    """A stored line (of an invoice or a credit note) as the rules see it."""
+    return DocLine(
+        LineKind(row.kind),
+        row.description,
+        Money(row.amount_minor, currency),
+        product_id=row.product_id,
+        quantity=row.quantity,
+        unit_price=Money(row.unit_price_minor, currency) if row.unit_price_minor is not None else None,
+        period_start=row.period_start,
+        period_end=row.period_end,
+        tax_amount=Money(row.tax_minor, currency),
+    )
 
 
 def line_row(invoice_id: int, position: int, line: DocLine) -> dict[str, Any]:
