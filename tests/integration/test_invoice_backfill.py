@@ -1,4 +1,4 @@
-"""The migration that invoices the charges recorded before invoicing existed (0011)."""
+"""The migrations that document what was recorded before invoicing existed: invoices (0011), credit notes (0015)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ OLD_DATA = [
                NULL, '2026-01-20 10:00+00', NULL, false),
               (2, 2, 'SCHEDULED', 'VOID', '2026-01-20', '2026-02-20', 990, 'EUR', 1, 'b2:void9',
                NULL, '2026-01-19 10:00+00', NULL, false)""",
+    """INSERT INTO transactions (renewal_id, subscription_id, kind, gateway_id, amount_minor, currency, status,
+           created_at)
+       VALUES (2, 1, 'REFUND', 'sandbox', 500, 'USD', 'SUCCEEDED', '2025-12-10 10:00+00'),
+              (2, 1, 'REFUND', 'sandbox', 1000, 'USD', 'SUCCEEDED', '2026-01-02 10:00+00'),
+              (2, 1, 'REFUND', 'sandbox', 300, 'USD', 'FAILED', '2026-01-03 10:00+00')""",
 ]
 
 
@@ -69,6 +74,19 @@ async def test_charges_recorded_before_invoicing_get_their_invoices_numbered_in_
             ("b2", "INV-2026-000003", "UNCOLLECTIBLE", 990, 0, "=Bob", "2026-01-20"),
         ], "paid in order of payment, in the year of issue; the credit has none"
         assert lines == 6
+        async with engine.connect() as conn:
+            notes = (
+                await conn.execute(
+                    text(
+                        "SELECT c.number, c.total_minor, c.refunded, i.number AS invoice, i.credited_minor "
+                        "FROM credit_notes c JOIN invoices i ON i.id = c.invoice_id ORDER BY c.number"
+                    )
+                )
+            ).all()
+        assert [tuple(n) for n in notes] == [
+            ("CN-2025-000001", 500, True, "INV-2025-000002", 1500),
+            ("CN-2026-000001", 1000, True, "INV-2025-000002", 1500),
+        ], "each refund made through a gateway is a credit note, in the year it was made"
         audit = await assert_ledger_ok(engine)
         assert audit.renewals == 7
     finally:

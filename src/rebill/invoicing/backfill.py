@@ -1,4 +1,5 @@
-"""Invoices for renewals recorded without one: data from before invoicing, imports and seeds.
+"""Invoices for renewals recorded without one, and credit notes for refunds recorded without one: data from
+before invoicing, imports and seeds.
 
 One set-based statement, so a database of millions of renewals is documented
 in minutes: every renewal that charges (amount of zero or more) and has no
@@ -97,6 +98,69 @@ SELECT (SELECT count(*) FROM issued) AS invoices, (SELECT count(*) FROM lines) A
 )
 
 
+_CN_NUMBER = (
+    ":prefix || n.year || '-' || CASE WHEN n.base + n.n < 1000000 "
+    "THEN lpad((n.base + n.n)::text, 6, '0') ELSE (n.base + n.n)::text END"
+)
+
+#: Every refund that went through a gateway before credit notes existed gets its credit note (refunded),
+#: against its renewal's invoice, numbered in the order the refunds were made.
+BACKFILL_REFUNDS = text(
+    f"""
+WITH todo AS MATERIALIZED (
+    SELECT t.id AS transaction_id, t.amount_minor, t.created_at, i.id AS invoice_id, i.subscription_id,
+           i.customer_id, i.currency, i.customer_name, i.customer_email, i.billing_address, i.customer_tax_id,
+           (t.created_at AT TIME ZONE :tz)::date AS issue_date
+    FROM transactions t
+    JOIN invoices i ON i.renewal_id = t.renewal_id AND i.document_type = 'INVOICE'
+    WHERE t.kind = 'REFUND' AND t.status = 'SUCCEEDED' AND t.amount_minor > 0
+      AND NOT EXISTS (SELECT 1 FROM credit_notes c WHERE c.transaction_id = t.id)
+),
+years AS (
+    SELECT extract(year FROM issue_date)::int AS year, count(*) AS how_many FROM todo GROUP BY 1
+),
+counters AS (
+    INSERT INTO document_counters (prefix, year, last_number)
+    SELECT :prefix, year, how_many FROM years
+    ON CONFLICT (prefix, year) DO UPDATE SET last_number = document_counters.last_number + EXCLUDED.last_number
+    RETURNING year, last_number
+),
+numbered AS (
+    SELECT t.*, y.year, c.last_number - y.how_many AS base,
+           row_number() OVER (PARTITION BY y.year ORDER BY t.created_at, t.transaction_id) AS n
+    FROM todo t
+    JOIN years y ON y.year = extract(year FROM t.issue_date)::int
+    JOIN counters c ON c.year = y.year
+),
+notes AS (
+    INSERT INTO credit_notes (
+        number, invoice_id, subscription_id, customer_id, currency, issue_date, subtotal_minor, tax_minor,
+        total_minor, reason, refunded, transaction_id, customer_name, customer_email, billing_address,
+        customer_tax_id, seller, created_at
+    )
+    SELECT {_CN_NUMBER}, n.invoice_id, n.subscription_id, n.customer_id, n.currency, n.issue_date,
+           n.amount_minor, 0, n.amount_minor, 'refund', true, n.transaction_id, n.customer_name,
+           n.customer_email, n.billing_address, n.customer_tax_id, CAST(:seller AS jsonb), n.created_at
+    FROM numbered n
+    RETURNING id, invoice_id, total_minor
+),
+lines AS (
+    INSERT INTO credit_note_lines (credit_note_id, position, kind, description, amount_minor)
+    SELECT id, 0, 'ITEM', 'Refund', total_minor FROM notes
+    RETURNING 1
+),
+credited AS (
+    UPDATE invoices i SET credited_minor = i.credited_minor + s.total
+    FROM (SELECT invoice_id, sum(total_minor) AS total FROM notes GROUP BY invoice_id) s
+    WHERE i.id = s.invoice_id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM notes) AS notes, (SELECT count(*) FROM lines) AS lines,
+       (SELECT count(*) FROM credited) AS invoices
+"""
+)
+
+
 def backfill_params(prefix: str, time_zone: str, payment_terms_days: int, seller: dict[str, Any]) -> dict[str, Any]:
     import json
 
@@ -104,9 +168,21 @@ def backfill_params(prefix: str, time_zone: str, payment_terms_days: int, seller
 
 
 async def backfill_invoices(conn: Any, settings: Any) -> int:
-    """Invoice every renewal that has none, in ``conn``'s transaction; how many were issued."""
+    """Invoice every renewal that has none, and credit note every refund that has none, in ``conn``'s
+    transaction; how many invoices were issued."""
     params = backfill_params(
         settings.invoice_prefix, settings.seller_time_zone, settings.payment_terms_days, dict(settings.seller)
     )
     row = (await conn.execute(BACKFILL, params)).one()
+    await conn.execute(BACKFILL_REFUNDS, refund_params(settings))
     return int(row.invoices)
+
+
+def refund_params(settings: Any) -> dict[str, Any]:
+    import json
+
+    return {
+        "prefix": settings.credit_note_prefix,
+        "tz": settings.seller_time_zone,
+        "seller": json.dumps(dict(settings.seller)),
+    }
