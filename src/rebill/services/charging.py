@@ -632,7 +632,10 @@ async def offline_invoices(session: AsyncSession, renewal_ids: Sequence[int]) ->
         return {}
     invoices = t.table_of(t.Invoice)
     rows = await session.execute(
-        select(invoices).where(any_of(invoices.c.renewal_id, renewal_ids), invoices.c.document_type == "INVOICE")
+        # A pro forma asks for the payment where a subscription is set to pro formas: the final invoice wins.
+        select(invoices)
+        .where(any_of(invoices.c.renewal_id, renewal_ids))
+        .order_by(invoices.c.renewal_id, (invoices.c.document_type == "INVOICE").asc())
     )
     return {row.renewal_id: row for row in rows}
 
