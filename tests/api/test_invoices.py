@@ -951,3 +951,44 @@ async def test_a_pro_forma_asks_for_the_payment_and_its_invoice_follows_it(clien
     )
     assert (await invoice_of_renewal(client, unpaid["renewal"]["id"]))["status"] == "VOID"
     await assert_ledger_ok(services.engine)
+
+
+async def test_a_void_retried_with_its_idempotency_key_answers_the_voided_invoice_again(client):
+    world = await make_world(client)
+    await add_card(client, world.customer, DECLINED)
+    declined = await mutate(
+        client,
+        "createSubscription",
+        {
+            "customerId": world.customer,
+            "profileId": world.profile,
+            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
+        },
+        "renewal { id }",
+    )
+    invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
+    request = {"invoiceId": invoice["id"], "reason": "goodwill", "idempotencyKey": "void-1"}
+    first = ok(await mutate(client, "voidInvoice", request, "invoice { status number }"))
+    again = ok(await mutate(client, "voidInvoice", request, "invoice { status number }"))
+    assert first["invoice"] == again["invoice"] == {"status": "VOID", "number": invoice["number"]}
+
+
+async def test_an_invoice_whose_payment_is_in_flight_cannot_be_voided(client, services):
+    world = await make_world(client)
+    await add_card(client, world.customer, "4000000000000259")  # charged, then the gateway's answer is lost
+    pending = await mutate(
+        client,
+        "createSubscription",
+        {
+            "customerId": world.customer,
+            "profileId": world.profile,
+            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
+        },
+        "renewal { id status }",
+    )
+    assert pending["renewal"]["status"] == "PENDING"
+    invoice = await invoice_of_renewal(client, pending["renewal"]["id"])
+    refused = await mutate(client, "voidInvoice", {"invoiceId": invoice["id"]}, "invoice { status }")
+    assert error_codes(refused) == ["INVALID_STATUS"], "the gateway may have taken the money"
+    await RenewalEngine(services).run_once()  # recovery finds it paid
+    assert (await invoice_of_renewal(client, pending["renewal"]["id"]))["status"] == "PAID"

@@ -155,11 +155,8 @@ async def void_invoice(info: Info, input: VoidInvoiceInput) -> VoidInvoicePayloa
     except RebillError as exc:
         return VoidInvoicePayload(user_errors=errors_of_exc(exc), invoice=None)
     row = result.extra.get("invoice")
-    return VoidInvoicePayload(
-        user_errors=errors_of(result),
-        invoice=Invoice.of(row) if row is not None else None,
-        dry_run=result.dry_run,
-    )
+    shown = Invoice.of(row) if row is not None else await invoice_by_pk(info, key) if result.ok else None
+    return VoidInvoicePayload(user_errors=errors_of(result), invoice=shown, dry_run=result.dry_run)
 
 
 def errors_of_exc(exc: RebillError) -> list[Any]:

@@ -65,6 +65,12 @@ async def void_invoice(services: Services, actor: Actor, common: Common, invoice
             renewal = (
                 await session.execute(select(R.c.status).where(R.c.id == row.renewal_id).with_for_update())
             ).one()
+            if renewal.status == "PENDING":
+                raise InvoiceError(
+                    f"invoice {row.number}'s payment is being charged: void it once the gateway has answered",
+                    code="INVALID_STATUS",
+                    field=["invoiceId"],
+                )
             declined = renewal.status == "FAILED"
             # Nothing more is collected for this period: its retries are dropped.
             await session.execute(
