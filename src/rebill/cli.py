@@ -119,15 +119,26 @@ def serve(
 
 @app.command()
 def migrate() -> None:
-    """Upgrade the database schema to the newest version (Alembic)."""
-    from rebill.db.migrate import current_revision
+    """Upgrade the database schema to the newest version (Alembic), one revision at a time.
+
+    Each revision is named while it runs and timed when it is done: a data migration over a large
+    database (0011 invoices every past charge, 0015 credits every past refund) takes minutes.
+    """
+    import time
+
+    from rebill.db.migrate import current_revision, pending_revisions, upgrade
 
     settings = settings_or_exit()
 
     async def main() -> None:
-        async with open_services(settings) as services:
-            revision = await current_revision(services.engine)
-            out.print(f"database at revision {revision}")
+        async with open_services(settings, migrate=False) as services:
+            pending = await pending_revisions(services.engine)
+            for revision, title in pending:
+                started = time.perf_counter()
+                with console.status(f"applying {revision}: {title}"):
+                    await upgrade(services.engine, revision)
+                out.print(f"applied {revision}: {title} ({time.perf_counter() - started:.1f} s)")
+            out.print(f"database at revision {await current_revision(services.engine)}")
 
     run(main)
 

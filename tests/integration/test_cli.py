@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -134,3 +135,38 @@ def test_serve_runs_on_the_embedded_database_stops_on_ctrl_c_and_reuses_its_data
         again.send_signal(signal.SIGINT)
         again.wait(timeout=60)
     assert again.returncode == 0
+
+
+async def test_migrate_names_and_times_each_revision_it_applies():
+    """A fresh database of its own: migrate applies every revision one at a time and says so."""
+    from rebill.db.scratch import ScratchDatabase
+
+    scratch = ScratchDatabase("rebill_migrate", os.environ.get("REBILL_TEST_DATABASE_URL"))
+    await scratch.create(migrate=False)
+    try:
+        first = await asyncio.to_thread(
+            subprocess.run,
+            [*REBILL, "migrate"],
+            capture_output=True,
+            text=True,
+            env=_env(DATABASE_URL=scratch.url),
+            timeout=120,
+        )
+        assert first.returncode == 0, first.stderr
+        applied = [line for line in first.stdout.splitlines() if line.startswith("applied ")]
+        assert applied[0].startswith("applied 0001: ") and len(applied) >= 15
+        assert any(
+            line.startswith("applied 0011: invoices for the charges recorded before invoicing (") for line in applied
+        )
+        assert first.stdout.strip().splitlines()[-1] == f"database at revision {applied[-1].split()[1].rstrip(':')}"
+        again = await asyncio.to_thread(
+            subprocess.run,
+            [*REBILL, "migrate"],
+            capture_output=True,
+            text=True,
+            env=_env(DATABASE_URL=scratch.url),
+            timeout=120,
+        )
+        assert "applied" not in again.stdout, "nothing left to apply"
+    finally:
+        await scratch.drop()

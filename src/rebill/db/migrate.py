@@ -44,3 +44,13 @@ async def current_revision(engine: AsyncEngine) -> str | None:
             return None
         row = await conn.exec_driver_sql("SELECT version_num FROM alembic_version")
         return row.scalar()
+
+
+async def pending_revisions(engine: AsyncEngine) -> list[tuple[str, str]]:
+    """The revisions an upgrade to head would apply, oldest first, with the first line of their docstring."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
+    current = await current_revision(engine)
+    revisions = list(script.iterate_revisions("head", current or "base"))
+    return [(r.revision, (r.doc or "").strip().splitlines()[0] if r.doc else "") for r in reversed(revisions)]
