@@ -17,9 +17,11 @@ OLD_DATA = [
     "INSERT INTO subscription_profiles (name, interval_unit, interval_count) VALUES ('Monthly', 'MONTH', 1)",
     "INSERT INTO customers (email, name) VALUES ('ada@example.com', 'Ada'), ('bob@example.com', '=Bob')",
     """INSERT INTO subscriptions (customer_id, profile_id, currency, status, renewal_type, start_date, anchor_date,
-           next_renewal_date, overdue_count, amount_minor)
-       VALUES (1, 1, 'USD', 'OVERDUE', 'AUTOMATIC', '2025-11-03', '2025-11-03', '2026-02-03', 1, 1500),
-              (2, 1, 'EUR', 'CANCELLED', 'AUTOMATIC', '2025-12-20', '2025-12-20', NULL, 0, 990)""",
+           next_renewal_date, overdue_count, amount_minor, credit_minor, updated_at)
+       VALUES (1, 1, 'USD', 'OVERDUE', 'AUTOMATIC', '2025-11-03', '2025-11-03', '2026-02-03', 1, 1500, 200,
+               '2026-01-05 10:00+00'),
+              (2, 1, 'EUR', 'CANCELLED', 'AUTOMATIC', '2025-12-20', '2025-12-20', NULL, 0, 990, 0,
+               '2026-01-20 10:00+00')""",
     """INSERT INTO renewals (subscription_id, cycle, kind, status, period_start, period_end, amount_minor, currency,
            attempts, idempotency_key, paid_at, created_at, next_retry_date, adjustment)
        VALUES (1, 1, 'INITIAL', 'PAID', '2025-11-03', '2025-12-03', 1500, 'USD', 1, 'a1',
@@ -86,7 +88,8 @@ async def test_charges_recorded_before_invoicing_get_their_invoices_numbered_in_
         assert [tuple(n) for n in notes] == [
             ("CN-2025-000001", 500, True, "INV-2025-000002", 1500),
             ("CN-2026-000001", 1000, True, "INV-2025-000002", 1500),
-        ], "each refund made through a gateway is a credit note, in the year it was made"
+            ("CN-2026-000002", 200, False, "INV-2025-000001", 200),
+        ], "each refund made through a gateway is a credit note; the credit balance one to the balance"
         audit = await assert_ledger_ok(engine)
         assert audit.renewals == 7
     finally:

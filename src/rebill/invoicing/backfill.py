@@ -1,5 +1,5 @@
-"""Invoices for renewals recorded without one, and credit notes for refunds recorded without one: data from
-before invoicing, imports and seeds.
+"""Invoices for renewals recorded without one, credit notes for refunds and credit balances recorded without
+one: data from before invoicing, imports and seeds.
 
 One set-based statement, so a database of millions of renewals is documented
 in minutes: every renewal that charges (amount of zero or more) and has no
@@ -161,6 +161,69 @@ SELECT (SELECT count(*) FROM notes) AS notes, (SELECT count(*) FROM lines) AS li
 )
 
 
+#: A credit balance from before credit notes (proration credits) becomes one credit note to the balance, against
+#: the subscription's newest paid invoice that can take it; a subscription that has one such note already is left.
+BACKFILL_BALANCES = text(
+    f"""
+WITH todo AS MATERIALIZED (
+    SELECT s.id AS subscription_id, s.credit_minor AS amount, i.id AS invoice_id, i.customer_id, i.currency,
+           i.customer_name, i.customer_email, i.billing_address, i.customer_tax_id,
+           (s.updated_at AT TIME ZONE :tz)::date AS issue_date, s.updated_at AS created_at
+    FROM subscriptions s
+    CROSS JOIN LATERAL (
+        SELECT * FROM invoices i
+        WHERE i.subscription_id = s.id AND i.document_type = 'INVOICE' AND i.status = 'PAID'
+          AND i.currency = s.currency AND i.total_minor - i.credited_minor >= s.credit_minor
+        ORDER BY i.id DESC LIMIT 1
+    ) i
+    WHERE s.credit_minor > 0
+      AND NOT EXISTS (SELECT 1 FROM credit_notes c WHERE c.subscription_id = s.id AND NOT c.refunded)
+),
+years AS (
+    SELECT extract(year FROM issue_date)::int AS year, count(*) AS how_many FROM todo GROUP BY 1
+),
+counters AS (
+    INSERT INTO document_counters (prefix, year, last_number)
+    SELECT :prefix, year, how_many FROM years
+    ON CONFLICT (prefix, year) DO UPDATE SET last_number = document_counters.last_number + EXCLUDED.last_number
+    RETURNING year, last_number
+),
+numbered AS (
+    SELECT t.*, y.year, c.last_number - y.how_many AS base,
+           row_number() OVER (PARTITION BY y.year ORDER BY t.created_at, t.subscription_id) AS n
+    FROM todo t
+    JOIN years y ON y.year = extract(year FROM t.issue_date)::int
+    JOIN counters c ON c.year = y.year
+),
+notes AS (
+    INSERT INTO credit_notes (
+        number, invoice_id, subscription_id, customer_id, currency, issue_date, subtotal_minor, tax_minor,
+        total_minor, reason, refunded, customer_name, customer_email, billing_address, customer_tax_id, seller,
+        created_at
+    )
+    SELECT {_CN_NUMBER}, n.invoice_id, n.subscription_id, n.customer_id, n.currency, n.issue_date, n.amount, 0,
+           n.amount, 'credit balance from before credit notes', false, n.customer_name, n.customer_email,
+           n.billing_address, n.customer_tax_id, CAST(:seller AS jsonb), n.created_at
+    FROM numbered n
+    RETURNING id, invoice_id, total_minor
+),
+lines AS (
+    INSERT INTO credit_note_lines (credit_note_id, position, kind, description, amount_minor)
+    SELECT id, 0, 'PRORATION', 'Credit to the balance', total_minor FROM notes
+    RETURNING 1
+),
+credited AS (
+    UPDATE invoices i SET credited_minor = i.credited_minor + s.total
+    FROM (SELECT invoice_id, sum(total_minor) AS total FROM notes GROUP BY invoice_id) s
+    WHERE i.id = s.invoice_id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM notes) AS notes, (SELECT count(*) FROM lines) AS lines,
+       (SELECT count(*) FROM credited) AS invoices
+"""
+)
+
+
 def backfill_params(prefix: str, time_zone: str, payment_terms_days: int, seller: dict[str, Any]) -> dict[str, Any]:
     import json
 
@@ -175,6 +238,7 @@ async def backfill_invoices(conn: Any, settings: Any) -> int:
     )
     row = (await conn.execute(BACKFILL, params)).one()
     await conn.execute(BACKFILL_REFUNDS, refund_params(settings))
+    await conn.execute(BACKFILL_BALANCES, refund_params(settings))
     return int(row.invoices)
 
 

@@ -1,9 +1,11 @@
-"""credit notes for the refunds recorded before credit notes
+"""credit notes for the refunds and credit balances recorded before credit notes
 
 Every refund a gateway made before 0012 gets its credit note (refunded, in
 the CN- series, numbered in the order the refunds were made) against its
-renewal's invoice, whose credited total grows by it; one set-based
-statement (``rebill.invoicing.backfill``, which ``rebill seed`` uses too).
+renewal's invoice, whose credited total grows by it; every credit balance
+(proration credits) becomes one credit note to the balance against the
+subscription's newest paid invoice that can take it. Set-based statements
+(``rebill.invoicing.backfill``, which ``rebill seed`` uses too).
 
 Revision ID: 0015
 Revises: 0014
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from alembic import op
 
 from rebill.config import Settings
-from rebill.invoicing.backfill import BACKFILL_REFUNDS, refund_params
+from rebill.invoicing.backfill import BACKFILL_BALANCES, BACKFILL_REFUNDS, refund_params
 
 revision: str = "0015"
 down_revision: str | None = "0014"
@@ -24,7 +26,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.get_bind().execute(BACKFILL_REFUNDS, refund_params(Settings.from_env()))
+    params = refund_params(Settings.from_env())
+    op.get_bind().execute(BACKFILL_REFUNDS, params)
+    op.get_bind().execute(BACKFILL_BALANCES, params)
 
 
 def downgrade() -> None:
