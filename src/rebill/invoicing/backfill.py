@@ -14,15 +14,40 @@ SQL.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import text
+
+from rebill.invoicing.follow import status_of_renewal
 
 #: ``{prefix}{year}-{counter}`` in SQL, as ``domain.invoice.number_of`` writes it (six digits at least).
 _NUMBER = (
     ":prefix || n.year || '-' || CASE WHEN n.base + n.n < 1000000 "
     "THEN lpad((n.base + n.n)::text, 6, '0') ELSE (n.base + n.n)::text END"
 )
+
+
+def _numbered(order: str) -> str:
+    """The CTEs that number ``todo``'s documents (an ``issue_date`` each) in their year's series, in ``order``:
+    each year's counter is moved on by its count at once, and ``n`` counts from just after where it stood."""
+    return f"""years AS (
+    SELECT extract(year FROM issue_date)::int AS year, count(*) AS how_many FROM todo GROUP BY 1
+),
+counters AS (
+    INSERT INTO document_counters (prefix, year, last_number)
+    SELECT :prefix, year, how_many FROM years
+    ON CONFLICT (prefix, year) DO UPDATE SET last_number = document_counters.last_number + EXCLUDED.last_number
+    RETURNING year, last_number
+),
+numbered AS (
+    SELECT t.*, y.year, c.last_number - y.how_many AS base,
+           row_number() OVER (PARTITION BY y.year ORDER BY {order}) AS n
+    FROM todo t
+    JOIN years y ON y.year = extract(year FROM t.issue_date)::int
+    JOIN counters c ON c.year = y.year
+),"""
+
 
 BACKFILL = text(
     f"""
@@ -36,22 +61,7 @@ WITH todo AS MATERIALIZED (
     WHERE r.amount_minor >= 0
       AND NOT EXISTS (SELECT 1 FROM invoices i WHERE i.renewal_id = r.id)
 ),
-years AS (
-    SELECT extract(year FROM issue_date)::int AS year, count(*) AS how_many FROM todo GROUP BY 1
-),
-counters AS (
-    INSERT INTO document_counters (prefix, year, last_number)
-    SELECT :prefix, year, how_many FROM years
-    ON CONFLICT (prefix, year) DO UPDATE SET last_number = document_counters.last_number + EXCLUDED.last_number
-    RETURNING year, last_number
-),
-numbered AS (
-    SELECT t.*, y.year, c.last_number - y.how_many AS base,
-           row_number() OVER (PARTITION BY y.year ORDER BY t.issued_at, t.id) AS n
-    FROM todo t
-    JOIN years y ON y.year = extract(year FROM t.issue_date)::int
-    JOIN counters c ON c.year = y.year
-),
+{_numbered("t.issued_at, t.id")}
 issued AS (
     INSERT INTO invoices (
         number, document_type, status, subscription_id, customer_id, renewal_id, currency,
@@ -62,14 +72,7 @@ issued AS (
         created_at, finalized_at, paid_at, voided_at, void_reason, updated_at
     )
     SELECT {_NUMBER}, 'INVOICE',
-           CASE
-               WHEN n.status IN ('PAID', 'REFUNDED', 'PARTIALLY_REFUNDED') THEN 'PAID'
-               WHEN n.status = 'VOID' THEN 'VOID'
-               WHEN n.status = 'FAILED' AND n.sub_status IN ('CANCELLED', 'EXPIRED') THEN 'UNCOLLECTIBLE'
-               WHEN n.status = 'FAILED' AND n.next_retry_date IS NULL AND n.sub_status <> 'OVERDUE'
-                   THEN 'UNCOLLECTIBLE'
-               ELSE 'OPEN'
-           END,
+           {status_of_renewal("n.status", "n.next_retry_date", "n.sub_status")},
            n.subscription_id, n.customer_id, n.id, n.currency,
            n.issue_date, n.issue_date + coalesce((n.invoicing ->> 'paymentTermsDays')::int, :terms),
            n.period_start, n.period_end,
@@ -98,11 +101,6 @@ SELECT (SELECT count(*) FROM issued) AS invoices, (SELECT count(*) FROM lines) A
 )
 
 
-_CN_NUMBER = (
-    ":prefix || n.year || '-' || CASE WHEN n.base + n.n < 1000000 "
-    "THEN lpad((n.base + n.n)::text, 6, '0') ELSE (n.base + n.n)::text END"
-)
-
 #: Every refund that went through a gateway before credit notes existed gets its credit note (refunded),
 #: against its renewal's invoice, numbered in the order the refunds were made.
 BACKFILL_REFUNDS = text(
@@ -116,29 +114,14 @@ WITH todo AS MATERIALIZED (
     WHERE t.kind = 'REFUND' AND t.status = 'SUCCEEDED' AND t.amount_minor > 0
       AND NOT EXISTS (SELECT 1 FROM credit_notes c WHERE c.transaction_id = t.id)
 ),
-years AS (
-    SELECT extract(year FROM issue_date)::int AS year, count(*) AS how_many FROM todo GROUP BY 1
-),
-counters AS (
-    INSERT INTO document_counters (prefix, year, last_number)
-    SELECT :prefix, year, how_many FROM years
-    ON CONFLICT (prefix, year) DO UPDATE SET last_number = document_counters.last_number + EXCLUDED.last_number
-    RETURNING year, last_number
-),
-numbered AS (
-    SELECT t.*, y.year, c.last_number - y.how_many AS base,
-           row_number() OVER (PARTITION BY y.year ORDER BY t.created_at, t.transaction_id) AS n
-    FROM todo t
-    JOIN years y ON y.year = extract(year FROM t.issue_date)::int
-    JOIN counters c ON c.year = y.year
-),
+{_numbered("t.created_at, t.transaction_id")}
 notes AS (
     INSERT INTO credit_notes (
         number, invoice_id, subscription_id, customer_id, currency, issue_date, subtotal_minor, tax_minor,
         total_minor, reason, refunded, transaction_id, customer_name, customer_email, billing_address,
         customer_tax_id, seller, created_at
     )
-    SELECT {_CN_NUMBER}, n.invoice_id, n.subscription_id, n.customer_id, n.currency, n.issue_date,
+    SELECT {_NUMBER}, n.invoice_id, n.subscription_id, n.customer_id, n.currency, n.issue_date,
            n.amount_minor, 0, n.amount_minor, 'refund', true, n.transaction_id, n.customer_name,
            n.customer_email, n.billing_address, n.customer_tax_id, CAST(:seller AS jsonb), n.created_at
     FROM numbered n
@@ -179,29 +162,14 @@ WITH todo AS MATERIALIZED (
     WHERE s.credit_minor > 0
       AND NOT EXISTS (SELECT 1 FROM credit_notes c WHERE c.subscription_id = s.id AND NOT c.refunded)
 ),
-years AS (
-    SELECT extract(year FROM issue_date)::int AS year, count(*) AS how_many FROM todo GROUP BY 1
-),
-counters AS (
-    INSERT INTO document_counters (prefix, year, last_number)
-    SELECT :prefix, year, how_many FROM years
-    ON CONFLICT (prefix, year) DO UPDATE SET last_number = document_counters.last_number + EXCLUDED.last_number
-    RETURNING year, last_number
-),
-numbered AS (
-    SELECT t.*, y.year, c.last_number - y.how_many AS base,
-           row_number() OVER (PARTITION BY y.year ORDER BY t.created_at, t.subscription_id) AS n
-    FROM todo t
-    JOIN years y ON y.year = extract(year FROM t.issue_date)::int
-    JOIN counters c ON c.year = y.year
-),
+{_numbered("t.created_at, t.subscription_id")}
 notes AS (
     INSERT INTO credit_notes (
         number, invoice_id, subscription_id, customer_id, currency, issue_date, subtotal_minor, tax_minor,
         total_minor, reason, refunded, customer_name, customer_email, billing_address, customer_tax_id, seller,
         created_at
     )
-    SELECT {_CN_NUMBER}, n.invoice_id, n.subscription_id, n.customer_id, n.currency, n.issue_date, n.amount, 0,
+    SELECT {_NUMBER}, n.invoice_id, n.subscription_id, n.customer_id, n.currency, n.issue_date, n.amount, 0,
            n.amount, 'credit balance from before credit notes', false, n.customer_name, n.customer_email,
            n.billing_address, n.customer_tax_id, CAST(:seller AS jsonb), n.created_at
     FROM numbered n
@@ -225,26 +193,24 @@ SELECT (SELECT count(*) FROM notes) AS notes, (SELECT count(*) FROM lines) AS li
 
 
 def backfill_params(prefix: str, time_zone: str, payment_terms_days: int, seller: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     return {"prefix": prefix, "tz": time_zone, "terms": payment_terms_days, "seller": json.dumps(seller)}
 
 
 async def backfill_invoices(conn: Any, settings: Any) -> int:
-    """Invoice every renewal that has none, and credit note every refund that has none, in ``conn``'s
-    transaction; how many invoices were issued."""
+    """Invoice every renewal that has none, and credit note every refund and credit balance that has none, in
+    ``conn``'s transaction; how many invoices were issued."""
     params = backfill_params(
         settings.invoice_prefix, settings.seller_time_zone, settings.payment_terms_days, dict(settings.seller)
     )
     row = (await conn.execute(BACKFILL, params)).one()
-    await conn.execute(BACKFILL_REFUNDS, refund_params(settings))
-    await conn.execute(BACKFILL_BALANCES, refund_params(settings))
+    credits = refund_params(settings)
+    await conn.execute(BACKFILL_REFUNDS, credits)
+    await conn.execute(BACKFILL_BALANCES, credits)
     return int(row.invoices)
 
 
 def refund_params(settings: Any) -> dict[str, Any]:
-    import json
-
+    """The parameters of the credit note statements (refunds and balances)."""
     return {
         "prefix": settings.credit_note_prefix,
         "tz": settings.seller_time_zone,

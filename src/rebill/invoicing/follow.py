@@ -28,17 +28,25 @@ from rebill.config import Settings
 from rebill.invoicing import events
 from rebill.invoicing.issue import issue_final_invoices
 
+
+def status_of_renewal(renewal_status: str, next_retry_date: str, subscription_status: str) -> str:
+    """The SQL ``CASE`` of the status an invoice takes from its renewal (the rule above), over these columns."""
+    return f"""CASE
+               WHEN {renewal_status} IN ('PAID', 'REFUNDED', 'PARTIALLY_REFUNDED') THEN 'PAID'
+               WHEN {renewal_status} = 'VOID' THEN 'VOID'
+               WHEN {renewal_status} = 'FAILED' AND {subscription_status} IN ('CANCELLED', 'EXPIRED')
+                   THEN 'UNCOLLECTIBLE'
+               WHEN {renewal_status} = 'FAILED' AND {next_retry_date} IS NULL AND {subscription_status} <> 'OVERDUE'
+                   THEN 'UNCOLLECTIBLE'
+               ELSE 'OPEN'
+           END"""
+
+
 _FOLLOW = text(
-    """
+    f"""
 WITH derived AS (
     SELECT i.id,
-           CASE
-               WHEN r.status IN ('PAID', 'REFUNDED', 'PARTIALLY_REFUNDED') THEN 'PAID'
-               WHEN r.status = 'VOID' THEN 'VOID'
-               WHEN r.status = 'FAILED' AND s.status IN ('CANCELLED', 'EXPIRED') THEN 'UNCOLLECTIBLE'
-               WHEN r.status = 'FAILED' AND r.next_retry_date IS NULL AND s.status <> 'OVERDUE' THEN 'UNCOLLECTIBLE'
-               ELSE 'OPEN'
-           END AS status,
+           {status_of_renewal("r.status", "r.next_retry_date", "s.status")} AS status,
            r.paid_at
     FROM invoices i
     JOIN renewals r ON r.id = i.renewal_id
