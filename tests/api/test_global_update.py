@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from rebill.services.phases import apply_all_due_phases
-from rebill.services.runtime import ENGINE
+from rebill.billing.engine import RenewalEngine
 from tests.support import (
     SUBSCRIPTION_FIELDS,
     change,
@@ -159,9 +158,9 @@ async def test_due_phases_are_applied_with_their_history(client, clock, services
             "phase { id }",
         )
     )["phase"]
-    assert await apply_all_due_phases(services, ENGINE) == 0  # not due yet
+    assert (await RenewalEngine(services).run_once()).phases == 0  # not due yet
     clock.set(datetime(2026, 2, 1, 0, 30, tzinfo=UTC))
-    assert await apply_all_due_phases(services, ENGINE) == 1
+    assert (await RenewalEngine(services).run_once()).phases == 1
     after = await get_subscription(client, sub["id"])
     assert after["renewalType"] == "MANUAL"
     assert after["metadata"] == {"phase": 2}
@@ -170,4 +169,4 @@ async def test_due_phases_are_applied_with_their_history(client, clock, services
     last = (await history(client, sub["id"]))[-1]
     assert (last["action"], last["actor"]) == ("phase_applied", "renewal-engine")
     assert change(last, "renewalType") == ("AUTOMATIC", "MANUAL")
-    assert await apply_all_due_phases(services, ENGINE) == 0  # applied once
+    assert (await RenewalEngine(services).run_once()).phases == 0  # applied once

@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db import tables as t
 from rebill.db.outage import Outage, is_database_outage, is_outage_now, wait_out
-from rebill.db.repositories import Catalog, SubscriptionRepository
+from rebill.db.repositories import Catalog, SubscriptionRepository, any_of
 from rebill.db.sets import insert_rows
 from rebill.domain import cycle
 from rebill.domain.cadence import local_today
@@ -62,6 +62,7 @@ from rebill.invoicing.issue import issue_for_charges
 from rebill.services import charging
 from rebill.services.charging import LOCK_CLASS, InFlight, Job, Settled, Writer, renewal_note, save_states
 from rebill.services.outbox import notification_payload
+from rebill.services.phases import apply_due_phases
 from rebill.services.runtime import ENGINE, Actor, Common, Services
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,8 @@ class EngineReport:
         )
         if self.started:
             text += f", started {self.started}"
+        if self.phases:
+            text += f", phases applied to {self.phases}"
         if self.drafted or self.finalized:
             text += f", draft invoices created {self.drafted}, finalized {self.finalized}"
         if self.voided:
@@ -167,6 +170,8 @@ class RenewalEngine:
                     budget -= retried
                 if done + retried == 0:
                     break
+            # After the renewals, which applied the phases of what they billed first.
+            await self._apply_dated_phases(now, report, stop)
             # Renewals orphaned by a worker that died while this one ran.
             await self._recover(now, report)
             if stop is None or not stop.is_set():
@@ -318,8 +323,9 @@ class RenewalEngine:
             for state in states:
                 assert state.id is not None
                 if state.id in with_phases:
-                    state = await self._apply_phases(session, repo, state, now)
-                    report.phases += 1
+                    phased = await self._apply_phases(session, repo, state, now)
+                    report.phases += int(phased.version != state.version)
+                    state = phased
                 outcome = cycle.begin_cycle(state, charging.context_for(now, state, contexts))
                 if outcome is None:
                     # Claimed but not due by the rules: never claim it again in this pass.
@@ -472,12 +478,83 @@ class RenewalEngine:
         self, session: AsyncSession, repo: SubscriptionRepository, state: SubscriptionState, now: datetime
     ) -> SubscriptionState:
         """Due phases apply before the cycle is billed (seed 001); they save and write their history."""
+        return await apply_due_phases(self._unit(session, repo, now), state)
+
+    async def _apply_dated_phases(self, now: datetime, report: EngineReport, stop: asyncio.Event | None) -> None:
+        """Apply every phase whose date has come, whether or not its subscription renews today.
+
+        A phase applies on its effective date in the subscription's time zone,
+        without proration: it changes what later renewals bill. This pass runs
+        after the renewals, which applied the phases dated up to each cycle
+        they billed; suspended and other unbilled subscriptions get theirs
+        here, while a ``FUTURE`` one gets them when the renewal pass starts it.
+
+        Subscriptions are claimed a batch per transaction with ``FOR UPDATE
+        SKIP LOCKED``, so concurrent workers take disjoint ones, and
+        :func:`~rebill.services.phases.apply_due_phases` reads each phase
+        ``PENDING`` under lock: each is applied once, with its history and
+        events in the same transaction. A worker killed mid-batch commits
+        nothing of it; the next pass applies it.
+        """
+        after = 0
+        while stop is None or not stop.is_set():
+            # One scan of the partial index of pending phases serves many batches.
+            async with self.services.sessions() as session:
+                page = list(
+                    await session.execute(
+                        _DATED_PHASE_CANDIDATES,
+                        {"latest": (now + _AHEAD).date(), "after": after, "size": self.batch_size * 20},
+                    )
+                )
+            ids = [row.subscription_id for row in page]
+            for start in range(0, len(ids), self.batch_size):
+                if stop is not None and stop.is_set():
+                    return
+                report.phases += await self._dated_phase_batch(now, report, ids[start : start + self.batch_size])
+            if len(page) < self.batch_size * 20:
+                return
+            after = page[-1].subscription_id
+
+    async def _dated_phase_batch(self, now: datetime, report: EngineReport, ids: Sequence[int]) -> int:
+        """Apply the due phases of these subscriptions in one transaction; how many subscriptions changed."""
         try:
-            from rebill.services.phases import apply_due_phases
-        except ImportError:  # phases not installed in this build
-            return state
-        applied: SubscriptionState = await apply_due_phases(self._unit(session, repo, now), state)
-        return applied
+            async with self.services.sessions() as session, session.begin():
+                rows = list(
+                    await session.execute(
+                        select(S)
+                        .where(
+                            any_of(S.c.id, ids),
+                            # A FUTURE subscription gets its phases when it starts, before its first charge.
+                            text("subscriptions.status <> 'FUTURE'"),
+                            text(
+                                "EXISTS (SELECT 1 FROM phases p WHERE p.subscription_id = subscriptions.id "
+                                "AND p.status = 'PENDING' AND p.effective_date <= "
+                                "CAST(timezone(subscriptions.time_zone, CAST(:now AS timestamptz)) AS date))"
+                            ).bindparams(now=now),
+                        )
+                        .order_by(S.c.id)
+                        .with_for_update(of=S, skip_locked=True)
+                    )
+                )
+                if not rows:
+                    return 0
+                repo = SubscriptionRepository(session, Catalog(session))
+                changed = 0
+                for state in await repo.states_from_rows(rows):
+                    phased = await self._apply_phases(session, repo, state, now)
+                    changed += int(phased.version != state.version)
+                return changed
+        except (DBAPIError, RebillError) as exc:
+            if await is_outage_now(self.services.engine, exc):
+                raise  # not this batch's fault: the pass stops until the database is back
+            if len(ids) == 1:
+                # Each subscription is visited once a pass: the next pass tries it again.
+                log.error("the phases of subscription %s could not be applied: %s", ids[0], exc)
+                report.skipped += 1
+                return 0
+            # Find the one that fails: the same batch, a subscription at a time.
+            log.warning("a batch of phases failed (%s); retrying it one subscription at a time", exc)
+            return sum([await self._dated_phase_batch(now, report, [sid]) for sid in ids])
 
     # -- retries -------------------------------------------------------------------
 
@@ -684,6 +761,18 @@ _REMINDER_CANDIDATES = text(
       AND NOT EXISTS (
           SELECT 1 FROM outbox o WHERE o.dedupe_key = 'reminder:' || s.id || ':' || (s.last_cycle + 1))
     ORDER BY s.id
+    LIMIT :size
+    """
+)
+
+
+# Subscriptions with a pending phase dated up to the latest local date on earth (the partial index
+# ix_phases_due); the claim checks each one's own local date.
+_DATED_PHASE_CANDIDATES = text(
+    """
+    SELECT DISTINCT subscription_id FROM phases
+    WHERE status = 'PENDING' AND effective_date <= :latest AND subscription_id > :after
+    ORDER BY subscription_id
     LIMIT :size
     """
 )

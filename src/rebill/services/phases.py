@@ -3,7 +3,9 @@
 A global update is a list of the local operations applied in one go, so it
 obeys exactly their rules. With a future effective date it is stored as a
 *phase*: listed on the subscription, editable and removable until it starts,
-and applied by the renewal engine (``apply_due_phases``) before it bills.
+and applied by the worker (``apply_due_phases``) on its date in the
+subscription's time zone, whether or not it renews that day, and before a
+renewal of that date bills.
 The phase's changes are kept as the same JSON a client sent, with ids
 decoded, so what is applied later is what was validated now.
 """
@@ -14,12 +16,12 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db import tables as t
 from rebill.db.repositories import history_row, write_history
 from rebill.domain import creation, updates
 from rebill.domain import invoice as invoice_rules
+from rebill.domain.cycle import BILLABLE
 from rebill.domain.errors import NotFound, RebillError, SubscriptionError, ValidationError
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
@@ -248,10 +250,12 @@ class PhaseService:
         """Change or drop a phase that has not started yet."""
 
         async def body(unit: Unit) -> Result:
-            row = (await unit.session.execute(select(PH).where(PH.c.id == phase_id).with_for_update())).first()
-            if row is None:
+            # The subscription is locked before its phase, in the worker's order, so the two never deadlock.
+            owner = (await unit.session.execute(select(PH.c.subscription_id).where(PH.c.id == phase_id))).scalar()
+            if owner is None:
                 raise NotFound(f"phase {phase_id} does not exist", field=["phaseId"])
-            state = await unit.repo.get(row.subscription_id, for_update=True)
+            state = await unit.repo.get(owner, for_update=True)
+            row = (await unit.session.execute(select(PH).where(PH.c.id == phase_id).with_for_update())).one()
             SubscriptionService.check_version(state, common)
             ctx = unit.ctx(state)
             if row.status != "PENDING" or row.effective_date <= ctx.today:
@@ -284,18 +288,27 @@ class PhaseService:
 
 
 async def apply_due_phases(unit: Unit, state: SubscriptionState) -> SubscriptionState:
-    """Apply the subscription's phases that are due today or earlier, oldest first.
+    """Apply the subscription's phases that are due, oldest first, in the caller's transaction.
 
-    Called by the renewal engine before it bills, inside its transaction. A
-    phase whose changes are refused by the rules on its date is marked
-    ``FAILED`` with the reason in the history; the others still apply.
+    Due means dated today or earlier in the subscription's time zone, and not
+    after a renewal it still owes: a cycle caught up late bills the settings
+    of its own date, and the phases after it follow once it is billed
+    (:func:`due_through`). Phases never prorate; they change what later
+    renewals bill. A phase whose changes are refused by the rules on its
+    date is marked ``FAILED`` with the reason in the history; the others
+    still apply. The phase rows are locked and read ``PENDING`` here, so
+    two workers that reach the same subscription apply each phase once.
     """
     assert state.id is not None
     ctx = unit.ctx(state)
     rows = list(
         await unit.session.execute(
             select(PH)
-            .where(PH.c.subscription_id == state.id, PH.c.status == "PENDING", PH.c.effective_date <= ctx.today)
+            .where(
+                PH.c.subscription_id == state.id,
+                PH.c.status == "PENDING",
+                PH.c.effective_date <= due_through(state, ctx.today),
+            )
             .order_by(PH.c.effective_date, PH.c.id)
             .with_for_update()
         )
@@ -329,28 +342,13 @@ async def apply_due_phases(unit: Unit, state: SubscriptionState) -> Subscription
     return state
 
 
-async def apply_all_due_phases(services: Services, actor: Actor) -> int:
-    """Apply every due phase of every subscription (used by the worker; also callable on its own)."""
-    async with services.sessions() as session:
-        ids = await due_phase_subscriptions(session, services.clock.now().date())
-    applied = 0
-    for subscription_id in ids:
+def due_through(state: SubscriptionState, today: date) -> date:
+    """The last effective date of the subscription's phases that apply now (``today`` is its local date).
 
-        async def body(unit: Unit, sid: int = subscription_id) -> Result:
-            state = await unit.repo.get(sid, for_update=True)
-            after = await apply_due_phases(unit, state)
-            return Result(subscription=after)
-
-        result = await run_in_transaction(services, "applyPhases", actor, Common(), None, body)
-        applied += int(result.ok)
-    return applied
-
-
-async def due_phase_subscriptions(session: AsyncSession, today: date) -> list[int]:
-    # One day of slack covers every time zone; apply_due_phases checks the local date.
-    rows = await session.execute(
-        select(PH.c.subscription_id)
-        .where(PH.c.status == "PENDING", PH.c.effective_date <= date.fromordinal(today.toordinal() + 1))
-        .distinct()
-    )
-    return sorted(r[0] for r in rows)
+    A renewal still owed from an earlier date (a worker that was down, a
+    backdated import) is billed first: phases dated after it wait for it.
+    """
+    owed = state.next_renewal_date
+    if state.status in BILLABLE and owed is not None and owed < today:
+        return owed
+    return today
