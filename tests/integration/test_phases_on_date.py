@@ -199,3 +199,80 @@ async def test_two_workers_at_once_apply_every_phase_exactly_once(client, servic
         "SELECT count(*) AS n FROM outbox WHERE kind = 'SUBSCRIPTION_UPDATED' AND payload->>'action' = 'phase_applied'",
     )
     assert events.n == 12
+
+
+# -- real worker processes -----------------------------------------------------------
+
+SEEDED_TODAY = "2026-06-01"
+
+# Subscriptions that renew in ten days, each with a price cut dated today; one in three also has a
+# metadata change dated yesterday, which applies first.
+PHASE_SEED = [
+    "INSERT INTO subscription_profiles (name, interval_unit, interval_count) VALUES ('Monthly', 'MONTH', 1)",
+    "INSERT INTO products (name, sku) VALUES ('Coffee', 'coffee')",
+    "INSERT INTO customers (email) SELECT 'c' || n || '@example.com' FROM generate_series(1, :n) AS n",
+    "INSERT INTO payment_methods (customer_id, kind, gateway_token) SELECT id, 'CARD', '4242424242424242' FROM customers",
+    """INSERT INTO subscriptions (customer_id, profile_id, currency, status, renewal_type, start_date, anchor_date,
+           next_renewal_date, current_period_start, current_period_end, occurrences_billed, last_cycle,
+           payment_method_id, amount_minor)
+       SELECT c.id, (SELECT id FROM subscription_profiles), 'USD', 'ACTIVE', 'AUTOMATIC',
+              CAST(:today AS date) - 21, CAST(:today AS date) - 21, CAST(:today AS date) + 10,
+              CAST(:today AS date) - 21, CAST(:today AS date) + 10, 1, 1, pm.id, 1500
+       FROM customers c JOIN payment_methods pm ON pm.customer_id = c.id ORDER BY c.id""",
+    """INSERT INTO subscription_items (subscription_id, product_id, unit_price_minor, currency, quantity)
+       SELECT id, (SELECT id FROM products), 1500, 'USD', 1 FROM subscriptions""",
+    """INSERT INTO phases (subscription_id, effective_date, changes)
+       SELECT i.subscription_id, CAST(:today AS date), jsonb_build_object('items', jsonb_build_array(
+              jsonb_build_object('itemId', i.id, 'unitPrice', jsonb_build_object('amount', '12.00', 'currency', 'USD'))))
+       FROM subscription_items i""",
+    """INSERT INTO phases (subscription_id, effective_date, changes)
+       SELECT id, CAST(:today AS date) - 1, jsonb_build_object('metadata', jsonb_build_object('tier', 'gold'))
+       FROM subscriptions WHERE id % 3 = 0""",
+]
+
+
+async def test_worker_processes_racing_and_one_killed_apply_every_phase_exactly_once(engine, clean_db, database_url):
+    """Slow (a few seconds) on purpose: real ``rebill worker --once`` processes race for the same phases, one is
+    killed with SIGKILL mid-pass, and a third finishes; only separate processes show what survives a kill."""
+    import os
+    import signal
+    import time
+
+    from tests.integration.test_worker_processes import finish, scalar, worker
+
+    n = 300
+    async with engine.begin() as conn:
+        for sql in PHASE_SEED:
+            await conn.execute(text(sql), {"n": n, "today": datetime.fromisoformat(SEEDED_TODAY).date()})
+    phases = n + n // 3
+    applied = "SELECT count(*) FROM phases WHERE status = 'APPLIED'"
+    # Hold both workers at their first look at the phases, so that they race.
+    async with engine.connect() as gate:
+        await gate.execute(text("LOCK TABLE phases IN ACCESS EXCLUSIVE MODE"))
+        procs = [worker(database_url, "--once", "--no-deliver", batch_size=5) for _ in range(2)]
+        waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'phases'::regclass AND NOT granted"
+        deadline = time.monotonic() + 30
+        while await scalar(engine, waiting) < 2:
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+            await asyncio.sleep(0.02)
+        await gate.commit()
+    deadline = time.monotonic() + 30
+    while await scalar(engine, applied) < phases // 4:
+        assert procs[0].poll() is None, "the worker finished before it could be killed"
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.005)
+    os.killpg(procs[0].pid, signal.SIGKILL)
+    await asyncio.to_thread(procs[0].wait)
+    assert "phases applied to" in await finish(procs[1]), "the work was shared"
+    await finish(worker(database_url, "--once", "--no-deliver", batch_size=50))
+
+    assert await scalar(engine, applied) == phases
+    per_phase = """SELECT count(*) FROM phases p WHERE (SELECT count(*) FROM history_entries h
+                   WHERE h.subscription_id = p.subscription_id AND h.action = 'phase_applied')
+                   <> (SELECT count(*) FROM phases q WHERE q.subscription_id = p.subscription_id)"""
+    assert await scalar(engine, per_phase) == 0, "one history entry per phase"
+    events = "SELECT count(*) FROM outbox WHERE kind = 'SUBSCRIPTION_UPDATED' AND payload->>'action' = 'phase_applied'"
+    assert await scalar(engine, events) == phases
+    assert await scalar(engine, "SELECT count(*) FROM subscriptions WHERE amount_minor <> 1200") == 0
+    assert await scalar(engine, "SELECT count(*) FROM subscriptions WHERE metadata->>'tier' = 'gold'") == n // 3
+    assert await scalar(engine, "SELECT count(*) FROM renewals") == 0, "nothing billed"
