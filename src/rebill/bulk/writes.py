@@ -74,6 +74,11 @@ _COLUMNS: dict[str, tuple[str, str, Callable[[SubscriptionState], Any]]] = {
     "renew_due": ("renew_due", "bool", lambda s: s.renew_due),
     "replaces_id": ("replaces_id", "bigint", lambda s: s.replaces_id),
     "replaced_by_id": ("replaced_by_id", "bigint", lambda s: s.replaced_by_id),
+    "shipping_override": (
+        "shipping_profile_id",
+        "bigint",
+        lambda s: s.shipping_override.id if s.shipping_override else None,
+    ),
 }
 _AMOUNT = ("amount_minor", "bigint", lambda s: s.amount.minor)
 # What the billed amount depends on: when none of these changed, amount_minor did not either.

@@ -13,16 +13,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, any_, bindparam, delete, insert, select, update
+from sqlalchemy import BigInteger, Row, any_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db import tables as t
 from rebill.domain.cadence import AnchorPolicy, Cadence, IntervalUnit
+from rebill.domain.contract import Contract, TermEndAction
 from rebill.domain.errors import NotFound, VersionConflict
 from rebill.domain.money import Money
 from rebill.domain.pricing import CouponDuration, PriceTier
 from rebill.domain.renewal import FulfillmentStatus, RenewalInfo, RenewalKind, RenewalStatus
+from rebill.domain.shipping import ShippingProfile, rates_from_rows
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import (
     AppliedCoupon,
@@ -38,6 +41,8 @@ from rebill.domain.subscription import (
     RenewalType,
     SubscriptionState,
 )
+from rebill.domain.tax import TaxRate
+from rebill.domain.tax import taxation as tax_of
 
 S = t.table_of(t.Subscription)
 I = t.table_of(t.SubscriptionItem)  # noqa: E741
@@ -48,6 +53,10 @@ PR = t.table_of(t.Product)
 PT = t.table_of(t.ProductTier)
 PM = t.table_of(t.PaymentMethod)
 R = t.table_of(t.Renewal)
+SC = t.table_of(t.SubscriptionContract)
+SP = t.table_of(t.ShippingProfile)
+TR = t.table_of(t.TaxRate)
+CU = t.table_of(t.Customer)
 
 
 # -- rows to domain values ---------------------------------------------------
@@ -59,7 +68,15 @@ def any_of(column: Any, values: Iterable[int]) -> Any:
     return column == any_(bindparam(None, list(values), type_=ARRAY(BigInteger)))
 
 
-def profile_from_row(row: Any) -> ProfileTerms:
+def shipping_profile_from_row(row: Any) -> ShippingProfile:
+    return ShippingProfile(row.id, row.name, rates_from_rows(row.rates), row.active)
+
+
+def tax_rate_from_row(row: Any) -> TaxRate:
+    return TaxRate(row.id, row.name, row.percentage, row.inclusive, row.country.strip(), row.region)
+
+
+def profile_from_row(row: Any, shipping: ShippingProfile | None = None) -> ProfileTerms:
     return ProfileTerms(
         id=row.id,
         name=row.name,
@@ -76,6 +93,7 @@ def profile_from_row(row: Any) -> ProfileTerms:
         reminder_days_before=row.reminder_days_before,
         description=row.description,
         active=row.active,
+        shipping_profile=shipping,
     )
 
 
@@ -96,6 +114,7 @@ def profile_values(p: ProfileTerms) -> dict[str, Any]:
         "force_last_gateway": p.force_last_gateway,
         "custom": p.custom,
         "reminder_days_before": p.reminder_days_before,
+        "shipping_profile_id": p.shipping_profile.id if p.shipping_profile else None,
     }
 
 
@@ -114,6 +133,31 @@ def coupon_from_row(row: Any) -> CouponInfo:
 
 def payment_method_from_row(row: Any) -> PaymentMethodInfo:
     return PaymentMethodInfo(row.id, row.customer_id, PaymentKind(row.kind), row.gateway_token)
+
+
+def contract_from_row(row: Any) -> Contract:
+    return Contract(
+        start_date=row.start_date,
+        end_date=row.end_date,
+        term=Cadence(IntervalUnit(row.term_unit), row.term_count),
+        notice_days=row.notice_days,
+        action=TermEndAction(row.action_at_term_end),
+        early_termination_fee=Money(row.fee_minor, row.fee_currency) if row.fee_minor is not None else None,
+    )
+
+
+def contract_values(c: Contract) -> dict[str, Any]:
+    fee = c.early_termination_fee
+    return {
+        "start_date": c.start_date,
+        "end_date": c.end_date,
+        "term_unit": c.term.unit.value,
+        "term_count": c.term.count,
+        "notice_days": c.notice_days,
+        "action_at_term_end": c.action.value,
+        "fee_minor": fee.minor if fee is not None else None,
+        "fee_currency": fee.currency if fee is not None else None,
+    }
 
 
 def renewal_from_row(row: Any) -> RenewalInfo:
@@ -172,6 +216,8 @@ def subscription_values(s: SubscriptionState) -> dict[str, Any]:
         "renew_due": s.renew_due,
         "replaces_id": s.replaces_id,
         "replaced_by_id": s.replaced_by_id,
+        "cancellation_date": s.cancellation_date,
+        "shipping_profile_id": s.shipping_override.id if s.shipping_override else None,
     }
 
 
@@ -222,14 +268,49 @@ class Catalog:
         self.products: dict[int, ProductInfo] = {}
         self.coupons: dict[int, CouponInfo] = {}
         self.payment_methods: dict[int, PaymentMethodInfo] = {}
+        self.shipping_profiles: dict[int, ShippingProfile] = {}
+        self._tax_rates: tuple[TaxRate, ...] | None = None
 
     async def load_profiles(self, ids: Iterable[int]) -> dict[int, ProfileTerms]:
         missing = {i for i in ids if i not in self.profiles}
         if missing:
-            rows = await self.session.execute(select(P).where(any_of(P.c.id, missing)))
+            rows = list(await self.session.execute(select(P).where(any_of(P.c.id, missing))))
+            shipping = await self.load_shipping_profiles({r.shipping_profile_id for r in rows if r.shipping_profile_id})
             for row in rows:
-                self.profiles[row.id] = profile_from_row(row)
+                self.profiles[row.id] = profile_from_row(
+                    row, shipping[row.shipping_profile_id] if row.shipping_profile_id else None
+                )
         return self.profiles
+
+    async def load_shipping_profiles(self, ids: Iterable[int]) -> dict[int, ShippingProfile]:
+        missing = {i for i in ids if i not in self.shipping_profiles}
+        if missing:
+            for row in await self.session.execute(select(SP).where(any_of(SP.c.id, missing))):
+                self.shipping_profiles[row.id] = shipping_profile_from_row(row)
+        return self.shipping_profiles
+
+    async def shipping_profile(self, profile_id: int, field: str = "shippingProfileId") -> ShippingProfile:
+        profiles = await self.load_shipping_profiles([profile_id])
+        if profile_id not in profiles:
+            raise NotFound(f"shipping profile {profile_id} does not exist", field=[field])
+        return profiles[profile_id]
+
+    async def tax_rates(self) -> tuple[TaxRate, ...]:
+        """The active rates (a few per country at most), read once per unit of work."""
+        if self._tax_rates is None:
+            rows = await self.session.execute(select(TR).where(TR.c.active).order_by(TR.c.id))
+            self._tax_rates = tuple(tax_rate_from_row(row) for row in rows)
+        return self._tax_rates
+
+    async def taxation_of(self, customer_ids: Iterable[int]) -> dict[int, Any]:
+        """Each customer's exemption and billing address, for :func:`domain.tax.taxation`."""
+        ids = list(set(customer_ids))
+        if not ids:
+            return {}
+        rows = await self.session.execute(
+            select(CU.c.id, CU.c.billing_address, CU.c.tax_exempt, CU.c.tax_exempt_reason).where(any_of(CU.c.id, ids))
+        )
+        return {row.id: row for row in rows}
 
     async def load_products(self, ids: Iterable[int]) -> dict[int, ProductInfo]:
         missing = {i for i in ids if i not in self.products}
@@ -331,6 +412,11 @@ class SubscriptionRepository:
         await self.catalog.load_profiles({f["profile_id"] for f in fields})
         await self.catalog.load_products({r["product_id"] for r in item_rows})
         await self.catalog.load_payment_methods({f["payment_method_id"] for f in fields if f["payment_method_id"]})
+        overrides = await self.catalog.load_shipping_profiles(
+            {f["shipping_profile_id"] for f in fields if f["shipping_profile_id"]}
+        )
+        rates = await self.catalog.tax_rates()
+        customers = await self.catalog.taxation_of(f["customer_id"] for f in fields)
         items: dict[int, list[Item]] = {}
         products = self.catalog.products
         for r in item_rows:
@@ -353,6 +439,7 @@ class SubscriptionRepository:
                 AppliedCoupon(coupon_row.applied_id, coupon_from_row(coupon_row), coupon_row.cycles_used)
             )
         profiles, payment_methods = self.catalog.profiles, self.catalog.payment_methods
+        contracts = await self._contracts(ids)
         return [
             state_from_row(
                 f,
@@ -360,9 +447,31 @@ class SubscriptionRepository:
                 items=items.get(f["id"], ()),
                 coupons=coupons.get(f["id"], ()),
                 payment_method=payment_methods.get(f["payment_method_id"]) if f["payment_method_id"] else None,
+                shipping_override=overrides[f["shipping_profile_id"]] if f["shipping_profile_id"] else None,
+                tax_rate=customer_tax_rate(customers.get(f["customer_id"]), f["shipping_address"], rates),
+                contract=contracts.get(f["id"]),
             )
             for f in fields
         ]
+
+    async def _contracts(self, ids: Sequence[int]) -> dict[int, Contract]:
+        """The contracts of a batch of subscriptions: one ``= ANY(ids)`` query."""
+        rows = await self.session.execute(select(SC).where(any_of(SC.c.subscription_id, ids)))
+        return {row.subscription_id: contract_from_row(row) for row in rows}
+
+    async def _save_contract(self, subscription_id: int, before: Contract | None, after: Contract | None) -> None:
+        """Write a subscription's contract when it changed: a row replaced, or deleted."""
+        if before == after:
+            return
+        if after is None:
+            await self.session.execute(delete(SC).where(SC.c.subscription_id == subscription_id))
+            return
+        values = contract_values(after)
+        await self.session.execute(
+            pg_insert(SC)
+            .values(subscription_id=subscription_id, **values)
+            .on_conflict_do_update(index_elements=[SC.c.subscription_id], set_={**values, "updated_at": func.now()})
+        )
 
     async def _driver(self) -> Any:
         """The asyncpg connection under the session, inside its transaction."""
@@ -440,6 +549,7 @@ class SubscriptionRepository:
                         update(AC).where(AC.c.id == applied.id).values(cycles_used=applied.cycles_used)
                     )
                 new_coupons.append(applied)
+        await self._save_contract(sid, before.contract if before else None, after.contract)
         return after.evolve(items=tuple(new_items), coupons=tuple(new_coupons))
 
 
@@ -457,6 +567,17 @@ _RENEWAL_TYPES = {m.value: m for m in RenewalType}
 _GATEWAY_MODES = {m.value: m for m in GatewayMode}
 
 
+def customer_tax_rate(customer: Any, shipping_address: Any, rates: Sequence[TaxRate]) -> TaxRate | None:
+    if customer is None:
+        return None
+    return tax_of(
+        exempt_reason=(customer.tax_exempt_reason or "Tax exempt") if customer.tax_exempt else None,
+        billing_address=customer.billing_address,
+        shipping_address=shipping_address,
+        rates=rates,
+    )
+
+
 def state_from_row(
     r: Any,
     *,
@@ -464,6 +585,9 @@ def state_from_row(
     items: Sequence[Item],
     coupons: Sequence[AppliedCoupon],
     payment_method: PaymentMethodInfo | None,
+    shipping_override: ShippingProfile | None = None,
+    tax_rate: TaxRate | None = None,
+    contract: Contract | None = None,
 ) -> SubscriptionState:
     r = _fields(r)
     return SubscriptionState.trusted(
@@ -503,6 +627,10 @@ def state_from_row(
         replaced_by_id=r["replaced_by_id"],
         created_at=r["created_at"],
         updated_at=r["updated_at"],
+        shipping_override=shipping_override,
+        tax_rate=tax_rate,
+        contract=contract,
+        cancellation_date=r.get("cancellation_date"),
     )
 
 

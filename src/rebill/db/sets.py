@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, Table, text
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, Numeric, Table, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +31,8 @@ def _pg_type(column: Any) -> str:
         return "timestamptz"
     if isinstance(kind, Date):
         return "date"
+    if isinstance(kind, Numeric):
+        return "numeric"
     return "text"
 
 

@@ -78,6 +78,9 @@ class Customer(Base):
     time_zone: Mapped[str] = mapped_column(Text, server_default="UTC")
     billing_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     tax_id: Mapped[str | None] = mapped_column(Text)
+    # Exempt customers' invoices show a zero rate with the reason (reverse charge, …; DOMAIN.md "Tax and shipping").
+    tax_exempt: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    tax_exempt_reason: Mapped[str | None] = mapped_column(Text)
     default_payment_method_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("payment_methods.id", use_alter=True, ondelete="SET NULL")
     )
@@ -136,6 +139,48 @@ class ProductTier(Base):
     currency: Mapped[str] = mapped_column(CHAR(3))
 
 
+class TaxRate(Base):
+    """A named rate for a country or one of its regions (ISO 3166-2); archived rates stay on what they taxed."""
+
+    __tablename__ = "tax_rates"
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(Text)
+    percentage: Mapped[Decimal] = mapped_column(Numeric(7, 4))
+    inclusive: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    country: Mapped[str] = mapped_column(CHAR(2))
+    region: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = _created()
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("percentage >= 0 AND percentage <= 100", name="percentage"),
+        # One active rate per place: the refusal holds under concurrent creations too.
+        Index(
+            "uq_tax_rates_place",
+            "country",
+            text("coalesce(region, '')"),
+            unique=True,
+            postgresql_where=text("active"),
+        ),
+    )
+
+
+class ShippingProfile(Base):
+    """Ordered shipping rates, one currency each: "the first rate listed … will be used" (seed 003)."""
+
+    __tablename__ = "shipping_profiles"
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(Text)
+    # [{"name", "amountMinor", "currency"}] in the order listed.
+    rates: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
 class Profile(Base):
     __tablename__ = "subscription_profiles"
 
@@ -155,8 +200,7 @@ class Profile(Base):
     force_last_gateway: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     custom: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     reminder_days_before: Mapped[int] = mapped_column(Integer, server_default="7")
-    shipping_rate_minor: Mapped[int | None] = mapped_column(BigInteger)
-    shipping_currency: Mapped[str | None] = mapped_column(CHAR(3))
+    shipping_profile_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("shipping_profiles.id"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 
@@ -220,6 +264,8 @@ class Subscription(Base):
     # Pinned by setPaymentMethod; otherwise the subscription follows its customer's default.
     payment_method_pinned: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     shipping_address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Its own shipping profile, over its profile's (``setShippingProfile``); null: the profile's.
+    shipping_profile_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("shipping_profiles.id"))
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
     # What the next renewal bills, coupons applied: kept by every write so
     # lists, filters and bulk previews can sum and compare it in SQL.
@@ -234,6 +280,8 @@ class Subscription(Base):
     invoicing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     replaces_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("subscriptions.id"))
     replaced_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("subscriptions.id"))
+    # When a scheduled cancellation takes effect (a contract's term end, or the period end; migration 0017).
+    cancellation_date: Mapped[date | None] = mapped_column(Date)
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
@@ -250,6 +298,11 @@ class Subscription(Base):
         Index("ix_subscriptions_status_next_renewal", "status", "next_renewal_date", "id"),
         Index("ix_subscriptions_profile", "profile_id", "id"),
         Index("ix_subscriptions_customer", "customer_id", "id"),
+        Index(
+            "ix_subscriptions_shipping_profile",
+            "shipping_profile_id",
+            postgresql_where=text("shipping_profile_id IS NOT NULL"),
+        ),
         Index("ix_subscriptions_gateway", "gateway_id", "gateway_mode"),
         Index(
             "ix_subscriptions_due",
@@ -269,6 +322,12 @@ class Subscription(Base):
         Index("ix_subscriptions_order_updated", "updated_at", "id"),
         Index("ix_subscriptions_order_amount", "amount_minor", "id"),
         Index("ix_subscriptions_order_next_renewal", text("COALESCE(next_renewal_date, 'infinity'::date)"), "id"),
+        # The worker's pass over scheduled cancellations (migration 0017).
+        Index(
+            "ix_subscriptions_cancellation_due",
+            "cancellation_date",
+            postgresql_where=text("cancellation_date IS NOT NULL AND status NOT IN ('CANCELLED', 'EXPIRED')"),
+        ),
     )
 
 
@@ -329,6 +388,37 @@ class Phase(Base):
         CheckConstraint("status IN ('PENDING','APPLIED','CANCELLED','FAILED')", name="status"),
         Index("ix_phases_due", "effective_date", postgresql_where=text("status = 'PENDING'")),
         Index("ix_phases_subscription", "subscription_id"),
+    )
+
+
+class SubscriptionContract(Base):
+    """A subscription's contract terms (DOMAIN.md "Contract terms"): its running term, one per subscription."""
+
+    __tablename__ = "subscription_contracts"
+
+    subscription_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The running term: from start_date to end_date (a billing date, excluded).
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    term_unit: Mapped[str] = mapped_column(String(8))
+    term_count: Mapped[int] = mapped_column(Integer)
+    notice_days: Mapped[int] = mapped_column(Integer, server_default="0")
+    action_at_term_end: Mapped[str] = mapped_column(String(16))
+    fee_minor: Mapped[int | None] = mapped_column(BigInteger)
+    fee_currency: Mapped[str | None] = mapped_column(CHAR(3))
+    updated_at: Mapped[datetime] = _created()
+
+    __table_args__ = (
+        CheckConstraint("term_unit IN ('DAY','WEEK','MONTH','YEAR')", name="term_unit"),
+        CheckConstraint("term_count >= 1", name="term_count"),
+        CheckConstraint("notice_days >= 0", name="notice_days"),
+        CheckConstraint("action_at_term_end IN ('RENEW','EVERGREEN','CANCEL')", name="action_at_term_end"),
+        CheckConstraint("end_date > start_date", name="term"),
+        CheckConstraint("(fee_minor IS NULL) = (fee_currency IS NULL) AND coalesce(fee_minor, 0) >= 0", name="fee"),
+        # The worker's term-end pass: contracts whose term has ended.
+        Index("ix_subscription_contracts_end", "end_date"),
     )
 
 
@@ -470,6 +560,12 @@ class InvoiceLine(Base):
     period_start: Mapped[date | None] = mapped_column(Date)
     period_end: Mapped[date | None] = mapped_column(Date)
     tax_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # The rate as it was when the document was issued (null: untaxed); an exempt customer's has a reason.
+    tax_rate_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("tax_rates.id"))
+    tax_name: Mapped[str | None] = mapped_column(Text)
+    tax_percentage: Mapped[Decimal | None] = mapped_column(Numeric(7, 4))
+    tax_inclusive: Mapped[bool | None] = mapped_column(Boolean)
+    tax_exempt_reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint("kind IN ('ITEM','PRORATION','DISCOUNT','SHIPPING','ONE_OFF','FEE')", name="kind"),
@@ -529,6 +625,12 @@ class CreditNoteLine(Base):
     period_start: Mapped[date | None] = mapped_column(Date)
     period_end: Mapped[date | None] = mapped_column(Date)
     tax_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # The rate as it was when the document was issued (null: untaxed); an exempt customer's has a reason.
+    tax_rate_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("tax_rates.id"))
+    tax_name: Mapped[str | None] = mapped_column(Text)
+    tax_percentage: Mapped[Decimal | None] = mapped_column(Numeric(7, 4))
+    tax_inclusive: Mapped[bool | None] = mapped_column(Boolean)
+    tax_exempt_reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_credit_note_lines_note", "credit_note_id", "position"),)
 

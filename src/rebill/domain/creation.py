@@ -7,12 +7,14 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
+from rebill.domain import contract as contract_rules
 from rebill.domain.cadence import add_interval, period_containing
 from rebill.domain.errors import NotFound, SubscriptionError, ValidationError
-from rebill.domain.invoice import subscription_lines
+from rebill.domain.invoice import period_lines, total_of
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
 from rebill.domain.renewal import Charge, Event, FulfillmentStatus, RenewalKind
+from rebill.domain.shipping import check_serves
 from rebill.domain.status import Event as StatusEvent
 from rebill.domain.status import SubscriptionStatus, transition
 from rebill.domain.subscription import (
@@ -24,6 +26,7 @@ from rebill.domain.subscription import (
     RenewalType,
     SubscriptionState,
 )
+from rebill.domain.tax import TaxRate
 from rebill.domain.updates import check_date_range, check_quantity, new_item
 
 
@@ -48,6 +51,7 @@ def start_subscription(
     bill_first_period: bool = True,
     time_zone: str = "UTC",
     currency: str | None = None,
+    tax_rate: TaxRate | None = None,
 ) -> Outcome:
     """A new subscription, and its first charge when one is due now.
 
@@ -111,7 +115,9 @@ def start_subscription(
         payment_method=payment_method,
         metadata=dict(metadata) if metadata is not None else None,
         time_zone=time_zone,
+        tax_rate=tax_rate,
     )
+    check_serves(profile.shipping_profile, currency, "profileId")
     built: list[Item] = []
     for index, it in enumerate(items):
         try:
@@ -169,14 +175,15 @@ def start_subscription(
 def initial_charge(state: SubscriptionState) -> Charge:
     """The first period's charge: the INITIAL renewal, cycle 1."""
     assert state.current_period_start is not None and state.current_period_end is not None
+    lines = period_lines(state, state.current_period_start, state.current_period_end)
     return Charge(
         RenewalKind.INITIAL,
         1,
         state.current_period_start,
         state.current_period_end,
-        state.amount,
+        total_of(lines, state.currency),
         fulfillment=FulfillmentStatus.NONE,
-        lines=subscription_lines(state, state.current_period_start, state.current_period_end),
+        lines=lines,
     )
 
 
@@ -252,13 +259,22 @@ def change_product(
     quantity: int | None = None,
     transfer_coupons: bool = False,
     consent_reference: str | None = None,
+    override_contract: bool = False,
 ) -> Outcome:
     """End this subscription and start its replacement with the new product (seed 003).
 
     The replacement continues the schedule (same next renewal date, nothing
-    charged now); coupons move over only when asked.
+    charged now); coupons move over only when asked. Under contract the old
+    subscription's end is refused with ``CONTRACT_COMMITMENT`` unless
+    ``override_contract``; the contract (and its commitment) moves to the
+    replacement, so no termination fee is billed.
     """
     changeable(state, "change the product")
+    term = contract_rules.commitment(state, ctx.today)
+    if term is not None and not override_contract:
+        raise contract_rules.refuse_commitment(
+            term, contract_rules.Schedule.of(state), ctx.today, "ending it for a product change", "overrideContract"
+        )
     old_item = state.item(item_id)
     if old_item is None:
         raise NotFound(f"subscription {state.id} has no item {item_id}", field=["itemId"])
@@ -304,5 +320,7 @@ def change_product(
         next_retry_date=None,
         cancelled_at=ctx.now,
         renew_due=False,
+        contract=None,
+        cancellation_date=None,
     )
     return Outcome(ended, "replaced", replacement=replacement)

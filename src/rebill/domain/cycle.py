@@ -29,9 +29,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from rebill.domain import contract as contract_rules
 from rebill.domain.cadence import following, period_containing
 from rebill.domain.creation import start_future
-from rebill.domain.invoice import subscription_lines
+from rebill.domain.invoice import period_lines, total_of
 from rebill.domain.lifecycle import paid
 from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.renewal import Charge, Event, FulfillmentStatus, RenewalInfo, RenewalKind
@@ -101,6 +102,9 @@ def begin_cycle(state: SubscriptionState, ctx: OpContext) -> Outcome | None:
         new = _final(state, transition(state.status, StatusEvent.CANCEL), ctx)
         event = Event("SUBSCRIPTION_CANCELLED", {"reason": "cancelled_at_period_end", "effective": due.isoformat()})
         return Outcome(new, "cancelled_at_period_end", events=(event,))
+    ends = _contract_end(state, due, ctx)
+    if ends is not None:
+        return ends
     max_occurrences = state.profile.max_occurrences
     ended = state.end_date is not None and due >= state.end_date
     if ended or (max_occurrences is not None and state.last_cycle >= max_occurrences):
@@ -116,6 +120,20 @@ def begin_cycle(state: SubscriptionState, ctx: OpContext) -> Outcome | None:
         )
         return Outcome(new, "period_ended_unpaid", events=(event,))
     return _schedule_charge(state, ctx, due)
+
+
+def _contract_end(state: SubscriptionState, due: date, ctx: OpContext) -> Outcome | None:
+    """A scheduled cancellation, or a contract that cancels at its term's end, by the billing date ``due``:
+    the subscription is cancelled instead of billed (the worker's contract pass usually got there first)."""
+    if state.cancellation_date is not None and due >= state.cancellation_date:
+        new = _final(state, transition(state.status, StatusEvent.CANCEL), ctx)
+        effective = state.cancellation_date.isoformat()
+        event = Event("SUBSCRIPTION_CANCELLED", {"reason": "scheduled", "effective": effective})
+        return Outcome(new, "cancelled_as_scheduled", events=(event,))
+    term = state.contract
+    if term is not None and term.action is contract_rules.TermEndAction.CANCEL and due >= term.end_date:
+        return contract_rules.term_ended(state, ctx)
+    return None
 
 
 #: Statuses whose next renewal date bills nothing (API.md: ``upcomingInvoice`` is null).
@@ -140,6 +158,11 @@ def upcoming_charge(state: SubscriptionState, ctx: OpContext) -> Charge | None:
         return None
     if state.cancel_at_period_end or (state.end_date is not None and state.end_date <= due):
         return None
+    if state.cancellation_date is not None and state.cancellation_date <= due:
+        return None
+    term = state.contract
+    if term is not None and term.action is contract_rules.TermEndAction.CANCEL and term.end_date <= due:
+        return None
     max_occurrences = state.profile.max_occurrences
     if max_occurrences is not None and state.last_cycle >= max_occurrences:
         return None
@@ -155,7 +178,8 @@ def _schedule_charge(state: SubscriptionState, ctx: OpContext, due: date) -> Out
         start = max(due, period_containing(anchor, cadence, policy, ctx.today).start)
     end = following(anchor, cadence, policy, start)
     base = apply_pending(state)
-    amount = base.amount
+    lines = period_lines(base, start, end)
+    amount = total_of(lines, base.currency)
     credit = state.credit
     if credit is not None and credit.is_positive and amount.is_positive:
         used = credit if credit <= amount else amount
@@ -175,7 +199,6 @@ def _schedule_charge(state: SubscriptionState, ctx: OpContext, due: date) -> Out
         credit=credit if credit is not None and not credit.is_zero else None,
     )
     fulfillment = FulfillmentStatus.PENDING if state.shipping_address else FulfillmentStatus.NONE
-    lines = subscription_lines(base, start, end)
     charge = Charge(RenewalKind.SCHEDULED, cycle, start, end, amount, fulfillment=fulfillment, lines=lines)
     return Outcome(new, "renewal_created", charge=charge)
 

@@ -24,6 +24,7 @@ from rebill.domain.pricing import Bill, Discount, Line, bill
 from rebill.domain.status import Event as StatusEvent
 from rebill.domain.status import SubscriptionStatus, transition
 from rebill.domain.subscription import SubscriptionState
+from rebill.domain.tax import TaxRate, TaxSummary, summary, tax_lines
 
 
 class LineKind(enum.StrEnum):
@@ -75,18 +76,36 @@ class DocLine:
     period_start: date | None = None
     period_end: date | None = None
     tax_amount: Money | None = None
+    # The rate the line is taxed at (None: untaxed), and for an item line what it bills after coupons.
+    tax_rate: TaxRate | None = None
+    taxable: Money | None = None
 
     @property
     def tax(self) -> Money:
         return self.tax_amount if self.tax_amount is not None else Money.zero(self.amount.currency)
+
+    @property
+    def taxable_base(self) -> Money:
+        """What the line's tax is computed on: a discount is inside its items' ``taxable`` already."""
+        if self.kind is LineKind.DISCOUNT:
+            return Money.zero(self.amount.currency)
+        return self.taxable if self.taxable is not None else self.amount
+
+    @property
+    def exclusive_tax(self) -> int:
+        """The tax this line adds on top of its amount (an inclusive rate's is inside it)."""
+        rate = self.tax_rate
+        if rate is None or rate.inclusive or self.tax_amount is None:
+            return 0
+        return self.tax_amount.minor
 
 
 @dataclass(frozen=True, slots=True)
 class Document:
     """An invoice's content: lines, the credit applied to it and what was paid.
 
-    ``inclusive_tax`` says whether line taxes are inside the line amounts
-    (then they add nothing to the total).
+    A line taxed at an inclusive rate has its tax inside its amount (it adds
+    nothing to the total); an exclusive rate's tax is added.
     """
 
     currency: str
@@ -95,7 +114,6 @@ class Document:
     period_end: date | None = None
     credit_applied: Money | None = None
     amount_paid: Money | None = None
-    inclusive_tax: bool = False
 
     def _sum(self, values: Iterable[Money]) -> Money:
         # Integer minor units of one currency (each line was checked to be in it): no rounding, no Money per step.
@@ -119,8 +137,13 @@ class Document:
         return self._sum(line.tax for line in self.lines)
 
     @property
+    def taxes(self) -> tuple[TaxSummary, ...]:
+        """The per-rate summary (``Invoice.taxes``): it adds up to ``tax_total``."""
+        return summary(self.lines, self.currency)
+
+    @property
     def total(self) -> Money:
-        return self.subtotal if self.inclusive_tax else self.subtotal + self.tax_total
+        return Money(self.subtotal.minor + sum(line.exclusive_tax for line in self.lines), self.currency)
 
     @property
     def credit(self) -> Money:
@@ -186,6 +209,7 @@ def bill_lines(
             unit_price=line.effective_unit_price,
             period_start=period_start,
             period_end=period_end,
+            taxable=priced.net_totals.get(line.key),
         )
         for name, product_id, line in items
     ]
@@ -219,6 +243,40 @@ def subscription_lines(
     # The state's own next bill is these lines priced already (and cached): price them once.
     priced = state.next_bill() if pending else None
     return bill_lines(items, discounts, state.currency, period_start, period_end, priced=priced)
+
+
+def shipping_line(name: str, amount: Money, period_start: date | None, period_end: date | None) -> DocLine:
+    return DocLine(
+        LineKind.SHIPPING,
+        f"Shipping: {name}",
+        amount,
+        quantity=1,
+        unit_price=amount,
+        period_start=period_start,
+        period_end=period_end,
+    )
+
+
+def period_lines(
+    state: SubscriptionState, period_start: date | None, period_end: date | None, *, pending: bool = True
+) -> tuple[DocLine, ...]:
+    """Everything a renewal of a period bills (DOMAIN.md "Tax and shipping"): the items and coupons,
+    shipping when the subscription ships, and the tax of each line at the customer's rate."""
+    lines = subscription_lines(state, period_start, period_end, pending=pending)
+    rate = state.shipping_rate
+    if rate is not None and rate.amount.is_positive:
+        lines = (*lines, shipping_line(rate.name, rate.amount, period_start, period_end))
+    return taxed(lines, state.tax_rate)
+
+
+def taxed(lines: Sequence[DocLine], rate: TaxRate | None) -> tuple[DocLine, ...]:
+    """``lines`` with their tax at ``rate`` (as they are when there is no tax)."""
+    return tax_lines(lines, rate) if rate is not None else tuple(lines)
+
+
+def total_of(lines: Sequence[DocLine], currency: str) -> Money:
+    """What ``lines`` add up to with their exclusive tax: what the invoice of a charge totals."""
+    return Money(sum(line.amount.minor + line.exclusive_tax for line in lines), currency)
 
 
 def proration_line(amount: Money, period_start: date, period_end: date, what: str = "Proration") -> DocLine:
@@ -445,7 +503,8 @@ def credit_split(lines: Sequence[DocLine], amount: Money, *, credited: Money, to
     charging = [line for line in lines if line.kind is not LineKind.DISCOUNT and line.amount.is_positive]
     if not charging:
         return (DocLine(LineKind.ONE_OFF, "Credit", amount),)
-    gross = [line.amount.minor + line.tax.minor for line in charging]
+    # What each line billed with its tax (an inclusive rate's tax is inside the amount already).
+    gross = [line.amount.minor + line.exclusive_tax for line in charging]
     whole = sum(gross)
     shares = [round_fraction(Fraction(amount.minor * g, whole)) for g in gross]
     largest = max(range(len(charging)), key=lambda i: (gross[i], -i))
@@ -455,15 +514,17 @@ def credit_split(lines: Sequence[DocLine], amount: Money, *, credited: Money, to
         if share == 0:
             continue
         tax = round_fraction(Fraction(share * line.tax.minor, g)) if g else 0
+        inclusive = line.tax_rate is not None and line.tax_rate.inclusive
         out.append(
             DocLine(
                 line.kind,
                 line.description,
-                Money(share - tax, amount.currency),
+                Money(share if inclusive else share - tax, amount.currency),
                 product_id=line.product_id,
                 period_start=line.period_start,
                 period_end=line.period_end,
                 tax_amount=Money(tax, amount.currency),
+                tax_rate=line.tax_rate,
             )
         )
     return tuple(out)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import replace
 
+from rebill.domain import contract as contract_rules
 from rebill.domain.cadence import add_interval, following
 from rebill.domain.errors import SubscriptionError, ValidationError
-from rebill.domain.invoice import subscription_lines
+from rebill.domain.invoice import period_lines, total_of
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
 from rebill.domain.renewal import (
@@ -58,10 +59,25 @@ def cancel(
     refund_last_renewal: bool = False,
     cancel_fulfillment: bool = False,
     last_renewal: RenewalInfo | None = None,
+    override_contract: bool = False,
 ) -> Outcome:
-    """Cancel now or at the end of the period (seed 000). Nothing un-cancels a subscription."""
+    """Cancel now or at the end of the period (seed 000). Nothing un-cancels a subscription.
+
+    Under contract (DOMAIN.md "Contract terms") a cancellation at period end
+    is kept for the date it takes effect (``cancellation_date``), and one now
+    is refused with ``CONTRACT_COMMITMENT`` unless ``override_contract``,
+    which bills the early termination fee, if any, on an invoice of its own.
+    """
     changeable(state, "cancel")
     transition(state.status, StatusEvent.CANCEL)  # refuses final statuses with INVALID_STATUS
+    term = contract_rules.commitment(state, ctx.today)
+    fee: Charge | None = None
+    if term is not None and not at_period_end:
+        if not override_contract:
+            raise contract_rules.refuse_commitment(
+                term, contract_rules.Schedule.of(state), ctx.today, "cancelling now", "overrideContract"
+            )
+        fee = contract_rules.termination_fee(state, ctx, term)
     refund: Refund | None = None
     updates: list[tuple[RenewalInfo, dict[str, object]]] = []
     if refund_last_renewal:
@@ -75,9 +91,12 @@ def cancel(
             )
         if last_renewal is not None and last_renewal.fulfillment is FulfillmentStatus.PENDING:
             updates.append((last_renewal, {"fulfillment": FulfillmentStatus.CANCELLED}))
+    if at_period_end and term is not None:
+        new = contract_rules.schedule_cancellation(state, ctx, term)
+        return Outcome(new, "cancel_scheduled", refund=refund, renewal_updates=tuple(updates))
     if at_period_end:
         end = state.current_period_end or state.next_renewal_date or ctx.today
-        new = state.evolve(cancel_at_period_end=True, end_date=end)
+        new = state.evolve(cancel_at_period_end=True, end_date=end, cancellation_date=end)
         return Outcome(new, "cancel_scheduled", refund=refund, renewal_updates=tuple(updates))
     new = state.evolve(
         status=SubscriptionStatus.CANCELLED,
@@ -87,19 +106,22 @@ def cancel(
         renew_due=False,
         cancel_at_period_end=False,
     )
-    event = Event("SUBSCRIPTION_CANCELLED", {"effective": ctx.today.isoformat()})
-    return Outcome(new, "cancelled", events=(event,), refund=refund, renewal_updates=tuple(updates))
+    payload: dict[str, object] = {"effective": ctx.today.isoformat()}
+    if term is not None:
+        payload["contractOverridden"] = True
+    event = Event("SUBSCRIPTION_CANCELLED", payload)
+    return Outcome(new, "cancelled", events=(event,), refund=refund, renewal_updates=tuple(updates), charge=fee)
 
 
 def resume(state: SubscriptionState, ctx: OpContext) -> Outcome:
     """Undo a scheduled cancellation or end date before it happens (DOMAIN.md "Start dates")."""
     changeable(state, "resume")
-    if not state.cancel_at_period_end and state.end_date is None:
+    if not state.cancel_at_period_end and state.end_date is None and state.cancellation_date is None:
         raise SubscriptionError(
             f"subscription {state.id} has no scheduled cancellation or end date to undo",
             code="NOTHING_TO_RESUME",
         )
-    new = state.evolve(cancel_at_period_end=False, end_date=None)
+    new = state.evolve(cancel_at_period_end=False, end_date=None, cancellation_date=None)
     return Outcome(new, "resumed", events=(Event("SUBSCRIPTION_RESUMED", {}),))
 
 
@@ -169,7 +191,6 @@ def renew_now(
     priced = base
     if product is None and unit_price is not None:
         priced = base.evolve(items=(replace(base.items[0], unit_price=unit_price),))
-    amount = priced.amount
 
     lapsed = state.next_renewal_date is None or state.next_renewal_date < ctx.today
     reinstating = state.status is SubscriptionStatus.AWAITING_REINSTATE
@@ -194,8 +215,10 @@ def renew_now(
         trial_end_date=state.trial_end_date,
         renew_due=False,
     )
-    lines = subscription_lines(priced, start, end)
-    charge = Charge(kind, cycle, start, end, amount, fulfillment=_fulfillment(state), lines=lines)
+    lines = period_lines(priced, start, end)
+    charge = Charge(
+        kind, cycle, start, end, total_of(lines, priced.currency), fulfillment=_fulfillment(state), lines=lines
+    )
     return Outcome(new, "renewed_now", charge=charge)
 
 
@@ -227,14 +250,15 @@ def force_bill(state: SubscriptionState, ctx: OpContext) -> Outcome:
         last_cycle=cycle,
         renew_due=False,
     )
+    lines = period_lines(base, start, end)
     charge = Charge(
         RenewalKind.FORCED,
         cycle,
         start,
         end,
-        base.amount,
+        total_of(lines, base.currency),
         fulfillment=FulfillmentStatus.PENDING,
-        lines=subscription_lines(base, start, end),
+        lines=lines,
     )
     return Outcome(new, "force_billed", charge=charge)
 

@@ -212,6 +212,8 @@ class Bill:
     total: Money
     line_totals: Mapping[str, Money]
     discounts: Mapping[str, Money]
+    # Each line's total after the discounts took their share of it (what tax is computed on).
+    net_totals: Mapping[str, Money] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def _take(remaining: dict[str, int], keys: list[str], wanted: Money) -> Money:
@@ -290,4 +292,5 @@ def bill(lines: Sequence[Line], discounts: Sequence[Discount], currency: str) ->
         total=subtotal - discount_total,
         line_totals=MappingProxyType(totals),
         discounts=MappingProxyType({d.key: applied[d.key] for d in discounts}),
+        net_totals=MappingProxyType({key: Money(minor, currency) for key, minor in remaining.items()}),
     )

@@ -15,12 +15,19 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebill.domain.cadence import AnchorPolicy, Cadence, IntervalUnit
 from rebill.domain.money import Money
 from rebill.domain.pricing import Bill, CouponDuration, Discount, Line, PriceTier, bill, coupon_active
+from rebill.domain.shipping import ShippingProfile, ShippingRate
+from rebill.domain.shipping import from_json as shipping_from_json
+from rebill.domain.shipping import to_json as shipping_to_json
 from rebill.domain.status import SubscriptionStatus
+
+if TYPE_CHECKING:
+    from rebill.domain.contract import Contract
+from rebill.domain.tax import TaxRate
 
 JSON = Any
 
@@ -71,6 +78,8 @@ class ProfileTerms:
     reminder_days_before: int = 7
     description: str | None = None
     active: bool = True
+    # The shipping profile its subscriptions ship with unless they override it (seed 003).
+    shipping_profile: ShippingProfile | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +197,18 @@ class SubscriptionState:
     replaced_by_id: int | None = None
     created_at: datetime | None = field(default=None, compare=False)
     updated_at: datetime | None = field(default=None, compare=False)
+    # A shipping profile of the subscription's own, over its profile's (``setShippingProfile``).
+    shipping_override: ShippingProfile | None = None
+    # The tax its invoices are charged at (the customer's address or exemption; DOMAIN.md "Tax and
+    # shipping"): read with the state, never stored with it, so an address change reaches the next invoice.
+    tax_rate: TaxRate | None = field(default=None, compare=False)
     # The next bill, computed once per state (and kept by ``evolve`` while
     # nothing it depends on changes): bulk runs and the engine price millions.
     _bill: Bill | None = field(default=None, init=False, repr=False, compare=False)
+    # Contract terms (``domain.contract``): the term running, its notice and what happens at its end.
+    contract: Contract | None = None
+    # When a scheduled cancellation takes effect (a contract's term end, or the period end); None: none.
+    cancellation_date: date | None = None
 
     # -- derived ---------------------------------------------------------
 
@@ -225,6 +243,19 @@ class SubscriptionState:
     @property
     def amount(self) -> Money:
         return self.next_bill().total
+
+    @property
+    def shipping_profile(self) -> ShippingProfile | None:
+        """The shipping profile that applies: the subscription's own, else its profile's."""
+        return self.shipping_override or self.profile.shipping_profile
+
+    @property
+    def shipping_rate(self) -> ShippingRate | None:
+        """What a renewal of a period bills for shipping, when the subscription ships (has an address)."""
+        if not self.shipping_address:
+            return None
+        profile = self.shipping_profile
+        return profile.rate_in(self.currency) if profile is not None else None
 
     def item(self, item_id: int) -> Item | None:
         for item in self.items:
@@ -267,6 +298,25 @@ _BILL_INPUTS = frozenset({"items", "coupons", "currency"})
 
 
 # -- snapshots and diffs -------------------------------------------------
+
+
+# The contract's JSON lives with its rules (``domain.contract`` imports this module, so it is read late).
+def _contract_shown(value: Contract | None) -> JSON:
+    from rebill.domain.contract import shown
+
+    return shown(value)
+
+
+def _contract_json(value: Contract | None) -> JSON:
+    from rebill.domain.contract import to_json
+
+    return to_json(value)
+
+
+def _contract_from(value: JSON) -> Contract | None:
+    from rebill.domain.contract import from_json
+
+    return from_json(value)
 
 
 def _money(value: Money | None) -> str | None:
@@ -333,9 +383,13 @@ _FIELDS: tuple[tuple[str, str | _Reader, Callable[[Any], JSON]], ...] = (
     ("cancelAtPeriodEnd", "cancel_at_period_end", _same),
     ("coupons", lambda s: sorted(c.coupon.code for c in s.coupons), _same),
     ("replacedById", "replaced_by_id", _same),
+    ("contract", "contract", lambda v: _contract_shown(v)),
+    ("cancellationDate", "cancellation_date", _date),
+    ("shippingProfileId", lambda s: s.shipping_override.id if s.shipping_override else None, _same),
 )
 # What the derived fields are read from.
 _DERIVED_FROM = {
+    "shippingProfileId": ("shipping_override",),
     "profileId": ("profile",),
     "paymentMethodId": ("payment_method",),
     "amount": tuple(_BILL_INPUTS),
@@ -471,6 +525,7 @@ def profile_to_json(p: ProfileTerms) -> dict[str, JSON]:
         "reminderDaysBefore": p.reminder_days_before,
         "description": p.description,
         "active": p.active,
+        "shippingProfile": shipping_to_json(p.shipping_profile),
     }
 
 
@@ -491,6 +546,7 @@ def profile_from_json(d: Mapping[str, JSON]) -> ProfileTerms:
         reminder_days_before=d["reminderDaysBefore"],
         description=d.get("description"),
         active=d.get("active", True),
+        shipping_profile=shipping_from_json(d.get("shippingProfile")),
     )
 
 
@@ -631,8 +687,11 @@ _CODEC: dict[str, tuple[str, Callable[[Any], JSON], Callable[[JSON], Any]]] = {
     "version": ("version", _same, _same),
     "replaces_id": ("replacesId", _same, _same),
     "replaced_by_id": ("replacedById", _same, _same),
+    "shipping_override": ("shippingProfile", shipping_to_json, shipping_from_json),
     "created_at": ("createdAt", _instant, _instant_from),
     "updated_at": ("updatedAt", _instant, _instant_from),
+    "contract": ("contract", lambda v: _contract_json(v), lambda v: _contract_from(v)),
+    "cancellation_date": ("cancellationDate", _date, _d),
 }
 _BY_KEY = {key: (name, decode) for name, (key, _, decode) in _CODEC.items()}
 

@@ -8,14 +8,16 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from rebill.domain import contract as contract_rules
 from rebill.domain.cadence import Cadence, IntervalUnit, Period, add_interval
-from rebill.domain.errors import NotFound, SubscriptionError, ValidationError
-from rebill.domain.invoice import change_terms, proration_line, terms_of
+from rebill.domain.errors import ConsentRequired, NotFound, SubscriptionError, ValidationError
+from rebill.domain.invoice import change_terms, proration_line, taxed, terms_of, total_of
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
 from rebill.domain.pricing import tier_unit_price
 from rebill.domain.proration import Proration, prorate
 from rebill.domain.renewal import Charge, RenewalKind
+from rebill.domain.shipping import ShippingProfile, check_serves
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import (
     AppliedCoupon,
@@ -115,14 +117,17 @@ def proration_charge(
     amount = prorate(before.current_bill().total, after.current_bill().total, Period(start, end), ctx.today, proration)
     if amount.is_zero:
         return None
+    # Taxed like the period it changes (no shipping: nothing more is delivered); a credit gives back its tax too.
+    lines = taxed((proration_line(abs(amount), ctx.today, end),), before.tax_rate)
+    gross = total_of(lines, amount.currency)
     return Charge(
         kind=RenewalKind.MANUAL,
         cycle=max(before.occurrences_billed, 1),
         period_start=ctx.today,
         period_end=end,
-        amount=amount,
+        amount=gross if amount.is_positive else -gross,
         adjustment=True,
-        lines=(proration_line(amount, ctx.today, end),) if amount.is_positive else (),
+        lines=lines if amount.is_positive else (),
     )
 
 
@@ -334,7 +339,37 @@ def change_profile(state: SubscriptionState, ctx: OpContext, *, profile: Profile
     changeable(state, "change the profile")
     if profile.id == state.profile.id and not profile.custom:
         raise SubscriptionError("the subscription already uses this profile", code="NO_CHANGE", field=["profileId"])
+    if state.shipping_override is None:
+        check_serves(profile.shipping_profile, state.currency, "profileId")
     return Outcome(state.evolve(profile=profile), "profile_changed")
+
+
+def set_shipping_profile(
+    state: SubscriptionState, ctx: OpContext, *, profile: ShippingProfile | None, consent_reference: str | None
+) -> Outcome:
+    """Give the subscription a shipping profile of its own, or (None) go back to its profile's (seed 003).
+
+    The profile must have a rate in the subscription's currency; one that
+    raises what a renewal bills for shipping needs consent, like a price increase.
+    """
+    changeable(state, "set the shipping profile")
+    current = state.shipping_override.id if state.shipping_override else None
+    if (profile.id if profile else None) == current:
+        raise SubscriptionError(
+            "the subscription already has this shipping profile", code="NO_CHANGE", field=["shippingProfileId"]
+        )
+    new = state.evolve(shipping_override=profile)
+    check_serves(new.shipping_profile, state.currency)
+    old_rate, new_rate = state.shipping_rate, new.shipping_rate
+    old = old_rate.amount if old_rate else Money.zero(state.currency)
+    raised = new_rate.amount if new_rate else Money.zero(state.currency)
+    if raised > old and not (consent_reference and consent_reference.strip()):
+        raise ConsentRequired(
+            f"this raises what a renewal bills for shipping from {old.amount_str} to {raised.amount_str} "
+            f"{state.currency}: pass consentReference (who agreed, when, how)",
+            field=["consentReference"],
+        )
+    return Outcome(new, "shipping_profile_set")
 
 
 ADDRESS_FIELDS = ("line1", "line2", "city", "region", "postalCode", "country")
@@ -422,8 +457,13 @@ def set_end_date(
     *,
     end_date: date | None = None,
     after: Shift | None = None,
+    override_contract: bool = False,
 ) -> Outcome:
-    """Forever (both None), after a relative duration from the start, or on a date (seed 001)."""
+    """Forever (both None), after a relative duration from the start, or on a date (seed 001).
+
+    Under contract, an end before the term's end is refused with ``CONTRACT_COMMITMENT`` unless
+    ``override_contract``, which bills the early termination fee, if any (DOMAIN.md "Contract terms").
+    """
     changeable(state, "set the end date")
     if end_date is not None and after is not None:
         raise ValidationError("give endDate or after, not both", code="INVALID_INPUT", field=["endDate"])
@@ -439,6 +479,14 @@ def set_end_date(
                 code="END_BEFORE_PERIOD_END",
                 field=["endDate"],
             )
+    term = contract_rules.commitment(state, ctx.today)
+    if end_date is not None and term is not None and end_date < term.end_date:
+        if not override_contract:
+            raise contract_rules.refuse_commitment(
+                term, contract_rules.Schedule.of(state), ctx.today, f"ending on {end_date.isoformat()}", "endDate"
+            )
+        fee = contract_rules.termination_fee(state, ctx, term)
+        return Outcome(state.evolve(end_date=end_date, contract=None), "end_date_set", charge=fee)
     return Outcome(state.evolve(end_date=end_date), "end_date_set")
 
 

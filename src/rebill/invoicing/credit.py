@@ -24,7 +24,7 @@ from rebill.domain.cadence import local_today
 from rebill.domain.errors import InvoiceError, NotFound
 from rebill.domain.money import Money
 from rebill.invoicing import events
-from rebill.invoicing.issue import line_of
+from rebill.invoicing.issue import tax_columns, line_of
 from rebill.invoicing.numbering import take_numbers
 
 INVOICES = t.table_of(t.Invoice)
@@ -125,7 +125,7 @@ async def issue_credit_note(
                 "amount_minor": line.amount.minor,
                 "period_start": line.period_start,
                 "period_end": line.period_end,
-                "tax_minor": line.tax.minor,
+                **tax_columns(line),
             }
             for n, line in enumerate(split)
         ],

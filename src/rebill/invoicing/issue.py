@@ -27,6 +27,7 @@ from rebill.domain.cadence import local_today
 from rebill.domain.invoice import DocLine, Document, DocumentType, InvoiceStatus, LineKind, terms_of
 from rebill.domain.money import Money
 from rebill.domain.renewal import Charge
+from rebill.domain.tax import TaxRate
 from rebill.invoicing import events
 from rebill.invoicing.numbering import take_numbers
 
@@ -230,7 +231,33 @@ def line_of(row: Any, currency: str) -> DocLine:
         period_start=row.period_start,
         period_end=row.period_end,
         tax_amount=Money(row.tax_minor, currency),
+        tax_rate=rate_of(row),
     )
+
+
+def rate_of(row: Any) -> TaxRate | None:
+    """A stored line's rate, as it was when the document was issued."""
+    if row.tax_name is None:
+        return None
+    return TaxRate(
+        row.tax_rate_id,
+        row.tax_name,
+        row.tax_percentage,
+        bool(row.tax_inclusive),
+        exempt_reason=row.tax_exempt_reason,
+    )
+
+
+def tax_columns(line: DocLine) -> dict[str, Any]:
+    rate = line.tax_rate
+    return {
+        "tax_minor": line.tax.minor,
+        "tax_rate_id": rate.id if rate else None,
+        "tax_name": rate.name if rate else None,
+        "tax_percentage": rate.percentage if rate else None,
+        "tax_inclusive": rate.inclusive if rate else None,
+        "tax_exempt_reason": rate.exempt_reason if rate else None,
+    }
 
 
 def line_row(invoice_id: int, position: int, line: DocLine) -> dict[str, Any]:
@@ -245,7 +272,7 @@ def line_row(invoice_id: int, position: int, line: DocLine) -> dict[str, Any]:
         "amount_minor": line.amount.minor,
         "period_start": line.period_start,
         "period_end": line.period_end,
-        "tax_minor": line.tax.minor,
+        **tax_columns(line),
     }
 
 

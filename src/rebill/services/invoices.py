@@ -195,8 +195,9 @@ async def _draft(unit: Unit, invoice_id: int) -> Any:
 async def _subscription_lines(unit: Unit, state: SubscriptionState, row: Any) -> list[DocLine]:
     """A draft's lines recomputed from the subscription as it is now, its one-off lines kept."""
     current = [line for _, line in await drafts.lines_of(unit.session, row.id, row.currency)]
-    fresh = rules.subscription_lines(state, row.period_start, row.period_end, pending=False)
-    return list(rules.refreshed(current, fresh))
+    fresh = rules.period_lines(state, row.period_start, row.period_end, pending=False)
+    # Its one-off lines are taxed at the customer's rate as it is now, like the rest.
+    return list(rules.taxed(rules.refreshed(current, fresh), state.tax_rate))
 
 
 def _draft_note(invoice_id: int, what: str, after: Any = None) -> dict[str, Any]:
@@ -261,7 +262,7 @@ async def add_invoice_line(
                 code="CURRENCY_MISMATCH",
                 field=["unitPrice"],
             )
-        line = rules.one_off_line(description, unit_price, quantity)
+        [line] = rules.taxed((rules.one_off_line(description, unit_price, quantity),), state.tax_rate)
         current = [existing for _, existing in await drafts.lines_of(unit.session, invoice_id, row.currency)]
         note = _draft_note(invoice_id, "lines", {"added": line.description, "amount": line.amount.amount_str})
         return [*current, line], note

@@ -21,7 +21,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db import tables as t
-from rebill.db.repositories import Catalog, SubscriptionRepository, history_row, renewal_from_row, write_history
+from rebill.db.repositories import (
+    Catalog,
+    SubscriptionRepository,
+    customer_tax_rate,
+    history_row,
+    renewal_from_row,
+    write_history,
+)
 from rebill.domain import creation, cycle, lifecycle, updates
 from rebill.domain.cadence import local_today
 from rebill.domain.errors import NotFound, PaymentDeclined, RebillError, SubscriptionError, VersionConflict
@@ -645,6 +652,7 @@ class SubscriptionService:
                 metadata=metadata,
                 bill_first_period=bill_first_period,
                 time_zone=customer.time_zone,
+                tax_rate=customer_tax_rate(customer, None, await unit.catalog.tax_rates()),
             )
             created = await unit.repo.insert(outcome.state, unit.now)
             await write_history(
