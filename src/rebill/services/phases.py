@@ -21,10 +21,10 @@ from rebill.db import tables as t
 from rebill.db.repositories import history_row, write_history
 from rebill.domain import creation, updates
 from rebill.domain import invoice as invoice_rules
-from rebill.domain.cycle import BILLABLE
 from rebill.domain.errors import NotFound, RebillError, SubscriptionError, ValidationError
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
+from rebill.domain.phasing import due_through
 from rebill.domain.proration import Proration
 from rebill.domain.subscription import GatewayMode, RenewalType, SubscriptionState
 from rebill.services.runtime import Actor, Common, Result, Services
@@ -340,15 +340,3 @@ async def apply_due_phases(unit: Unit, state: SubscriptionState) -> Subscription
                 ],
             )
     return state
-
-
-def due_through(state: SubscriptionState, today: date) -> date:
-    """The last effective date of the subscription's phases that apply now (``today`` is its local date).
-
-    A renewal still owed from an earlier date (a worker that was down, a
-    backdated import) is billed first: phases dated after it wait for it.
-    """
-    owed = state.next_renewal_date
-    if state.status in BILLABLE and owed is not None and owed < today:
-        return owed
-    return today
