@@ -158,6 +158,24 @@ async def test_a_suspended_subscription_gets_its_phase_and_stays_suspended(clien
     assert await phase_events(services, sub["id"]) == 1
 
 
+async def test_the_phase_of_a_subscription_cancelled_meanwhile_fails_once_with_its_reason(client, services, clock):
+    world = await make_world(client)
+    sub = (await subscribe(client, world, price="20.00"))["subscription"]
+    await schedule(client, sub, "2026-02-01", "15.00")
+    ok(await mutate(client, "cancelSubscription", {"subscriptionId": sub["id"]}, "subscription { status }"))
+
+    clock.set(at("2026-02-01"))
+    for _ in range(2):
+        assert (await RenewalEngine(services).run_once()).phases == 0
+    assert await phase_status(client, sub["id"]) == ["FAILED"]
+    [failed] = await rows(
+        services,
+        "SELECT reason FROM history_entries WHERE action = 'phase_failed' AND subscription_id = :sid",
+        sid=db_id(sub["id"]),
+    )
+    assert failed.reason.startswith("INVALID_STATUS"), failed.reason
+
+
 async def test_a_future_subscription_gets_a_phase_dated_before_its_start_when_it_starts(client, services, clock):
     world = await make_world(client)
     sub = (await subscribe(client, world, price="20.00", startDate="2026-03-01"))["subscription"]
