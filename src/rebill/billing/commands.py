@@ -54,9 +54,10 @@ def worker(
 ) -> None:
     """Renew every due subscription: charge, retry declined payments, remind, expire, cancel.
 
-    Due phases apply first; queued bulk runs are processed too, due webhook
-    deliveries are sent (from a loop of their own), and idempotency keys
-    past their 48 hours are forgotten. Several workers may run at once:
+    Phases apply on their date (before a renewal of that date); queued
+    bulk runs are processed too, due webhook deliveries are sent (from a
+    loop of their own), and idempotency keys past their 48 hours are
+    forgotten. Several workers may run at once:
     each subscription cycle is billed exactly once, each webhook delivery
     is sent by one worker at a time.
     Ctrl-C finishes the batch in progress and stops.
