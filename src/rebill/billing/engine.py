@@ -49,6 +49,7 @@ from rebill.db import tables as t
 from rebill.db.outage import Outage, is_database_outage, is_outage_now, wait_out
 from rebill.db.repositories import Catalog, SubscriptionRepository, any_of
 from rebill.db.sets import insert_rows
+from rebill.domain import contract as contract_rules
 from rebill.domain import cycle
 from rebill.domain.cadence import local_today
 from rebill.domain.errors import RebillError
@@ -99,6 +100,8 @@ class EngineReport:
     reminders: int = 0
     phases: int = 0
     skipped: int = 0
+    # Contract terms that ended (renewed, ended or cancelled) and scheduled cancellations that took effect.
+    contract_terms: int = 0
     elapsed: float = 0.0
 
     @property
@@ -143,6 +146,7 @@ class RenewalEngine:
         self.actor = actor
         self._locks: InFlight | None = None
         self._skip: set[int] = set()
+        self._contract_skip: set[int] = set()
 
     # -- entry points ----------------------------------------------------------
 
@@ -152,6 +156,7 @@ class RenewalEngine:
         now = self.services.clock.now()
         report = EngineReport()
         self._skip = set()
+        self._contract_skip = set()
         async with self._advisory():
             await self._recover(now, report)
             budget = limit
@@ -159,6 +164,8 @@ class RenewalEngine:
                 size = self.batch_size if budget is None else min(self.batch_size, budget)
                 if size <= 0:
                     break
+                # Terms that ended and cancellations whose date came, before anything of theirs is billed.
+                await self._contract_terms(now, report)
                 # A draft whose next period is due goes first: at most one draft per subscription.
                 await self._finalize_drafts(now, report)
                 done = await self._renew_batch(now, report, size)
@@ -691,6 +698,58 @@ class RenewalEngine:
                     report.cancelled += 1
                 else:
                     report.suspended += 1
+
+    # -- contract terms ----------------------------------------------------------------
+
+    async def _contract_terms(self, now: datetime, report: EngineReport) -> None:
+        """Contracts whose term ended (``RENEW`` starts the next term, ``EVERGREEN`` ends the contract,
+        ``CANCEL`` cancels) and scheduled cancellations whose date came (DOMAIN.md "Contract terms").
+
+        A batch of subscriptions per transaction, claimed ``FOR UPDATE SKIP LOCKED`` so concurrent
+        workers take disjoint rows; each change is decided again on the state read under the lock and
+        saved through the one path (``apply_outcome``: version, history, outbox), so it happens once.
+        """
+        from rebill.services.subscriptions import apply_outcome
+
+        while True:
+            async with self.services.sessions() as session, session.begin():
+                rows = list(await session.execute(self._contract_due_query(now)))
+                if not rows:
+                    return
+                repo = SubscriptionRepository(session, Catalog(session))
+                unit = self._unit(session, repo, now)
+                for state in await repo.states_from_rows(rows):
+                    assert state.id is not None
+                    ctx = unit.ctx(state)
+                    outcome = contract_rules.scheduled_cancellation(state, ctx) or contract_rules.term_ended(
+                        state, ctx
+                    )
+                    if outcome is None:
+                        # Not due in its own time zone yet: never claimed again in this pass.
+                        self._contract_skip.add(state.id)
+                        continue
+                    await apply_outcome(unit, state, outcome)
+                    report.contract_terms += 1
+                    if outcome.state.status is SubscriptionStatus.CANCELLED:
+                        report.cancelled += 1
+
+    def _contract_due_query(self, now: datetime) -> Any:
+        contracts = t.table_of(t.SubscriptionContract)
+        latest = bindparam("latest", (now + _AHEAD).date(), type_=Date)
+        ended = select(contracts.c.subscription_id).where(contracts.c.end_date <= latest)
+        stmt = (
+            select(S)
+            .where(
+                text("subscriptions.status NOT IN ('CANCELLED', 'EXPIRED')"),
+                (S.c.cancellation_date <= latest) | S.c.id.in_(ended),
+            )
+            .order_by(S.c.id)
+            .limit(self.batch_size)
+            .with_for_update(of=S, skip_locked=True)
+        )
+        if self._contract_skip:
+            stmt = stmt.where(S.c.id.not_in(sorted(self._contract_skip)))
+        return stmt
 
     # -- reminders ---------------------------------------------------------------------
 

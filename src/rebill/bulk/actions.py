@@ -169,7 +169,9 @@ def apply_action(state: SubscriptionState, ctx: OpContext, action: Action, refs:
         case Activate():
             return lifecycle.activate(state, ctx)
         case Cancel():
-            return lifecycle.cancel(state, ctx, at_period_end=action.at_period_end)
+            return lifecycle.cancel(
+                state, ctx, at_period_end=action.at_period_end, override_contract=action.override_contract
+            )
         case SetMetadata():
             return updates.set_metadata(state, ctx, metadata=action.metadata, merge=action.merge)
         case SetInvoicing():

@@ -127,6 +127,8 @@ class Activate:
 @dataclass(frozen=True)
 class Cancel:
     at_period_end: bool = False
+    # End a contract's commitment now (DOMAIN.md "Contract terms"); a fee to bill skips the subscription.
+    override_contract: bool = False
 
 
 @dataclass(frozen=True)
@@ -686,14 +688,16 @@ def _cancel(errors: _Errors, path: list[str | int], raw: Any) -> Action | None:
     if raw is True:
         return Cancel()
     if raw is None:
-        errors.add(path, "MISSING_PARAMETERS", 'write true or {"atPeriodEnd": true|false}')
+        errors.add(path, "MISSING_PARAMETERS", 'write true or {"atPeriodEnd": true|false, "overrideContract": …}')
         return None
     if not _is_object(errors, path, raw, "the action's parameters"):
         return None
-    _unknown_keys(errors, path, raw, ("atPeriodEnd",))
-    at_end = raw.get("atPeriodEnd", False)
-    checked = _bool(errors, [*path, "atPeriodEnd"], at_end)
-    return Cancel(at_period_end=checked) if checked is not None else None
+    _unknown_keys(errors, path, raw, ("atPeriodEnd", "overrideContract"))
+    checked = _bool(errors, [*path, "atPeriodEnd"], raw.get("atPeriodEnd", False))
+    override = _bool(errors, [*path, "overrideContract"], raw.get("overrideContract", False))
+    if checked is None or override is None:
+        return None
+    return Cancel(at_period_end=checked, override_contract=override)
 
 
 def _set_metadata(errors: _Errors, path: list[str | int], raw: Any) -> Action | None:
@@ -826,6 +830,8 @@ def action_json(action: Action) -> dict[str, Any]:
             params = {"code": action.code}
         case Cancel():
             params = {"atPeriodEnd": action.at_period_end}
+            if action.override_contract:
+                params["overrideContract"] = True
         case SetMetadata():
             params = {"metadata": dict(action.metadata), "merge": action.merge}
         case SetInvoicing():

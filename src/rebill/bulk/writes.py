@@ -79,6 +79,7 @@ _COLUMNS: dict[str, tuple[str, str, Callable[[SubscriptionState], Any]]] = {
         "bigint",
         lambda s: s.shipping_override.id if s.shipping_override else None,
     ),
+    "cancellation_date": ("cancellation_date", "date", lambda s: s.cancellation_date),
 }
 _AMOUNT = ("amount_minor", "bigint", lambda s: s.amount.minor)
 # What the billed amount depends on: when none of these changed, amount_minor did not either.

@@ -87,6 +87,10 @@ class BulkCouponInput:
 @strawberry.input
 class BulkCancelInput:
     at_period_end: bool = False
+    override_contract: bool = strawberry.field(
+        default=False,
+        description="Cancel now although a contract commits the subscription (one with a fee to bill is skipped)",
+    )
 
 
 @strawberry.input

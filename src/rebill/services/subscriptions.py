@@ -544,6 +544,7 @@ class SubscriptionService:
         *,
         consent_reference: str | None = None,
         settle_orphans: bool = False,
+        declined_is_error: bool = True,
     ) -> Result:
         """Load under lock, check the version, run the operation, save it.
 
@@ -575,7 +576,9 @@ class SubscriptionService:
                 result = await self._finish_replacement(unit, result, outcome.replacement)
             return result
 
-        return await run_in_transaction(self.services, operation, actor, common, request, body)
+        return await run_in_transaction(
+            self.services, operation, actor, common, request, body, declined_is_error=declined_is_error
+        )
 
     async def _finish_replacement(self, unit: Unit, result: Result, replacement: SubscriptionState) -> Result:
         old = result.subscription
@@ -836,6 +839,7 @@ class SubscriptionService:
         quantity: int | None,
         transfer_coupons: bool,
         consent_reference: str | None,
+        override_contract: bool = False,
     ) -> Result:
         async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
             product = await unit.catalog.product(product_id)
@@ -848,6 +852,7 @@ class SubscriptionService:
                 quantity=quantity,
                 transfer_coupons=transfer_coupons,
                 consent_reference=consent_reference,
+                override_contract=override_contract,
             )
 
         return await self.mutate(
@@ -915,11 +920,16 @@ class SubscriptionService:
         *,
         end_date: date | None,
         after: updates.Shift | None,
+        override_contract: bool = False,
     ) -> Result:
         async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
-            return updates.set_end_date(state, ctx, end_date=end_date, after=after)
+            return updates.set_end_date(
+                state, ctx, end_date=end_date, after=after, override_contract=override_contract
+            )
 
-        return await self.mutate("setEndDate", subscription_id, actor, common, request, build)
+        return await self.mutate(
+            "setEndDate", subscription_id, actor, common, request, build, declined_is_error=not override_contract
+        )
 
     async def set_metadata(
         self, actor: Actor, common: Common, request: Any, subscription_id: int, *, metadata: Mapping[str, Any] | None
@@ -991,21 +1001,40 @@ class SubscriptionService:
         at_period_end: bool,
         refund_last_renewal: bool,
         cancel_fulfillment: bool,
+        override_contract: bool = False,
     ) -> Result:
+        """Cancel now or at period end; under contract see ``lifecycle.cancel``.
+
+        An override's early termination fee is charged through the one charge path, on an invoice of
+        its own (``Result.extra["feeRenewalId"]``); a declined fee is no error of the cancellation.
+        """
+        fee: list[bool] = []
+
         async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
             last = await last_period_renewal(unit.session, subscription_id)
-            return lifecycle.cancel(
+            outcome = lifecycle.cancel(
                 state,
                 ctx,
                 at_period_end=at_period_end,
                 refund_last_renewal=refund_last_renewal,
                 cancel_fulfillment=cancel_fulfillment,
                 last_renewal=last,
+                override_contract=override_contract,
             )
+            fee[:] = [outcome.charge is not None]
+            return outcome
 
-        return await self.mutate(
-            "cancelSubscription", subscription_id, actor, common, request, build, settle_orphans=not at_period_end
+        result = await self.mutate(
+            "cancelSubscription",
+            subscription_id,
+            actor,
+            common,
+            request,
+            build,
+            settle_orphans=not at_period_end,
+            declined_is_error=not override_contract,
         )
+        return with_fee(result, fee)
 
     async def resume(self, actor: Actor, common: Common, request: Any, subscription_id: int) -> Result:
         async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
@@ -1113,6 +1142,13 @@ class SubscriptionService:
         async with self.services.sessions() as session:
             sid = (await session.execute(select(R.c.subscription_id).where(R.c.id == renewal_id))).scalar()
         return int(sid) if sid is not None else None
+
+
+def with_fee(result: Result, charged: Sequence[bool]) -> Result:
+    """A result whose renewal is an early termination fee's: its id kept for the payload's invoice."""
+    if any(charged) and result.renewal is not None and result.renewal.adjustment:
+        result.extra["feeRenewalId"] = result.renewal.id
+    return result
 
 
 async def _has_pending(session: AsyncSession, subscription_id: int) -> bool:

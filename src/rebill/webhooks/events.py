@@ -4,7 +4,7 @@ The fan-out itself is a trigger on ``outbox`` (migration 0003), so every
 writer of the outbox (mutations, the renewal engine, bulk runs) feeds
 webhooks without knowing about them. The trigger maps kinds with the SQL
 function ``rebill_webhook_event_type``, written by the migrations from
-``EVENT_TYPES`` below (last by 0012); a test checks they agree. A new kind
+``EVENT_TYPES`` below (last by 0017); a test checks they agree. A new kind
 takes a migration that replaces the function.
 """
 
@@ -43,6 +43,12 @@ EVENT_TYPES: dict[str, str] = {
     "INVOICE_VOIDED": "invoice.voided",
     "INVOICE_UNCOLLECTIBLE": "invoice.uncollectible",
     "CREDIT_NOTE_CREATED": "credit_note.created",
+    # Contract terms (migration 0017).
+    "SUBSCRIPTION_CONTRACT_ATTACHED": "subscription.contract_attached",
+    "SUBSCRIPTION_CONTRACT_UPDATED": "subscription.contract_updated",
+    "SUBSCRIPTION_CONTRACT_REMOVED": "subscription.contract_removed",
+    "SUBSCRIPTION_CONTRACT_RENEWED": "subscription.contract_renewed",
+    "SUBSCRIPTION_CONTRACT_ENDED": "subscription.contract_ended",
 }
 
 PARTNER_EVENTS: tuple[str, ...] = tuple(dict.fromkeys(EVENT_TYPES.values()))
