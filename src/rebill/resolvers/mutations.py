@@ -428,6 +428,7 @@ async def change_product(info: Info, input: inputs.ChangeProductInput) -> inputs
             quantity=input.quantity,
             transfer_coupons=input.transfer_coupons,
             consent_reference=input.consent_reference,
+            override_contract=input.override_contract,
         )
 
     result = await guarded(call)
@@ -505,6 +506,7 @@ async def set_end_date(info: Info, input: inputs.SetEndDateInput) -> inputs.SetE
             sub_pk(input),
             end_date=input.end_date,
             after=shift_of(input.after, "after"),
+            override_contract=input.override_contract,
         )
 
     return subscription_payload(inputs.SetEndDatePayload, await guarded(call))
@@ -565,6 +567,7 @@ async def cancel_subscription(info: Info, input: inputs.CancelSubscriptionInput)
             at_period_end=input.at_period_end,
             refund_last_renewal=input.refund_last_renewal,
             cancel_fulfillment=input.cancel_fulfillment,
+            override_contract=input.override_contract,
         )
 
     result = await guarded(call)
@@ -576,7 +579,9 @@ async def cancel_subscription(info: Info, input: inputs.CancelSubscriptionInput)
             result.refund["amount"],
             result.refund.get("gatewayReference"),
         )
-    return subscription_payload(inputs.CancelSubscriptionPayload, result, refund=refund)
+    return subscription_payload(
+        inputs.CancelSubscriptionPayload, result, refund=refund, fee_renewal_pk=result.extra.get("feeRenewalId")
+    )
 
 
 def _renewal_gid(renewal_id: object) -> str:

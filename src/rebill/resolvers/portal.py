@@ -194,6 +194,8 @@ async def cancel_subscription(info: Info, input: inputs.CancelSubscriptionInput)
             raise _forbidden("ask for a refund", "refundLastRenewal")
         if input.cancel_fulfillment:
             raise _forbidden("cancel a fulfillment", "cancelFulfillment")
+        if input.override_contract:
+            raise _forbidden("override a contract", "overrideContract")
         return await SelfService(info.context.services).cancel(
             customer, m.common_of(input), m.request_of(input), m.sub_pk(input)
         )

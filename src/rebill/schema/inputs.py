@@ -350,6 +350,10 @@ class ChangeProductInput(SubscriptionMutationInput):
     quantity: int | None = None
     transfer_coupons: bool = False
     consent_reference: str | None = None
+    override_contract: bool = strawberry.field(
+        default=False,
+        description="End the old subscription although a contract commits it; the contract moves to the replacement",
+    )
 
 
 @strawberry.type
@@ -383,6 +387,10 @@ class SetRenewalTypeInput(SubscriptionMutationInput):
 class SetEndDateInput(SubscriptionMutationInput):
     end_date: date | None = strawberry.field(default=None, description="null (and no after) = forever")
     after: ShiftInput | None = strawberry.field(default=None, description="A duration from the start date")
+    override_contract: bool = strawberry.field(
+        default=False,
+        description="End before a contract's term ends: ends the contract and bills its early termination fee",
+    )
 
 
 @strawberry.input(description="Change a subscription's invoicing settings; fields left out keep their value.")
@@ -522,6 +530,10 @@ class CancelSubscriptionInput(SubscriptionMutationInput):
     at_period_end: bool = False
     refund_last_renewal: bool = False
     cancel_fulfillment: bool = False
+    override_contract: bool = strawberry.field(
+        default=False,
+        description="Cancel now although a contract commits the subscription: bills its early termination fee",
+    )
 
 
 @strawberry.type(description="Money sent back through the gateway that took the payment.")
@@ -545,6 +557,14 @@ class Refund(Node):
 class CancelSubscriptionPayload(SubscriptionPayload):
     refund: Refund | None
     credit_note_pks: strawberry.Private[list[int]] = dataclasses.field(default_factory=list)
+    fee_renewal_pk: strawberry.Private[int | None] = None
+
+    @strawberry.field(description="The invoice of the early termination fee an override of a contract billed")
+    async def invoice(self, info: Info) -> Invoice | None:
+        if self.dry_run or self.fee_renewal_pk is None:
+            return None
+        row = await info.context.loaders.invoice_by_renewal.load(self.fee_renewal_pk)
+        return Invoice.of(row) if row is not None else None
 
     @strawberry.field(description="The credit note of the refund, when the last renewal was refunded")
     async def credit_note(self, info: Info) -> CreditNote | None:
@@ -666,7 +686,7 @@ class SetRenewalTypePayload(SubscriptionPayload):
 
 
 @strawberry.type
-class SetEndDatePayload(SubscriptionPayload):
+class SetEndDatePayload(ChargePayload):
     pass
 
 

@@ -11,6 +11,7 @@ from strawberry.extensions import AddValidationRules, MaskErrors, ParserCache
 
 from rebill.config import Settings
 from rebill.resolvers import bulk as b
+from rebill.resolvers import contracts as ct
 from rebill.resolvers import customers as c
 from rebill.resolvers import invoices as inv
 from rebill.resolvers import mutations as m
@@ -131,6 +132,9 @@ class Mutation:
     activate_subscription = _write(m.activate_subscription)
     cancel_subscription = _write_or_customer(p.cancel_subscription)
     resume_subscription = _write(m.resume_subscription, "Undo a scheduled cancellation or end date")
+    attach_contract = _write(ct.attach_contract, "Put a subscription under contract (a term, notice, end action, fee)")
+    update_contract = _write(ct.update_contract, "Change a contract's terms; fields left out keep their value")
+    remove_contract = _write(ct.remove_contract, "End a subscription's contract now; nothing is billed")
     renew_now = _write_or_customer(p.renew_now)
     force_bill = _write(m.force_bill)
     retry_renewal = _write(m.retry_renewal)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from sqlalchemy import select
@@ -34,6 +34,9 @@ from rebill.schema.invoices import (
     invoice_connection,
 )
 from rebill.schema.ordering import ChronologicalOrder, chronological
+
+if TYPE_CHECKING:
+    from rebill.schema.contracts import Contract
 
 
 @strawberry.type
@@ -360,6 +363,23 @@ class Subscription(Node):
         if charge is None:
             return None
         return InvoicePreview.of(document_of(charge), issue_date=charge.period_start)
+
+    @strawberry.field(description="The contract the subscription is under (null without one)")
+    def contract(self, info: Info) -> Annotated[Contract, strawberry.lazy("rebill.schema.contracts")] | None:
+        from rebill.domain import contract as contract_rules
+        from rebill.domain.cadence import local_today
+        from rebill.schema.contracts import Contract
+
+        if self.state.contract is None:
+            return None
+        today = local_today(info.context.services.clock.now(), self.state.time_zone)
+        return Contract.of(self.state.contract, contract_rules.effective_date_of(self.state, today))
+
+    @strawberry.field(
+        description="When a scheduled cancellation takes effect (null: none); resumeSubscription withdraws it"
+    )
+    def cancellation_date(self) -> date | None:
+        return self.state.cancellation_date
 
     @strawberry.field(description="The invoicing settings: purchase order, memo, document type, drafts, terms")
     def invoicing(self, info: Info) -> InvoicingSettings:

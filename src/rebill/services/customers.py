@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from rebill.db import tables as t
+from rebill.domain import contract as contract_rules
 from rebill.domain import lifecycle, updates
-from rebill.domain.cadence import validate_time_zone
+from rebill.domain.cadence import local_today, validate_time_zone
 from rebill.domain.errors import NotFound, RebillError, SubscriptionError, ValidationError
 from rebill.domain.subscription import PaymentKind, RenewalType, SubscriptionState, SubscriptionStatus
 from rebill.ids import decode_id, to_global_id
@@ -235,16 +236,20 @@ class SelfService:
         return await self._guard(call)
 
     async def cancel(self, customer_id: int, common: Common, request: Any, subscription_id: int) -> Result:
-        """Cancel now; refunds and fulfillment are the merchant's to decide."""
+        """Cancel now; refunds and fulfillment are the merchant's to decide.
+
+        Under contract the cancellation is kept for the date it takes effect (DOMAIN.md "Contract terms").
+        """
 
         async def call() -> Result:
             state = await self.own_subscription(customer_id, subscription_id)
+            today = local_today(self.services.clock.now(), state.time_zone)
             return await self.subscriptions.cancel(
                 customer_actor(customer_id),
                 self._pinned(common, state),
                 request,
                 subscription_id,
-                at_period_end=False,
+                at_period_end=contract_rules.commitment(state, today) is not None,
                 refund_last_renewal=False,
                 cancel_fulfillment=False,
             )
