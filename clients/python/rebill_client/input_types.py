@@ -50,6 +50,8 @@ class CancelSubscriptionInput(BaseModel):
     "Refund the last renewal paid by card"
     cancel_fulfillment: bool = Field(alias="cancelFulfillment", default=False)
     "Cancel the last renewal's shipment if it has not shipped"
+    override_contract: bool = Field(alias="overrideContract", default=False)
+    "Cancel now although a contract commits the subscription: bills its early termination fee"
 
 
 class ChangeNextRenewalDateInput(BaseModel):
