@@ -203,7 +203,9 @@ async def _audit_invoices(engine: AsyncEngine, audit: Audit, renewals: list[Any]
     invoices = await _rows(
         engine,
         """SELECT i.*, (SELECT coalesce(sum(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id) AS lines,
-                  (SELECT coalesce(sum(l.tax_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id) AS line_tax
+                  (SELECT coalesce(sum(l.tax_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id) AS line_tax,
+                  (SELECT coalesce(sum(l.tax_minor), 0) FROM invoice_lines l
+                    WHERE l.invoice_id = i.id AND l.tax_inclusive IS NOT TRUE) AS added_tax
            FROM invoices i ORDER BY i.id""",
     )
     by_renewal: dict[int, list[Any]] = {}
@@ -218,8 +220,9 @@ async def _audit_invoices(engine: AsyncEngine, audit: Audit, renewals: list[Any]
             i.line_tax == i.tax_minor, f"invoice {i.number}: line taxes add up to {i.line_tax}, tax {i.tax_minor}"
         )
         audit.check(
-            i.total_minor == i.subtotal_minor + i.tax_minor,
-            f"invoice {i.number}: total {i.total_minor} is not subtotal {i.subtotal_minor} + tax {i.tax_minor}",
+            i.total_minor == i.subtotal_minor + i.added_tax,
+            f"invoice {i.number}: total {i.total_minor} is not subtotal {i.subtotal_minor}"
+            f" + exclusive tax {i.added_tax}",
         )
         if i.status == "PAID":
             audit.check(
@@ -261,14 +264,16 @@ async def _audit_invoices(engine: AsyncEngine, audit: Audit, renewals: list[Any]
         """SELECT n.*, (SELECT coalesce(sum(l.amount_minor), 0) FROM credit_note_lines l WHERE l.credit_note_id = n.id)
                   AS lines,
                   (SELECT coalesce(sum(l.tax_minor), 0) FROM credit_note_lines l WHERE l.credit_note_id = n.id)
-                  AS line_tax
+                  AS line_tax,
+                  (SELECT coalesce(sum(l.tax_minor), 0) FROM credit_note_lines l
+                    WHERE l.credit_note_id = n.id AND l.tax_inclusive IS NOT TRUE) AS added_tax
            FROM credit_notes n ORDER BY n.id""",
     )
     credited: dict[int, int] = {}
     for n in notes:
         credited[n.invoice_id] = credited.get(n.invoice_id, 0) + n.total_minor
         audit.check(
-            n.lines == n.subtotal_minor and n.line_tax == n.tax_minor and n.total_minor == n.lines + n.line_tax,
+            n.lines == n.subtotal_minor and n.line_tax == n.tax_minor and n.total_minor == n.lines + n.added_tax,
             f"credit note {n.number}: lines {n.lines} + tax {n.line_tax} do not make its total {n.total_minor}",
         )
     for i in invoices:

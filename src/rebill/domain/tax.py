@@ -215,7 +215,8 @@ def summary(lines: Sequence[Any], currency: str) -> tuple[TaxSummary, ...]:
     for key, members in groups.items():
         rate = rates[key]
         tax = sum(line.tax.minor for line in members)
-        base = sum(line.taxable_base.minor for line in members)
+        # Every line of a taxed document carries its rate, discounts too: their amounts add up to what was taxed.
+        base = sum(line.amount.minor for line in members)
         taxable = base - tax if rate.inclusive else base
         out.append(TaxSummary(rate, Money(taxable, currency), Money(tax, currency)))
     return tuple(out)

@@ -24,7 +24,7 @@ from rebill.domain.cadence import local_today
 from rebill.domain.errors import InvoiceError, NotFound
 from rebill.domain.money import Money
 from rebill.invoicing import events
-from rebill.invoicing.issue import tax_columns, line_of
+from rebill.invoicing.issue import line_of, tax_columns
 from rebill.invoicing.numbering import take_numbers
 
 INVOICES = t.table_of(t.Invoice)

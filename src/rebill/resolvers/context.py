@@ -10,7 +10,7 @@ from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
 from rebill.db import tables as t
-from rebill.db.repositories import SubscriptionRepository, profile_from_row
+from rebill.db.repositories import Catalog, SubscriptionRepository, shipping_profile_from_row
 from rebill.domain.subscription import ProfileTerms, SubscriptionState
 from rebill.resolvers.pages import GroupKey, Page, fetch_grouped_pages
 from rebill.services.runtime import Actor, Services
@@ -42,6 +42,8 @@ class Loaders:
     invoice_page_by_customer: DataLoader[PageKey, Page] = field(init=False)
     credit_notes_by_invoice: DataLoader[int, list[Any]] = field(init=False)
     credit_note_lines_by_note: DataLoader[int, list[Any]] = field(init=False)
+    tax_rate_by_id: DataLoader[int, Any] = field(init=False)
+    shipping_profile_by_id: DataLoader[int, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer_by_id = DataLoader(load_fn=self._customers)
@@ -59,6 +61,8 @@ class Loaders:
         self.invoice_page_by_customer = DataLoader(load_fn=self._customer_invoice_pages)
         self.credit_notes_by_invoice = DataLoader(load_fn=self._invoice_credit_notes)
         self.credit_note_lines_by_note = DataLoader(load_fn=self._credit_note_lines)
+        self.tax_rate_by_id = DataLoader(load_fn=self._tax_rates)
+        self.shipping_profile_by_id = DataLoader(load_fn=self._shipping_profiles)
 
     async def _rows(self, table: Any, keys: Sequence[int]) -> list[Any]:
         async with self.services.sessions() as session:
@@ -68,12 +72,20 @@ class Loaders:
     async def _customers(self, keys: list[int]) -> list[Any]:
         return await self._rows(t.table_of(t.Customer), keys)
 
+    async def _tax_rates(self, keys: list[int]) -> list[Any]:
+        return await self._rows(t.table_of(t.TaxRate), keys)
+
+    async def _shipping_profiles(self, keys: list[int]) -> list[Any]:
+        rows = await self._rows(t.table_of(t.ShippingProfile), keys)
+        return [shipping_profile_from_row(r) if r is not None else None for r in rows]
+
     async def _payment_methods(self, keys: list[int]) -> list[Any]:
         return await self._rows(t.table_of(t.PaymentMethod), keys)
 
     async def _profiles(self, keys: list[int]) -> list[ProfileTerms | None]:
-        rows = await self._rows(t.table_of(t.Profile), keys)
-        return [profile_from_row(r) if r is not None else None for r in rows]
+        async with self.services.sessions() as session:
+            profiles = await Catalog(session).load_profiles(keys)
+        return _ordered(keys, profiles)
 
     async def _subscriptions(self, keys: list[int]) -> list[SubscriptionState | None]:
         async with self.services.sessions() as session:

@@ -146,7 +146,13 @@ def profile_terms(data: inputs.CreateProfileInput, custom: bool = False) -> Prof
 async def create_profile(info: Info, input: inputs.CreateProfileInput) -> inputs.CreateProfilePayload:
     async def call() -> Result:
         terms = profile_terms(input)
-        return await catalog(info).create_profile(actor_of(info), request_of(input), terms)
+        shipping = input.shipping_profile_id
+        return await catalog(info).create_profile(
+            actor_of(info),
+            request_of(input),
+            terms,
+            shipping_profile_id=pk(shipping, "ShippingProfile", "shippingProfileId") if shipping else None,
+        )
 
     result = await guarded(call)
     created = result.extra.get("profile")
@@ -190,6 +196,10 @@ async def update_profile(info: Info, input: inputs.UpdateProfileInput) -> inputs
                 ) from None
         if input.default_renewal_type is not None:
             changes["default_renewal_type"] = DomainRenewalType(input.default_renewal_type)
+        if input.shipping_profile_id is not None:
+            changes["shipping_profile_id"] = pk(input.shipping_profile_id, "ShippingProfile", "shippingProfileId")
+        elif input.clear_shipping_profile:
+            changes["shipping_profile_id"] = None
         return await catalog(info).update_profile(actor_of(info), request_of(input), profile_pk, changes)
 
     result = await guarded(call)

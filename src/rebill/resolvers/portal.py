@@ -102,6 +102,8 @@ async def update_customer(info: Info, input: UpdateCustomerInput) -> UpdateCusto
                 time_zone=input.time_zone,
                 billing_address=_address(input.billing_address),
                 tax_id=input.tax_id,
+                tax_exempt=input.tax_exempt,
+                tax_exempt_reason=input.tax_exempt_reason,
                 common=common,
             )
         if cid != customer:
@@ -111,6 +113,8 @@ async def update_customer(info: Info, input: UpdateCustomerInput) -> UpdateCusto
             ("name", input.name),
             ("timeZone", input.time_zone),
             ("taxId", input.tax_id),
+            ("taxExempt", input.tax_exempt),
+            ("taxExemptReason", input.tax_exempt_reason),
         ):
             if value is not None:
                 raise _forbidden(f"change {name}: only the billing address", name)

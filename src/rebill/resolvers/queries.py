@@ -10,7 +10,7 @@ from sqlalchemy import select
 from strawberry.types import Info
 
 from rebill.db import tables as t
-from rebill.db.repositories import SubscriptionRepository, profile_from_row, renewal_from_row
+from rebill.db.repositories import SubscriptionRepository, profile_from_row, renewal_from_row, shipping_profile_from_row
 from rebill.domain.errors import RebillError
 from rebill.domain.money import Money as DomainMoney
 from rebill.domain.subscription import SubscriptionState
@@ -34,6 +34,7 @@ from rebill.schema.subscriptions import (
     Transaction,
     renewal_connection,
 )
+from rebill.schema.taxes import ShippingProfile, TaxRate
 from rebill.services import filters
 from rebill.services.customers import customer_of
 
@@ -413,6 +414,8 @@ NODE_RESOLVERS: dict[str, NodeResolver] = {
     "WebhookDelivery": _webhook_delivery,
     "Invoice": _invoice,
     "CreditNote": _credit_note,
+    "TaxRate": _from_row(t.TaxRate, lambda row: TaxRate.of(row)),
+    "ShippingProfile": _from_row(t.ShippingProfile, lambda row: ShippingProfile.of(shipping_profile_from_row(row))),
 }
 
 

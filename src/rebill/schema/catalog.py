@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rebill.schema.invoices import InvoiceConnection
     from rebill.schema.ordering import SubscriptionOrder
     from rebill.schema.subscriptions import SubscriptionConnection
+    from rebill.schema.taxes import ShippingProfile
 
 
 @strawberry.type
@@ -41,11 +42,20 @@ class SubscriptionProfile(Node):
     force_last_gateway: bool
     custom: bool
     reminder_days_before: int
+    terms: strawberry.Private[ProfileTerms | None] = None
+
+    @strawberry.field(description="The shipping profile its subscriptions ship with, unless they override it")
+    def shipping_profile(self) -> Annotated[ShippingProfile, strawberry.lazy("rebill.schema.taxes")] | None:
+        from rebill.schema.taxes import ShippingProfile
+
+        shipping = self.terms.shipping_profile if self.terms is not None else None
+        return ShippingProfile.of(shipping) if shipping is not None else None
 
     @classmethod
     def of(cls, p: ProfileTerms) -> SubscriptionProfile:
         assert p.id is not None
         return cls(
+            terms=p,
             id=strawberry.ID(to_global_id("SubscriptionProfile", p.id)),
             name=p.name,
             description=p.description,
@@ -167,8 +177,12 @@ class Customer(Node):
     created_at: datetime
     billing_address: Address | None
     tax_id: str | None = strawberry.field(description="The customer's tax id (a VAT number), printed on invoices")
-    pk: strawberry.Private[int]
-    default_payment_method_pk: strawberry.Private[int | None]
+    tax_exempt: bool = strawberry.field(
+        default=False, description="Exempt customers' invoices show a zero rate with the reason"
+    )
+    tax_exempt_reason: str | None = strawberry.field(default=None, description="Why the customer pays no tax")
+    pk: strawberry.Private[int] = 0
+    default_payment_method_pk: strawberry.Private[int | None] = None
 
     @classmethod
     def of(cls, row: Any) -> Customer:
@@ -180,6 +194,8 @@ class Customer(Node):
             created_at=row.created_at,
             billing_address=Address.of(row.billing_address),
             tax_id=getattr(row, "tax_id", None),
+            tax_exempt=bool(getattr(row, "tax_exempt", False)),
+            tax_exempt_reason=getattr(row, "tax_exempt_reason", None),
             pk=row.id,
             default_payment_method_pk=row.default_payment_method_id,
         )

@@ -171,6 +171,9 @@ class CreateProfileInput:
     force_last_gateway: bool = False
     reminder_days_before: int = 7
     active: bool = True
+    shipping_profile_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The shipping profile its subscriptions ship with (seed 003)"
+    )
 
 
 @strawberry.type
@@ -195,6 +198,10 @@ class UpdateProfileInput:
     force_last_gateway: bool | None = None
     reminder_days_before: int | None = None
     active: bool | None = None
+    shipping_profile_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The shipping profile its subscriptions ship with (each must have a rate in it)"
+    )
+    clear_shipping_profile: bool = strawberry.field(default=False, description="Ship with no profile any more")
 
 
 @strawberry.type

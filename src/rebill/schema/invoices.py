@@ -13,6 +13,8 @@ from strawberry.types import Info
 from rebill.documents import links
 from rebill.domain import invoice as doc
 from rebill.domain.money import Money as DomainMoney
+from rebill.domain.tax import TaxSummary, percentage_text
+from rebill.domain.tax import summary as tax_summary
 from rebill.schema.catalog import Address, Product
 from rebill.schema.common import Money, Node, PageInfo, page_info, to_global_id
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from rebill.resolvers.pages import Page
     from rebill.schema.catalog import Customer
     from rebill.schema.subscriptions import Renewal, Subscription
+    from rebill.schema.taxes import TaxRate
 
 
 @strawberry.enum(description="Where an invoice is: DRAFT → OPEN → PAID; OPEN → VOID or UNCOLLECTIBLE → PAID or VOID.")
@@ -66,6 +69,11 @@ class InvoiceLine:
     period_end: date | None = strawberry.field(description="Day the period the line bills ends (exclusive)")
     tax_amount: Money = strawberry.field(description="The tax on this line")
     product_pk: strawberry.Private[int | None]
+    tax_rate_pk: strawberry.Private[int | None] = None
+
+    @strawberry.field(description="The rate the line was taxed at (null: untaxed, or the customer is exempt)")
+    async def tax_rate(self, info: Info) -> Annotated[TaxRate, strawberry.lazy("rebill.schema.taxes")] | None:
+        return await _tax_rate(info, self.tax_rate_pk)
 
     @strawberry.field(description="The product of an item line")
     async def product(self, info: Info) -> Product | None:
@@ -90,6 +98,7 @@ class InvoiceLine:
             period_end=row.period_end,
             tax_amount=Money.of(DomainMoney(row.tax_minor, currency)),
             product_pk=row.product_id,
+            tax_rate_pk=row.tax_rate_id,
         )
 
     @classmethod
@@ -105,6 +114,7 @@ class InvoiceLine:
             period_end=line.period_end,
             tax_amount=Money.of(line.tax),
             product_pk=line.product_id,
+            tax_rate_pk=line.tax_rate.id if line.tax_rate is not None else None,
         )
 
 
@@ -122,10 +132,12 @@ class InvoicePreview:
     total: Money = strawberry.field(description="Subtotal plus exclusive tax")
     credit_applied: Money = strawberry.field(description="The customer's credit balance applied before charging")
     amount_due: Money = strawberry.field(description="What would be charged: total less credit applied")
+    taxes: list[InvoiceTax] = strawberry.field(description="The tax per rate; it adds up to taxTotal")
 
     @classmethod
     def of(cls, document: doc.Document, issue_date: date | None = None) -> InvoicePreview:
         return cls(
+            taxes=[InvoiceTax.of(summary) for summary in document.taxes],
             currency=document.currency,
             issue_date=issue_date,
             period_start=document.period_start,
@@ -148,6 +160,7 @@ class InvoicePreview:
             return Money.of(DomainMoney(minor, c))
 
         return cls(
+            taxes=taxes_of(lines, c),
             currency=c,
             issue_date=row.issue_date,
             period_start=row.period_start,
@@ -288,8 +301,10 @@ class Invoice(Node):
 
     @strawberry.field(description="The tax per rate: what each rate was applied to, and the tax it gave")
     async def taxes(self, info: Info) -> list[InvoiceTax]:
-        # No tax rate applies to any line yet: every invoice is untaxed until rates are configured.
-        return []
+        rows = self.held_lines
+        if rows is None:
+            rows = await info.context.loaders.invoice_lines_by_invoice.load(self.pk)
+        return taxes_of(rows, self.currency)
 
     @strawberry.field(description="The subscription billed")
     async def subscription(
@@ -325,12 +340,46 @@ class Invoice(Node):
 
 @strawberry.type(description="The tax of one rate on an invoice: what it was applied to and what it came to.")
 class InvoiceTax:
-    name: str = strawberry.field(description="The rate's name")
-    percentage: str = strawberry.field(description="The rate, as a decimal string")
+    name: str = strawberry.field(description="The rate's name, as it was when the invoice was issued")
+    percentage: str = strawberry.field(description="The rate, as a decimal string (0 for an exempt customer)")
     inclusive: bool = strawberry.field(description="Whether the tax is inside the line amounts")
-    taxable_amount: Money = strawberry.field(description="The line amounts the rate applied to")
+    taxable_amount: Money = strawberry.field(description="What the rate applied to, net of its tax")
     amount: Money = strawberry.field(description="The tax")
     exempt_reason: str | None = strawberry.field(description="Why the customer pays no tax, when exempt")
+    tax_rate_pk: strawberry.Private[int | None] = None
+
+    @strawberry.field(description="The rate (null for an exempt customer's zero rate)")
+    async def tax_rate(self, info: Info) -> Annotated[TaxRate, strawberry.lazy("rebill.schema.taxes")] | None:
+        return await _tax_rate(info, self.tax_rate_pk)
+
+    @classmethod
+    def of(cls, summary: TaxSummary) -> InvoiceTax:
+        rate = summary.rate
+        return cls(
+            name=rate.name,
+            percentage=percentage_text(rate.percentage),
+            inclusive=rate.inclusive,
+            taxable_amount=Money.of(summary.taxable),
+            amount=Money.of(summary.amount),
+            exempt_reason=rate.exempt_reason,
+            tax_rate_pk=rate.id,
+        )
+
+
+def taxes_of(rows: list[Any], currency: str) -> list[InvoiceTax]:
+    """The per-rate summary of stored lines (of an invoice or a credit note)."""
+    from rebill.invoicing.issue import line_of
+
+    return [InvoiceTax.of(summary) for summary in tax_summary([line_of(r, currency) for r in rows], currency)]
+
+
+async def _tax_rate(info: Info, key: int | None) -> TaxRate | None:
+    if key is None:
+        return None
+    from rebill.schema.taxes import TaxRate
+
+    row = await info.context.loaders.tax_rate_by_id.load(key)
+    return TaxRate.of(row) if row is not None else None
 
 
 @strawberry.type(description="An edge of a page of invoices.")

@@ -48,6 +48,12 @@ class UpdateCustomerInput:
         default=None,
         description="The customer's tax id (a VAT number), printed on invoices issued after; empty clears it",
     )
+    tax_exempt: bool | None = strawberry.field(
+        default=None, description="Exempt from tax: invoices issued after show a zero rate with the reason"
+    )
+    tax_exempt_reason: str | None = strawberry.field(
+        default=None, description="Why, such as 'Reverse charge' (needed to make a customer exempt)"
+    )
     idempotency_key: str | None = None
 
 

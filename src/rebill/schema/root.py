@@ -17,6 +17,7 @@ from rebill.resolvers import invoices as inv
 from rebill.resolvers import mutations as m
 from rebill.resolvers import portal as p
 from rebill.resolvers import queries as q
+from rebill.resolvers import taxes as tx
 from rebill.resolvers import webhooks as w
 from rebill.resolvers.auth import AnyActor, CanBulk, CanRead, CanRefund, CanWrite, CanWriteOrCustomer
 from rebill.resolvers.client_errors import client_error_extensions
@@ -58,6 +59,8 @@ class Query:
     invoices = _read(inv.invoices, "Invoices matching a filter, newest first")
     credit_note = _read(inv.credit_note, "A credit note by its global id")
     credit_notes = _read(inv.credit_notes, "Credit notes, of one invoice or all, newest first")
+    tax_rates = _read(tx.tax_rates, "Tax rates, archived ones too, oldest first")
+    shipping_profiles = _read(tx.shipping_profiles, "Shipping profiles, archived ones too, oldest first")
     viewer = strawberry.field(
         resolver=p.viewer,
         permission_classes=[AnyActor],
@@ -93,6 +96,15 @@ class Mutation:
     )
     update_invoicing = _write(
         m.update_invoicing, "Change a subscription's purchase order, memo, document type, drafts or payment terms"
+    )
+    create_tax_rate = _write(tx.create_tax_rate, "A tax rate for a country or region (one active per place)")
+    archive_tax_rate = _write(tx.archive_tax_rate, "Archive a tax rate: it taxes no new invoice")
+    create_shipping_profile = _write(tx.create_shipping_profile, "Ordered shipping rates in currencies")
+    update_shipping_profile = _write(tx.update_shipping_profile, "Rename a shipping profile or list its rates anew")
+    archive_shipping_profile = _write(tx.archive_shipping_profile, "Archive a shipping profile: no new assignment")
+    set_shipping_profile = _write(
+        tx.set_shipping_profile,
+        "A subscription's own shipping profile (null: its profile's); a higher charge needs consent",
     )
     create_profile = _write(m.create_profile)
     update_profile = _write(m.update_profile)

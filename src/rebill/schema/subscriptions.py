@@ -37,6 +37,7 @@ from rebill.schema.ordering import ChronologicalOrder, chronological
 
 if TYPE_CHECKING:
     from rebill.schema.contracts import Contract
+    from rebill.schema.taxes import ShippingProfile
 
 
 @strawberry.type
@@ -363,6 +364,16 @@ class Subscription(Node):
         if charge is None:
             return None
         return InvoicePreview.of(document_of(charge), issue_date=charge.period_start)
+
+    @strawberry.field(
+        description="The shipping profile that applies: its own (setShippingProfile), else its profile's. "
+        "Renewals bill its first rate in the subscription's currency when the subscription ships"
+    )
+    def shipping_profile(self) -> Annotated[ShippingProfile, strawberry.lazy("rebill.schema.taxes")] | None:
+        from rebill.schema.taxes import ShippingProfile
+
+        shipping = self.state.shipping_profile
+        return ShippingProfile.of(shipping) if shipping is not None else None
 
     @strawberry.field(description="The contract the subscription is under (null without one)")
     def contract(self, info: Info) -> Annotated[Contract, strawberry.lazy("rebill.schema.contracts")] | None:

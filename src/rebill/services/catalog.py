@@ -31,6 +31,7 @@ from rebill.domain.subscription import (
 )
 from rebill.services.runtime import Actor, Common, Result, Services
 from rebill.services.subscriptions import Unit, apply_outcome, retry_pending_charge, run_in_transaction
+from rebill.services.taxes import check_profile_serves
 
 P = t.table_of(t.Profile)
 PR = t.table_of(t.Product)
@@ -91,10 +92,21 @@ class CatalogService:
         )
 
     async def create_profile(
-        self, actor: Actor, request: Any, profile: ProfileTerms, common: Common | None = None
+        self,
+        actor: Actor,
+        request: Any,
+        profile: ProfileTerms,
+        common: Common | None = None,
+        *,
+        shipping_profile_id: int | None = None,
     ) -> Result:
         async def body(unit: Unit) -> Result:
-            created = await insert_profile(unit.session, profile, custom=profile.custom, now=unit.now)
+            terms = profile
+            if shipping_profile_id is not None:
+                shipping = await unit.catalog.shipping_profile(shipping_profile_id)
+                await check_profile_serves(unit, None, shipping)
+                terms = replace(profile, shipping_profile=shipping)
+            created = await insert_profile(unit.session, terms, custom=profile.custom, now=unit.now)
             return Result(extra={"profile": created})
 
         return await self._run("createProfile", actor, request, body, common)
@@ -106,6 +118,12 @@ class CatalogService:
 
         async def body(unit: Unit) -> Result:
             current = await unit.catalog.profile(profile_id)
+            if "shipping_profile_id" in changes:
+                shipping_id = changes.pop("shipping_profile_id")
+                shipping = await unit.catalog.shipping_profile(shipping_id) if shipping_id is not None else None
+                # Every subscription that ships with the profile's must have a rate in its currency.
+                await check_profile_serves(unit, profile_id, shipping)
+                changes["shipping_profile"] = shipping
             updated = replace(current, **changes)
             validate_profile(updated)
             await unit.session.execute(

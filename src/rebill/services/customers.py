@@ -109,9 +109,14 @@ class CustomerService:
         billing_address: Mapping[str, Any] | None = None,
         clear_billing_address: bool = False,
         tax_id: str | None = None,
+        tax_exempt: bool | None = None,
+        tax_exempt_reason: str | None = None,
         common: Common | None = None,
     ) -> Result:
-        """Change the fields given; the others stay. A customer's own subscriptions keep their time zone."""
+        """Change the fields given; the others stay. A customer's own subscriptions keep their time zone.
+
+        Tax fields reach invoices issued after the change, never an issued one.
+        """
 
         async def body(unit: Unit) -> Result:
             row = (await unit.session.execute(select(CU).where(CU.c.id == customer_id).with_for_update())).first()
@@ -136,6 +141,24 @@ class CustomerService:
                 if len(cleaned) > 64:
                     raise ValidationError("taxId is at most 64 characters", code="INVALID_TAX_ID", field=["taxId"])
                 values["tax_id"] = cleaned or None
+            if tax_exempt_reason is not None:
+                reason = tax_exempt_reason.strip()
+                if len(reason) > 200:
+                    raise ValidationError(
+                        "taxExemptReason is at most 200 characters",
+                        code="INVALID_TAX_EXEMPTION",
+                        field=["taxExemptReason"],
+                    )
+                values["tax_exempt_reason"] = reason or None
+            if tax_exempt is not None:
+                values["tax_exempt"] = tax_exempt
+            exempt = values.get("tax_exempt", row.tax_exempt)
+            if exempt and not values.get("tax_exempt_reason", row.tax_exempt_reason):
+                raise ValidationError(
+                    "an exempt customer needs a taxExemptReason (such as 'Reverse charge'): invoices print it",
+                    code="INVALID_TAX_EXEMPTION",
+                    field=["taxExemptReason"],
+                )
             if values:
                 await unit.session.execute(update(CU).where(CU.c.id == customer_id).values(**values))
             return Result(extra={"customerId": customer_id})
