@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rebill.billing.engine import RenewalEngine
+from tests.api.test_portal import browser  # noqa: F401  (the portal's browser fixture)
 from tests.support import (
     add_card,
     change,
@@ -421,3 +422,18 @@ async def test_dunning_cancels_a_subscription_under_contract_and_bills_no_fee(cl
         await run_worker(services, clock, day)
     assert (await subscription(client, sub_id))["status"] == "CANCELLED"
     assert not any(r["adjustment"] for r in await renewals(client, sub_id)), "no fee is billed"
+
+
+async def test_the_portal_shows_the_contract_and_when_a_cancellation_takes_effect(client, services, browser):  # noqa: F811
+    from tests.api.test_portal import pk_of, portal_link, sign_in, submit
+
+    world, sub_id = await under_contract(client, term={"unit": "MONTH", "count": 6})
+    await sign_in(browser, (await portal_link(client, world.customer, flow="CANCEL"))["url"])
+    page = (await browser.get(f"/portal/subscriptions/{pk_of(sub_id)}")).text
+    assert "Until July 15, 2026" in page
+    assert "if you cancel today, your cancellation takes effect on\n    July 15, 2026" in page
+    done = await submit(browser, pk_of(sub_id), "cancel")
+    shown = (await browser.get(done.headers["location"])).text
+    assert "it takes effect on July 15, 2026" in shown
+    assert "Takes effect on July 15, 2026" in shown
+    assert (await subscription(client, sub_id))["cancellationDate"] == "2026-07-15"

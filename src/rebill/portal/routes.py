@@ -228,6 +228,11 @@ class Portal:
         if view is None:
             return self._not_found(request, session)
         account = await views.account(self.services, session.customer_id)
+        if notice == DONE["cancel"] and view.cancellation_date is not None:
+            # Under contract a cancellation waits for the term's end (DOMAIN.md "Contract terms").
+            notice = f"Your cancellation is recorded: it takes effect on {view.cancellation_date:%B} " + (
+                f"{view.cancellation_date.day}, {view.cancellation_date.year}. A confirmation is on its way to you."
+            )
         return _page(
             request,
             "subscription.html",

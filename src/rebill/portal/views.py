@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from rebill.db import tables as t
 from rebill.db.repositories import SubscriptionRepository, renewal_from_row
 from rebill.documents import links
+from rebill.domain import contract as contract_rules
+from rebill.domain.cadence import local_today
 from rebill.domain.money import Money
 from rebill.domain.subscription import RenewalType, SubscriptionState, SubscriptionStatus
 from rebill.ids import to_global_id
@@ -116,6 +118,11 @@ class SubscriptionView:
     payment: str
     payment_method_id: int | None
     renewals: list[RenewalRow] = field(default_factory=list)
+    # Under contract (DOMAIN.md "Contract terms"): the term's end, and when a cancellation given today
+    # takes effect; a cancellation already given takes effect on ``cancellation_date``.
+    contract_end: date | None = None
+    cancels_on: date | None = None
+    cancellation_date: date | None = None
 
     @property
     def final(self) -> bool:
@@ -149,8 +156,12 @@ class Account:
     cards: list[tuple[int, str]]
 
 
-def _view(state: SubscriptionState, cards: Mapping[int, Any], default_pm: int | None) -> SubscriptionView:
+def _view(
+    state: SubscriptionState, cards: Mapping[int, Any], default_pm: int | None, now: datetime | None = None
+) -> SubscriptionView:
     assert state.id is not None
+    today = local_today(now, state.time_zone) if now is not None else None
+    term = contract_rules.commitment(state, today) if today is not None else None
     pm_id = state.payment_method.id if state.payment_method is not None else default_pm
     return SubscriptionView(
         id=state.id,
@@ -165,6 +176,9 @@ def _view(state: SubscriptionState, cards: Mapping[int, Any], default_pm: int | 
         shipping=address_lines(state.shipping_address),
         payment=card_label(cards.get(pm_id) if pm_id is not None else None),
         payment_method_id=pm_id,
+        contract_end=term.end_date if term is not None else None,
+        cancels_on=contract_rules.effective_date_of(state, today) if term is not None and today is not None else None,
+        cancellation_date=state.cancellation_date if state.status not in FINAL else None,
     )
 
 
@@ -192,7 +206,8 @@ async def subscriptions(services: Services, customer_id: int) -> list[Subscripti
         ids = list((await session.execute(select(S.c.id).where(S.c.customer_id == customer_id))).scalars())
         states = await SubscriptionRepository(session).get_many(ids) if ids else {}
         cards = {c.id: c for c in await session.execute(select(PM).where(PM.c.customer_id == customer_id))}
-    views = [_view(s, cards, customer.default_payment_method_id) for s in states.values()]
+    now = services.clock.now()
+    views = [_view(s, cards, customer.default_payment_method_id, now) for s in states.values()]
     return sorted(views, key=lambda v: (v.final, -v.id))
 
 
@@ -211,7 +226,7 @@ async def subscription(services: Services, customer_id: int, subscription_id: in
             )
         )
         invoices = await _renewal_invoices(session, customer_id, [row.id for row in rows])
-    view = _view(state, cards, customer.default_payment_method_id)
+    view = _view(state, cards, customer.default_payment_method_id, services.clock.now())
     for row in rows:
         info = renewal_from_row(row)
         view.renewals.append(
