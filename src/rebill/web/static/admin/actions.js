@@ -175,12 +175,16 @@ export function actionsFor(s, features) {
         { name: "atPeriodEnd", label: "At the end of the current period (otherwise now)", type: "checkbox" },
         { name: "refundLastRenewal", label: "Refund the last card renewal", type: "checkbox" },
         { name: "cancelFulfillment", label: "Cancel the last renewal's fulfillment (not shipped yet)", type: "checkbox" },
+        ...(s.contract
+          ? [{ name: "overrideContract", label: `Now despite the contract (until ${s.contract.endDate}): bills its early termination fee`, type: "checkbox" }]
+          : []),
       ],
       build: (v) => ({
         subscriptionId: s.id,
         atPeriodEnd: Boolean(v.atPeriodEnd),
         refundLastRenewal: Boolean(v.refundLastRenewal),
         cancelFulfillment: Boolean(v.cancelFulfillment),
+        ...(s.contract ? { overrideContract: Boolean(v.overrideContract) } : {}),
       }),
     },
     {

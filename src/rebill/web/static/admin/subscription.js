@@ -3,6 +3,7 @@ import { gql, has, serverFeatures } from "./api.js";
 import { clear, errorBox, h, money, spinner, statusBadge, value, when } from "./dom.js";
 import { actionsFor, openAction } from "./actions.js";
 import { invoicesTab } from "./invoices.js";
+import { CONTRACT_FIELDS, contractCard } from "./contracts.js";
 
 // Newer servers sort a history with orderBy (newest first); older ones are sorted here.
 function historyOrder(features) {
@@ -15,9 +16,15 @@ function hasInvoices(features) {
   return features.args.Subscription ? Boolean(features.args.Subscription.invoices) : true;
 }
 
+// Servers from before contract terms have no Subscription.contract: their pages show no contract.
+function hasContracts(features) {
+  return features.args.Subscription ? Boolean(features.args.Subscription.contract) : true;
+}
+
 function detailQuery(features) {
   const consent = has(features.types.HistoryEntry, "consentReference") ? "consentReference" : "";
   const invoices = hasInvoices(features) ? "invoiceCount: invoices(first: 1) { totalCount }" : "";
+  const contract = hasContracts(features) ? CONTRACT_FIELDS : "";
   return `query Subscription($id: ID!) {
     subscription(id: $id) {
       id status renewalType version currency timeZone
@@ -31,7 +38,7 @@ function detailQuery(features) {
       shippingAddress { line1 line2 city region postalCode country }
       items { id quantity autoRenew priceFromTiers unitPrice { amount currency } total { amount currency }
               pendingUnitPrice { amount currency } pendingQuantity product { id name sku kind } }
-      coupons { code active } ${invoices}
+      coupons { code active } ${invoices} ${contract}
       phases { id effectiveDate status changes createdBy reason createdAt appliedAt }
       renewals(first: 12) { totalCount edges { node {
         id cycle kind status periodStart periodEnd attempts nextRetryDate fulfillment gatewayId adjustment createdAt
@@ -130,16 +137,17 @@ export async function renderSubscription(root, id, tab, navigate, flash = null) 
     ),
     body,
   );
-  if (current === "overview") overview(body, s);
+  if (current === "overview") overview(body, s, hasContracts(features) ? contractCard(s, panel, reload) : null);
   if (current === "renewals") renewals(body, s, features, panel, reload);
   if (current === "invoices") await invoicesTab(body, s, panel, reload);
   if (current === "phases") phases(body, s);
   if (current === "history") historyTab(body, s, features);
 }
 
-function overview(body, s) {
+function overview(body, s, contract = null) {
   clear(
     body,
+    contract,
     h(
       "div",
       { class: "columns" },
