@@ -721,9 +721,7 @@ class RenewalEngine:
                 for state in await repo.states_from_rows(rows):
                     assert state.id is not None
                     ctx = unit.ctx(state)
-                    outcome = contract_rules.scheduled_cancellation(state, ctx) or contract_rules.term_ended(
-                        state, ctx
-                    )
+                    outcome = contract_rules.scheduled_cancellation(state, ctx) or contract_rules.term_ended(state, ctx)
                     if outcome is None:
                         # Not due in its own time zone yet: never claimed again in this pass.
                         self._contract_skip.add(state.id)

@@ -923,9 +923,7 @@ class SubscriptionService:
         override_contract: bool = False,
     ) -> Result:
         async def build(unit: Unit, state: SubscriptionState, ctx: OpContext) -> Outcome:
-            return updates.set_end_date(
-                state, ctx, end_date=end_date, after=after, override_contract=override_contract
-            )
+            return updates.set_end_date(state, ctx, end_date=end_date, after=after, override_contract=override_contract)
 
         return await self.mutate(
             "setEndDate", subscription_id, actor, common, request, build, declined_is_error=not override_contract
