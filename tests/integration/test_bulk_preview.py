@@ -239,6 +239,52 @@ async def mixed_shop(services):
     return shop, s
 
 
+async def ship_and_tax(services, s: dict[str, int]) -> None:
+    """Rates for the places the shop's subscriptions ship to, and a shipping profile on every profile."""
+    us = {"line1": "1 Main St", "city": "Austin", "region": "TX", "country": "US"}
+    ca = {"line1": "1 Market St", "city": "San Francisco", "region": "us-ca", "country": "US"}
+    nz = {"line1": "1 Queen St", "city": "Auckland", "country": "NZ"}
+    rates = [
+        {"name": "Post", "amountMinor": 495, "currency": "USD"},
+        {"name": "Post", "amountMinor": 395, "currency": "EUR"},
+    ]
+    async with services.sessions() as session, session.begin():
+        tax = t.table_of(t.TaxRate)
+        await session.execute(
+            tax.insert(),
+            [
+                {"name": "US", "percentage": 7.25, "inclusive": False, "country": "US", "region": None},
+                {"name": "CA", "percentage": 8.875, "inclusive": False, "country": "US", "region": "US-CA"},
+                {"name": "GST", "percentage": 15, "inclusive": True, "country": "NZ", "region": None},
+            ],
+        )
+        shipping = t.table_of(t.ShippingProfile)
+        sp = (
+            await session.execute(shipping.insert().values(name="Parcels", rates=rates).returning(shipping.c.id))
+        ).scalar()
+        await session.execute(t.table_of(t.Profile).update().values(shipping_profile_id=sp))
+        subscriptions = t.table_of(t.Subscription)
+        for name, address in [
+            ("plain", us),
+            ("odd-5", ca),
+            ("odd-15", ca),
+            ("odd-25", us),
+            ("trial-nz", nz),
+            ("two-items", ca),
+            ("eur", nz),
+            ("eur-coupon", us),
+            ("tenoff", ca),
+            ("stacked", us),
+            ("pending", ca),
+            ("suspended", us),
+            ("ending", ca),
+            ("seats-few", us),
+        ]:
+            await session.execute(
+                subscriptions.update().where(subscriptions.c.id == s[name]).values(shipping_address=address)
+            )
+
+
 MIXED_PLANS = [
     {  # price actions against what the next renewal bills, pending changes included
         "segments": [
@@ -333,19 +379,31 @@ MIXED_PLANS = [
 ]
 
 
-async def test_the_sql_preview_agrees_with_the_domain_on_a_mixed_data_set(services):
-    shop, _ = await mixed_shop(services)
-    for plan in MIXED_PLANS:
+@pytest.mark.parametrize("taxed", [False, True], ids=["untaxed", "shipping-and-tax"])
+async def test_the_sql_preview_agrees_with_the_domain_on_a_mixed_data_set(services, taxed):
+    shop, s = await mixed_shop(services)
+    if taxed:
+        await ship_and_tax(services, s)
+    plans = (
+        [*MIXED_PLANS, {"segments": [{"name": "ship", "actions": [{"setShippingProfile": {"consentReference": "letter"}}]}]}]
+        if taxed
+        else MIXED_PLANS
+    )
+    for plan in plans:
         sql = await shop.bulk.preview(plan, sample=0)
         domain = await shop.bulk.preview(plan, sample=0, engine="domain")
         assert (sql.matched, sql.unsegmented) == (domain.matched, domain.unsegmented)
         for a, b in zip(sql.segments, domain.segments, strict=True):
-            assert (a.name, a.matched, a.billed_before, a.billed_after) == (
+            assert (a.name, a.matched, a.billed_before, a.billed_after, a.charged_before, a.charged_after) == (
                 b.name,
                 b.matched,
                 b.billed_before,
                 b.billed_after,
+                b.charged_before,
+                b.charged_after,
             ), plan
+        if taxed:
+            assert sql.total("charged_before") != sql.total("billed_before"), "shipping and tax are in what is charged"
             assert [(r.code, r.count, r.example_id) for r in a.refusals] == [
                 (r.code, r.count, r.example_id) for r in b.refusals
             ], plan

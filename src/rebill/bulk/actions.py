@@ -29,6 +29,7 @@ from rebill.bulk.plan import (
     SetNextRenewalDate,
     SetQuantity,
     SetRenewalType,
+    SetShippingProfile,
     SetUnitPrice,
     ShiftNextRenewal,
     Suspend,
@@ -36,7 +37,7 @@ from rebill.bulk.plan import (
 from rebill.domain import lifecycle, updates
 from rebill.domain.cadence import IntervalUnit
 from rebill.domain.errors import NotFound, RebillError
-from rebill.domain.invoice import invoicing_changes
+from rebill.domain.invoice import invoicing_changes, period_lines, total_of
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable, require_consent
 from rebill.domain.pricing import tier_unit_price
@@ -60,6 +61,13 @@ def billed(state: SubscriptionState) -> Money:
     if state.status in FINAL or state.cancel_at_period_end:
         return Money.zero(state.currency)
     return state.amount
+
+
+def charged(state: SubscriptionState) -> Money:
+    """What the next invoice of ``state`` would charge: its items, shipping when it ships, and tax."""
+    if state.status in FINAL or state.cancel_at_period_end:
+        return Money.zero(state.currency)
+    return total_of(period_lines(state, None, None), state.currency)
 
 
 def _items(state: SubscriptionState, product_id: int | None) -> list[Item]:
@@ -176,6 +184,9 @@ def apply_action(state: SubscriptionState, ctx: OpContext, action: Action, refs:
             return updates.set_metadata(state, ctx, metadata=action.metadata, merge=action.merge)
         case SetInvoicing():
             return updates.update_invoicing(state, ctx, **invoicing_changes(action.changes))
+        case SetShippingProfile():
+            chosen = refs.shipping_profiles[action.shipping_profile_id] if action.shipping_profile_id else None
+            return updates.set_shipping_profile(state, ctx, profile=chosen, consent_reference=action.consent_reference)
     raise TypeError(f"not a bulk action: {action!r}")
 
 
@@ -197,7 +208,10 @@ def consent_of(actions: Sequence[Action]) -> str | None:
     """
     given: list[str] = []
     for action in actions:
-        if isinstance(action, SetUnitPrice | AdjustPrice | SetQuantity) and action.consent_reference:
+        if (
+            isinstance(action, SetUnitPrice | AdjustPrice | SetQuantity | SetShippingProfile)
+            and action.consent_reference
+        ):
             reference = action.consent_reference.strip()
             if reference and reference not in given:
                 given.append(reference)

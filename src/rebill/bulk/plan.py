@@ -89,6 +89,14 @@ class ChangeProfile:
 
 
 @dataclass(frozen=True)
+class SetShippingProfile:
+    """A shipping profile of the subscriptions' own (None: back to their profile's); consent for a higher charge."""
+
+    shipping_profile_id: int | None
+    consent_reference: str | None = None
+
+
+@dataclass(frozen=True)
 class SetRenewalType:
     renewal_type: RenewalType
 
@@ -167,6 +175,7 @@ Action = (
     | Cancel
     | SetMetadata
     | SetInvoicing
+    | SetShippingProfile
 )
 
 
@@ -734,6 +743,24 @@ def _set_invoicing(errors: _Errors, path: list[str | int], raw: Any) -> Action |
     return SetInvoicing(changes)
 
 
+def _set_shipping_profile(errors: _Errors, path: list[str | int], raw: Any) -> Action | None:
+    params = _params(errors, path, raw, ("shippingProfileId", "consentReference"))
+    if params is None:
+        return None
+    value = params.get("shippingProfileId")
+    pk = None
+    if value is not None:
+        pk = _decode_pk(value, "ShippingProfile")
+        if pk is None:
+            errors.add([*path, "shippingProfileId"], "INVALID_ID", f"{value!r} is not the id of a ShippingProfile")
+            return None
+    consent = params.get("consentReference")
+    if consent is not None and not isinstance(consent, str):
+        errors.add([*path, "consentReference"], "INVALID_INPUT", "consentReference must be a string")
+        return None
+    return SetShippingProfile(pk, consent)
+
+
 ACTION_PARSERS: dict[str, ParamParser] = {
     "shiftNextRenewal": _shift,
     "setNextRenewalDate": _set_date,
@@ -751,6 +778,7 @@ ACTION_PARSERS: dict[str, ParamParser] = {
     "cancel": _cancel,
     "setMetadata": _set_metadata,
     "setInvoicing": _set_invoicing,
+    "setShippingProfile": _set_shipping_profile,
 }
 
 
@@ -789,6 +817,7 @@ _ACTION_TYPES: dict[str, type] = {
     "cancel": Cancel,
     "setMetadata": SetMetadata,
     "setInvoicing": SetInvoicing,
+    "setShippingProfile": SetShippingProfile,
 }
 
 
@@ -935,6 +964,7 @@ class References:
     profiles: dict[int, Any] = field(default_factory=dict)
     coupons: dict[str, tuple[Any, bool]] = field(default_factory=dict)
     gateways: tuple[str, ...] = ()
+    shipping_profiles: dict[int, Any] = field(default_factory=dict)
 
 
 def _walk_actions(plan: Plan) -> Iterable[tuple[list[str | int], Action]]:
@@ -953,7 +983,10 @@ async def load_references(session: AsyncSession, plan: Plan, gateways: Iterable[
     profile_ids: set[int] = set()
     product_ids: set[int] = set()
     codes: set[str] = set()
+    shipping_ids: set[int] = set()
     for _, action in _walk_actions(plan):
+        if isinstance(action, SetShippingProfile) and action.shipping_profile_id is not None:
+            shipping_ids.add(action.shipping_profile_id)
         if isinstance(action, ChangeProfile):
             profile_ids.add(action.profile_id)
         elif isinstance(action, ApplyCoupon | RemoveCoupon):
@@ -967,6 +1000,7 @@ async def load_references(session: AsyncSession, plan: Plan, gateways: Iterable[
         product_ids.update(f.product_ids or ())
     profiles = await catalog.load_profiles(profile_ids)
     products = await catalog.load_products(product_ids)
+    shipping = await catalog.load_shipping_profiles(shipping_ids)
     C = t.table_of(t.Coupon)
     coupons: dict[str, tuple[Any, bool]] = {}
     if codes:
@@ -976,6 +1010,16 @@ async def load_references(session: AsyncSession, plan: Plan, gateways: Iterable[
     for path, action in _walk_actions(plan):
         if isinstance(action, ChangeProfile) and action.profile_id not in profiles:
             errors.add([*path, "profileId"], "UNKNOWN_PROFILE", f"profile {action.profile_id} does not exist")
+        elif (
+            isinstance(action, SetShippingProfile)
+            and action.shipping_profile_id is not None
+            and action.shipping_profile_id not in shipping
+        ):
+            errors.add(
+                [*path, "shippingProfileId"],
+                "NOT_FOUND",
+                f"shipping profile {action.shipping_profile_id} does not exist",
+            )
         elif isinstance(action, ApplyCoupon | RemoveCoupon) and action.code not in coupons:
             errors.add([*path, "code"], "UNKNOWN_COUPON", f"coupon {action.code!r} does not exist")
         elif isinstance(action, SetGateway) and action.gateway_id not in known_gateways:
@@ -1002,6 +1046,7 @@ async def load_references(session: AsyncSession, plan: Plan, gateways: Iterable[
         profiles={k: v for k, v in profiles.items() if k in profile_ids},
         coupons=coupons,
         gateways=known_gateways,
+        shipping_profiles={k: v for k, v in shipping.items() if k in shipping_ids},
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rebill.bulk.actions import apply_actions, billed
+from rebill.bulk.actions import apply_actions, billed, charged
 from rebill.bulk.plan import Action, Plan, References
 from rebill.bulk.selection import already_applied, matched, runs_of_plan, segment_condition, unsegmented
 from rebill.bulk.simulate import segment_sql
@@ -106,6 +106,9 @@ class SegmentPreview:
     matched: int = 0
     billed_before: dict[str, int] = field(default_factory=dict)
     billed_after: dict[str, int] = field(default_factory=dict)
+    # What the next invoices would charge, with shipping and tax (billed is the items after discounts).
+    charged_before: dict[str, int] = field(default_factory=dict)
+    charged_after: dict[str, int] = field(default_factory=dict)
     refusals: list[Refusal] = field(default_factory=list)
     sample: list[SampleRow] = field(default_factory=list)
 
@@ -147,6 +150,8 @@ class _Tally:
         self.matched = 0
         self.before: dict[str, int] = defaultdict(int)
         self.after: dict[str, int] = defaultdict(int)
+        self.charged_before: dict[str, int] = defaultdict(int)
+        self.charged_after: dict[str, int] = defaultdict(int)
         self.refused: dict[str, int] = defaultdict(int)
         self.examples: dict[str, int] = {}
 
@@ -154,6 +159,8 @@ class _Tally:
         self.matched += row.n
         self.before[row.currency] += int(row.before or 0)
         self.after[row.currency] += int(row.after or 0)
+        self.charged_before[row.currency] += int(row.charged_before or 0)
+        self.charged_after[row.currency] += int(row.charged_after or 0)
         if row.code is not None:
             self.refused[row.code] += row.n
             self.examples[row.code] = min(self.examples.get(row.code, row.example), row.example)
@@ -165,6 +172,9 @@ class _Tally:
         self.before[before.currency] += before.minor
         after = billed(e.after)
         self.after[after.currency] += after.minor
+        self.charged_before[before.currency] += charged(e.before).minor
+        # A refused subscription stays as it was.
+        self.charged_after[after.currency] += charged(e.before if e.error is not None else e.after).minor
         if e.error is not None:
             self.refused[e.error.code] += 1
             self.examples[e.error.code] = min(self.examples.get(e.error.code, e.before.id), e.before.id)
@@ -246,6 +256,8 @@ async def preview(
                 matched=tally.matched,
                 billed_before=dict(sorted(tally.before.items())),
                 billed_after=dict(sorted(tally.after.items())),
+                charged_before=dict(sorted(tally.charged_before.items())),
+                charged_after=dict(sorted(tally.charged_after.items())),
                 refusals=refusals,
                 sample=rows,
             )

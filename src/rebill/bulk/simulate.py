@@ -30,6 +30,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -49,6 +50,7 @@ from rebill.bulk.plan import (
     SetNextRenewalDate,
     SetQuantity,
     SetRenewalType,
+    SetShippingProfile,
     SetUnitPrice,
     ShiftNextRenewal,
     Suspend,
@@ -69,6 +71,32 @@ C = t.table_of(t.Coupon)
 
 _FINAL = [s.value for s in FINAL]
 _HALF = literal(Decimal("0.5"), Numeric)
+
+
+# The address that decides the tax: the customer's billing address, else the subscription's shipping address.
+# (A missing address may be stored as SQL NULL or as JSON null.)
+_SHIPS = "jsonb_typeof(base.shipping_address) = 'object'"
+_ADDRESS = (
+    "coalesce(CASE WHEN jsonb_typeof(c.billing_address) = 'object' THEN c.billing_address END,"
+    f" CASE WHEN {_SHIPS} THEN base.shipping_address END)"
+)
+# The percentage of the exclusive rate that applies (null: none, an inclusive one, or an exempt customer).
+_EXCLUSIVE_PERCENTAGE = f"""(SELECT CASE WHEN r.inclusive THEN NULL ELSE r.percentage END
+    FROM customers c JOIN tax_rates r ON r.active AND r.country = upper({_ADDRESS} ->> 'country')
+     AND (r.region IS NULL OR r.region = CASE
+          WHEN coalesce({_ADDRESS} ->> 'region', '') = '' THEN NULL
+          WHEN strpos({_ADDRESS} ->> 'region', '-') > 0 THEN upper({_ADDRESS} ->> 'region')
+          ELSE upper({_ADDRESS} ->> 'country') || '-' || upper({_ADDRESS} ->> 'region') END)
+    WHERE c.id = base.customer_id AND NOT c.tax_exempt
+    ORDER BY r.region IS NULL LIMIT 1)"""
+# What a renewal bills for shipping: the first rate in its currency of the profile that applies, when it ships.
+_SHIPPING_MINOR = f"""(SELECT (e.value ->> 'amountMinor')::bigint
+    FROM shipping_profiles sp, jsonb_array_elements(sp.rates) WITH ORDINALITY AS e(value, n)
+    WHERE {_SHIPS} AND sp.id = coalesce(base.shipping_profile_id,
+          (SELECT p.shipping_profile_id FROM subscription_profiles p WHERE p.id = base.profile_id))
+      AND e.value ->> 'currency' = base.currency
+    ORDER BY e.n LIMIT 1)"""
+_ITEM_COUNT = "(SELECT count(*) FROM subscription_items si WHERE si.subscription_id = base.id)"
 
 
 def _from(event: StatusEvent) -> list[str]:
@@ -202,6 +230,9 @@ def segment_sql(
             S.c.next_renewal_date,
             S.c.time_zone,
             S.c.profile_id,
+            S.c.customer_id,
+            S.c.shipping_address,
+            S.c.shipping_profile_id,
         )
         .where(*where)
         .cte("base")
@@ -429,10 +460,28 @@ def segment_sql(
     billed_before = case((or_(base.c.status.in_(_FINAL), base.c.cancel_at_period_end), 0), else_=base.c.amount_minor)
     after_amount = amount_at(len(actions) - 1) if prices else base.c.amount_minor
     billed_after = case((or_(sim.status.in_(_FINAL), sim.cancel_at_end), 0), else_=after_amount)
+    # What the invoices would charge: shipping when it ships, exclusive tax per line (items, then shipping).
+    ship_minor: Any = func.coalesce(literal_column(_SHIPPING_MINOR), 0)
+    tax_pct: Any = literal_column(_EXCLUSIVE_PERCENTAGE)
+
+    def charged(amount: Any) -> Any:
+        tax = func.coalesce(half_even(amount * tax_pct / 100) + half_even(ship_minor * tax_pct / 100), 0)
+        return amount + ship_minor + tax
+
+    charged_before = case(
+        (or_(base.c.status.in_(_FINAL), base.c.cancel_at_period_end), 0), else_=charged(base.c.amount_minor)
+    )
+    charged_after = case((or_(sim.status.in_(_FINAL), sim.cancel_at_end), 0), else_=charged(after_amount))
     complex_: ColumnElement[bool] = literal(False)
     if prices:
         assert cp is not None
         complex_ = literal(True) if complex_added else func.coalesce(cp.c.restricted, False)
+    # Tax per line on several items, and a shipping profile an action changes, are priced by the domain.
+    complex_ = or_(complex_, and_(tax_pct.is_not(None), literal_column(_ITEM_COUNT) > 1))
+    if any(isinstance(a, SetShippingProfile) for a in actions):
+        complex_ = literal(True)
+    elif any(isinstance(a, ChangeProfile) for a in actions):
+        complex_ = or_(complex_, literal_column(_SHIPS))
 
     frm: Any = base
     if it is not None:
@@ -447,6 +496,8 @@ def segment_sql(
             complex_.label("complex"),
             billed_before.label("before"),
             billed_after.label("after"),
+            charged_before.label("charged_before"),
+            charged_after.label("charged_after"),
         )
         .select_from(frm)
         .subquery("per_subscription")
@@ -458,6 +509,10 @@ def segment_sql(
         func.count().label("n"),
         func.sum(rows.c.before).label("before"),
         func.sum(case((rows.c.code.is_(None), rows.c.after), else_=rows.c.before)).label("after"),
+        func.sum(rows.c.charged_before).label("charged_before"),
+        func.sum(case((rows.c.code.is_(None), rows.c.charged_after), else_=rows.c.charged_before)).label(
+            "charged_after"
+        ),
         func.min(rows.c.id).label("example"),
     ).group_by(rows.c.currency, rows.c.code, rows.c.complex)
     return SegmentSql(query=query, per_subscription=rows, base=base, complex=complex_, prices=prices)

@@ -95,7 +95,7 @@ class DocLine:
     def exclusive_tax(self) -> int:
         """The tax this line adds on top of its amount (an inclusive rate's is inside it)."""
         rate = self.tax_rate
-        if rate is None or rate.inclusive or self.tax_amount is None:
+        if self.tax_amount is None or (rate is not None and rate.inclusive):
             return 0
         return self.tax_amount.minor
 

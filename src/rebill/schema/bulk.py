@@ -68,6 +68,14 @@ class BulkChangeProfileInput:
     profile_id: strawberry.ID
 
 
+@strawberry.input(description="A shipping profile of their own (left out: back to their profile's).")
+class BulkSetShippingProfileInput:
+    shipping_profile_id: strawberry.ID | None = None
+    consent_reference: str | None = strawberry.field(
+        default=None, description="Who agreed to a higher shipping charge (needed where it rises)"
+    )
+
+
 @strawberry.input
 class BulkSetRenewalTypeInput:
     renewal_type: RenewalType
@@ -118,6 +126,9 @@ class BulkActionInput:
     set_metadata: BulkSetMetadataInput | None = strawberry.UNSET
     set_invoicing: InvoicingSettingsInput | None = strawberry.field(
         default=strawberry.UNSET, description="Change the invoicing settings (the updateInvoicing fields)"
+    )
+    set_shipping_profile: BulkSetShippingProfileInput | None = strawberry.field(
+        default=strawberry.UNSET, description="Give them a shipping profile (setShippingProfile)"
     )
 
 
@@ -201,6 +212,10 @@ class BulkSegmentPreview:
     matched: int
     billed_before: list[Money] = strawberry.field(description="What one renewal of each bills, per currency")
     billed_after: list[Money]
+    charged_before: list[Money] = strawberry.field(
+        description="What the next invoice of each would charge now, with shipping and tax, per currency"
+    )
+    charged_after: list[Money] = strawberry.field(description="The same once the plan ran")
     refused: BulkRefused
     sample: list[BulkSampleRow]
 
@@ -211,6 +226,8 @@ class BulkSegmentPreview:
             matched=s.matched,
             billed_before=[Money.of(m) for m in money_list(s.billed_before)],
             billed_after=[Money.of(m) for m in money_list(s.billed_after)],
+            charged_before=[Money.of(m) for m in money_list(s.charged_before)],
+            charged_after=[Money.of(m) for m in money_list(s.charged_after)],
             refused=BulkRefused(
                 count=s.refused,
                 reasons=[
@@ -236,6 +253,10 @@ class BulkPreview:
     already_applied: int = strawberry.field(description="Changed by an earlier run of this plan: left alone")
     billed_before: list[Money]
     billed_after: list[Money]
+    charged_before: list[Money] = strawberry.field(
+        description="What the next invoices would charge now, with shipping and tax, per currency"
+    )
+    charged_after: list[Money] = strawberry.field(description="The same once the plan ran")
     segments: list[BulkSegmentPreview]
 
     @classmethod
@@ -248,6 +269,8 @@ class BulkPreview:
             already_applied=p.already_applied,
             billed_before=[Money.of(m) for m in money_list(p.total("billed_before"))],
             billed_after=[Money.of(m) for m in money_list(p.total("billed_after"))],
+            charged_before=[Money.of(m) for m in money_list(p.total("charged_before"))],
+            charged_after=[Money.of(m) for m in money_list(p.total("charged_after"))],
             segments=[BulkSegmentPreview.of(s) for s in p.segments],
         )
 
