@@ -5,6 +5,8 @@ import { renderList } from "./list.js";
 import { renderSubscription } from "./subscription.js";
 import { renderBulk, renderRun, stopPolling } from "./bulk.js";
 import { renderInvoice, renderInvoices } from "./invoices.js";
+import { renderTaxRates } from "./taxrates.js";
+import { renderShippingProfiles } from "./shipping.js";
 
 const root = document.getElementById("console");
 const keyInput = document.getElementById("apikey");
@@ -50,6 +52,12 @@ async function route() {
     } else if (parts[0] === "invoices") {
       markNav("invoices");
       await renderInvoices(root, new URLSearchParams(query), navigate);
+    } else if (parts[0] === "tax-rates") {
+      markNav("tax-rates");
+      await renderTaxRates(root, navigate);
+    } else if (parts[0] === "shipping-profiles") {
+      markNav("shipping-profiles");
+      await renderShippingProfiles(root, navigate);
     } else if (parts[0] === "bulk" && parts[1] === "run" && parts[2]) {
       markNav("bulk");
       await renderRun(root, parts[2], navigate);

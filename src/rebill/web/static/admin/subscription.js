@@ -3,6 +3,7 @@ import { gql, has, serverFeatures } from "./api.js";
 import { clear, errorBox, h, money, spinner, statusBadge, value, when } from "./dom.js";
 import { actionsFor, openAction } from "./actions.js";
 import { invoicesTab } from "./invoices.js";
+import { hasShipping, taxAndShippingCard } from "./taxshipping.js";
 import { CONTRACT_FIELDS, contractCard } from "./contracts.js";
 
 // Newer servers sort a history with orderBy (newest first); older ones are sorted here.
@@ -138,6 +139,7 @@ export async function renderSubscription(root, id, tab, navigate, flash = null) 
     body,
   );
   if (current === "overview") overview(body, s, hasContracts(features) ? contractCard(s, panel, reload) : null);
+  if (current === "overview" && hasShipping(features)) await taxAndShippingCard(body, s, panel, reload);
   if (current === "renewals") renewals(body, s, features, panel, reload);
   if (current === "invoices") await invoicesTab(body, s, panel, reload);
   if (current === "phases") phases(body, s);
