@@ -284,3 +284,47 @@ async def test_a_profile_without_a_rate_in_the_currency_is_refused_on_every_path
         "name": "US parcels",
         "rates": [{"name": "Standard", "amount": {"amount": "5.00", "currency": "USD"}}],
     }
+
+
+async def test_cancelling_a_paid_delivery_credits_its_shipping_with_its_tax_to_the_balance(client, services):
+    shipping = await shipping_profile(client, "Parcels", ("Standard", "5.00", "USD"))
+    world = await make_world(client, shippingProfileId=shipping)
+    await tax_rate(client, name="US tax", percentage="10", country="US")
+    sub = (await subscribe(client, world, price="20.00"))["subscription"]["id"]
+    ok(await mutate(client, "updateShippingAddress", {"subscriptionId": sub, "address": NY}, "subscription { id }"))
+    billed = ok(
+        await mutate(
+            client,
+            "forceBill",
+            {"subscriptionId": sub, "allowRepeat": True},
+            "renewal { id } invoice { id total { amount } }",
+        )
+    )
+    assert billed["invoice"]["total"] == {"amount": "27.50"}
+    cancelled = ok(
+        await mutate(
+            client,
+            "updateFulfillment",
+            {"renewalId": billed["renewal"]["id"], "status": "CANCELLED"},
+            "renewal { fulfillment }",
+        )
+    )
+    assert cancelled["renewal"]["fulfillment"] == "CANCELLED"
+    data = await gql(
+        client,
+        "query($id: ID!) { invoice(id: $id) { creditedTotal { amount } creditNotes { total { amount } refunded"
+        " lines { kind amount { amount } taxAmount { amount } } } } }",
+        {"id": billed["invoice"]["id"]},
+    )
+    [note] = data["invoice"]["creditNotes"]
+    assert note["total"] == {"amount": "5.50"} and note["refunded"] is False
+    assert note["lines"] == [{"kind": "SHIPPING", "amount": {"amount": "5.00"}, "taxAmount": {"amount": "0.50"}}]
+    upcoming = await gql(
+        client,
+        "query($id: ID!) { subscription(id: $id) { upcomingInvoice { creditApplied { amount } } } }",
+        {"id": sub},
+    )
+    assert upcoming["subscription"]["upcomingInvoice"]["creditApplied"] == {"amount": "5.50"}, (
+        "the next renewal uses it"
+    )
+    await assert_ledger_ok(services.engine)

@@ -22,6 +22,7 @@ from rebill.db.sets import insert_rows
 from rebill.domain import invoice as rules
 from rebill.domain.cadence import local_today
 from rebill.domain.errors import InvoiceError, NotFound
+from rebill.domain.invoice import LineKind
 from rebill.domain.money import Money
 from rebill.invoicing import events
 from rebill.invoicing.issue import line_of, tax_columns
@@ -52,8 +53,11 @@ async def issue_credit_note(
     reason: str | None,
     refunded: bool,
     transaction_id: int | None = None,
+    kinds: frozenset[LineKind] | None = None,
 ) -> Issued:
     """Credit ``amount`` against an invoice: its numbered credit note, lines and partner event.
+
+    ``kinds`` credits those lines only (a cancelled delivery's shipping); by default every line shares it.
 
     Refused with ``CREDIT_EXCEEDS_INVOICE`` when the invoice's credit notes
     would add up to more than its total, and with ``INVOICE_NOT_OPEN`` for a
@@ -76,6 +80,8 @@ async def issue_credit_note(
             select(LINES).where(LINES.c.invoice_id == invoice_id).order_by(LINES.c.position)
         )
     ]
+    if kinds is not None:
+        lines = [line for line in lines if line.kind in kinds]
     split = rules.credit_split(
         lines, amount, credited=Money(invoice.credited_minor, currency), total=Money(invoice.total_minor, currency)
     )
@@ -164,6 +170,31 @@ async def issue_credit_note(
         else [],
     )
     return Issued(row.id, number, invoice_id, amount)
+
+
+async def shipping_to_credit(session: AsyncSession, renewal_id: int) -> tuple[int, Money] | None:
+    """What cancelling a paid renewal's delivery gives back: its invoice's shipping with its tax, as room allows."""
+    invoice = (
+        await session.execute(
+            select(INVOICES).where(
+                INVOICES.c.renewal_id == renewal_id,
+                INVOICES.c.document_type == "INVOICE",
+                INVOICES.c.status == "PAID",
+            )
+        )
+    ).first()
+    if invoice is None:
+        return None
+    shipping = [
+        line_of(row, invoice.currency)
+        for row in await session.execute(
+            select(LINES).where(LINES.c.invoice_id == invoice.id, LINES.c.kind == LineKind.SHIPPING.value)
+        )
+    ]
+    owed = sum(line.amount.minor + line.exclusive_tax for line in shipping)
+    room = invoice.total_minor - invoice.credited_minor
+    amount = min(owed, room)
+    return (invoice.id, Money(amount, invoice.currency)) if amount > 0 else None
 
 
 async def invoice_of_renewal(session: AsyncSession, renewal_id: int) -> int | None:

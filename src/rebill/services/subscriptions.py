@@ -32,11 +32,11 @@ from rebill.db.repositories import (
 from rebill.domain import creation, cycle, lifecycle, updates
 from rebill.domain.cadence import local_today
 from rebill.domain.errors import NotFound, PaymentDeclined, RebillError, SubscriptionError, VersionConflict
-from rebill.domain.invoice import Document
+from rebill.domain.invoice import Document, LineKind
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.proration import Proration
-from rebill.domain.renewal import Event, RenewalInfo, RenewalKind, RenewalStatus
+from rebill.domain.renewal import Event, FulfillmentStatus, RenewalInfo, RenewalKind, RenewalStatus
 from rebill.domain.subscription import (
     GatewayMode,
     ProfileTerms,
@@ -417,6 +417,7 @@ async def apply_outcome(
         else:
             renewal, job = await record_pending_charge(unit, before, after, outcome)
             extra_notes.append(charging.renewal_note(renewal.id, charge, RenewalStatus.PENDING))
+    after = await _credit_cancelled_shipping(unit, outcome, after, credit_notes, extra_notes)
     saved = await unit.repo.save(before, after, now)
     if job is not None:
         job.state = saved
@@ -506,6 +507,42 @@ async def apply_outcome(
     if credit_notes:
         result.extra["creditNoteIds"] = credit_notes
     return result
+
+
+async def _credit_cancelled_shipping(
+    unit: Unit,
+    outcome: Outcome,
+    after: SubscriptionState,
+    credit_notes: list[int],
+    extra_notes: list[dict[str, Any]],
+) -> SubscriptionState:
+    """A paid renewal whose delivery is cancelled gets its shipping back, to the customer's balance.
+
+    Not when the same change refunds that renewal: the refund gives back what was paid.
+    """
+    refunded = outcome.refund.renewal.id if outcome.refund is not None else None
+    for info, fields in outcome.renewal_updates:
+        if fields.get("fulfillment") is not FulfillmentStatus.CANCELLED or info.id == refunded:
+            continue
+        found = await crediting.shipping_to_credit(unit.session, info.id)
+        if found is None:
+            continue
+        invoice_id, amount = found
+        if not unit.common.dry_run:
+            note = await crediting.issue_credit_note(
+                unit.session,
+                unit.services.settings,
+                invoice_id,
+                amount,
+                unit.now,
+                reason=unit.common.reason or "shipping of a cancelled delivery",
+                refunded=False,
+                kinds=frozenset({LineKind.SHIPPING}),
+            )
+            credit_notes.append(note.id)
+            extra_notes.append(credit_note_note(note))
+        after = after.evolve(credit=(after.credit or Money.zero(after.currency)) + amount)
+    return after
 
 
 def credit_note_note(note: crediting.Issued) -> dict[str, Any]:
