@@ -84,12 +84,18 @@ def card_label(row: Any | None) -> str:
 
 @dataclass
 class InvoiceLink:
-    """A renewal's invoice as the order history shows it: the document's own routes open it with the session."""
+    """A renewal's invoice as the order history shows it: the document's own routes open it with the session.
+
+    ``shipping`` and ``tax`` are what the invoice charged on top of the price, which the portal shows
+    "excluding shipping and taxes".
+    """
 
     number: str
     status: str
     pdf_url: str
     page_url: str
+    shipping: str = ""
+    tax: str = ""
 
 
 @dataclass
@@ -248,7 +254,16 @@ async def _renewal_invoices(session: AsyncSession, customer_id: int, renewal_ids
     if not renewal_ids:
         return {}
     rows = await session.execute(
-        select(INV.c.id, INV.c.renewal_id, INV.c.number, INV.c.status, INV.c.document_type)
+        select(
+            INV.c.id,
+            INV.c.renewal_id,
+            INV.c.number,
+            INV.c.status,
+            INV.c.document_type,
+            INV.c.currency,
+            INV.c.shipping_minor,
+            INV.c.tax_minor,
+        )
         .where(INV.c.renewal_id.in_(renewal_ids), INV.c.customer_id == customer_id, INV.c.status != "DRAFT")
         .order_by(INV.c.renewal_id, INV.c.id)
     )
@@ -264,5 +279,7 @@ async def _renewal_invoices(session: AsyncSession, customer_id: int, renewal_ids
             status=INVOICE_LABELS.get(row.status, row.status.title()),
             pdf_url=links.pdf_path(links.INVOICES, global_id),
             page_url=links.page_path(links.INVOICES, global_id),
+            shipping=money(Money(row.shipping_minor, row.currency)),
+            tax=money(Money(row.tax_minor, row.currency)),
         )
     return result
