@@ -23,7 +23,7 @@ from typing import Any
 
 from rebill.domain.cadence import AnchorPolicy, Cadence, IntervalUnit, add_interval, period_containing
 from rebill.domain.errors import SubscriptionError, ValidationError
-from rebill.domain.invoice import DocLine, LineKind
+from rebill.domain.invoice import DocLine, LineKind, taxed, total_of
 from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome, changeable
 from rebill.domain.renewal import Charge, Event, RenewalKind
@@ -322,14 +322,16 @@ def termination_fee(state: SubscriptionState, ctx: OpContext, term: Contract) ->
         period_start=start,
         period_end=end,
     )
+    # Taxed like any line of the customer's invoices.
+    lines = taxed((line,), state.tax_rate)
     return Charge(
         kind=RenewalKind.MANUAL,
         cycle=max(state.last_cycle, 1),
         period_start=start,
         period_end=end,
-        amount=fee,
+        amount=total_of(lines, fee.currency),
         adjustment=True,
-        lines=(line,),
+        lines=lines,
     )
 
 
