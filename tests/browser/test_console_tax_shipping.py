@@ -160,6 +160,14 @@ async def test_console_sets_up_tax_and_shipping_and_a_subscription_shows_both_on
     }
     await screenshot("subscription-tax-and-shipping", full_page=True)
 
+    # Billed: the invoice's page shows its shipping and its tax with the rate.
+    billed = await mutate(client, "forceBill", {"subscriptionId": sub, "allowRepeat": True}, "invoice { id }")
+    await page.goto(f"{live_server.url}/admin#/invoice/{ok(billed)['invoice']['id']}")
+    assert await page.inner_text("#invoice-shipping") == "5.00 USD"
+    assert await page.inner_text("#invoice-tax") == "6.03 USD (CA sales tax 8.875 %)"
+    await page.goto(f"{live_server.url}/admin#/subscription/{sub}")
+    await card.locator("#upcoming-summary").wait_for()
+
     # The customer's tax exemption: a reason is needed; with one, the next invoice has no tax.
     await card.get_by_role("button", name="Edit tax exemption…").click()
     await panel.get_by_label("Exempt from tax").check()

@@ -741,8 +741,17 @@ export async function renderInvoices(root, params, navigate, flash = null) {
 const ONE = `query Invoice($id: ID!) { invoice(id: $id) {
   ${ROW} currency purchaseOrder finalizedAt paidAt voidedAt
   creditApplied { amount currency } amountPaid { amount currency }
+  shippingTotal { amount currency } taxTotal { amount currency } taxes { name percentage inclusive exemptReason }
   customer { id email name } subscription { id } renewal { id cycle }
 } }`;
+
+// The rates an invoice was taxed at, or the reason it was not.
+function taxRates(inv) {
+  const text = inv.taxes
+    .map((t) => (t.exemptReason ? `exempt: ${t.exemptReason}` : `${t.name} ${t.percentage} %${t.inclusive ? ", included" : ""}`))
+    .join("; ");
+  return text ? h("span", { class: "muted" }, ` (${text})`) : null;
+}
 
 // The document as the server renders it, shown in a frame that runs no script and has no origin of its own.
 async function documentFrame(invoice) {
@@ -808,6 +817,8 @@ export async function renderInvoice(root, id, navigate, flash = null) {
           ["Due", inv.dueDate || "—"],
           ["Period", inv.periodStart ? `${inv.periodStart} → ${inv.periodEnd}` : "—"],
           ["Purchase order", inv.purchaseOrder || "—"],
+          ["Shipping", h("span", { id: "invoice-shipping" }, money(inv.shippingTotal))],
+          ["Tax", h("span", { id: "invoice-tax" }, money(inv.taxTotal), taxRates(inv))],
           ["Total", money(inv.total)],
           ["Paid", money(inv.amountPaid)],
           ["Amount due", money(inv.amountDue)],

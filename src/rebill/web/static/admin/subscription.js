@@ -159,7 +159,7 @@ function overview(body, s, contract = null) {
         h("h2", {}, "Subscription Information"),
         dl([
           ["Status", statusBadge(s.status)],
-          ["Amount (next renewal)", h("strong", { id: "subscription-amount" }, money(s.amount))],
+          ["Amount (next renewal)", [h("strong", { id: "subscription-amount" }, money(s.amount)), h("span", { class: "muted" }, " excluding shipping and taxes")]],
           ["Next renewal", h("span", { id: "next-renewal" }, s.nextRenewalDate || "—")],
           s.trialEndDate ? ["Trial ends", s.trialEndDate] : null,
           ["Current period", s.currentPeriodStart ? `${s.currentPeriodStart} → ${s.currentPeriodEnd}` : "—"],
