@@ -115,6 +115,15 @@ async def build_world(client: httpx.AsyncClient, services: Any) -> dict[str, str
         if tx["kind"] == "REFUND"
     ]
     found["Transaction (refund)"] = refund_tx
+    rate = ok(
+        await mutate(client, "createTaxRate", {"name": "VAT", "percentage": "20", "country": "GB"}, "taxRate { id }")
+    )
+    found["TaxRate"] = rate["taxRate"]["id"]
+    rates = [{"name": "Post", "amount": {"amount": "3.00", "currency": "GBP"}}]
+    shipping = ok(
+        await mutate(client, "createShippingProfile", {"name": "UK", "rates": rates}, "shippingProfile { id }")
+    )
+    found["ShippingProfile"] = shipping["shippingProfile"]["id"]
     return found
 
 

@@ -141,6 +141,13 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
         )
     )
     assert scheduled["subscription"] == {"status": "ACTIVE", "cancelAtPeriodEnd": True}
+    rates = [{"name": "Courier", "amount": {"amount": "9.00", "currency": "USD"}}]
+    shipping = ok(
+        await mutate(client, "createShippingProfile", {"name": "Courier", "rates": rates}, "shippingProfile { id }")
+    )["shippingProfile"]["id"]
+    contracted = (await subscribe(client, world))["subscription"]["id"]
+    year = {"unit": "MONTH", "count": 12}
+    ok(await mutate(client, "attachContract", {"subscriptionId": contracted, "term": year}, "subscription { id }"))
 
     s = {"subscriptionId": sub["id"]}
     usd = {"currency": "USD"}
@@ -191,6 +198,10 @@ async def test_every_mutation_with_dry_run_stores_nothing(client, services):
         "addInvoiceLine": one_off,
         "removeInvoiceLine": {"invoiceId": draft_id, "lineId": fee_line},
         "createCreditNote": {"invoiceId": paid_invoice, "amount": {"amount": "1.00", **usd}, "refund": True},
+        "setShippingProfile": {**s, "shippingProfileId": shipping, "consentReference": "ok"},
+        "attachContract": {**s, "term": year, "noticeDays": 30},
+        "updateContract": {"subscriptionId": contracted, "noticeDays": 10},
+        "removeContract": {"subscriptionId": contracted},
     }
     # A dry-run bulk run is meant to record its would-be outcomes (bulk tests check it changes no subscription).
     recorded_by_design = {"startBulkRun"}
