@@ -77,7 +77,7 @@ function place(rate) {
 }
 
 // Archiving asks once more in the row itself: it cannot be undone.
-function archiveButton(rate, row, reload) {
+function archiveButton(rate, reload) {
   const cell = h("td", { class: "row-actions" });
   const ask = () =>
     clear(
@@ -153,7 +153,7 @@ export async function renderTaxRates(root, navigate, flash = null) {
             h("td", {}, rate.region || "—"),
             h("td", {}, rate.active ? h("span", { class: "badge status-active" }, "active") : h("span", { class: "badge status-expired" }, "archived")),
           );
-          row.append(archiveButton(rate, row, reload));
+          row.append(archiveButton(rate, reload));
           return row;
         }),
       ),
