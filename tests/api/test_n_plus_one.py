@@ -65,7 +65,8 @@ async def test_a_page_of_100_costs_what_a_page_of_10_costs(
     small, _ = await page_cost(client, services, 10, NESTED)
     large, nodes = await page_cost(client, services, 100, NESTED)
     assert small == large, f"{small} statements for 10 subscriptions, {large} for 100"
-    assert large <= 12
+    # A state reads its row, items, coupons, profiles, products, payment methods, contract, and its customer's tax.
+    assert large <= 14
     # The page really spans many of each related thing.
     assert len({n["customer"]["id"] for n in nodes}) >= 50
     assert len({n["profile"]["id"] for n in nodes}) >= 8

@@ -284,8 +284,17 @@ def scheduled_cancellation(state: SubscriptionState, ctx: OpContext) -> Outcome 
     if not cancellation_due(state, ctx.today):
         return None
     assert state.cancellation_date is not None
-    event = Event("SUBSCRIPTION_CANCELLED", {"reason": "scheduled", "effective": state.cancellation_date.isoformat()})
-    return Outcome(_cancelled(state, ctx), "cancelled_as_scheduled", events=(event,))
+    reason = scheduled_reason(state)
+    event = Event("SUBSCRIPTION_CANCELLED", {"reason": reason, "effective": state.cancellation_date.isoformat()})
+    return Outcome(_cancelled(state, ctx), _ACTIONS[reason], events=(event,))
+
+
+_ACTIONS = {"scheduled": "cancelled_as_scheduled", "cancelled_at_period_end": "cancelled_at_period_end"}
+
+
+def scheduled_reason(state: SubscriptionState) -> str:
+    """Why a scheduled cancellation happens: kept for a contract's date, or a plain cancel at period end."""
+    return "cancelled_at_period_end" if state.contract is None and state.cancel_at_period_end else "scheduled"
 
 
 def refuse_commitment(term: Contract, schedule: Schedule, today: date, what: str, field: str) -> SubscriptionError:

@@ -128,8 +128,10 @@ def _contract_end(state: SubscriptionState, due: date, ctx: OpContext) -> Outcom
     if state.cancellation_date is not None and due >= state.cancellation_date:
         new = _final(state, transition(state.status, StatusEvent.CANCEL), ctx)
         effective = state.cancellation_date.isoformat()
-        event = Event("SUBSCRIPTION_CANCELLED", {"reason": "scheduled", "effective": effective})
-        return Outcome(new, "cancelled_as_scheduled", events=(event,))
+        reason = contract_rules.scheduled_reason(state)
+        event = Event("SUBSCRIPTION_CANCELLED", {"reason": reason, "effective": effective})
+        action = "cancelled_as_scheduled" if reason == "scheduled" else "cancelled_at_period_end"
+        return Outcome(new, action, events=(event,))
     term = state.contract
     if term is not None and term.action is contract_rules.TermEndAction.CANCEL and due >= term.end_date:
         return contract_rules.term_ended(state, ctx)

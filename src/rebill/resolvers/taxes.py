@@ -27,17 +27,19 @@ TAX_RATES = t.table_of(t.TaxRate)
 SHIPPING_PROFILES = t.table_of(t.ShippingProfile)
 
 
-async def tax_rates(info: Info, first: int | None = None, after: str | None = None) -> s.TaxRateConnection:
+async def tax_rates(
+    info: Info, first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None
+) -> s.TaxRateConnection:
     async with info.context.services.sessions() as session:
-        page = await fetch_page(session, TAX_RATES, [], first, after)
+        page = await fetch_page(session, TAX_RATES, [], first, after, last=last, before=before)
     return s.tax_rate_connection(page)
 
 
 async def shipping_profiles(
-    info: Info, first: int | None = None, after: str | None = None
+    info: Info, first: int | None = None, after: str | None = None, last: int | None = None, before: str | None = None
 ) -> s.ShippingProfileConnection:
     async with info.context.services.sessions() as session:
-        page = await fetch_page(session, SHIPPING_PROFILES, [], first, after)
+        page = await fetch_page(session, SHIPPING_PROFILES, [], first, after, last=last, before=before)
     return s.shipping_profile_connection(page)
 
 
