@@ -385,7 +385,10 @@ async def test_the_sql_preview_agrees_with_the_domain_on_a_mixed_data_set(servic
     if taxed:
         await ship_and_tax(services, s)
     plans = (
-        [*MIXED_PLANS, {"segments": [{"name": "ship", "actions": [{"setShippingProfile": {"consentReference": "letter"}}]}]}]
+        [
+            *MIXED_PLANS,
+            {"segments": [{"name": "ship", "actions": [{"setShippingProfile": {"consentReference": "letter"}}]}]},
+        ]
         if taxed
         else MIXED_PLANS
     )
