@@ -24,6 +24,7 @@ from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.renewal import Charge, Event, FulfillmentStatus, RenewalKind, RenewalStatus
 from rebill.domain.subscription import SubscriptionState
+from rebill.domain.tax import tax_lines
 from rebill.invoicing import credit as crediting
 from rebill.invoicing import drafts
 from rebill.services.runtime import Actor, Common, Result, Services
@@ -197,7 +198,7 @@ async def _subscription_lines(unit: Unit, state: SubscriptionState, row: Any) ->
     current = [line for _, line in await drafts.lines_of(unit.session, row.id, row.currency)]
     fresh = rules.period_lines(state, row.period_start, row.period_end, pending=False)
     # Its one-off lines are taxed at the customer's rate as it is now, like the rest.
-    return list(rules.taxed(rules.refreshed(current, fresh), state.tax_rate))
+    return list(tax_lines(rules.refreshed(current, fresh), state.tax_rate))
 
 
 def _draft_note(invoice_id: int, what: str, after: Any = None) -> dict[str, Any]:
