@@ -45,14 +45,19 @@ class ShippingProfile:
         return frozenset(rate.amount.currency for rate in self.rates)
 
 
-def check_serves(profile: ShippingProfile | None, currency: str, field: str = "shippingProfileId") -> None:
-    """Refuse assigning ``profile`` to a subscription in ``currency`` when it has no rate in it."""
-    if profile is None:
-        return
+def check_active(profile: ShippingProfile, field: str = "shippingProfileId") -> None:
+    """An archived profile is assigned to nothing new."""
     if not profile.active:
         raise ValidationError(
             f"shipping profile {profile.name!r} is archived: it cannot be assigned", code="ARCHIVED", field=[field]
         )
+
+
+def check_serves(profile: ShippingProfile | None, currency: str, field: str = "shippingProfileId") -> None:
+    """Refuse assigning ``profile`` to a subscription in ``currency`` when it has no rate in it."""
+    if profile is None:
+        return
+    check_active(profile, field)
     if profile.rate_in(currency) is None:
         have = ", ".join(sorted(profile.currencies)) or "none"
         raise ValidationError(

@@ -20,7 +20,7 @@ from rebill.resolvers.mutations import (
 from rebill.resolvers.pages import fetch_page
 from rebill.schema import taxes as s
 from rebill.schema.inputs import SubscriptionPayload
-from rebill.services.runtime import Common, Result
+from rebill.services.runtime import Result
 from rebill.services.taxes import ShippingService, TaxService
 
 TAX_RATES = t.table_of(t.TaxRate)
@@ -41,10 +41,6 @@ async def shipping_profiles(
     async with info.context.services.sessions() as session:
         page = await fetch_page(session, SHIPPING_PROFILES, [], first, after, last=last, before=before)
     return s.shipping_profile_connection(page)
-
-
-def _common(data: object) -> Common:
-    return Common(idempotency_key=getattr(data, "idempotency_key", None))
 
 
 def _tax_rate_payload(result: Result) -> s.TaxRatePayload:
@@ -75,7 +71,7 @@ async def create_tax_rate(info: Info, input: s.CreateTaxRateInput) -> s.TaxRateP
         return await TaxService(info.context.services).create_tax_rate(
             actor_of(info),
             request_of(input),
-            _common(input),
+            common_of(input),
             name=input.name,
             percentage=input.percentage,
             inclusive=input.inclusive,
@@ -89,7 +85,10 @@ async def create_tax_rate(info: Info, input: s.CreateTaxRateInput) -> s.TaxRateP
 async def archive_tax_rate(info: Info, input: s.ArchiveTaxRateInput) -> s.TaxRatePayload:
     async def call() -> Result:
         return await TaxService(info.context.services).archive_tax_rate(
-            actor_of(info), request_of(input), _common(input), tax_rate_id=pk(input.tax_rate_id, "TaxRate", "taxRateId")
+            actor_of(info),
+            request_of(input),
+            common_of(input),
+            tax_rate_id=pk(input.tax_rate_id, "TaxRate", "taxRateId"),
         )
 
     return _tax_rate_payload(await guarded(call))
@@ -98,7 +97,7 @@ async def archive_tax_rate(info: Info, input: s.ArchiveTaxRateInput) -> s.TaxRat
 async def create_shipping_profile(info: Info, input: s.CreateShippingProfileInput) -> s.ShippingProfilePayload:
     async def call() -> Result:
         return await ShippingService(info.context.services).create_shipping_profile(
-            actor_of(info), request_of(input), _common(input), name=input.name, rates=_rates(input.rates) or []
+            actor_of(info), request_of(input), common_of(input), name=input.name, rates=_rates(input.rates) or []
         )
 
     return _shipping_payload(await guarded(call))
@@ -109,7 +108,7 @@ async def update_shipping_profile(info: Info, input: s.UpdateShippingProfileInpu
         return await ShippingService(info.context.services).update_shipping_profile(
             actor_of(info),
             request_of(input),
-            _common(input),
+            common_of(input),
             shipping_profile_id=pk(input.shipping_profile_id, "ShippingProfile", "shippingProfileId"),
             name=input.name,
             rates=_rates(input.rates),
@@ -123,7 +122,7 @@ async def archive_shipping_profile(info: Info, input: s.ArchiveShippingProfileIn
         return await ShippingService(info.context.services).archive_shipping_profile(
             actor_of(info),
             request_of(input),
-            _common(input),
+            common_of(input),
             shipping_profile_id=pk(input.shipping_profile_id, "ShippingProfile", "shippingProfileId"),
         )
 

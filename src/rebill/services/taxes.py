@@ -247,12 +247,7 @@ async def check_profile_serves(unit: Unit, profile_id: int | None, shipping: Shi
     """A subscription profile given ``shipping``: refused when a subscription on it would have no rate."""
     if shipping is None:
         return
-    if not shipping.active:
-        raise ValidationError(
-            f"shipping profile {shipping.name!r} is archived: it cannot be assigned",
-            code="ARCHIVED",
-            field=["shippingProfileId"],
-        )
+    rules.check_active(shipping)
     if profile_id is None:
         return
     stranded = (
