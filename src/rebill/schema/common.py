@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import strawberry
 from graphql import GraphQLError
@@ -14,6 +14,8 @@ from strawberry.scalars import JSON
 from rebill.domain.errors import RebillError
 from rebill.domain.money import Money as DomainMoney
 from rebill.ids import decode_id, from_global_id, globalize, to_global_id
+
+C = TypeVar("C")
 
 __all__ = [
     "DEFAULT_PAGE",
@@ -138,6 +140,15 @@ def page_info(edges: Sequence[Any], has_next: bool, has_previous: bool = False) 
         has_previous_page=has_previous,
         start_cursor=edges[0].cursor if edges else None,
         end_cursor=edges[-1].cursor if edges else None,
+    )
+
+
+def connection(page: Any, edge: Any, connection_type: type[C], node: Any) -> C:
+    """A page (``rows``, ``cursors``, ``has_next``, ``has_previous``, ``total``) as a Relay connection:
+    each row made a node by ``node`` and wrapped in an ``edge``."""
+    edges = [edge(cursor=c, node=node(r)) for r, c in zip(page.rows, page.cursors, strict=True)]
+    return connection_type(  # type: ignore[call-arg]
+        edges=edges, page_info=page_info(edges, page.has_next, page.has_previous), total_count=page.total
     )
 
 

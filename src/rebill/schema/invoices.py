@@ -16,7 +16,7 @@ from rebill.domain.money import Money as DomainMoney
 from rebill.domain.tax import TaxSummary, percentage_text
 from rebill.domain.tax import summary as tax_summary
 from rebill.schema.catalog import Address, Product
-from rebill.schema.common import Money, Node, PageInfo, page_info, to_global_id
+from rebill.schema.common import Money, Node, PageInfo, connection, to_global_id
 
 if TYPE_CHECKING:
     from rebill.resolvers.pages import Page
@@ -396,10 +396,7 @@ class InvoiceConnection:
 
 
 def invoice_connection(page: Page) -> InvoiceConnection:
-    edges = [InvoiceEdge(cursor=c, node=Invoice.of(r)) for r, c in zip(page.rows, page.cursors, strict=True)]
-    return InvoiceConnection(
-        edges=edges, page_info=page_info(edges, page.has_next, page.has_previous), total_count=page.total
-    )
+    return connection(page, InvoiceEdge, InvoiceConnection, Invoice.of)
 
 
 @strawberry.input(description="Which invoices to list; every field given must match.")
@@ -536,7 +533,4 @@ class CreditNoteConnection:
 
 
 def credit_note_connection(page: Page) -> CreditNoteConnection:
-    edges = [CreditNoteEdge(cursor=c, node=CreditNote.of(r)) for r, c in zip(page.rows, page.cursors, strict=True)]
-    return CreditNoteConnection(
-        edges=edges, page_info=page_info(edges, page.has_next, page.has_previous), total_count=page.total
-    )
+    return connection(page, CreditNoteEdge, CreditNoteConnection, CreditNote.of)

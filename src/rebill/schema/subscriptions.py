@@ -17,7 +17,7 @@ from rebill.domain.subscription import AppliedCoupon as DomainAppliedCoupon
 from rebill.domain.subscription import Item, SubscriptionState
 from rebill.resolvers.pages import Page, Window
 from rebill.schema.catalog import Address, Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
-from rebill.schema.common import FieldChange, Money, Node, PageInfo, changes_of, page_info, to_global_id
+from rebill.schema.common import FieldChange, Money, Node, PageInfo, changes_of, connection, to_global_id
 from rebill.schema.enums import (
     FulfillmentStatus,
     GatewayMode,
@@ -422,28 +422,13 @@ class Subscription(Node):
         assert self.state.id is not None
         key = (self.state.id, Window(first, after, last, before), chronological(order_by))
         page = await info.context.loaders.history_page_by_subscription.load(key)
-        edges = [
-            HistoryEntryEdge(cursor=c, node=HistoryEntry.of(r)) for r, c in zip(page.rows, page.cursors, strict=True)
-        ]
-        return HistoryEntryConnection(
-            edges=edges,
-            page_info=page_info(edges, page.has_next, page.has_previous),
-            total_count=page.total,
-        )
+        return connection(page, HistoryEntryEdge, HistoryEntryConnection, HistoryEntry.of)
 
 
 def renewal_connection(page: Page) -> RenewalConnection:
     from rebill.db.repositories import renewal_from_row
 
-    edges = [
-        RenewalEdge(cursor=c, node=Renewal.of(renewal_from_row(r)))
-        for r, c in zip(page.rows, page.cursors, strict=True)
-    ]
-    return RenewalConnection(
-        edges=edges,
-        page_info=page_info(edges, page.has_next, page.has_previous),
-        total_count=page.total,
-    )
+    return connection(page, RenewalEdge, RenewalConnection, lambda r: Renewal.of(renewal_from_row(r)))
 
 
 @strawberry.type

@@ -8,7 +8,7 @@ import strawberry
 
 from rebill.domain import shipping as ship
 from rebill.domain import tax
-from rebill.schema.common import Money, MoneyInput, Node, PageInfo, page_info, to_global_id
+from rebill.schema.common import Money, MoneyInput, Node, PageInfo, connection, to_global_id
 from rebill.schema.inputs import Payload, SubscriptionMutationInput, SubscriptionPayload
 
 
@@ -152,19 +152,12 @@ class ShippingProfileConnection:
 
 
 def tax_rate_connection(page: Any) -> TaxRateConnection:
-    edges = [TaxRateEdge(cursor=c, node=TaxRate.of(r)) for r, c in zip(page.rows, page.cursors, strict=True)]
-    return TaxRateConnection(
-        edges=edges, page_info=page_info(edges, page.has_next, page.has_previous), total_count=page.total
-    )
+    return connection(page, TaxRateEdge, TaxRateConnection, TaxRate.of)
 
 
 def shipping_profile_connection(page: Any) -> ShippingProfileConnection:
     from rebill.db.repositories import shipping_profile_from_row
 
-    edges = [
-        ShippingProfileEdge(cursor=c, node=ShippingProfile.of(shipping_profile_from_row(r)))
-        for r, c in zip(page.rows, page.cursors, strict=True)
-    ]
-    return ShippingProfileConnection(
-        edges=edges, page_info=page_info(edges, page.has_next, page.has_previous), total_count=page.total
+    return connection(
+        page, ShippingProfileEdge, ShippingProfileConnection, lambda r: ShippingProfile.of(shipping_profile_from_row(r))
     )
