@@ -328,3 +328,42 @@ async def test_cancelling_a_paid_delivery_credits_its_shipping_with_its_tax_to_t
         "the next renewal uses it"
     )
     await assert_ledger_ok(services.engine)
+
+
+async def test_two_rates_for_one_place_created_at_once_leave_exactly_one(client):
+    import asyncio
+
+    data = {"name": "VAT", "percentage": "20", "country": "FR"}
+    answers = await asyncio.gather(*(mutate(client, "createTaxRate", data, "taxRate { id }") for _ in range(4)))
+    assert sorted(error_codes(a) for a in answers) == [
+        [],
+        ["TAX_RATE_CONFLICT"],
+        ["TAX_RATE_CONFLICT"],
+        ["TAX_RATE_CONFLICT"],
+    ]
+
+
+async def test_a_declined_charge_leaves_its_taxed_invoice_open_for_the_whole_amount(client, services):
+    from tests.support import add_card, make_customer
+
+    world = await make_world(client)
+    await tax_rate(client, name="US tax", percentage="10", country="US")
+    declining = await make_customer(client, "declined@example.com")
+    ok(await mutate(client, "updateCustomer", {"customerId": declining, "billingAddress": NY}, "customer { id }"))
+    await add_card(client, declining, "4000000000000002")
+    declined = await mutate(
+        client,
+        "createSubscription",
+        {
+            "customerId": declining,
+            "profileId": world.profile,
+            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
+        },
+        "renewal { status amount { amount } invoice { status number total { amount } taxTotal { amount } amountDue { amount } } }",
+    )
+    renewal = declined["renewal"]
+    assert renewal["status"] == "FAILED" and renewal["amount"] == {"amount": "22.00"}
+    assert renewal["invoice"]["status"] == "OPEN" and renewal["invoice"]["number"]
+    assert renewal["invoice"]["total"] == renewal["invoice"]["amountDue"] == {"amount": "22.00"}
+    assert renewal["invoice"]["taxTotal"] == {"amount": "2.00"}
+    await assert_ledger_ok(services.engine)
