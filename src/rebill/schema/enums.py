@@ -8,6 +8,7 @@ import strawberry
 
 from rebill.domain.cadence import AnchorPolicy, IntervalUnit
 from rebill.domain.lifecycle import RenewNowMode
+from rebill.domain.periods import MetricsInterval
 from rebill.domain.pricing import CouponDuration
 from rebill.domain.proration import Proration
 from rebill.domain.renewal import FulfillmentStatus, RenewalKind, RenewalStatus
@@ -31,6 +32,7 @@ strawberry.enum(PaymentKind, name="PaymentMethodKind")
 PaymentMethodKind = PaymentKind
 strawberry.enum(FinalFailureAction, name="FinalFailureAction")
 strawberry.enum(CouponDuration, name="CouponDuration")
+strawberry.enum(MetricsInterval, name="MetricsInterval")
 
 
 @strawberry.enum(description="What an outbox notification tells the customer or a partner.")
