@@ -891,6 +891,8 @@ class PortalToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     flow: Mapped[str] = mapped_column(String(16), server_default="OVERVIEW")
     subscription_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The invoice an e-mail link opens (a receipt's, an issued invoice's).
+    invoice_id: Mapped[int | None] = mapped_column(BigInteger)
     return_url: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(8))
     created_at: Mapped[datetime] = _created()

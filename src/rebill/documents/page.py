@@ -17,6 +17,9 @@ TEMPLATES = Environment(
 )
 
 
-def render_html(view: DocumentView, *, pdf_href: str, nonce: str) -> str:
-    """The page of ``view``, with a link to its PDF; ``nonce`` lets its inline style past the page's CSP."""
-    return TEMPLATES.get_template("document.html").render(doc=view, pdf_href=pdf_href, nonce=nonce)
+def render_html(view: DocumentView, *, pdf_href: str, nonce: str, portal_href: str | None = None) -> str:
+    """The page of ``view``, with a link to its PDF (and, for a customer, back to the portal); ``nonce``
+    lets its inline style past the page's CSP."""
+    return TEMPLATES.get_template("document.html").render(
+        doc=view, pdf_href=pdf_href, nonce=nonce, portal_href=portal_href
+    )

@@ -186,6 +186,10 @@ class Documents:
 
     async def _printable(self, kind: Kind, request: Request) -> Printable | None:
         """The document, when the id is one of ``kind``'s and the caller may read it."""
+        found = await self._read(kind, request)
+        return found[0] if found else None
+
+    async def _read(self, kind: Kind, request: Request) -> tuple[Printable, Reader] | None:
         try:
             pk = decode_id(request.path_params["id"], kind.type_name)
         except RebillError:
@@ -194,7 +198,8 @@ class Documents:
         if not reader.staff and not reader.customers:
             return None
         async with self.services.engine.connect() as conn:
-            return await kind.load(conn, pk, reader)
+            printable = await kind.load(conn, pk, reader)
+        return (printable, reader) if printable is not None else None
 
     def pdf(self, kind: Kind) -> Endpoint:
         async def endpoint(request: Request) -> Response:
@@ -213,13 +218,15 @@ class Documents:
 
     def page(self, kind: Kind) -> Endpoint:
         async def endpoint(request: Request) -> Response:
-            found = await self._printable(kind, request)
-            if found is None:
+            read = await self._read(kind, request)
+            if read is None:
                 return _not_found()
+            found, reader = read
             nonce = secrets.token_urlsafe(16)
-            # Relative, so the link works under whatever prefix a proxy serves rebill at.
+            # Relative, so the links work under whatever prefix a proxy serves rebill at.
             pdf_href = links.pdf_path(".", request.path_params["id"])
-            html = render_html(found.view, pdf_href=pdf_href, nonce=nonce)
+            portal_href = None if reader.staff else "../portal"  # a customer, signed in: back to their account
+            html = render_html(found.view, pdf_href=pdf_href, nonce=nonce, portal_href=portal_href)
             return HTMLResponse(
                 html,
                 headers={

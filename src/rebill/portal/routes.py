@@ -22,7 +22,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from rebill.documents import links
 from rebill.domain.errors import RebillError
+from rebill.ids import to_global_id
 from rebill.portal import views
 from rebill.portal.sessions import (
     Session,
@@ -161,7 +163,11 @@ class Portal:
         return _message(request, title, text, status, show_portal_link=link.status is LinkStatus.USED)
 
     async def _target(self, link: Link) -> str:
-        """Where a link lands: its subscription's page at the flow's section, or the overview."""
+        """Where a link lands: the invoice it names, its subscription's page at the flow's section, or the
+        overview."""
+        if link.invoice_id is not None and link.customer_id is not None:
+            # The document route checks that the signed-in customer may read it, as for any download.
+            return links.page_path(links.INVOICES, to_global_id("Invoice", link.invoice_id))
         anchor = ANCHORS[link.flow]
         if link.subscription_id is not None and link.customer_id is not None:
             view = await views.subscription(self.services, link.customer_id, link.subscription_id)

@@ -162,6 +162,7 @@ class Link:
     flow: Flow = Flow.OVERVIEW
     subscription_id: int | None = None
     return_url: str | None = None
+    invoice_id: int | None = None
 
 
 def _plausible(secret: str) -> bool:
@@ -175,6 +176,7 @@ def _link(row: object, status: LinkStatus) -> Link:
         flow=Flow(row.flow),  # type: ignore[attr-defined]
         subscription_id=row.subscription_id,  # type: ignore[attr-defined]
         return_url=row.return_url,  # type: ignore[attr-defined]
+        invoice_id=row.invoice_id,  # type: ignore[attr-defined]
     )
 
 
