@@ -66,10 +66,13 @@ async def test_an_immediate_prorated_downgrade_credits_the_next_bill(client, clo
             client,
             "updateItem",
             {"subscriptionId": sub["id"], "itemId": sub["items"][0]["id"], "quantity": 1, "proration": "PRORATED"},
-            CHARGE,
+            CHARGE + " creditNote { number total { amount } refunded invoice { number } }",
         )
     )
-    assert payload["renewal"]["amount"]["amount"] == "-14.00"
+    assert payload["renewal"] is None, "a credit is no renewal"
+    note = payload["creditNote"]
+    assert (note["total"]["amount"], note["refunded"]) == ("14.00", False), "documented, to the balance"
+    assert note["number"].startswith("CN-") and note["invoice"]["number"].startswith("INV-")
     assert payload["subscription"]["credit"]["amount"] == "14.00"
     assert payload["subscription"]["amount"]["amount"] == "28.00"
 

@@ -119,6 +119,14 @@ class ChargePayload(SubscriptionPayload):
 
     renewal: Renewal | None = None
     invoice_document: strawberry.Private[Any] = None
+    credit_note_pks: strawberry.Private[list[int]] = dataclasses.field(default_factory=list)
+
+    @strawberry.field(
+        description="The credit note of a proration credit to the customer's balance (null on a dry run and when "
+        "nothing was credited)"
+    )
+    async def credit_note(self, info: Info) -> CreditNote | None:
+        return await credit_note_of(info, self.credit_note_pks)
 
     @strawberry.field(description="The invoice issued for the charge (null on a dry run and when nothing was charged)")
     async def invoice(self, info: Info) -> Invoice | None:

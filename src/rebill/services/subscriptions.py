@@ -390,30 +390,37 @@ async def apply_outcome(
             return Result(subscription=before, renewal=renewal)
         if unit.common.dry_run and not charge.amount.is_negative:
             unit.invoice_preview = document_of(charge)
-        if charge.amount.is_negative or unit.common.dry_run:
+        if charge.amount.is_negative:
+            # A proration credit goes to the balance, which later invoices apply, documented by a credit
+            # note against the invoice it gives back from: no renewal, nothing for a gateway.
+            after = lifecycle.paid(
+                after.evolve(credit=(after.credit or Money.zero(after.currency)) - charge.amount), charge, None
+            )
+            credited = await crediting.latest_creditable_invoice(session, before.id or 0, -charge.amount)
+            if credited is not None and not unit.common.dry_run:
+                note = await crediting.issue_credit_note(
+                    session,
+                    unit.services.settings,
+                    credited,
+                    -charge.amount,
+                    now,
+                    reason=unit.common.reason or "proration credit to the balance",
+                    refunded=False,
+                )
+                credit_notes.append(note.id)
+                extra_notes.append(credit_note_note(note))
+            elif credited is None:
+                # No paid invoice has room for it (its period was billed before invoices, or credited
+                # already): the credit is recorded as a renewal of its own, as it always was.
+                settled = payments.ChargeOutcome(collected_outside=True)
+                key = f"credit_{before.id}_v{before.version}"
+                renewal = await payments.record_renewal(session, after, charge, settled, key, now)
+                extra_notes.append(charging.renewal_note(renewal.id, charge, renewal.status))
+        elif unit.common.dry_run:
             settled = payments.ChargeOutcome(collected_outside=True)
-            if charge.amount.is_negative:
-                credit = (after.credit or Money.zero(after.currency)) - charge.amount
-                after = after.evolve(credit=credit)
             after = lifecycle.paid(after, charge, settled.gateway)
-            key = f"credit_{before.id}_v{before.version}" if charge.amount.is_negative else f"whatif_{token_hex(8)}"
-            renewal = await payments.record_renewal(session, after, charge, settled, key, now)
+            renewal = await payments.record_renewal(session, after, charge, settled, f"whatif_{token_hex(8)}", now)
             extra_notes.append(charging.renewal_note(renewal.id, charge, renewal.status))
-            if charge.amount.is_negative and not unit.common.dry_run:
-                # A proration credit goes to the balance, documented against the invoice it gives back from.
-                credited = await crediting.latest_creditable_invoice(session, before.id or 0, -charge.amount)
-                if credited is not None:
-                    note = await crediting.issue_credit_note(
-                        session,
-                        unit.services.settings,
-                        credited,
-                        -charge.amount,
-                        now,
-                        reason=unit.common.reason or "proration credit to the balance",
-                        refunded=False,
-                    )
-                    credit_notes.append(note.id)
-                    extra_notes.append(credit_note_note(note))
         else:
             renewal, job = await record_pending_charge(unit, before, after, outcome)
             extra_notes.append(charging.renewal_note(renewal.id, charge, RenewalStatus.PENDING))
