@@ -39,6 +39,7 @@ TYPES: dict[str, str] = {
     "GatewayMode": "How firmly a subscription keeps to its payment gateway.",
     "HistoryEntry": "One change to a subscription: who made it, why, and every field before and after.",
     "IntervalUnit": "A unit of calendar time.",
+    "MetricsInterval": "How a report is cut: calendar days, weeks from Monday, or calendar months.",
     "Notification": "An outbox row: an e-mail to a customer or an event for partners.",
     "PaymentMethod": "A customer's way of paying: a card at a gateway, an external mandate or an offline method.",
     "PaymentMethodKind": "What kind of payment method.",
@@ -100,6 +101,16 @@ FIELDS: dict[str, str] = {
     "Query.bulkRuns(status)": "Only runs in these statuses",
     "Query.webhookDeliveries(endpointId)": "Only deliveries to this endpoint",
     "Query.webhookDeliveries(status)": "Only deliveries in these statuses",
+    "Query.billingForecast": (
+        "What the renewal worker is expected to charge per day, week or month of the seller's calendar: renewals"
+        " and trial ends at today's prices with scheduled phases from their dates, shipping and tax, retries on"
+        " their retry dates, transfers on their due dates; end dates, cancellations and contracts respected."
+        " At most 400 points"
+    ),
+    "Query.billingForecast(currency)": "The ISO 4217 currency to forecast; subscriptions in others are left out",
+    "Query.billingForecast(from)": "The first day of the forecast, in the seller's time zone",
+    "Query.billingForecast(to)": "The last day of the forecast (included), in the seller's time zone",
+    "Query.billingForecast(interval)": "One point per day (the default), week (from Monday) or calendar month",
     "Mutation.createProduct": "Create a product with its price tiers",
     "Mutation.createProfile": "Create a subscription profile (a plan)",
     "Mutation.updateProfile": "Change a profile; its subscriptions follow the new terms from their next renewal",
@@ -529,6 +540,9 @@ FIELDS: dict[str, str] = {
     "IntervalUnit.WEEK": "Weeks of seven days",
     "IntervalUnit.MONTH": "Calendar months",
     "IntervalUnit.YEAR": "Calendar years",
+    "MetricsInterval.DAY": "One point per day",
+    "MetricsInterval.WEEK": "One point per week, from Monday to Sunday",
+    "MetricsInterval.MONTH": "One point per calendar month",
     "NotificationKind.RENEWAL_RECEIPT": "A renewal was paid",
     "NotificationKind.PAYMENT_DECLINED": "A charge was declined",
     "NotificationKind.RENEWAL_REMINDER": "A manual renewal is coming up",

@@ -13,6 +13,7 @@ from rebill.config import Settings
 from rebill.resolvers import bulk as b
 from rebill.resolvers import contracts as ct
 from rebill.resolvers import customers as c
+from rebill.resolvers import forecast as fc
 from rebill.resolvers import invoices as inv
 from rebill.resolvers import mutations as m
 from rebill.resolvers import portal as p
@@ -61,6 +62,7 @@ class Query:
     credit_notes = _read(inv.credit_notes, "Credit notes, of one invoice or all, newest first")
     tax_rates = _read(tx.tax_rates, "Tax rates, archived ones too, oldest first")
     shipping_profiles = _read(tx.shipping_profiles, "Shipping profiles, archived ones too, oldest first")
+    billing_forecast = _read(fc.billing_forecast)
     viewer = strawberry.field(
         resolver=p.viewer,
         permission_classes=[AnyActor],

@@ -1,0 +1,495 @@
+"""The billing forecast (``billingForecast``): what the worker will charge, per day of the seller's calendar.
+
+A million subscriptions are forecast by one statement. Its first part
+works out, per subscription, what each of its coming renewals charges —
+items after the coupons still running at that renewal (a coupon that runs
+out splits the renewals into at most three stretches of one amount),
+shipping, and exclusive tax per line — mirroring ``bulk/simulate.py``'s
+``chargedAfter`` and held to the domain by tests. Subscriptions that
+renew on the same dates (same next renewal, cadence, anchor day, time zone,
+stops and stretches) are then grouped, and only the groups' renewal dates
+are generated (``generate_series`` over the cadence with the ANCHORED and
+STICKY month-end rules of ``domain.cadence``), so the work grows with the
+number of distinct schedules, not of subscriptions.
+
+What SQL does not price exactly is priced by the domain, through the
+engine's own rules (``domain.forecast.scheduled_charges``): subscriptions
+with a phase dated inside the window (applied on its date by the same
+``apply_changes`` the worker uses), ``FUTURE`` ones, a credit balance, a
+product-limited coupon beside another, more than two coupons running out,
+or several taxed items under a discount (tax per line after each line's
+share of it). Those are few; their count is reported.
+
+Beside the renewals: retries of declined renewals on their retry dates (at
+what the renewal owes), invoices paid by transfer on their due dates (at
+their amount due), drafts on the day they are finalized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import select, text
+
+from rebill.db import tables as t
+from rebill.db.repositories import Catalog, SubscriptionRepository, any_of
+from rebill.domain import forecast as rules
+from rebill.domain.cadence import local_today
+from rebill.domain.errors import RebillError
+from rebill.domain.money import Money
+from rebill.domain.outcome import OpContext
+from rebill.domain.periods import MetricsInterval, Period, periods
+from rebill.services.runtime import ENGINE, Common, Services
+
+PH = t.table_of(t.Phase)
+
+#: A subscription's local dates reach at most a day past the seller's (time zones differ by under 27 hours).
+_ZONE_MARGIN = timedelta(days=1)
+
+
+def _half_even(n: str) -> str:
+    """``n`` (numeric, >= 0) rounded half to even, as ``Rounding.HALF_EVEN`` does."""
+    return f"(CASE WHEN ({n}) - floor({n}) = 0.5 THEN floor({n}) + mod(floor({n}), 2) ELSE round({n}) END)::bigint"
+
+
+def _mi(d: str) -> str:
+    """A date's month index (year * 12 + month - 1)."""
+    return f"(extract(year FROM {d})::int * 12 + extract(month FROM {d})::int - 1)"
+
+
+def _dim(mi: str) -> str:
+    """The number of days of the month with index ``mi``."""
+    return f"extract(day FROM make_date(({mi}) / 12, ({mi}) % 12 + 1, 1) + interval '1 month - 1 day')::int"
+
+
+def _mk(mi: str, day: str) -> str:
+    """Day ``day`` of month ``mi``, clamped to the month's last day (as ``relativedelta`` does)."""
+    return f"make_date(({mi}) / 12, ({mi}) % 12 + 1, least({day}, {_dim(mi)}))"
+
+
+def _seller(d: str, tz: str) -> str:
+    """The seller's date at the first instant of local day ``d`` in zone ``tz``."""
+    return f"((({d})::timestamp AT TIME ZONE {tz}) AT TIME ZONE :seller)::date"
+
+
+# The address that decides the tax and what a renewal ships at: mirrored from bulk/simulate.py.
+_SHIPS = "jsonb_typeof(base.shipping_address) = 'object'"
+_ADDRESS = (
+    "coalesce(CASE WHEN jsonb_typeof(c.billing_address) = 'object' THEN c.billing_address END,"
+    f" CASE WHEN {_SHIPS} THEN base.shipping_address END)"
+)
+_EXCLUSIVE_PERCENTAGE = f"""(SELECT CASE WHEN r.inclusive THEN NULL ELSE r.percentage END
+    FROM customers c JOIN tax_rates r ON r.active AND r.country = upper({_ADDRESS} ->> 'country')
+     AND (r.region IS NULL OR r.region = CASE
+          WHEN coalesce({_ADDRESS} ->> 'region', '') = '' THEN NULL
+          WHEN strpos({_ADDRESS} ->> 'region', '-') > 0 THEN upper({_ADDRESS} ->> 'region')
+          ELSE upper({_ADDRESS} ->> 'country') || '-' || upper({_ADDRESS} ->> 'region') END)
+    WHERE c.id = base.customer_id AND NOT c.tax_exempt
+    ORDER BY r.region IS NULL LIMIT 1)"""
+_SHIPPING_MINOR = f"""(SELECT (e.value ->> 'amountMinor')::bigint
+    FROM shipping_profiles sp, jsonb_array_elements(sp.rates) WITH ORDINALITY AS e(value, n)
+    WHERE {_SHIPS} AND sp.id = coalesce(base.shipping_profile_id,
+          (SELECT p.shipping_profile_id FROM subscription_profiles p WHERE p.id = base.profile_id))
+      AND e.value ->> 'currency' = base.currency
+    ORDER BY e.n LIMIT 1)"""
+
+# What an item adds to the next bill (``Item.line(pending=True)``): its pending quantity and price, or its tier's.
+_QTY = "coalesce(i.pending_quantity, i.quantity)"
+_LISTED = "coalesce(i.pending_unit_price_minor, i.unit_price_minor)"
+_TIER = f"""(SELECT pt.unit_price_minor FROM product_tiers pt
+    WHERE pt.product_id = i.product_id AND (pt.up_to IS NULL OR pt.up_to >= {_QTY}) ORDER BY pt.position LIMIT 1)"""
+_LINE = f"({_QTY}::bigint * CASE WHEN i.price_from_tiers THEN coalesce({_TIER}, {_LISTED}) ELSE {_LISTED} END)"
+
+
+def _coupon_discount(base: str) -> str:
+    """What one coupon takes of ``base`` (the lines it applies to)."""
+    return (
+        f"CASE WHEN cp.percent_off IS NOT NULL THEN {_half_even(f'({base})::numeric * cp.percent_off / 100')}"
+        f" ELSE least(cp.amount_off_minor, {base}) END"
+    )
+
+
+def _tax(amount: str, discount: str) -> str:
+    """The exclusive tax of the items billing ``amount`` after ``discount`` (NULL: per-line, the domain's)."""
+    return f"""(CASE WHEN pr.pct IS NULL THEN 0
+        WHEN coalesce(it.n_items, 0) <= 1 THEN {_half_even(f"({amount})::numeric * pr.pct / 100")}
+        WHEN ({discount}) = 0 THEN it.line_tax END)"""
+
+
+def _charge(amount: str, discount: str) -> str:
+    ship_tax = f"CASE WHEN pr.pct IS NULL THEN 0 ELSE {_half_even('pr.ship::numeric * pr.pct / 100')} END"
+    return f"(({amount}) + {_tax(amount, discount)} + pr.ship + {ship_tax})"
+
+
+def forecast_sql(*, taxes: bool, shipping: bool) -> str:
+    """The statement: one row per period (kind 'p') and one per subscription left to the domain (kind 'd')."""
+    pct = _EXCLUSIVE_PERCENTAGE if taxes else "NULL::numeric"
+    ship = f"coalesce({_SHIPPING_MINOR}, 0)" if shipping else "0::bigint"
+    total1 = "greatest(0, it.subtotal - cdd.d1)"
+    total2 = "greatest(0, it.subtotal - cdd.d2)"
+    total0 = "CASE WHEN cdd.sid IS NULL THEN pr.amount_minor ELSE greatest(0, it.subtotal - cdd.d0) END"
+    d0 = "coalesce(cdd.d0, 0)"
+    charged_on = _seller("x.d", "x.tz")
+    # The j-th billing date of a group: j = 0 is its next renewal; then its day-cadence grid (D), its
+    # anchored months (A: the anchor's day, clamped in short months), or one interval after the previous
+    # date (S: a clamp is for good, so the day is the smallest month length met so far).
+    step_dates = f"""CASE WHEN y.j = 0 THEN g.n0
+            WHEN g.kind = 'D' THEN g.f + (y.j - 1) * g.step
+            WHEN g.kind = 'A' THEN {_mk("g.p1 + (y.j - 1) * g.step", "g.p2")}
+            ELSE {_mk(f"{_mi('g.n0')} + y.j * g.step", "least(extract(day FROM g.n0)::int, y.floor_day)")} END"""
+    return f"""
+WITH
+phased AS (
+    SELECT DISTINCT ph.subscription_id AS id FROM phases ph
+    WHERE ph.status = 'PENDING' AND ph.effective_date <= CAST(:horizon AS date)
+),
+base AS MATERIALIZED (
+    SELECT s.id, s.customer_id, s.profile_id, s.currency, s.shipping_address, s.shipping_profile_id,
+        s.next_renewal_date AS n0, s.anchor_date, s.time_zone AS tz, s.amount_minor, s.credit_minor,
+        p.interval_unit AS unit, p.interval_count AS cnt, p.anchor_policy AS policy,
+        least(s.end_date, s.cancellation_date,
+              CASE WHEN ct.action_at_term_end = 'CANCEL' THEN ct.end_date END) AS stop,
+        p.max_occurrences - s.last_cycle AS remaining,
+        CASE WHEN (s.invoicing ->> 'draftInvoices')::boolean THEN coalesce((s.invoicing ->> 'draftDays')::int, 0)
+             ELSE 0 END
+        + CASE WHEN pm.kind = 'OFFLINE' THEN coalesce((s.invoicing ->> 'paymentTermsDays')::int, CAST(:terms AS int))
+               ELSE 0 END AS delay
+    FROM subscriptions s
+    JOIN subscription_profiles p ON p.id = s.profile_id
+    LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id
+    LEFT JOIN payment_methods pm ON pm.id = s.payment_method_id
+    WHERE s.currency = :currency AND s.status IN ('TRIAL', 'ACTIVE', 'OVERDUE')
+      AND s.renewal_type = 'AUTOMATIC' AND NOT s.cancel_at_period_end
+      AND s.next_renewal_date <= CAST(:horizon AS date)
+      AND NOT EXISTS (SELECT 1 FROM phased WHERE phased.id = s.id)
+      AND (s.amount_minor > 0 OR EXISTS (
+           SELECT 1 FROM subscription_items ai WHERE ai.subscription_id = s.id AND ai.auto_renew))
+),
+pr AS MATERIALIZED (
+    SELECT base.*, {pct} AS pct, {ship} AS ship FROM base
+),
+cp AS (
+    SELECT ac.subscription_id AS sid, c.percent_off, c.amount_off_minor, c.product_ids,
+        cardinality(c.product_ids) > 0 AS restricted,
+        CASE c.duration WHEN 'ONCE' THEN 1 - ac.cycles_used
+             WHEN 'REPEATING' THEN coalesce(c.duration_cycles, 0) - ac.cycles_used END AS runs
+    FROM applied_coupons ac
+    JOIN coupons c ON c.id = ac.coupon_id
+    JOIN base ON base.id = ac.subscription_id
+    WHERE c.duration = 'FOREVER' OR ac.cycles_used < CASE c.duration WHEN 'ONCE' THEN 1
+                                                      ELSE coalesce(c.duration_cycles, 0) END
+),
+cps AS (
+    SELECT sid, min(runs) AS b1, CASE WHEN max(runs) > min(runs) THEN max(runs) END AS b2,
+        count(DISTINCT runs) > 2 OR (bool_or(restricted) AND count(*) > 1) AS tangled
+    FROM cp GROUP BY sid
+),
+need AS (
+    SELECT sid AS id FROM cps UNION SELECT id FROM pr WHERE pr.pct IS NOT NULL
+),
+it AS (
+    SELECT i.subscription_id AS sid, count(*) AS n_items, coalesce(sum(l.line), 0) AS subtotal,
+        coalesce(sum({_half_even("l.line::numeric * pr.pct / 100")}), 0) AS line_tax,
+        array_agg(i.product_id ORDER BY i.position, i.id) AS products,
+        array_agg(l.line ORDER BY i.position, i.id) AS lines
+    FROM subscription_items i
+    JOIN pr ON pr.id = i.subscription_id
+    CROSS JOIN LATERAL (SELECT {_LINE} AS line) AS l
+    WHERE i.auto_renew AND i.subscription_id IN (SELECT id FROM need)
+    GROUP BY i.subscription_id
+),
+cd AS (
+    SELECT cp.sid, cp.runs, cps.b1, cps.b2, cps.tangled, d.taken
+    FROM cp JOIN cps ON cps.sid = cp.sid LEFT JOIN it ON it.sid = cp.sid
+    CROSS JOIN LATERAL (SELECT CASE WHEN cp.restricted
+        THEN (SELECT coalesce(sum(l.amount), 0) FROM unnest(it.products, it.lines) AS l(product_id, amount)
+              WHERE l.product_id = ANY(cp.product_ids))
+        ELSE coalesce(it.subtotal, 0) END AS base) AS b
+    CROSS JOIN LATERAL (SELECT {_coupon_discount("b.base")} AS taken) AS d
+),
+cdd AS (
+    SELECT sid, b1, b2, tangled, sum(taken) AS d0,
+        coalesce(sum(taken) FILTER (WHERE runs IS NULL OR runs > b1), 0) AS d1,
+        coalesce(sum(taken) FILTER (WHERE runs IS NULL OR runs > b2), 0) AS d2
+    FROM cd GROUP BY sid, b1, b2, tangled
+),
+extra AS (
+    SELECT r.subscription_id AS sid,
+        CASE WHEN r.payment_kind = 'OFFLINE' THEN inv.due_date
+             ELSE greatest({_seller("r.next_retry_date", "s.time_zone")}, CAST(:seller_today AS date)) END AS day,
+        CASE WHEN r.payment_kind = 'OFFLINE'
+             THEN inv.total_minor - inv.credit_applied_minor - inv.amount_paid_minor
+             ELSE r.amount_minor END AS amount
+    FROM renewals r
+    JOIN subscriptions s ON s.id = r.subscription_id
+    LEFT JOIN LATERAL (
+        SELECT * FROM invoices v WHERE v.renewal_id = r.id AND v.status = 'OPEN'
+        ORDER BY v.document_type = 'INVOICE' DESC LIMIT 1) AS inv ON true
+    WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency
+      AND ((r.payment_kind IS DISTINCT FROM 'OFFLINE' AND s.status = 'OVERDUE')
+           OR (r.payment_kind = 'OFFLINE' AND inv.due_date >= CAST(:seller_today AS date)))
+    UNION ALL
+    SELECT v.subscription_id,
+        greatest({_seller("(v.draft ->> 'finalizeOn')::date", "s.time_zone")}, CAST(:seller_today AS date))
+        + CASE WHEN pm.kind = 'OFFLINE'
+               THEN coalesce((s.invoicing ->> 'paymentTermsDays')::int, CAST(:terms AS int)) ELSE 0 END,
+        greatest(0, v.total_minor - s.credit_minor)
+    FROM invoices v
+    JOIN subscriptions s ON s.id = v.subscription_id
+    LEFT JOIN payment_methods pm ON pm.id = s.payment_method_id
+    WHERE v.draft IS NOT NULL AND v.status = 'DRAFT' AND v.currency = :currency
+      AND s.status NOT IN ('CANCELLED', 'EXPIRED')
+),
+seg AS (
+    SELECT pr.id, pr.n0, pr.tz, pr.delay, pr.stop, pr.remaining, pr.unit, pr.cnt, pr.policy, pr.anchor_date,
+        cdd.b1, cdd.b2,
+        {_charge(total0, d0)} AS c0,
+        CASE WHEN cdd.b1 IS NOT NULL THEN {_charge(total1, "cdd.d1")} END AS c1,
+        CASE WHEN cdd.b2 IS NOT NULL THEN {_charge(total2, "cdd.d2")} END AS c2,
+        pr.credit_minor > 0 OR coalesce(cdd.tangled, false) AS tangled,
+        CASE WHEN pr.id IN (SELECT sid FROM extra) THEN pr.id END AS solo
+    FROM pr LEFT JOIN cdd ON cdd.sid = pr.id LEFT JOIN it ON it.sid = pr.id
+),
+by_domain AS (
+    SELECT id FROM seg WHERE tangled OR c0 IS NULL OR (b1 IS NOT NULL AND c1 IS NULL)
+        OR (b2 IS NOT NULL AND c2 IS NULL)
+    UNION
+    SELECT s.id FROM subscriptions s WHERE s.currency = :currency AND (
+        (s.status = 'FUTURE' AND s.start_date <= CAST(:horizon AS date))
+        OR (s.id IN (SELECT id FROM phased) AND s.status NOT IN ('CANCELLED', 'EXPIRED')))
+),
+keyed AS (
+    SELECT seg.*, a.kind, a.step,
+        CASE WHEN a.kind <> 'D' THEN NULL
+             WHEN seg.policy = 'STICKY' THEN seg.n0 + a.step
+             WHEN seg.n0 < seg.anchor_date THEN seg.anchor_date
+             ELSE seg.anchor_date + ((seg.n0 - seg.anchor_date) / a.step + 1) * a.step END AS f,
+        CASE WHEN a.kind = 'A' THEN b.bmi + CASE WHEN {_mk("b.bmi", "extract(day FROM seg.anchor_date)::int")} <= seg.n0
+                                              THEN a.step ELSE 0 END END AS p1,
+        CASE WHEN a.kind = 'A' THEN extract(day FROM seg.anchor_date)::int END AS p2
+    FROM seg
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN seg.unit IN ('DAY', 'WEEK') THEN 'D' WHEN seg.policy = 'STICKY' THEN 'S' ELSE 'A' END AS kind,
+            CASE seg.unit WHEN 'DAY' THEN seg.cnt WHEN 'WEEK' THEN 7 * seg.cnt WHEN 'MONTH' THEN seg.cnt
+                 ELSE 12 * seg.cnt END AS step) AS a
+    CROSS JOIN LATERAL (
+        SELECT {_mi("seg.anchor_date")} + greatest(0, {_mi("seg.n0")} - {_mi("seg.anchor_date")}) / a.step * a.step
+            AS bmi) AS b
+    WHERE seg.id NOT IN (SELECT id FROM by_domain)
+),
+sched AS (
+    SELECT grouped.*,
+        CASE WHEN kind = 'D' THEN (CAST(:horizon AS date) - f) / step + 2
+             ELSE ({_mi("CAST(:horizon AS date)")} - {_mi("n0")}) / step + 2 END AS last_j
+    FROM (
+        SELECT n0, tz, delay, stop, remaining, b1, b2, solo, kind, step, f, p1, p2,
+            count(*) AS n, sum(c0) AS c0, sum(c1) AS c1, sum(c2) AS c2, row_number() OVER () AS gid
+        FROM keyed
+        GROUP BY n0, tz, delay, stop, remaining, b1, b2, solo, kind, step, f, p1, p2
+    ) AS grouped
+),
+dated AS (
+    SELECT g.gid, g.solo, g.n, g.tz, g.delay, g.stop, x.j, x.d,
+        CASE WHEN g.b1 IS NULL OR x.j < g.b1 THEN g.c0 WHEN g.b2 IS NULL OR x.j < g.b2 THEN g.c1 ELSE g.c2 END
+            AS amount
+    FROM sched AS g
+    CROSS JOIN LATERAL (
+        SELECT y.j, {step_dates} AS d
+        FROM (SELECT j, min(CASE WHEN j = 0 THEN 31 ELSE {_dim(f"{_mi('g.n0')} + j * g.step")} END)
+                            OVER (ORDER BY j) AS floor_day
+              FROM generate_series(0, CASE WHEN g.remaining IS NULL THEN g.last_j
+                                           ELSE least(g.last_j, g.remaining - 1) END) AS j) AS y
+    ) AS x
+),
+charges AS (
+    SELECT greatest({charged_on}, CAST(:seller_today AS date)) + x.delay AS day,
+           coalesce(x.solo, -x.gid) AS who, x.n, x.amount
+    FROM dated AS x
+    WHERE x.d <= CAST(:horizon AS date) AND (x.stop IS NULL OR x.d < x.stop)
+    UNION ALL
+    SELECT day, sid, 1, amount FROM extra
+),
+buckets AS (
+    SELECT CASE CAST(:interval AS text) WHEN 'DAY' THEN day
+                WHEN 'WEEK' THEN greatest(date_trunc('week', day)::date, CAST(:window_from AS date))
+                ELSE greatest(date_trunc('month', day)::date, CAST(:window_from AS date)) END AS bucket,
+           who, max(n) AS n, sum(amount) AS amount
+    FROM charges
+    WHERE day BETWEEN greatest(CAST(:window_from AS date), CAST(:seller_today AS date)) AND CAST(:window_to AS date)
+    GROUP BY 1, 2
+)
+SELECT 'p' AS kind, bucket, sum(n)::bigint AS n, sum(amount)::bigint AS amount,
+       array_agg(who) FILTER (WHERE who IN (SELECT id FROM by_domain)) AS shared
+FROM buckets GROUP BY bucket
+UNION ALL
+SELECT 'd', NULL, id, NULL, NULL FROM by_domain
+"""
+
+
+@dataclass
+class Point:
+    """One period of the forecast."""
+
+    period: Period
+    subscriptions: int
+    expected: Money
+    after_declines: Money
+
+
+@dataclass
+class Forecast:
+    points: list[Point]
+    decline_share: Fraction
+    # How many subscriptions the domain priced one by one (the rest were priced in SQL).
+    priced_by_domain: int = 0
+
+
+class ForecastService:
+    """``billingForecast``: read-only, on its own session."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def forecast(
+        self, currency: str, start: date, end: date, interval: MetricsInterval = MetricsInterval.DAY
+    ) -> Forecast:
+        currency = currency.strip().upper()
+        Money.zero(currency)  # refuses an unknown currency
+        cut = periods(start, end, interval)
+        settings = self.services.settings
+        seller_zone = settings.seller_time_zone
+        now = self.services.clock.now()
+        today = local_today(now, seller_zone)
+        horizon = end + _ZONE_MARGIN
+        params: dict[str, Any] = {
+            "currency": currency,
+            "window_from": start,
+            "window_to": end,
+            "seller_today": today,
+            "horizon": horizon,
+            "seller": seller_zone,
+            "terms": max(settings.payment_terms_days, 0),
+            "interval": interval.value,
+        }
+        async with self.services.sessions() as session, session.begin():
+            await session.execute(text("SET TRANSACTION READ ONLY"))
+            taxes = bool(await session.scalar(text("SELECT EXISTS (SELECT 1 FROM tax_rates WHERE active)")))
+            shipping = bool(await session.scalar(text("SELECT EXISTS (SELECT 1 FROM shipping_profiles)")))
+            rows = list(await session.execute(text(forecast_sql(taxes=taxes, shipping=shipping)), params))
+            by_bucket: dict[date, tuple[int, int, set[int]]] = {}
+            domain_ids: list[int] = []
+            for row in rows:
+                if row.kind == "p":
+                    by_bucket[row.bucket] = (int(row.n), int(row.amount), set(row.shared or ()))
+                else:
+                    domain_ids.append(int(row.n))
+            if domain_ids and end >= today:
+                await self._price_in_domain(session, domain_ids, by_bucket, params, interval, now)
+            share = await self._decline_share(session, currency, now)
+        points = []
+        for period in cut:
+            n, minor, _ = by_bucket.get(period.start, (0, 0, set()))
+            expected = Money(minor, currency)
+            points.append(Point(period, n, expected, rules.after_declines(expected, share)))
+        return Forecast(points, share, priced_by_domain=len(domain_ids))
+
+    async def _price_in_domain(
+        self,
+        session: Any,
+        ids: list[int],
+        by_bucket: dict[date, tuple[int, int, set[int]]],
+        params: dict[str, Any],
+        interval: MetricsInterval,
+        now: Any,
+    ) -> None:
+        """The engine's rules, run forward for each subscription SQL left out; phases applied on their dates."""
+        from rebill.services.phases import apply_changes
+        from rebill.services.subscriptions import Unit
+
+        catalog = Catalog(session)
+        repo = SubscriptionRepository(session, catalog)
+        unit = Unit(session, repo, catalog, self.services, now, ENGINE, Common(dry_run=True))
+        phase_rows = await session.execute(
+            select(PH.c.subscription_id, PH.c.effective_date, PH.c.changes)
+            .where(any_of(PH.c.subscription_id, ids), PH.c.status == "PENDING")
+            .order_by(PH.c.subscription_id, PH.c.effective_date, PH.c.id)
+        )
+        phases: dict[int, list[Any]] = defaultdict(list)
+        for row in phase_rows:
+            phases[row.subscription_id].append(row)
+        start, end, today = params["window_from"], params["window_to"], params["seller_today"]
+        first_day = max(start, today)
+        for batch in range(0, len(ids), 500):
+            states = await repo.get_many(ids[batch : batch + 500])
+            for sid, state in states.items():
+                local_today_ = local_today(now, state.time_zone)
+                until = end + _ZONE_MARGIN
+                pending = list(phases.get(sid, ()))
+                charged: dict[date, int] = defaultdict(int)
+                for _ in range(10_000):
+                    due = rules.next_billing_date(state)
+                    if (
+                        pending
+                        and pending[0].effective_date <= until
+                        and (due is None or pending[0].effective_date <= due)
+                    ):
+                        phase = pending.pop(0)
+                        ctx = OpContext(now=now, today=max(phase.effective_date, local_today_))
+                        # A phase refused on its date is marked FAILED by the worker, which bills on.
+                        with contextlib.suppress(RebillError):
+                            state = (await apply_changes(unit, state, ctx, phase.changes)).state
+                        continue
+                    if due is None or due > until:
+                        break
+                    step = rules.worker_step(state, local_today_)
+                    if step is None:
+                        break
+                    _, expected, state = step
+                    if expected is None:
+                        continue
+                    day = rules.charge_day(
+                        expected.billing_date,
+                        state.time_zone,
+                        params["seller"],
+                        today,
+                        rules.delay_days(state, params["terms"]),
+                    )
+                    if first_day <= day <= end:
+                        charged[_bucket(day, start, interval)] += expected.amount.minor
+                for bucket, minor in charged.items():
+                    n, amount, shared = by_bucket.get(bucket, (0, 0, set()))
+                    by_bucket[bucket] = (n + (0 if sid in shared else 1), amount + minor, shared | {sid})
+
+    async def _decline_share(self, session: Any, currency: str, now: Any) -> Fraction:
+        """The share of scheduled renewals' first attempts in this currency that failed in the last 90 days."""
+        row = (
+            await session.execute(
+                text(
+                    """
+SELECT count(*) FILTER (WHERE t.status = 'FAILED') AS failed, count(*) AS attempted
+FROM transactions t
+JOIN renewals r ON r.id = t.renewal_id
+WHERE t.kind = 'CHARGE' AND t.currency = :currency AND t.created_at >= :since
+  AND r.kind = 'SCHEDULED' AND NOT r.adjustment
+  AND NOT EXISTS (SELECT 1 FROM transactions e
+                  WHERE e.renewal_id = t.renewal_id AND e.kind = 'CHARGE' AND e.id < t.id)
+"""
+                ),
+                {"currency": currency, "since": now - rules.DECLINE_WINDOW},
+            )
+        ).one()
+        return rules.decline_share(int(row.failed), int(row.attempted))
+
+
+def _bucket(day: date, start: date, interval: MetricsInterval) -> date:
+    """The first day of the point ``day`` falls in (clipped to ``start``), as the statement computes it."""
+    if interval is MetricsInterval.WEEK:
+        return max(day - timedelta(days=day.weekday()), start)
+    if interval is MetricsInterval.MONTH:
+        return max(day.replace(day=1), start)
+    return day
