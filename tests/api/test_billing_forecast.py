@@ -1,30 +1,269 @@
 """billingForecast: what the worker will charge, per day of the seller's calendar (API.md "Revenue insight").
 
-Every figure is worked out by hand in the test's comments. "Now" is 2026-01-15 09:00 UTC (tests/conftest.py).
+Every figure is worked out by hand in the tests. "Now" is 2026-01-15 09:00 UTC (tests/conftest.py); a
+subscription created now is charged today and renews on the 15th of each month.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from tests.support import gql, make_world, subscribe
+from sqlalchemy import text
+
+from rebill.billing.engine import RenewalEngine
+from tests.api.test_tax_and_shipping import shipping_profile, tax_rate
+from tests.support import add_card, add_method, gql, gql_raw, make_profile, make_world, mutate, ok, subscribe
 
 FORECAST = """query($currency: String!, $from: Date!, $to: Date!, $interval: MetricsInterval) {
   billingForecast(currency: $currency, from: $from, to: $to, interval: $interval) {
     date subscriptions expected { amount currency } expectedAfterDeclines { amount } } }"""
+CA = {"line1": "1 Market St", "city": "San Francisco", "region": "CA", "postalCode": "94105", "country": "US"}
 
 
-async def forecast(client, start: str, end: str, currency: str = "USD", interval: str = "DAY") -> dict[str, Any]:
+async def forecast(
+    client, start: str = "2026-01-15", end: str = "2026-05-31", currency: str = "USD", interval: str = "DAY"
+) -> list[dict[str, Any]]:
     data = await gql(client, FORECAST, {"currency": currency, "from": start, "to": end, "interval": interval})
-    return {p["date"]: p for p in data["billingForecast"] if p["subscriptions"]}
+    points: list[dict[str, Any]] = data["billingForecast"]
+    return points
 
 
-def amounts(points: dict[str, Any]) -> dict[str, str]:
-    return {day: p["expected"]["amount"] for day, p in points.items()}
+async def charged(client, **kwargs: Any) -> dict[str, str]:
+    """The days something is expected, with the amount."""
+    return {p["date"]: p["expected"]["amount"] for p in await forecast(client, **kwargs) if p["subscriptions"]}
 
 
-async def test_a_monthly_subscription_is_forecast_on_each_renewal(client):
+async def test_a_monthly_subscription_is_forecast_on_each_renewal_and_points_cover_every_day(client):
     world = await make_world(client)
     await subscribe(client, world, price="62.96")
     points = await forecast(client, "2026-01-15", "2026-04-30")
-    assert amounts(points) == {"2026-02-15": "62.96", "2026-03-15": "62.96", "2026-04-15": "62.96"}
+    assert len(points) == 106 and points[0]["date"] == "2026-01-15" and points[-1]["date"] == "2026-04-30"
+    assert points[0] == {
+        "date": "2026-01-15",
+        "subscriptions": 0,
+        "expected": {"amount": "0.00", "currency": "USD"},
+        "expectedAfterDeclines": {"amount": "0.00"},
+    }, "today's charge was made already"
+    assert await charged(client, end="2026-04-30") == {
+        "2026-02-15": "62.96",
+        "2026-03-15": "62.96",
+        "2026-04-15": "62.96",
+    }
+    assert await charged(client, currency="EUR") == {}
+
+
+async def test_month_end_subscriptions_follow_their_anchor_policy(client):
+    """ANCHORED returns to the 31st after a short month; STICKY keeps the clamped day for good."""
+    world = await make_world(client)
+    sticky = await make_profile(client, name="Sticky", anchorPolicy="STICKY")
+    for profile in (world.profile, sticky):
+        sub = (await subscribe(client, world, price="10.00", profileId=profile))["subscription"]
+        ok(
+            await mutate(
+                client,
+                "changeNextRenewalDate",
+                {"subscriptionId": sub["id"], "date": "2026-01-31"},
+                "subscription { id }",
+            )
+        )
+    points = {
+        p["date"]: (p["subscriptions"], p["expected"]["amount"]) for p in await forecast(client) if p["subscriptions"]
+    }
+    assert points == {
+        "2026-01-31": (2, "20.00"),
+        "2026-02-28": (2, "20.00"),
+        "2026-03-28": (1, "10.00"),  # STICKY: one month after Feb 28
+        "2026-03-31": (1, "10.00"),  # ANCHORED: back to the 31st
+        "2026-04-28": (1, "10.00"),
+        "2026-04-30": (1, "10.00"),
+        "2026-05-28": (1, "10.00"),
+        "2026-05-31": (1, "10.00"),
+    }
+
+
+async def test_weeks_and_months_sum_their_days(client):
+    world = await make_world(client)
+    weekly = await make_profile(client, name="Weekly", cadence={"unit": "WEEK", "count": 1})
+    await subscribe(client, world, price="10.00", profileId=weekly)  # Thursdays from Jan 22
+    await subscribe(client, world, price="62.96")  # Feb 15 (a Sunday), Mar 15
+    weeks = await forecast(client, "2026-02-01", "2026-02-28", interval="WEEK")
+    assert [(p["date"], p["subscriptions"], p["expected"]["amount"]) for p in weeks] == [
+        ("2026-02-01", 0, "0.00"),  # Sunday: the clipped week of Jan 26
+        ("2026-02-02", 1, "10.00"),
+        ("2026-02-09", 2, "72.96"),  # Feb 12 and Feb 15
+        ("2026-02-16", 1, "10.00"),
+        ("2026-02-23", 1, "10.00"),
+    ]
+    months = await forecast(client, "2026-01-20", "2026-03-31", interval="MONTH")
+    assert [(p["date"], p["subscriptions"], p["expected"]["amount"]) for p in months] == [
+        ("2026-01-20", 1, "20.00"),  # Jan 22 and 29
+        ("2026-02-01", 2, "102.96"),  # four Thursdays and the 15th
+        ("2026-03-01", 2, "102.96"),  # four Thursdays (5 to 26) and the 15th
+    ]
+
+
+async def test_a_phase_changes_the_amount_from_its_date(client):
+    world = await make_world(client)
+    sub = (await subscribe(client, world, price="62.96"))["subscription"]
+    item = sub["items"][0]["id"]
+    change = {
+        "subscriptionId": sub["id"],
+        "effectiveDate": "2026-03-01",
+        "items": [{"itemId": item, "unitPrice": {"amount": "50.00", "currency": "USD"}}],
+    }
+    ok(await mutate(client, "updateSubscription", change, "phase { id }"))
+    assert await charged(client, end="2026-04-30") == {
+        "2026-02-15": "62.96",
+        "2026-03-15": "50.00",
+        "2026-04-15": "50.00",
+    }
+
+
+async def test_a_trial_is_forecast_from_its_end(client):
+    world = await make_world(client, trialDays=14)
+    created = await subscribe(client, world, price="30.00")
+    assert created["subscription"]["status"] == "TRIAL" and created["subscription"]["trialEndDate"] == "2026-01-29"
+    # The trial end is the anchor: Feb 28 is the 29th clamped, March returns to it.
+    assert await charged(client, end="2026-03-31") == {
+        "2026-01-29": "30.00",
+        "2026-02-28": "30.00",
+        "2026-03-29": "30.00",
+    }
+
+
+async def test_scheduled_cancellations_end_dates_and_occurrences_stop_the_forecast(client):
+    world = await make_world(client)
+    cancelled = (await subscribe(client, world, price="1.00"))["subscription"]
+    ok(
+        await mutate(
+            client,
+            "cancelSubscription",
+            {"subscriptionId": cancelled["id"], "atPeriodEnd": True},
+            "subscription { id }",
+        )
+    )
+    ending = (await subscribe(client, world, price="2.00"))["subscription"]
+    ok(
+        await mutate(
+            client, "setEndDate", {"subscriptionId": ending["id"], "endDate": "2026-03-20"}, "subscription { id }"
+        )
+    )
+    three = await make_profile(client, name="Three instalments", maxOccurrences=3)
+    await subscribe(client, world, price="4.00", profileId=three)  # Jan 15 was the first of three
+    assert await charged(client) == {
+        "2026-02-15": "6.00",  # the end date's last period starts Mar 15, before Mar 20: billed in full
+        "2026-03-15": "6.00",
+    }
+
+
+async def test_a_declined_renewal_is_forecast_on_its_retry_date(client):
+    world = await make_world(client, retryScheduleDays=[5, 5])
+    await add_card(client, world.customer, "4000000000000002")
+    created = await subscribe(client, world, price="62.96")
+    assert created["renewal"]["status"] == "FAILED"
+    points = await charged(client, end="2026-02-28")
+    assert points == {"2026-01-20": "62.96", "2026-02-15": "62.96"}, "the retry, then the schedule goes on"
+
+
+async def test_an_invoice_paid_by_transfer_is_forecast_on_its_due_date(client, services, clock):
+    world = await make_world(client)
+    transfer = await add_method(client, world.customer, "OFFLINE")
+    sub = (await subscribe(client, world, price="50.00", paymentMethodId=transfer))["subscription"]
+    ok(
+        await mutate(
+            client, "updateInvoicing", {"subscriptionId": sub["id"], "paymentTermsDays": 14}, "subscription { id }"
+        )
+    )
+    # Billed on the 15th, paid by the due date 14 days later.
+    assert await charged(client, end="2026-03-31") == {"2026-03-01": "50.00", "2026-03-29": "50.00"}
+    clock.set(datetime(2026, 2, 15, 9, tzinfo=UTC))
+    await RenewalEngine(services).run_once()  # issues the OPEN invoice due Mar 1
+    assert await charged(client, start="2026-02-15", end="2026-03-31") == {"2026-03-01": "50.00", "2026-03-29": "50.00"}
+
+
+async def test_shipping_and_tax_are_in_the_forecast(client):
+    profile = await shipping_profile(client, "Boxes", ("Standard", "5.00", "USD"))
+    world = await make_world(client, shippingProfileId=profile)
+    await tax_rate(client, name="CA sales tax", percentage="10", country="US", region="CA")
+    ok(await mutate(client, "updateCustomer", {"customerId": world.customer, "billingAddress": CA}, "customer { id }"))
+    sub = (await subscribe(client, world, price="62.96"))["subscription"]["id"]
+    ok(await mutate(client, "updateShippingAddress", {"subscriptionId": sub, "address": CA}, "subscription { id }"))
+    # 62.96 + 6.30 tax (6.296) + 5.00 shipping + 0.50 tax on shipping: the upcoming invoice's total.
+    upcoming = "query($id: ID!) { subscription(id: $id) { upcomingInvoice { total { amount } } } }"
+    assert (await gql(client, upcoming, {"id": sub}))["subscription"]["upcomingInvoice"]["total"]["amount"] == "74.76"
+    assert await charged(client, end="2026-02-28") == {"2026-02-15": "74.76"}
+
+
+async def test_expected_after_declines_takes_off_the_share_of_failed_first_attempts(client, services):
+    world = await make_world(client)
+    sub = (await subscribe(client, world, price="62.96"))["subscription"]
+    from rebill.schema.common import from_global_id
+
+    sid = int(from_global_id(sub["id"])[1])
+    # Scheduled renewals of the last 90 days: first attempts failed, paid, paid (the failed one's retry was
+    # paid: its first attempt still failed). Not counted: an initial one that failed, one of 100 days ago,
+    # and euros.
+    attempts = [
+        (10, "SCHEDULED", "USD", ["FAILED", "SUCCEEDED"], "2026-01-10"),
+        (11, "SCHEDULED", "USD", ["SUCCEEDED"], "2025-12-10"),
+        (12, "SCHEDULED", "USD", ["SUCCEEDED"], "2025-11-10"),
+        (13, "INITIAL", "USD", ["FAILED"], "2026-01-01"),
+        (14, "SCHEDULED", "USD", ["FAILED"], "2025-10-07"),
+        (15, "SCHEDULED", "EUR", ["FAILED"], "2026-01-01"),
+    ]
+    async with services.engine.begin() as conn:
+        for cycle, kind, currency, results, day in attempts:
+            at = datetime.fromisoformat(day).replace(hour=9, tzinfo=UTC)
+            renewal = await conn.scalar(
+                text(
+                    "INSERT INTO renewals (subscription_id, cycle, kind, period_start, period_end, amount_minor,"
+                    " currency, idempotency_key, status, created_at) VALUES (:s, :c, :k, :d, :d, 6296, :cur, :key,"
+                    " 'PAID', :at) RETURNING id"
+                ),
+                {"s": sid, "c": cycle, "k": kind, "d": at.date(), "cur": currency, "key": f"t{cycle}", "at": at},
+            )
+            for n, result in enumerate(results):
+                await conn.execute(
+                    text(
+                        "INSERT INTO transactions (renewal_id, subscription_id, kind, amount_minor, currency, status,"
+                        " created_at) VALUES (:r, :s, 'CHARGE', 6296, :cur, :st, :at)"
+                    ),
+                    {"r": renewal, "s": sid, "cur": currency, "st": result, "at": at.replace(hour=10 + n)},
+                )
+    [point] = [p for p in await forecast(client, end="2026-02-28") if p["subscriptions"]]
+    # 62.96 x (1 - 1/3) = 41.9733…, rounded half-even to 41.97.
+    assert (point["date"], point["expected"]["amount"], point["expectedAfterDeclines"]["amount"]) == (
+        "2026-02-15",
+        "62.96",
+        "41.97",
+    )
+
+
+async def test_more_than_400_points_are_refused(client):
+    body = (
+        await gql_raw(
+            client, FORECAST, {"currency": "USD", "from": "2026-01-01", "to": "2027-02-05", "interval": "DAY"}
+        )
+    ).json()
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "401 points; at most 400" in error["message"]
+    assert len(await forecast(client, "2026-01-01", "2059-04-30", interval="MONTH")) == 400
+    backwards = (await gql_raw(client, FORECAST, {"currency": "USD", "from": "2026-02-01", "to": "2026-01-01"})).json()
+    assert backwards["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_the_forecast_needs_the_read_scope(client, services):
+    from rebill.services.apikeys import create_key
+
+    writer = (await create_key(services.engine, "writer", ["write"], services.clock.now())).secret
+    body = (
+        await client.post(
+            "/graphql",
+            json={"query": FORECAST, "variables": {"currency": "USD", "from": "2026-01-15", "to": "2026-01-16"}},
+            headers={"Authorization": f"Bearer {writer}"},
+        )
+    ).json()
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
