@@ -105,3 +105,30 @@ def create_app(services: Services, *, background: list[BackgroundTask] | None = 
         ],
         lifespan=lifespan,
     )
+
+
+def from_env() -> Starlette:
+    """The application of one ``rebill serve --workers N`` process: settings from the environment, which
+    names the database (the parent migrated it), and the bulk runner beside it unless turned off (runs are
+    claimed under an advisory lock, so the processes never work one twice)."""
+    from rebill.config import Settings
+    from rebill.db.engine import configured_url, make_engine
+
+    settings = Settings.from_env()
+    if not settings.database_url:
+        raise RuntimeError("rebill serve --workers sets DATABASE_URL for its processes; start them with it")
+    services = Services(make_engine(configured_url(settings.database_url)), settings)
+    background: list[BackgroundTask] = [_close_on_exit]
+    if settings.bulk_worker_in_server:
+        from rebill.bulk.runner import background_runner
+
+        background.append(background_runner)
+    return create_app(services, background=background)
+
+
+async def _close_on_exit(services: Services) -> None:
+    """Waits for the process's shutdown, then closes its connection pool."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await services.engine.dispose()

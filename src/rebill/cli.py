@@ -60,6 +60,17 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help=(
+                "Server processes sharing the port (one event loop each; as many as cores is a good start). "
+                "Each has its own connection pool and its own refusal throttle; the rate limit's buckets live "
+                "in the database and stay shared."
+            ),
+        ),
+    ] = 1,
 ) -> None:
     """Apply migrations, then serve POST /graphql (GraphiQL on GET /graphql) and GET /healthz.
 
@@ -76,6 +87,9 @@ def serve(
             proxies = trusted_proxies(forwarded_allow_ips, "--forwarded-allow-ips")
         except ValueError as exc:
             fail(escape(str(exc)), BAD_INPUT)
+    if workers > 1:
+        _serve_processes(settings, host, port, log_level, proxies, workers)
+        return
     server_class = _graceful_server_class()
 
     async def main() -> None:
@@ -114,6 +128,41 @@ def serve(
         if stop.exit_code != 130:
             raise
     # Ctrl-C is the normal way to stop a server: a clean exit, not an error.
+    console.print("rebill stopped")
+
+
+def _serve_processes(settings: Settings, host: str, port: int, log_level: str, proxies: Any, workers: int) -> None:
+    """``serve --workers N``: migrate here, then uvicorn's supervisor runs N processes of ``rebill.app.from_env``.
+
+    The embedded PostgreSQL, when there is no DATABASE_URL, is started here and
+    handed to the processes as their DATABASE_URL; it stops when they and this
+    process have exited.
+    """
+    import uvicorn
+
+    from rebill.db.embedded import registered_server
+
+    async def prepare() -> str:
+        async with open_services(settings) as services:
+            return services.engine.url.render_as_string(hide_password=False)
+
+    url = run(prepare)
+    os.environ["DATABASE_URL"] = url
+    embedded_dir = None if settings.database_url else settings.data_dir
+    console.print(f"rebill serving on http://{host}:{port}/graphql with {workers} processes")
+    console.print(f"admin console on http://{host}:{port}/admin")
+    with registered_server(embedded_dir, f"http://{host}:{port}"):
+        uvicorn.run(
+            "rebill.app:from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            lifespan="on",
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=list(proxies),
+        )
     console.print("rebill stopped")
 
 
