@@ -1,0 +1,132 @@
+"""billingForecast's SQL agrees with the domain's rules on a mixed set of subscriptions.
+
+The statement prices and dates most subscriptions itself; the renewal engine's own rules, run forward
+(``domain.forecast.scheduled_charges``), are the reference. Cadences, anchor policies, month-end dates,
+time zones on both sides of the seller's, trials, coupons that run out, several items, tax, shipping
+and end dates are mixed at random (seeded, so a failure replays).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import date, timedelta
+
+import pytest
+
+from rebill.db.repositories import Catalog, SubscriptionRepository
+from rebill.domain import forecast as rules
+from rebill.domain.cadence import local_today
+from rebill.domain.money import Money
+from rebill.domain.periods import MetricsInterval
+from rebill.services.forecast import ForecastService
+from tests.api.test_billing_forecast import forecast
+from tests.api.test_tax_and_shipping import shipping_profile, tax_rate
+from tests.support import add_card, make_customer, make_product, make_profile, mutate, ok
+
+CA = {"line1": "1 Market St", "city": "San Francisco", "region": "CA", "postalCode": "94105", "country": "US"}
+START, END = date(2026, 1, 15), date(2026, 9, 30)
+
+
+async def expected_by_domain(services) -> dict[date, tuple[int, int]]:
+    """Per seller day: how many subscriptions the engine's rules charge, and how much."""
+    now = services.clock.now()
+    seller = services.settings.seller_time_zone
+    today = local_today(now, seller)
+    days: dict[date, dict[int, int]] = defaultdict(dict)
+    async with services.sessions() as session:
+        repo = SubscriptionRepository(session, Catalog(session))
+        ids = [row[0] for row in await session.execute(repo_ids())]
+        for sid, state in (await repo.get_many(ids)).items():
+            local = local_today(now, state.time_zone)
+            for charge in rules.scheduled_charges(state, local, END + timedelta(days=1)):
+                day = rules.charge_day(charge.billing_date, state.time_zone, seller, today, rules.delay_days(state, 0))
+                if START <= day <= END:
+                    days[day][sid] = days[day].get(sid, 0) + charge.amount.minor
+    return {day: (len(subs), sum(subs.values())) for day, subs in days.items()}
+
+
+def repo_ids():
+    from sqlalchemy import select
+
+    from rebill.db import tables as t
+
+    return select(t.table_of(t.Subscription).c.id)
+
+
+@pytest.mark.parametrize("seed", [26, 1, 2])
+async def test_sql_and_the_domain_agree_on_a_mixed_set(client, services, seed):
+    rng = random.Random(seed)
+    ships = await shipping_profile(client, "Parcels", ("Standard", "4.99", "USD"), ("Standard", "3.00", "EUR"))
+    await tax_rate(client, name="CA sales tax", percentage="8.875", country="US", region="CA")
+    profiles = [
+        await make_profile(client, name="Monthly"),
+        await make_profile(client, name="Sticky", anchorPolicy="STICKY"),
+        await make_profile(client, name="30 days", cadence={"unit": "DAY", "count": 30}),
+        await make_profile(client, name="Weekly", cadence={"unit": "WEEK", "count": 1}, shippingProfileId=ships),
+        await make_profile(client, name="Quarterly", cadence={"unit": "MONTH", "count": 3}),
+        await make_profile(client, name="Sticky 2", cadence={"unit": "MONTH", "count": 2}, anchorPolicy="STICKY"),
+        await make_profile(client, name="Trial", trialDays=14, shippingProfileId=ships),
+        await make_profile(client, name="Six", maxOccurrences=6),
+    ]
+    products = [await make_product(client, sku) for sku in ("coffee", "tea", "mugs")]
+    coupons = {
+        "ONCE10": {"percentOff": "10", "duration": "ONCE"},
+        "REP3": {"percentOff": "20", "duration": "REPEATING", "durationCycles": 3},
+        "ALWAYS15": {"percentOff": "15"},
+        "FIVE": {"amountOff": {"amount": "5.00", "currency": "USD"}},
+        "TWOONCE": {"amountOff": {"amount": "2.00", "currency": "USD"}, "duration": "ONCE"},
+        "TEAONLY": {"percentOff": "25", "productIds": [products[1]]},
+    }
+    for code, fields in coupons.items():
+        ok(await mutate(client, "createCoupon", {"code": code, **fields}, "coupon { id }"))
+    customers = []
+    for n, zone in enumerate(("UTC", "Pacific/Auckland", "America/Los_Angeles", "Europe/Paris")):
+        customer = await make_customer(client, f"c{n}@example.com", timeZone=zone)
+        await add_card(client, customer)
+        if n % 2:
+            ok(
+                await mutate(
+                    client, "updateCustomer", {"customerId": customer, "billingAddress": CA}, "customer { id }"
+                )
+            )
+        customers.append(customer)
+
+    for _ in range(48):
+        items = [
+            {
+                "productId": rng.choice(products[:2]),
+                "unitPrice": {"amount": f"{rng.randint(100, 9999) / 100:.2f}", "currency": "USD"},
+                "quantity": rng.randint(1, 3),
+            }
+        ]
+        if rng.random() < 0.3:
+            items.append({"productId": products[2], "unitPrice": {"amount": "3.33", "currency": "USD"}, "quantity": 1})
+        data = {"customerId": rng.choice(customers), "profileId": rng.choice(profiles), "items": items}
+        sub = ok(await mutate(client, "createSubscription", data, "subscription { id status }"))["subscription"]
+        sid = sub["id"]
+        for code in rng.sample(sorted(coupons), rng.choice((0, 0, 1, 1, 2))):
+            await mutate(client, "applyCoupon", {"subscriptionId": sid, "code": code}, "subscription { id }")
+        if rng.random() < 0.3 and sub["status"] != "TRIAL":
+            day = rng.choice(("2026-01-29", "2026-01-30", "2026-01-31", "2026-02-28", "2026-03-31"))
+            await mutate(client, "changeNextRenewalDate", {"subscriptionId": sid, "date": day}, "subscription { id }")
+        if rng.random() < 0.3:
+            ok(
+                await mutate(
+                    client, "updateShippingAddress", {"subscriptionId": sid, "address": CA}, "subscription { id }"
+                )
+            )
+        if rng.random() < 0.15:
+            end = (START + timedelta(days=rng.randint(30, 200))).isoformat()
+            await mutate(client, "setEndDate", {"subscriptionId": sid, "endDate": end}, "subscription { id }")
+
+    want = await expected_by_domain(services)
+    points = await forecast(client, START.isoformat(), END.isoformat())
+    got = {
+        date.fromisoformat(p["date"]): (p["subscriptions"], Money.parse(p["expected"]["amount"], "USD").minor)
+        for p in points
+        if p["subscriptions"]
+    }
+    assert got == want
+    priced = await ForecastService(services).forecast("USD", START, END, MetricsInterval.DAY)
+    assert priced.priced_by_domain < 48 // 2, "most subscriptions are priced by the statement"
