@@ -47,6 +47,7 @@ from rebill.cli_support import console, fail, open_services, out, run, settings_
 from rebill.db import repositories
 from rebill.db import tables as t
 from rebill.db.repositories import coupon_from_row, item_row, profile_from_row, profile_values, subscription_values
+from rebill.db.revenue import SKIP_MOVEMENTS, backfill_movements
 from rebill.domain.cadence import AnchorPolicy, Cadence, IntervalUnit, following, local_today
 from rebill.domain.creation import NewItem, start_subscription
 from rebill.domain.money import Money
@@ -1319,6 +1320,8 @@ async def _write(session: AsyncSession, rows: _Rows, world: _World) -> int:
         if records:
             await driver.copy_records_to_table(table, records=records, columns=list(columns))
 
+    # The subscriptions arrive in their final state: their revenue movements come from their history, below.
+    await session.execute(text(SKIP_MOVEMENTS))
     await copy("customers", CUSTOMER_COLUMNS, rows.customers)
     await copy("payment_methods", PM_COLUMNS, rows.payment_methods)
     await session.execute(text(DEFAULTS_SQL), {"customers": rows.defaults[0], "methods": rows.defaults[1]})
@@ -1331,6 +1334,7 @@ async def _write(session: AsyncSession, rows: _Rows, world: _World) -> int:
         text(TRANSACTIONS_SQL), {"ids": ids, "default_gateway": world.default_gateway, "now": world.now}
     )
     await copy("history_entries", HISTORY_COLUMNS, rows.history)
+    await backfill_movements(session, ids)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

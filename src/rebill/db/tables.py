@@ -685,6 +685,43 @@ class HistoryEntry(Base):
     __table_args__ = (Index("ix_history_subscription", "subscription_id", "id"),)
 
 
+class RevenueMovement(Base):
+    """A change of one subscription's MRR, or of whether it counts as active or trialing.
+
+    Written by triggers on ``subscriptions`` (migration 0019) in the statement
+    that saves the change, whichever path saves it (a mutation, the renewal
+    worker, a bulk run), so revenue metrics are sums over these rows. A
+    product change's replacement continues its predecessor's chain: the two
+    rows of that change are one movement of the chain.
+    """
+
+    __tablename__ = "revenue_movements"
+
+    id: Mapped[int] = _pk()
+    subscription_id: Mapped[int] = mapped_column(BigInteger)  # no foreign key, as history_entries
+    # The first subscription of a line of product changes (the subscription itself when it replaced none).
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(CHAR(3))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    mrr_before_minor: Mapped[int] = mapped_column(BigInteger)
+    mrr_after_minor: Mapped[int] = mapped_column(BigInteger)
+    # NEW | EXPANSION | CONTRACTION | CHURNED | REACTIVATION; NULL when only the counts moved.
+    kind: Mapped[str | None] = mapped_column(String(16))
+    # +1 / -1 when the subscription starts or stops counting as active (ACTIVE, OVERDUE) or trialing (TRIAL).
+    active_step: Mapped[int] = mapped_column(Integer, server_default="0")
+    trialing_step: Mapped[int] = mapped_column(Integer, server_default="0")
+
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('NEW','EXPANSION','CONTRACTION','CHURNED','REACTIVATION')",
+            name="kind",
+        ),
+        Index("ix_revenue_movements_currency_at", "currency", "occurred_at"),
+        Index("ix_revenue_movements_chain", "chain_id", "id"),
+        Index("ix_revenue_movements_subscription", "subscription_id", "id"),
+    )
+
+
 class OutboxMessage(Base):
     __tablename__ = "outbox"
 

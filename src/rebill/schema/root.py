@@ -18,6 +18,7 @@ from rebill.resolvers import invoices as inv
 from rebill.resolvers import mutations as m
 from rebill.resolvers import portal as p
 from rebill.resolvers import queries as q
+from rebill.resolvers import revenue as rv
 from rebill.resolvers import taxes as tx
 from rebill.resolvers import webhooks as w
 from rebill.resolvers.auth import AnyActor, CanBulk, CanRead, CanRefund, CanWrite, CanWriteOrCustomer
@@ -63,6 +64,11 @@ class Query:
     tax_rates = _read(tx.tax_rates, "Tax rates, archived ones too, oldest first")
     shipping_profiles = _read(tx.shipping_profiles, "Shipping profiles, archived ones too, oldest first")
     billing_forecast = _read(fc.billing_forecast)
+    revenue_metrics = _read(
+        rv.revenue_metrics,
+        "MRR and its movements, subscription counts, and what was billed, collected and refunded, per period of "
+        "the seller's calendar (at most 400 points)",
+    )
     viewer = strawberry.field(
         resolver=p.viewer,
         permission_classes=[AnyActor],
