@@ -34,7 +34,7 @@ async def test_console_finds_a_subscription_shows_its_history_and_force_bills_it
         )
     )
 
-    await sign_in(page, live_server)
+    await sign_in(page, live_server, "#/subscriptions")
     await page.locator("#subscription-table tbody tr").nth(1).wait_for()
     # Part of an address, in another letter case, finds that customer's subscription and not the other's.
     box = page.get_by_label("Customer (email or name)")

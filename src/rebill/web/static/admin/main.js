@@ -7,6 +7,7 @@ import { renderBulk, renderRun, stopPolling } from "./bulk.js";
 import { renderInvoice, renderInvoices } from "./invoices.js";
 import { renderTaxRates } from "./taxrates.js";
 import { renderShippingProfiles } from "./shipping.js";
+import { renderOverview } from "./overview.js";
 
 const root = document.getElementById("console");
 const keyInput = document.getElementById("apikey");
@@ -23,7 +24,7 @@ function markNav(section) {
 
 async function route() {
   stopPolling();
-  const hash = location.hash || "#/subscriptions";
+  const hash = location.hash || "#/overview";
   const [path, query = ""] = hash.slice(1).split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   if (!apiKey()) {
@@ -43,7 +44,10 @@ async function route() {
   }
   try {
     await serverFeatures();
-    if (parts[0] === "subscription" && parts[1]) {
+    if (parts[0] === "overview" || !parts.length) {
+      markNav("overview");
+      await renderOverview(root, new URLSearchParams(query), navigate);
+    } else if (parts[0] === "subscription" && parts[1]) {
       markNav("subscriptions");
       await renderSubscription(root, parts[1], parts[2] || "overview", navigate);
     } else if (parts[0] === "invoice" && parts[1]) {
