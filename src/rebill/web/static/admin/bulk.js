@@ -273,15 +273,33 @@ function actionRow(segment, action, i, changed, rerender) {
   );
 }
 
+// Whether this server's previews show the MRR change (BulkPreview.mrrBefore / mrrAfter): asked once.
+let previewFields = null;
+
+async function previewShowsMrr() {
+  if (previewFields === null) {
+    try {
+      const data = await gql(`query PreviewFields { __type(name: "BulkPreview") { fields { name } } }`);
+      previewFields = new Set(data.__type ? data.__type.fields.map((f) => f.name) : []);
+    } catch {
+      previewFields = new Set();
+    }
+  }
+  return previewFields.has("mrrBefore") && previewFields.has("mrrAfter");
+}
+
 async function preview(box, startForm) {
   clear(box, spinner("Previewing…"));
   let data;
+  let withMrr = false;
   try {
+    withMrr = await previewShowsMrr();
+    const mrr = withMrr ? "mrrBefore { amount currency } mrrAfter { amount currency }" : "";
     data = await gql(
       `query Preview($plan: BulkPlanInput!) { bulkPreview(plan: $plan, sample: 5) {
         previewedAt planHash matched unsegmented alreadyApplied
-        billedBefore { amount currency } billedAfter { amount currency }
-        segments { name matched billedBefore { amount currency } billedAfter { amount currency }
+        billedBefore { amount currency } billedAfter { amount currency } ${mrr}
+        segments { name matched billedBefore { amount currency } billedAfter { amount currency } ${mrr}
           refused { count reasons { code count message exampleSubscriptionId } }
           sample { subscriptionId refused code reason changes { field before after } } }
       } }`,
@@ -307,11 +325,13 @@ async function preview(box, startForm) {
         ` · ${p.unsegmented} in no segment · ${p.alreadyApplied} already changed by this plan`,
         h("br"),
         `One renewal of each bills ${moneyList(p.billedBefore)} today, ${moneyList(p.billedAfter)} after.`,
+        withMrr ? h("br") : null,
+        withMrr ? h("span", { id: "preview-mrr" }, `MRR ${moneyList(p.mrrBefore)} → ${moneyList(p.mrrAfter)}`) : null,
       ),
       h(
         "table",
         { class: "list", id: "preview-segments" },
-        h("thead", {}, h("tr", {}, ["Segment", "Matched", "Billed before", "Billed after", "Refused"].map((t) => h("th", {}, t)))),
+        h("thead", {}, h("tr", {}, ["Segment", "Matched", "Billed before", "Billed after", ...(withMrr ? ["MRR before → after"] : []), "Refused"].map((t) => h("th", {}, t)))),
         h(
           "tbody",
           {},
@@ -323,6 +343,7 @@ async function preview(box, startForm) {
               h("td", { class: "num" }, String(s.matched)),
               h("td", { class: "num" }, moneyList(s.billedBefore)),
               h("td", { class: "num" }, moneyList(s.billedAfter)),
+              withMrr ? h("td", { class: "num mrr-change" }, `${moneyList(s.mrrBefore)} → ${moneyList(s.mrrAfter)}`) : null,
               h("td", {}, s.refused.count ? s.refused.reasons.map((r) => h("div", {}, `${r.count} × ${r.code}: ${r.message} (e.g. `, h("a", { href: `#/subscription/${encodeURIComponent(r.exampleSubscriptionId)}` }, r.exampleSubscriptionId), ")")) : "none"),
             ),
           ),
