@@ -51,6 +51,13 @@ def worker(
     deliver: Annotated[
         bool, typer.Option("--deliver/--no-deliver", help="Also deliver pending notifications after each pass.")
     ] = True,
+    webhooks: Annotated[
+        bool,
+        typer.Option(
+            "--webhooks/--no-webhooks",
+            help="Also send due webhook deliveries (--no-webhooks: another worker sends them).",
+        ),
+    ] = True,
 ) -> None:
     """Renew every due subscription: charge, retry declined payments, remind, expire, cancel.
 
@@ -115,9 +122,10 @@ def worker(
             if once:
                 report = await engine.run_once(limit, stop=stop)
                 await after_each(report)
-                sent = await deliver_due(services, stop=stop)
-                if sent.attempted:
-                    await webhooks_sent(sent)
+                if webhooks:
+                    sent = await deliver_due(services, stop=stop)
+                    if sent.attempted:
+                        await webhooks_sent(sent)
                 return
             console.print(
                 f"rebill worker polling every {settings.worker_poll_seconds if poll is None else poll}s "
@@ -129,12 +137,15 @@ def worker(
             quiet = QuietOutage(outage)
             logging.getLogger("rebill.webhooks").addFilter(quiet)
             # Webhooks go out from their own loop, so a long renewal pass does not hold them back.
-            webhook_loop = asyncio.create_task(run_webhooks(services, stop, on_report=webhooks_sent))
+            webhook_loop = (
+                asyncio.create_task(run_webhooks(services, stop, on_report=webhooks_sent)) if webhooks else None
+            )
             try:
                 await engine.run_forever(poll, stop=stop, after_each=after_each, outage=outage)
             finally:
                 stop.set()
-                await webhook_loop
+                if webhook_loop is not None:
+                    await webhook_loop
                 logging.getLogger("rebill.webhooks").removeFilter(quiet)
             console.print("rebill worker stopped")
 
