@@ -471,16 +471,22 @@ class ForecastService:
             await session.execute(
                 text(
                     """
-SELECT count(*) FILTER (WHERE t.status = 'FAILED') AS failed, count(*) AS attempted
-FROM transactions t
-JOIN renewals r ON r.id = t.renewal_id
-WHERE t.kind = 'CHARGE' AND t.currency = :currency AND t.created_at >= :since
-  AND r.kind = 'SCHEDULED' AND NOT r.adjustment
-  AND NOT EXISTS (SELECT 1 FROM transactions e
-                  WHERE e.renewal_id = t.renewal_id AND e.kind = 'CHARGE' AND e.id < t.id)
+SELECT count(*) FILTER (WHERE NOT first.succeeded) AS failed, count(*) AS attempted
+FROM (
+    -- A renewal's first attempt is its earliest charge transaction(s), as revenueMetrics counts them: a
+    -- gateway that could not process it, then another that charged it at once, is one attempt that succeeded.
+    SELECT t.renewal_id, bool_or(t.status = 'SUCCEEDED') AS succeeded
+    FROM transactions t
+    JOIN renewals r ON r.id = t.renewal_id
+    WHERE t.kind = 'CHARGE' AND t.currency = :currency AND t.created_at >= :since AND t.created_at <= :now
+      AND r.kind = 'SCHEDULED' AND NOT r.adjustment
+      AND NOT EXISTS (SELECT 1 FROM transactions e
+                      WHERE e.renewal_id = t.renewal_id AND e.kind = 'CHARGE' AND e.created_at < t.created_at)
+    GROUP BY t.renewal_id
+) AS first
 """
                 ),
-                {"currency": currency, "since": now - rules.DECLINE_WINDOW},
+                {"currency": currency, "since": now - rules.DECLINE_WINDOW, "now": now},
             )
         ).one()
         return rules.decline_share(int(row.failed), int(row.attempted))
