@@ -2,9 +2,11 @@
 
 Starts ``rebill serve`` on a free port over a throw-away embedded database with
 demo data, then drives Debian's ``chromium`` (``apt-get install -y chromium``)
-through Playwright, as the browser tests do. Writes docs/console-subscription.png,
-docs/console-bulk.png, docs/console-invoices.png and docs/invoice.png (an invoice's
-web page: two items, a discount, the seller of REBILL_SELLER and a purchase order).
+through Playwright, as the browser tests do. Writes docs/console-overview.png,
+docs/console-subscription.png, docs/console-bulk.png, docs/console-invoices.png and
+docs/invoice.png (an invoice's web page: two items, a discount, the seller of
+REBILL_SELLER and a purchase order). Name some of them (``python docs/screenshots.py
+console-overview``) to take only those.
 """
 
 from __future__ import annotations
@@ -101,9 +103,30 @@ def invoiced_order(port: int, secret: str) -> str:
     return call("forceBill", {"subscriptionId": sub, "allowRepeat": True}, "invoice")
 
 
+NOW = "2026-11-20T10:00:00Z"
+ONLY = set(sys.argv[1:])
+
+
+def wanted(name: str) -> bool:
+    return not ONLY or name in ONLY
+
+
 async def shoot(port: int, secret: str, subscription: str, invoice: str) -> None:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        if wanted("console-overview"):
+            overview = await browser.new_page(viewport={"width": 1400, "height": 900})
+            # The browser's today is the server's (REBILL_NOW), as it is where the clock is real.
+            await overview.clock.set_fixed_time(NOW)
+            await overview.goto(f"http://127.0.0.1:{port}/admin#/overview")
+            await overview.fill("#apikey", secret)
+            await overview.click("text=Use key")
+            await overview.locator("#forecast-chart svg").wait_for()
+            await overview.screenshot(path=str(DOCS / "console-overview.png"), full_page=True)
+            await overview.close()
+        if ONLY and not ONLY - {"console-overview"}:
+            await browser.close()
+            return
         page = await browser.new_page(viewport={"width": 1400, "height": 1000})
         await page.goto(f"http://127.0.0.1:{port}/admin#/subscription/{subscription}/history")
         await page.fill("#apikey", secret)
@@ -144,7 +167,7 @@ async def shoot(port: int, secret: str, subscription: str, invoice: str) -> None
 def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        env.update(REBILL_DATA_DIR=data_dir, REBILL_NOW="2026-11-20T10:00:00Z", REBILL_SELLER=json.dumps(SELLER))
+        env.update(REBILL_DATA_DIR=data_dir, REBILL_NOW=NOW, REBILL_SELLER=json.dumps(SELLER))
         port = free_port()
         serve = subprocess.Popen([*REBILL, "serve", "--port", str(port)], env=env)
         try:
