@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -135,6 +136,39 @@ class _Literals(Visitor):
             )
 
 
+class _Reads(Visitor):
+    """Whether a document's literals are judged with its variables (a ``metadata`` field given by one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False
+
+    def enter_object_field(self, node: ObjectFieldNode, *_args: Any) -> None:
+        if node.name.value == METADATA and isinstance(node.value, VariableNode):
+            self.found = True
+
+
+#: The verdict on a document's literals when it needs no variables, by document (the parser cache hands
+#: back the same document for the same text, so a dashboard's query is walked once).
+_VERDICTS: OrderedDict[int, tuple[DocumentNode, InputError | None]] = OrderedDict()
+_VERDICTS_SIZE = 512
+
+
+def _literal_problem(document: DocumentNode, variables: dict[str, Any]) -> InputError | None:
+    cached = _VERDICTS.get(id(document))
+    if cached is not None and cached[0] is document:
+        return cached[1]
+    reads = _Reads()
+    visit(document, reads)
+    finder = _Literals(variables)
+    visit(document, finder)
+    if not reads.found:
+        _VERDICTS[id(document)] = (document, finder.problem)
+        while len(_VERDICTS) > _VERDICTS_SIZE:
+            _VERDICTS.popitem(last=False)
+    return finder.problem
+
+
 def input_problem(document: DocumentNode | None, variables: dict[str, Any] | None) -> InputError | None:
     """The first value in the request that rebill refuses before execution, or ``None``."""
     for name, value in (variables or {}).items():
@@ -142,9 +176,7 @@ def input_problem(document: DocumentNode | None, variables: dict[str, Any] | Non
         if problem is not None:
             return problem
     if document is not None:
-        finder = _Literals(variables or {})
-        visit(document, finder)
-        return finder.problem
+        return _literal_problem(document, variables or {})
     return None
 
 

@@ -22,6 +22,7 @@ HTTP 429, ``Retry-After`` (whole seconds until the points are there), and
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -95,43 +96,81 @@ class _Walk:
                     found += self.fields(fragment.selection_set, on or parent)
         return found
 
-    def cost(self, selection_set: SelectionSetNode | None, parent: Any, data: Any = None, page: int = 1) -> int:
-        """Objects under a selection set: as asked (``data`` None) or as returned (``data`` the result)."""
-        if selection_set is None:
-            return 0
-        total = 0
-        for node, on in self.fields(selection_set, parent):
-            name = node.name.value
-            if name.startswith("__") or not hasattr(on, "fields") or name not in on.fields:
-                continue
-            returned = on.fields[name].type
-            named = get_named_type(returned)
-            if is_leaf_type(named):
-                continue
-            key = node.alias.value if node.alias else name
-            if data is not None:
-                if not isinstance(data, dict) or data.get(key) is None:
-                    continue
-                value = data[key]
-            else:
-                value = None
-            is_list = isinstance(returned.of_type if isinstance(returned, GraphQLNonNull) else returned, GraphQLList)
-            size = self.page_size(node) if named.name.endswith("Connection") else 1
-            if is_list:
-                if data is not None:
-                    items = [v for v in value if v is not None]
-                    counted = items if (name == "edges" or name == "nodes") else items[:1]
-                    total += sum(1 + self.cost(node.selection_set, named, item, size) for item in counted)
-                else:
-                    many = page if name == "edges" else self._ids(node) if name == "nodes" else 1
-                    total += many * (1 + self.cost(node.selection_set, named, None, size))
-            else:
-                total += 1 + self.cost(node.selection_set, named, value, size)
-        return total
-
     def _ids(self, node: FieldNode) -> int:
         ids = self.argument(node, "ids")
         return len(ids) if isinstance(ids, list) else 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Count:
+    """An object field of a selection set, compiled once per document: a page's size (``connection``)
+    sets how many edges count below it."""
+
+    key: str
+    name: str
+    node: FieldNode
+    is_list: bool
+    connection: bool
+    children: tuple[_Count, ...]
+
+
+def _compile(walk: _Walk, selection_set: SelectionSetNode | None, parent: Any, memo: dict[Any, Any]) -> Any:
+    """The object fields under a selection set, in its order (fragments expanded); scalars and
+    introspection are free, so they are left out."""
+    if selection_set is None:
+        return ()
+    memo_key = (id(selection_set), parent)
+    found = memo.get(memo_key)
+    if found is not None:
+        return found
+    counts: list[_Count] = []
+    for node, on in walk.fields(selection_set, parent):
+        name = node.name.value
+        if name.startswith("__") or not hasattr(on, "fields") or name not in on.fields:
+            continue
+        returned = on.fields[name].type
+        named = get_named_type(returned)
+        if is_leaf_type(named):
+            continue
+        is_list = isinstance(returned.of_type if isinstance(returned, GraphQLNonNull) else returned, GraphQLList)
+        key = node.alias.value if node.alias else name
+        children = _compile(walk, node.selection_set, named, memo)
+        counts.append(_Count(key, name, node, is_list, named.name.endswith("Connection"), children))
+    compiled = tuple(counts)
+    memo[memo_key] = compiled
+    return compiled
+
+
+def _requested(walk: _Walk, counts: tuple[_Count, ...], page: int = 1) -> int:
+    """Objects asked for, assuming full pages: a list counts its page size for ``edges``, the ids
+    asked for ``nodes``, and one item otherwise."""
+    total = 0
+    for c in counts:
+        size = walk.page_size(c.node) if c.connection else 1
+        if c.is_list:
+            many = page if c.name == "edges" else walk._ids(c.node) if c.name == "nodes" else 1
+            total += many * (1 + _requested(walk, c.children, size))
+        else:
+            total += 1 + _requested(walk, c.children, size)
+    return total
+
+
+def _returned(counts: tuple[_Count, ...], data: Any) -> int:
+    """Objects in a response: every edge and node returned, one item of other lists."""
+    if not isinstance(data, dict):
+        return 0
+    total = 0
+    for c in counts:
+        value = data.get(c.key)
+        if value is None:
+            continue
+        if c.is_list:
+            items = [v for v in value if v is not None]
+            for item in items if c.name == "edges" or c.name == "nodes" else items[:1]:
+                total += 1 + _returned(c.children, item)
+        else:
+            total += 1 + _returned(c.children, value)
+    return total
 
 
 @dataclass(frozen=True)
@@ -140,11 +179,12 @@ class Costs:
     operation: OperationDefinitionNode
     walk: _Walk
     root: GraphQLObjectType
+    counts: tuple[_Count, ...] = ()
 
     def actual(self, data: Any) -> int:
         if not isinstance(data, dict):
             return 0
-        spent = self.walk.cost(self.operation.selection_set, self.root, data)
+        spent = _returned(self.counts, data)
         if self.operation.operation == OperationType.MUTATION:
             spent += (MUTATION_COST - 1) * sum(
                 1
@@ -154,8 +194,32 @@ class Costs:
         return spent
 
 
+class CostPlans:
+    """Compiled counts by document (the parser cache hands back the same document for the same text)."""
+
+    def __init__(self, maxsize: int = 512) -> None:
+        self.maxsize = maxsize
+        self.entries: OrderedDict[tuple[int, str | None], tuple[DocumentNode, tuple[_Count, ...]]] = OrderedDict()
+
+    def get(self, document: DocumentNode, operation_name: str | None) -> tuple[_Count, ...] | None:
+        found = self.entries.get((id(document), operation_name))
+        if found is None or found[0] is not document:
+            return None
+        self.entries.move_to_end((id(document), operation_name))
+        return found[1]
+
+    def put(self, document: DocumentNode, operation_name: str | None, counts: tuple[_Count, ...]) -> None:
+        self.entries[(id(document), operation_name)] = (document, counts)
+        while len(self.entries) > self.maxsize:
+            self.entries.popitem(last=False)
+
+
 def query_costs(
-    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, variables: dict[str, Any] | None
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    plans: CostPlans | None = None,
 ) -> Costs | None:
     operation = get_operation_ast(document, operation_name)
     if operation is None:
@@ -165,10 +229,15 @@ def query_costs(
         return None
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     walk = _Walk(schema, fragments, variables or {})
-    requested = walk.cost(operation.selection_set, root)
+    counts = plans.get(document, operation_name) if plans is not None else None
+    if counts is None:
+        counts = _compile(walk, operation.selection_set, root, {})
+        if plans is not None:
+            plans.put(document, operation_name, counts)
+    requested = _requested(walk, counts)
     if operation.operation == OperationType.MUTATION:
         requested += (MUTATION_COST - 1) * len(walk.fields(operation.selection_set, root))
-    return Costs(requested, operation, walk, root)
+    return Costs(requested, operation, walk, root, counts)
 
 
 # -- the bucket ------------------------------------------------------------------------
@@ -236,9 +305,10 @@ def bucket_of(actor: Any) -> str | None:
 class QueryCost(SchemaExtension):
     """Charges each operation to its key's bucket before it runs; reports the cost in ``extensions.cost``."""
 
-    def __init__(self, *, size: int, restore: float) -> None:
+    def __init__(self, *, size: int, restore: float, plans: CostPlans | None = None) -> None:
         self.size = size
         self.restore = restore
+        self.plans = plans
         self.costs: Costs | None = None
         self.throttle: Throttle | None = None
         self.actual = 0
@@ -255,7 +325,9 @@ class QueryCost(SchemaExtension):
         ctx = self.execution_context
         target = self._engine_and_bucket()
         if target is not None and ctx.graphql_document is not None:
-            self.costs = query_costs(ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables)
+            self.costs = query_costs(
+                ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables, self.plans
+            )
         if target is None or self.costs is None:
             yield
             return
@@ -314,4 +386,5 @@ class QueryCost(SchemaExtension):
 
 def cost_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     size, restore = settings.rate_limit_bucket, settings.rate_limit_restore
-    return [lambda: QueryCost(size=size, restore=restore)]
+    plans = CostPlans()
+    return [lambda: QueryCost(size=size, restore=restore, plans=plans)]

@@ -23,10 +23,12 @@ from graphql import (
 )
 
 from rebill.schema.descriptions import describe
+from rebill.schema.execution import PlannedExecutor
 
 
 class RebillSchema(strawberry.Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("execution_context_class", PlannedExecutor)
         super().__init__(*args, **kwargs)
         fill_descriptions(self._schema)
 

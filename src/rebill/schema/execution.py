@@ -1,0 +1,400 @@
+"""Executing a document without graphql-core's per-field ceremony where a field needs none.
+
+graphql-core builds a resolve info, calls a resolver and completes the value
+for every field of every object: about 6 µs a field, so a page of 50
+subscriptions with their items, profile and customer (1,600 fields) spent
+10 ms there before its SQL had run. Most of those fields are attributes of an
+object built already (Strawberry's "basic" fields), and most of the others are
+relations that a DataLoader holds by the time they are asked for (the page
+resolvers load what their selection asks for first).
+
+``PlannedExecutor`` plans each selection set once per request, then runs the
+plan for every object in one loop: an attribute is read and serialized; a
+resolver without arguments, permissions or extensions is called directly, and
+a DataLoader future it returns is used at once when it is already done. Every
+other field (the root fields, fields with arguments, permission classes or
+extensions, abstract types, lists that are not lists) takes graphql-core's own
+path, and every error is handed to graphql-core's own handler, so the errors,
+their paths and the nulls they leave are graphql-core's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from graphql import (
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.executor import Executor, invalid_return_type_error, to_nodes
+from graphql.pyutils import Path, Undefined, gather_with_cancel
+from graphql.type.introspection import TypeNameMetaFieldDef
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+BACKREF = GraphQLCoreConverter.DEFINITION_BACKREF
+
+#: How a step resolves its field: graphql-core's way, an attribute, a direct call, or ``__typename``.
+GENERAL, ATTRIBUTE, CALL, TYPENAME = range(4)
+
+#: Completes a resolved value at a path: the response value, or an awaitable of it. Raises on a field error.
+Complete = Callable[[Any, Path], Any]
+
+
+def _null_error(parent: GraphQLObjectType, name: str) -> TypeError:
+    return TypeError(f"Cannot return null for non-nullable field {parent}.{name}.")
+
+
+def _strawberry_is_type_of(check: Any) -> bool:
+    """Whether ``is_type_of`` is one Strawberry generated (an ``isinstance`` check that ignores its info)."""
+    return getattr(check, "__module__", "") == "strawberry.schema.schema_converter" and check.__name__ == "is_type_of"
+
+
+class Step:
+    """One response key of a selection set, and how to produce its value."""
+
+    __slots__ = ("attr", "complete", "field_def", "field_details", "kind", "name", "resolver", "return_type", "wants")
+
+    def __init__(self, kind: int, name: str, field_details: FieldDetailsList, field_def: GraphQLField | None) -> None:
+        self.kind = kind
+        self.name = name
+        self.field_details = field_details
+        self.field_def = field_def
+        self.return_type: GraphQLOutputType | None = field_def.type if field_def is not None else None
+        self.attr = ""
+        self.resolver: Any = None
+        self.wants: tuple[bool, str | None, str | None, str | None] = (False, None, None, None)
+        self.complete: Complete | None = None
+
+
+class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor, with selection sets run from a plan (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plans: dict[tuple[GraphQLObjectType, int], tuple[GroupedFieldSet, list[Step]]] = {}
+        strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
+        converter = getattr(strawberry_schema, "schema_converter", None)
+        # Direct calls skip what Strawberry wraps around a resolver: only safe with nothing to wrap.
+        self._planning = (
+            strawberry_schema is not None
+            and not (self.middleware_manager and self.middleware_manager.middlewares)
+            and not getattr(converter, "_exception_handler_specs", ())
+        )
+        self._info_class = strawberry_schema.config.info_class if strawberry_schema is not None else None
+
+    # -- planning ----------------------------------------------------------------------
+
+    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> list[Step]:
+        key = (parent_type, id(grouped_field_set))
+        cached = self._plans.get(key)
+        if cached is not None:
+            return cached[1]
+        steps = [self._step(parent_type, name, details) for name, details in grouped_field_set.items()]
+        self._plans[key] = (grouped_field_set, steps)  # the field set is kept so that its id stays its own
+        return steps
+
+    def _step(self, parent_type: GraphQLObjectType, name: str, details: FieldDetailsList) -> Step:
+        node = details[0].node
+        field_def = self.schema.get_field(parent_type, node.name.value)
+        if field_def is None:
+            return Step(GENERAL, name, details, None)
+        if field_def is TypeNameMetaFieldDef:
+            return Step(TYPENAME, name, details, field_def)
+        field = field_def.extensions.get(BACKREF) if field_def.extensions else None
+        plain = (
+            self._planning
+            and field is not None
+            and not field_def.args
+            and not node.arguments
+            and not field.extensions
+            and not field.is_subscription
+        )
+        if not plain or field is None:
+            return Step(GENERAL, name, details, field_def)
+        resolver = field.base_resolver
+        if resolver is None:
+            if not getattr(field_def.resolve, "_is_default", False) or field.default_resolver is not getattr:
+                return Step(GENERAL, name, details, field_def)
+            step = Step(ATTRIBUTE, name, details, field_def)
+            step.attr = field.python_name
+        else:
+            if field.arguments:
+                return Step(GENERAL, name, details, field_def)
+            step = Step(CALL, name, details, field_def)
+            step.resolver = resolver
+            info = resolver.info_parameter
+            parent = resolver.parent_parameter
+            root = resolver.root_parameter
+            step.wants = (
+                resolver.self_parameter is not None,
+                info.name if info is not None else None,
+                parent.name if parent is not None else None,
+                root.name if root is not None else None,
+            )
+            step.attr = field.python_name
+        step.complete = self._completer(field_def.type, parent_type, name, field_def, details)
+        return step
+
+    def _completer(
+        self,
+        return_type: GraphQLOutputType,
+        parent_type: GraphQLObjectType,
+        name: str,
+        field_def: GraphQLField,
+        details: FieldDetailsList,
+    ) -> Complete:
+        """How to complete a value of ``return_type``, as ``Executor.complete_value`` would."""
+        if is_non_null_type(return_type):
+            inner = self._completer(return_type.of_type, parent_type, name, field_def, details)
+
+            def complete_non_null(value: Any, path: Path) -> Any:
+                completed = inner(value, path)
+                if completed is None:
+                    raise _null_error(parent_type, details[0].node.name.value)
+                return completed
+
+            return complete_non_null
+        if is_leaf_type(return_type):
+            leaf: GraphQLLeafType = return_type
+            coerce = leaf.coerce_output_value
+
+            def complete_leaf(value: Any, path: Path) -> Any:
+                if value is None or value is Undefined:
+                    return None
+                if isinstance(value, Exception):
+                    raise value
+                coerced = coerce(value)
+                if coerced is None or coerced is Undefined:
+                    return Executor.complete_leaf_value(leaf, value)  # raises graphql-core's error
+                return coerced
+
+            return complete_leaf
+        if is_object_type(return_type) and (
+            return_type.is_type_of is None or _strawberry_is_type_of(return_type.is_type_of)
+        ):
+            object_type: GraphQLObjectType = return_type
+            is_type_of = object_type.is_type_of
+            execute_subfields = self.collect_and_execute_subfields
+
+            def complete_object(value: Any, path: Path) -> Any:
+                if value is None or value is Undefined:
+                    return None
+                if isinstance(value, Exception):
+                    raise value
+                if is_type_of is not None and not is_type_of(value, None):  # type: ignore[arg-type]
+                    raise invalid_return_type_error(object_type, value, details)
+                return execute_subfields(object_type, details, path, value, None)
+
+            return complete_object
+        if is_list_type(return_type):
+            list_type: GraphQLList[Any] = return_type
+            item_type = list_type.of_type
+            item = self._completer(item_type, parent_type, name, field_def, details)
+            general = self._general_completer(return_type, parent_type, field_def, details)
+
+            def complete_list(value: Any, path: Path) -> Any:
+                if value is None or value is Undefined:
+                    return None
+                if not isinstance(value, list | tuple):
+                    return general(value, path)  # iterables, async iterables, errors: graphql-core's way
+                return self._complete_items(value, item_type, item, details, path)
+
+            return complete_list
+        return self._general_completer(return_type, parent_type, field_def, details)
+
+    def _general_completer(
+        self,
+        return_type: GraphQLOutputType,
+        parent_type: GraphQLObjectType,
+        field_def: GraphQLField,
+        details: FieldDetailsList,
+    ) -> Complete:
+        def complete_general(value: Any, path: Path) -> Any:
+            info = self.build_resolve_info(field_def, to_nodes(details), parent_type, path)
+            return self.complete_value(return_type, details, info, path, value, None)
+
+        return complete_general
+
+    def _complete_items(
+        self,
+        values: list[Any] | tuple[Any, ...],
+        item_type: GraphQLOutputType,
+        complete_item: Complete,
+        details: FieldDetailsList,
+        path: Path,
+    ) -> Any:
+        """A list's items, each completed at its index; as ``Executor.complete_iterable_value`` does."""
+        is_awaitable = self.is_awaitable
+        completed: list[Any] = []
+        pending: list[int] = []
+        for index, value in enumerate(values):
+            item_path = path.add_key(index, None)
+            if is_awaitable(value):
+                completed.append(self._item_later(value, complete_item, item_type, details, item_path))
+                pending.append(index)
+                continue
+            try:
+                result = complete_item(value, item_path)
+            except Exception as raw_error:
+                self.handle_field_error(raw_error, item_type, details, item_path)
+                result = None
+            if is_awaitable(result):
+                result = self._guarded(result, item_type, details, item_path)
+                pending.append(index)
+            completed.append(result)
+        if not pending:
+            return completed
+
+        async def gather_items() -> list[Any]:
+            if len(pending) == 1:
+                completed[pending[0]] = await completed[pending[0]]
+            else:
+                for index, value in zip(
+                    pending, await gather_with_cancel(*(completed[i] for i in pending)), strict=True
+                ):
+                    completed[index] = value
+            return completed
+
+        return gather_items()
+
+    async def _item_later(
+        self,
+        value: Awaitable[Any],
+        complete_item: Complete,
+        item_type: GraphQLOutputType,
+        details: FieldDetailsList,
+        path: Path,
+    ) -> Any:
+        """A list item that is itself awaitable; as ``Executor.complete_awaitable_list_item_value`` does."""
+        try:
+            completed = complete_item(await self.with_abort_signal(value), path)
+            if self.is_awaitable(completed):
+                completed = await completed
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, item_type, details, path)
+            return None
+        return completed
+
+    async def _guarded(
+        self, awaitable: Awaitable[Any], return_type: GraphQLOutputType, details: FieldDetailsList, path: Path
+    ) -> Any:
+        try:
+            return await awaitable
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, details, path)
+            return None
+
+    # -- running -----------------------------------------------------------------------
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> Any:
+        steps = self._plan(parent_type, grouped_field_set)
+        results: dict[str, Any] = {}
+        is_awaitable = self.is_awaitable
+        awaitable_fields: list[str] = []
+        try:
+            for step in steps:
+                name = step.name
+                kind = step.kind
+                if kind == GENERAL:
+                    result = self.execute_field(
+                        parent_type, source_value, step.field_details, Path(path, name, parent_type.name), None
+                    )
+                    if result is Undefined:
+                        continue
+                elif kind == TYPENAME:
+                    result = parent_type.name
+                else:
+                    result = self._run(step, parent_type, source_value, path)
+                results[name] = result
+                if is_awaitable(result):
+                    awaitable_fields.append(name)
+        except Exception:
+            if awaitable_fields:
+                self.settle_in_background([results[name] for name in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+
+        async def get_results() -> dict[str, Any]:
+            if len(awaitable_fields) == 1:
+                name = awaitable_fields[0]
+                results[name] = await results[name]
+            else:
+                values = await gather_with_cancel(*(results[name] for name in awaitable_fields))
+                results.update(zip(awaitable_fields, values, strict=True))
+            return results
+
+        return get_results()
+
+    def _run(self, step: Step, parent_type: GraphQLObjectType, source: Any, path: Path | None) -> Any:
+        """An ATTRIBUTE or CALL step on one object: its completed value, or an awaitable of it."""
+        field_path = Path(path, step.name, parent_type.name)
+        return_type = step.return_type
+        assert return_type is not None and step.complete is not None
+        try:
+            if step.kind == ATTRIBUTE:
+                value = getattr(source, step.attr)
+            else:
+                value = self._call(step, parent_type, source, field_path)
+                if self.is_awaitable(value):
+                    if isinstance(value, asyncio.Future) and value.done():
+                        value = value.result()  # a DataLoader that had it: no task, no await
+                    else:
+                        return self._complete_later(step, value, field_path)
+            completed = step.complete(value, field_path)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, step.field_details, field_path)
+            return None
+        if self.is_awaitable(completed):
+            return self._guarded(completed, return_type, step.field_details, field_path)
+        return completed
+
+    async def _complete_later(self, step: Step, value: Awaitable[Any], path: Path) -> Any:
+        """What a resolver's awaitable gives, completed; as ``Executor.complete_awaitable_value`` does."""
+        assert step.complete is not None and step.return_type is not None
+        try:
+            completed = step.complete(await self.with_abort_signal(value), path)
+            if self.is_awaitable(completed):
+                completed = await completed
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, step.return_type, step.field_details, path)
+            completed = None
+        return completed
+
+    def _call(self, step: Step, parent_type: GraphQLObjectType, source: Any, path: Path) -> Any:
+        """The field's resolver called as Strawberry calls it: self, root or parent, and info as it asks."""
+        wants_self, info_name, parent_name, root_name = step.wants
+        args = (source,) if wants_self else ()
+        kwargs: dict[str, Any] = {}
+        if parent_name is not None:
+            kwargs[parent_name] = source
+        if root_name is not None:
+            kwargs[root_name] = source
+        if info_name is not None:
+            raw: GraphQLResolveInfo = self.build_resolve_info(
+                step.field_def,  # type: ignore[arg-type]
+                to_nodes(step.field_details),
+                parent_type,
+                path,
+            )
+            kwargs[info_name] = self._info_class(_raw_info=raw, _field=step.field_def.extensions[BACKREF])  # type: ignore[misc,union-attr]
+        return step.resolver(*args, **kwargs)
