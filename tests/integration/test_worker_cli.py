@@ -119,3 +119,19 @@ async def test_the_worker_loop_renews_as_dates_come_and_stops_cleanly_on_ctrl_c(
     assert proc.returncode == 0, stderr
     assert "renewed 1, failed 1" in stdout
     assert "rebill worker stopped" in stderr
+
+
+async def test_a_worker_with_no_webhooks_renews_and_leaves_deliveries_to_another(client, services, database_url):
+    async with services.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO webhook_endpoints (url, events, enabled, secret) "
+                "VALUES ('https://partner.example/hooks', '{}', true, 'whsec_test')"
+            )
+        )
+    await two_subscriptions(client)
+    result = await cli(database_url, "worker", "--once", "--no-deliver", "--no-webhooks")
+    assert result.exit_code == 0 and "renewed 1, failed 1" in result.output, result.output
+    async with services.engine.connect() as conn:
+        rows = list(await conn.execute(text("SELECT status, attempts FROM webhook_deliveries")))
+    assert rows and {(r.status, r.attempts) for r in rows} == {("PENDING", 0)}, "queued, none sent"
