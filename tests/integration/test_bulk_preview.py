@@ -63,6 +63,9 @@ async def test_a_three_segment_plan_previews_counts_totals_and_samples_per_segme
     assert (rest.matched, rest.billed_before, rest.billed_after) == (3, usd(1000 + 1170 + 1005), usd(900 + 1053 + 904))
     assert [r.refused for r in preview.segments] == [0, 0, 0]
     assert preview.total("billed_after") == usd(3500 + 3000 + 900 + 1053 + 904)
+    # MRR: trials bring none yet; the monthly rest brings what it bills.
+    assert (trials.mrr_before, trials.mrr_after) == (usd(0), usd(0))
+    assert (rest.mrr_before, rest.mrr_after) == (usd(1000 + 1170 + 1005), usd(900 + 1053 + 904))
 
     trial_row = next(r for r in trials.sample if r.subscription_id == ids["trial-a"])
     changes = {c["field"]: (c["before"], c["after"]) for c in trial_row.changes}
@@ -376,6 +379,16 @@ MIXED_PLANS = [
             {"name": "cut", "actions": [{"cancel": True}, {"removeCoupon": {"code": "TENOFF"}}]},
         ]
     },
+    {  # a yearly profile: what is billed stays, the MRR is a twelfth of it
+        "segments": [
+            {
+                "name": "yearly",
+                "when": {"status": ["ACTIVE", "OVERDUE"]},
+                "actions": [{"changeProfile": {"profileId": 3}}, {"adjustPrice": {"percent": "-5"}}],
+            },
+            {"name": "suspend", "actions": [{"suspend": True}]},
+        ]
+    },
 ]
 
 
@@ -405,6 +418,7 @@ async def test_the_sql_preview_agrees_with_the_domain_on_a_mixed_data_set(servic
                 b.charged_before,
                 b.charged_after,
             ), plan
+            assert (a.mrr_before, a.mrr_after) == (b.mrr_before, b.mrr_after), plan
         if taxed:
             assert sql.total("charged_before") != sql.total("billed_before"), "shipping and tax are in what is charged"
             assert [(r.code, r.count, r.example_id) for r in a.refusals] == [

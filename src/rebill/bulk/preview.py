@@ -27,6 +27,7 @@ from rebill.db.repositories import SubscriptionRepository, any_of
 from rebill.domain.cadence import local_today
 from rebill.domain.errors import RebillError
 from rebill.domain.money import Money
+from rebill.domain.mrr import mrr
 from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.subscription import SubscriptionState, diff
 
@@ -109,6 +110,9 @@ class SegmentPreview:
     # What the next invoices would charge, with shipping and tax (billed is the items after discounts).
     charged_before: dict[str, int] = field(default_factory=dict)
     charged_after: dict[str, int] = field(default_factory=dict)
+    # MRR (``domain.mrr``) of the segment's subscriptions before and after the plan.
+    mrr_before: dict[str, int] = field(default_factory=dict)
+    mrr_after: dict[str, int] = field(default_factory=dict)
     refusals: list[Refusal] = field(default_factory=list)
     sample: list[SampleRow] = field(default_factory=list)
 
@@ -152,6 +156,8 @@ class _Tally:
         self.after: dict[str, int] = defaultdict(int)
         self.charged_before: dict[str, int] = defaultdict(int)
         self.charged_after: dict[str, int] = defaultdict(int)
+        self.mrr_before: dict[str, int] = defaultdict(int)
+        self.mrr_after: dict[str, int] = defaultdict(int)
         self.refused: dict[str, int] = defaultdict(int)
         self.examples: dict[str, int] = {}
 
@@ -161,6 +167,8 @@ class _Tally:
         self.after[row.currency] += int(row.after or 0)
         self.charged_before[row.currency] += int(row.charged_before or 0)
         self.charged_after[row.currency] += int(row.charged_after or 0)
+        self.mrr_before[row.currency] += int(row.mrr_before or 0)
+        self.mrr_after[row.currency] += int(row.mrr_after or 0)
         if row.code is not None:
             self.refused[row.code] += row.n
             self.examples[row.code] = min(self.examples.get(row.code, row.example), row.example)
@@ -175,6 +183,8 @@ class _Tally:
         self.charged_before[before.currency] += charged(e.before).minor
         # A refused subscription stays as it was.
         self.charged_after[after.currency] += charged(e.before if e.error is not None else e.after).minor
+        self.mrr_before[before.currency] += mrr(e.before).minor
+        self.mrr_after[after.currency] += mrr(e.before if e.error is not None else e.after).minor
         if e.error is not None:
             self.refused[e.error.code] += 1
             self.examples[e.error.code] = min(self.examples.get(e.error.code, e.before.id), e.before.id)
@@ -258,6 +268,8 @@ async def preview(
                 billed_after=dict(sorted(tally.after.items())),
                 charged_before=dict(sorted(tally.charged_before.items())),
                 charged_after=dict(sorted(tally.charged_after.items())),
+                mrr_before=dict(sorted(tally.mrr_before.items())),
+                mrr_after=dict(sorted(tally.mrr_after.items())),
                 refusals=refusals,
                 sample=rows,
             )

@@ -209,6 +209,8 @@ class _Sim:
     next_renewal: ColumnElement[Any] = field(init=False)
     cancel_at_end: ColumnElement[Any] = field(init=False)
     profile_id: ColumnElement[Any] = field(init=False)
+    # The profile's cadence (unit, count): what brings a bill to a month for MRR.
+    cadence: tuple[ColumnElement[Any], ColumnElement[Any]] = field(init=False)
     refusals: list[tuple[ColumnElement[bool], str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -216,6 +218,7 @@ class _Sim:
         self.next_renewal = self.base.c.next_renewal_date
         self.cancel_at_end = self.base.c.cancel_at_period_end
         self.profile_id = self.base.c.profile_id
+        self.cadence = (self.base.c.cadence_unit, self.base.c.cadence_count)
 
     @property
     def today(self) -> ColumnElement[Any]:
@@ -273,6 +276,8 @@ def segment_sql(
             S.c.shipping_address,
             S.c.shipping_profile_id,
             cast(func.timezone(S.c.time_zone, literal(now, DateTime(timezone=True))), Date).label("today"),
+            SP.c.interval_unit.label("cadence_unit"),
+            SP.c.interval_count.label("cadence_count"),
             *priced,
         )
         .select_from(joined)
@@ -466,6 +471,7 @@ def segment_sql(
             if not target.custom:
                 sim.refuse(sim.profile_id == action.profile_id, "NO_CHANGE")
             sim.profile_id = literal(action.profile_id)
+            sim.cadence = (literal(target.cadence.unit.value), literal(target.cadence.count))
         elif isinstance(action, ApplyCoupon):
             coupon, is_active = refs.coupons[action.code]
             sim.changeable()
@@ -515,6 +521,9 @@ def segment_sql(
         (or_(base.c.status.in_(_FINAL), base.c.cancel_at_period_end), 0), else_=charged(base.c.amount_minor)
     )
     charged_after = case((or_(sim.status.in_(_FINAL), sim.cancel_at_end), 0), else_=charged(after_amount))
+    # MRR (``domain.mrr``, as the database's ``rebill_mrr``): a month of what the next renewal bills, if it counts.
+    mrr_before = func.rebill_mrr(base.c.amount_minor, base.c.status, base.c.cadence_unit, base.c.cadence_count)
+    mrr_after = func.rebill_mrr(cast(after_amount, BigInteger), cast(sim.status, Text), *sim.cadence)
     complex_: ColumnElement[bool] = literal(False)
     if prices:
         assert cp is not None
@@ -541,6 +550,8 @@ def segment_sql(
             billed_after.label("after"),
             charged_before.label("charged_before"),
             charged_after.label("charged_after"),
+            mrr_before.label("mrr_before"),
+            mrr_after.label("mrr_after"),
         )
         .select_from(frm)
         .cte("per_subscription")
@@ -557,6 +568,8 @@ def segment_sql(
         func.sum(case((rows.c.code.is_(None), rows.c.charged_after), else_=rows.c.charged_before)).label(
             "charged_after"
         ),
+        func.sum(rows.c.mrr_before).label("mrr_before"),
+        func.sum(case((rows.c.code.is_(None), rows.c.mrr_after), else_=rows.c.mrr_before)).label("mrr_after"),
         func.min(rows.c.id).label("example"),
     ).group_by(rows.c.currency, rows.c.code, rows.c.complex)
     return SegmentSql(query=query, per_subscription=rows, base=base, complex=complex_, prices=prices)

@@ -216,6 +216,12 @@ class BulkSegmentPreview:
         description="What the next invoice of each would charge now, with shipping and tax, per currency"
     )
     charged_after: list[Money] = strawberry.field(description="The same once the plan ran")
+    mrr_before: list[Money] = strawberry.field(
+        description="The segment's monthly recurring revenue now (revenueMetrics' rule), per currency"
+    )
+    mrr_after: list[Money] = strawberry.field(
+        description="Its MRR once the plan ran (a refused subscription keeps its own), per currency"
+    )
     refused: BulkRefused
     sample: list[BulkSampleRow]
 
@@ -228,6 +234,8 @@ class BulkSegmentPreview:
             billed_after=[Money.of(m) for m in money_list(s.billed_after)],
             charged_before=[Money.of(m) for m in money_list(s.charged_before)],
             charged_after=[Money.of(m) for m in money_list(s.charged_after)],
+            mrr_before=[Money.of(m) for m in money_list(s.mrr_before)],
+            mrr_after=[Money.of(m) for m in money_list(s.mrr_after)],
             refused=BulkRefused(
                 count=s.refused,
                 reasons=[
@@ -257,6 +265,10 @@ class BulkPreview:
         description="What the next invoices would charge now, with shipping and tax, per currency"
     )
     charged_after: list[Money] = strawberry.field(description="The same once the plan ran")
+    mrr_before: list[Money] = strawberry.field(
+        description="Monthly recurring revenue of every segmented subscription now (revenueMetrics' rule), per currency"
+    )
+    mrr_after: list[Money] = strawberry.field(description="Their MRR once the plan ran, per currency")
     segments: list[BulkSegmentPreview]
 
     @classmethod
@@ -271,6 +283,8 @@ class BulkPreview:
             billed_after=[Money.of(m) for m in money_list(p.total("billed_after"))],
             charged_before=[Money.of(m) for m in money_list(p.total("charged_before"))],
             charged_after=[Money.of(m) for m in money_list(p.total("charged_after"))],
+            mrr_before=[Money.of(m) for m in money_list(p.total("mrr_before"))],
+            mrr_after=[Money.of(m) for m in money_list(p.total("mrr_after"))],
             segments=[BulkSegmentPreview.of(s) for s in p.segments],
         )
 
