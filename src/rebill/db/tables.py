@@ -542,6 +542,14 @@ class Invoice(Base):
             unique=True,
             postgresql_where=text("draft IS NOT NULL"),
         ),
+        # revenueMetrics' billed, read from the index alone (no column a settlement changes).
+        Index(
+            "ix_invoices_billed",
+            "currency",
+            "issue_date",
+            postgresql_include=["total_minor"],
+            postgresql_where=text("document_type = 'INVOICE' AND number IS NOT NULL"),
+        ),
     )
 
 
@@ -664,6 +672,24 @@ class Transaction(Base):
     gateway_reference: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
 
+    # revenueMetrics' collected, failed and recovered payments (transactions are never updated).
+    __table_args__ = (
+        Index(
+            "ix_transactions_charged",
+            "currency",
+            "created_at",
+            postgresql_include=["amount_minor"],
+            postgresql_where=text("kind = 'CHARGE' AND status = 'SUCCEEDED'"),
+        ),
+        Index(
+            "ix_transactions_declined",
+            "currency",
+            "created_at",
+            postgresql_include=["renewal_id"],
+            postgresql_where=text("kind = 'CHARGE' AND status = 'FAILED'"),
+        ),
+    )
+
 
 class HistoryEntry(Base):
     __tablename__ = "history_entries"
@@ -719,6 +745,13 @@ class RevenueMovement(Base):
         Index("ix_revenue_movements_currency_at", "currency", "occurred_at"),
         Index("ix_revenue_movements_chain", "chain_id", "id"),
         Index("ix_revenue_movements_subscription", "subscription_id", "id"),
+        Index(
+            "ix_revenue_movements_churned",
+            "currency",
+            "occurred_at",
+            postgresql_include=["chain_id"],
+            postgresql_where=text("kind = 'CHURNED'"),
+        ),
     )
 
 

@@ -41,7 +41,7 @@ class MetricsPoint:
     )
     churned_subscriptions: int = strawberry.field(description="Subscriptions whose MRR went to 0 in the period")
     billed: Money = strawberry.field(
-        description="Totals of invoices finalized in the period and not voided, with shipping and tax"
+        description="Totals of invoices finalized in the period (one voided later too), with shipping and tax"
     )
     collected: Money = strawberry.field(description="Payments received in the period, with shipping and tax")
     refunded: Money = strawberry.field(description="Refunds made in the period, with shipping and tax")

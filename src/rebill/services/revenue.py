@@ -8,9 +8,9 @@ snapshot, whatever the number of subscriptions; no subscription is loaded.
   (migration 0019): the MRR at a period's end is the sum of every movement
   before it, so each period reconciles exactly (end = start + new +
   reactivation + expansion - contraction - churned).
-* ``billed``: totals of invoices finalized (issued) in the period, not
-  voided since; pro forma documents are requests for payment and are left
-  out. ``refunded``: credit notes refunded through a gateway, issued in the
+* ``billed``: totals of invoices finalized (issued) in the period, a
+  later void included (it does not un-bill the period); pro forma documents
+  are requests for payment and are left out. ``refunded``: credit notes refunded through a gateway, issued in the
   period. Both with shipping and tax.
 * ``collected``: successful charges recorded in the period (gateways,
   payments collected outside them, transfers marked paid).
@@ -63,7 +63,8 @@ class MetricsPoint:
         return self.mrr * 12
 
 
-# Bucket n (1-based) is the n-th period; 0 is everything before the first.
+# Bucket n (1-based) is the n-th period; 0 is everything before the first. No DISTINCT here, so the scan
+# and the sums run in parallel: a subscription's MRR leaves 0 for the first time once in its life.
 MOVEMENTS = """
 SELECT width_bucket(occurred_at, CAST(:starts AS timestamptz[])) AS n,
        sum(mrr_after_minor - mrr_before_minor) AS step,
@@ -74,18 +75,26 @@ SELECT width_bucket(occurred_at, CAST(:starts AS timestamptz[])) AS n,
        coalesce(sum(mrr_after_minor - mrr_before_minor) FILTER (WHERE kind = 'REACTIVATION'), 0) AS reactivation,
        sum(active_step) AS active,
        sum(trialing_step) AS trialing,
-       count(*) FILTER (WHERE kind = 'NEW') AS new_subscriptions,
-       count(DISTINCT chain_id) FILTER (WHERE kind = 'CHURNED') AS churned_subscriptions
+       count(*) FILTER (WHERE kind = 'NEW') AS new_subscriptions
 FROM revenue_movements
 WHERE currency = :currency AND occurred_at < :until
 GROUP BY 1
 """
 
+# A subscription may churn, come back and churn again in one period: it is counted once.
+CHURNED = """
+SELECT width_bucket(occurred_at, CAST(:starts AS timestamptz[])) AS n, count(DISTINCT chain_id) AS count
+FROM revenue_movements
+WHERE currency = :currency AND occurred_at >= :since AND occurred_at < :until AND kind = 'CHURNED'
+GROUP BY 1
+"""
+
+# Invoices issued in the period (a later void does not un-bill a period), pro formas left out.
 BILLED = """
 SELECT width_bucket(issue_date, CAST(:days AS date[])) AS n, sum(total_minor) AS amount
 FROM invoices
-WHERE issue_date >= :first AND issue_date <= :last AND currency = :currency
-  AND document_type = 'INVOICE' AND status IN ('OPEN', 'PAID', 'UNCOLLECTIBLE')
+WHERE currency = :currency AND issue_date >= :first AND issue_date <= :last
+  AND document_type = 'INVOICE' AND number IS NOT NULL
 GROUP BY 1
 """
 
@@ -99,7 +108,7 @@ GROUP BY 1
 COLLECTED = """
 SELECT width_bucket(created_at, CAST(:starts AS timestamptz[])) AS n, sum(amount_minor) AS amount
 FROM transactions
-WHERE created_at >= :since AND created_at < :until AND currency = :currency
+WHERE currency = :currency AND created_at >= :since AND created_at < :until
   AND kind = 'CHARGE' AND status = 'SUCCEEDED' AND amount_minor > 0
 GROUP BY 1
 """
@@ -109,7 +118,7 @@ GROUP BY 1
 FAILED = """
 SELECT width_bucket(t.created_at, CAST(:starts AS timestamptz[])) AS n, count(DISTINCT t.renewal_id) AS count
 FROM transactions t
-WHERE t.created_at >= :since AND t.created_at < :until AND t.currency = :currency
+WHERE t.currency = :currency AND t.created_at >= :since AND t.created_at < :until
   AND t.kind = 'CHARGE' AND t.status = 'FAILED'
   AND NOT EXISTS (
       SELECT 1 FROM transactions e
@@ -118,16 +127,16 @@ WHERE t.created_at >= :since AND t.created_at < :until AND t.currency = :currenc
 GROUP BY 1
 """
 
-# Paid in the period after a failed attempt (an earlier one: not the same attempt's first gateway).
+# Paid in the period after an attempt that failed before (not the same attempt's first gateway). Declines
+# are few: they are read first, and the payments of their renewals looked up.
 RECOVERED = """
-SELECT width_bucket(t.created_at, CAST(:starts AS timestamptz[])) AS n, count(DISTINCT t.renewal_id) AS count
-FROM transactions t
-WHERE t.created_at >= :since AND t.created_at < :until AND t.currency = :currency
-  AND t.kind = 'CHARGE' AND t.status = 'SUCCEEDED'
-  AND EXISTS (
-      SELECT 1 FROM transactions e
-      WHERE e.renewal_id = t.renewal_id AND e.kind = 'CHARGE' AND e.status = 'FAILED'
-        AND e.created_at < t.created_at)
+SELECT width_bucket(s.created_at, CAST(:starts AS timestamptz[])) AS n, count(DISTINCT s.renewal_id) AS count
+FROM (SELECT renewal_id, min(created_at) AS failed_at FROM transactions
+      WHERE currency = :currency AND created_at < :until AND kind = 'CHARGE' AND status = 'FAILED'
+      GROUP BY renewal_id) f
+JOIN transactions s ON s.renewal_id = f.renewal_id
+WHERE s.kind = 'CHARGE' AND s.status = 'SUCCEEDED' AND s.created_at > f.failed_at
+  AND s.created_at >= :since AND s.created_at < :until
 GROUP BY 1
 """
 
@@ -169,12 +178,13 @@ class RevenueMetrics:
         async with self.services.engine.connect() as conn, conn.begin():
             await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             movements = await _rows(conn, MOVEMENTS, params)
+            churned = await _sums(conn, CHURNED, params, "count")
             billed = await _sums(conn, BILLED, params)
             refunded = await _sums(conn, REFUNDED, params)
             collected = await _sums(conn, COLLECTED, params)
             failed = await _sums(conn, FAILED, params, "count")
             recovered = await _sums(conn, RECOVERED, params, "count")
-        return _points(currency, cuts, movements, billed, refunded, collected, failed, recovered)
+        return _points(currency, cuts, movements, churned, billed, refunded, collected, failed, recovered)
 
 
 async def _rows(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> dict[int, Any]:
@@ -189,6 +199,7 @@ def _points(
     currency: str,
     cuts: Sequence[Period],
     movements: dict[int, Any],
+    churned: dict[int, int],
     billed: dict[int, int],
     refunded: dict[int, int],
     collected: dict[int, int],
@@ -221,7 +232,7 @@ def _points(
                 active=active,
                 trialing=trialing,
                 new_subscriptions=int(row.new_subscriptions) if row is not None else 0,
-                churned_subscriptions=int(row.churned_subscriptions) if row is not None else 0,
+                churned_subscriptions=churned.get(n, 0),
                 billed=money(billed.get(n)),
                 collected=money(collected.get(n)),
                 refunded=money(refunded.get(n)),
