@@ -483,15 +483,16 @@ async def test_a_credit_to_the_balance_is_applied_to_the_next_invoice(client, se
     world = await make_world(client)
     created = await subscribe(client, world, price="30.00")
     invoice = await invoice_of_renewal(client, created["renewal"]["id"])
-    note = ok(
-        await mutate(
-            client,
-            "createCreditNote",
-            {"invoiceId": invoice["id"], "amount": {"amount": "12.50", "currency": "USD"}, "reason": "goodwill"},
-            f"creditNote {{ {CREDIT_NOTE} }}",
-        )
+    correction = {"invoiceId": invoice["id"], "amount": {"amount": "12.50", "currency": "USD"}, "reason": "goodwill"}
+    what_if = ok(
+        await mutate(client, "createCreditNote", {**correction, "dryRun": True}, f"creditNote {{ {CREDIT_NOTE} }}")
     )["creditNote"]
+    note = ok(await mutate(client, "createCreditNote", correction, f"creditNote {{ {CREDIT_NOTE} }}"))["creditNote"]
     assert (note["refunded"], note["total"]) == (False, {"amount": "12.50"})
+    same = ("number", "total", "taxTotal", "reason", "refunded", "lines")
+    assert [what_if[k] for k in same] == [note[k] for k in same], (
+        "the dry run showed the credit note that was then issued, number included"
+    )
     entry = (await history(client, created["subscription"]["id"]))[-1]
     assert entry["action"] == "credit_note_created" and entry["reason"] == "goodwill"
     assert ("credit", None, "12.50") in [(c["field"], c["before"], c["after"]) for c in entry["changes"]]
@@ -527,10 +528,19 @@ async def test_a_staff_refund_credit_note_goes_back_through_the_gateway(client, 
                 "refund": True,
                 "dryRun": True,
             },
-            "dryRun creditNote { id }",
+            "dryRun creditNote { number refunded total { amount } lines { kind amount { amount } } }",
         )
     )
-    assert what_if == {"userErrors": [], "dryRun": True, "creditNote": None}
+    assert what_if == {
+        "userErrors": [],
+        "dryRun": True,
+        "creditNote": {
+            "number": "CN-2026-000001",
+            "refunded": True,
+            "total": {"amount": "5.00"},
+            "lines": [{"kind": "ITEM", "amount": {"amount": "5.00"}}],
+        },
+    }, "the what-if shows the credit note it would issue, number and lines"
     note = ok(
         await mutate(
             client,
@@ -878,14 +888,15 @@ async def test_a_subscription_paid_by_transfer_gets_an_open_invoice_then_reminde
     assert reminder["payload"]["nextRetryDate"] == "2026-03-05"
     await assert_ledger_ok(services.engine)
 
-    ok(
+    payment = {"invoiceId": newest["id"], "paidAt": "2026-03-02", "reference": "TRF-99"}
+    what_if = ok(
         await mutate(
-            client,
-            "markInvoicePaid",
-            {"invoiceId": newest["id"], "paidAt": "2026-03-02", "reference": "TRF-99"},
-            "invoice { status }",
+            client, "markInvoicePaid", {**payment, "dryRun": True}, "dryRun invoice { status amountPaid { amount } }"
         )
     )
+    assert what_if["invoice"] == {"status": "PAID", "amountPaid": {"amount": "50.00"}}, "the invoice it would leave"
+    assert (await gql(client, status, {"id": sub["id"]}))["subscription"]["status"] == "OVERDUE", "nothing stored"
+    ok(await mutate(client, "markInvoicePaid", payment, "invoice { status }"))
     paid = (await gql(client, status, {"id": sub["id"]}))["subscription"]
     assert (paid["status"], paid["overdueCount"]) == ("ACTIVE", 0)
     await assert_ledger_ok(services.engine)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -240,3 +241,14 @@ async def check_room(session: AsyncSession, renewal_id: int, amount: Money) -> N
             code="CREDIT_EXCEEDS_INVOICE",
             field=["amount"],
         )
+
+
+async def read_back(session: AsyncSession, credit_note_id: int) -> tuple[Any, list[Any]]:
+    """A credit note's row and lines as this transaction sees them (a dry run's, before it is rolled back)."""
+    row = (await session.execute(select(NOTES).where(NOTES.c.id == credit_note_id))).one()
+    lines = list(
+        await session.execute(
+            select(NOTE_LINES).where(NOTE_LINES.c.credit_note_id == credit_note_id).order_by(NOTE_LINES.c.position)
+        )
+    )
+    return row, lines

@@ -181,7 +181,9 @@ class CreateCreditNoteInput:
 
 @strawberry.type(description="The credit note issued, and the subscription whose balance or renewal it changed.")
 class CreateCreditNotePayload(Payload):
-    credit_note: CreditNote | None = strawberry.field(description="The credit note (null on a dry run)")
+    credit_note: CreditNote | None = strawberry.field(
+        description="The credit note (on a dry run: as it would be issued, number and lines; nothing is stored)"
+    )
     dry_run: bool = strawberry.field(default=False, description="Nothing was stored")
 
 
@@ -197,11 +199,15 @@ async def create_credit_note(info: Info, input: CreateCreditNoteInput) -> Create
     except RebillError as exc:
         return CreateCreditNotePayload(user_errors=errors_of_exc(exc), credit_note=None)
     ids = result.extra.get("creditNoteIds") or []
-    return CreateCreditNotePayload(
-        user_errors=errors_of(result),
-        credit_note=await credit_note_by_pk(info, ids[-1]) if ids and result.ok else None,
-        dry_run=result.dry_run,
-    )
+    preview = result.extra.get("creditNotePreview")
+    shown: CreditNote | None = None
+    if preview is not None and result.ok:
+        row, lines = preview
+        shown = CreditNote.of(row)
+        shown.held_lines = lines
+    elif ids and result.ok and not result.dry_run:
+        shown = await credit_note_by_pk(info, ids[-1])
+    return CreateCreditNotePayload(user_errors=errors_of(result), credit_note=shown, dry_run=result.dry_run)
 
 
 # -- drafts -------------------------------------------------------------------------

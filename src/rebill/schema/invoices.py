@@ -475,6 +475,8 @@ class CreditNote(Node):
     created_at: datetime = strawberry.field(description="When it was issued")
     pk: strawberry.Private[int]
     invoice_pk: strawberry.Private[int]
+    # A dry run's credit note was never stored: its lines come along.
+    held_lines: strawberry.Private[list[Any] | None] = None
 
     @classmethod
     def of(cls, row: Any) -> CreditNote:
@@ -503,7 +505,9 @@ class CreditNote(Node):
 
     @strawberry.field(description="Its lines: the invoice's lines it credits, pro rata")
     async def lines(self, info: Info) -> list[InvoiceLine]:
-        rows = await info.context.loaders.credit_note_lines_by_note.load(self.pk)
+        rows = self.held_lines
+        if rows is None:
+            rows = await info.context.loaders.credit_note_lines_by_note.load(self.pk)
         return [InvoiceLine.of_row(r, self.currency) for r in rows]
 
     @strawberry.field(description="The credit note as a PDF (absolute URL): for an API key with read, or its customer")

@@ -27,6 +27,7 @@ from rebill.domain.subscription import SubscriptionState
 from rebill.domain.tax import tax_lines
 from rebill.invoicing import credit as crediting
 from rebill.invoicing import drafts
+from rebill.invoicing.follow import follow_renewals
 from rebill.services.runtime import Actor, Common, Result, Services
 from rebill.services.subscriptions import SubscriptionService, Unit, credit_note_note, get_renewal
 
@@ -156,15 +157,14 @@ async def create_credit_note(
             renewal = await get_renewal(session, row.renewal_id, for_update=True)
             # apply_outcome refunds through the gateway and issues the credit note with the refund.
             return lifecycle.refund_renewal(state, ctx, renewal=renewal, amount=amount)
+        # On a dry run too: the transaction is rolled back, number and all, after the note is read back.
+        note = await crediting.issue_credit_note(
+            session, services.settings, invoice_id, amount, unit.now, reason=common.reason, refunded=False
+        )
+        holder["creditNoteIds"] = [note.id]
         if unit.common.dry_run:
-            holder["preview"] = (row, amount)
-            note_line: dict[str, Any] = {"field": "creditNotes.new", "before": None, "after": amount.amount_str}
-        else:
-            note = await crediting.issue_credit_note(
-                session, services.settings, invoice_id, amount, unit.now, reason=common.reason, refunded=False
-            )
-            holder["creditNoteIds"] = [note.id]
-            note_line = credit_note_note(note)
+            holder["creditNotePreview"] = await crediting.read_back(session, note.id)
+        note_line = credit_note_note(note)
         balance = (state.credit or Money.zero(state.currency)) + amount
         return Outcome(state.evolve(credit=balance), "credit_note_created", notes=(note_line,))
 
@@ -173,7 +173,9 @@ async def create_credit_note(
     )
     if "creditNoteIds" in holder:
         result.extra["creditNoteIds"] = holder["creditNoteIds"]
-    return result
+    if "creditNotePreview" in holder:
+        result.extra["creditNotePreview"] = holder["creditNotePreview"]
+    return result  # a refund's credit note (and its dry run's preview) comes from apply_outcome
 
 
 # -- drafts -------------------------------------------------------------------------
@@ -423,6 +425,10 @@ async def mark_invoice_paid(
             renewal_id=renewal.id,
         )
         paid = cycle.cycle_paid(state, charge, None, retry=True, other_retry=other_retry)
+        if unit.common.dry_run:
+            # The invoice as the payment leaves it (its renewal is paid in this transaction, rolled back).
+            await follow_renewals(session, services.settings, [subscription_id], unit.now)
+            holder["invoice"] = (await session.execute(select(INVOICES).where(INVOICES.c.id == invoice_id))).one()
         notes = (
             {"field": f"renewals.{renewal.id}.status", "before": "FAILED", "after": "PAID"},
             {
@@ -433,4 +439,10 @@ async def mark_invoice_paid(
         )
         return Outcome(paid.state, "invoice_paid", events=paid.events, notes=notes)
 
-    return await SubscriptionService(services).mutate("markInvoicePaid", subscription_id, actor, common, request, build)
+    holder: dict[str, Any] = {}
+    result = await SubscriptionService(services).mutate(
+        "markInvoicePaid", subscription_id, actor, common, request, build
+    )
+    if "invoice" in holder and result.dry_run:
+        result.extra["invoice"] = holder["invoice"]
+    return result

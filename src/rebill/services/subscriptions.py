@@ -381,6 +381,7 @@ async def apply_outcome(
     extra_notes: list[dict[str, Any]] = list(notes) + list(outcome.notes)
     job: Job | None = None
     credit_notes: list[int] = []
+    credit_preview: tuple[Any, list[Any]] | None = None
     if outcome.charge is not None:
         charge = outcome.charge
         if charge.renewal_id is not None and not unit.common.dry_run:
@@ -445,7 +446,7 @@ async def apply_outcome(
         )
         renewal = refunded
         refunded_invoice = await crediting.invoice_of_renewal(session, refunded.id)
-        if refunded_invoice is not None and not unit.common.dry_run:
+        if refunded_invoice is not None:  # a dry run's too: it is rolled back, after it was read back
             note = await crediting.issue_credit_note(
                 session,
                 unit.services.settings,
@@ -458,6 +459,8 @@ async def apply_outcome(
             )
             credit_notes.append(note.id)
             extra_notes.append(credit_note_note(note))
+            if unit.common.dry_run:
+                credit_preview = await crediting.read_back(session, note.id)
     for info, fields in outcome.renewal_updates:
         values = {k: (v.value if hasattr(v, "value") else v) for k, v in fields.items()}
         await session.execute(update(R).where(R.c.id == info.id).values(**values, updated_at=now))
@@ -513,6 +516,8 @@ async def apply_outcome(
     result = Result(subscription=saved, renewal=renewal, refund=refund_info)
     if credit_notes:
         result.extra["creditNoteIds"] = credit_notes
+    if credit_preview is not None:
+        result.extra["creditNotePreview"] = credit_preview
     return result
 
 
