@@ -1,7 +1,7 @@
 """revenueMetrics: MRR, its movements and the money of each month, worked out by hand (API.md "Revenue insight").
 
 One story runs from 2026-01-15 (tests/conftest.py's "now") to March, through the API and the renewal
-worker; the seller's calendar is UTC. MRR per subscription: monthly x 1, yearly / 12, weekly x 52 / 12,
+worker, every change at 09:00 UTC; the seller is in New York (04:00 there, the same day). MRR per subscription: monthly x 1, yearly / 12, weekly x 52 / 12,
 every 30 days x 365 / 360, quarterly / 3, rounded half-even to the cent.
 
 January 15: A monthly 62.96 (62.96); B yearly 120.00 (10.00); D every 30 days 30.00 (30.42);
@@ -18,9 +18,11 @@ March 2: B suspended (churned 9.00); March 4: H's customer adds a card, which pa
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from rebill.billing.engine import RenewalEngine
@@ -47,6 +49,11 @@ POINT = """periodStart periodEnd mrr { amount currency } arr { amount } newMrr {
 METRICS = f"""query($currency: String!, $from: Date!, $to: Date!, $interval: MetricsInterval) {{
   revenueMetrics(currency: $currency, from: $from, to: $to, interval: $interval) {{ {POINT} }} }}"""
 MOVES = ("newMrr", "expansionMrr", "contractionMrr", "churnedMrr", "reactivationMrr")
+
+
+@pytest.fixture
+def settings(settings: Any) -> Any:
+    return dataclasses.replace(settings, seller={"name": "Rebill Coffee", "timeZone": "America/New_York"})
 
 
 def at(day: str) -> datetime:
@@ -309,3 +316,15 @@ async def test_a_range_of_more_than_400_points_or_backwards_is_refused(client):
         [error] = body["errors"]
         assert error["extensions"]["code"] == "BAD_USER_INPUT" and message in error["message"], error
     assert len(await metrics(client, "2026-01-01", "2027-02-04", interval="DAY")) == 400
+
+
+async def test_periods_are_days_of_the_sellers_calendar(client, clock):
+    """03:00 UTC on January 15 is still January 14 in New York: the sale, its invoice and payment are the 14th's."""
+    world = await make_world(client)
+    clock.set(datetime(2026, 1, 15, 3, 0, tzinfo=UTC))
+    await subscribe(client, world, price="10.00")
+    days = [flat(p) for p in await metrics(client, "2026-01-14", "2026-01-15", interval="DAY")]
+    assert [(d["periodStart"], d["newMrr"], d["billed"], d["collected"], d["mrr"]) for d in days] == [
+        ("2026-01-14", "10.00", "10.00", "10.00", "10.00"),
+        ("2026-01-15", "0.00", "0.00", "0.00", "10.00"),
+    ]
