@@ -1,6 +1,6 @@
 """Revenue insight at scale: revenueMetrics (12 months, monthly) and billingForecast (90 days, daily).
 
-    .venv/bin/python bench/metrics.py [--subscriptions 1000000] [--repeat 5]
+    .venv/bin/python bench/metrics.py [--subscriptions 1000000] [--repeat 5] [--existing]
 
 Uses ``DATABASE_URL`` when set (a scratch database is created on that server and dropped afterwards),
 otherwise a fresh embedded PostgreSQL in a temporary directory. Seeds with ``rebill seed`` (its
@@ -11,6 +11,9 @@ more, simulated by the domain's rules, and its revenue movements rebuilt from th
 * its baseline: the same rows (movements, invoices, credit notes, transactions of the year) read by
   bare aggregates, one statement per table, in the same run;
 * billingForecast in USD, 90 days from today, one point a day (skipped if it is not there).
+
+``--existing`` measures the database rebill itself would use (``DATABASE_URL``, or the embedded one in
+``REBILL_DATA_DIR``) as it is, seeded beforehand with ``REBILL_NOW=2026-12-01T09:00:00Z rebill seed``.
 
 Prints the median of ``--repeat`` runs of each, the ratio to the baseline, and the target (under 1 s at
 1M subscriptions) beside each figure; exits non-zero on a miss. Checks that every month reconciles
@@ -39,6 +42,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from rebill.clock import Clock  # noqa: E402
 from rebill.config import Settings  # noqa: E402
+from rebill.db.engine import resolve_database  # noqa: E402
 from rebill.db.scratch import ScratchDatabase  # noqa: E402
 from rebill.domain.periods import MetricsInterval  # noqa: E402
 from rebill.seed import seed  # noqa: E402
@@ -88,23 +92,32 @@ async def main() -> int:
     parser.add_argument("--subscriptions", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--existing", action="store_true", help="measure rebill's own database, seeded already")
     args = parser.parse_args()
-    scratch = ScratchDatabase("rebill_bench_metrics", os.environ.get("DATABASE_URL"))
-    url = await scratch.create()
-    engine = create_async_engine(url, pool_size=4)
+    scratch = None
+    if args.existing:
+        database = resolve_database(Settings.from_env())  # keeps an embedded server up while it is referenced
+        url = database.url
+        engine = database.engine(pool_size=4)
+    else:
+        scratch = ScratchDatabase("rebill_bench_metrics", os.environ.get("DATABASE_URL"))
+        url = await scratch.create()
+        engine = create_async_engine(url, pool_size=4)
     try:
         services = Services(engine, Settings(database_url=url), Clock(NOW_AT))
         started = time.perf_counter()
-        report = await seed(services, args.subscriptions, batch_size=args.batch_size)
+        if scratch is not None:
+            await seed(services, args.subscriptions, batch_size=args.batch_size)
         async with engine.connect() as conn:
             await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text("VACUUM ANALYZE"))
             rows = {
                 table: (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
                 for table in ("revenue_movements", "invoices", "transactions", "credit_notes", "history_entries")
             }
+            subscriptions = (await conn.execute(text("SELECT count(*) FROM subscriptions"))).scalar_one()
         print(
-            f"seeded {report.subscriptions:,} subscriptions in {time.perf_counter() - started:.0f} s: "
-            + ", ".join(f"{n:,} {table}" for table, n in rows.items())
+            f"{'measuring' if scratch is None else 'seeded'} {subscriptions:,} subscriptions "
+            f"({time.perf_counter() - started:.0f} s): " + ", ".join(f"{n:,} {table}" for table, n in rows.items())
         )
 
         metrics = RevenueMetrics(services)
@@ -187,7 +200,8 @@ async def main() -> int:
         return 0 if ok else 1
     finally:
         await engine.dispose()
-        await scratch.drop()
+        if scratch is not None:
+            await scratch.drop()
 
 
 if __name__ == "__main__":
