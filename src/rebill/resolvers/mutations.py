@@ -257,7 +257,11 @@ async def add_payment_method(info: Info, input: inputs.AddPaymentMethodInput) ->
     if result.ok:
         row = await info.context.loaders.payment_method_by_id.load(result.extra["paymentMethodId"])
         pm = PaymentMethod.of(row)
-    return inputs.AddPaymentMethodPayload(user_errors=errors_of(result), payment_method=pm)
+    return inputs.AddPaymentMethodPayload(
+        user_errors=errors_of(result),
+        payment_method=pm,
+        retried_renewal_pks=list(result.extra.get("retriedRenewalIds", [])) if result.ok else [],
+    )
 
 
 async def create_coupon(info: Info, input: inputs.CreateCouponInput) -> inputs.CreateCouponPayload:

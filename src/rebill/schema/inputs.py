@@ -242,6 +242,15 @@ class AddPaymentMethodInput:
 @strawberry.type
 class AddPaymentMethodPayload(Payload):
     payment_method: PaymentMethod | None
+    retried_renewal_pks: strawberry.Private[list[int]] = dataclasses.field(default_factory=list)
+
+    @strawberry.field(
+        description="The invoices of the renewals in dunning that a new default method was charged for at once "
+        "(paid, or still open when it was declined too)"
+    )
+    async def invoices(self, info: Info) -> list[Invoice]:
+        rows = await info.context.loaders.invoice_by_renewal.load_many(self.retried_renewal_pks)
+        return [Invoice.of(row) for row in rows if row is not None]
 
 
 @strawberry.input

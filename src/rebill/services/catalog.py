@@ -272,7 +272,8 @@ class CatalogService:
                 await unit.session.execute(
                     update(CU).where(CU.c.id == customer_id).values(default_payment_method_id=pm_id)
                 )
-                await follow_default(unit, customer_id, await unit.catalog.payment_method(pm_id))
+                retried = await follow_default(unit, customer_id, await unit.catalog.payment_method(pm_id))
+                return Result(extra={"paymentMethodId": pm_id, "retriedRenewalIds": retried})
             return Result(extra={"paymentMethodId": pm_id})
 
         # A retry the new card settles is the card's business, not this request's error.
@@ -351,14 +352,15 @@ class CatalogService:
         return await self._run("createCoupon", actor, request, body, common)
 
 
-async def follow_default(unit: Unit, customer_id: int, card: PaymentMethodInfo) -> None:
+async def follow_default(unit: Unit, customer_id: int, card: PaymentMethodInfo) -> list[int]:
     """A new default payment method reaches the customer's subscriptions (DOMAIN.md "Payment methods").
 
     Every subscription that follows the default (none was pinned to it with
     ``setPaymentMethod``) now charges the new method, with a history entry;
     and their renewals in dunning are retried with it at once, through the
-    charge path (after this transaction commits).
+    charge path (after this transaction commits). Returns the renewals retried.
     """
+    retried: list[int] = []
     ids = [
         row.id
         for row in await unit.session.execute(
@@ -392,6 +394,8 @@ async def follow_default(unit: Unit, customer_id: int, card: PaymentMethodInfo) 
         for row in failed:
             _, job = await retry_pending_charge(unit, state, row.id)
             unit.pending.append(job)
+            retried.append(row.id)
+    return retried
 
 
 async def payment_method(session: AsyncSession, pm_id: int) -> PaymentMethodInfo:
