@@ -206,12 +206,14 @@ class BulkSampleRow:
         )
 
 
-@strawberry.type
+@strawberry.type(description="What a bulk plan would do to one of its segments.")
 class BulkSegmentPreview:
-    name: str
-    matched: int
+    name: str = strawberry.field(description="The segment's name")
+    matched: int = strawberry.field(description="Subscriptions in the segment")
     billed_before: list[Money] = strawberry.field(description="What one renewal of each bills, per currency")
-    billed_after: list[Money]
+    billed_after: list[Money] = strawberry.field(
+        description="What one renewal of each would bill after the plan, per currency"
+    )
     charged_before: list[Money] = strawberry.field(
         description="What the next invoice of each would charge now, with shipping and tax, per currency"
     )
@@ -222,8 +224,8 @@ class BulkSegmentPreview:
     mrr_after: list[Money] = strawberry.field(
         description="Its MRR once the plan ran (a refused subscription keeps its own), per currency"
     )
-    refused: BulkRefused
-    sample: list[BulkSampleRow]
+    refused: BulkRefused = strawberry.field(description="Subscriptions whose actions would be refused, by reason")
+    sample: list[BulkSampleRow] = strawberry.field(description="A few subscriptions with their changes")
 
     @classmethod
     def of(cls, s: SegmentPreview) -> BulkSegmentPreview:
@@ -254,13 +256,15 @@ class BulkSegmentPreview:
 
 @strawberry.type(description="What a plan would do; nothing is written. Pass previewedAt to startBulkRun as asOf.")
 class BulkPreview:
-    previewed_at: datetime
-    plan_hash: str
-    matched: int
-    unsegmented: int
+    previewed_at: datetime = strawberry.field(description="When it was computed: pass it as asOf to start the run")
+    plan_hash: str = strawberry.field(description="A hash of the plan, the same in the run it starts")
+    matched: int = strawberry.field(description="Subscriptions the filter matched")
+    unsegmented: int = strawberry.field(description="Matched subscriptions no segment took")
     already_applied: int = strawberry.field(description="Changed by an earlier run of this plan: left alone")
-    billed_before: list[Money]
-    billed_after: list[Money]
+    billed_before: list[Money] = strawberry.field(
+        description="What one renewal of every segmented subscription bills now, per currency"
+    )
+    billed_after: list[Money] = strawberry.field(description="What it would bill after the plan, per currency")
     charged_before: list[Money] = strawberry.field(
         description="What the next invoices would charge now, with shipping and tax, per currency"
     )
@@ -269,7 +273,7 @@ class BulkPreview:
         description="Monthly recurring revenue of every segmented subscription now (revenueMetrics' rule), per currency"
     )
     mrr_after: list[Money] = strawberry.field(description="Their MRR once the plan ran, per currency")
-    segments: list[BulkSegmentPreview]
+    segments: list[BulkSegmentPreview] = strawberry.field(description="Each segment's preview, in plan order")
 
     @classmethod
     def of(cls, p: Preview) -> BulkPreview:
