@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rebill.bulk import writes
+from rebill.bulk import setbased, writes
 from rebill.bulk.actions import apply_actions, consent_of
 from rebill.bulk.plan import Plan, References, load_references, parse_plan
 from rebill.bulk.preview import op_context
@@ -44,6 +44,7 @@ from rebill.bulk.selection import candidates, runs_of_plan, segment_case
 from rebill.bulk.status import ACTIVE, RunView, load_run
 from rebill.db import tables as t
 from rebill.db.repositories import Catalog, SubscriptionRepository
+from rebill.domain.cadence import local_today
 from rebill.domain.errors import RebillError
 from rebill.domain.outcome import OpContext
 from rebill.domain.renewal import Event
@@ -128,6 +129,7 @@ class _Chunk:
     records: list[dict[str, Any]] = field(default_factory=list)  # its run items, as writes.RUN_RECORD
     changed: list[tuple[SubscriptionState, SubscriptionState, dict[str, Any]]] = field(default_factory=list)
     events: list[tuple[SubscriptionState, Event]] = field(default_factory=list)
+    moves: setbased.Moves = field(default_factory=lambda: setbased.Moves([], [], []))  # written by the database
     counts: dict[str, int] = field(default_factory=lambda: {"APPLIED": 0, "SKIPPED": 0, "FAILED": 0, "CONFLICT": 0})
     last_id: int = 0
     children_changed: bool = False  # items or applied coupons changed somewhere in the chunk
@@ -161,6 +163,8 @@ class RunWorker:
         self.chunk_size = max(1, services.settings.bulk_chunk_size)
         self.cancelled = False
         self.consents = {s.name: consent_of(s.actions) for s in self.plan.segments}
+        # Segments whose move of the next renewal the database applies itself (not in dry runs, which write none).
+        self.date_moves = [None if self.dry_run else setbased.date_move(s.actions) for s in self.plan.segments]
 
     # -- the loop -----------------------------------------------------------
 
@@ -259,24 +263,62 @@ class RunWorker:
         found = await db.fetch(DONE_BY_OTHERS, self.plan_hash, self.run_id, [r["id"] for r in rows])
         return {r["subscription_id"]: r["run_id"] for r in found}
 
+    def moves(self, rows: list[Any], now: datetime, done_by_others: dict[int, int] | None = None) -> dict[int, Any]:
+        """The new next renewal date of each row the database can move itself (``setbased``), by id.
+
+        Rows another run applied, or changed after the preview, are left to ``decide``.
+        """
+        if not any(self.date_moves):
+            return {}
+        done = done_by_others or {}
+        todays: dict[str, Any] = {}  # one "today" per time zone in the chunk
+        out = {}
+        for row in rows:
+            move = self.date_moves[row["bulk_segment"]]
+            if move is None or row["id"] in done or (row["updated_at"] is not None and row["updated_at"] > self.as_of):
+                continue
+            zone = row["time_zone"]
+            today = todays.get(zone)
+            if today is None:
+                today = todays[zone] = local_today(now, zone)
+            new = move.target(row["status"], row["next_renewal_date"], today)
+            if new is not None:
+                out[row["id"]] = new
+        return out
+
     def decide(
         self,
         rows: list[Any],
         states: list[SubscriptionState],
         now: datetime,
         done_by_others: dict[int, int] | None = None,
+        moves: dict[int, Any] | None = None,
     ) -> _Chunk:
-        """Run the segment's actions on every state of the chunk, in memory."""
+        """Run the segment's actions on every state of the chunk, in memory.
+
+        ``states`` are those of the rows not in ``moves`` (``moves``: the new dates the database
+        sets itself), in the same order.
+        """
         out = _Chunk()
         done = done_by_others or {}
+        moves = moves or {}
         applied = self.applied
         contexts: dict[str, OpContext] = {}  # one "today" per time zone in the chunk
-        for row, state in zip(rows, states, strict=True):
+        next_state = iter(states).__next__
+        for row in rows:
             if self.limit is not None and applied >= self.limit:
                 break
-            assert state.id is not None
-            out.last_id = state.id
             segment = self.plan.segments[row["bulk_segment"]]
+            new_date = moves.get(row["id"])
+            if new_date is not None:
+                out.last_id = row["id"]
+                applied += 1
+                out.counts["APPLIED"] += 1
+                out.moves.add(row["id"], new_date, segment.name)
+                continue
+            state = next_state()
+            assert state.id is not None and state.id == row["id"]
+            out.last_id = state.id
             if done and state.id in done:
                 reason = f"ALREADY_APPLIED: bulk run {done[state.id]} of the same plan changed it; left as it is"
                 out.left(state.id, segment.name, "SKIPPED", reason)
@@ -343,7 +385,9 @@ class RunWorker:
                 return None
             rows = await self._select(session)
             done = await self._done_by_others(db, rows)
-            chunk = self.decide(rows, await self._repo(session).states_from_rows(rows), now, done) if rows else None
+            moves = self.moves(rows, now, done)
+            states = await self._repo(session).states_from_rows([r for r in rows if r["id"] not in moves])
+            chunk = self.decide(rows, states, now, done, moves) if rows else None
             if chunk is None or chunk.processed == 0:
                 await session.close()
                 return None
@@ -364,7 +408,13 @@ class RunWorker:
         try:
             db = await writes.raw(session)
             await writes.write_run_chunk(
-                db, chunk.records, chunk.changed, run_id=self.run_id, actor=actor_name(self.run_id), now=now
+                db,
+                chunk.records,
+                chunk.changed,
+                run_id=self.run_id,
+                actor=actor_name(self.run_id),
+                now=now,
+                moves=chunk.moves,
             )
             if chunk.children_changed:
                 await writes.save_children(db, [(before, after) for before, after, _ in chunk.changed], now)

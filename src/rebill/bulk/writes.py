@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from rebill.bulk import setbased
 from rebill.db.repositories import ITEM_COLUMNS, item_row
 from rebill.domain.errors import VersionConflict
 from rebill.domain.renewal import Event
@@ -195,6 +196,7 @@ async def write_run_chunk(
     run_id: int,
     actor: str,
     now: datetime,
+    moves: setbased.Moves | None = None,
 ) -> None:
     """A bulk run's chunk in one statement: its run items, and for every changed subscription its row
     (version guarded, version + 1) and its history entry.
@@ -203,9 +205,12 @@ async def write_run_chunk(
     ``changed`` pairs each changed subscription's states with its record. The chunk travels as one
     JSON document, read once by ``json_to_recordset`` and shared by the three writes: one orjson
     call on this side, one parse on the server's, one round trip that keeps the database busy with
-    this chunk while the next one is worked out in memory.
+    this chunk while the next one is worked out in memory. ``moves`` are the chunk's subscriptions
+    whose next renewal the database moves itself (``setbased``); their run items and history entries
+    are written with the others, in subscription order.
     """
-    if not records:
+    moves = moves if moves else None
+    if not records and moves is None:
         return
     undone: set[str] = set()  # what the undo deltas hold is what changed
     for _, _, record in changed:
@@ -215,30 +220,42 @@ async def write_run_chunk(
         record["version"] = before.version
         for column, _, get in specs:
             record[column] = get(after)
+    st = _Statement()
+    document = st.arg(orjson.dumps(records, default=str).decode(), "json")
+    at, run = st.arg(now, "timestamptz"), st.arg(run_id, "bigint")
     spec = ", ".join(f"{name} {kind}" for name, kind in (*RUN_RECORD.items(), *((c, k) for c, k, _ in specs)))
-    sets = ", ".join(
-        [*(f"{c} = d.{c}" for c, _, _ in specs), "version = s.version + 1", "updated_at = $2::timestamptz"]
-    )
-    parts = [
-        f"d AS MATERIALIZED (SELECT * FROM json_to_recordset($1::json) AS v({spec}))",
-        "items AS (INSERT INTO bulk_run_items (run_id, subscription_id, segment, outcome, reason, changes, before, "
-        "version_after, consent_reference, created_at) SELECT $3::bigint, id, segment, outcome, reason, "
-        "coalesce(changes, '[]'), before, version + 1, consent, $2::timestamptz FROM d RETURNING 1)",
-    ]
-    if changed:
-        parts += [
-            f"moved AS (UPDATE subscriptions AS s SET {sets} FROM d "
-            "WHERE d.version IS NOT NULL AND s.id = d.id AND s.version = d.version RETURNING 1)",
-            "logged AS (INSERT INTO history_entries (subscription_id, occurred_at, actor, action, reason, "
-            "bulk_run_id, changes, consent_reference) SELECT id, $2::timestamptz, $4::text, action, "
-            "'bulk run ' || $3::bigint || ', segment ' || segment, $3::bigint, changes, consent FROM d "
-            "WHERE version IS NOT NULL RETURNING 1)",
-        ]
-    names = [part.split(" ", 1)[0] for part in parts[1:]]
-    sql = "WITH " + ", ".join(parts) + " SELECT " + ", ".join(f"(SELECT count(*) FROM {n})" for n in names)
-    document = orjson.dumps(records, default=str).decode()
-    counts = await db.fetchrow(sql, document, now, run_id, *([actor] if changed else []))
+    parts = [f"d AS MATERIALIZED (SELECT * FROM json_to_recordset({document}) AS v({spec}))"]
+    items = "SELECT id, segment, outcome, reason, changes, before, version, consent FROM d"
+    logged = "SELECT id, action, segment, changes, consent FROM d WHERE version IS NOT NULL"
     expected = {"items": len(records), "moved": len(changed), "logged": len(changed)}
+    if moves is not None:
+        ids, dates, segments = (st.arg(a, t) for a, t in zip(setbased.arguments(moves), setbased.TYPES, strict=True))
+        parts.append(f"f AS MATERIALIZED ({setbased.moved_rows(ids, dates, segments)})")
+        parts.append(f"shifted AS ({setbased.MOVE.format(now=at)})")
+        items += " UNION ALL SELECT id, segment, 'APPLIED', NULL, changes, before, version, NULL FROM f"
+        logged += f" UNION ALL SELECT id, '{setbased.ACTION}', segment, changes, NULL FROM f"
+        expected |= {"items": len(records) + len(moves), "shifted": len(moves), "logged": len(changed) + len(moves)}
+    parts.append(
+        "items AS (INSERT INTO bulk_run_items (run_id, subscription_id, segment, outcome, reason, changes, before, "
+        f"version_after, consent_reference, created_at) SELECT {run}, id, segment, outcome, reason, "
+        f"coalesce(changes, '[]'), before, version + 1, consent, {at} FROM ({items}) AS x ORDER BY id RETURNING 1)"
+    )
+    if changed:
+        sets = ", ".join([*(f"{c} = d.{c}" for c, _, _ in specs), "version = s.version + 1", f"updated_at = {at}"])
+        parts.append(
+            f"moved AS (UPDATE subscriptions AS s SET {sets} FROM d "
+            "WHERE d.version IS NOT NULL AND s.id = d.id AND s.version = d.version RETURNING 1)"
+        )
+    if changed or moves is not None:
+        parts.append(
+            "logged AS (INSERT INTO history_entries (subscription_id, occurred_at, actor, action, reason, "
+            f"bulk_run_id, changes, consent_reference) SELECT id, {at}, {st.arg(actor, 'text')}, action, "
+            f"'bulk run ' || {run} || ', segment ' || segment, {run}, changes, consent FROM ({logged}) AS x "
+            "ORDER BY id RETURNING 1)"
+        )
+    names = [part.split(" ", 1)[0] for part in parts if part.split(" ", 1)[0] in expected]
+    sql = "WITH " + ", ".join(parts) + " SELECT " + ", ".join(f"(SELECT count(*) FROM {n})" for n in names)
+    counts = await db.fetchrow(sql, *st.args)
     for name, got in zip(names, counts, strict=True):
         if got != expected[name]:
             raise VersionConflict(f"{name}: {got} rows written, {expected[name]} expected; the chunk is rolled back")
