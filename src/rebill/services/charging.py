@@ -57,7 +57,7 @@ from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import PaymentKind, SubscriptionState, diff
 from rebill.invoicing.events import name_invoices
 from rebill.invoicing.follow import follow_renewals
-from rebill.services.outbox import outbox_rows
+from rebill.services.outbox import add_portal_links, outbox_rows
 
 log = logging.getLogger(__name__)
 
@@ -491,6 +491,8 @@ class Writer:
         self.bulk_run_id = bulk_run_id
         self.history: list[dict[str, Any]] = []
         self.outbox: list[dict[str, Any]] = []
+        # Per outbox row: the customer it is addressed to (who gets a portal link), else None.
+        self.owners: list[int | None] = []
         self.transactions: list[dict[str, Any]] = []
 
     def record(
@@ -516,7 +518,12 @@ class Writer:
                 "bulk_run_id": self.bulk_run_id,
             }
         )
-        self.outbox.extend(outbox_rows(self.settings, after, outcome.events, email, self.now, renewal_id))
+        rows = outbox_rows(self.settings, after, outcome.events, email, self.now, renewal_id)
+        self.outbox.extend(rows)
+        mine = email.lower() if email else None
+        self.owners.extend(
+            after.customer_id if mine is not None and (row["recipient"] or "").lower() == mine else None for row in rows
+        )
 
     def transactions_of(self, job: Job) -> None:
         base = {
@@ -551,8 +558,9 @@ class Writer:
     async def flush(self, session: AsyncSession) -> None:
         await insert_rows(session, TX, self.transactions)
         await insert_rows(session, HISTORY, self.history)
+        await add_portal_links(session, self.outbox, self.owners, self.now)
         await insert_rows(session, OUTBOX, self.outbox)
-        self.transactions, self.history, self.outbox = [], [], []
+        self.transactions, self.history, self.outbox, self.owners = [], [], [], []
 
 
 @dataclass
