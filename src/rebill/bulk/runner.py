@@ -43,7 +43,7 @@ from rebill.bulk.preview import op_context
 from rebill.bulk.selection import candidates, runs_of_plan, segment_case
 from rebill.bulk.status import ACTIVE, RunView, load_run
 from rebill.db import tables as t
-from rebill.db.repositories import Catalog, SubscriptionRepository
+from rebill.db.repositories import Catalog, SubscriptionRepository, any_of
 from rebill.domain.cadence import local_today
 from rebill.domain.errors import RebillError
 from rebill.domain.outcome import OpContext
@@ -79,6 +79,20 @@ MOVE_ON = (
     'UPDATE bulk_runs SET "cursor" = $3, processed = processed + $4, applied = applied + $5, skipped = skipped + $6,'
     ' failed = failed + $7, conflicts = conflicts + $8, heartbeat_at = $9 WHERE id = $1 AND "cursor" = $2'
 )
+
+
+# What ``moves`` reads of a candidate: a chunk of a plan that moves dates locks its rows reading only these,
+# and reads whole rows for those the domain works on.
+MOVE_COLUMNS = ("id", "status", "next_renewal_date", "time_zone", "updated_at")
+
+
+async def _fetch(session: AsyncSession, stmt: Any) -> list[Any]:
+    """Rows of ``stmt`` fetched by asyncpg directly: its records are read by name several times
+    cheaper than result rows, and a chunk reads thousands of them."""
+    compiled = stmt.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.construct_params()
+    values = [params[name] for name in compiled.positiontup or ()]
+    return list(await (await writes.raw(session)).fetch(str(compiled), *values))
 
 
 def actor_name(run_id: int) -> str:
@@ -231,21 +245,24 @@ class RunWorker:
     # -- one chunk ----------------------------------------------------------
 
     async def _select(self, session: AsyncSession) -> list[Any]:
+        """The chunk's candidates, locked: whole rows, or only what ``moves`` reads when the plan moves dates."""
         others = await runs_of_plan(session, self.plan_hash, but=self.run_id)
+        columns = [S.c[name] for name in MOVE_COLUMNS] if any(self.date_moves) else [S]
         stmt = (
-            select(S, segment_case(self.plan).label("bulk_segment"))
+            select(*columns, segment_case(self.plan).label("bulk_segment"))
             .where(S.c.id > self.cursor, *candidates(self.plan, others))
             .order_by(S.c.id)
             .limit(self.chunk_size)
         )
         if not self.dry_run:
             stmt = stmt.with_for_update(of=S)
-        # Fetched by asyncpg directly: its records are read by name several times
-        # cheaper than result rows, and a chunk reads a thousand of them.
-        compiled = stmt.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
-        params = compiled.construct_params()
-        values = [params[name] for name in compiled.positiontup or ()]
-        return list(await (await writes.raw(session)).fetch(str(compiled), *values))
+        return await _fetch(session, stmt)
+
+    async def _whole_rows(self, session: AsyncSession, rows: list[Any]) -> list[Any]:
+        """``rows`` as whole rows (the chunk holds their locks), for the domain; in the same order."""
+        if not rows or not any(self.date_moves):  # ``_select`` read whole rows
+            return rows
+        return await _fetch(session, select(S).where(any_of(S.c.id, [r["id"] for r in rows])).order_by(S.c.id))
 
     def _repo(self, session: AsyncSession) -> SubscriptionRepository:
         catalog = Catalog(session)
@@ -386,7 +403,8 @@ class RunWorker:
             rows = await self._select(session)
             done = await self._done_by_others(db, rows)
             moves = self.moves(rows, now, done)
-            states = await self._repo(session).states_from_rows([r for r in rows if r["id"] not in moves])
+            whole = await self._whole_rows(session, [r for r in rows if r["id"] not in moves])
+            states = await self._repo(session).states_from_rows(whole)
             chunk = self.decide(rows, states, now, done, moves) if rows else None
             if chunk is None or chunk.processed == 0:
                 await session.close()
