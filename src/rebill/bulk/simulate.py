@@ -72,6 +72,7 @@ AC = t.table_of(t.AppliedCoupon)
 C = t.table_of(t.Coupon)
 
 _FINAL = [s.value for s in FINAL]
+MRR_RATIO = ("mrr_times", "mrr_over")
 _HALF = literal(Decimal("0.5"), Numeric)
 
 
@@ -136,6 +137,35 @@ _ITEM_COUNT = "(SELECT count(*) FROM subscription_items si WHERE si.subscription
 
 def _from(event: StatusEvent) -> list[str]:
     return [s.value for (s, e) in TRANSITIONS if e is event]
+
+
+def month_ratio(unit: Any, count: Any) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """A month's worth of one period of a cadence as ``times / over`` (``rebill_mrr``'s factors): x 1 monthly,
+    / 12 yearly, x 52 / 12 weekly, x 365 / 12 daily, / count. ``times`` is NULL for a unit MRR does not know."""
+    times = case((unit.in_(["MONTH", "YEAR"]), 1), (unit == "WEEK", 52), (unit == "DAY", 365), else_=null())
+    return times, cast(case((unit == "MONTH", 1), else_=12) * count, BigInteger)
+
+
+def mrr(amount: Any, status: Any, times: Any, over: Any) -> ColumnElement[int]:
+    """``rebill_mrr`` (``domain.mrr``) of a subscription billing ``amount`` per period, inline in the query.
+
+    The function's rule in bigint arithmetic: amount x times / over, rounded half to even; ACTIVE and
+    OVERDUE only, and a cadence of a count of at least one. A call of the SQL function per subscription
+    (its body holds subqueries, so the planner cannot inline it) cost about 65 microseconds: a minute for
+    the preview of 500,000. Tests hold this expression to the function.
+    """
+    n = (cast(amount, BigInteger) * times).self_group()
+    # Truncated towards zero, as PostgreSQL divides integers.
+    q, r = n.op("/")(over).self_group(), n.op("%")(over).self_group()
+
+    def half_even_of(q: Any, r: Any) -> Any:
+        q, r = q.self_group(), r.self_group()
+        return q + case((or_(2 * r > over, and_(2 * r == over, q.op("%")(2) != 0)), 1), else_=0)
+
+    # A negative amount's quotient is floored first (remainder made positive), as the function does.
+    rounded = case((r >= 0, half_even_of(q, r)), else_=half_even_of(q - 1, r + over))
+    counted = and_(cast(status, Text).in_(["ACTIVE", "OVERDUE"]), times.is_not(None), over >= 1)
+    return case((counted, rounded), else_=0)
 
 
 def half_even(n: ColumnElement[Any]) -> ColumnElement[int]:
@@ -209,7 +239,7 @@ class _Sim:
     next_renewal: ColumnElement[Any] = field(init=False)
     cancel_at_end: ColumnElement[Any] = field(init=False)
     profile_id: ColumnElement[Any] = field(init=False)
-    # The profile's cadence (unit, count): what brings a bill to a month for MRR.
+    # The profile's cadence as ``month_ratio``: what brings a bill to a month for MRR.
     cadence: tuple[ColumnElement[Any], ColumnElement[Any]] = field(init=False)
     refusals: list[tuple[ColumnElement[bool], str]] = field(default_factory=list)
 
@@ -218,7 +248,7 @@ class _Sim:
         self.next_renewal = self.base.c.next_renewal_date
         self.cancel_at_end = self.base.c.cancel_at_period_end
         self.profile_id = self.base.c.profile_id
-        self.cadence = (self.base.c.cadence_unit, self.base.c.cadence_count)
+        self.cadence = (self.base.c.mrr_times, self.base.c.mrr_over)
 
     @property
     def today(self) -> ColumnElement[Any]:
@@ -276,8 +306,7 @@ def segment_sql(
             S.c.shipping_address,
             S.c.shipping_profile_id,
             cast(func.timezone(S.c.time_zone, literal(now, DateTime(timezone=True))), Date).label("today"),
-            SP.c.interval_unit.label("cadence_unit"),
-            SP.c.interval_count.label("cadence_count"),
+            *(f.label(n) for f, n in zip(month_ratio(SP.c.interval_unit, SP.c.interval_count), MRR_RATIO, strict=True)),
             *priced,
         )
         .select_from(joined)
@@ -471,7 +500,7 @@ def segment_sql(
             if not target.custom:
                 sim.refuse(sim.profile_id == action.profile_id, "NO_CHANGE")
             sim.profile_id = literal(action.profile_id)
-            sim.cadence = (literal(target.cadence.unit.value), literal(target.cadence.count))
+            sim.cadence = month_ratio(literal(target.cadence.unit.value), literal(target.cadence.count))
         elif isinstance(action, ApplyCoupon):
             coupon, is_active = refs.coupons[action.code]
             sim.changeable()
@@ -522,8 +551,8 @@ def segment_sql(
     )
     charged_after = case((or_(sim.status.in_(_FINAL), sim.cancel_at_end), 0), else_=charged(after_amount))
     # MRR (``domain.mrr``, as the database's ``rebill_mrr``): a month of what the next renewal bills, if it counts.
-    mrr_before = func.rebill_mrr(base.c.amount_minor, base.c.status, base.c.cadence_unit, base.c.cadence_count)
-    mrr_after = func.rebill_mrr(cast(after_amount, BigInteger), cast(sim.status, Text), *sim.cadence)
+    mrr_before = mrr(base.c.amount_minor, base.c.status, base.c.mrr_times, base.c.mrr_over)
+    mrr_after = mrr(after_amount, sim.status, *sim.cadence)
     complex_: ColumnElement[bool] = literal(False)
     if prices:
         assert cp is not None
