@@ -106,7 +106,7 @@ async def test_an_unexpected_failure_is_masked(client, monkeypatch):
 
     world = await make_world(client)
     await subscribe(client, world)
-    monkeypatch.setattr(queries.SubscriptionRepository, "states_from_rows", boom)
+    monkeypatch.setattr(queries, "read_page", boom)
     response = await gql_raw(client, LIST.replace("totalCount", "edges { node { id } }"))
     text = response.text
     assert "Internal error." in text

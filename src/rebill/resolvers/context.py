@@ -6,16 +6,36 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
 from rebill.db import tables as t
-from rebill.db.repositories import Catalog, SubscriptionRepository, shipping_profile_from_row
+from rebill.db.driver import autocommit, fetch
+from rebill.db.repositories import (
+    Catalog,
+    SubscriptionRepository,
+    any_of,
+    coupon_from_row,
+    shipping_profile_from_row,
+)
+from rebill.domain.money import Money
+from rebill.domain.pricing import PriceTier
+from rebill.domain.subscription import AppliedCoupon as DomainAppliedCoupon
 from rebill.domain.subscription import ProfileTerms, SubscriptionState
 from rebill.resolvers.pages import GroupKey, Page, fetch_grouped_pages
+from rebill.schema.catalog import Product, SubscriptionProfile
+from rebill.schema.subscriptions import SubscriptionItem
 from rebill.services.runtime import Actor, Services
 
 PageKey = GroupKey  # (parent id, window, order)
+
+
+def read_engine(services: Services) -> AsyncEngine:
+    """The engine every resolver reads through: the one behind ``services.sessions``, also for the
+    reads that skip a session (``rebill.db.driver``)."""
+    engine: AsyncEngine = services.sessions.kw["bind"]
+    return engine
 
 
 def _ordered(keys: Sequence[int], rows: dict[int, Any]) -> list[Any]:
@@ -35,7 +55,7 @@ class Loaders:
     payment_methods_by_customer: DataLoader[int, list[Any]] = field(init=False)
     renewal_page_by_subscription: DataLoader[PageKey, Page] = field(init=False)
     history_page_by_subscription: DataLoader[PageKey, Page] = field(init=False)
-    subscription_page_by_customer: DataLoader[PageKey, tuple[Page, list[SubscriptionState]]] = field(init=False)
+    subscription_page_by_customer: DataLoader[PageKey, Page] = field(init=False)
     invoice_by_renewal: DataLoader[int, Any] = field(init=False)
     invoice_lines_by_invoice: DataLoader[int, list[Any]] = field(init=False)
     invoice_page_by_subscription: DataLoader[PageKey, Page] = field(init=False)
@@ -44,6 +64,13 @@ class Loaders:
     credit_note_lines_by_note: DataLoader[int, list[Any]] = field(init=False)
     tax_rate_by_id: DataLoader[int, Any] = field(init=False)
     shipping_profile_by_id: DataLoader[int, Any] = field(init=False)
+    # What a subscription read from its row refers to, each read only when a field asks for it.
+    subscription_row_by_id: DataLoader[int, Any] = field(init=False)
+    items_by_subscription: DataLoader[int, list[SubscriptionItem]] = field(init=False)
+    coupons_by_subscription: DataLoader[int, list[DomainAppliedCoupon]] = field(init=False)
+    product_by_id: DataLoader[int, Product | None] = field(init=False)
+    tiers_by_product: DataLoader[int, tuple[PriceTier, ...]] = field(init=False)
+    profile_by_pk: DataLoader[int, SubscriptionProfile | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.customer_by_id = DataLoader(load_fn=self._customers)
@@ -63,11 +90,69 @@ class Loaders:
         self.credit_note_lines_by_note = DataLoader(load_fn=self._credit_note_lines)
         self.tax_rate_by_id = DataLoader(load_fn=self._tax_rates)
         self.shipping_profile_by_id = DataLoader(load_fn=self._shipping_profiles)
+        self.subscription_row_by_id = DataLoader(load_fn=self._subscription_rows)
+        self.items_by_subscription = DataLoader(load_fn=self._items)
+        self.coupons_by_subscription = DataLoader(load_fn=self._coupons)
+        self.product_by_id = DataLoader(load_fn=self._products)
+        self.tiers_by_product = DataLoader(load_fn=self._tiers)
+        self.profile_by_pk = DataLoader(load_fn=self._profile_nodes)
+
+    async def _read(self, statement: Select[Any]) -> Sequence[Any]:
+        """A read on the driver (``rebill.db.driver``): rows read by attribute, no transaction around it."""
+        async with autocommit(read_engine(self.services)) as conn:
+            return await fetch(conn, statement)
 
     async def _rows(self, table: Any, keys: Sequence[int]) -> list[Any]:
-        async with self.services.sessions() as session:
-            rows = {r.id: r for r in await session.execute(select(table).where(table.c.id.in_(list(keys))))}
+        rows = {r.id: r for r in await self._read(select(table).where(any_of(table.c.id, keys)))}
         return _ordered(keys, rows)
+
+    async def _subscription_rows(self, keys: list[int]) -> list[Any]:
+        return await self._rows(t.table_of(t.Subscription), keys)
+
+    async def _items(self, keys: list[int]) -> list[list[SubscriptionItem]]:
+        items = t.table_of(t.SubscriptionItem)
+        rows = await self._read(
+            select(items)
+            .where(any_of(items.c.subscription_id, keys))
+            .order_by(items.c.subscription_id, items.c.position, items.c.id)
+        )
+        grouped: dict[int, list[SubscriptionItem]] = {}
+        for r in rows:
+            grouped.setdefault(r.subscription_id, []).append(SubscriptionItem.of_row(r))
+        return [grouped.get(k, []) for k in keys]
+
+    async def _coupons(self, keys: list[int]) -> list[list[DomainAppliedCoupon]]:
+        applied, coupons = t.table_of(t.AppliedCoupon), t.table_of(t.Coupon)
+        rows = await self._read(
+            select(applied.c.id.label("applied_id"), applied.c.subscription_id, applied.c.cycles_used, coupons)
+            .join(coupons, coupons.c.id == applied.c.coupon_id)
+            .where(any_of(applied.c.subscription_id, keys))
+            .order_by(applied.c.subscription_id, applied.c.id)
+        )
+        grouped: dict[int, list[DomainAppliedCoupon]] = {}
+        for r in rows:
+            grouped.setdefault(r.subscription_id, []).append(
+                DomainAppliedCoupon(r.applied_id, coupon_from_row(r), r.cycles_used)
+            )
+        return [grouped.get(k, []) for k in keys]
+
+    async def _products(self, keys: list[int]) -> list[Product | None]:
+        rows = await self._rows(t.table_of(t.Product), keys)
+        return [Product.of_row(r) if r is not None else None for r in rows]
+
+    async def _tiers(self, keys: list[int]) -> list[tuple[PriceTier, ...]]:
+        tiers = t.table_of(t.ProductTier)
+        rows = await self._read(
+            select(tiers).where(any_of(tiers.c.product_id, keys)).order_by(tiers.c.product_id, tiers.c.position)
+        )
+        grouped: dict[int, list[PriceTier]] = {}
+        for r in rows:
+            grouped.setdefault(r.product_id, []).append(PriceTier(r.up_to, Money(r.unit_price_minor, r.currency)))
+        return [tuple(grouped.get(k, ())) for k in keys]
+
+    async def _profile_nodes(self, keys: list[int]) -> list[SubscriptionProfile | None]:
+        rows = await self._rows(t.table_of(t.Profile), keys)
+        return [SubscriptionProfile.of_row(r) if r is not None else None for r in rows]
 
     async def _customers(self, keys: list[int]) -> list[Any]:
         return await self._rows(t.table_of(t.Customer), keys)
@@ -118,14 +203,11 @@ class Loaders:
     async def _history_pages(self, keys: list[PageKey]) -> list[Page]:
         return await self._pages(t.table_of(t.HistoryEntry), keys)
 
-    async def _customer_subscription_pages(self, keys: list[PageKey]) -> list[tuple[Page, list[SubscriptionState]]]:
-        """Pages of each customer's subscriptions, their states assembled in one pass for all customers."""
+    async def _customer_subscription_pages(self, keys: list[PageKey]) -> list[Page]:
+        """Pages of each customer's subscriptions (their rows): one windowed query for all customers."""
         table = t.table_of(t.Subscription)
         async with self.services.sessions() as session:
-            pages = await fetch_grouped_pages(session, table, table.c.customer_id, keys)
-            states = await SubscriptionRepository(session).states_from_rows([r for p in pages for r in p.rows])
-        by_id = {s.id: s for s in states}
-        return [(p, [by_id[r.id] for r in p.rows]) for p in pages]
+            return await fetch_grouped_pages(session, table, table.c.customer_id, keys)
 
     async def _renewal_invoices(self, keys: list[int]) -> list[Any]:
         """Each renewal's final invoice (its pro forma only while there is no invoice yet)."""

@@ -53,6 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 
 from rebill.config import Settings
+from rebill.db.driver import autocommit, fetch
 from rebill.schema.common import DEFAULT_PAGE
 
 MUTATION_COST = 10
@@ -283,12 +284,10 @@ class Throttle:
 
 async def take(engine: AsyncEngine, bucket: str, cost: int, size: int, restore: float) -> Throttle:
     """Take ``cost`` points from the bucket if it holds them (one atomic statement); the bucket after."""
-    # One statement is its own transaction: no BEGIN and COMMIT round trips around it.
-    async with engine.connect() as conn:
-        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        row = (
-            await auto.execute(TAKE, {"bucket": bucket, "cost": float(cost), "size": float(size), "restore": restore})
-        ).one()
+    # One statement is its own transaction: no BEGIN and COMMIT round trips around it, on the driver.
+    async with autocommit(engine) as conn:
+        statement = TAKE.bindparams(bucket=bucket, cost=float(cost), size=float(size), restore=restore)
+        row = (await fetch(conn, statement))[0]
     return Throttle(bool(row.granted), float(row.available), size, restore)
 
 

@@ -11,12 +11,13 @@ from strawberry.types import Info
 from rebill.db import tables as t
 from rebill.domain.errors import RebillError
 from rebill.ids import from_global_id
+from rebill.resolvers.lookahead import page_nodes, prefetch_subscriptions
 from rebill.resolvers.pages import Window, fetch_page
 from rebill.schema.catalog import Customer
 from rebill.schema.common import ApiError, Node, page_info
 from rebill.schema.customers import CustomerConnection, CustomerEdge, CustomerFilter
 from rebill.schema.ordering import SubscriptionOrder, subscription_order
-from rebill.schema.subscriptions import Subscription, SubscriptionConnection, SubscriptionEdge
+from rebill.schema.subscriptions import Subscription, SubscriptionConnection
 from rebill.services.search import MAX_SEARCH_LENGTH, contains, customer_words, lower_email
 
 C = t.table_of(t.Customer)
@@ -70,11 +71,11 @@ async def customer_subscriptions(
     order_by: SubscriptionOrder | None,
 ) -> SubscriptionConnection:
     key = (customer_pk, Window(first, after, last, before), subscription_order(order_by))
-    page, states = await info.context.loaders.subscription_page_by_customer.load(key)
-    edges = [SubscriptionEdge(cursor=c, node=Subscription.of(s)) for c, s in zip(page.cursors, states, strict=True)]
-    return SubscriptionConnection(
-        edges=edges, page_info=page_info(edges, page.has_next, page.has_previous), total_count=page.total
-    )
+    page = await info.context.loaders.subscription_page_by_customer.load(key)
+    nodes = [Subscription.of_row(r) for r in page.rows]
+    # Every customer's page resolves in the same tick: their prefetches batch together too.
+    await prefetch_subscriptions(info, nodes, *page_nodes(info))
+    return SubscriptionConnection.of(page, nodes)
 
 
 BATCHED = frozenset({"Subscription", "Customer", "SubscriptionProfile", "PaymentMethod"})

@@ -12,14 +12,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from rebill.db.driver import autocommit, fetch, fetch_value
 from rebill.schema.common import DEFAULT_PAGE, MAX_PAGE, ApiError
 
 
@@ -222,6 +223,27 @@ def _key_of(order: Order) -> Callable[[Any], Any]:
     return lambda row: row.sort_key
 
 
+def _statements(
+    table: Any,
+    where: Sequence[ColumnElement[bool]],
+    win: Window,
+    order: Order,
+    base: Select[Any] | None,
+) -> tuple[Select[Any], Select[Any]]:
+    """The page's statement (``size + 1`` rows, to tell whether more follow) and its count's."""
+    stmt = base if base is not None else select(table)
+    if order.key is not None:
+        stmt = stmt.add_columns(order.key.label("sort_key"))
+    count_stmt = select(func.count()).select_from(table)
+    for clause in where:
+        stmt = stmt.where(clause)
+        count_stmt = count_stmt.where(clause)
+    clauses, order_by = keyset(table, order, win)
+    for clause in clauses:
+        stmt = stmt.where(clause)
+    return stmt.order_by(*order_by).limit(win.size + 1), count_stmt
+
+
 async def fetch_page(
     session: AsyncSession,
     table: Any,
@@ -238,19 +260,45 @@ async def fetch_page(
     """One page of ``table`` under ``where``, sorted by ``order`` (the id by default), and the total."""
     win = Window(first, after, last, before)
     order = order or (NEWEST_FIRST if descending else BY_ID)
-    stmt = base if base is not None else select(table)
-    if order.key is not None:
-        stmt = stmt.add_columns(order.key.label("sort_key"))
-    count_stmt = select(func.count()).select_from(table)
-    for clause in where:
-        stmt = stmt.where(clause)
-        count_stmt = count_stmt.where(clause)
-    clauses, order_by = keyset(table, order, win)
-    for clause in clauses:
-        stmt = stmt.where(clause)
-    rows = list(await session.execute(stmt.order_by(*order_by).limit(win.size + 1))) if win.size else []
+    stmt, count_stmt = _statements(table, where, win, order, base)
+    rows = list(await session.execute(stmt)) if win.size else []
     total = int((await session.execute(count_stmt)).scalar_one())
     return _finish(rows, order, win, total, _key_of(order))
+
+
+@dataclass
+class LazyPage(Page):
+    """A page whose total is counted only when asked for (``count``), by a statement of its own."""
+
+    counter: Callable[[], Awaitable[int]] | None = None
+
+    async def count(self) -> int:
+        if self.counter is not None:
+            self.total, self.counter = await self.counter(), None
+        return self.total
+
+
+async def read_page(
+    engine: AsyncEngine,
+    table: Any,
+    where: Sequence[ColumnElement[bool]],
+    window: Window,
+    order: Order = BY_ID,
+) -> LazyPage:
+    """``fetch_page`` for the read API: on the driver (``rebill.db.driver``), the total counted on demand."""
+    stmt, count_stmt = _statements(table, where, window, order, None)
+    if window.size:
+        async with autocommit(engine) as conn:
+            rows = list(await fetch(conn, stmt))
+    else:
+        rows = []
+
+    async def count() -> int:
+        async with autocommit(engine) as conn:
+            return int(await fetch_value(conn, count_stmt))
+
+    page = _finish(rows, order, window, 0, _key_of(order))
+    return LazyPage(page.rows, page.has_next, 0, page.has_previous, page.cursors, count)
 
 
 GroupKey = tuple[int, Window, Order]

@@ -14,7 +14,9 @@ from rebill.db.repositories import SubscriptionRepository, profile_from_row, ren
 from rebill.domain.errors import RebillError
 from rebill.domain.money import Money as DomainMoney
 from rebill.domain.subscription import SubscriptionState
-from rebill.resolvers.pages import fetch_page
+from rebill.resolvers.context import read_engine
+from rebill.resolvers.lookahead import page_nodes, prefetch_subscriptions
+from rebill.resolvers.pages import Window, fetch_page, read_page
 from rebill.schema import inputs
 from rebill.schema.catalog import Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
 from rebill.schema.common import ApiError, Node, PageInfo, decode_id, from_global_id, page_info, to_global_id
@@ -29,7 +31,6 @@ from rebill.schema.subscriptions import (
     RenewalConnection,
     Subscription,
     SubscriptionConnection,
-    SubscriptionEdge,
     SubscriptionItem,
     Transaction,
     renewal_connection,
@@ -81,8 +82,8 @@ async def subscription(info: Info, id: strawberry.ID) -> Subscription | None:
         pk = decode_id(id, "Subscription")
     except RebillError:
         return None
-    state = await info.context.loaders.subscription_by_id.load(pk)
-    return Subscription.of(state) if state is not None else None
+    row = await info.context.loaders.subscription_row_by_id.load(pk)
+    return Subscription.of_row(row) if row is not None else None
 
 
 async def subscriptions(
@@ -110,17 +111,16 @@ async def subscription_page(
     before: str | None,
     order_by: SubscriptionOrder | None,
 ) -> SubscriptionConnection:
-    """A page of subscriptions under ``where`` in the order asked for (the id by default)."""
-    order = subscription_order(order_by)
-    async with info.context.services.sessions() as session:
-        page = await fetch_page(session, S, where, first, after, last=last, before=before, order=order)
-        states = await SubscriptionRepository(session).states_from_rows(page.rows)
-    edges = [SubscriptionEdge(cursor=c, node=Subscription.of(s)) for c, s in zip(page.cursors, states, strict=True)]
-    return SubscriptionConnection(
-        edges=edges,
-        page_info=page_info(edges, page.has_next, page.has_previous),
-        total_count=page.total,
-    )
+    """A page of subscriptions under ``where`` in the order asked for (the id by default).
+
+    The page reads the subscriptions' rows, then what its selection asks of them
+    (``rebill.resolvers.lookahead``); its total only when ``totalCount`` is asked for.
+    """
+    window = Window(first, after, last, before)
+    page = await read_page(read_engine(info.context.services), S, where, window, subscription_order(order_by))
+    nodes = [Subscription.of_row(r) for r in page.rows]
+    await prefetch_subscriptions(info, nodes, *page_nodes(info))
+    return SubscriptionConnection.of(page, nodes)
 
 
 async def renewal(info: Info, id: strawberry.ID) -> Renewal | None:

@@ -9,8 +9,9 @@ import strawberry
 from strawberry.types import Info
 
 from rebill.domain.money import plain_decimal
+from rebill.domain.pricing import PriceTier as DomainPriceTier
 from rebill.domain.subscription import CouponInfo, ProductInfo, ProfileTerms
-from rebill.schema.common import Money, Node, to_global_id
+from rebill.schema.common import Money, Node, RowBacked, columns, read_from_row, to_global_id, when_loaded
 from rebill.schema.enums import AnchorPolicy, CouponDuration, IntervalUnit, PaymentMethodKind, ProductKind, RenewalType
 
 if TYPE_CHECKING:
@@ -43,13 +44,31 @@ class SubscriptionProfile(Node):
     custom: bool
     reminder_days_before: int
     terms: strawberry.Private[ProfileTerms | None] = None
+    # Read from a row: the shipping profile is loaded when asked for, by its id.
+    shipping_profile_pk: strawberry.Private[int | None] = None
 
     @strawberry.field(description="The shipping profile its subscriptions ship with, unless they override it")
-    def shipping_profile(self) -> Annotated[ShippingProfile, strawberry.lazy("rebill.schema.taxes")] | None:
+    def shipping_profile(self, info: Info) -> Annotated[ShippingProfile, strawberry.lazy("rebill.schema.taxes")] | None:
         from rebill.schema.taxes import ShippingProfile
 
         shipping = self.terms.shipping_profile if self.terms is not None else None
-        return ShippingProfile.of(shipping) if shipping is not None else None
+        if shipping is not None:
+            return ShippingProfile.of(shipping)
+        if self.shipping_profile_pk is None:
+            return None
+        return when_loaded(
+            info.context.loaders.shipping_profile_by_id.load(self.shipping_profile_pk),
+            lambda found: ShippingProfile.of(found) if found is not None else None,
+        )
+
+    @classmethod
+    def of_row(cls, row: Any) -> SubscriptionProfile:
+        """A ``subscription_profiles`` row, its shipping profile left to be loaded when asked for."""
+        from rebill.db.repositories import profile_from_row
+
+        profile = cls.of(profile_from_row(row))
+        profile.shipping_profile_pk = row.shipping_profile_id
+        return profile
 
     @classmethod
     def of(cls, p: ProfileTerms) -> SubscriptionProfile:
@@ -80,12 +99,24 @@ class PriceTier:
     unit_price: Money
 
 
+def _tiers(root: Product, info: Info) -> list[PriceTier]:
+    def shown(tiers: tuple[DomainPriceTier, ...]) -> list[PriceTier]:
+        return [PriceTier(up_to=tier.up_to, unit_price=Money.of(tier.unit_price)) for tier in tiers]
+
+    if root.held_tiers is not None:
+        return shown(root.held_tiers)
+    return when_loaded(info.context.loaders.tiers_by_product.load(root.pk), shown)
+
+
 @strawberry.type
 class Product(Node):
     name: str
     sku: str
     kind: ProductKind
-    tiers: list[PriceTier]
+    tiers: list[PriceTier] = strawberry.field(resolver=_tiers)
+    pk: strawberry.Private[int] = 0
+    # None when read from a row: the tiers are loaded when asked for.
+    held_tiers: strawberry.Private[tuple[DomainPriceTier, ...] | None] = None
 
     @classmethod
     def of(cls, p: ProductInfo) -> Product:
@@ -94,7 +125,19 @@ class Product(Node):
             name=p.name,
             sku=p.sku,
             kind=p.kind,
-            tiers=[PriceTier(up_to=tier.up_to, unit_price=Money.of(tier.unit_price)) for tier in p.tiers],
+            pk=p.id,
+            held_tiers=p.tiers,
+        )
+
+    @classmethod
+    def of_row(cls, row: Any) -> Product:
+        """A ``products`` row, its tiers left to be loaded when asked for."""
+        return cls(
+            id=strawberry.ID(to_global_id("Product", row.id)),
+            name=row.name,
+            sku=row.sku,
+            kind=ProductKind(row.kind),
+            pk=row.id,
         )
 
 
@@ -170,7 +213,7 @@ class PaymentMethod(Node):
 
 
 @strawberry.type
-class Customer(Node):
+class Customer(RowBacked, Node):
     email: str
     name: str | None
     time_zone: str
@@ -184,21 +227,20 @@ class Customer(Node):
     pk: strawberry.Private[int] = 0
     default_payment_method_pk: strawberry.Private[int | None] = None
 
+    row: strawberry.Private[Any] = None
+
     @classmethod
     def of(cls, row: Any) -> Customer:
-        return cls(
-            id=strawberry.ID(to_global_id("Customer", row.id)),
-            email=row.email,
-            name=row.name,
-            time_zone=row.time_zone,
-            created_at=row.created_at,
-            billing_address=Address.of(row.billing_address),
+        """A ``customers`` row, each field computed when first read (those with defaults at once)."""
+        customer: Customer = cls.from_row(
+            row,
             tax_id=getattr(row, "tax_id", None),
             tax_exempt=bool(getattr(row, "tax_exempt", False)),
             tax_exempt_reason=getattr(row, "tax_exempt_reason", None),
             pk=row.id,
             default_payment_method_pk=row.default_payment_method_id,
         )
+        return customer
 
     @strawberry.field
     async def default_payment_method(self, info: Info) -> PaymentMethod | None:
@@ -241,3 +283,13 @@ class Customer(Node):
 
         key = (self.pk, Window(first, after, last, before), chronological(None))
         return invoice_connection(await info.context.loaders.invoice_page_by_customer.load(key))
+
+
+read_from_row(
+    Customer,
+    {
+        **columns("email", "name", "time_zone", "created_at"),
+        "id": lambda r: strawberry.ID(to_global_id("Customer", r.id)),
+        "billing_address": lambda r: Address.of(r.billing_address),
+    },
+)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from operator import attrgetter
 from typing import Any, TypeVar, cast
 
 import strawberry
@@ -16,6 +18,8 @@ from rebill.domain.money import Money as DomainMoney
 from rebill.ids import decode_id, from_global_id, globalize, to_global_id
 
 C = TypeVar("C")
+T = TypeVar("T")
+R = TypeVar("R")
 
 __all__ = [
     "DEFAULT_PAGE",
@@ -26,15 +30,19 @@ __all__ = [
     "MoneyInput",
     "Node",
     "PageInfo",
+    "RowBacked",
     "UserError",
     "changes_of",
+    "columns",
     "decode_cursor",
     "decode_id",
     "encode_cursor",
     "from_global_id",
     "page_info",
     "page_size",
+    "read_from_row",
     "to_global_id",
+    "when_loaded",
 ]
 
 MAX_PAGE = 100
@@ -131,6 +139,64 @@ class FieldChange:
     field: str
     before: JSON | None
     after: JSON | None
+
+
+class RowBacked:
+    """A node read from a row, each of its fields computed from the row when first read.
+
+    A page of fifty subscriptions asked for their id and status builds those two
+    fields, not the thirty the type has. ``FROM_ROW`` maps a field to how the row
+    gives it; ``__getattr__`` (called only for an attribute not set yet) computes
+    it and keeps it. Nodes built otherwise (``of`` from a domain value) set every
+    field at once and never get here.
+    """
+
+    FROM_ROW: dict[str, Callable[[Any], Any]] = {}  # each type sets its own (read_from_row)
+
+    @classmethod
+    def from_row(cls, row: Any, **held: Any) -> Any:
+        node = cls.__new__(cls)
+        node.__dict__.update(held, row=row)
+        return node
+
+    def __getattr__(self, name: str) -> Any:
+        compute = type(self).FROM_ROW.get(name)
+        row = self.__dict__.get("row")
+        if compute is None or row is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = compute(row)
+        self.__dict__[name] = value
+        return value
+
+
+def read_from_row(cls: type[RowBacked], fields: dict[str, Callable[[Any], Any]]) -> None:
+    """Set ``cls.FROM_ROW``, refusing a field with a default on the class: ``__getattr__`` would never
+    see it, and the default would be read instead of the row's value."""
+    shadowed = sorted(name for name in fields if hasattr(cls, name))
+    if shadowed:
+        raise TypeError(f"{cls.__name__}: {shadowed} have class-level defaults; set them in from_row instead")
+    cls.FROM_ROW = fields
+
+
+def columns(*names: str) -> dict[str, Callable[[Any], Any]]:
+    """``FROM_ROW`` entries for fields that are the row's columns of the same name, as they are."""
+    return {name: attrgetter(name) for name in names}
+
+
+def when_loaded(value: Awaitable[T], build: Callable[[T], R]) -> Any:
+    """``build`` of what a DataLoader's ``load`` gives: at once when the loader holds it already
+    (a page's resolver loads what its selection asks for first), else an awaitable of it.
+
+    A field resolved at once costs no task and no await (``rebill.schema.execution``); either
+    way GraphQL execution gives the field ``R``, which is what a resolver returning this declares.
+    """
+    if isinstance(value, asyncio.Future) and value.done():
+        return build(value.result())
+
+    async def later() -> R:
+        return build(await value)
+
+    return later()
 
 
 def page_info(edges: Sequence[Any], has_next: bool, has_previous: bool = False) -> PageInfo:

@@ -9,9 +9,10 @@ relations that a DataLoader holds by the time they are asked for (the page
 resolvers load what their selection asks for first).
 
 ``PlannedExecutor`` plans each selection set once per request, then runs the
-plan for every object in one loop: an attribute is read and serialized; a
-resolver without arguments, permissions or extensions is called directly, and
-a DataLoader future it returns is used at once when it is already done. Every
+plan for every object in one loop: a scalar attribute is read and serialized
+in place; an object attribute is completed from its own plan; a resolver
+without arguments, permissions or extensions is called directly, and a
+DataLoader future it returns is used at once when it is already done. Every
 other field (the root fields, fields with arguments, permission classes or
 extensions, abstract types, lists that are not lists) takes graphql-core's own
 path, and every error is handed to graphql-core's own handler, so the errors,
@@ -21,16 +22,22 @@ their paths and the nulls they leave are graphql-core's.
 from __future__ import annotations
 
 import asyncio
+import keyword
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from types import CodeType
 from typing import Any
 
 from graphql import (
+    GraphQLBoolean,
     GraphQLField,
+    GraphQLID,
     GraphQLLeafType,
     GraphQLList,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
+    GraphQLString,
     is_leaf_type,
     is_list_type,
     is_non_null_type,
@@ -42,14 +49,96 @@ from graphql.pyutils import Path, Undefined, gather_with_cancel
 from graphql.type.introspection import TypeNameMetaFieldDef
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 
 BACKREF = GraphQLCoreConverter.DEFINITION_BACKREF
 
-#: How a step resolves its field: graphql-core's way, an attribute, a direct call, or ``__typename``.
-GENERAL, ATTRIBUTE, CALL, TYPENAME = range(4)
+#: How a step resolves its field: graphql-core's way, a scalar attribute, another attribute, a direct
+#: call, or ``__typename``.
+GENERAL, LEAF, ATTRIBUTE, CALL, TYPENAME = range(5)
 
 #: Completes a resolved value at a path: the response value, or an awaitable of it. Raises on a field error.
 Complete = Callable[[Any, Path], Any]
+#: A selection set's plan, compiled: an object's fields at a path (a dict, or an awaitable of it).
+Run = Callable[[Any, Path | None], Any]
+
+#: Scalars whose serialization gives a value of this exact type back unchanged.
+_UNCHANGED: dict[Any, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
+#: Completed values that are never awaitable (checked before the general test).
+_PLAIN = (dict, list, str, int, bool, float, type(None))
+
+
+async def _gather_results(results: dict[str, Any], pending: list[str]) -> dict[str, Any]:
+    """An object's fields once those that were awaitable are done; as ``Executor.execute_fields``."""
+    if len(pending) == 1:
+        name = pending[0]
+        results[name] = await results[name]
+    else:
+        values = await gather_with_cancel(*(results[name] for name in pending))
+        results.update(zip(pending, values, strict=True))
+    return results
+
+
+#: Compiled plans by shape (each step's kind, response name, attribute, nullability and field name).
+_CODE: OrderedDict[tuple[Any, ...], CodeType] = OrderedDict()
+_CODE_SIZE = 2048
+
+
+def _source(shape: tuple[Any, ...]) -> str:
+    """The source of a plan's ``run(source, path)``; its names are bound by ``PlannedExecutor._compile``."""
+    lines = ["def run(source, path):", "    results = {}", "    pending = None", "    try:"]
+    for k, (kind, name, attr, non_null, field_name) in enumerate(shape):
+        key = repr(name)
+        if kind == TYPENAME:
+            lines.append(f"        results[{key}] = parent_name")
+        elif kind == LEAF:
+            read = (
+                f"source.{attr}"
+                if attr.isidentifier() and not keyword.iskeyword(attr)
+                else f"getattr(source, {attr!r})"
+            )
+            on_null = f"raise null_error(parent, {field_name!r})" if non_null else "pass"
+            lines += [
+                "        try:",
+                f"            value = {read}",
+                "            if value is None:",
+                f"                {on_null}",
+                f"            elif type(value) is not unchanged_{k}:",
+                f"                coerced = coerce_{k}(value)",
+                "                if coerced is None or coerced is Undefined:",
+                f"                    coerced = complete_leaf_value(leaf_{k}, value)",
+                "                value = coerced",
+                f"            results[{key}] = value",
+                "        except Exception as error:",
+                f"            field_error(error, step_{k}, parent, path)",
+                f"            results[{key}] = None",
+            ]
+        elif kind == GENERAL:
+            lines += [
+                f"        value = execute_field(parent, source, step_{k}.field_details, "
+                f"Path(path, {key}, parent_name), None)",
+                "        if value is not Undefined:",
+                f"            results[{key}] = value",
+                "            if not isinstance(value, plain) and is_awaitable(value):",
+                f"                pending = [*(pending or ()), {key}]",
+            ]
+        else:
+            lines += [
+                f"        value = run_step(step_{k}, parent, source, path)",
+                f"        results[{key}] = value",
+                "        if not isinstance(value, plain) and is_awaitable(value):",
+                f"            pending = [*(pending or ()), {key}]",
+            ]
+    lines += [
+        "    except Exception:",
+        "        if pending:",
+        "            settle([results[name] for name in pending])",
+        "        raise",
+        "    if pending is None:",
+        "        return results",
+        "    return gather_results(results, pending)",
+    ]
+    return "\n".join(lines)
 
 
 def _null_error(parent: GraphQLObjectType, name: str) -> TypeError:
@@ -64,18 +153,38 @@ def _strawberry_is_type_of(check: Any) -> bool:
 class Step:
     """One response key of a selection set, and how to produce its value."""
 
-    __slots__ = ("attr", "complete", "field_def", "field_details", "kind", "name", "resolver", "return_type", "wants")
+    __slots__ = (
+        "attr",
+        "coerce",
+        "complete",
+        "field_def",
+        "field_details",
+        "field_name",
+        "kind",
+        "leaf",
+        "name",
+        "non_null",
+        "resolver",
+        "return_type",
+        "unchanged",
+        "wants",
+    )
 
     def __init__(self, kind: int, name: str, field_details: FieldDetailsList, field_def: GraphQLField | None) -> None:
         self.kind = kind
         self.name = name
         self.field_details = field_details
+        self.field_name = field_details[0].node.name.value
         self.field_def = field_def
         self.return_type: GraphQLOutputType | None = field_def.type if field_def is not None else None
         self.attr = ""
         self.resolver: Any = None
         self.wants: tuple[bool, str | None, str | None, str | None] = (False, None, None, None)
         self.complete: Complete | None = None
+        self.leaf: Any = None
+        self.coerce: Any = None
+        self.unchanged: type | None = None
+        self.non_null = False
 
 
 class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -83,7 +192,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._plans: dict[tuple[GraphQLObjectType, int], tuple[GroupedFieldSet, list[Step]]] = {}
+        self._plans: dict[tuple[GraphQLObjectType, int], tuple[GroupedFieldSet, Run]] = {}
         strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
         converter = getattr(strawberry_schema, "schema_converter", None)
         # Direct calls skip what Strawberry wraps around a resolver: only safe with nothing to wrap.
@@ -96,14 +205,54 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
 
     # -- planning ----------------------------------------------------------------------
 
-    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> list[Step]:
+    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Run:
         key = (parent_type, id(grouped_field_set))
         cached = self._plans.get(key)
         if cached is not None:
             return cached[1]
         steps = [self._step(parent_type, name, details) for name, details in grouped_field_set.items()]
-        self._plans[key] = (grouped_field_set, steps)  # the field set is kept so that its id stays its own
-        return steps
+        run = self._compile(steps, parent_type)
+        self._plans[key] = (grouped_field_set, run)  # the field set is kept so that its id stays its own
+        return run
+
+    def _compile(self, steps: list[Step], parent_type: GraphQLObjectType) -> Run:
+        """The plan as one function of (source, path): ``execute_fields`` for this selection set, its
+        steps written out in order so that no step is looked up or dispatched on while it runs.
+
+        The code depends on the plan's shape only and is compiled once per shape; each request
+        binds its own steps and executor to it.
+        """
+        names: dict[str, Any] = {
+            "Path": Path,
+            "Undefined": Undefined,
+            "parent": parent_type,
+            "parent_name": parent_type.name,
+            "null_error": _null_error,
+            "complete_leaf_value": Executor.complete_leaf_value,
+            "field_error": self._field_error,
+            "run_step": self._run,
+            "execute_field": self.execute_field,
+            "is_awaitable": self.is_awaitable,
+            "plain": _PLAIN,
+            "settle": self.settle_in_background,
+            "gather_results": _gather_results,
+        }
+        for k, step in enumerate(steps):
+            names[f"step_{k}"] = step
+            if step.kind == LEAF:
+                names[f"unchanged_{k}"] = step.unchanged
+                names[f"coerce_{k}"] = step.coerce
+                names[f"leaf_{k}"] = step.leaf
+        shape = tuple((step.kind, step.name, step.attr, step.non_null, step.field_name) for step in steps)
+        code = _CODE.get(shape)
+        if code is None:
+            code = compile(_source(shape), f"<plan of {parent_type.name}>", "exec")
+            _CODE[shape] = code
+            while len(_CODE) > _CODE_SIZE:
+                _CODE.popitem(last=False)
+        exec(code, names)
+        run: Run = names["run"]
+        return run
 
     def _step(self, parent_type: GraphQLObjectType, name: str, details: FieldDetailsList) -> Step:
         node = details[0].node
@@ -127,13 +276,22 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         if resolver is None:
             if not getattr(field_def.resolve, "_is_default", False) or field.default_resolver is not getattr:
                 return Step(GENERAL, name, details, field_def)
-            step = Step(ATTRIBUTE, name, details, field_def)
+            return_type: Any = field_def.type
+            non_null = is_non_null_type(return_type)
+            inner = return_type.of_type if non_null else return_type
+            if is_leaf_type(inner):
+                step = Step(LEAF, name, details, field_def)
+                step.leaf, step.coerce, step.non_null = inner, inner.coerce_output_value, non_null
+                step.unchanged = _UNCHANGED.get(inner)
+            else:
+                step = Step(ATTRIBUTE, name, details, field_def)
             step.attr = field.python_name
         else:
             if field.arguments:
                 return Step(GENERAL, name, details, field_def)
             step = Step(CALL, name, details, field_def)
-            step.resolver = resolver
+            # The function itself: StrawberryResolver.__call__ only checks that it is callable.
+            step.resolver = resolver.wrapped_func if callable(resolver.wrapped_func) else resolver
             info = resolver.info_parameter
             parent = resolver.parent_parameter
             root = resolver.root_parameter
@@ -143,26 +301,27 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                 parent.name if parent is not None else None,
                 root.name if root is not None else None,
             )
-            step.attr = field.python_name
-        step.complete = self._completer(field_def.type, parent_type, name, field_def, details)
+        step.complete = self._completer(field_def.type, parent_type, field_def, details)
         return step
 
     def _completer(
         self,
         return_type: GraphQLOutputType,
         parent_type: GraphQLObjectType,
-        name: str,
         field_def: GraphQLField,
         details: FieldDetailsList,
     ) -> Complete:
         """How to complete a value of ``return_type``, as ``Executor.complete_value`` would."""
+        field_name = details[0].node.name.value
         if is_non_null_type(return_type):
-            inner = self._completer(return_type.of_type, parent_type, name, field_def, details)
+            if self._plain_object(return_type.of_type):
+                return self._object_completer(return_type.of_type, details, (parent_type, field_name))
+            inner = self._completer(return_type.of_type, parent_type, field_def, details)
 
             def complete_non_null(value: Any, path: Path) -> Any:
                 completed = inner(value, path)
                 if completed is None:
-                    raise _null_error(parent_type, details[0].node.name.value)
+                    raise _null_error(parent_type, field_name)
                 return completed
 
             return complete_non_null
@@ -181,27 +340,13 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                 return coerced
 
             return complete_leaf
-        if is_object_type(return_type) and (
-            return_type.is_type_of is None or _strawberry_is_type_of(return_type.is_type_of)
-        ):
-            object_type: GraphQLObjectType = return_type
-            is_type_of = object_type.is_type_of
-            execute_subfields = self.collect_and_execute_subfields
-
-            def complete_object(value: Any, path: Path) -> Any:
-                if value is None or value is Undefined:
-                    return None
-                if isinstance(value, Exception):
-                    raise value
-                if is_type_of is not None and not is_type_of(value, None):  # type: ignore[arg-type]
-                    raise invalid_return_type_error(object_type, value, details)
-                return execute_subfields(object_type, details, path, value, None)
-
-            return complete_object
+        if self._plain_object(return_type):
+            object_type: Any = return_type
+            return self._object_completer(object_type, details, None)
         if is_list_type(return_type):
             list_type: GraphQLList[Any] = return_type
             item_type = list_type.of_type
-            item = self._completer(item_type, parent_type, name, field_def, details)
+            item = self._completer(item_type, parent_type, field_def, details)
             general = self._general_completer(return_type, parent_type, field_def, details)
 
             def complete_list(value: Any, path: Path) -> Any:
@@ -213,6 +358,48 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
 
             return complete_list
         return self._general_completer(return_type, parent_type, field_def, details)
+
+    @staticmethod
+    def _plain_object(return_type: Any) -> bool:
+        """An object type whose values are checked (if at all) by Strawberry's own ``is_type_of``."""
+        return is_object_type(return_type) and (
+            return_type.is_type_of is None or _strawberry_is_type_of(return_type.is_type_of)
+        )
+
+    def _object_completer(
+        self, object_type: GraphQLObjectType, details: FieldDetailsList, non_null: tuple[Any, str] | None
+    ) -> Complete:
+        """An object's fields from their own plan, found once for this field and kept; ``non_null`` (the
+        parent type and field name) for a non-null field, whose null is an error."""
+        is_type_of = object_type.is_type_of
+        definition = object_type.extensions.get(BACKREF) if object_type.extensions else None
+        # Strawberry's is_type_of is an isinstance check after a look for a cast: an instance of the
+        # type's own class that was never cast (no cast attribute) passes it, so it is skipped for those.
+        origin = getattr(definition, "origin", None)
+        castable = origin is None or hasattr(origin, TYPE_CAST_ATTRIBUTE)
+        planned: list[Run] = []
+
+        def complete_object(value: Any, path: Path) -> Any:
+            if value is None or value is Undefined:
+                if non_null is not None:
+                    raise _null_error(*non_null)
+                return None
+            if isinstance(value, Exception):
+                raise value
+            if (
+                is_type_of is not None
+                and (castable or type(value) is not origin or TYPE_CAST_ATTRIBUTE in value.__dict__)
+                and not is_type_of(value, None)  # type: ignore[arg-type]
+            ):
+                raise invalid_return_type_error(object_type, value, details)
+            if not planned:
+                grouped_field_set, defer_usages, _ = self.collect_subfields(object_type, details)
+                if defer_usages:  # incremental delivery: graphql-core's own path
+                    return self.collect_and_execute_subfields(object_type, details, path, value, None)
+                planned.append(self._plan(object_type, grouped_field_set))
+            return planned[0](value, path)
+
+        return complete_object
 
     def _general_completer(
         self,
@@ -226,6 +413,78 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             return self.complete_value(return_type, details, info, path, value, None)
 
         return complete_general
+
+    # -- running -----------------------------------------------------------------------
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> Any:
+        return self._plan(parent_type, grouped_field_set)(source_value, path)
+
+    def _field_error(self, raw_error: Exception, step: Step, parent_type: GraphQLObjectType, path: Path | None) -> None:
+        """graphql-core's handling: a located error, raised on for a non-null field, else recorded."""
+        assert step.return_type is not None
+        self.handle_field_error(
+            raw_error, step.return_type, step.field_details, Path(path, step.name, parent_type.name)
+        )
+
+    def _run(self, step: Step, parent_type: GraphQLObjectType, source: Any, path: Path | None) -> Any:
+        """An ATTRIBUTE or CALL step on one object: its completed value, or an awaitable of it."""
+        field_path = Path(path, step.name, parent_type.name)
+        return_type = step.return_type
+        assert return_type is not None and step.complete is not None
+        try:
+            if step.kind == ATTRIBUTE:
+                value = getattr(source, step.attr)
+            else:
+                value = self._call(step, parent_type, source, field_path)
+                if not isinstance(value, _PLAIN) and self.is_awaitable(value):
+                    if isinstance(value, asyncio.Future) and value.done():
+                        value = value.result()  # a DataLoader that had it: no task, no await
+                    else:
+                        return self._complete_later(step, value, field_path)
+            completed = step.complete(value, field_path)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, step.field_details, field_path)
+            return None
+        if not isinstance(completed, _PLAIN) and self.is_awaitable(completed):
+            return self._guarded(completed, return_type, step.field_details, field_path)
+        return completed
+
+    def _call(self, step: Step, parent_type: GraphQLObjectType, source: Any, path: Path) -> Any:
+        """The field's resolver called as Strawberry calls it: self, root or parent, and info as it asks."""
+        wants_self, info_name, parent_name, root_name = step.wants
+        args = (source,) if wants_self else ()
+        kwargs: dict[str, Any] = {}
+        if parent_name is not None:
+            kwargs[parent_name] = source
+        if root_name is not None:
+            kwargs[root_name] = source
+        if info_name is not None:
+            field_def = step.field_def
+            assert field_def is not None
+            raw: GraphQLResolveInfo = self.build_resolve_info(
+                field_def, to_nodes(step.field_details), parent_type, path
+            )
+            kwargs[info_name] = self._info_class(_raw_info=raw, _field=field_def.extensions[BACKREF])  # type: ignore[misc]
+        return step.resolver(*args, **kwargs)
+
+    async def _complete_later(self, step: Step, value: Awaitable[Any], path: Path) -> Any:
+        """What a resolver's awaitable gives, completed; as ``Executor.complete_awaitable_value`` does."""
+        assert step.complete is not None and step.return_type is not None
+        try:
+            completed = step.complete(await self.with_abort_signal(value), path)
+            if self.is_awaitable(completed):
+                completed = await completed
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, step.return_type, step.field_details, path)
+            completed = None
+        return completed
 
     def _complete_items(
         self,
@@ -241,7 +500,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         pending: list[int] = []
         for index, value in enumerate(values):
             item_path = path.add_key(index, None)
-            if is_awaitable(value):
+            if not isinstance(value, _PLAIN) and is_awaitable(value):
                 completed.append(self._item_later(value, complete_item, item_type, details, item_path))
                 pending.append(index)
                 continue
@@ -250,7 +509,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             except Exception as raw_error:
                 self.handle_field_error(raw_error, item_type, details, item_path)
                 result = None
-            if is_awaitable(result):
+            if not isinstance(result, _PLAIN) and is_awaitable(result):
                 result = self._guarded(result, item_type, details, item_path)
                 pending.append(index)
             completed.append(result)
@@ -261,9 +520,8 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             if len(pending) == 1:
                 completed[pending[0]] = await completed[pending[0]]
             else:
-                for index, value in zip(
-                    pending, await gather_with_cancel(*(completed[i] for i in pending)), strict=True
-                ):
+                awaited = await gather_with_cancel(*(completed[i] for i in pending))
+                for index, value in zip(pending, awaited, strict=True):
                     completed[index] = value
             return completed
 
@@ -295,106 +553,3 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, details, path)
             return None
-
-    # -- running -----------------------------------------------------------------------
-
-    def execute_fields(
-        self,
-        parent_type: GraphQLObjectType,
-        source_value: Any,
-        path: Path | None,
-        grouped_field_set: GroupedFieldSet,
-        position_context: Any,
-    ) -> Any:
-        steps = self._plan(parent_type, grouped_field_set)
-        results: dict[str, Any] = {}
-        is_awaitable = self.is_awaitable
-        awaitable_fields: list[str] = []
-        try:
-            for step in steps:
-                name = step.name
-                kind = step.kind
-                if kind == GENERAL:
-                    result = self.execute_field(
-                        parent_type, source_value, step.field_details, Path(path, name, parent_type.name), None
-                    )
-                    if result is Undefined:
-                        continue
-                elif kind == TYPENAME:
-                    result = parent_type.name
-                else:
-                    result = self._run(step, parent_type, source_value, path)
-                results[name] = result
-                if is_awaitable(result):
-                    awaitable_fields.append(name)
-        except Exception:
-            if awaitable_fields:
-                self.settle_in_background([results[name] for name in awaitable_fields])
-            raise
-        if not awaitable_fields:
-            return results
-
-        async def get_results() -> dict[str, Any]:
-            if len(awaitable_fields) == 1:
-                name = awaitable_fields[0]
-                results[name] = await results[name]
-            else:
-                values = await gather_with_cancel(*(results[name] for name in awaitable_fields))
-                results.update(zip(awaitable_fields, values, strict=True))
-            return results
-
-        return get_results()
-
-    def _run(self, step: Step, parent_type: GraphQLObjectType, source: Any, path: Path | None) -> Any:
-        """An ATTRIBUTE or CALL step on one object: its completed value, or an awaitable of it."""
-        field_path = Path(path, step.name, parent_type.name)
-        return_type = step.return_type
-        assert return_type is not None and step.complete is not None
-        try:
-            if step.kind == ATTRIBUTE:
-                value = getattr(source, step.attr)
-            else:
-                value = self._call(step, parent_type, source, field_path)
-                if self.is_awaitable(value):
-                    if isinstance(value, asyncio.Future) and value.done():
-                        value = value.result()  # a DataLoader that had it: no task, no await
-                    else:
-                        return self._complete_later(step, value, field_path)
-            completed = step.complete(value, field_path)
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, return_type, step.field_details, field_path)
-            return None
-        if self.is_awaitable(completed):
-            return self._guarded(completed, return_type, step.field_details, field_path)
-        return completed
-
-    async def _complete_later(self, step: Step, value: Awaitable[Any], path: Path) -> Any:
-        """What a resolver's awaitable gives, completed; as ``Executor.complete_awaitable_value`` does."""
-        assert step.complete is not None and step.return_type is not None
-        try:
-            completed = step.complete(await self.with_abort_signal(value), path)
-            if self.is_awaitable(completed):
-                completed = await completed
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, step.return_type, step.field_details, path)
-            completed = None
-        return completed
-
-    def _call(self, step: Step, parent_type: GraphQLObjectType, source: Any, path: Path) -> Any:
-        """The field's resolver called as Strawberry calls it: self, root or parent, and info as it asks."""
-        wants_self, info_name, parent_name, root_name = step.wants
-        args = (source,) if wants_self else ()
-        kwargs: dict[str, Any] = {}
-        if parent_name is not None:
-            kwargs[parent_name] = source
-        if root_name is not None:
-            kwargs[root_name] = source
-        if info_name is not None:
-            raw: GraphQLResolveInfo = self.build_resolve_info(
-                step.field_def,  # type: ignore[arg-type]
-                to_nodes(step.field_details),
-                parent_type,
-                path,
-            )
-            kwargs[info_name] = self._info_class(_raw_info=raw, _field=step.field_def.extensions[BACKREF])  # type: ignore[misc,union-attr]
-        return step.resolver(*args, **kwargs)

@@ -12,12 +12,26 @@ from strawberry.types import Info
 
 from rebill.db import tables as t
 from rebill.domain.money import Money as DomainMoney
+from rebill.domain.pricing import Line
 from rebill.domain.renewal import RenewalInfo
 from rebill.domain.subscription import AppliedCoupon as DomainAppliedCoupon
 from rebill.domain.subscription import Item, SubscriptionState
-from rebill.resolvers.pages import Page, Window
+from rebill.resolvers.pages import LazyPage, Page, Window
 from rebill.schema.catalog import Address, Coupon, Customer, PaymentMethod, Product, SubscriptionProfile
-from rebill.schema.common import FieldChange, Money, Node, PageInfo, changes_of, connection, to_global_id
+from rebill.schema.common import (
+    FieldChange,
+    Money,
+    Node,
+    PageInfo,
+    RowBacked,
+    changes_of,
+    columns,
+    connection,
+    page_info,
+    read_from_row,
+    to_global_id,
+    when_loaded,
+)
 from rebill.schema.enums import (
     FulfillmentStatus,
     GatewayMode,
@@ -40,31 +54,92 @@ if TYPE_CHECKING:
     from rebill.schema.taxes import ShippingProfile
 
 
+def _item_product(root: SubscriptionItem, info: Info) -> Product:
+    if root.item is not None:
+        return Product.of(root.item.product)
+    return when_loaded(info.context.loaders.product_by_id.load(root.product_pk), _found)
+
+
+def _item_total(root: SubscriptionItem, info: Info) -> Money:
+    if root.item is not None:
+        return Money.of(root.item.total)
+    unit_price, quantity = root.domain_price, root.quantity
+    assert unit_price is not None
+    if not root.price_from_tiers:
+        return Money.of(Line(str(root.pk), root.product_pk, unit_price, quantity).total)
+    return when_loaded(
+        info.context.loaders.tiers_by_product.load(root.product_pk),
+        lambda tiers: Money.of(Line(str(root.pk), root.product_pk, unit_price, quantity, tiers).total),
+    )
+
+
+def _found(node: Any) -> Any:
+    """A node a foreign key names: it exists (the key guarantees it)."""
+    if node is None:
+        raise LookupError("a row its foreign key names is missing")
+    return node
+
+
 @strawberry.type
-class SubscriptionItem(Node):
-    product: Product
+class SubscriptionItem(RowBacked, Node):
+    product: Product = strawberry.field(resolver=_item_product)
     unit_price: Money
     quantity: int
-    total: Money
+    total: Money = strawberry.field(resolver=_item_total)
     auto_renew: bool
     price_from_tiers: bool
     pending_unit_price: Money | None = strawberry.field(description="A price that takes effect at the next renewal")
     pending_quantity: int | None = strawberry.field(description="A quantity that takes effect at the next renewal")
+    # Built from the domain's item (a subscription's state), or read from a row: then its product and,
+    # for a price from tiers, its total are loaded when asked for.
+    item: strawberry.Private[Item | None] = None
+    pk: strawberry.Private[int] = 0
+    product_pk: strawberry.Private[int] = 0
+    domain_price: strawberry.Private[DomainMoney | None] = None
+    row: strawberry.Private[Any] = None
 
     @classmethod
     def of(cls, item: Item) -> SubscriptionItem:
         pk = item.id if item.id is not None else -item.temp
         return cls(
             id=strawberry.ID(to_global_id("SubscriptionItem", pk)),
-            product=Product.of(item.product),
             unit_price=Money.of(item.unit_price),
             quantity=item.quantity,
-            total=Money.of(item.total),
             auto_renew=item.auto_renew,
             price_from_tiers=item.price_from_tiers,
             pending_unit_price=Money.of(item.pending_unit_price) if item.pending_unit_price else None,
             pending_quantity=item.pending_quantity,
+            item=item,
+            product_pk=item.product.id,
         )
+
+    @classmethod
+    def of_row(cls, row: Any) -> SubscriptionItem:
+        """A ``subscription_items`` row, each field computed when first read."""
+        item: SubscriptionItem = cls.from_row(
+            row,
+            pk=row.id,
+            product_pk=row.product_id,
+            price_from_tiers=row.price_from_tiers,
+            item=None,
+            domain_price=DomainMoney(row.unit_price_minor, row.currency),
+        )
+        return item
+
+
+read_from_row(
+    SubscriptionItem,
+    {
+        **columns("quantity", "auto_renew", "pending_quantity"),
+        "id": lambda r: strawberry.ID(to_global_id("SubscriptionItem", r.id)),
+        "unit_price": lambda r: Money.of(DomainMoney(r.unit_price_minor, r.currency)),
+        "pending_unit_price": lambda r: (
+            Money.of(DomainMoney(r.pending_unit_price_minor, r.currency))
+            if r.pending_unit_price_minor is not None
+            else None
+        ),
+    },
+)
 
 
 @strawberry.type
@@ -150,9 +225,9 @@ class Renewal(Node):
         )
 
     @strawberry.field
-    async def subscription(self, info: Info) -> Subscription:
-        state = await info.context.loaders.subscription_by_id.load(self.subscription_pk)
-        return Subscription.of(state)
+    def subscription(self, info: Info) -> Subscription:
+        loaded = info.context.loaders.subscription_row_by_id.load(self.subscription_pk)
+        return when_loaded(loaded, lambda row: Subscription.of_row(_found(row)))
 
     @strawberry.field(description="The invoice that documents this renewal (the final one once a pro forma is paid)")
     async def invoice(self, info: Info) -> Invoice | None:
@@ -243,13 +318,46 @@ class HistoryEntryConnection:
     total_count: int
 
 
+def _profile(root: Subscription, info: Info) -> SubscriptionProfile:
+    if root.state is not None:
+        return SubscriptionProfile.of(root.state.profile)
+    return when_loaded(info.context.loaders.profile_by_pk.load(root.profile_pk), _found)
+
+
+def _items(root: Subscription, info: Info) -> list[SubscriptionItem]:
+    if root.state is not None:
+        return [SubscriptionItem.of(i) for i in root.state.items]
+    items: Any = info.context.loaders.items_by_subscription.load(root.pk)  # a future: at once when loaded
+    return items
+
+
+def _coupons(root: Subscription, info: Info) -> list[AppliedCoupon]:
+    if root.state is not None:
+        return [AppliedCoupon.of(c) for c in root.state.coupons]
+    return when_loaded(
+        info.context.loaders.coupons_by_subscription.load(root.pk), lambda found: [AppliedCoupon.of(c) for c in found]
+    )
+
+
+_EPOCH = datetime.fromtimestamp(0).astimezone()
+_FINAL = (SubscriptionStatus.CANCELLED, SubscriptionStatus.EXPIRED)
+_STATUSES = {m.value: m for m in SubscriptionStatus}
+_RENEWAL_TYPES = {m.value: m for m in RenewalType}
+
+
 @strawberry.type
-class Subscription(Node):
+class Subscription(RowBacked, Node):
+    """A subscription as the API shows it: its own row's fields, and what it refers to loaded when asked for.
+
+    Built from a ``subscriptions`` row (``of_row``: lists and lookups read no more than that row) or
+    from a state a service returned (``of``: mutations, whose payloads have the whole state in hand).
+    """
+
     status: SubscriptionStatus
     renewal_type: RenewalType
-    profile: SubscriptionProfile
-    items: list[SubscriptionItem]
-    coupons: list[AppliedCoupon]
+    profile: SubscriptionProfile = strawberry.field(resolver=_profile)
+    items: list[SubscriptionItem] = strawberry.field(resolver=_items)
+    coupons: list[AppliedCoupon] = strawberry.field(resolver=_coupons)
     amount: Money = strawberry.field(description="What the next renewal bills, coupons applied")
     next_renewal_date: date | None = strawberry.field(description="The trial end while in TRIAL; null when final")
     trial_end_date: date | None
@@ -275,19 +383,24 @@ class Subscription(Node):
     updated_at: datetime
     replaces_id: strawberry.ID | None
     replaced_by_id: strawberry.ID | None
-    state: strawberry.Private[SubscriptionState]
+    pk: strawberry.Private[int]
+    customer_pk: strawberry.Private[int]
+    profile_pk: strawberry.Private[int]
+    payment_method_pk: strawberry.Private[int | None]
+    shipping_override_pk: strawberry.Private[int | None]
+    held_cancellation_date: strawberry.Private[date | None]
+    invoicing_terms: strawberry.Private[Any]
+    # The whole state, when it was built from one (``of``); None when read from a row.
+    state: strawberry.Private[SubscriptionState | None] = None
+    row: strawberry.Private[Any] = None
 
     @classmethod
     def of(cls, s: SubscriptionState) -> Subscription:
         assert s.id is not None
-        epoch = datetime.fromtimestamp(0).astimezone()
         return cls(
             id=strawberry.ID(to_global_id("Subscription", s.id)),
             status=s.status,
             renewal_type=s.renewal_type,
-            profile=SubscriptionProfile.of(s.profile),
-            items=[SubscriptionItem.of(i) for i in s.items],
-            coupons=[AppliedCoupon.of(c) for c in s.coupons],
             amount=Money.of(s.amount),
             next_renewal_date=None if s.is_final else s.next_renewal_date,
             trial_end_date=s.trial_end_date,
@@ -309,30 +422,57 @@ class Subscription(Node):
             cancel_at_period_end=s.cancel_at_period_end,
             time_zone=s.time_zone,
             version=s.version,
-            created_at=s.created_at or epoch,
-            updated_at=s.updated_at or epoch,
+            created_at=s.created_at or _EPOCH,
+            updated_at=s.updated_at or _EPOCH,
             replaces_id=strawberry.ID(to_global_id("Subscription", s.replaces_id)) if s.replaces_id else None,
             replaced_by_id=strawberry.ID(to_global_id("Subscription", s.replaced_by_id)) if s.replaced_by_id else None,
+            pk=s.id,
+            customer_pk=s.customer_id,
+            profile_pk=s.profile.id or 0,
+            payment_method_pk=s.payment_method.id if s.payment_method is not None else None,
+            shipping_override_pk=s.shipping_override.id if s.shipping_override is not None else None,
+            held_cancellation_date=s.cancellation_date,
+            invoicing_terms=s.invoicing,
             state=s,
         )
 
-    @strawberry.field
-    async def customer(self, info: Info) -> Customer:
-        row = await info.context.loaders.customer_by_id.load(self.state.customer_id)
-        return Customer.of(row)
+    @classmethod
+    def of_row(cls, r: Any) -> Subscription:
+        """A ``subscriptions`` row (SQLAlchemy's or the driver's): each field computed when first read,
+        as ``of`` shows the state read from the same row."""
+        node: Subscription = cls.from_row(
+            r,
+            pk=r.id,
+            customer_pk=r.customer_id,
+            profile_pk=r.profile_id,
+            payment_method_pk=r.payment_method_id,
+            shipping_override_pk=r.shipping_profile_id,
+            state=None,
+        )
+        return node
+
+    async def full_state(self, info: Info) -> SubscriptionState:
+        """The whole state, for the fields computed by the domain (loaded once per request)."""
+        if self.state is None:
+            self.state = _found(await info.context.loaders.subscription_by_id.load(self.pk))
+        return self.state
 
     @strawberry.field
-    async def payment_method(self, info: Info) -> PaymentMethod | None:
-        pm = self.state.payment_method
-        if pm is None:
+    def customer(self, info: Info) -> Customer:
+        return when_loaded(info.context.loaders.customer_by_id.load(self.customer_pk), Customer.of)
+
+    @strawberry.field
+    def payment_method(self, info: Info) -> PaymentMethod | None:
+        if self.payment_method_pk is None:
             return None
-        row = await info.context.loaders.payment_method_by_id.load(pm.id)
-        return PaymentMethod.of(row) if row is not None else None
+        return when_loaded(
+            info.context.loaders.payment_method_by_id.load(self.payment_method_pk),
+            lambda row: PaymentMethod.of(row) if row is not None else None,
+        )
 
     @strawberry.field
     async def phases(self, info: Info) -> list[Phase]:
-        assert self.state.id is not None
-        rows = await info.context.loaders.phases_by_subscription.load(self.state.id)
+        rows = await info.context.loaders.phases_by_subscription.load(self.pk)
         return [Phase.of(r) for r in rows]
 
     @strawberry.field(description="The subscription's renewals, newest first unless orderBy says ASC")
@@ -345,22 +485,22 @@ class Subscription(Node):
         before: str | None = None,
         order_by: ChronologicalOrder | None = None,
     ) -> RenewalConnection:
-        assert self.state.id is not None
-        key = (self.state.id, Window(first, after, last, before), chronological(order_by))
+        key = (self.pk, Window(first, after, last, before), chronological(order_by))
         return renewal_connection(await info.context.loaders.renewal_page_by_subscription.load(key))
 
     @strawberry.field(
         description="What the next renewal will bill, line by line, as the subscription is now; never stored. "
         "Null when no renewal is coming (cancelled, expired, suspended, awaiting reinstatement, or ending first)"
     )
-    def upcoming_invoice(self, info: Info) -> InvoicePreview | None:
+    async def upcoming_invoice(self, info: Info) -> InvoicePreview | None:
         from rebill.domain.cadence import local_today
         from rebill.domain.cycle import upcoming_charge
         from rebill.domain.outcome import OpContext
         from rebill.invoicing.issue import document_of
 
+        state = await self.full_state(info)
         now = info.context.services.clock.now()
-        charge = upcoming_charge(self.state, OpContext(now=now, today=local_today(now, self.state.time_zone)))
+        charge = upcoming_charge(state, OpContext(now=now, today=local_today(now, state.time_zone)))
         if charge is None:
             return None
         return InvoicePreview.of(document_of(charge), issue_date=charge.period_start)
@@ -369,32 +509,43 @@ class Subscription(Node):
         description="The shipping profile that applies: its own (setShippingProfile), else its profile's. "
         "Renewals bill its first rate in the subscription's currency when the subscription ships"
     )
-    def shipping_profile(self) -> Annotated[ShippingProfile, strawberry.lazy("rebill.schema.taxes")] | None:
+    async def shipping_profile(
+        self, info: Info
+    ) -> Annotated[ShippingProfile, strawberry.lazy("rebill.schema.taxes")] | None:
         from rebill.schema.taxes import ShippingProfile
 
-        shipping = self.state.shipping_profile
-        return ShippingProfile.of(shipping) if shipping is not None else None
+        if self.state is not None:
+            shipping = self.state.shipping_profile
+            return ShippingProfile.of(shipping) if shipping is not None else None
+        loaders = info.context.loaders
+        pk = self.shipping_override_pk
+        if pk is None:
+            profile = await loaders.profile_by_pk.load(self.profile_pk)
+            pk = profile.shipping_profile_pk if profile is not None else None
+        found = await loaders.shipping_profile_by_id.load(pk) if pk is not None else None
+        return ShippingProfile.of(found) if found is not None else None
 
     @strawberry.field(description="The contract the subscription is under (null without one)")
-    def contract(self, info: Info) -> Annotated[Contract, strawberry.lazy("rebill.schema.contracts")] | None:
+    async def contract(self, info: Info) -> Annotated[Contract, strawberry.lazy("rebill.schema.contracts")] | None:
         from rebill.domain import contract as contract_rules
         from rebill.domain.cadence import local_today
         from rebill.schema.contracts import Contract
 
-        if self.state.contract is None:
+        state = await self.full_state(info)
+        if state.contract is None:
             return None
-        today = local_today(info.context.services.clock.now(), self.state.time_zone)
-        return Contract.of(self.state.contract, contract_rules.effective_date_of(self.state, today))
+        today = local_today(info.context.services.clock.now(), state.time_zone)
+        return Contract.of(state.contract, contract_rules.effective_date_of(state, today))
 
     @strawberry.field(
         description="When a scheduled cancellation takes effect (null: none); resumeSubscription withdraws it"
     )
     def cancellation_date(self) -> date | None:
-        return self.state.cancellation_date
+        return self.held_cancellation_date
 
     @strawberry.field(description="The invoicing settings: purchase order, memo, document type, drafts, terms")
     def invoicing(self, info: Info) -> InvoicingSettings:
-        return InvoicingSettings.of(self.state.invoicing, info.context.services.settings.payment_terms_days)
+        return InvoicingSettings.of(self.invoicing_terms, info.context.services.settings.payment_terms_days)
 
     @strawberry.field(description="The subscription's invoices, newest first")
     async def invoices(
@@ -405,8 +556,7 @@ class Subscription(Node):
         last: int | None = None,
         before: str | None = None,
     ) -> InvoiceConnection:
-        assert self.state.id is not None
-        key = (self.state.id, Window(first, after, last, before), chronological(None))
+        key = (self.pk, Window(first, after, last, before), chronological(None))
         return invoice_connection(await info.context.loaders.invoice_page_by_subscription.load(key))
 
     @strawberry.field(description="Every change to the subscription, newest first unless orderBy says ASC")
@@ -419,10 +569,57 @@ class Subscription(Node):
         before: str | None = None,
         order_by: ChronologicalOrder | None = None,
     ) -> HistoryEntryConnection:
-        assert self.state.id is not None
-        key = (self.state.id, Window(first, after, last, before), chronological(order_by))
+        key = (self.pk, Window(first, after, last, before), chronological(order_by))
         page = await info.context.loaders.history_page_by_subscription.load(key)
         return connection(page, HistoryEntryEdge, HistoryEntryConnection, HistoryEntry.of)
+
+
+def _global(type_name: str, pk: int | None) -> strawberry.ID | None:
+    return strawberry.ID(to_global_id(type_name, pk)) if pk else None
+
+
+def _money(minor: int, currency: str) -> Money:
+    return Money.of(DomainMoney(minor, currency))
+
+
+read_from_row(
+    Subscription,
+    {
+        **columns(
+            "trial_end_date",
+            "start_date",
+            "end_date",
+            "current_period_start",
+            "current_period_end",
+            "anchor_date",
+            "occurrences_billed",
+            "overdue_count",
+            "next_retry_date",
+            "gateway_id",
+            "last_gateway_id",
+            "currency",
+            "cancel_at_period_end",
+            "time_zone",
+            "version",
+        ),
+        "id": lambda r: strawberry.ID(to_global_id("Subscription", r.id)),
+        "status": lambda r: _STATUSES[r.status],
+        "renewal_type": lambda r: _RENEWAL_TYPES[r.renewal_type],
+        # The stored amount is the next bill's (every write keeps it so; filters and sorts read it too).
+        "amount": lambda r: _money(r.amount_minor, r.currency),
+        "next_renewal_date": lambda r: None if _STATUSES[r.status] in _FINAL else r.next_renewal_date,
+        "gateway_mode": lambda r: GatewayMode(r.gateway_mode) if r.gateway_mode else None,
+        "shipping_address": lambda r: Address.of(r.shipping_address),
+        "metadata": lambda r: dict(r.metadata) if r.metadata is not None else None,
+        "credit": lambda r: _money(r.credit_minor, r.currency) if r.credit_minor else None,
+        "created_at": lambda r: r.created_at or _EPOCH,
+        "updated_at": lambda r: r.updated_at or _EPOCH,
+        "replaces_id": lambda r: _global("Subscription", r.replaces_id),
+        "replaced_by_id": lambda r: _global("Subscription", r.replaced_by_id),
+        "held_cancellation_date": lambda r: r.cancellation_date,
+        "invoicing_terms": lambda r: r.invoicing,
+    },
+)
 
 
 def renewal_connection(page: Page) -> RenewalConnection:
@@ -437,8 +634,20 @@ class SubscriptionEdge:
     node: Subscription
 
 
+def _total_count(root: SubscriptionConnection) -> int:
+    """The page's total, counted now if it was left to be counted when asked for (an awaitable then)."""
+    total: Any = root.page.count() if isinstance(root.page, LazyPage) else root.page.total
+    return total
+
+
 @strawberry.type
 class SubscriptionConnection:
     edges: list[SubscriptionEdge]
     page_info: PageInfo
-    total_count: int
+    total_count: int = strawberry.field(resolver=_total_count)
+    page: strawberry.Private[Page]
+
+    @classmethod
+    def of(cls, page: Page, nodes: list[Subscription]) -> SubscriptionConnection:
+        edges = [SubscriptionEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)]
+        return cls(edges=edges, page_info=page_info(edges, page.has_next, page.has_previous), page=page)

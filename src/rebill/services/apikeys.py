@@ -16,6 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rebill.db import tables as t
+from rebill.db.driver import autocommit, fetch
 from rebill.domain.errors import ValidationError
 from rebill.services.runtime import SCOPES, Actor
 
@@ -66,16 +67,13 @@ async def authenticate(engine: AsyncEngine, secret: str) -> Actor | None:
     """The actor for a bearer secret, or None for an unknown or revoked one."""
     if not secret or len(secret) > 200:
         return None
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(K.c.id, K.c.name, K.c.scopes).where(
-                    K.c.secret_hash == hash_secret(secret), K.c.revoked_at.is_(None)
-                )
-            )
-        ).first()
-    if row is None:
+    # Every request asks this once: one round trip on the driver, outside any transaction.
+    async with autocommit(engine) as conn:
+        key = K.c.secret_hash == hash_secret(secret)
+        rows = await fetch(conn, select(K.c.id, K.c.name, K.c.scopes).where(key, K.c.revoked_at.is_(None)))
+    if not rows:
         return None
+    row = rows[0]
     return Actor(name=row.name, api_key_id=row.id, scopes=frozenset(row.scopes))
 
 
