@@ -103,8 +103,9 @@ _SHIPPING_RATES = (
 def _priced_from() -> tuple[Any, list[Any]]:
     """The segment's rows with what their invoices add: shipping when they ship, and the exclusive tax rate.
 
-    Columns ``ship_minor`` (NULL: ships nothing) and ``tax_pct`` (NULL: no exclusive rate, an inclusive
-    one, or an exempt customer), as ``tax.rate_for`` and ``SubscriptionState.shipping_rate`` decide them.
+    Columns ``ships`` (it has a shipping address), ``ship_minor`` (NULL: ships nothing) and ``tax_pct``
+    (NULL: no exclusive rate, an inclusive one, or an exempt customer), as ``tax.rate_for`` and
+    ``SubscriptionState.shipping_rate`` decide them.
     The rates are read once into two small JSON maps (uncorrelated subqueries, evaluated once) and looked
     up per row; the customer and the profile are hash joins. Correlated subqueries for these ran once per
     row and per use (some sixty times a row) and made the preview of 500,000 subscriptions take eight seconds.
@@ -126,12 +127,12 @@ def _priced_from() -> tuple[Any, list[Any]]:
     )
     shipping_profile = func.coalesce(S.c.shipping_profile_id, SP.c.shipping_profile_id)
     shipping = literal_column(_SHIPPING_RATES, JSONB)[cast(shipping_profile, Text) + " " + S.c.currency]
-    ship_minor = case((func.jsonb_typeof(S.c.shipping_address) == "object", cast(shipping.astext, BigInteger)))
+    ships = func.jsonb_typeof(S.c.shipping_address) == "object"
+    ship_minor = case((ships, cast(shipping.astext, BigInteger)))
     frm = S.join(CU, CU.c.id == S.c.customer_id).join(SP, SP.c.id == S.c.profile_id)
-    return frm, [ship_minor.label("ship_minor"), tax_pct.label("tax_pct")]
+    return frm, [ships.label("ships"), ship_minor.label("ship_minor"), tax_pct.label("tax_pct")]
 
 
-_SHIPS = "jsonb_typeof(base.shipping_address) = 'object'"
 _ITEM_COUNT = "(SELECT count(*) FROM subscription_items si WHERE si.subscription_id = base.id)"
 
 
@@ -300,11 +301,7 @@ def segment_sql(
             S.c.amount_minor,
             S.c.cancel_at_period_end,
             S.c.next_renewal_date,
-            S.c.time_zone,
             S.c.profile_id,
-            S.c.customer_id,
-            S.c.shipping_address,
-            S.c.shipping_profile_id,
             cast(func.timezone(S.c.time_zone, literal(now, DateTime(timezone=True))), Date).label("today"),
             *(f.label(n) for f, n in zip(month_ratio(SP.c.interval_unit, SP.c.interval_count), MRR_RATIO, strict=True)),
             *priced,
@@ -562,7 +559,7 @@ def segment_sql(
     if any(isinstance(a, SetShippingProfile) for a in actions):
         complex_ = literal(True)
     elif any(isinstance(a, ChangeProfile) for a in actions):
-        complex_ = or_(complex_, literal_column(_SHIPS))
+        complex_ = or_(complex_, base.c.ships)
 
     frm: Any = base
     if it is not None:
