@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -40,6 +41,22 @@ class RebillGraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         actor = request.scope.get("state", {}).get("actor")
         return Context.build(self.services, actor, request, response)
+
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_operation(*args, **kwargs)
+        finally:
+            context = kwargs.get("context")
+            if isinstance(context, Context):
+                await context.reads.close()  # the request's read connection back to the pool
+
+    def encode_json(self, data: object) -> str | bytes:
+        # orjson writes the same compact JSON as json.dumps in a tenth of the time; what it refuses
+        # (an integer past 64 bits or a key that is no string, in a JSON value) is written as before.
+        try:
+            return orjson.dumps(data)
+        except TypeError:
+            return super().encode_json(data)
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         # A request error (no data, and no error with a path) is a refusal the throttle counts.

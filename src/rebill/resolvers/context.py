@@ -6,16 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import BigInteger, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
 from rebill.db import tables as t
-from rebill.db.driver import autocommit, fetch
+from rebill.db.driver import Prepared, Reads
 from rebill.db.repositories import (
     Catalog,
     SubscriptionRepository,
-    any_of,
     coupon_from_row,
     shipping_profile_from_row,
 )
@@ -38,6 +38,34 @@ def read_engine(services: Services) -> AsyncEngine:
     return engine
 
 
+def _ids(column: Any) -> Any:
+    """``column = ANY(:ids)``: the loaders' statements, compiled once whatever the number of ids."""
+    return column == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+
+
+_BY_IDS: dict[Any, Prepared] = {}
+
+
+def _by_ids(table: Any) -> Prepared:
+    found = _BY_IDS.get(table)
+    if found is None:
+        found = _BY_IDS[table] = Prepared(select(table).where(_ids(table.c.id)))
+    return found
+
+
+_I = t.table_of(t.SubscriptionItem)
+_ITEMS = Prepared(select(_I).where(_ids(_I.c.subscription_id)).order_by(_I.c.subscription_id, _I.c.position, _I.c.id))
+_AC, _C = t.table_of(t.AppliedCoupon), t.table_of(t.Coupon)
+_COUPONS = Prepared(
+    select(_AC.c.id.label("applied_id"), _AC.c.subscription_id, _AC.c.cycles_used, _C)
+    .join(_C, _C.c.id == _AC.c.coupon_id)
+    .where(_ids(_AC.c.subscription_id))
+    .order_by(_AC.c.subscription_id, _AC.c.id)
+)
+_PT = t.table_of(t.ProductTier)
+_TIERS = Prepared(select(_PT).where(_ids(_PT.c.product_id)).order_by(_PT.c.product_id, _PT.c.position))
+
+
 def _ordered(keys: Sequence[int], rows: dict[int, Any]) -> list[Any]:
     return [rows.get(k) for k in keys]
 
@@ -47,6 +75,7 @@ class Loaders:
     """``<Thing>By<Key>Loader``: one ``IN (…)`` query per batch, results in key order."""
 
     services: Services
+    reads: Reads
     customer_by_id: DataLoader[int, Any] = field(init=False)
     payment_method_by_id: DataLoader[int, Any] = field(init=False)
     subscription_by_id: DataLoader[int, SubscriptionState | None] = field(init=False)
@@ -97,40 +126,26 @@ class Loaders:
         self.tiers_by_product = DataLoader(load_fn=self._tiers)
         self.profile_by_pk = DataLoader(load_fn=self._profile_nodes)
 
-    async def _read(self, statement: Select[Any]) -> Sequence[Any]:
-        """A read on the driver (``rebill.db.driver``): rows read by attribute, no transaction around it."""
-        async with autocommit(read_engine(self.services)) as conn:
-            return await fetch(conn, statement)
+    async def _read(self, statement: Prepared, keys: Sequence[int]) -> Sequence[Any]:
+        """A read on the request's connection (``rebill.db.driver.Reads``), no transaction around it."""
+        return await self.reads.fetch(statement, ids=list(keys))
 
     async def _rows(self, table: Any, keys: Sequence[int]) -> list[Any]:
-        rows = {r.id: r for r in await self._read(select(table).where(any_of(table.c.id, keys)))}
+        rows = {r.id: r for r in await self._read(_by_ids(table), keys)}
         return _ordered(keys, rows)
 
     async def _subscription_rows(self, keys: list[int]) -> list[Any]:
         return await self._rows(t.table_of(t.Subscription), keys)
 
     async def _items(self, keys: list[int]) -> list[list[SubscriptionItem]]:
-        items = t.table_of(t.SubscriptionItem)
-        rows = await self._read(
-            select(items)
-            .where(any_of(items.c.subscription_id, keys))
-            .order_by(items.c.subscription_id, items.c.position, items.c.id)
-        )
         grouped: dict[int, list[SubscriptionItem]] = {}
-        for r in rows:
+        for r in await self._read(_ITEMS, keys):
             grouped.setdefault(r.subscription_id, []).append(SubscriptionItem.of_row(r))
         return [grouped.get(k, []) for k in keys]
 
     async def _coupons(self, keys: list[int]) -> list[list[DomainAppliedCoupon]]:
-        applied, coupons = t.table_of(t.AppliedCoupon), t.table_of(t.Coupon)
-        rows = await self._read(
-            select(applied.c.id.label("applied_id"), applied.c.subscription_id, applied.c.cycles_used, coupons)
-            .join(coupons, coupons.c.id == applied.c.coupon_id)
-            .where(any_of(applied.c.subscription_id, keys))
-            .order_by(applied.c.subscription_id, applied.c.id)
-        )
         grouped: dict[int, list[DomainAppliedCoupon]] = {}
-        for r in rows:
+        for r in await self._read(_COUPONS, keys):
             grouped.setdefault(r.subscription_id, []).append(
                 DomainAppliedCoupon(r.applied_id, coupon_from_row(r), r.cycles_used)
             )
@@ -141,12 +156,8 @@ class Loaders:
         return [Product.of_row(r) if r is not None else None for r in rows]
 
     async def _tiers(self, keys: list[int]) -> list[tuple[PriceTier, ...]]:
-        tiers = t.table_of(t.ProductTier)
-        rows = await self._read(
-            select(tiers).where(any_of(tiers.c.product_id, keys)).order_by(tiers.c.product_id, tiers.c.position)
-        )
         grouped: dict[int, list[PriceTier]] = {}
-        for r in rows:
+        for r in await self._read(_TIERS, keys):
             grouped.setdefault(r.product_id, []).append(PriceTier(r.up_to, Money(r.unit_price_minor, r.currency)))
         return [tuple(grouped.get(k, ())) for k in keys]
 
@@ -265,6 +276,11 @@ class Context:
     request: Any = None
     response: Any = None
 
+    @property
+    def reads(self) -> Reads:
+        """The request's reads, on one connection: ``close`` when the request is done."""
+        return self.loaders.reads
+
     @classmethod
     def build(cls, services: Services, actor: Actor | None, request: Any = None, response: Any = None) -> Context:
-        return cls(services, actor, Loaders(services), request, response)
+        return cls(services, actor, Loaders(services, Reads(read_engine(services))), request, response)

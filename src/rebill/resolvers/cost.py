@@ -53,7 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 
 from rebill.config import Settings
-from rebill.db.driver import autocommit, fetch
+from rebill.db.driver import Prepared, autocommit
 from rebill.schema.common import DEFAULT_PAGE
 
 MUTATION_COST = 10
@@ -263,6 +263,9 @@ TAKE = text(
 )
 
 
+_TAKE = Prepared(TAKE)
+
+
 @dataclass(frozen=True)
 class Throttle:
     granted: bool
@@ -286,8 +289,7 @@ async def take(engine: AsyncEngine, bucket: str, cost: int, size: int, restore: 
     """Take ``cost`` points from the bucket if it holds them (one atomic statement); the bucket after."""
     # One statement is its own transaction: no BEGIN and COMMIT round trips around it, on the driver.
     async with autocommit(engine) as conn:
-        statement = TAKE.bindparams(bucket=bucket, cost=float(cost), size=float(size), restore=restore)
-        row = (await fetch(conn, statement))[0]
+        row = (await _TAKE.fetch(conn, bucket=bucket, cost=float(cost), size=float(size), restore=restore))[0]
     return Throttle(bool(row.granted), float(row.available), size, restore)
 
 

@@ -18,9 +18,9 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from rebill.db.driver import autocommit, fetch, fetch_value
+from rebill.db.driver import Reads
 from rebill.schema.common import DEFAULT_PAGE, MAX_PAGE, ApiError
 
 
@@ -229,19 +229,24 @@ def _statements(
     win: Window,
     order: Order,
     base: Select[Any] | None,
-) -> tuple[Select[Any], Select[Any]]:
-    """The page's statement (``size + 1`` rows, to tell whether more follow) and its count's."""
+) -> Select[Any]:
+    """The page's statement: ``size + 1`` rows, to tell whether more follow."""
     stmt = base if base is not None else select(table)
     if order.key is not None:
         stmt = stmt.add_columns(order.key.label("sort_key"))
-    count_stmt = select(func.count()).select_from(table)
     for clause in where:
         stmt = stmt.where(clause)
-        count_stmt = count_stmt.where(clause)
     clauses, order_by = keyset(table, order, win)
     for clause in clauses:
         stmt = stmt.where(clause)
-    return stmt.order_by(*order_by).limit(win.size + 1), count_stmt
+    return stmt.order_by(*order_by).limit(win.size + 1)
+
+
+def _count_statement(table: Any, where: Sequence[ColumnElement[bool]]) -> Select[Any]:
+    count_stmt = select(func.count()).select_from(table)
+    for clause in where:
+        count_stmt = count_stmt.where(clause)
+    return count_stmt
 
 
 async def fetch_page(
@@ -260,9 +265,9 @@ async def fetch_page(
     """One page of ``table`` under ``where``, sorted by ``order`` (the id by default), and the total."""
     win = Window(first, after, last, before)
     order = order or (NEWEST_FIRST if descending else BY_ID)
-    stmt, count_stmt = _statements(table, where, win, order, base)
+    stmt = _statements(table, where, win, order, base)
     rows = list(await session.execute(stmt)) if win.size else []
-    total = int((await session.execute(count_stmt)).scalar_one())
+    total = int((await session.execute(_count_statement(table, where))).scalar_one())
     return _finish(rows, order, win, total, _key_of(order))
 
 
@@ -279,23 +284,18 @@ class LazyPage(Page):
 
 
 async def read_page(
-    engine: AsyncEngine,
+    reads: Reads,
     table: Any,
     where: Sequence[ColumnElement[bool]],
     window: Window,
     order: Order = BY_ID,
 ) -> LazyPage:
-    """``fetch_page`` for the read API: on the driver (``rebill.db.driver``), the total counted on demand."""
-    stmt, count_stmt = _statements(table, where, window, order, None)
-    if window.size:
-        async with autocommit(engine) as conn:
-            rows = list(await fetch(conn, stmt))
-    else:
-        rows = []
+    """``fetch_page`` for the read API: on the request's connection (``rebill.db.driver.Reads``), the
+    total counted on demand."""
+    rows = list(await reads.fetch(_statements(table, where, window, order, None))) if window.size else []
 
     async def count() -> int:
-        async with autocommit(engine) as conn:
-            return int(await fetch_value(conn, count_stmt))
+        return int(await reads.value(_count_statement(table, where)))
 
     page = _finish(rows, order, window, 0, _key_of(order))
     return LazyPage(page.rows, page.has_next, 0, page.has_previous, page.cursors, count)

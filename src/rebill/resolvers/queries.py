@@ -14,7 +14,6 @@ from rebill.db.repositories import SubscriptionRepository, profile_from_row, ren
 from rebill.domain.errors import RebillError
 from rebill.domain.money import Money as DomainMoney
 from rebill.domain.subscription import SubscriptionState
-from rebill.resolvers.context import read_engine
 from rebill.resolvers.lookahead import page_nodes, prefetch_subscriptions
 from rebill.resolvers.pages import Window, fetch_page, read_page
 from rebill.schema import inputs
@@ -117,7 +116,7 @@ async def subscription_page(
     (``rebill.resolvers.lookahead``); its total only when ``totalCount`` is asked for.
     """
     window = Window(first, after, last, before)
-    page = await read_page(read_engine(info.context.services), S, where, window, subscription_order(order_by))
+    page = await read_page(info.context.reads, S, where, window, subscription_order(order_by))
     nodes = [Subscription.of_row(r) for r in page.rows]
     await prefetch_subscriptions(info, nodes, *page_nodes(info))
     return SubscriptionConnection.of(page, nodes)

@@ -289,7 +289,7 @@ read_from_row(
     Customer,
     {
         **columns("email", "name", "time_zone", "created_at"),
-        "id": lambda r: strawberry.ID(to_global_id("Customer", r.id)),
-        "billing_address": lambda r: Address.of(r.billing_address),
+        "id": lambda r: strawberry.ID(to_global_id("Customer", r["id"])),
+        "billing_address": lambda r: Address.of(r["billing_address"]),
     },
 )

@@ -6,10 +6,11 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any, TypeVar, cast
 
 import strawberry
+from asyncpg import Record  # type: ignore[import-untyped]
 from graphql import GraphQLError
 from strawberry.scalars import JSON
 
@@ -142,7 +143,7 @@ class FieldChange:
 
 
 class RowBacked:
-    """A node read from a row, each of its fields computed from the row when first read.
+    """A node read from a row, each of its fields computed from the row (by column name) when first read.
 
     A page of fifty subscriptions asked for their id and status builds those two
     fields, not the thirty the type has. ``FROM_ROW`` maps a field to how the row
@@ -155,8 +156,9 @@ class RowBacked:
 
     @classmethod
     def from_row(cls, row: Any, **held: Any) -> Any:
+        """A node of ``row`` (the driver's record, or a SQLAlchemy row), its columns read by name."""
         node = cls.__new__(cls)
-        node.__dict__.update(held, row=row)
+        node.__dict__.update(held, row=row if isinstance(row, Record) else row._mapping)
         return node
 
     def __getattr__(self, name: str) -> Any:
@@ -180,7 +182,7 @@ def read_from_row(cls: type[RowBacked], fields: dict[str, Callable[[Any], Any]])
 
 def columns(*names: str) -> dict[str, Callable[[Any], Any]]:
     """``FROM_ROW`` entries for fields that are the row's columns of the same name, as they are."""
-    return {name: attrgetter(name) for name in names}
+    return {name: itemgetter(name) for name in names}
 
 
 def when_loaded(value: Awaitable[T], build: Callable[[T], R]) -> Any:

@@ -131,11 +131,11 @@ read_from_row(
     SubscriptionItem,
     {
         **columns("quantity", "auto_renew", "pending_quantity"),
-        "id": lambda r: strawberry.ID(to_global_id("SubscriptionItem", r.id)),
-        "unit_price": lambda r: Money.of(DomainMoney(r.unit_price_minor, r.currency)),
+        "id": lambda r: strawberry.ID(to_global_id("SubscriptionItem", r["id"])),
+        "unit_price": lambda r: Money.of(DomainMoney(r["unit_price_minor"], r["currency"])),
         "pending_unit_price": lambda r: (
-            Money.of(DomainMoney(r.pending_unit_price_minor, r.currency))
-            if r.pending_unit_price_minor is not None
+            Money.of(DomainMoney(r["pending_unit_price_minor"], r["currency"]))
+            if r["pending_unit_price_minor"] is not None
             else None
         ),
     },
@@ -602,22 +602,22 @@ read_from_row(
             "time_zone",
             "version",
         ),
-        "id": lambda r: strawberry.ID(to_global_id("Subscription", r.id)),
-        "status": lambda r: _STATUSES[r.status],
-        "renewal_type": lambda r: _RENEWAL_TYPES[r.renewal_type],
+        "id": lambda r: strawberry.ID(to_global_id("Subscription", r["id"])),
+        "status": lambda r: _STATUSES[r["status"]],
+        "renewal_type": lambda r: _RENEWAL_TYPES[r["renewal_type"]],
         # The stored amount is the next bill's (every write keeps it so; filters and sorts read it too).
-        "amount": lambda r: _money(r.amount_minor, r.currency),
-        "next_renewal_date": lambda r: None if _STATUSES[r.status] in _FINAL else r.next_renewal_date,
-        "gateway_mode": lambda r: GatewayMode(r.gateway_mode) if r.gateway_mode else None,
-        "shipping_address": lambda r: Address.of(r.shipping_address),
-        "metadata": lambda r: dict(r.metadata) if r.metadata is not None else None,
-        "credit": lambda r: _money(r.credit_minor, r.currency) if r.credit_minor else None,
-        "created_at": lambda r: r.created_at or _EPOCH,
-        "updated_at": lambda r: r.updated_at or _EPOCH,
-        "replaces_id": lambda r: _global("Subscription", r.replaces_id),
-        "replaced_by_id": lambda r: _global("Subscription", r.replaced_by_id),
-        "held_cancellation_date": lambda r: r.cancellation_date,
-        "invoicing_terms": lambda r: r.invoicing,
+        "amount": lambda r: _money(r["amount_minor"], r["currency"]),
+        "next_renewal_date": lambda r: None if _STATUSES[r["status"]] in _FINAL else r["next_renewal_date"],
+        "gateway_mode": lambda r: GatewayMode(r["gateway_mode"]) if r["gateway_mode"] else None,
+        "shipping_address": lambda r: Address.of(r["shipping_address"]),
+        "metadata": lambda r: dict(r["metadata"]) if r["metadata"] is not None else None,
+        "credit": lambda r: _money(r["credit_minor"], r["currency"]) if r["credit_minor"] else None,
+        "created_at": lambda r: r["created_at"] or _EPOCH,
+        "updated_at": lambda r: r["updated_at"] or _EPOCH,
+        "replaces_id": lambda r: _global("Subscription", r["replaces_id"]),
+        "replaced_by_id": lambda r: _global("Subscription", r["replaced_by_id"]),
+        "held_cancellation_date": lambda r: r["cancellation_date"],
+        "invoicing_terms": lambda r: r["invoicing"],
     },
 )
 

@@ -12,15 +12,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rebill.db import tables as t
-from rebill.db.driver import autocommit, fetch
+from rebill.db.driver import Prepared, autocommit
 from rebill.domain.errors import ValidationError
 from rebill.services.runtime import SCOPES, Actor
 
 K = t.table_of(t.ApiKey)
+
+
+_BY_SECRET = Prepared(
+    select(K.c.id, K.c.name, K.c.scopes).where(K.c.secret_hash == bindparam("secret_hash"), K.c.revoked_at.is_(None))
+)
 
 
 def hash_secret(secret: str) -> str:
@@ -69,8 +74,7 @@ async def authenticate(engine: AsyncEngine, secret: str) -> Actor | None:
         return None
     # Every request asks this once: one round trip on the driver, outside any transaction.
     async with autocommit(engine) as conn:
-        key = K.c.secret_hash == hash_secret(secret)
-        rows = await fetch(conn, select(K.c.id, K.c.name, K.c.scopes).where(key, K.c.revoked_at.is_(None)))
+        rows = await _BY_SECRET.fetch(conn, secret_hash=hash_secret(secret))
     if not rows:
         return None
     row = rows[0]
