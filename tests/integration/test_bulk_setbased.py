@@ -1,4 +1,4 @@
-"""A run moves next renewals in SQL (``bulk.setbased``) exactly as the domain moves them one by one.
+"""A run moves next renewals without states (``bulk.setbased``) exactly as the domain moves them one by one.
 
 Each plan runs twice on the same mixed data set, rebuilt from empty tables
 so that ids, run ids and the clock are the same: once as runs work, once
@@ -80,14 +80,14 @@ async def _rows(services: Any, table: Any, where: Any, order: Any) -> list[dict[
 
 async def _outcome(services: Any, plan: dict[str, Any], *, set_based: bool, monkeypatch: Any) -> dict[str, Any]:
     moved: list[int] = []
-    add = setbased.Moves.add
+    record = setbased.record
 
-    def spy(self: setbased.Moves, subscription_id: int, new: Any, segment: str) -> None:
-        moved.append(subscription_id)
-        add(self, subscription_id, new, segment)
+    def spy(row: Any, new: Any, segment: str) -> dict[str, Any]:
+        moved.append(row["id"])
+        return record(row, new, segment)
 
     with monkeypatch.context() as patch:
-        patch.setattr(setbased.Moves, "add", spy)
+        patch.setattr(setbased, "record", spy)
         if not set_based:
             patch.setattr(runner.setbased, "date_move", lambda actions: None)
         shop, _ = await _fresh(services)
@@ -95,7 +95,7 @@ async def _outcome(services: Any, plan: dict[str, Any], *, set_based: bool, monk
         reverted = await shop.bulk.revert(OPERATOR, run.id)
     every = S.c.id > 0
     return {
-        "moved by the database": sorted(moved),
+        "moved without states": sorted(moved),
         "run": {k: getattr(run, k) for k in ("status", "processed", "applied", "skipped", "failed", "conflicts")},
         "subscriptions": await _rows(services, S, every, [S.c.id]),
         "history": [
@@ -111,17 +111,17 @@ async def _outcome(services: Any, plan: dict[str, Any], *, set_based: bool, monk
 
 
 @pytest.mark.parametrize("plan", PLANS, ids=["days", "into-the-past", "mixed-segments", "set-date", "two-actions"])
-async def test_a_run_moves_next_renewals_in_sql_exactly_as_the_domain_does(services, monkeypatch, plan):
+async def test_a_run_moves_next_renewals_without_states_exactly_as_the_domain_does(services, monkeypatch, plan):
     in_sql = await _outcome(services, plan, set_based=True, monkeypatch=monkeypatch)
     by_domain = await _outcome(services, plan, set_based=False, monkeypatch=monkeypatch)
-    assert by_domain["moved by the database"] == []
+    assert by_domain["moved without states"] == []
     if plan is not PLANS[-1]:
-        assert in_sql["moved by the database"], "the plan moves some next renewals in SQL"
+        assert in_sql["moved without states"], "the plan moves some next renewals without states"
     for key in ("run", "history", "items", "reverted", "subscriptions"):
         assert in_sql[key] == by_domain[key], key
 
 
-async def test_a_chunk_moved_in_sql_writes_items_and_history_in_subscription_order(services):
+async def test_a_chunk_of_both_paths_writes_items_and_history_in_subscription_order(services):
     shop, _ = await _fresh(services)
     run = await shop.run(PLANS[2])
     items = await _rows(services, ITEMS, ITEMS.c.run_id == run.id, [ITEMS.c.id])

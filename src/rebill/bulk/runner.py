@@ -81,11 +81,6 @@ MOVE_ON = (
 )
 
 
-# What ``moves`` reads of a candidate: a chunk of a plan that moves dates locks its rows reading only these,
-# and reads whole rows for those the domain works on.
-MOVE_COLUMNS = ("id", "status", "next_renewal_date", "time_zone", "updated_at")
-
-
 async def _fetch(session: AsyncSession, stmt: Any) -> list[Any]:
     """Rows of ``stmt`` fetched by asyncpg directly: its records are read by name several times
     cheaper than result rows, and a chunk reads thousands of them."""
@@ -143,7 +138,7 @@ class _Chunk:
     records: list[dict[str, Any]] = field(default_factory=list)  # its run items, as writes.RUN_RECORD
     changed: list[tuple[SubscriptionState, SubscriptionState, dict[str, Any]]] = field(default_factory=list)
     events: list[tuple[SubscriptionState, Event]] = field(default_factory=list)
-    moves: setbased.Moves = field(default_factory=lambda: setbased.Moves([], [], []))  # written by the database
+    moves: list[dict[str, Any]] = field(default_factory=list)  # setbased.record of what moves without a state
     counts: dict[str, int] = field(default_factory=lambda: {"APPLIED": 0, "SKIPPED": 0, "FAILED": 0, "CONFLICT": 0})
     last_id: int = 0
     children_changed: bool = False  # items or applied coupons changed somewhere in the chunk
@@ -245,9 +240,10 @@ class RunWorker:
     # -- one chunk ----------------------------------------------------------
 
     async def _select(self, session: AsyncSession) -> list[Any]:
-        """The chunk's candidates, locked: whole rows, or only what ``moves`` reads when the plan moves dates."""
+        """The chunk's candidates, locked: whole rows, or only the dates a move reads when the plan moves dates
+        (``_whole_rows`` reads the rest for the few the domain works on)."""
         others = await runs_of_plan(session, self.plan_hash, but=self.run_id)
-        columns = [S.c[name] for name in MOVE_COLUMNS] if any(self.date_moves) else [S]
+        columns = [S.c[name] for name in setbased.COLUMNS] if any(self.date_moves) else [S]
         stmt = (
             select(*columns, segment_case(self.plan).label("bulk_segment"))
             .where(S.c.id > self.cursor, *candidates(self.plan, others))
@@ -331,7 +327,7 @@ class RunWorker:
                 out.last_id = row["id"]
                 applied += 1
                 out.counts["APPLIED"] += 1
-                out.moves.add(row["id"], new_date, segment.name)
+                out.moves.append(setbased.record(row, new_date, segment.name))
                 continue
             state = next_state()
             assert state.id is not None and state.id == row["id"]

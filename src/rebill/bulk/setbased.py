@@ -1,15 +1,15 @@
-"""Moving next renewals a whole chunk at a time, in SQL, where the domain's outcome is certain.
+"""Moving next renewals a whole chunk at a time, where the domain's outcome is certain.
 
 A segment whose only action moves the next renewal (``shiftNextRenewal``,
-``setNextRenewalDate``) changes four dates a subscription: the rule of
+``setNextRenewalDate``) changes four dates of a subscription:
 ``updates.change_next_renewal_date``, which the runner would otherwise run
 on a state it builds for every subscription (its items, coupons, profile,
-contract…), then diff for the history and the undo. Here the runner only
-works out the new date per subscription, with the domain's own ``Shift``,
-from the row it locked, and the database writes the rest for the whole
-chunk in the statement that writes the chunk's run items: the dates, the
-version, the history entry and the run item with the same changes and undo
-delta the domain path writes.
+contract…), then diff for the history and the undo. Here the runner reads
+the dates from the row it locked, works out the new date with the domain's
+own ``Shift`` and the fields it sets with the domain's
+``next_renewal_changes``, and writes the history's changes and the undo
+delta as ``subscription.diff`` and ``delta_to_json`` would; the chunk's
+statement applies them with its other writes.
 
 The new date is taken only when the domain certainly applies it: the
 subscription is neither final nor future, has a next renewal, and the new
@@ -17,7 +17,7 @@ date differs from it, is in the supported range and is not in the past.
 Anything else (a refusal with its message, a change that moves only the
 anchor) goes through the domain as before, so a refusal reads the same on
 either path. ``tests/integration/test_bulk_setbased.py`` holds the two
-paths to the same rows, history and run items on a mixed data set.
+paths to the same rows, history, run items and reverts on a mixed data set.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 from rebill.bulk.plan import Action, SetNextRenewalDate, ShiftNextRenewal
 from rebill.domain.errors import RebillError
 from rebill.domain.status import FINAL, SubscriptionStatus
-from rebill.domain.updates import MAX_DATE, MIN_DATE, Shift
+from rebill.domain.updates import MAX_DATE, MIN_DATE, Shift, next_renewal_changes
 
 # What ``change_next_renewal_date`` calls its outcome (the history's action).
 ACTION = "next_renewal_date_changed"
@@ -73,85 +73,68 @@ def date_move(actions: Sequence[Action]) -> DateMove | None:
     return None
 
 
-@dataclass
-class Moves:
-    """A chunk's subscriptions whose next renewal the database moves: id, new date, segment name."""
-
-    ids: list[int]
-    dates: list[date]
-    segments: list[str]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def add(self, subscription_id: int, new: date, segment: str) -> None:
-        self.ids.append(subscription_id)
-        self.dates.append(new)
-        self.segments.append(segment)
-
-
-def _entry(field: str, before: str, after: str) -> str:
-    return (
-        f"CASE WHEN {before} IS DISTINCT FROM {after} THEN jsonb_build_array(jsonb_build_object("
-        f"'field', '{field}', 'before', {before}, 'after', {after})) ELSE '[]'::jsonb END"
-    )
-
-
-def _undo(key: str, before: str, after: str) -> str:
-    return (
-        f"CASE WHEN {before} IS DISTINCT FROM {after} THEN jsonb_build_object('{key}', {before}) ELSE '{{}}'::jsonb END"
-    )
-
-
-# The changes in the order ``subscription.diff`` lists them, and the undo delta ``delta_to_json`` keeps.
-_CHANGES = " || ".join(
-    [
-        _entry("nextRenewalDate", "m.next_renewal_date", "m.new_date"),
-        _entry("trialEndDate", "m.trial_end_date", "m.new_trial_end"),
-        _entry("anchorDate", "m.anchor_date", "m.new_date"),
-        _entry("currentPeriodEnd", "m.current_period_end", "m.new_period_end"),
-    ]
+# What a chunk reads of a row to move its next renewal.
+COLUMNS = (
+    "id",
+    "version",
+    "status",
+    "time_zone",
+    "updated_at",
+    "next_renewal_date",
+    "anchor_date",
+    "trial_end_date",
+    "current_period_start",
+    "current_period_end",
 )
-_BEFORE = " || ".join(
-    [
-        _undo("nextRenewalDate", "m.next_renewal_date", "m.new_date"),
-        _undo("trialEndDate", "m.trial_end_date", "m.new_trial_end"),
-        _undo("anchorDate", "m.anchor_date", "m.new_date"),
-        _undo("currentPeriodEnd", "m.current_period_end", "m.new_period_end"),
-    ]
+# The fields a move sets, in the order the history lists them (``subscription.diff``), with their keys.
+_SHOWN = (
+    ("nextRenewalDate", "next_renewal_date"),
+    ("trialEndDate", "trial_end_date"),
+    ("anchorDate", "anchor_date"),
+    ("currentPeriodEnd", "current_period_end"),
 )
 
 
-def moved_rows(ids: str, dates: str, segments: str) -> str:
-    """``SELECT`` of the moved subscriptions as the run item and history need them (``id``, ``segment``,
-    ``version``, the new ``next_renewal_date``, ``trial_end_date`` and ``current_period_end``, ``changes``
-    and ``before``), read before the update from rows this chunk holds locked. The new values are
-    ``change_next_renewal_date``'s: the date is the anchor, a trial ends on it, and a current period ends
-    on it (never before it starts).
+def record(row: Any, new: date, segment: str) -> dict[str, Any]:
+    """The run item of moving ``row``'s next renewal to ``new``, with the row's new dates.
+
+    ``changes`` as the history shows them and ``before`` (what the undo puts back) as the domain path
+    writes them; dates stay ``date`` objects, which the chunk's JSON encodes as ISO dates.
     """
-    return (
-        "SELECT m.id, m.segment, m.version, m.new_date, m.new_trial_end, m.new_period_end, "
-        f"{_CHANGES} AS changes, {_BEFORE} AS before FROM ("
-        "SELECT s.id, v.segment, s.version, s.next_renewal_date, s.anchor_date, s.trial_end_date, "
-        "s.current_period_end, v.new_date, "
-        "CASE WHEN s.status = 'TRIAL' THEN v.new_date ELSE s.trial_end_date END AS new_trial_end, "
-        "CASE WHEN s.current_period_start IS NOT NULL AND s.current_period_end IS NOT NULL "
-        "THEN greatest(v.new_date, s.current_period_start) ELSE s.current_period_end END AS new_period_end "
-        f"FROM unnest({ids}, {dates}, {segments}) AS v(id, new_date, segment) "
-        "JOIN subscriptions AS s ON s.id = v.id) AS m"
+    after = next_renewal_changes(
+        new,
+        in_trial=row["status"] == SubscriptionStatus.TRIAL.value,
+        period_start=row["current_period_start"],
+        period_end=row["current_period_end"],
     )
+    out: dict[str, Any] = {"id": row["id"], "segment": segment, "version": row["version"]}
+    changes, before = [], {}
+    for key, name in _SHOWN:
+        was = row[name]
+        now = out[name] = after.get(name, was)
+        if now != was:
+            changes.append({"field": key, "before": was, "after": now})
+            before[key] = was
+    out["changes"], out["before"] = changes, before
+    return out
 
 
+# One record per moved subscription, read by ``json_to_recordset``.
+RECORD = {
+    "id": "bigint",
+    "segment": "text",
+    "version": "int",
+    "next_renewal_date": "date",
+    "anchor_date": "date",
+    "trial_end_date": "date",
+    "current_period_end": "date",
+    "changes": "jsonb",
+    "before": "jsonb",
+}
+
+# The moved subscriptions' update (``f``: their records), version guarded as every bulk write is.
 MOVE = (
-    "UPDATE subscriptions AS s SET next_renewal_date = f.new_date, anchor_date = f.new_date, "
-    "trial_end_date = f.new_trial_end, current_period_end = f.new_period_end, version = s.version + 1, "
+    "UPDATE subscriptions AS s SET next_renewal_date = f.next_renewal_date, anchor_date = f.anchor_date, "
+    "trial_end_date = f.trial_end_date, current_period_end = f.current_period_end, version = s.version + 1, "
     "updated_at = {now} FROM f WHERE s.id = f.id AND s.version = f.version RETURNING 1"
 )
-
-
-TYPES = ("bigint[]", "date[]", "text[]")
-
-
-def arguments(moves: Moves) -> list[Any]:
-    """The values of ``moved_rows``'s three arrays, of ``TYPES``."""
-    return [moves.ids, moves.dates, moves.segments]

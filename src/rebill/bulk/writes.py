@@ -196,7 +196,7 @@ async def write_run_chunk(
     run_id: int,
     actor: str,
     now: datetime,
-    moves: setbased.Moves | None = None,
+    moves: Sequence[dict[str, Any]] = (),
 ) -> None:
     """A bulk run's chunk in one statement: its run items, and for every changed subscription its row
     (version guarded, version + 1) and its history entry.
@@ -205,12 +205,12 @@ async def write_run_chunk(
     ``changed`` pairs each changed subscription's states with its record. The chunk travels as one
     JSON document, read once by ``json_to_recordset`` and shared by the three writes: one orjson
     call on this side, one parse on the server's, one round trip that keeps the database busy with
-    this chunk while the next one is worked out in memory. ``moves`` are the chunk's subscriptions
-    whose next renewal the database moves itself (``setbased``); their run items and history entries
-    are written with the others, in subscription order.
+    this chunk while the next one is worked out in memory. ``moves`` are ``setbased.record``s of the
+    chunk's subscriptions whose next renewal moves without a state: a document of their own, the
+    four dates updated; their run items and history entries are written with the others, in
+    subscription order.
     """
-    moves = moves if moves else None
-    if not records and moves is None:
+    if not records and not moves:
         return
     undone: set[str] = set()  # what the undo deltas hold is what changed
     for _, _, record in changed:
@@ -228,9 +228,10 @@ async def write_run_chunk(
     items = "SELECT id, segment, outcome, reason, changes, before, version, consent FROM d"
     logged = "SELECT id, action, segment, changes, consent FROM d WHERE version IS NOT NULL"
     expected = {"items": len(records), "moved": len(changed), "logged": len(changed)}
-    if moves is not None:
-        ids, dates, segments = (st.arg(a, t) for a, t in zip(setbased.arguments(moves), setbased.TYPES, strict=True))
-        parts.append(f"f AS MATERIALIZED ({setbased.moved_rows(ids, dates, segments)})")
+    if moves:
+        moved = st.arg(orjson.dumps(moves).decode(), "json")
+        moved_spec = ", ".join(f"{name} {kind}" for name, kind in setbased.RECORD.items())
+        parts.append(f"f AS MATERIALIZED (SELECT * FROM json_to_recordset({moved}) AS v({moved_spec}))")
         parts.append(f"shifted AS ({setbased.MOVE.format(now=at)})")
         items += " UNION ALL SELECT id, segment, 'APPLIED', NULL, changes, before, version, NULL FROM f"
         logged += f" UNION ALL SELECT id, '{setbased.ACTION}', segment, changes, NULL FROM f"
@@ -246,7 +247,7 @@ async def write_run_chunk(
             f"moved AS (UPDATE subscriptions AS s SET {sets} FROM d "
             "WHERE d.version IS NOT NULL AND s.id = d.id AND s.version = d.version RETURNING 1)"
         )
-    if changed or moves is not None:
+    if changed or moves:
         parts.append(
             "logged AS (INSERT INTO history_entries (subscription_id, occurred_at, actor, action, reason, "
             f"bulk_run_id, changes, consent_reference) SELECT id, {at}, {st.arg(actor, 'text')}, action, "

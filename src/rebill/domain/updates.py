@@ -162,12 +162,23 @@ def change_next_renewal_date(
             code="DATE_IN_PAST",
             field=["date"],
         )
-    changes: dict[str, Any] = {"next_renewal_date": date_, "anchor_date": date_}
-    if state.in_trial:
-        changes["trial_end_date"] = date_
-    if state.current_period_end is not None and state.current_period_start is not None:
-        changes["current_period_end"] = max(date_, state.current_period_start)
+    changes = next_renewal_changes(
+        date_, in_trial=state.in_trial, period_start=state.current_period_start, period_end=state.current_period_end
+    )
     return Outcome(state.evolve(**changes), "next_renewal_date_changed")
+
+
+def next_renewal_changes(
+    date_: date, *, in_trial: bool, period_start: date | None, period_end: date | None
+) -> dict[str, date]:
+    """What moving the next renewal to ``date_`` sets: it becomes the anchor, a trial ends on it, and the
+    current period ends on it (never before it starts). Bulk runs apply it to rows they never make states of."""
+    changes = {"next_renewal_date": date_, "anchor_date": date_}
+    if in_trial:
+        changes["trial_end_date"] = date_
+    if period_end is not None and period_start is not None:
+        changes["current_period_end"] = max(date_, period_start)
+    return changes
 
 
 # -- items -------------------------------------------------------------------
