@@ -17,10 +17,21 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, literal, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Select,
+    bindparam,
+    func,
+    literal,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rebill.db.driver import Reads
+from rebill.db.driver import Prepared, Reads
 from rebill.schema.common import DEFAULT_PAGE, MAX_PAGE, ApiError
 
 
@@ -186,7 +197,7 @@ def _after(table: Any, order: Order, position: tuple[Any, int], descending: bool
 
 
 def _typed(column: Any, value: Any) -> Any:
-    return literal(value, type_=column.type)
+    return value if isinstance(value, BindParameter) else literal(value, type_=column.type)
 
 
 def keyset(table: Any, order: Order, win: Window) -> tuple[list[ColumnElement[bool]], list[Any]]:
@@ -198,10 +209,14 @@ def keyset(table: Any, order: Order, win: Window) -> tuple[list[ColumnElement[bo
         clauses.append(_after(table, order, after, order.descending))
     if before is not None:
         clauses.append(_after(table, order, before, not order.descending))
+    return clauses, _order_by(table, order, win)
+
+
+def _order_by(table: Any, order: Order, win: Window) -> list[Any]:
     scan_descending = order.descending != win.backwards
     key = _sort_key(table, order)
     columns = [key] if order.key is None else [key, table.c.id]
-    return clauses, [c.desc() if scan_descending else c.asc() for c in columns]
+    return [c.desc() if scan_descending else c.asc() for c in columns]
 
 
 def _finish(rows: list[Any], order: Order, win: Window, total: int, key_of: Callable[[Any], Any]) -> Page:
@@ -283,6 +298,36 @@ class LazyPage(Page):
         return self.total
 
 
+#: Statements of pages of a whole table (no filter), by table, sort, direction and the cursors given.
+_UNFILTERED: dict[tuple[Any, ...], Prepared] = {}
+
+
+def _unfiltered(table: Any, order: Order, win: Window) -> tuple[Prepared, dict[str, Any]]:
+    """A page of the whole table, the commonest list: its statement prepared once per shape, its cursors'
+    positions and size bound to it."""
+    after = decode(win.after, order, "after")
+    before = decode(win.before, order, "before")
+    shape = (table, order.name, order.descending, win.backwards, after is not None, before is not None)
+    prepared = _UNFILTERED.get(shape)
+    if prepared is None:
+        stmt = select(table)
+        if order.key is not None:
+            stmt = stmt.add_columns(order.key.label("sort_key"))
+        sides = (("after", after, order.descending), ("before", before, not order.descending))
+        for name, position, descending in sides:
+            if position is not None:
+                key = bindparam(f"{name}_key", type_=order.key.type) if order.key is not None else None
+                bound: Any = (key, bindparam(f"{name}_id", type_=BigInteger))
+                stmt = stmt.where(_after(table, order, bound, descending))
+        stmt = stmt.order_by(*_order_by(table, order, win)).limit(bindparam("size", type_=Integer))
+        prepared = _UNFILTERED[shape] = Prepared(stmt)
+    values: dict[str, Any] = {"size": win.size + 1}
+    for name, position in (("after", after), ("before", before)):
+        if position is not None:
+            values[f"{name}_key"], values[f"{name}_id"] = position
+    return prepared, values
+
+
 async def read_page(
     reads: Reads,
     table: Any,
@@ -292,7 +337,13 @@ async def read_page(
 ) -> LazyPage:
     """``fetch_page`` for the read API: on the request's connection (``rebill.db.driver.Reads``), the
     total counted on demand."""
-    rows = list(await reads.fetch(_statements(table, where, window, order, None))) if window.size else []
+    if not window.size:
+        rows: list[Any] = []
+    elif where:
+        rows = list(await reads.fetch(_statements(table, where, window, order, None)))
+    else:
+        prepared, values = _unfiltered(table, order, window)
+        rows = list(await reads.fetch(prepared, **values))
 
     async def count() -> int:
         return int(await reads.value(_count_statement(table, where)))
