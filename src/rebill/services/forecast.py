@@ -12,6 +12,15 @@ are generated (``generate_series`` over the cadence with the ANCHORED and
 STICKY month-end rules of ``domain.cadence``), so the work grows with the
 number of distinct schedules, not of subscriptions.
 
+Most subscriptions (no coupon, no credit, nothing owed beside their
+renewals) bill what they bill today: they are grouped straight from one
+scan, by their own columns (which the planner can count, so it hashes the
+groups in parallel workers instead of sorting a million rows), and their
+cadence, stops and delays are worked out per group. The few others are
+priced row by row. The tax and shipping rates are read once into two small
+maps, as ``bulk/simulate.py`` does. JIT is off for the statement: compiling
+it took thirty seconds, whatever the number of subscriptions.
+
 What SQL does not price exactly is priced by the domain, through the
 engine's own rules (``domain.forecast.scheduled_charges``): subscriptions
 with a phase dated inside the window (applied on its date by the same
@@ -77,26 +86,33 @@ def _seller(d: str, tz: str) -> str:
     return f"((({d})::timestamp AT TIME ZONE {tz}) AT TIME ZONE :seller)::date"
 
 
-# The address that decides the tax and what a renewal ships at: mirrored from bulk/simulate.py.
-_SHIPS = "jsonb_typeof(base.shipping_address) = 'object'"
+# The rates an invoice adds, read once into two small maps (uncorrelated subqueries, evaluated once) and
+# looked up per subscription, as bulk/simulate.py reads them: every active tax rate by place ("US" for a
+# country, "US US-CA" for a region; JSON null for an inclusive rate, which adds nothing), and the first rate
+# in each currency of every shipping profile ("7 USD").
+_TAX_RATES = (
+    "(SELECT jsonb_object_agg(r.country || coalesce(' ' || r.region, ''),"
+    " CASE WHEN r.inclusive THEN NULL ELSE r.percentage END) FROM tax_rates r WHERE r.active)"
+)
+_SHIPPING_RATES = (
+    "(SELECT jsonb_object_agg(k, amount) FROM (SELECT DISTINCT ON (sp.id, e.value ->> 'currency')"
+    " sp.id || ' ' || (e.value ->> 'currency') AS k, (e.value ->> 'amountMinor')::bigint AS amount"
+    " FROM shipping_profiles sp, jsonb_array_elements(sp.rates) WITH ORDINALITY AS e(value, n)"
+    " ORDER BY sp.id, e.value ->> 'currency', e.n) AS first_rates)"
+)
+_SHIPS = "jsonb_typeof(s.shipping_address) = 'object'"
+# The address that decides the tax: the customer's billing address, else the subscription's shipping address.
 _ADDRESS = (
     "coalesce(CASE WHEN jsonb_typeof(c.billing_address) = 'object' THEN c.billing_address END,"
-    f" CASE WHEN {_SHIPS} THEN base.shipping_address END)"
+    f" CASE WHEN {_SHIPS} THEN s.shipping_address END)"
 )
-_EXCLUSIVE_PERCENTAGE = f"""(SELECT CASE WHEN r.inclusive THEN NULL ELSE r.percentage END
-    FROM customers c JOIN tax_rates r ON r.active AND r.country = upper({_ADDRESS} ->> 'country')
-     AND (r.region IS NULL OR r.region = CASE
-          WHEN coalesce({_ADDRESS} ->> 'region', '') = '' THEN NULL
-          WHEN strpos({_ADDRESS} ->> 'region', '-') > 0 THEN upper({_ADDRESS} ->> 'region')
-          ELSE upper({_ADDRESS} ->> 'country') || '-' || upper({_ADDRESS} ->> 'region') END)
-    WHERE c.id = base.customer_id AND NOT c.tax_exempt
-    ORDER BY r.region IS NULL LIMIT 1)"""
-_SHIPPING_MINOR = f"""(SELECT (e.value ->> 'amountMinor')::bigint
-    FROM shipping_profiles sp, jsonb_array_elements(sp.rates) WITH ORDINALITY AS e(value, n)
-    WHERE {_SHIPS} AND sp.id = coalesce(base.shipping_profile_id,
-          (SELECT p.shipping_profile_id FROM subscription_profiles p WHERE p.id = base.profile_id))
-      AND e.value ->> 'currency' = base.currency
-    ORDER BY e.n LIMIT 1)"""
+# The exclusive percentage (``tax.rate_for``): the region's rate, else the country's; none for an exempt customer.
+_PLACE = """CASE WHEN coalesce(addr ->> 'region', '') = '' THEN NULL
+    WHEN strpos(addr ->> 'region', '-') > 0 THEN upper(addr ->> 'country') || ' ' || upper(addr ->> 'region')
+    ELSE upper(addr ->> 'country') || ' ' || upper(addr ->> 'country') || '-' || upper(addr ->> 'region') END"""
+_EXCLUSIVE_PERCENTAGE = f"""CASE WHEN tax_exempt IS NOT FALSE THEN NULL
+    ELSE (coalesce(tax_rates -> ({_PLACE}), tax_rates -> upper(addr ->> 'country')) #>> '{{}}')::numeric END"""
+_SHIPPING_MINOR = "coalesce((shipping_rates ->> (ship_profile::text || ' ' || currency))::bigint, 0)"
 
 # What an item adds to the next bill (``Item.line(pending=True)``): its pending quantity and price, or its tier's.
 _QTY = "coalesce(i.pending_quantity, i.quantity)"
@@ -116,24 +132,138 @@ def _coupon_discount(base: str) -> str:
 
 def _tax(amount: str, discount: str) -> str:
     """The exclusive tax of the items billing ``amount`` after ``discount`` (NULL: per-line, the domain's)."""
-    return f"""(CASE WHEN pr.pct IS NULL THEN 0
-        WHEN coalesce(it.n_items, 0) <= 1 THEN {_half_even(f"({amount})::numeric * pr.pct / 100")}
-        WHEN ({discount}) = 0 THEN it.line_tax END)"""
+    line_tax = f"(SELECT coalesce(sum({_half_even('x::numeric * pct / 100')}), 0) FROM unnest(lines) AS x)"
+    return f"""(CASE WHEN pct IS NULL THEN 0
+        WHEN coalesce(n_items, 0) <= 1 THEN {_half_even(f"({amount})::numeric * pct / 100")}
+        WHEN ({discount}) = 0 THEN {line_tax} END)"""
 
 
 def _charge(amount: str, discount: str) -> str:
-    ship_tax = f"CASE WHEN pr.pct IS NULL THEN 0 ELSE {_half_even('pr.ship::numeric * pr.pct / 100')} END"
-    return f"(({amount}) + {_tax(amount, discount)} + pr.ship + {ship_tax})"
+    ship_tax = f"CASE WHEN pct IS NULL THEN 0 ELSE {_half_even('ship::numeric * pct / 100')} END"
+    return f"(({amount}) + {_tax(amount, discount)} + ship + {ship_tax})"
 
 
-def forecast_sql(*, taxes: bool, shipping: bool) -> str:
-    """The statement: one row per period (kind 'p') and one per subscription left to the domain (kind 'd')."""
-    pct = _EXCLUSIVE_PERCENTAGE if taxes else "NULL::numeric"
-    ship = f"coalesce({_SHIPPING_MINOR}, 0)" if shipping else "0::bigint"
-    total1 = "greatest(0, it.subtotal - cdd.d1)"
-    total2 = "greatest(0, it.subtotal - cdd.d2)"
-    total0 = "CASE WHEN cdd.sid IS NULL THEN pr.amount_minor ELSE greatest(0, it.subtotal - cdd.d0) END"
-    d0 = "coalesce(cdd.d0, 0)"
+def _extra() -> str:
+    """What is owed beside the renewals: retries of declined renewals on their retry dates, invoices paid by
+    transfer on their due dates, drafts on the day they are finalized (one row each: sid, day, amount)."""
+    # The subscription of each of the few failed renewals is looked up by its key (OFFSET 0 keeps it a lookup:
+    # joined, the planner reads every subscription to find them).
+    return f"""
+    SELECT r.subscription_id AS sid,
+        CASE WHEN r.payment_kind = 'OFFLINE' THEN inv.due_date
+             ELSE greatest({_seller("r.next_retry_date", "s.time_zone")}, CAST(:seller_today AS date)) END AS day,
+        CASE WHEN r.payment_kind = 'OFFLINE'
+             THEN inv.total_minor - inv.credit_applied_minor - inv.amount_paid_minor
+             ELSE r.amount_minor END AS amount
+    FROM renewals r
+    CROSS JOIN LATERAL (
+        SELECT s.status, s.time_zone FROM subscriptions s WHERE s.id = r.subscription_id OFFSET 0) AS s
+    LEFT JOIN LATERAL (
+        SELECT * FROM invoices v WHERE v.renewal_id = r.id AND v.status = 'OPEN'
+        ORDER BY v.document_type = 'INVOICE' DESC LIMIT 1) AS inv ON true
+    WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency
+      AND ((r.payment_kind IS DISTINCT FROM 'OFFLINE' AND s.status = 'OVERDUE')
+           OR (r.payment_kind = 'OFFLINE' AND inv.due_date >= CAST(:seller_today AS date)))
+    UNION ALL
+    SELECT v.subscription_id,
+        greatest({_seller("(v.draft ->> 'finalizeOn')::date", "s.time_zone")}, CAST(:seller_today AS date))
+        + CASE WHEN pm.kind = 'OFFLINE'
+               THEN coalesce((s.invoicing ->> 'paymentTermsDays')::int, CAST(:terms AS int)) ELSE 0 END,
+        greatest(0, v.total_minor - s.credit_minor)
+    FROM invoices v
+    JOIN subscriptions s ON s.id = v.subscription_id
+    LEFT JOIN payment_methods pm ON pm.id = s.payment_method_id
+    WHERE v.draft IS NOT NULL AND v.status = 'DRAFT' AND v.currency = :currency
+      AND s.status NOT IN ('CANCELLED', 'EXPIRED')"""
+
+
+# The subscriptions the worker bills from their next renewal on (FUTURE ones and those with a phase to
+# apply are the domain's).
+_BILLS = """s.currency = :currency AND s.status IN ('TRIAL', 'ACTIVE', 'OVERDUE')
+      AND s.renewal_type = 'AUTOMATIC' AND NOT s.cancel_at_period_end
+      AND s.next_renewal_date <= CAST(:horizon AS date)
+      AND NOT s.id IN (SELECT ph.subscription_id FROM phases ph
+                       WHERE ph.status = 'PENDING' AND ph.effective_date <= CAST(:horizon AS date))"""
+
+# Those priced row by row (a few per cent): a coupon, a retry or a draft to forecast beside their renewals,
+# a credit balance, or nothing billed today (they bill only if an item renews). The others, read in one
+# pass with nothing but uncorrelated lookups (hashed once, in each parallel worker), are grouped at once.
+_NOT_SINGLED_OUT = """s.amount_minor > 0 AND s.credit_minor <= 0
+      AND NOT s.id IN (SELECT subscription_id FROM applied_coupons)
+      AND NOT s.id IN (SELECT r.subscription_id FROM renewals r
+                       WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency)
+      AND NOT s.id IN (SELECT v.subscription_id FROM invoices v
+                       WHERE v.draft IS NOT NULL AND v.status = 'DRAFT' AND v.currency = :currency
+                         AND v.subscription_id IS NOT NULL)"""
+
+_OFFLINE = "s.payment_method_id IN (SELECT id FROM payment_methods WHERE kind = 'OFFLINE')"
+
+
+def _delay(invoicing: str, offline: str) -> str:
+    """Days from a billing date to the charge: a draft's days before it is finalized, then transfer terms."""
+    return f"""(CASE WHEN ({invoicing} ->> 'draftInvoices')::boolean
+                 THEN coalesce(({invoicing} ->> 'draftDays')::int, 0) ELSE 0 END
+            + CASE WHEN {offline} THEN coalesce(({invoicing} ->> 'paymentTermsDays')::int, CAST(:terms AS int))
+                   ELSE 0 END)"""
+
+
+def _priced(columns: str, joins: str, where: str, *, taxes: bool, shipping: bool) -> str:
+    """Rows of subscriptions with ``columns``, and what an invoice adds to them: ``pct`` (the exclusive tax
+    rate, NULL for none), ``ship`` (the shipping, 0 for none), ``n_items`` and ``lines`` (with taxes).
+
+    Each layer (``OFFSET 0`` keeps it one) works its columns out once per row for the layer above."""
+    return f"""(
+            SELECT sub.*, {_EXCLUSIVE_PERCENTAGE if taxes else "NULL::numeric"} AS pct,
+                {_SHIPPING_MINOR if shipping else "0::bigint"} AS ship
+            FROM (
+                SELECT {columns}, s.currency, s.amount_minor,
+                    {_ADDRESS if taxes else "NULL::jsonb"} AS addr,
+                    {"c.tax_exempt" if taxes else "NULL::boolean"} AS tax_exempt,
+                    {
+        f"CASE WHEN {_SHIPS} THEN coalesce(s.shipping_profile_id, p.shipping_profile_id) END"
+        if shipping
+        else "NULL::bigint"
+    } AS ship_profile,
+                    rates.tax_rates, rates.shipping_rates
+                FROM subscriptions s
+                JOIN subscription_profiles p ON p.id = s.profile_id
+                LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id
+                {"JOIN customers c ON c.id = s.customer_id" if taxes else ""}
+                {joins}
+                CROSS JOIN (SELECT {_TAX_RATES if taxes else "NULL::jsonb"} AS tax_rates,
+                                   {_SHIPPING_RATES if shipping else "NULL::jsonb"} AS shipping_rates) AS rates
+                WHERE {_BILLS}{where}
+                OFFSET 0
+            ) AS sub
+            OFFSET 0
+        )"""
+
+
+def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
+    """The statement: one row per period (kind 'p') and one per subscription left to the domain (kind 'd').
+
+    ``taxes``, ``shipping``: whether any tax rate is active and any shipping profile exists (if not, the
+    statement skips their lookups); ``restricted``: whether any coupon is limited to some products.
+
+    Most subscriptions (no running coupon, no credit, nothing owed beside their renewals) are read once and
+    grouped at once by their own columns (``plain``), which the planner can count: it hashes the groups
+    instead of sorting a million rows. The others, a few per cent, are looked up by key and priced row by
+    row (``each``). Only the groups, a few thousand rows, are then dated.
+    """
+    arrays = restricted or taxes
+    total1 = "greatest(0, subtotal - d1)"
+    total2 = "greatest(0, subtotal - d2)"
+    total0 = "CASE WHEN d0 IS NULL THEN amount_minor ELSE greatest(0, subtotal - d0) END"
+    # With taxes, what the tax of a subscription's lines needs (its items that renew).
+    all_items = (
+        f"""LEFT JOIN (SELECT i.subscription_id AS sid, count(*) AS n_items,
+                       array_agg(l.line ORDER BY i.position, i.id) AS lines
+                   FROM subscription_items i CROSS JOIN LATERAL (SELECT {_LINE} AS line) AS l
+                   WHERE i.auto_renew GROUP BY i.subscription_id) AS li ON li.sid = s.id"""
+        if taxes
+        else ""
+    )
+    item_columns = "li.n_items, li.lines" if taxes else "NULL::bigint AS n_items, NULL::bigint[] AS lines"
     charged_on = _seller("x.d", "x.tz")
     # The j-th billing date of a group: j = 0 is its next renewal; then its day-cadence grid (D), its
     # anchored months (A: the anchor's day, clamped in short months), or one interval after the previous
@@ -142,36 +272,54 @@ def forecast_sql(*, taxes: bool, shipping: bool) -> str:
             WHEN g.kind = 'D' THEN g.f + (y.j - 1) * g.step
             WHEN g.kind = 'A' THEN {_mk("g.p1 + (y.j - 1) * g.step", "g.p2")}
             ELSE {_mk(f"{_mi('g.n0')} + y.j * g.step", "least(extract(day FROM g.n0)::int, y.floor_day)")} END"""
+    plain_columns = """s.next_renewal_date AS n0, s.anchor_date, s.time_zone AS tz, s.profile_id, s.last_cycle,
+                    s.end_date, s.cancellation_date, ct.action_at_term_end AS term_action, ct.end_date AS term_end,
+                    s.invoicing"""
+    if taxes or shipping:
+        plain_rows = _priced(
+            f"{plain_columns}, {_OFFLINE} AS offline, NULL::bigint AS d0, NULL::bigint AS subtotal, {item_columns}",
+            all_items,
+            f"\n      AND {_NOT_SINGLED_OUT}",
+            taxes=taxes,
+            shipping=shipping,
+        )
+        plain_charge = _charge(total0, "0")
+    else:
+        # Nothing an invoice adds: the subscriptions' own amounts, summed straight from the scan.
+        plain_rows = f"""(
+            SELECT {plain_columns}, o.id IS NOT NULL AS offline, s.amount_minor
+            FROM subscriptions s
+            LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id
+            LEFT JOIN payment_methods o ON o.id = s.payment_method_id AND o.kind = 'OFFLINE'
+            WHERE {_BILLS}
+              AND {_NOT_SINGLED_OUT}
+        )"""
+        plain_charge = "amount_minor"
+    each_rows = _priced(
+        f"""s.id, s.next_renewal_date AS n0, s.anchor_date, s.time_zone AS tz, s.credit_minor,
+                    p.interval_unit AS unit, p.interval_count AS cnt, p.anchor_policy AS policy,
+                    least(s.end_date, s.cancellation_date,
+                          CASE WHEN ct.action_at_term_end = 'CANCEL' THEN ct.end_date END) AS stop,
+                    p.max_occurrences - s.last_cycle AS remaining,
+                    {_delay("s.invoicing", _OFFLINE)} AS delay,
+                    cdd.b1, cdd.b2, cdd.tangled, cdd.d0, cdd.d1, cdd.d2, it.subtotal, {item_columns},
+                    CASE WHEN s.id IN (SELECT sid FROM extra) THEN s.id END AS solo""",
+        f"""
+                LEFT JOIN cdd ON cdd.sid = s.id
+                LEFT JOIN it ON it.sid = s.id
+                {all_items}""",
+        f"""
+      AND NOT ({_NOT_SINGLED_OUT})
+      AND (s.amount_minor > 0 OR EXISTS (
+           SELECT 1 FROM subscription_items ai WHERE ai.subscription_id = s.id AND ai.auto_renew))""",
+        taxes=taxes,
+        shipping=shipping,
+    )
     return f"""
 WITH
 phased AS (
     SELECT DISTINCT ph.subscription_id AS id FROM phases ph
     WHERE ph.status = 'PENDING' AND ph.effective_date <= CAST(:horizon AS date)
-),
-base AS MATERIALIZED (
-    SELECT s.id, s.customer_id, s.profile_id, s.currency, s.shipping_address, s.shipping_profile_id,
-        s.next_renewal_date AS n0, s.anchor_date, s.time_zone AS tz, s.amount_minor, s.credit_minor,
-        p.interval_unit AS unit, p.interval_count AS cnt, p.anchor_policy AS policy,
-        least(s.end_date, s.cancellation_date,
-              CASE WHEN ct.action_at_term_end = 'CANCEL' THEN ct.end_date END) AS stop,
-        p.max_occurrences - s.last_cycle AS remaining,
-        CASE WHEN (s.invoicing ->> 'draftInvoices')::boolean THEN coalesce((s.invoicing ->> 'draftDays')::int, 0)
-             ELSE 0 END
-        + CASE WHEN pm.kind = 'OFFLINE' THEN coalesce((s.invoicing ->> 'paymentTermsDays')::int, CAST(:terms AS int))
-               ELSE 0 END AS delay
-    FROM subscriptions s
-    JOIN subscription_profiles p ON p.id = s.profile_id
-    LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id
-    LEFT JOIN payment_methods pm ON pm.id = s.payment_method_id
-    WHERE s.currency = :currency AND s.status IN ('TRIAL', 'ACTIVE', 'OVERDUE')
-      AND s.renewal_type = 'AUTOMATIC' AND NOT s.cancel_at_period_end
-      AND s.next_renewal_date <= CAST(:horizon AS date)
-      AND NOT EXISTS (SELECT 1 FROM phased WHERE phased.id = s.id)
-      AND (s.amount_minor > 0 OR EXISTS (
-           SELECT 1 FROM subscription_items ai WHERE ai.subscription_id = s.id AND ai.auto_renew))
-),
-pr AS MATERIALIZED (
-    SELECT base.*, {pct} AS pct, {ship} AS ship FROM base
 ),
 cp AS (
     SELECT ac.subscription_id AS sid, c.percent_off, c.amount_off_minor, c.product_ids,
@@ -180,7 +328,6 @@ cp AS (
              WHEN 'REPEATING' THEN coalesce(c.duration_cycles, 0) - ac.cycles_used END AS runs
     FROM applied_coupons ac
     JOIN coupons c ON c.id = ac.coupon_id
-    JOIN base ON base.id = ac.subscription_id
     WHERE c.duration = 'FOREVER' OR ac.cycles_used < CASE c.duration WHEN 'ONCE' THEN 1
                                                       ELSE coalesce(c.duration_cycles, 0) END
 ),
@@ -189,18 +336,13 @@ cps AS (
         count(DISTINCT runs) > 2 OR (bool_or(restricted) AND count(*) > 1) AS tangled
     FROM cp GROUP BY sid
 ),
-need AS (
-    SELECT sid AS id FROM cps UNION SELECT id FROM pr WHERE pr.pct IS NOT NULL
-),
 it AS (
-    SELECT i.subscription_id AS sid, count(*) AS n_items, coalesce(sum(l.line), 0) AS subtotal,
-        coalesce(sum({_half_even("l.line::numeric * pr.pct / 100")}), 0) AS line_tax,
-        array_agg(i.product_id ORDER BY i.position, i.id) AS products,
-        array_agg(l.line ORDER BY i.position, i.id) AS lines
+    SELECT i.subscription_id AS sid, coalesce(sum(l.line), 0) AS subtotal,
+        {"array_agg(i.product_id ORDER BY i.position, i.id)" if arrays else "NULL::bigint[]"} AS products,
+        {"array_agg(l.line ORDER BY i.position, i.id)" if arrays else "NULL::bigint[]"} AS lines
     FROM subscription_items i
-    JOIN pr ON pr.id = i.subscription_id
     CROSS JOIN LATERAL (SELECT {_LINE} AS line) AS l
-    WHERE i.auto_renew AND i.subscription_id IN (SELECT id FROM need)
+    WHERE i.auto_renew AND i.subscription_id IN (SELECT subscription_id FROM applied_coupons)
     GROUP BY i.subscription_id
 ),
 cd AS (
@@ -218,80 +360,74 @@ cdd AS (
         coalesce(sum(taken) FILTER (WHERE runs IS NULL OR runs > b2), 0) AS d2
     FROM cd GROUP BY sid, b1, b2, tangled
 ),
-extra AS (
-    SELECT r.subscription_id AS sid,
-        CASE WHEN r.payment_kind = 'OFFLINE' THEN inv.due_date
-             ELSE greatest({_seller("r.next_retry_date", "s.time_zone")}, CAST(:seller_today AS date)) END AS day,
-        CASE WHEN r.payment_kind = 'OFFLINE'
-             THEN inv.total_minor - inv.credit_applied_minor - inv.amount_paid_minor
-             ELSE r.amount_minor END AS amount
-    FROM renewals r
-    JOIN subscriptions s ON s.id = r.subscription_id
-    LEFT JOIN LATERAL (
-        SELECT * FROM invoices v WHERE v.renewal_id = r.id AND v.status = 'OPEN'
-        ORDER BY v.document_type = 'INVOICE' DESC LIMIT 1) AS inv ON true
-    WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency
-      AND ((r.payment_kind IS DISTINCT FROM 'OFFLINE' AND s.status = 'OVERDUE')
-           OR (r.payment_kind = 'OFFLINE' AND inv.due_date >= CAST(:seller_today AS date)))
-    UNION ALL
-    SELECT v.subscription_id,
-        greatest({_seller("(v.draft ->> 'finalizeOn')::date", "s.time_zone")}, CAST(:seller_today AS date))
-        + CASE WHEN pm.kind = 'OFFLINE'
-               THEN coalesce((s.invoicing ->> 'paymentTermsDays')::int, CAST(:terms AS int)) ELSE 0 END,
-        greatest(0, v.total_minor - s.credit_minor)
-    FROM invoices v
-    JOIN subscriptions s ON s.id = v.subscription_id
-    LEFT JOIN payment_methods pm ON pm.id = s.payment_method_id
-    WHERE v.draft IS NOT NULL AND v.status = 'DRAFT' AND v.currency = :currency
-      AND s.status NOT IN ('CANCELLED', 'EXPIRED')
+extra AS ({_extra()}
 ),
-seg AS (
-    SELECT pr.id, pr.n0, pr.tz, pr.delay, pr.stop, pr.remaining, pr.unit, pr.cnt, pr.policy, pr.anchor_date,
-        cdd.b1, cdd.b2,
-        {_charge(total0, d0)} AS c0,
-        CASE WHEN cdd.b1 IS NOT NULL THEN {_charge(total1, "cdd.d1")} END AS c1,
-        CASE WHEN cdd.b2 IS NOT NULL THEN {_charge(total2, "cdd.d2")} END AS c2,
-        pr.credit_minor > 0 OR coalesce(cdd.tangled, false) AS tangled,
-        CASE WHEN pr.id IN (SELECT sid FROM extra) THEN pr.id END AS solo
-    FROM pr LEFT JOIN cdd ON cdd.sid = pr.id LEFT JOIN it ON it.sid = pr.id
+plain AS (
+    SELECT n0, anchor_date, tz, profile_id, last_cycle, end_date, cancellation_date, term_action, term_end,
+        invoicing, offline, count(*) AS n, sum({plain_charge}) AS c0
+    FROM {plain_rows} AS pr
+    GROUP BY n0, anchor_date, tz, profile_id, last_cycle, end_date, cancellation_date, term_action, term_end,
+        invoicing, offline
+),
+each AS (
+    SELECT n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo,
+        CASE WHEN tangled OR c0 IS NULL OR (b1 IS NOT NULL AND c1 IS NULL) OR (b2 IS NOT NULL AND c2 IS NULL)
+             THEN id END AS dom,
+        count(*) AS n, sum(c0) AS c0, sum(c1) AS c1, sum(c2) AS c2
+    FROM (
+        SELECT id, n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo,
+            {_charge(total0, "coalesce(d0, 0)")} AS c0,
+            CASE WHEN b1 IS NOT NULL THEN {_charge(total1, "d1")} END AS c1,
+            CASE WHEN b2 IS NOT NULL THEN {_charge(total2, "d2")} END AS c2,
+            credit_minor > 0 OR coalesce(tangled, false) AS tangled
+        FROM {each_rows} AS pr
+        OFFSET 0
+    ) AS seg
+    GROUP BY n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo, 13
+),
+grouped AS MATERIALIZED (
+    SELECT g.n0, g.anchor_date, g.tz, {_delay("g.invoicing", "g.offline")} AS delay,
+        least(g.end_date, g.cancellation_date, CASE WHEN g.term_action = 'CANCEL' THEN g.term_end END) AS stop,
+        p.max_occurrences - g.last_cycle AS remaining, p.interval_unit AS unit, p.interval_count AS cnt,
+        p.anchor_policy AS policy, NULL::int AS b1, NULL::int AS b2, NULL::bigint AS solo, NULL::bigint AS dom,
+        g.n, g.c0, NULL::numeric AS c1, NULL::numeric AS c2
+    FROM plain AS g JOIN subscription_profiles p ON p.id = g.profile_id
+    UNION ALL
+    SELECT * FROM each
 ),
 by_domain AS (
-    SELECT id FROM seg WHERE tangled OR c0 IS NULL OR (b1 IS NOT NULL AND c1 IS NULL)
-        OR (b2 IS NOT NULL AND c2 IS NULL)
+    SELECT dom AS id FROM grouped WHERE dom IS NOT NULL
     UNION
-    SELECT s.id FROM subscriptions s WHERE s.currency = :currency AND (
-        (s.status = 'FUTURE' AND s.start_date <= CAST(:horizon AS date))
-        OR (s.id IN (SELECT id FROM phased) AND s.status NOT IN ('CANCELLED', 'EXPIRED')))
+    SELECT s.id FROM subscriptions s
+    WHERE s.currency = :currency AND s.status = 'FUTURE' AND s.start_date <= CAST(:horizon AS date)
+    UNION
+    SELECT s.id FROM phased JOIN subscriptions s ON s.id = phased.id
+    WHERE s.currency = :currency AND s.status NOT IN ('CANCELLED', 'EXPIRED')
 ),
 keyed AS (
-    SELECT seg.*, a.kind, a.step,
+    SELECT g.*, a.kind, a.step,
         CASE WHEN a.kind <> 'D' THEN NULL
-             WHEN seg.policy = 'STICKY' THEN seg.n0 + a.step
-             WHEN seg.n0 < seg.anchor_date THEN seg.anchor_date
-             ELSE seg.anchor_date + ((seg.n0 - seg.anchor_date) / a.step + 1) * a.step END AS f,
-        CASE WHEN a.kind = 'A' THEN b.bmi + CASE WHEN {_mk("b.bmi", "extract(day FROM seg.anchor_date)::int")} <= seg.n0
+             WHEN g.policy = 'STICKY' THEN g.n0 + a.step
+             WHEN g.n0 < g.anchor_date THEN g.anchor_date
+             ELSE g.anchor_date + ((g.n0 - g.anchor_date) / a.step + 1) * a.step END AS f,
+        CASE WHEN a.kind = 'A' THEN b.bmi + CASE WHEN {_mk("b.bmi", "extract(day FROM g.anchor_date)::int")} <= g.n0
                                               THEN a.step ELSE 0 END END AS p1,
-        CASE WHEN a.kind = 'A' THEN extract(day FROM seg.anchor_date)::int END AS p2
-    FROM seg
+        CASE WHEN a.kind = 'A' THEN extract(day FROM g.anchor_date)::int END AS p2
+    FROM grouped AS g
     CROSS JOIN LATERAL (
-        SELECT CASE WHEN seg.unit IN ('DAY', 'WEEK') THEN 'D' WHEN seg.policy = 'STICKY' THEN 'S' ELSE 'A' END AS kind,
-            CASE seg.unit WHEN 'DAY' THEN seg.cnt WHEN 'WEEK' THEN 7 * seg.cnt WHEN 'MONTH' THEN seg.cnt
-                 ELSE 12 * seg.cnt END AS step) AS a
+        SELECT CASE WHEN g.unit IN ('DAY', 'WEEK') THEN 'D' WHEN g.policy = 'STICKY' THEN 'S' ELSE 'A' END AS kind,
+            CASE g.unit WHEN 'DAY' THEN g.cnt WHEN 'WEEK' THEN 7 * g.cnt WHEN 'MONTH' THEN g.cnt
+                 ELSE 12 * g.cnt END AS step) AS a
     CROSS JOIN LATERAL (
-        SELECT {_mi("seg.anchor_date")} + greatest(0, {_mi("seg.n0")} - {_mi("seg.anchor_date")}) / a.step * a.step
+        SELECT {_mi("g.anchor_date")} + greatest(0, {_mi("g.n0")} - {_mi("g.anchor_date")}) / a.step * a.step
             AS bmi) AS b
-    WHERE seg.id NOT IN (SELECT id FROM by_domain)
+    WHERE g.dom IS NULL
 ),
 sched AS (
-    SELECT grouped.*,
+    SELECT keyed.*, row_number() OVER () AS gid,
         CASE WHEN kind = 'D' THEN (CAST(:horizon AS date) - f) / step + 2
              ELSE ({_mi("CAST(:horizon AS date)")} - {_mi("n0")}) / step + 2 END AS last_j
-    FROM (
-        SELECT n0, tz, delay, stop, remaining, b1, b2, solo, kind, step, f, p1, p2,
-            count(*) AS n, sum(c0) AS c0, sum(c1) AS c1, sum(c2) AS c2, row_number() OVER () AS gid
-        FROM keyed
-        GROUP BY n0, tz, delay, stop, remaining, b1, b2, solo, kind, step, f, p1, p2
-    ) AS grouped
+    FROM keyed
 ),
 dated AS (
     SELECT g.gid, g.solo, g.n, g.tz, g.delay, g.stop, x.j, x.d,
@@ -329,6 +465,17 @@ FROM buckets GROUP BY bucket
 UNION ALL
 SELECT 'd', NULL, id, NULL, NULL FROM by_domain
 """
+
+
+# JIT compiling the statement takes far longer than running it (its row estimates, multiplied through the
+# generated dates, look huge); the groups and the coupons' hash tables are to stay in memory.
+_SETTINGS = """SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true),
+    set_config('hash_mem_multiplier', '4', true)"""
+
+# What the statement needs to look up at all.
+_PRESENT = """SELECT EXISTS (SELECT 1 FROM tax_rates WHERE active) AS taxes,
+    EXISTS (SELECT 1 FROM shipping_profiles) AS shipping,
+    EXISTS (SELECT 1 FROM coupons WHERE cardinality(product_ids) > 0) AS restricted"""
 
 
 @dataclass
@@ -378,9 +525,10 @@ class ForecastService:
         }
         async with self.services.sessions() as session, session.begin():
             await session.execute(text("SET TRANSACTION READ ONLY"))
-            taxes = bool(await session.scalar(text("SELECT EXISTS (SELECT 1 FROM tax_rates WHERE active)")))
-            shipping = bool(await session.scalar(text("SELECT EXISTS (SELECT 1 FROM shipping_profiles)")))
-            rows = list(await session.execute(text(forecast_sql(taxes=taxes, shipping=shipping)), params))
+            await session.execute(text(_SETTINGS))
+            present = (await session.execute(text(_PRESENT))).one()
+            sql = forecast_sql(taxes=present.taxes, shipping=present.shipping, restricted=present.restricted)
+            rows = list(await session.execute(text(sql), params))
             by_bucket: dict[date, tuple[int, int, set[int]]] = {}
             domain_ids: list[int] = []
             for row in rows:
