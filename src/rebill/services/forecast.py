@@ -310,8 +310,9 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
                 {all_items}""",
         f"""
       AND NOT ({_NOT_SINGLED_OUT})
-      AND (s.amount_minor > 0 OR EXISTS (
-           SELECT 1 FROM subscription_items ai WHERE ai.subscription_id = s.id AND ai.auto_renew))""",
+      AND (s.amount_minor > 0 OR s.id IN (
+           SELECT ai.subscription_id FROM subscription_items ai JOIN subscriptions z ON z.id = ai.subscription_id
+           WHERE ai.auto_renew AND z.amount_minor <= 0))""",
         taxes=taxes,
         shipping=shipping,
     )
@@ -345,7 +346,7 @@ it AS (
     WHERE i.auto_renew AND i.subscription_id IN (SELECT subscription_id FROM applied_coupons)
     GROUP BY i.subscription_id
 ),
-cd AS (
+cd AS MATERIALIZED (
     SELECT cp.sid, cp.runs, cps.b1, cps.b2, cps.tangled, d.taken
     FROM cp JOIN cps ON cps.sid = cp.sid LEFT JOIN it ON it.sid = cp.sid
     CROSS JOIN LATERAL (SELECT CASE WHEN cp.restricted
