@@ -47,7 +47,7 @@ from rebill.cli_support import console, fail, open_services, out, run, settings_
 from rebill.db import repositories
 from rebill.db import tables as t
 from rebill.db.repositories import coupon_from_row, item_row, profile_from_row, profile_values, subscription_values
-from rebill.db.revenue import SKIP_MOVEMENTS, backfill_movements
+from rebill.db.revenue import SKIP_MOVEMENTS, backfill_movements, forget_days
 from rebill.domain.cadence import AnchorPolicy, Cadence, IntervalUnit, following, local_today
 from rebill.domain.creation import NewItem, start_subscription
 from rebill.domain.money import Money
@@ -1422,6 +1422,7 @@ async def seed(
     # Every seeded charge is documented, as the migration documents charges from before invoicing.
     async with services.engine.begin() as conn:
         report.invoices = await backfill_invoices(conn, services.settings)
+        await forget_days(conn)  # the past changed: revenue metrics sum it again
     report.seconds = _time.perf_counter() - started
     return report
 

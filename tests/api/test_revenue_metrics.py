@@ -155,6 +155,9 @@ async def the_story(client, services, clock) -> dict[str, str]:
     )
     assert h["subscription"]["status"] == "OVERDUE"
     ids["H"] = h["subscription"]["id"]
+    # Asked now, January's days are kept (closed) and the rest summed from the rows; March's ask adds to them.
+    [jan] = await metrics(client, "2026-01-01", "2026-01-31")
+    assert jan["mrr"]["amount"] == "136.71"
 
     clock.set(at("2026-03-02"))
     await change(client, "suspendSubscription", {"subscriptionId": ids["B"]})

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 # For the transaction: the triggers compute nothing, a writer that records its own movements is at work.
 SKIP_MOVEMENTS = "SET LOCAL rebill.revenue_movements = 'off'"
@@ -108,9 +108,20 @@ BACKFILL = _BACKFILL.format(scope="true")
 BACKFILL_IDS = _BACKFILL.format(scope="s.id = ANY(CAST(:ids AS bigint[]))")
 
 
+# Sums of past days that revenueMetrics kept (``services.revenue``): to forget whenever the past is written.
+FORGET_DAYS = ("DELETE FROM revenue_days", "DELETE FROM revenue_days_kept")
+
+
+async def forget_days(session: AsyncSession | AsyncConnection) -> None:
+    """Forget the kept sums of past days: rows were written with dates in the past (a seed, a backfill)."""
+    for sql in FORGET_DAYS:
+        await session.execute(text(sql))
+
+
 async def backfill_movements(session: AsyncSession, ids: Sequence[int]) -> int:
     """The movements of the subscriptions ``ids`` (written without them), from their history; how many."""
     if not ids:
         return 0
     result: Any = await session.execute(text(BACKFILL_IDS), {"ids": list(ids)})
+    await forget_days(session)
     return int(result.rowcount)

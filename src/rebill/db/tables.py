@@ -678,7 +678,7 @@ class Transaction(Base):
             "ix_transactions_charged",
             "currency",
             "created_at",
-            postgresql_include=["amount_minor"],
+            postgresql_include=["amount_minor", "renewal_id"],
             postgresql_where=text("kind = 'CHARGE' AND status = 'SUCCEEDED'"),
         ),
         Index(
@@ -753,6 +753,43 @@ class RevenueMovement(Base):
             postgresql_where=text("kind = 'CHURNED'"),
         ),
     )
+
+
+class RevenueDay(Base):
+    """The sums revenueMetrics reads for one closed day of the seller's calendar, in one currency.
+
+    A day's rows are never rewritten once it is over (each is dated by the clock when written), so its
+    sums are kept (``services.revenue``); a day with nothing has no row. Columns as ``revenue.Totals``.
+    """
+
+    __tablename__ = "revenue_days"
+
+    currency: Mapped[str] = mapped_column(CHAR(3), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    step_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    new_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    expansion_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    contraction_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    churned_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    reactivation_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    active_step: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    trialing_step: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    new_subscriptions: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    billed_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    collected_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    failed_payments: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    recovered_payments: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class RevenueDaysKept(Base):
+    """Per currency: every day before ``kept_until`` has its sums in ``revenue_days`` (days of ``time_zone``)."""
+
+    __tablename__ = "revenue_days_kept"
+
+    currency: Mapped[str] = mapped_column(CHAR(3), primary_key=True)
+    kept_until: Mapped[date] = mapped_column(Date)
+    time_zone: Mapped[str] = mapped_column(Text)
 
 
 class OutboxMessage(Base):

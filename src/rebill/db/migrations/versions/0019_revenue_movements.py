@@ -17,6 +17,10 @@ does not keep what a subscription billed at each time), and a last step to
 what each is now, so that the movements of every subscription add up
 exactly to its MRR today.
 
+``revenue_days`` keeps revenueMetrics' sums of each closed day of the
+seller's calendar (``revenue_days_kept`` says up to which day, per currency);
+it starts empty and fills on the first request.
+
 Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-07
@@ -36,6 +40,24 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 COUNTED = "('ACTIVE', 'OVERDUE')"
+
+# What revenueMetrics keeps of each closed day (``revenue.Totals``).
+DAY_SUMS = (
+    "step_minor",
+    "new_minor",
+    "expansion_minor",
+    "contraction_minor",
+    "churned_minor",
+    "reactivation_minor",
+    "active_step",
+    "trialing_step",
+    "new_subscriptions",
+    "billed_minor",
+    "collected_minor",
+    "refunded_minor",
+    "failed_payments",
+    "recovered_payments",
+)
 
 # A month's worth of what one renewal bills: x1 monthly, /12 yearly, x52/12 weekly, x365/12 daily, / count,
 # rounded half to even (exact: numeric integer division, the remainder decides), for ACTIVE and OVERDUE only.
@@ -202,7 +224,7 @@ READ_BY_METRICS = (
         "ix_transactions_charged",
         "transactions",
         ["currency", "created_at"],
-        ["amount_minor"],
+        ["amount_minor", "renewal_id"],
         "kind = 'CHARGE' AND status = 'SUCCEEDED'",
     ),
     (
@@ -251,6 +273,20 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_revenue_movements")),
     )
+    op.create_table(
+        "revenue_days",
+        sa.Column("currency", postgresql.CHAR(length=3), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        *(sa.Column(name, sa.BigInteger(), server_default="0", nullable=False) for name in DAY_SUMS),
+        sa.PrimaryKeyConstraint("currency", "day", name=op.f("pk_revenue_days")),
+    )
+    op.create_table(
+        "revenue_days_kept",
+        sa.Column("currency", postgresql.CHAR(length=3), nullable=False),
+        sa.Column("kept_until", sa.Date(), nullable=False),
+        sa.Column("time_zone", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("currency", name=op.f("pk_revenue_days_kept")),
+    )
     for statement in (MRR, CHAIN, RECORD, INSERTED, UPDATED, RECADENCED):
         op.execute(statement)
     op.get_bind().execute(sa.text(BACKFILL))
@@ -278,4 +314,6 @@ def downgrade() -> None:
         "rebill_mrr(bigint, text, text, integer)",
     ):
         op.execute(f"DROP FUNCTION IF EXISTS {function}")
+    op.drop_table("revenue_days_kept")
+    op.drop_table("revenue_days")
     op.drop_table("revenue_movements")
