@@ -131,7 +131,7 @@ class Loaders:
         return await self.reads.fetch(statement, ids=list(keys))
 
     async def _rows(self, table: Any, keys: Sequence[int]) -> list[Any]:
-        rows = {r.id: r for r in await self._read(_by_ids(table), keys)}
+        rows = {r["id"]: r for r in await self._read(_by_ids(table), keys)}
         return _ordered(keys, rows)
 
     async def _subscription_rows(self, keys: list[int]) -> list[Any]:
@@ -140,7 +140,7 @@ class Loaders:
     async def _items(self, keys: list[int]) -> list[list[SubscriptionItem]]:
         grouped: dict[int, list[SubscriptionItem]] = {}
         for r in await self._read(_ITEMS, keys):
-            grouped.setdefault(r.subscription_id, []).append(SubscriptionItem.of_row(r))
+            grouped.setdefault(r["subscription_id"], []).append(SubscriptionItem.of_row(r))
         return [grouped.get(k, []) for k in keys]
 
     async def _coupons(self, keys: list[int]) -> list[list[DomainAppliedCoupon]]:

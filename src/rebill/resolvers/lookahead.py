@@ -12,14 +12,14 @@ still goes through the same loaders when it resolves.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
-from rebill.schema.subscriptions import Subscription
+from rebill.schema.subscriptions import Subscription, SubscriptionItem
 
 #: Field names selected under some field nodes, each with the nodes selecting it (fragments merged).
 Selection = dict[str, list[FieldNode]]
@@ -56,41 +56,59 @@ def page_nodes(info: Info) -> tuple[Selection, dict[str, Any]]:
 
 
 async def prefetch_subscriptions(info: Info, nodes: list[Subscription], wanted: Selection, fragments: Any) -> None:
-    """Load what ``wanted`` asks of these subscriptions: one statement per relation and level."""
+    """Load what ``wanted`` asks of these subscriptions: one statement per relation and level. Each
+    node keeps what was loaded for it, so that its fields take it without asking the loader again;
+    the loaders keep it too, for any other field that asks."""
     fresh = [n for n in nodes if n.state is None]
     if not fresh:
         return
     loaders = info.context.loaders
-    work: list[Awaitable[Any]] = []
     if "customer" in wanted:
-        work.append(loaders.customer_by_id.load_many({n.customer_pk for n in fresh}))
-    if "paymentMethod" in wanted:
-        pms = {n.payment_method_pk for n in fresh if n.payment_method_pk is not None}
-        work.append(loaders.payment_method_by_id.load_many(pms))
+        customers = await _fetch(loaders.customer_by_id, {n.customer_pk for n in fresh})
+        for node in fresh:
+            node.held_customer = customers[node.customer_pk]
     if "profile" in wanted:
-        work.append(loaders.profile_by_pk.load_many({n.profile_pk for n in fresh}))
+        profiles = await _fetch(loaders.profile_by_pk, {n.profile_pk for n in fresh})
+        for node in fresh:
+            node.held_profile = profiles[node.profile_pk]
+    if "paymentMethod" in wanted:
+        await _fetch(loaders.payment_method_by_id, {n.payment_method_pk for n in fresh if n.payment_method_pk})
     if "coupons" in wanted:
-        work.append(loaders.coupons_by_subscription.load_many([n.pk for n in fresh]))
+        await _fetch(loaders.coupons_by_subscription, {n.pk for n in fresh})
     if "items" in wanted:
-        work.append(_items(info, [n.pk for n in fresh], selected(wanted["items"], fragments), fragments))
-    if work:
-        await asyncio.gather(*work)
+        items = await _fetch(loaders.items_by_subscription, {n.pk for n in fresh})
+        for node in fresh:
+            node.held_items = items[node.pk]
+        every = [i for found in items.values() for i in found]
+        await _products(info, every, selected(wanted["items"], fragments), fragments)
 
 
-async def _items(info: Info, pks: list[int], wanted: Selection, fragments: Any) -> None:
-    """The items, then what their selection asks of their products."""
+async def _products(info: Info, items: list[SubscriptionItem], wanted: Selection, fragments: Any) -> None:
+    """What the items' selection asks of their products (and, for a total from tiers, of the tiers)."""
     loaders = info.context.loaders
-    items = [i for found in await loaders.items_by_subscription.load_many(pks) for i in found]
-    work: list[Awaitable[Any]] = []
     tiers: set[int] = set()
     if "product" in wanted:
-        products = {i.product_pk for i in items}
-        work.append(loaders.product_by_id.load_many(products))
+        products = await _fetch(loaders.product_by_id, {i.product_pk for i in items})
+        for item in items:
+            item.held_product = products[item.product_pk]
         if "tiers" in selected(wanted["product"], fragments):
-            tiers |= products
+            tiers |= set(products)
     if "total" in wanted:
         tiers |= {i.product_pk for i in items if i.price_from_tiers}
     if tiers:
-        work.append(loaders.tiers_by_product.load_many(tiers))
-    if work:
-        await asyncio.gather(*work)
+        await _fetch(loaders.tiers_by_product, tiers)
+
+
+async def _fetch(loader: DataLoader[Any, Any], keys: set[Any]) -> dict[Any, Any]:
+    """What ``loader`` gives for ``keys``, read by its batch function in one call, and left in its cache.
+
+    A page's keys are all known at once: asking ``load`` key by key would cost a future, a callback
+    and a scheduled call each, for one batch all the same. The reads of a request go one after the
+    other on its connection (``rebill.db.driver.Reads``), so nothing is lost by not overlapping them.
+    """
+    if not keys:
+        return {}
+    wanted = list(keys)
+    found = dict(zip(wanted, await loader.load_fn(wanted), strict=True))
+    loader.prime_many(found)
+    return found

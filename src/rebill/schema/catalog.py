@@ -11,7 +11,16 @@ from strawberry.types import Info
 from rebill.domain.money import plain_decimal
 from rebill.domain.pricing import PriceTier as DomainPriceTier
 from rebill.domain.subscription import CouponInfo, ProductInfo, ProfileTerms
-from rebill.schema.common import Money, Node, RowBacked, columns, read_from_row, to_global_id, when_loaded
+from rebill.schema.common import (
+    Money,
+    Node,
+    RowBacked,
+    columns,
+    mapping_of,
+    read_from_row,
+    to_global_id,
+    when_loaded,
+)
 from rebill.schema.enums import AnchorPolicy, CouponDuration, IntervalUnit, PaymentMethodKind, ProductKind, RenewalType
 
 if TYPE_CHECKING:
@@ -132,12 +141,13 @@ class Product(Node):
     @classmethod
     def of_row(cls, row: Any) -> Product:
         """A ``products`` row, its tiers left to be loaded when asked for."""
+        m = mapping_of(row)
         return cls(
-            id=strawberry.ID(to_global_id("Product", row.id)),
-            name=row.name,
-            sku=row.sku,
-            kind=ProductKind(row.kind),
-            pk=row.id,
+            id=strawberry.ID(to_global_id("Product", m["id"])),
+            name=m["name"],
+            sku=m["sku"],
+            kind=ProductKind(m["kind"]),
+            pk=m["id"],
         )
 
 
@@ -232,13 +242,14 @@ class Customer(RowBacked, Node):
     @classmethod
     def of(cls, row: Any) -> Customer:
         """A ``customers`` row, each field computed when first read (those with defaults at once)."""
+        m = mapping_of(row)
         customer: Customer = cls.from_row(
-            row,
-            tax_id=getattr(row, "tax_id", None),
-            tax_exempt=bool(getattr(row, "tax_exempt", False)),
-            tax_exempt_reason=getattr(row, "tax_exempt_reason", None),
-            pk=row.id,
-            default_payment_method_pk=row.default_payment_method_id,
+            m,
+            tax_id=m.get("tax_id"),
+            tax_exempt=bool(m.get("tax_exempt", False)),
+            tax_exempt_reason=m.get("tax_exempt_reason"),
+            pk=m["id"],
+            default_payment_method_pk=m["default_payment_method_id"],
         )
         return customer
 

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, TypeVar, cast
 
@@ -39,6 +40,7 @@ __all__ = [
     "decode_id",
     "encode_cursor",
     "from_global_id",
+    "mapping_of",
     "page_info",
     "page_size",
     "read_from_row",
@@ -98,6 +100,13 @@ class Money:
     def of(cls, money: DomainMoney) -> Money:
         return cls(amount=money.amount_str, currency=money.currency)
 
+    @staticmethod
+    @lru_cache(maxsize=4096)
+    def of_minor(minor: int, currency: str) -> Money:
+        """The amount a row stores (minor units and currency), one object per amount: a page of items
+        at a few prices builds and answers each price once. Never changed once built."""
+        return Money.of(DomainMoney(minor, currency))
+
 
 @strawberry.input(description='An amount as a decimal string in major units ("62.96"), never a float.')
 class MoneyInput:
@@ -156,9 +165,9 @@ class RowBacked:
 
     @classmethod
     def from_row(cls, row: Any, **held: Any) -> Any:
-        """A node of ``row`` (the driver's record, or a SQLAlchemy row), its columns read by name."""
+        """A node of ``row``, a mapping of its columns by name (``mapping_of``)."""
         node = cls.__new__(cls)
-        node.__dict__.update(held, row=row if isinstance(row, Record) else row._mapping)
+        node.__dict__.update(held, row=row)
         return node
 
     def __getattr__(self, name: str) -> Any:
@@ -169,6 +178,11 @@ class RowBacked:
         value = compute(row)
         self.__dict__[name] = value
         return value
+
+
+def mapping_of(row: Any) -> Any:
+    """A row's columns by name: the driver's record as it is, a SQLAlchemy row's mapping."""
+    return row if isinstance(row, Record) else row._mapping
 
 
 def read_from_row(cls: type[RowBacked], fields: dict[str, Callable[[Any], Any]]) -> None:

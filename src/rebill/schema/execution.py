@@ -25,7 +25,7 @@ import asyncio
 import keyword
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from types import CodeType
+from types import CodeType, GeneratorType
 from typing import Any
 
 from graphql import (
@@ -36,7 +36,6 @@ from graphql import (
     GraphQLList,
     GraphQLObjectType,
     GraphQLOutputType,
-    GraphQLResolveInfo,
     GraphQLString,
     is_leaf_type,
     is_list_type,
@@ -48,8 +47,9 @@ from graphql.execution.executor import Executor, invalid_return_type_error, to_n
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from graphql.type.introspection import TypeNameMetaFieldDef
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
 from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
+from strawberry.types.info import Info
 
 BACKREF = GraphQLCoreConverter.DEFINITION_BACKREF
 
@@ -64,8 +64,26 @@ Run = Callable[[Any, Path | None], Any]
 
 #: Scalars whose serialization gives a value of this exact type back unchanged.
 _UNCHANGED: dict[Any, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
-#: Completed values that are never awaitable (checked before the general test).
-_PLAIN = (dict, list, str, int, bool, float, type(None))
+#: Types whose values are never awaitable: the plain values, then each type found not to be (an
+#: object's awaitability is its type's, generators aside, whose coroutine flag is per object).
+_NEVER_AWAITABLE: set[type] = {dict, list, str, int, bool, float, type(None)}
+
+
+def _awaiting(is_awaitable: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """``is_awaitable`` that remembers the types it said no to."""
+    never = _NEVER_AWAITABLE
+
+    def awaiting(value: Any) -> bool:
+        kind = type(value)
+        if kind in never:
+            return False
+        if is_awaitable(value):
+            return True
+        if kind is not GeneratorType:
+            never.add(kind)
+        return False
+
+    return awaiting
 
 
 async def _gather_results(results: dict[str, Any], pending: list[str]) -> dict[str, Any]:
@@ -84,19 +102,33 @@ _CODE: OrderedDict[tuple[Any, ...], CodeType] = OrderedDict()
 _CODE_SIZE = 2048
 
 
+class Later(Exception):  # control flow inside a plan, never raised out of one
+    """A field's value is awaitable: it is gathered with the object's other pending fields."""
+
+
+def _read(attr: str) -> str:
+    return f"source.{attr}" if attr.isidentifier() and not keyword.iskeyword(attr) else f"getattr(source, {attr!r})"
+
+
+def _call(k: int, wants: tuple[bool, str | None, str | None, str | None]) -> str:
+    """The call of step ``k``'s resolver: self, root or parent, and info as its parameters ask."""
+    wants_self, info, parent, root = wants
+    arguments = ["source"] if wants_self else []
+    arguments += [f"{name}=source" for name in (parent, root) if name is not None]
+    if info is not None:
+        arguments.append(f"{info}=info_of(step_{k}, parent, field_path)")
+    return f"resolver_{k}({', '.join(arguments)})"
+
+
 def _source(shape: tuple[Any, ...]) -> str:
     """The source of a plan's ``run(source, path)``; its names are bound by ``PlannedExecutor._compile``."""
     lines = ["def run(source, path):", "    results = {}", "    pending = None", "    try:"]
-    for k, (kind, name, attr, non_null, field_name) in enumerate(shape):
+    for k, (kind, name, attr, non_null, field_name, call) in enumerate(shape):
         key = repr(name)
         if kind == TYPENAME:
             lines.append(f"        results[{key}] = parent_name")
         elif kind == LEAF:
-            read = (
-                f"source.{attr}"
-                if attr.isidentifier() and not keyword.iskeyword(attr)
-                else f"getattr(source, {attr!r})"
-            )
+            read = _read(attr)
             on_null = f"raise null_error(parent, {field_name!r})" if non_null else "pass"
             lines += [
                 "        try:",
@@ -119,15 +151,38 @@ def _source(shape: tuple[Any, ...]) -> str:
                 f"Path(path, {key}, parent_name), None)",
                 "        if value is not Undefined:",
                 f"            results[{key}] = value",
-                "            if not isinstance(value, plain) and is_awaitable(value):",
+                "            if type(value) not in never and awaiting(value):",
                 f"                pending = [*(pending or ()), {key}]",
             ]
         else:
+            # An attribute, or a resolver called as Strawberry calls it; completed in place, or once it
+            # is done when it is awaitable (a DataLoader's future that is done already is used at once).
+            if kind == ATTRIBUTE:
+                resolve = [f"            value = {_read(attr)}"]
+            else:
+                resolve = [
+                    f"            value = {call}",
+                    "            if type(value) not in never and awaiting(value):",
+                    "                if isinstance(value, Future) and value.done():",
+                    "                    value = value.result()",
+                    "                else:",
+                    f"                    value = later(step_{k}, value, field_path)",
+                    "                    raise Later",
+                ]
             lines += [
-                f"        value = run_step(step_{k}, parent, source, path)",
-                f"        results[{key}] = value",
-                "        if not isinstance(value, plain) and is_awaitable(value):",
+                f"        field_path = Path(path, {key}, parent_name)",
+                "        try:",
+                *resolve,
+                f"            value = complete_{k}(value, field_path)",
+                "            if type(value) not in never and awaiting(value):",
+                f"                value = guarded(value, step_{k}.return_type, step_{k}.field_details, field_path)",
+                "                raise Later",
+                "        except Later:",
                 f"            pending = [*(pending or ()), {key}]",
+                "        except Exception as error:",
+                f"            handle_field_error(error, step_{k}.return_type, step_{k}.field_details, field_path)",
+                "            value = None",
+                f"        results[{key}] = value",
             ]
     lines += [
         "    except Exception:",
@@ -141,6 +196,37 @@ def _source(shape: tuple[Any, ...]) -> str:
     return "\n".join(lines)
 
 
+_COERCERS: dict[Any, Callable[[Any], Any]] = {}
+
+
+def _coercer(leaf: Any) -> Callable[[Any], Any]:
+    """``leaf.coerce_output_value``; for Strawberry's enums, by a table of members (Strawberry looks
+    the member up among the values one by one)."""
+    found = _COERCERS.get(leaf)
+    if found is not None:
+        return found
+    coerce = leaf.coerce_output_value
+    if isinstance(leaf, CustomGraphQLEnumType):
+        names: dict[Any, str] = {}
+        member: Any
+        for member in leaf.wrapped_cls:
+            for name, value in leaf.values.items():
+                if member.value == value.value:
+                    names[member] = name
+                    break
+        wrapped = leaf.wrapped_cls
+
+        def coerce_enum(value: Any) -> Any:
+            name = names.get(value) if isinstance(value, wrapped) else None
+            return name if name is not None else coerce(value)
+
+        found = coerce_enum
+    else:
+        found = coerce
+    _COERCERS[leaf] = found
+    return found
+
+
 def _null_error(parent: GraphQLObjectType, name: str) -> TypeError:
     return TypeError(f"Cannot return null for non-nullable field {parent}.{name}.")
 
@@ -148,6 +234,28 @@ def _null_error(parent: GraphQLObjectType, name: str) -> TypeError:
 def _strawberry_is_type_of(check: Any) -> bool:
     """Whether ``is_type_of`` is one Strawberry generated (an ``isinstance`` check that ignores its info)."""
     return getattr(check, "__module__", "") == "strawberry.schema.schema_converter" and check.__name__ == "is_type_of"
+
+
+class _PlannedInfo(Info):
+    """Strawberry's ``Info`` whose graphql-core resolve info is built on first use; ``context`` is read
+    straight from the executor."""
+
+    def __init__(self, executor: PlannedExecutor, step: Step, parent_type: Any, path: Path, field: Any) -> None:
+        self._planned = (executor, step, parent_type, path)
+        self._field = field
+
+    @property
+    def context(self) -> Any:
+        return self._planned[0].context_value
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "_raw_info":
+            raise AttributeError(name)
+        executor, step, parent_type, path = self.__dict__["_planned"]
+        assert step.field_def is not None
+        raw = executor.build_resolve_info(step.field_def, to_nodes(step.field_details), parent_type, path)
+        self.__dict__["_raw_info"] = raw
+        return raw
 
 
 class Step:
@@ -193,6 +301,11 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._plans: dict[tuple[GraphQLObjectType, int], tuple[GroupedFieldSet, Run]] = {}
+        self._steps_of: dict[Run, list[Step]] = {}
+        self._pure_runs: dict[Run, bool] = {}
+        self._purity: dict[Complete, Callable[[], bool | None]] = {}
+        self._errors = 0
+        self._awaiting = _awaiting(self.is_awaitable)
         strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
         converter = getattr(strawberry_schema, "schema_converter", None)
         # Direct calls skip what Strawberry wraps around a resolver: only safe with nothing to wrap.
@@ -213,6 +326,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         steps = [self._step(parent_type, name, details) for name, details in grouped_field_set.items()]
         run = self._compile(steps, parent_type)
         self._plans[key] = (grouped_field_set, run)  # the field set is kept so that its id stays its own
+        self._steps_of[run] = steps
         return run
 
     def _compile(self, steps: list[Step], parent_type: GraphQLObjectType) -> Run:
@@ -225,25 +339,37 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         names: dict[str, Any] = {
             "Path": Path,
             "Undefined": Undefined,
+            "Future": asyncio.Future,
+            "Later": Later,
             "parent": parent_type,
             "parent_name": parent_type.name,
             "null_error": _null_error,
             "complete_leaf_value": Executor.complete_leaf_value,
             "field_error": self._field_error,
-            "run_step": self._run,
+            "handle_field_error": self.handle_field_error,
             "execute_field": self.execute_field,
-            "is_awaitable": self.is_awaitable,
-            "plain": _PLAIN,
+            "awaiting": self._awaiting,
+            "never": _NEVER_AWAITABLE,
             "settle": self.settle_in_background,
             "gather_results": _gather_results,
+            "guarded": self._guarded,
+            "later": self._complete_later,
+            "info_of": self._info_of,
         }
+        calls: list[str | None] = []
         for k, step in enumerate(steps):
             names[f"step_{k}"] = step
+            names[f"complete_{k}"] = step.complete
+            names[f"resolver_{k}"] = step.resolver
             if step.kind == LEAF:
                 names[f"unchanged_{k}"] = step.unchanged
                 names[f"coerce_{k}"] = step.coerce
                 names[f"leaf_{k}"] = step.leaf
-        shape = tuple((step.kind, step.name, step.attr, step.non_null, step.field_name) for step in steps)
+            calls.append(_call(k, step.wants) if step.kind == CALL else None)
+        shape = tuple(
+            (step.kind, step.name, step.attr, step.non_null, step.field_name, call)
+            for step, call in zip(steps, calls, strict=True)
+        )
         code = _CODE.get(shape)
         if code is None:
             code = compile(_source(shape), f"<plan of {parent_type.name}>", "exec")
@@ -281,7 +407,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             inner = return_type.of_type if non_null else return_type
             if is_leaf_type(inner):
                 step = Step(LEAF, name, details, field_def)
-                step.leaf, step.coerce, step.non_null = inner, inner.coerce_output_value, non_null
+                step.leaf, step.coerce, step.non_null = inner, _coercer(inner), non_null
                 step.unchanged = _UNCHANGED.get(inner)
             else:
                 step = Step(ATTRIBUTE, name, details, field_def)
@@ -324,10 +450,12 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                     raise _null_error(parent_type, field_name)
                 return completed
 
+            inner_purity = self._purity.get(inner)
+            self._purity[complete_non_null] = inner_purity if inner_purity is not None else lambda: False
             return complete_non_null
         if is_leaf_type(return_type):
             leaf: GraphQLLeafType = return_type
-            coerce = leaf.coerce_output_value
+            coerce = _coercer(leaf)
 
             def complete_leaf(value: Any, path: Path) -> Any:
                 if value is None or value is Undefined:
@@ -339,6 +467,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                     return Executor.complete_leaf_value(leaf, value)  # raises graphql-core's error
                 return coerced
 
+            self._purity[complete_leaf] = lambda: True
             return complete_leaf
         if self._plain_object(return_type):
             object_type: Any = return_type
@@ -356,6 +485,8 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                     return general(value, path)  # iterables, async iterables, errors: graphql-core's way
                 return self._complete_items(value, item_type, item, details, path)
 
+            item_purity = self._purity.get(item)
+            self._purity[complete_list] = item_purity if item_purity is not None else lambda: False
             return complete_list
         return self._general_completer(return_type, parent_type, field_def, details)
 
@@ -378,6 +509,11 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         origin = getattr(definition, "origin", None)
         castable = origin is None or hasattr(origin, TYPE_CAST_ATTRIBUTE)
         planned: list[Run] = []
+        # The same object under the same field again (a profile fifty subscriptions share): the answer
+        # it gave, when its fields read only attributes (no resolver can tell the two places apart)
+        # and no error was recorded while it was completed.
+        memo: dict[int, tuple[Any, dict[str, Any]]] = {}
+        pure: list[bool | None] = []
 
         def complete_object(value: Any, path: Path) -> Any:
             if value is None or value is Undefined:
@@ -392,14 +528,54 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                 and not is_type_of(value, None)  # type: ignore[arg-type]
             ):
                 raise invalid_return_type_error(object_type, value, details)
+            known = memo.get(id(value))
+            if known is not None and known[0] is value:
+                return known[1]
             if not planned:
                 grouped_field_set, defer_usages, _ = self.collect_subfields(object_type, details)
                 if defer_usages:  # incremental delivery: graphql-core's own path
                     return self.collect_and_execute_subfields(object_type, details, path, value, None)
                 planned.append(self._plan(object_type, grouped_field_set))
-            return planned[0](value, path)
+            errors = self._errors
+            result = planned[0](value, path)
+            if type(result) is dict and self._errors == errors:
+                if not pure:
+                    pure.append(self._pure(planned[0]))
+                    if pure[0] is None:  # a child's plan was not known yet: ask again next time
+                        del pure[:]
+                if pure and pure[0]:
+                    memo[id(value)] = (value, result)
+            return result
 
+        self._purity[complete_object] = lambda: self._pure(planned[0]) if planned else None
         return complete_object
+
+    def _pure(self, run: Run) -> bool | None:
+        """Whether a plan reads only attributes, down to its leaves (None: not known yet)."""
+        known = self._pure_runs.get(run)
+        if known is not None:
+            return known
+        verdict: bool | None = True
+        for step in self._steps_of[run]:
+            if step.kind in (LEAF, TYPENAME):
+                continue
+            if step.kind != ATTRIBUTE:
+                verdict = False
+                break
+            below = self._purity.get(step.complete)  # type: ignore[arg-type]
+            found = below() if below is not None else False
+            if found is False:
+                verdict = False
+                break
+            if found is None:
+                verdict = None
+        if verdict is not None:
+            self._pure_runs[run] = verdict
+        return verdict
+
+    def handle_field_error(self, *args: Any, **kwargs: Any) -> None:
+        self._errors += 1
+        super().handle_field_error(*args, **kwargs)
 
     def _general_completer(
         self,
@@ -433,46 +609,16 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             raw_error, step.return_type, step.field_details, Path(path, step.name, parent_type.name)
         )
 
-    def _run(self, step: Step, parent_type: GraphQLObjectType, source: Any, path: Path | None) -> Any:
-        """An ATTRIBUTE or CALL step on one object: its completed value, or an awaitable of it."""
-        field_path = Path(path, step.name, parent_type.name)
-        return_type = step.return_type
-        assert return_type is not None and step.complete is not None
-        try:
-            if step.kind == ATTRIBUTE:
-                value = getattr(source, step.attr)
-            else:
-                value = self._call(step, parent_type, source, field_path)
-                if not isinstance(value, _PLAIN) and self.is_awaitable(value):
-                    if isinstance(value, asyncio.Future) and value.done():
-                        value = value.result()  # a DataLoader that had it: no task, no await
-                    else:
-                        return self._complete_later(step, value, field_path)
-            completed = step.complete(value, field_path)
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, return_type, step.field_details, field_path)
-            return None
-        if not isinstance(completed, _PLAIN) and self.is_awaitable(completed):
-            return self._guarded(completed, return_type, step.field_details, field_path)
-        return completed
-
-    def _call(self, step: Step, parent_type: GraphQLObjectType, source: Any, path: Path) -> Any:
-        """The field's resolver called as Strawberry calls it: self, root or parent, and info as it asks."""
-        wants_self, info_name, parent_name, root_name = step.wants
-        args = (source,) if wants_self else ()
-        kwargs: dict[str, Any] = {}
-        if parent_name is not None:
-            kwargs[parent_name] = source
-        if root_name is not None:
-            kwargs[root_name] = source
-        if info_name is not None:
-            field_def = step.field_def
-            assert field_def is not None
-            raw: GraphQLResolveInfo = self.build_resolve_info(
-                field_def, to_nodes(step.field_details), parent_type, path
-            )
-            kwargs[info_name] = self._info_class(_raw_info=raw, _field=field_def.extensions[BACKREF])  # type: ignore[misc]
-        return step.resolver(*args, **kwargs)
+    def _info_of(self, step: Step, parent_type: GraphQLObjectType, path: Path) -> Any:
+        """The Strawberry ``Info`` a resolver asks for: its resolve info built when it is first read
+        (most resolvers read only ``info.context``), or at once for an application's own Info class."""
+        field_def = step.field_def
+        assert field_def is not None
+        field = field_def.extensions[BACKREF]
+        if self._info_class is Info:
+            return _PlannedInfo(self, step, parent_type, path, field)
+        raw = self.build_resolve_info(field_def, to_nodes(step.field_details), parent_type, path)
+        return self._info_class(_raw_info=raw, _field=field)  # type: ignore[misc]
 
     async def _complete_later(self, step: Step, value: Awaitable[Any], path: Path) -> Any:
         """What a resolver's awaitable gives, completed; as ``Executor.complete_awaitable_value`` does."""
@@ -495,12 +641,13 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         path: Path,
     ) -> Any:
         """A list's items, each completed at its index; as ``Executor.complete_iterable_value`` does."""
-        is_awaitable = self.is_awaitable
+        awaiting = self._awaiting
+        never = _NEVER_AWAITABLE
         completed: list[Any] = []
         pending: list[int] = []
         for index, value in enumerate(values):
             item_path = path.add_key(index, None)
-            if not isinstance(value, _PLAIN) and is_awaitable(value):
+            if type(value) not in never and awaiting(value):
                 completed.append(self._item_later(value, complete_item, item_type, details, item_path))
                 pending.append(index)
                 continue
@@ -509,7 +656,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             except Exception as raw_error:
                 self.handle_field_error(raw_error, item_type, details, item_path)
                 result = None
-            if not isinstance(result, _PLAIN) and is_awaitable(result):
+            if type(result) not in never and awaiting(result):
                 result = self._guarded(result, item_type, details, item_path)
                 pending.append(index)
             completed.append(result)

@@ -27,6 +27,7 @@ from rebill.schema.common import (
     changes_of,
     columns,
     connection,
+    mapping_of,
     page_info,
     read_from_row,
     to_global_id,
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
 def _item_product(root: SubscriptionItem, info: Info) -> Product:
     if root.item is not None:
         return Product.of(root.item.product)
+    if root.held_product is not None:
+        return root.held_product
     return when_loaded(info.context.loaders.product_by_id.load(root.product_pk), _found)
 
 
@@ -97,6 +100,8 @@ class SubscriptionItem(RowBacked, Node):
     product_pk: strawberry.Private[int] = 0
     domain_price: strawberry.Private[DomainMoney | None] = None
     row: strawberry.Private[Any] = None
+    # What a page's resolver loaded for it ahead (``rebill.resolvers.lookahead``).
+    held_product: strawberry.Private[Product | None] = None
 
     @classmethod
     def of(cls, item: Item) -> SubscriptionItem:
@@ -116,13 +121,14 @@ class SubscriptionItem(RowBacked, Node):
     @classmethod
     def of_row(cls, row: Any) -> SubscriptionItem:
         """A ``subscription_items`` row, each field computed when first read."""
+        m = mapping_of(row)
         item: SubscriptionItem = cls.from_row(
-            row,
-            pk=row.id,
-            product_pk=row.product_id,
-            price_from_tiers=row.price_from_tiers,
+            m,
+            pk=m["id"],
+            product_pk=m["product_id"],
+            price_from_tiers=m["price_from_tiers"],
             item=None,
-            domain_price=DomainMoney(row.unit_price_minor, row.currency),
+            domain_price=DomainMoney(m["unit_price_minor"], m["currency"]),
         )
         return item
 
@@ -132,9 +138,9 @@ read_from_row(
     {
         **columns("quantity", "auto_renew", "pending_quantity"),
         "id": lambda r: strawberry.ID(to_global_id("SubscriptionItem", r["id"])),
-        "unit_price": lambda r: Money.of(DomainMoney(r["unit_price_minor"], r["currency"])),
+        "unit_price": lambda r: Money.of_minor(r["unit_price_minor"], r["currency"]),
         "pending_unit_price": lambda r: (
-            Money.of(DomainMoney(r["pending_unit_price_minor"], r["currency"]))
+            Money.of_minor(r["pending_unit_price_minor"], r["currency"])
             if r["pending_unit_price_minor"] is not None
             else None
         ),
@@ -321,12 +327,16 @@ class HistoryEntryConnection:
 def _profile(root: Subscription, info: Info) -> SubscriptionProfile:
     if root.state is not None:
         return SubscriptionProfile.of(root.state.profile)
+    if root.held_profile is not None:
+        return root.held_profile
     return when_loaded(info.context.loaders.profile_by_pk.load(root.profile_pk), _found)
 
 
 def _items(root: Subscription, info: Info) -> list[SubscriptionItem]:
     if root.state is not None:
         return [SubscriptionItem.of(i) for i in root.state.items]
+    if root.held_items is not None:
+        return root.held_items
     items: Any = info.context.loaders.items_by_subscription.load(root.pk)  # a future: at once when loaded
     return items
 
@@ -393,6 +403,10 @@ class Subscription(RowBacked, Node):
     # The whole state, when it was built from one (``of``); None when read from a row.
     state: strawberry.Private[SubscriptionState | None] = None
     row: strawberry.Private[Any] = None
+    # What a page's resolver loaded for it ahead (``rebill.resolvers.lookahead``).
+    held_customer: strawberry.Private[Any] = None
+    held_profile: strawberry.Private[SubscriptionProfile | None] = None
+    held_items: strawberry.Private[list[SubscriptionItem] | None] = None
 
     @classmethod
     def of(cls, s: SubscriptionState) -> Subscription:
@@ -440,13 +454,14 @@ class Subscription(RowBacked, Node):
     def of_row(cls, r: Any) -> Subscription:
         """A ``subscriptions`` row (SQLAlchemy's or the driver's): each field computed when first read,
         as ``of`` shows the state read from the same row."""
+        m = mapping_of(r)
         node: Subscription = cls.from_row(
-            r,
-            pk=r.id,
-            customer_pk=r.customer_id,
-            profile_pk=r.profile_id,
-            payment_method_pk=r.payment_method_id,
-            shipping_override_pk=r.shipping_profile_id,
+            m,
+            pk=m["id"],
+            customer_pk=m["customer_id"],
+            profile_pk=m["profile_id"],
+            payment_method_pk=m["payment_method_id"],
+            shipping_override_pk=m["shipping_profile_id"],
             state=None,
         )
         return node
@@ -459,6 +474,8 @@ class Subscription(RowBacked, Node):
 
     @strawberry.field
     def customer(self, info: Info) -> Customer:
+        if self.held_customer is not None:
+            return Customer.of(self.held_customer)
         return when_loaded(info.context.loaders.customer_by_id.load(self.customer_pk), Customer.of)
 
     @strawberry.field
@@ -578,10 +595,6 @@ def _global(type_name: str, pk: int | None) -> strawberry.ID | None:
     return strawberry.ID(to_global_id(type_name, pk)) if pk else None
 
 
-def _money(minor: int, currency: str) -> Money:
-    return Money.of(DomainMoney(minor, currency))
-
-
 read_from_row(
     Subscription,
     {
@@ -606,12 +619,12 @@ read_from_row(
         "status": lambda r: _STATUSES[r["status"]],
         "renewal_type": lambda r: _RENEWAL_TYPES[r["renewal_type"]],
         # The stored amount is the next bill's (every write keeps it so; filters and sorts read it too).
-        "amount": lambda r: _money(r["amount_minor"], r["currency"]),
+        "amount": lambda r: Money.of_minor(r["amount_minor"], r["currency"]),
         "next_renewal_date": lambda r: None if _STATUSES[r["status"]] in _FINAL else r["next_renewal_date"],
         "gateway_mode": lambda r: GatewayMode(r["gateway_mode"]) if r["gateway_mode"] else None,
         "shipping_address": lambda r: Address.of(r["shipping_address"]),
         "metadata": lambda r: dict(r["metadata"]) if r["metadata"] is not None else None,
-        "credit": lambda r: _money(r["credit_minor"], r["currency"]) if r["credit_minor"] else None,
+        "credit": lambda r: Money.of_minor(r["credit_minor"], r["currency"]) if r["credit_minor"] else None,
         "created_at": lambda r: r["created_at"] or _EPOCH,
         "updated_at": lambda r: r["updated_at"] or _EPOCH,
         "replaces_id": lambda r: _global("Subscription", r["replaces_id"]),
