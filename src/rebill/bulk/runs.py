@@ -87,6 +87,10 @@ class BulkService:
             await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             # A preview aggregates the whole selection at once: let it hash in memory rather than on disk.
             await conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+            # It groups the subscriptions by kind (``simulate.segment_sql``): the planner cannot tell how few
+            # kinds there are, takes each for a few subscriptions, and would sort them all rather than hash.
+            await conn.exec_driver_sql("SET LOCAL enable_sort = off")
+            await conn.exec_driver_sql("SET LOCAL enable_incremental_sort = off")
             plan, refs = await self._checked(session, data)
             return await preview(session, plan, refs, now, sample=sample, engine=engine)
 
