@@ -1,19 +1,20 @@
 """Statements built with SQLAlchemy and run on asyncpg directly, for the read API's hottest ones.
 
 SQLAlchemy's execution costs about 0.4 ms of CPU a statement on top of
-asyncpg's (greenlet switches, cursor emulation, result rows), and a session
-adds a ``BEGIN`` and a ``ROLLBACK`` round trip around its reads. A page of
-the read API runs half a dozen statements, so that was most of its time once
-the SQL itself was cheap. Here a statement is still written with
-``select()``, compiled once per shape (SQLAlchemy's cache key, parameters
-extracted anew each time), and run on the pooled connection's asyncpg
-driver outside any transaction: under READ COMMITTED each statement sees
-its own snapshot in a transaction too, so a read loses nothing by it.
+asyncpg's (greenlet switches, cursor emulation, result rows), its
+``Connection`` about 0.07 ms more per checkout, and a session adds a ``BEGIN``
+and a ``ROLLBACK`` round trip around its reads. A page of the read API runs
+half a dozen statements, so that was most of its time once the SQL itself
+was cheap. Here a statement is still written with ``select()``, compiled once
+(``Prepared``) or once per shape (SQLAlchemy's cache key, its parameters
+extracted anew each time), and run on the asyncpg connection of one of the
+engine's pooled connections, outside any transaction: under READ COMMITTED
+each statement sees its own snapshot in a transaction too, so a read loses
+nothing by it.
 
 A statement whose compiled form needs SQLAlchemy at execution (expanding
-``IN`` lists) runs through SQLAlchemy on the same connection, also outside a
-transaction; bind processors (an array's, say) are applied here as
-SQLAlchemy applies them.
+``IN`` lists) is run by SQLAlchemy, also outside a transaction; bind
+processors (an array's, say) are applied here as SQLAlchemy applies them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -54,6 +55,20 @@ async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
+@asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """A pooled connection's asyncpg connection itself, given back to the pool at the end.
+
+    No SQLAlchemy ``Connection`` is made around it (a fifth of the cost of one), and no transaction
+    is begun: each statement run on it is its own.
+    """
+    pooled = await engine.raw_connection()
+    try:
+        yield pooled.driver_connection
+    finally:
+        pooled.close()
+
+
 def _compiled(statement: Executable) -> tuple[SQLCompiler | None, Any]:
     """The statement compiled for asyncpg (None: SQLAlchemy must run it), and its cache key."""
     key = statement._generate_cache_key()  # type: ignore[attr-defined]
@@ -71,20 +86,17 @@ def _compiled(statement: Executable) -> tuple[SQLCompiler | None, Any]:
     return found, key  # type: ignore[return-value]
 
 
-async def fetch(conn: AsyncConnection, statement: Executable) -> Sequence[Any]:
-    """The rows of a read: records read by attribute (``Row``), or SQLAlchemy rows when it ran it."""
-    compiled, key = _compiled(statement)
-    if compiled is None:
-        return list(await conn.execute(statement))
-    params = compiled.construct_params(extracted_parameters=key[1], escape_names=False)
-    processors: Any = compiled._bind_processors
-    values = [
-        processors[name](params[name]) if name in processors else params[name] for name in compiled.positiontup or ()
-    ]
-    _announce(conn, compiled.string, values)
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None
-    return await driver.fetch(compiled.string, *values, record_class=Row)
+def _arguments(compiled: Any, params: Any, processors: Any) -> list[Any]:
+    """The positional arguments of a compiled statement, each through its bind processor (an array's,
+    say) as SQLAlchemy applies them."""
+    return [processors[name](params[name]) if name in processors else params[name] for name in compiled.positiontup]
+
+
+def _announce(engine: AsyncEngine, sql: str, args: Sequence[Any]) -> None:
+    """Whoever counts the engine's statements (tests of N+1 queries) sees these too."""
+    dispatch = engine.sync_engine.dispatch.before_cursor_execute
+    if dispatch:
+        dispatch(None, None, sql, args, None, False)
 
 
 class Prepared:
@@ -99,28 +111,21 @@ class Prepared:
         if compiled.post_compile_params:
             raise ValueError("a prepared statement cannot expand IN lists; use = ANY(:array)")
         self.sql: str = compiled.string
-        self.compiled = compiled
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
         processors: Any = compiled._bind_processors
         self.processors: dict[str, Any] = dict(processors)
 
-    async def fetch(self, conn: AsyncConnection, **values: Any) -> Sequence[Any]:
-        driver = (await conn.get_raw_connection()).driver_connection
-        return await self.run(conn, driver, values)
+    async def fetch(self, engine: AsyncEngine, **values: Any) -> Sequence[Any]:
+        """Its rows, run with ``values`` on a connection of its own."""
+        async with driver_connection(engine) as driver:
+            return await self.run(engine, driver, values)
 
-    async def run(self, conn: AsyncConnection, driver: Any, values: dict[str, Any]) -> Sequence[Any]:
-        """Run on ``driver``, the asyncpg connection under ``conn``."""
+    async def run(self, engine: AsyncEngine, driver: Any, values: dict[str, Any]) -> Sequence[Any]:
+        """Its rows, run with ``values`` on ``driver``, an asyncpg connection of ``engine``'s pool."""
         processors = self.processors
         args = [processors[name](values[name]) if name in processors else values[name] for name in self.names]
-        _announce(conn, self.sql, args)
+        _announce(engine, self.sql, args)
         return await driver.fetch(self.sql, *args, record_class=Row)
-
-
-def _announce(conn: AsyncConnection, sql: str, args: Sequence[Any]) -> None:
-    """Whoever counts SQLAlchemy's statements (tests of N+1, EXPLAIN checks) sees this one too."""
-    sync = conn.sync_connection
-    if sync is not None and sync.dispatch.before_cursor_execute:
-        sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
 
 
 class Reads:
@@ -129,34 +134,34 @@ class Reads:
     The connection is taken at the first read and given back by ``close`` (the GraphQL view calls
     it when the operation is done): a page and its loaders cost one checkout, not one each, and
     the request holds one connection however many loaders it runs, as a hand-written endpoint does.
+    A statement that needs SQLAlchemy to run it (one expanding an ``IN`` list) takes a connection of
+    its own.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._lock = asyncio.Lock()
-        self._stack: AsyncExitStack | None = None
-        self._conn: AsyncConnection | None = None
-        self._driver: Any = None
+        self._pooled: Any = None
 
-    async def _connection(self) -> AsyncConnection:
-        if self._conn is None:
-            stack = AsyncExitStack()
-            try:
-                conn = await stack.enter_async_context(autocommit(self.engine))
-                self._driver = (await conn.get_raw_connection()).driver_connection
-            except BaseException:
-                await stack.aclose()
-                raise
-            self._stack, self._conn = stack, conn
-        return self._conn
+    async def _driver(self) -> Any:
+        if self._pooled is None:
+            self._pooled = await self.engine.raw_connection()
+        return self._pooled.driver_connection
 
     async def fetch(self, statement: Prepared | Executable, **values: Any) -> Sequence[Any]:
         """The rows of a prepared statement run with ``values``, or of a built statement."""
         async with self._lock:
-            conn = await self._connection()
             if isinstance(statement, Prepared):
-                return await statement.run(conn, self._driver, values)
-            return await fetch(conn, statement)
+                return await statement.run(self.engine, await self._driver(), values)
+            compiled, key = _compiled(statement)
+            if compiled is None:
+                async with autocommit(self.engine) as conn:
+                    return list(await conn.execute(statement))
+            params = compiled.construct_params(extracted_parameters=key[1], escape_names=False)
+            args = _arguments(compiled, params, compiled._bind_processors)
+            _announce(self.engine, compiled.string, args)
+            driver = await self._driver()
+            return await driver.fetch(compiled.string, *args, record_class=Row)
 
     async def value(self, statement: Executable) -> Any:
         """The first column of the first row of a read (None without one)."""
@@ -164,12 +169,6 @@ class Reads:
         return rows[0][0] if rows else None
 
     async def close(self) -> None:
-        stack, self._stack, self._conn, self._driver = self._stack, None, None, None
-        if stack is not None:
-            await stack.aclose()
-
-
-async def fetch_value(conn: AsyncConnection, statement: Executable) -> Any:
-    """The first column of the first row of a read (None without one)."""
-    rows = await fetch(conn, statement)
-    return rows[0][0] if rows else None
+        pooled, self._pooled = self._pooled, None
+        if pooled is not None:
+            pooled.close()

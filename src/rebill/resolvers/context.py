@@ -101,30 +101,14 @@ class Loaders:
     tiers_by_product: DataLoader[int, tuple[PriceTier, ...]] = field(init=False)
     profile_by_pk: DataLoader[int, SubscriptionProfile | None] = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.customer_by_id = DataLoader(load_fn=self._customers)
-        self.payment_method_by_id = DataLoader(load_fn=self._payment_methods)
-        self.subscription_by_id = DataLoader(load_fn=self._subscriptions)
-        self.profile_by_id = DataLoader(load_fn=self._profiles)
-        self.phases_by_subscription = DataLoader(load_fn=self._phases)
-        self.payment_methods_by_customer = DataLoader(load_fn=self._customer_payment_methods)
-        self.renewal_page_by_subscription = DataLoader(load_fn=self._renewal_pages)
-        self.history_page_by_subscription = DataLoader(load_fn=self._history_pages)
-        self.subscription_page_by_customer = DataLoader(load_fn=self._customer_subscription_pages)
-        self.invoice_by_renewal = DataLoader(load_fn=self._renewal_invoices)
-        self.invoice_lines_by_invoice = DataLoader(load_fn=self._invoice_lines)
-        self.invoice_page_by_subscription = DataLoader(load_fn=self._invoice_pages)
-        self.invoice_page_by_customer = DataLoader(load_fn=self._customer_invoice_pages)
-        self.credit_notes_by_invoice = DataLoader(load_fn=self._invoice_credit_notes)
-        self.credit_note_lines_by_note = DataLoader(load_fn=self._credit_note_lines)
-        self.tax_rate_by_id = DataLoader(load_fn=self._tax_rates)
-        self.shipping_profile_by_id = DataLoader(load_fn=self._shipping_profiles)
-        self.subscription_row_by_id = DataLoader(load_fn=self._subscription_rows)
-        self.items_by_subscription = DataLoader(load_fn=self._items)
-        self.coupons_by_subscription = DataLoader(load_fn=self._coupons)
-        self.product_by_id = DataLoader(load_fn=self._products)
-        self.tiers_by_product = DataLoader(load_fn=self._tiers)
-        self.profile_by_pk = DataLoader(load_fn=self._profile_nodes)
+    def __getattr__(self, name: str) -> DataLoader[Any, Any]:
+        """Each loader made when first used: a request uses a few of the two dozen."""
+        batch = _BATCH_FUNCTIONS.get(name)
+        if batch is None:
+            raise AttributeError(f"'Loaders' object has no attribute {name!r}")
+        loader: DataLoader[Any, Any] = DataLoader(load_fn=getattr(self, batch))
+        self.__dict__[name] = loader
+        return loader
 
     async def _read(self, statement: Prepared, keys: Sequence[int]) -> Sequence[Any]:
         """A read on the request's connection (``rebill.db.driver.Reads``), no transaction around it."""
@@ -266,6 +250,34 @@ class Loaders:
         """Pages of a subscription's rows for many subscriptions at once (see ``fetch_grouped_pages``)."""
         async with self.services.sessions() as session:
             return await fetch_grouped_pages(session, table, table.c.subscription_id, keys)
+
+
+#: Each loader's batch function (a method of ``Loaders``).
+_BATCH_FUNCTIONS = {
+    "customer_by_id": "_customers",
+    "payment_method_by_id": "_payment_methods",
+    "subscription_by_id": "_subscriptions",
+    "profile_by_id": "_profiles",
+    "phases_by_subscription": "_phases",
+    "payment_methods_by_customer": "_customer_payment_methods",
+    "renewal_page_by_subscription": "_renewal_pages",
+    "history_page_by_subscription": "_history_pages",
+    "subscription_page_by_customer": "_customer_subscription_pages",
+    "invoice_by_renewal": "_renewal_invoices",
+    "invoice_lines_by_invoice": "_invoice_lines",
+    "invoice_page_by_subscription": "_invoice_pages",
+    "invoice_page_by_customer": "_customer_invoice_pages",
+    "credit_notes_by_invoice": "_invoice_credit_notes",
+    "credit_note_lines_by_note": "_credit_note_lines",
+    "tax_rate_by_id": "_tax_rates",
+    "shipping_profile_by_id": "_shipping_profiles",
+    "subscription_row_by_id": "_subscription_rows",
+    "items_by_subscription": "_items",
+    "coupons_by_subscription": "_coupons",
+    "product_by_id": "_products",
+    "tiers_by_product": "_tiers",
+    "profile_by_pk": "_profile_nodes",
+}
 
 
 @dataclass

@@ -53,7 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.extensions import SchemaExtension
 
 from rebill.config import Settings
-from rebill.db.driver import Prepared, autocommit
+from rebill.db.driver import Prepared
 from rebill.schema.common import DEFAULT_PAGE
 
 MUTATION_COST = 10
@@ -288,8 +288,7 @@ class Throttle:
 async def take(engine: AsyncEngine, bucket: str, cost: int, size: int, restore: float) -> Throttle:
     """Take ``cost`` points from the bucket if it holds them (one atomic statement); the bucket after."""
     # One statement is its own transaction: no BEGIN and COMMIT round trips around it, on the driver.
-    async with autocommit(engine) as conn:
-        row = (await _TAKE.fetch(conn, bucket=bucket, cost=float(cost), size=float(size), restore=restore))[0]
+    row = (await _TAKE.fetch(engine, bucket=bucket, cost=float(cost), size=float(size), restore=restore))[0]
     return Throttle(bool(row.granted), float(row.available), size, restore)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rebill.db import tables as t
-from rebill.db.driver import Prepared, autocommit
+from rebill.db.driver import Prepared
 from rebill.domain.errors import ValidationError
 from rebill.services.runtime import SCOPES, Actor
 
@@ -73,8 +73,7 @@ async def authenticate(engine: AsyncEngine, secret: str) -> Actor | None:
     if not secret or len(secret) > 200:
         return None
     # Every request asks this once: one round trip on the driver, outside any transaction.
-    async with autocommit(engine) as conn:
-        rows = await _BY_SECRET.fetch(conn, secret_hash=hash_secret(secret))
+    rows = await _BY_SECRET.fetch(engine, secret_hash=hash_secret(secret))
     if not rows:
         return None
     row = rows[0]
