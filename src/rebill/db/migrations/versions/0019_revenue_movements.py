@@ -60,18 +60,20 @@ DAY_SUMS = (
 )
 
 # A month's worth of what one renewal bills: x1 monthly, /12 yearly, x52/12 weekly, x365/12 daily, / count,
-# rounded half to even (exact: numeric integer division, the remainder decides), for ACTIVE and OVERDUE only.
+# rounded half to even (exact: numeric integer division, the remainder decides; a negative amount's quotient
+# floored first, as domain.money.round_fraction does), for ACTIVE and OVERDUE only. One expression, no
+# subquery, so the planner inlines the function into the statements that call it (a call it cannot inline
+# costs some 65 microseconds a row).
+_N = "(amount_minor::numeric * CASE unit WHEN 'WEEK' THEN 52 WHEN 'DAY' THEN 365 ELSE 1 END)"
+_D = "((CASE unit WHEN 'MONTH' THEN 1 ELSE 12 END * count)::numeric)"
+_Q = f"(div({_N}, {_D}) - CASE WHEN mod({_N}, {_D}) < 0 THEN 1 ELSE 0 END)"
+_R = f"(mod({_N}, {_D}) + CASE WHEN mod({_N}, {_D}) < 0 THEN {_D} ELSE 0 END)"
 MRR = f"""
 CREATE OR REPLACE FUNCTION rebill_mrr(amount_minor bigint, status text, unit text, count integer) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN status IN {COUNTED} AND count >= 1 AND unit IN ('DAY', 'WEEK', 'MONTH', 'YEAR') THEN (
-        SELECT (q + CASE WHEN 2 * r > d OR (2 * r = d AND mod(q, 2) <> 0) THEN 1 ELSE 0 END)::bigint
-        FROM (SELECT q0 - CASE WHEN r0 < 0 THEN 1 ELSE 0 END AS q, r0 + CASE WHEN r0 < 0 THEN d ELSE 0 END AS r, d
-              FROM (SELECT div(n, d) AS q0, n - div(n, d) * d AS r0, d
-                    FROM (SELECT amount_minor::numeric * CASE unit WHEN 'WEEK' THEN 52 WHEN 'DAY' THEN 365 ELSE 1 END
-                                 AS n,
-                                 (CASE unit WHEN 'MONTH' THEN 1 ELSE 12 END * count)::numeric AS d) AS f) AS g) AS h
-    ) ELSE 0 END
+    SELECT CASE WHEN status IN {COUNTED} AND count >= 1 AND unit IN ('DAY', 'WEEK', 'MONTH', 'YEAR')
+        THEN ({_Q} + CASE WHEN 2 * {_R} > {_D} OR (2 * {_R} = {_D} AND mod({_Q}, 2) <> 0) THEN 1 ELSE 0 END)::bigint
+        ELSE 0 END
 $$;
 """
 
