@@ -744,7 +744,6 @@ class RevenueMovement(Base):
         ),
         Index("ix_revenue_movements_currency_at", "currency", "occurred_at"),
         Index("ix_revenue_movements_chain", "chain_id", "id"),
-        Index("ix_revenue_movements_subscription", "subscription_id", "id"),
         Index(
             "ix_revenue_movements_churned",
             "currency",

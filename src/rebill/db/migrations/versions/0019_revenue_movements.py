@@ -108,9 +108,10 @@ BEGIN
     IF replaces IS NOT NULL AND before_mrr = 0 THEN
         -- A replacement starting: its predecessor ended at the same instant (a product change), and the
         -- two are one movement of their chain (an upgrade is expansion, not churn and new).
-        SELECT m.id, m.occurred_at, m.mrr_before_minor, m.mrr_after_minor, m.active_step, m.trialing_step
-        INTO ended FROM revenue_movements m WHERE m.subscription_id = replaces ORDER BY m.id DESC LIMIT 1;
-        IF FOUND AND ended.occurred_at = at AND ended.mrr_after_minor = 0 THEN
+        SELECT m.id, m.subscription_id, m.occurred_at, m.mrr_before_minor, m.mrr_after_minor, m.active_step,
+               m.trialing_step
+        INTO ended FROM revenue_movements m WHERE m.chain_id = chain ORDER BY m.id DESC LIMIT 1;
+        IF FOUND AND ended.subscription_id = replaces AND ended.occurred_at = at AND ended.mrr_after_minor = 0 THEN
             DELETE FROM revenue_movements WHERE id = ended.id;
             before_mrr := ended.mrr_before_minor;
             active_step := active_step + ended.active_step;
@@ -169,18 +170,33 @@ LANGUAGE plpgsql AS $$
 DECLARE
     was bigint;
     now_mrr bigint;
+    active_step integer := (NEW.status IN {COUNTED})::integer - (OLD.status IN {COUNTED})::integer;
+    trialing_step integer := (NEW.status = 'TRIAL')::integer - (OLD.status = 'TRIAL')::integer;
 BEGIN
     IF current_setting('rebill.revenue_movements', true) = 'off' THEN
         RETURN NULL;
     END IF;
-    SELECT rebill_mrr(OLD.amount_minor, OLD.status, p.interval_unit, p.interval_count)
-    INTO was FROM subscription_profiles p WHERE p.id = OLD.profile_id;
-    SELECT rebill_mrr(NEW.amount_minor, NEW.status, p.interval_unit, p.interval_count)
-    INTO now_mrr FROM subscription_profiles p WHERE p.id = NEW.profile_id;
-    PERFORM rebill_record_movement(
-        NEW.id, NEW.replaces_id, NEW.currency, NEW.updated_at, coalesce(was, 0), coalesce(now_mrr, 0),
-        (NEW.status IN {COUNTED})::integer - (OLD.status IN {COUNTED})::integer,
-        (NEW.status = 'TRIAL')::integer - (OLD.status = 'TRIAL')::integer);
+    SELECT rebill_mrr(OLD.amount_minor, OLD.status, o.interval_unit, o.interval_count),
+           rebill_mrr(NEW.amount_minor, NEW.status, n.interval_unit, n.interval_count)
+    INTO was, now_mrr
+    FROM subscription_profiles o, subscription_profiles n WHERE o.id = OLD.profile_id AND n.id = NEW.profile_id;
+    was := coalesce(was, 0);
+    now_mrr := coalesce(now_mrr, 0);
+    IF was = now_mrr AND active_step = 0 AND trialing_step = 0 THEN
+        RETURN NULL;  -- a trial's price, a suspended subscription's quantity: nothing moves
+    END IF;
+    IF NEW.replaces_id IS NULL AND was <> 0 THEN
+        -- the common moves (a price, a quantity, a churn) need neither the chain nor its past
+        INSERT INTO revenue_movements (subscription_id, chain_id, currency, occurred_at, mrr_before_minor,
+                                       mrr_after_minor, kind, active_step, trialing_step)
+        VALUES (NEW.id, NEW.id, NEW.currency, NEW.updated_at, was, now_mrr,
+                CASE WHEN now_mrr = was THEN NULL WHEN now_mrr = 0 THEN 'CHURNED'
+                     WHEN now_mrr > was THEN 'EXPANSION' ELSE 'CONTRACTION' END,
+                active_step, trialing_step);
+        RETURN NULL;
+    END IF;
+    PERFORM rebill_record_movement(NEW.id, NEW.replaces_id, NEW.currency, NEW.updated_at, was, now_mrr,
+                                   active_step, trialing_step);
     RETURN NULL;
 END
 $$;
@@ -294,7 +310,6 @@ def upgrade() -> None:
     op.get_bind().execute(sa.text(BACKFILL))
     op.create_index("ix_revenue_movements_currency_at", "revenue_movements", ["currency", "occurred_at"])
     op.create_index("ix_revenue_movements_chain", "revenue_movements", ["chain_id", "id"])
-    op.create_index("ix_revenue_movements_subscription", "revenue_movements", ["subscription_id", "id"])
     for name, table, columns, include, where in READ_BY_METRICS:
         op.create_index(name, table, columns, postgresql_include=include, postgresql_where=sa.text(where))
     for statement in TRIGGERS:
