@@ -124,7 +124,7 @@ class Loaders:
     async def _items(self, keys: list[int]) -> list[list[SubscriptionItem]]:
         grouped: dict[int, list[SubscriptionItem]] = {}
         for r in await self._read(_ITEMS, keys):
-            grouped.setdefault(r["subscription_id"], []).append(SubscriptionItem.of_row(r))
+            grouped.setdefault(r["subscription_id"], []).append(SubscriptionItem.of_row(r, self))
         return [grouped.get(k, []) for k in keys]
 
     async def _coupons(self, keys: list[int]) -> list[list[DomainAppliedCoupon]]:

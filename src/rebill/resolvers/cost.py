@@ -165,12 +165,16 @@ def _returned(counts: tuple[_Count, ...], data: Any) -> int:
         value = data.get(c.key)
         if value is None:
             continue
+        children = c.children
         if c.is_list:
             items = [v for v in value if v is not None]
-            for item in items if c.name == "edges" or c.name == "nodes" else items[:1]:
-                total += 1 + _returned(c.children, item)
+            counted = items if c.name == "edges" or c.name == "nodes" else items[:1]
+            total += len(counted)
+            if children:
+                for item in counted:
+                    total += _returned(children, item)
         else:
-            total += 1 + _returned(c.children, value)
+            total += 1 + (_returned(children, value) if children else 0)
     return total
 
 

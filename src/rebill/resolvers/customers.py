@@ -72,7 +72,8 @@ async def customer_subscriptions(
 ) -> SubscriptionConnection:
     key = (customer_pk, Window(first, after, last, before), subscription_order(order_by))
     page = await info.context.loaders.subscription_page_by_customer.load(key)
-    nodes = [Subscription.of_row(r) for r in page.rows]
+    loaders = info.context.loaders
+    nodes = [Subscription.of_row(r, loaders) for r in page.rows]
     # Every customer's page resolves in the same tick: their prefetches batch together too.
     await prefetch_subscriptions(info, nodes, *page_nodes(info))
     return SubscriptionConnection.of(page, nodes)

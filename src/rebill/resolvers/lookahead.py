@@ -57,8 +57,8 @@ def page_nodes(info: Info) -> tuple[Selection, dict[str, Any]]:
 
 async def prefetch_subscriptions(info: Info, nodes: list[Subscription], wanted: Selection, fragments: Any) -> None:
     """Load what ``wanted`` asks of these subscriptions: one statement per relation and level. Each
-    node keeps what was loaded for it, so that its fields take it without asking the loader again;
-    the loaders keep it too, for any other field that asks."""
+    node keeps what was loaded for it, so that its fields take it without asking a loader (or the
+    loader keeps it, for the relations whose fields ask it)."""
     fresh = [n for n in nodes if n.state is None]
     if not fresh:
         return
@@ -72,9 +72,9 @@ async def prefetch_subscriptions(info: Info, nodes: list[Subscription], wanted: 
         for node in fresh:
             node.held_profile = profiles[node.profile_pk]
     if "paymentMethod" in wanted:
-        await _fetch(loaders.payment_method_by_id, {n.payment_method_pk for n in fresh if n.payment_method_pk})
+        await _fetch(loaders.payment_method_by_id, {n.payment_method_pk for n in fresh if n.payment_method_pk}, True)
     if "coupons" in wanted:
-        await _fetch(loaders.coupons_by_subscription, {n.pk for n in fresh})
+        await _fetch(loaders.coupons_by_subscription, {n.pk for n in fresh}, True)
     if "items" in wanted:
         items = await _fetch(loaders.items_by_subscription, {n.pk for n in fresh})
         for node in fresh:
@@ -96,19 +96,22 @@ async def _products(info: Info, items: list[SubscriptionItem], wanted: Selection
     if "total" in wanted:
         tiers |= {i.product_pk for i in items if i.price_from_tiers}
     if tiers:
-        await _fetch(loaders.tiers_by_product, tiers)
+        await _fetch(loaders.tiers_by_product, tiers, True)
 
 
-async def _fetch(loader: DataLoader[Any, Any], keys: set[Any]) -> dict[Any, Any]:
-    """What ``loader`` gives for ``keys``, read by its batch function in one call, and left in its cache.
+async def _fetch(loader: DataLoader[Any, Any], keys: set[Any], prime: bool = False) -> dict[Any, Any]:
+    """What ``loader`` gives for ``keys``, read by its batch function in one call.
 
     A page's keys are all known at once: asking ``load`` key by key would cost a future, a callback
     and a scheduled call each, for one batch all the same. The reads of a request go one after the
     other on its connection (``rebill.db.driver.Reads``), so nothing is lost by not overlapping them.
+    The nodes keep what was read (``held_*``), or, with ``prime``, the loader does, for the fields
+    that ask it.
     """
     if not keys:
         return {}
     wanted = list(keys)
     found = dict(zip(wanted, await loader.load_fn(wanted), strict=True))
-    loader.prime_many(found)
+    if prime:
+        loader.prime_many(found)
     return found

@@ -15,8 +15,10 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from operator import attrgetter, itemgetter
 from typing import Any
 
+from asyncpg import Record  # type: ignore[import-untyped]
 from sqlalchemy import (
     BigInteger,
     BindParameter,
@@ -219,7 +221,9 @@ def _order_by(table: Any, order: Order, win: Window) -> list[Any]:
     return [c.desc() if scan_descending else c.asc() for c in columns]
 
 
-def _finish(rows: list[Any], order: Order, win: Window, total: int, key_of: Callable[[Any], Any]) -> Page:
+def _finish(
+    rows: list[Any], order: Order, win: Window, total: int, key_of: Callable[[Any], Any], pk_of: Any = None
+) -> Page:
     size = win.size
     more = len(rows) > size
     rows = rows[:size]
@@ -228,7 +232,8 @@ def _finish(rows: list[Any], order: Order, win: Window, total: int, key_of: Call
         has_next, has_previous = win.before is not None, more
     else:
         has_next, has_previous = more, win.after is not None
-    cursors = [encode(order, key_of(r), r.id) for r in rows]
+    pk_of = pk_of or attrgetter("id")
+    cursors = [encode(order, key_of(r), pk_of(r)) for r in rows]
     return Page(rows, has_next, total, has_previous, cursors)
 
 
@@ -348,7 +353,10 @@ async def read_page(
     async def count() -> int:
         return int(await reads.value(_count_statement(table, where)))
 
-    page = _finish(rows, order, window, 0, _key_of(order))
+    # The driver's records are read by key (a SQLAlchemy row, from a statement it ran, by attribute).
+    by_key = bool(rows) and isinstance(rows[0], Record)
+    key_of = itemgetter("sort_key") if by_key and order.key is not None else _key_of(order)
+    page = _finish(rows, order, window, 0, key_of, itemgetter("id") if by_key else None)
     return LazyPage(page.rows, page.has_next, 0, page.has_previous, page.cursors, count)
 
 

@@ -82,7 +82,7 @@ async def subscription(info: Info, id: strawberry.ID) -> Subscription | None:
     except RebillError:
         return None
     row = await info.context.loaders.subscription_row_by_id.load(pk)
-    return Subscription.of_row(row) if row is not None else None
+    return Subscription.of_row(row, info.context.loaders) if row is not None else None
 
 
 async def subscriptions(
@@ -117,7 +117,8 @@ async def subscription_page(
     """
     window = Window(first, after, last, before)
     page = await read_page(info.context.reads, S, where, window, subscription_order(order_by))
-    nodes = [Subscription.of_row(r) for r in page.rows]
+    loaders = info.context.loaders
+    nodes = [Subscription.of_row(r, loaders) for r in page.rows]
     await prefetch_subscriptions(info, nodes, *page_nodes(info))
     return SubscriptionConnection.of(page, nodes)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -75,8 +76,9 @@ class SubscriptionProfile(Node):
         """A ``subscription_profiles`` row, its shipping profile left to be loaded when asked for."""
         from rebill.db.repositories import profile_from_row
 
-        profile = cls.of(profile_from_row(row))
-        profile.shipping_profile_pk = row.shipping_profile_id
+        columns = SimpleNamespace(**dict(mapping_of(row)))  # read by attribute, as profile_from_row reads
+        profile = cls.of(profile_from_row(columns))
+        profile.shipping_profile_pk = columns.shipping_profile_id
         return profile
 
     @classmethod

@@ -97,6 +97,8 @@ async def _gather_results(results: dict[str, Any], pending: list[str]) -> dict[s
     return results
 
 
+_UNSET = object()
+
 #: Compiled plans by shape (each step's kind, response name, attribute, nullability and field name).
 _CODE: OrderedDict[tuple[Any, ...], CodeType] = OrderedDict()
 _CODE_SIZE = 2048
@@ -123,16 +125,29 @@ def _call(k: int, wants: tuple[bool, str | None, str | None, str | None]) -> str
 def _source(shape: tuple[Any, ...]) -> str:
     """The source of a plan's ``run(source, path)``; its names are bound by ``PlannedExecutor._compile``."""
     lines = ["def run(source, path):", "    results = {}", "    pending = None", "    try:"]
-    for k, (kind, name, attr, non_null, field_name, call) in enumerate(shape):
+    if any(entry[6] for entry in shape):
+        lines.insert(1, "    fields = getattr(source, '__dict__', none)")
+    for k, (kind, name, attr, non_null, field_name, call, from_row) in enumerate(shape):
         key = repr(name)
         if kind == TYPENAME:
             lines.append(f"        results[{key}] = parent_name")
         elif kind == LEAF:
             read = _read(attr)
             on_null = f"raise null_error(parent, {field_name!r})" if non_null else "pass"
+            if from_row:
+                # A field of a node read from a row (``RowBacked``): computed from the row here, once
+                # (its ``__getattr__`` would do the same by one more call).
+                read_value = [
+                    f"            value = fields.get({attr!r}, unset)",
+                    "            if value is unset:",
+                    "                row = fields.get('row')",
+                    f"                value = from_row_{k}(row) if row is not None else {read}",
+                ]
+            else:
+                read_value = [f"            value = {read}"]
             lines += [
                 "        try:",
-                f"            value = {read}",
+                *read_value,
                 "            if value is None:",
                 f"                {on_null}",
                 f"            elif type(value) is not unchanged_{k}:",
@@ -157,7 +172,14 @@ def _source(shape: tuple[Any, ...]) -> str:
         else:
             # An attribute, or a resolver called as Strawberry calls it; completed in place, or once it
             # is done when it is awaitable (a DataLoader's future that is done already is used at once).
-            if kind == ATTRIBUTE:
+            if kind == ATTRIBUTE and from_row:
+                resolve = [
+                    f"            value = fields.get({attr!r}, unset)",
+                    "            if value is unset:",
+                    "                row = fields.get('row')",
+                    f"                value = from_row_{k}(row) if row is not None else {_read(attr)}",
+                ]
+            elif kind == ATTRIBUTE:
                 resolve = [f"            value = {_read(attr)}"]
             else:
                 resolve = [
@@ -336,7 +358,10 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         The code depends on the plan's shape only and is compiled once per shape; each request
         binds its own steps and executor to it.
         """
+        definition = parent_type.extensions.get(BACKREF) if parent_type.extensions else None
         names: dict[str, Any] = {
+            "unset": _UNSET,
+            "none": {},
             "Path": Path,
             "Undefined": Undefined,
             "Future": asyncio.Future,
@@ -366,8 +391,20 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                 names[f"coerce_{k}"] = step.coerce
                 names[f"leaf_{k}"] = step.leaf
             calls.append(_call(k, step.wants) if step.kind == CALL else None)
+        from_row: dict[str, Any] = getattr(getattr(definition, "origin", None), "FROM_ROW", None) or {}
+        for k, step in enumerate(steps):
+            if step.kind in (LEAF, ATTRIBUTE) and step.attr in from_row:
+                names[f"from_row_{k}"] = from_row[step.attr]
         shape = tuple(
-            (step.kind, step.name, step.attr, step.non_null, step.field_name, call)
+            (
+                step.kind,
+                step.name,
+                step.attr,
+                step.non_null,
+                step.field_name,
+                call,
+                step.kind in (LEAF, ATTRIBUTE) and step.attr in from_row,
+            )
             for step, call in zip(steps, calls, strict=True)
         )
         code = _CODE.get(shape)

@@ -55,15 +55,15 @@ if TYPE_CHECKING:
     from rebill.schema.taxes import ShippingProfile
 
 
-def _item_product(root: SubscriptionItem, info: Info) -> Product:
+def _item_product(root: SubscriptionItem) -> Product:
     if root.item is not None:
         return Product.of(root.item.product)
     if root.held_product is not None:
         return root.held_product
-    return when_loaded(info.context.loaders.product_by_id.load(root.product_pk), _found)
+    return when_loaded(root.loaders.product_by_id.load(root.product_pk), _found)
 
 
-def _item_total(root: SubscriptionItem, info: Info) -> Money:
+def _item_total(root: SubscriptionItem) -> Money:
     if root.item is not None:
         return Money.of(root.item.total)
     unit_price, quantity = root.domain_price, root.quantity
@@ -71,7 +71,7 @@ def _item_total(root: SubscriptionItem, info: Info) -> Money:
     if not root.price_from_tiers:
         return Money.of(Line(str(root.pk), root.product_pk, unit_price, quantity).total)
     return when_loaded(
-        info.context.loaders.tiers_by_product.load(root.product_pk),
+        root.loaders.tiers_by_product.load(root.product_pk),
         lambda tiers: Money.of(Line(str(root.pk), root.product_pk, unit_price, quantity, tiers).total),
     )
 
@@ -100,8 +100,10 @@ class SubscriptionItem(RowBacked, Node):
     product_pk: strawberry.Private[int] = 0
     domain_price: strawberry.Private[DomainMoney | None] = None
     row: strawberry.Private[Any] = None
-    # What a page's resolver loaded for it ahead (``rebill.resolvers.lookahead``).
+    # What a page's resolver loaded for it ahead (``rebill.resolvers.lookahead``), and the request's
+    # loaders for what it did not (read from a row, it has no domain item to take them from).
     held_product: strawberry.Private[Product | None] = None
+    loaders: strawberry.Private[Any] = None
 
     @classmethod
     def of(cls, item: Item) -> SubscriptionItem:
@@ -119,11 +121,12 @@ class SubscriptionItem(RowBacked, Node):
         )
 
     @classmethod
-    def of_row(cls, row: Any) -> SubscriptionItem:
-        """A ``subscription_items`` row, each field computed when first read."""
+    def of_row(cls, row: Any, loaders: Any) -> SubscriptionItem:
+        """A ``subscription_items`` row, each field computed when first read; ``loaders`` the request's."""
         m = mapping_of(row)
         item: SubscriptionItem = cls.from_row(
             m,
+            loaders=loaders,
             pk=m["id"],
             product_pk=m["product_id"],
             price_from_tiers=m["price_from_tiers"],
@@ -233,7 +236,7 @@ class Renewal(Node):
     @strawberry.field
     def subscription(self, info: Info) -> Subscription:
         loaded = info.context.loaders.subscription_row_by_id.load(self.subscription_pk)
-        return when_loaded(loaded, lambda row: Subscription.of_row(_found(row)))
+        return when_loaded(loaded, lambda row: Subscription.of_row(_found(row), info.context.loaders))
 
     @strawberry.field(description="The invoice that documents this renewal (the final one once a pro forma is paid)")
     async def invoice(self, info: Info) -> Invoice | None:
@@ -324,28 +327,28 @@ class HistoryEntryConnection:
     total_count: int
 
 
-def _profile(root: Subscription, info: Info) -> SubscriptionProfile:
+def _profile(root: Subscription) -> SubscriptionProfile:
     if root.state is not None:
         return SubscriptionProfile.of(root.state.profile)
     if root.held_profile is not None:
         return root.held_profile
-    return when_loaded(info.context.loaders.profile_by_pk.load(root.profile_pk), _found)
+    return when_loaded(root.loaders.profile_by_pk.load(root.profile_pk), _found)
 
 
-def _items(root: Subscription, info: Info) -> list[SubscriptionItem]:
+def _items(root: Subscription) -> list[SubscriptionItem]:
     if root.state is not None:
         return [SubscriptionItem.of(i) for i in root.state.items]
     if root.held_items is not None:
         return root.held_items
-    items: Any = info.context.loaders.items_by_subscription.load(root.pk)  # a future: at once when loaded
+    items: Any = root.loaders.items_by_subscription.load(root.pk)  # a future: at once when loaded
     return items
 
 
-def _coupons(root: Subscription, info: Info) -> list[AppliedCoupon]:
+def _coupons(root: Subscription) -> list[AppliedCoupon]:
     if root.state is not None:
         return [AppliedCoupon.of(c) for c in root.state.coupons]
     return when_loaded(
-        info.context.loaders.coupons_by_subscription.load(root.pk), lambda found: [AppliedCoupon.of(c) for c in found]
+        root.loaders.coupons_by_subscription.load(root.pk), lambda found: [AppliedCoupon.of(c) for c in found]
     )
 
 
@@ -407,6 +410,8 @@ class Subscription(RowBacked, Node):
     held_customer: strawberry.Private[Any] = None
     held_profile: strawberry.Private[SubscriptionProfile | None] = None
     held_items: strawberry.Private[list[SubscriptionItem] | None] = None
+    # The request's loaders, for what it refers to (read from a row, it has no state to take it from).
+    loaders: strawberry.Private[Any] = None
 
     @classmethod
     def of(cls, s: SubscriptionState) -> Subscription:
@@ -451,12 +456,13 @@ class Subscription(RowBacked, Node):
         )
 
     @classmethod
-    def of_row(cls, r: Any) -> Subscription:
+    def of_row(cls, r: Any, loaders: Any) -> Subscription:
         """A ``subscriptions`` row (SQLAlchemy's or the driver's): each field computed when first read,
-        as ``of`` shows the state read from the same row."""
+        as ``of`` shows the state read from the same row; ``loaders`` the request's."""
         m = mapping_of(r)
         node: Subscription = cls.from_row(
             m,
+            loaders=loaders,
             pk=m["id"],
             customer_pk=m["customer_id"],
             profile_pk=m["profile_id"],
