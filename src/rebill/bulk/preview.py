@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.bulk.actions import apply_actions, billed, charged
@@ -34,6 +34,7 @@ from rebill.domain.subscription import SubscriptionState, diff
 logger = logging.getLogger(__name__)
 
 S = t.table_of(t.Subscription)
+TR = t.table_of(t.TaxRate)
 EVALUATE_CHUNK = 1000
 
 
@@ -219,6 +220,8 @@ async def preview(
             .where(*where)
         )
     ).one()
+    # Without an active tax rate, no row needs its customer's address looked up.
+    taxed = bool(await session.scalar(select(exists().where(TR.c.active))))
     segments = []
     for index, segment in enumerate(plan.segments):
         seg_where = [*where, segment_condition(plan, index), ~done]
@@ -227,7 +230,7 @@ async def preview(
         if engine == "domain":
             domain_ids = list((await session.execute(select(S.c.id).where(*seg_where).order_by(S.c.id))).scalars())
         else:
-            sql = segment_sql(segment.actions, refs, now, seg_where)
+            sql = segment_sql(segment.actions, refs, now, seg_where, taxed=taxed)
             priced_by_domain = False
             for row in await session.execute(sql.query):
                 if row.complex:

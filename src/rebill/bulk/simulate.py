@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ColumnElement,
     Date,
     DateTime,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    false,
     func,
     literal,
     literal_column,
@@ -101,15 +103,14 @@ _SHIPPING_RATES = (
 )
 
 
-def _priced_from() -> tuple[Any, list[Any]]:
-    """The segment's rows with what their invoices add: shipping when they ship, and the exclusive tax rate.
+def _taxation() -> tuple[ColumnElement[Any], ColumnElement[bool]]:
+    """The exclusive tax rate of a subscription (over ``subscriptions`` joined to its customer), and whether it
+    is taxed with several items (tax per line: priced by the domain, ``complex``).
 
-    Columns ``ships`` (it has a shipping address), ``ship_minor`` (NULL: ships nothing) and ``tax_pct``
-    (NULL: no exclusive rate, an inclusive one, or an exempt customer), as ``tax.rate_for`` and
-    ``SubscriptionState.shipping_rate`` decide them, and ``multi_taxed`` (taxed, with several items).
-    The rates are read once into two small JSON maps (uncorrelated subqueries, evaluated once) and looked
-    up per row; the customer and the profile are hash joins. Correlated subqueries for these ran once per
-    row and per use (some sixty times a row) and made the preview of 500,000 subscriptions take eight seconds.
+    The rate is NULL for no rate, an inclusive one or an exempt customer, as ``tax.rate_for`` decides. The
+    rates are read once into a small JSON map (an uncorrelated subquery, evaluated once) and looked up per
+    row. Correlated subqueries for this and the shipping ran once per row and per use (some sixty times a
+    row) and made the preview of 500,000 subscriptions take eight seconds.
     """
     address = func.coalesce(_object(CU.c.billing_address), _object(S.c.shipping_address))
     country = func.upper(address["country"].astext)
@@ -126,16 +127,16 @@ def _priced_from() -> tuple[Any, list[Any]]:
         (taxes.has_key(country), cast(taxes[country].astext, Numeric)),
         else_=null(),
     )
-    shipping_profile = func.coalesce(S.c.shipping_profile_id, SP.c.shipping_profile_id)
-    shipping = literal_column(_SHIPPING_RATES, JSONB)[cast(shipping_profile, Text) + " " + S.c.currency]
-    ships = func.jsonb_typeof(S.c.shipping_address) == "object"
-    ship_minor = case((ships, cast(shipping.astext, BigInteger)))
-    # Tax per line on several items is priced by the domain (``complex``).
     items = select(func.count()).where(I.c.subscription_id == S.c.id).correlate(S).scalar_subquery()
-    multi_taxed = and_(tax_pct.is_not(None), items > 1)
-    frm = S.join(CU, CU.c.id == S.c.customer_id).join(SP, SP.c.id == S.c.profile_id)
-    columns = [ships.label("ships"), ship_minor.label("ship_minor"), tax_pct.label("tax_pct")]
-    return frm, [*columns, multi_taxed.label("multi_taxed")]
+    return tax_pct, and_(tax_pct.is_not(None), items > 1)
+
+
+def _shipping_minor(ships: Any, own_profile: Any, profile_profile: Any, currency: Any) -> ColumnElement[Any]:
+    """What a renewal bills for shipping (NULL: nothing), as ``SubscriptionState.shipping_rate``: the first rate
+    in its currency of its own shipping profile, else its profile's, when it ships (has an address)."""
+    shipping_profile = func.coalesce(own_profile, profile_profile)
+    shipping = literal_column(_SHIPPING_RATES, JSONB)[cast(shipping_profile, Text) + " " + currency]
+    return case((ships, cast(shipping.astext, BigInteger)))
 
 
 def _from(event: StatusEvent) -> list[str]:
@@ -293,6 +294,7 @@ def segment_sql(
     where: list[ColumnElement[bool]],
     *,
     per_row: bool = False,
+    taxed: bool = True,
 ) -> SegmentSql:
     """Count, bill before/after and refusal code of the subscriptions matching ``where``, grouped.
 
@@ -306,28 +308,47 @@ def segment_sql(
     its own row alone: ``base`` then holds one row per kind of subscription
     (its columns, ``n`` of them, the lowest ``id``), grouped as they are read,
     and the figures are worked out once per kind (``per_row`` keeps a row per
-    subscription, for ``complex_ids``).
+    subscription, for ``complex_ids``). ``taxed=False`` (no active tax rate
+    at all) spares every row the lookup of its customer and its rate.
     """
     prices = any(_amount_affecting(a) for a in actions)
     coupon_codes = sorted({a.code for a in actions if isinstance(a, ApplyCoupon | RemoveCoupon)})
     grouped = not (per_row or prices or coupon_codes)
-    joined, priced = _priced_from()
-    columns = [
+    rate, multi_taxed = _taxation() if taxed else (null(), false())
+    own = [
         S.c.currency,
         S.c.status,
         S.c.amount_minor,
         S.c.cancel_at_period_end,
         S.c.next_renewal_date,
         S.c.profile_id,
-        cast(func.timezone(S.c.time_zone, literal(now, DateTime(timezone=True))), Date).label("today"),
-        *(f.label(n) for f, n in zip(month_ratio(SP.c.interval_unit, SP.c.interval_count), MRR_RATIO, strict=True)),
-        *priced,
+        S.c.time_zone,
+        S.c.shipping_profile_id,
+        (func.jsonb_typeof(S.c.shipping_address) == "object").label("ships"),
+        cast(rate, Numeric).label("tax_pct"),
+        cast(multi_taxed, Boolean).label("multi_taxed"),
     ]
+    read = select(*own).select_from(S.join(CU, CU.c.id == S.c.customer_id) if taxed else S).where(*where)
     if grouped:
-        read = select(*columns, func.count().label("n"), func.min(S.c.id).label("id")).group_by(*columns)
+        read = read.add_columns(func.count().label("n"), func.min(S.c.id).label("id")).group_by(*own)
     else:
-        read = select(S.c.id, literal(1).label("n"), *columns)
-    base = read.select_from(joined).where(*where).cte("base").prefix_with("MATERIALIZED")
+        read = read.add_columns(S.c.id, literal(1).label("n"))
+    kinds = read.subquery("own")
+    # What the profile and the time zone decide, once per kind (or row).
+    base = (
+        select(
+            *(kinds.c[name] for name in ("id", "n", "currency", "status", "amount_minor", "cancel_at_period_end")),
+            *(kinds.c[name] for name in ("next_renewal_date", "profile_id", "ships", "tax_pct", "multi_taxed")),
+            cast(func.timezone(kinds.c.time_zone, literal(now, DateTime(timezone=True))), Date).label("today"),
+            *(f.label(n) for f, n in zip(month_ratio(SP.c.interval_unit, SP.c.interval_count), MRR_RATIO, strict=True)),
+            _shipping_minor(
+                kinds.c.ships, kinds.c.shipping_profile_id, SP.c.shipping_profile_id, kinds.c.currency
+            ).label("ship_minor"),
+        )
+        .select_from(kinds.join(SP, SP.c.id == kinds.c.profile_id))
+        .cte("base")
+        .prefix_with("MATERIALIZED")
+    )
     sim = _Sim(base, now)
 
     # -- items, one lateral per item action so each step reads the previous one's columns --
@@ -619,5 +640,5 @@ def segment_sql(
     ).group_by(rows.c.currency, rows.c.code, rows.c.complex)
     out = SegmentSql(query=query, per_subscription=rows, base=base, complex=complex_, prices=prices)
     if grouped:  # which subscriptions are complex is a question about each one
-        out.per_row = lambda: segment_sql(actions, refs, now, where, per_row=True)
+        out.per_row = lambda: segment_sql(actions, refs, now, where, per_row=True, taxed=taxed)
     return out
