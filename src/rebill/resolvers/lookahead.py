@@ -62,33 +62,34 @@ async def prefetch_subscriptions(info: Info, nodes: list[Subscription], wanted: 
     fresh = [n for n in nodes if n.state is None]
     if not fresh:
         return
+    fetch = _Fetch(info)
     loaders = info.context.loaders
     if "customer" in wanted:
-        customers = await _fetch(loaders.customer_by_id, {n.customer_pk for n in fresh})
+        customers = await fetch(loaders.customer_by_id, {n.customer_pk for n in fresh})
         for node in fresh:
             node.held_customer = customers[node.customer_pk]
     if "profile" in wanted:
-        profiles = await _fetch(loaders.profile_by_pk, {n.profile_pk for n in fresh})
+        profiles = await fetch(loaders.profile_by_pk, {n.profile_pk for n in fresh})
         for node in fresh:
             node.held_profile = profiles[node.profile_pk]
     if "paymentMethod" in wanted:
-        await _fetch(loaders.payment_method_by_id, {n.payment_method_pk for n in fresh if n.payment_method_pk}, True)
+        await fetch(loaders.payment_method_by_id, {n.payment_method_pk for n in fresh if n.payment_method_pk}, True)
     if "coupons" in wanted:
-        await _fetch(loaders.coupons_by_subscription, {n.pk for n in fresh}, True)
+        await fetch(loaders.coupons_by_subscription, {n.pk for n in fresh}, True)
     if "items" in wanted:
-        items = await _fetch(loaders.items_by_subscription, {n.pk for n in fresh})
+        items = await fetch(loaders.items_by_subscription, {n.pk for n in fresh})
         for node in fresh:
             node.held_items = items[node.pk]
         every = [i for found in items.values() for i in found]
-        await _products(info, every, selected(wanted["items"], fragments), fragments)
+        await _products(fetch, every, selected(wanted["items"], fragments), fragments)
 
 
-async def _products(info: Info, items: list[SubscriptionItem], wanted: Selection, fragments: Any) -> None:
+async def _products(fetch: _Fetch, items: list[SubscriptionItem], wanted: Selection, fragments: Any) -> None:
     """What the items' selection asks of their products (and, for a total from tiers, of the tiers)."""
-    loaders = info.context.loaders
+    loaders = fetch.info.context.loaders
     tiers: set[int] = set()
     if "product" in wanted:
-        products = await _fetch(loaders.product_by_id, {i.product_pk for i in items})
+        products = await fetch(loaders.product_by_id, {i.product_pk for i in items})
         for item in items:
             item.held_product = products[item.product_pk]
         if "tiers" in selected(wanted["product"], fragments):
@@ -96,22 +97,31 @@ async def _products(info: Info, items: list[SubscriptionItem], wanted: Selection
     if "total" in wanted:
         tiers |= {i.product_pk for i in items if i.price_from_tiers}
     if tiers:
-        await _fetch(loaders.tiers_by_product, tiers, True)
+        await fetch(loaders.tiers_by_product, tiers, True)
 
 
-async def _fetch(loader: DataLoader[Any, Any], keys: set[Any], prime: bool = False) -> dict[Any, Any]:
-    """What ``loader`` gives for ``keys``, read by its batch function in one call.
+class _Fetch:
+    """What a loader gives for a page's keys.
 
-    A page's keys are all known at once: asking ``load`` key by key would cost a future, a callback
-    and a scheduled call each, for one batch all the same. The reads of a request go one after the
-    other on its connection (``rebill.db.driver.Reads``), so nothing is lost by not overlapping them.
-    The nodes keep what was read (``held_*``), or, with ``prime``, the loader does, for the fields
-    that ask it.
+    A root field's page is the only one: its keys, all known at once, go to the loader's batch
+    function in one call (asking ``load`` key by key would cost a future, a callback and a scheduled
+    call each, for one batch all the same), and the nodes keep what was read (``held_*``), or, with
+    ``prime``, the loader does, for the fields that ask it. A page under a list (each customer's
+    subscriptions) has siblings, one per parent, asking in the same tick: they go through ``load``,
+    which batches them into one statement.
     """
-    if not keys:
-        return {}
-    wanted = list(keys)
-    found = dict(zip(wanted, await loader.load_fn(wanted), strict=True))
-    if prime:
-        loader.prime_many(found)
-    return found
+
+    def __init__(self, info: Info) -> None:
+        self.info = info
+        self.alone = info.path.prev is None
+
+    async def __call__(self, loader: DataLoader[Any, Any], keys: set[Any], prime: bool = False) -> dict[Any, Any]:
+        if not keys:
+            return {}
+        wanted = list(keys)
+        if not self.alone:
+            return dict(zip(wanted, await loader.load_many(wanted), strict=True))
+        found = dict(zip(wanted, await loader.load_fn(wanted), strict=True))
+        if prime:
+            loader.prime_many(found)
+        return found

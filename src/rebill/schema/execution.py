@@ -8,15 +8,20 @@ object built already (Strawberry's "basic" fields), and most of the others are
 relations that a DataLoader holds by the time they are asked for (the page
 resolvers load what their selection asks for first).
 
-``PlannedExecutor`` plans each selection set once per request, then runs the
-plan for every object in one loop: a scalar attribute is read and serialized
-in place; an object attribute is completed from its own plan; a resolver
-without arguments, permissions or extensions is called directly, and a
-DataLoader future it returns is used at once when it is already done. Every
+``PlannedExecutor`` runs each selection set from a plan compiled to one
+function, for every object in one loop: a scalar attribute is read and
+serialized in place; an object attribute is completed from its own plan; a
+resolver without arguments, permissions or extensions is called directly, and
+a DataLoader future it returns is used at once when it is already done. Every
 other field (the root fields, fields with arguments, permission classes or
 extensions, abstract types, lists that are not lists) takes graphql-core's own
 path, and every error is handed to graphql-core's own handler, so the errors,
 their paths and the nulls they leave are graphql-core's.
+
+A plan depends on the selection set's fields (the parser cache hands back the
+same document for the same text) and not on the request: it is made once and
+kept, and every request runs it with its own executor (``ex``), which keeps
+what is the request's own (its errors, what it has answered already).
 """
 
 from __future__ import annotations
@@ -57,10 +62,11 @@ BACKREF = GraphQLCoreConverter.DEFINITION_BACKREF
 #: call, or ``__typename``.
 GENERAL, LEAF, ATTRIBUTE, CALL, TYPENAME = range(5)
 
-#: Completes a resolved value at a path: the response value, or an awaitable of it. Raises on a field error.
-Complete = Callable[[Any, Path], Any]
+#: Completes a resolved value at a path for a request's executor: the response value, or an awaitable
+#: of it. Raises on a field error.
+Complete = Callable[[Any, Any, Path], Any]
 #: A selection set's plan, compiled: an object's fields at a path (a dict, or an awaitable of it).
-Run = Callable[[Any, Path | None], Any]
+Run = Callable[[Any, Any, Path | None], Any]
 
 #: Scalars whose serialization gives a value of this exact type back unchanged.
 _UNCHANGED: dict[Any, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
@@ -118,13 +124,13 @@ def _call(k: int, wants: tuple[bool, str | None, str | None, str | None]) -> str
     arguments = ["source"] if wants_self else []
     arguments += [f"{name}=source" for name in (parent, root) if name is not None]
     if info is not None:
-        arguments.append(f"{info}=info_of(step_{k}, parent, field_path)")
+        arguments.append(f"{info}=ex._info_of(step_{k}, parent, field_path)")
     return f"resolver_{k}({', '.join(arguments)})"
 
 
 def _source(shape: tuple[Any, ...]) -> str:
-    """The source of a plan's ``run(source, path)``; its names are bound by ``PlannedExecutor._compile``."""
-    lines = ["def run(source, path):", "    results = {}", "    pending = None", "    try:"]
+    """The source of a plan's ``run(ex, source, path)``; its names are bound by ``Planner.compile``."""
+    lines = ["def run(ex, source, path):", "    results = {}", "    pending = None", "    try:"]
     if any(entry[6] for entry in shape):
         lines.insert(1, "    fields = getattr(source, '__dict__', none)")
     for k, (kind, name, attr, non_null, field_name, call, from_row) in enumerate(shape):
@@ -157,16 +163,16 @@ def _source(shape: tuple[Any, ...]) -> str:
                 "                value = coerced",
                 f"            results[{key}] = value",
                 "        except Exception as error:",
-                f"            field_error(error, step_{k}, parent, path)",
+                f"            ex._field_error(error, step_{k}, parent, path)",
                 f"            results[{key}] = None",
             ]
         elif kind == GENERAL:
             lines += [
-                f"        value = execute_field(parent, source, step_{k}.field_details, "
+                f"        value = ex.execute_field(parent, source, step_{k}.field_details, "
                 f"Path(path, {key}, parent_name), None)",
                 "        if value is not Undefined:",
                 f"            results[{key}] = value",
-                "            if type(value) not in never and awaiting(value):",
+                "            if type(value) not in never and ex._awaiting(value):",
                 f"                pending = [*(pending or ()), {key}]",
             ]
         else:
@@ -184,32 +190,32 @@ def _source(shape: tuple[Any, ...]) -> str:
             else:
                 resolve = [
                     f"            value = {call}",
-                    "            if type(value) not in never and awaiting(value):",
+                    "            if type(value) not in never and ex._awaiting(value):",
                     "                if isinstance(value, Future) and value.done():",
                     "                    value = value.result()",
                     "                else:",
-                    f"                    value = later(step_{k}, value, field_path)",
+                    f"                    value = ex._complete_later(step_{k}, value, field_path)",
                     "                    raise Later",
                 ]
             lines += [
                 f"        field_path = Path(path, {key}, parent_name)",
                 "        try:",
                 *resolve,
-                f"            value = complete_{k}(value, field_path)",
-                "            if type(value) not in never and awaiting(value):",
-                f"                value = guarded(value, step_{k}.return_type, step_{k}.field_details, field_path)",
+                f"            value = complete_{k}(ex, value, field_path)",
+                "            if type(value) not in never and ex._awaiting(value):",
+                f"                value = ex._guarded(value, step_{k}.return_type, step_{k}.field_details, field_path)",
                 "                raise Later",
                 "        except Later:",
                 f"            pending = [*(pending or ()), {key}]",
                 "        except Exception as error:",
-                f"            handle_field_error(error, step_{k}.return_type, step_{k}.field_details, field_path)",
+                f"            ex.handle_field_error(error, step_{k}.return_type, step_{k}.field_details, field_path)",
                 "            value = None",
                 f"        results[{key}] = value",
             ]
     lines += [
         "    except Exception:",
         "        if pending:",
-        "            settle([results[name] for name in pending])",
+        "            ex.settle_in_background([results[name] for name in pending])",
         "        raise",
         "    if pending is None:",
         "        return results",
@@ -317,47 +323,56 @@ class Step:
         self.non_null = False
 
 
-class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core's executor, with selection sets run from a plan (see the module docstring)."""
+class Plan:
+    """A selection set's plan: its steps and their compiled ``run``."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._plans: dict[tuple[GraphQLObjectType, int], tuple[GroupedFieldSet, Run]] = {}
-        self._steps_of: dict[Run, list[Step]] = {}
-        self._pure_runs: dict[Run, bool] = {}
-        self._purity: dict[Complete, Callable[[], bool | None]] = {}
-        self._errors = 0
-        self._awaiting = _awaiting(self.is_awaitable)
-        strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
-        converter = getattr(strawberry_schema, "schema_converter", None)
+    __slots__ = ("run", "steps")
+
+    def __init__(self, steps: list[Step], run: Run) -> None:
+        self.steps = steps
+        self.run = run
+
+
+#: Plans by parent type and fields (each response name and the field nodes merged into it). The field
+#: sets are kept with them, so that no node they name is freed and its id taken by another.
+_PLANS: OrderedDict[tuple[Any, ...], tuple[GroupedFieldSet, Plan]] = OrderedDict()
+_PLANS_SIZE = 4096
+
+
+class Planner:
+    """Makes plans for one schema (once per selection set, whichever request first runs it)."""
+
+    def __init__(self, schema: Any, planning: bool) -> None:
+        self.schema = schema
         # Direct calls skip what Strawberry wraps around a resolver: only safe with nothing to wrap.
-        self._planning = (
-            strawberry_schema is not None
-            and not (self.middleware_manager and self.middleware_manager.middlewares)
-            and not getattr(converter, "_exception_handler_specs", ())
-        )
-        self._info_class = strawberry_schema.config.info_class if strawberry_schema is not None else None
+        self.planning = planning
 
-    # -- planning ----------------------------------------------------------------------
+    def plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Plan:
+        entries = []
+        for name, details in grouped_field_set.items():
+            first = details[0]
+            if first.fragment_variable_values is not None:  # fragment arguments: planned for this request
+                return self._make(parent_type, grouped_field_set)
+            entries.append((name, *(id(d.node) for d in details)))
+        key = (parent_type, self.planning, *entries)
+        found = _PLANS.get(key)
+        if found is not None:
+            _PLANS.move_to_end(key)
+            return found[1]
+        plan = self._make(parent_type, grouped_field_set)
+        _PLANS[key] = (grouped_field_set, plan)
+        while len(_PLANS) > _PLANS_SIZE:
+            _PLANS.popitem(last=False)
+        return plan
 
-    def _plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Run:
-        key = (parent_type, id(grouped_field_set))
-        cached = self._plans.get(key)
-        if cached is not None:
-            return cached[1]
-        steps = [self._step(parent_type, name, details) for name, details in grouped_field_set.items()]
-        run = self._compile(steps, parent_type)
-        self._plans[key] = (grouped_field_set, run)  # the field set is kept so that its id stays its own
-        self._steps_of[run] = steps
-        return run
+    def _make(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Plan:
+        steps = [self.step(parent_type, name, details) for name, details in grouped_field_set.items()]
+        return Plan(steps, self.compile(steps, parent_type))
 
-    def _compile(self, steps: list[Step], parent_type: GraphQLObjectType) -> Run:
-        """The plan as one function of (source, path): ``execute_fields`` for this selection set, its
-        steps written out in order so that no step is looked up or dispatched on while it runs.
-
-        The code depends on the plan's shape only and is compiled once per shape; each request
-        binds its own steps and executor to it.
-        """
+    def compile(self, steps: list[Step], parent_type: GraphQLObjectType) -> Run:
+        """The plan as one function of (ex, source, path): ``execute_fields`` for this selection set,
+        its steps written out in order so that no step is looked up or dispatched on while it runs.
+        The code depends on the plan's shape only and is compiled once per shape."""
         definition = parent_type.extensions.get(BACKREF) if parent_type.extensions else None
         names: dict[str, Any] = {
             "unset": _UNSET,
@@ -370,16 +385,8 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             "parent_name": parent_type.name,
             "null_error": _null_error,
             "complete_leaf_value": Executor.complete_leaf_value,
-            "field_error": self._field_error,
-            "handle_field_error": self.handle_field_error,
-            "execute_field": self.execute_field,
-            "awaiting": self._awaiting,
             "never": _NEVER_AWAITABLE,
-            "settle": self.settle_in_background,
             "gather_results": _gather_results,
-            "guarded": self._guarded,
-            "later": self._complete_later,
-            "info_of": self._info_of,
         }
         calls: list[str | None] = []
         for k, step in enumerate(steps):
@@ -417,7 +424,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         run: Run = names["run"]
         return run
 
-    def _step(self, parent_type: GraphQLObjectType, name: str, details: FieldDetailsList) -> Step:
+    def step(self, parent_type: GraphQLObjectType, name: str, details: FieldDetailsList) -> Step:
         node = details[0].node
         field_def = self.schema.get_field(parent_type, node.name.value)
         if field_def is None:
@@ -426,7 +433,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             return Step(TYPENAME, name, details, field_def)
         field = field_def.extensions.get(BACKREF) if field_def.extensions else None
         plain = (
-            self._planning
+            self.planning
             and field is not None
             and not field_def.args
             and not node.arguments
@@ -464,10 +471,10 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                 parent.name if parent is not None else None,
                 root.name if root is not None else None,
             )
-        step.complete = self._completer(field_def.type, parent_type, field_def, details)
+        step.complete = self.completer(field_def.type, parent_type, field_def, details)
         return step
 
-    def _completer(
+    def completer(
         self,
         return_type: GraphQLOutputType,
         parent_type: GraphQLObjectType,
@@ -477,24 +484,23 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         """How to complete a value of ``return_type``, as ``Executor.complete_value`` would."""
         field_name = details[0].node.name.value
         if is_non_null_type(return_type):
-            if self._plain_object(return_type.of_type):
-                return self._object_completer(return_type.of_type, details, (parent_type, field_name))
-            inner = self._completer(return_type.of_type, parent_type, field_def, details)
+            if _plain_object(return_type.of_type):
+                return _object_completer(return_type.of_type, details, (parent_type, field_name))
+            inner = self.completer(return_type.of_type, parent_type, field_def, details)
 
-            def complete_non_null(value: Any, path: Path) -> Any:
-                completed = inner(value, path)
+            def complete_non_null(ex: PlannedExecutor, value: Any, path: Path) -> Any:
+                completed = inner(ex, value, path)
                 if completed is None:
                     raise _null_error(parent_type, field_name)
                 return completed
 
-            inner_purity = self._purity.get(inner)
-            self._purity[complete_non_null] = inner_purity if inner_purity is not None else lambda: False
+            _PURITY[complete_non_null] = _PURITY.get(inner, _pure_never)
             return complete_non_null
         if is_leaf_type(return_type):
             leaf: GraphQLLeafType = return_type
             coerce = _coercer(leaf)
 
-            def complete_leaf(value: Any, path: Path) -> Any:
+            def complete_leaf(ex: PlannedExecutor, value: Any, path: Path) -> Any:
                 if value is None or value is Undefined:
                     return None
                 if isinstance(value, Exception):
@@ -504,128 +510,181 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                     return Executor.complete_leaf_value(leaf, value)  # raises graphql-core's error
                 return coerced
 
-            self._purity[complete_leaf] = lambda: True
+            _PURITY[complete_leaf] = _pure_always
             return complete_leaf
-        if self._plain_object(return_type):
+        if _plain_object(return_type):
             object_type: Any = return_type
-            return self._object_completer(object_type, details, None)
+            return _object_completer(object_type, details, None)
         if is_list_type(return_type):
             list_type: GraphQLList[Any] = return_type
             item_type = list_type.of_type
-            item = self._completer(item_type, parent_type, field_def, details)
-            general = self._general_completer(return_type, parent_type, field_def, details)
+            item = self.completer(item_type, parent_type, field_def, details)
 
-            def complete_list(value: Any, path: Path) -> Any:
+            def complete_list(ex: PlannedExecutor, value: Any, path: Path) -> Any:
                 if value is None or value is Undefined:
                     return None
-                if not isinstance(value, list | tuple):
-                    return general(value, path)  # iterables, async iterables, errors: graphql-core's way
-                return self._complete_items(value, item_type, item, details, path)
+                if not isinstance(value, list | tuple):  # iterables, async iterables, errors: graphql-core's way
+                    info = ex.build_resolve_info(field_def, to_nodes(details), parent_type, path)
+                    return ex.complete_value(return_type, details, info, path, value, None)
+                return ex._complete_items(value, item_type, item, details, path)
 
-            item_purity = self._purity.get(item)
-            self._purity[complete_list] = item_purity if item_purity is not None else lambda: False
+            _PURITY[complete_list] = _PURITY.get(item, _pure_never)
             return complete_list
-        return self._general_completer(return_type, parent_type, field_def, details)
 
-    @staticmethod
-    def _plain_object(return_type: Any) -> bool:
-        """An object type whose values are checked (if at all) by Strawberry's own ``is_type_of``."""
-        return is_object_type(return_type) and (
-            return_type.is_type_of is None or _strawberry_is_type_of(return_type.is_type_of)
-        )
+        def complete_general(ex: PlannedExecutor, value: Any, path: Path) -> Any:
+            info = ex.build_resolve_info(field_def, to_nodes(details), parent_type, path)
+            return ex.complete_value(return_type, details, info, path, value, None)
 
-    def _object_completer(
-        self, object_type: GraphQLObjectType, details: FieldDetailsList, non_null: tuple[Any, str] | None
-    ) -> Complete:
-        """An object's fields from their own plan, found once for this field and kept; ``non_null`` (the
-        parent type and field name) for a non-null field, whose null is an error."""
-        is_type_of = object_type.is_type_of
-        definition = object_type.extensions.get(BACKREF) if object_type.extensions else None
-        # Strawberry's is_type_of is an isinstance check after a look for a cast: an instance of the
-        # type's own class that was never cast (no cast attribute) passes it, so it is skipped for those.
-        origin = getattr(definition, "origin", None)
-        castable = origin is None or hasattr(origin, TYPE_CAST_ATTRIBUTE)
-        planned: list[Run] = []
+        return complete_general
+
+
+def _plain_object(return_type: Any) -> bool:
+    """An object type whose values are checked (if at all) by Strawberry's own ``is_type_of``."""
+    return is_object_type(return_type) and (
+        return_type.is_type_of is None or _strawberry_is_type_of(return_type.is_type_of)
+    )
+
+
+#: How a completer answers "do your values read only attributes, down to their leaves?" for a request:
+#: True, False, or None when it cannot tell yet (an object whose plan it has not made yet).
+_PURITY: dict[Any, Callable[[Any], bool | None]] = {}
+
+
+def _pure_always(ex: Any) -> bool:
+    return True
+
+
+def _pure_never(ex: Any) -> bool:
+    return False
+
+
+def _object_completer(
+    object_type: GraphQLObjectType, details: FieldDetailsList, non_null: tuple[Any, str] | None
+) -> Complete:
+    """An object's fields from its own plan (the request finds which, and keeps it); ``non_null`` (the
+    parent type and field name) for a non-null field, whose null is an error."""
+    is_type_of = object_type.is_type_of
+    definition = object_type.extensions.get(BACKREF) if object_type.extensions else None
+    # Strawberry's is_type_of is an isinstance check after a look for a cast: an instance of the
+    # type's own class that was never cast (no cast attribute) passes it, so it is skipped for those.
+    origin = getattr(definition, "origin", None)
+    castable = origin is None or hasattr(origin, TYPE_CAST_ATTRIBUTE)
+
+    def complete_object(ex: PlannedExecutor, value: Any, path: Path) -> Any:
+        if value is None or value is Undefined:
+            if non_null is not None:
+                raise _null_error(*non_null)
+            return None
+        if isinstance(value, Exception):
+            raise value
+        if (
+            is_type_of is not None
+            and (castable or type(value) is not origin or TYPE_CAST_ATTRIBUTE in value.__dict__)
+            and not is_type_of(value, None)  # type: ignore[arg-type]
+        ):
+            raise invalid_return_type_error(object_type, value, details)
+        state = ex._objects.get(complete_object)
+        if state is None:
+            grouped_field_set, defer_usages, _ = ex.collect_subfields(object_type, details)
+            if defer_usages:  # incremental delivery: graphql-core's own path
+                return ex.collect_and_execute_subfields(object_type, details, path, value, None)
+            state = ex._objects[complete_object] = _Answers(ex.plan(object_type, grouped_field_set))
         # The same object under the same field again (a profile fifty subscriptions share): the answer
         # it gave, when its fields read only attributes (no resolver can tell the two places apart)
         # and no error was recorded while it was completed.
-        memo: dict[int, tuple[Any, dict[str, Any]]] = {}
-        pure: list[bool | None] = []
+        known = state.memo.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        errors = ex._errors
+        result = state.plan.run(ex, value, path)
+        if type(result) is dict and ex._errors == errors:
+            if state.pure is None:
+                state.pure = ex._pure(state.plan)
+            if state.pure:
+                state.memo[id(value)] = (value, result)
+        return result
 
-        def complete_object(value: Any, path: Path) -> Any:
-            if value is None or value is Undefined:
-                if non_null is not None:
-                    raise _null_error(*non_null)
-                return None
-            if isinstance(value, Exception):
-                raise value
-            if (
-                is_type_of is not None
-                and (castable or type(value) is not origin or TYPE_CAST_ATTRIBUTE in value.__dict__)
-                and not is_type_of(value, None)  # type: ignore[arg-type]
-            ):
-                raise invalid_return_type_error(object_type, value, details)
-            known = memo.get(id(value))
-            if known is not None and known[0] is value:
-                return known[1]
-            if not planned:
-                grouped_field_set, defer_usages, _ = self.collect_subfields(object_type, details)
-                if defer_usages:  # incremental delivery: graphql-core's own path
-                    return self.collect_and_execute_subfields(object_type, details, path, value, None)
-                planned.append(self._plan(object_type, grouped_field_set))
-            errors = self._errors
-            result = planned[0](value, path)
-            if type(result) is dict and self._errors == errors:
-                if not pure:
-                    pure.append(self._pure(planned[0]))
-                    if pure[0] is None:  # a child's plan was not known yet: ask again next time
-                        del pure[:]
-                if pure and pure[0]:
-                    memo[id(value)] = (value, result)
-            return result
+    def purity(ex: Any) -> bool | None:
+        state = ex._objects.get(complete_object)
+        return ex._pure(state.plan) if state is not None else None
 
-        self._purity[complete_object] = lambda: self._pure(planned[0]) if planned else None
-        return complete_object
+    _PURITY[complete_object] = purity
+    return complete_object
 
-    def _pure(self, run: Run) -> bool | None:
+
+class _Answers:
+    """A request's own for one object field: the plan its selection set runs, what it has answered."""
+
+    __slots__ = ("memo", "plan", "pure")
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.memo: dict[int, tuple[Any, dict[str, Any]]] = {}
+        self.pure: bool | None = None
+
+
+#: Planners by schema.
+_PLANNERS: dict[Any, Planner] = {}
+
+
+class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor, with selection sets run from plans (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._local: dict[int, tuple[GroupedFieldSet, Plan]] = {}
+        self._objects: dict[Any, _Answers] = {}
+        self._pure_plans: dict[Plan, bool] = {}
+        self._errors = 0
+        self._awaiting = _awaiting(self.is_awaitable)
+        strawberry_schema = getattr(self.schema, "_strawberry_schema", None)
+        converter = getattr(strawberry_schema, "schema_converter", None)
+        planning = (
+            strawberry_schema is not None
+            and not (self.middleware_manager and self.middleware_manager.middlewares)
+            and not getattr(converter, "_exception_handler_specs", ())
+        )
+        planner = _PLANNERS.get(self.schema)
+        if planner is None or planner.planning != planning:
+            planner = _PLANNERS[self.schema] = Planner(self.schema, planning)
+        self._planner = planner
+        self._info_class = strawberry_schema.config.info_class if strawberry_schema is not None else None
+
+    def plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Plan:
+        """The plan of a field set of this request (found once per field set and kept for the request,
+        with the field set, so that its id stays its own)."""
+        found = self._local.get(id(grouped_field_set))
+        if found is not None and found[0] is grouped_field_set:
+            return found[1]
+        plan = self._planner.plan(parent_type, grouped_field_set)
+        self._local[id(grouped_field_set)] = (grouped_field_set, plan)
+        return plan
+
+    def _pure(self, plan: Plan) -> bool | None:
         """Whether a plan reads only attributes, down to its leaves (None: not known yet)."""
-        known = self._pure_runs.get(run)
+        known = self._pure_plans.get(plan)
         if known is not None:
             return known
         verdict: bool | None = True
-        for step in self._steps_of[run]:
+        for step in plan.steps:
             if step.kind in (LEAF, TYPENAME):
                 continue
             if step.kind != ATTRIBUTE:
                 verdict = False
                 break
-            below = self._purity.get(step.complete)  # type: ignore[arg-type]
-            found = below() if below is not None else False
+            found = _PURITY.get(step.complete, _pure_never)(self)
             if found is False:
                 verdict = False
                 break
             if found is None:
                 verdict = None
         if verdict is not None:
-            self._pure_runs[run] = verdict
+            self._pure_plans[plan] = verdict
         return verdict
 
     def handle_field_error(self, *args: Any, **kwargs: Any) -> None:
         self._errors += 1
         super().handle_field_error(*args, **kwargs)
-
-    def _general_completer(
-        self,
-        return_type: GraphQLOutputType,
-        parent_type: GraphQLObjectType,
-        field_def: GraphQLField,
-        details: FieldDetailsList,
-    ) -> Complete:
-        def complete_general(value: Any, path: Path) -> Any:
-            info = self.build_resolve_info(field_def, to_nodes(details), parent_type, path)
-            return self.complete_value(return_type, details, info, path, value, None)
-
-        return complete_general
 
     # -- running -----------------------------------------------------------------------
 
@@ -637,7 +696,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         grouped_field_set: GroupedFieldSet,
         position_context: Any,
     ) -> Any:
-        return self._plan(parent_type, grouped_field_set)(source_value, path)
+        return self.plan(parent_type, grouped_field_set).run(self, source_value, path)
 
     def _field_error(self, raw_error: Exception, step: Step, parent_type: GraphQLObjectType, path: Path | None) -> None:
         """graphql-core's handling: a located error, raised on for a non-null field, else recorded."""
@@ -661,7 +720,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         """What a resolver's awaitable gives, completed; as ``Executor.complete_awaitable_value`` does."""
         assert step.complete is not None and step.return_type is not None
         try:
-            completed = step.complete(await self.with_abort_signal(value), path)
+            completed = step.complete(self, await self.with_abort_signal(value), path)
             if self.is_awaitable(completed):
                 completed = await completed
         except Exception as raw_error:
@@ -689,7 +748,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                 pending.append(index)
                 continue
             try:
-                result = complete_item(value, item_path)
+                result = complete_item(self, value, item_path)
             except Exception as raw_error:
                 self.handle_field_error(raw_error, item_type, details, item_path)
                 result = None
@@ -721,7 +780,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         """A list item that is itself awaitable; as ``Executor.complete_awaitable_list_item_value`` does."""
         try:
-            completed = complete_item(await self.with_abort_signal(value), path)
+            completed = complete_item(self, await self.with_abort_signal(value), path)
             if self.is_awaitable(completed):
                 completed = await completed
         except Exception as raw_error:
