@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from asyncpg import Record  # type: ignore[import-untyped]
 from strawberry.types import Info
 
 from rebill.domain.money import plain_decimal
@@ -244,9 +245,10 @@ class Customer(RowBacked, Node):
     @classmethod
     def of(cls, row: Any) -> Customer:
         """A ``customers`` row, each field computed when first read (those with defaults at once)."""
-        m = mapping_of(row)
-        customer: Customer = cls.from_row(
-            m,
+        m = row if isinstance(row, Record) else row._mapping  # mapping_of, inline: one a subscription
+        customer: Customer = cls.__new__(cls)
+        customer.__dict__.update(
+            row=m,
             tax_id=m.get("tax_id"),
             tax_exempt=bool(m.get("tax_exempt", False)),
             tax_exempt_reason=m.get("tax_exempt_reason"),

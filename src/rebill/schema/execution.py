@@ -27,9 +27,12 @@ what is the request's own (its errors, what it has answered already).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import keyword
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from functools import partial
 from types import CodeType, GeneratorType
 from typing import Any
 
@@ -51,6 +54,16 @@ from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.execution.executor import Executor, invalid_return_type_error, to_nodes
 from graphql.pyutils import Path, Undefined, gather_with_cancel
 from graphql.type.introspection import TypeNameMetaFieldDef
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.context import (
+    ExecutingContextManager,
+    ExtensionContextManagerBase,
+    OperationContextManager,
+    ParsingContextManager,
+    ValidationContextManager,
+    WrappedHook,
+)
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
 from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
@@ -353,7 +366,7 @@ class Planner:
             first = details[0]
             if first.fragment_variable_values is not None:  # fragment arguments: planned for this request
                 return self._make(parent_type, grouped_field_set)
-            entries.append((name, *(id(d.node) for d in details)))
+            entries.append((name, id(first.node)) if len(details) == 1 else (name, *[id(d.node) for d in details]))
         key = (parent_type, self.planning, *entries)
         found = _PLANS.get(key)
         if found is not None:
@@ -796,3 +809,63 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, details, path)
             return None
+
+
+# -- schema extensions' hooks ------------------------------------------------------------
+
+#: Each extension class's hook for a stage: (whether it is async, its context manager factory), None
+#: when the class has none, or absent when Strawberry's own lookup is needed (a plain method).
+_HOOKS: dict[tuple[type, str], tuple[bool, Callable[..., Any]] | None] = {}
+
+
+def _hook(manager: ExtensionContextManagerBase, extension: SchemaExtension) -> WrappedHook | None:
+    """``get_hook`` with what it works out per extension class kept: Strawberry decorates every hook
+    of every extension anew for every request (six extensions, four stages)."""
+    key = (type(extension), manager.HOOK_NAME)
+    if key not in _HOOKS:
+        hook = getattr(type(extension), manager.HOOK_NAME)
+        if hook is manager.default_hook:
+            _HOOKS[key] = None
+        elif inspect.isgeneratorfunction(hook):
+            _HOOKS[key] = (False, contextlib.contextmanager(hook))
+        elif inspect.isasyncgenfunction(hook):
+            _HOOKS[key] = (True, contextlib.asynccontextmanager(hook))
+        else:
+            return ExtensionContextManagerBase.get_hook(manager, extension)
+    found = _HOOKS[key]
+    if found is None:
+        return None
+    is_async, factory = found
+    return WrappedHook(extension=extension, hook=partial(factory, extension), is_async=is_async)
+
+
+class _Operation(OperationContextManager):
+    get_hook = _hook
+
+
+class _Validation(ValidationContextManager):
+    get_hook = _hook
+
+
+class _Parsing(ParsingContextManager):
+    get_hook = _hook
+
+
+class _Executing(ExecutingContextManager):
+    get_hook = _hook
+
+
+class ExtensionsRunner(SchemaExtensionsRunner):
+    """Strawberry's runner of schema extensions, with each extension class's hooks looked up once."""
+
+    def operation(self) -> OperationContextManager:
+        return _Operation(self.extensions)
+
+    def validation(self) -> ValidationContextManager:
+        return _Validation(self.extensions)
+
+    def parsing(self) -> ParsingContextManager:
+        return _Parsing(self.extensions)
+
+    def executing(self) -> ExecutingContextManager:
+        return _Executing(self.extensions)

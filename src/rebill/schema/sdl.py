@@ -23,7 +23,7 @@ from graphql import (
 )
 
 from rebill.schema.descriptions import describe
-from rebill.schema.execution import PlannedExecutor
+from rebill.schema.execution import ExtensionsRunner, PlannedExecutor
 
 
 class RebillSchema(strawberry.Schema):
@@ -31,6 +31,9 @@ class RebillSchema(strawberry.Schema):
         kwargs.setdefault("execution_context_class", PlannedExecutor)
         super().__init__(*args, **kwargs)
         fill_descriptions(self._schema)
+
+    def create_extensions_runner(self, execution_context: Any, extensions: list[Any]) -> ExtensionsRunner:
+        return ExtensionsRunner(execution_context=execution_context, extensions=extensions)
 
     def as_str(self) -> str:
         roots = ["  query: Query"]
