@@ -157,24 +157,29 @@ def _requested(walk: _Walk, counts: tuple[_Count, ...], page: int = 1) -> int:
 
 
 def _returned(counts: tuple[_Count, ...], data: Any) -> int:
-    """Objects in a response: every edge and node returned, one item of other lists."""
-    if not isinstance(data, dict):
-        return 0
+    """Objects in a response: every edge and node returned, one item of other lists (walked with a
+    stack: a page of fifty is a few hundred objects)."""
     total = 0
-    for c in counts:
-        value = data.get(c.key)
-        if value is None:
+    stack: list[tuple[tuple[_Count, ...], Any]] = [(counts, data)]
+    while stack:
+        below, value = stack.pop()
+        if not isinstance(value, dict):
             continue
-        children = c.children
-        if c.is_list:
-            items = [v for v in value if v is not None]
-            counted = items if c.name == "edges" or c.name == "nodes" else items[:1]
-            total += len(counted)
-            if children:
-                for item in counted:
-                    total += _returned(children, item)
-        else:
-            total += 1 + (_returned(children, value) if children else 0)
+        for c in below:
+            found = value.get(c.key)
+            if found is None:
+                continue
+            children = c.children
+            if c.is_list:
+                items = [v for v in found if v is not None]
+                counted = items if c.name == "edges" or c.name == "nodes" else items[:1]
+                total += len(counted)
+                if children:
+                    stack.extend([(children, item) for item in counted])
+            else:
+                total += 1
+                if children:
+                    stack.append((children, found))
     return total
 
 

@@ -40,6 +40,7 @@ from graphql import (
     GraphQLBoolean,
     GraphQLField,
     GraphQLID,
+    GraphQLInt,
     GraphQLLeafType,
     GraphQLList,
     GraphQLObjectType,
@@ -146,7 +147,7 @@ def _source(shape: tuple[Any, ...]) -> str:
     lines = ["def run(ex, source, path):", "    results = {}", "    pending = None", "    try:"]
     if any(entry[6] for entry in shape):
         lines.insert(1, "    fields = getattr(source, '__dict__', none)")
-    for k, (kind, name, attr, non_null, field_name, call, from_row) in enumerate(shape):
+    for k, (kind, name, attr, non_null, field_name, call, from_row, scalar) in enumerate(shape):
         key = repr(name)
         if kind == TYPENAME:
             lines.append(f"        results[{key}] = parent_name")
@@ -164,13 +165,28 @@ def _source(shape: tuple[Any, ...]) -> str:
                 ]
             else:
                 read_value = [f"            value = {read}"]
+            # What serializes to itself needs no call: a str or bool as it is, an Int within 32 bits,
+            # an enum member by its name from a table.
+            if scalar == "int":
+                fast = "            elif type(value) is not int or not -2147483648 <= value <= 2147483647:"
+                coerce = [f"                coerced = coerce_{k}(value)"]
+            elif scalar == "enum":
+                fast = "            else:"
+                coerce = [
+                    f"                coerced = names_{k}.get(id(value))",
+                    "                if coerced is None:",
+                    f"                    coerced = coerce_{k}(value)",
+                ]
+            else:
+                fast = f"            elif type(value) is not unchanged_{k}:"
+                coerce = [f"                coerced = coerce_{k}(value)"]
             lines += [
                 "        try:",
                 *read_value,
                 "            if value is None:",
                 f"                {on_null}",
-                f"            elif type(value) is not unchanged_{k}:",
-                f"                coerced = coerce_{k}(value)",
+                fast,
+                *coerce,
                 "                if coerced is None or coerced is Undefined:",
                 f"                    coerced = complete_leaf_value(leaf_{k}, value)",
                 "                value = coerced",
@@ -266,6 +282,28 @@ def _coercer(leaf: Any) -> Callable[[Any], Any]:
         found = coerce
     _COERCERS[leaf] = found
     return found
+
+
+def _scalar_kind(leaf: Any) -> str:
+    """How a plan serializes a leaf in place: "int" (a 32-bit int as it is), "enum" (by table), or ""."""
+    if leaf is GraphQLInt:
+        return "int"
+    return "enum" if isinstance(leaf, CustomGraphQLEnumType) else ""
+
+
+def _enum_names(leaf: Any) -> dict[int, str] | None:
+    """A Strawberry enum's names by the id of their member (members are singletons; their hash is a
+    Python method)."""
+    if not isinstance(leaf, CustomGraphQLEnumType):
+        return None
+    names: dict[int, str] = {}
+    member: Any
+    for member in leaf.wrapped_cls:
+        for name, value in leaf.values.items():
+            if member.value == value.value:
+                names[id(member)] = name
+                break
+    return names
 
 
 def _null_error(parent: GraphQLObjectType, name: str) -> TypeError:
@@ -410,6 +448,7 @@ class Planner:
                 names[f"unchanged_{k}"] = step.unchanged
                 names[f"coerce_{k}"] = step.coerce
                 names[f"leaf_{k}"] = step.leaf
+                names[f"names_{k}"] = _enum_names(step.leaf)
             calls.append(_call(k, step.wants) if step.kind == CALL else None)
         from_row: dict[str, Any] = getattr(getattr(definition, "origin", None), "FROM_ROW", None) or {}
         for k, step in enumerate(steps):
@@ -424,6 +463,7 @@ class Planner:
                 step.field_name,
                 call,
                 step.kind in (LEAF, ATTRIBUTE) and step.attr in from_row,
+                _scalar_kind(step.leaf) if step.kind == LEAF else "",
             )
             for step, call in zip(steps, calls, strict=True)
         )
