@@ -4,7 +4,8 @@ A run is worked on by whoever holds its advisory lock (a session lock on a
 connection of its own, so a worker that dies releases it with its
 connection). Each chunk is one transaction: the next ``chunk`` candidates
 after the run's cursor, in id order, locked ``FOR UPDATE``; the domain
-operations in memory; set-based writes of subscriptions, children, history,
+operations in memory (a move of the next renewal without building states,
+``setbased``); set-based writes of subscriptions, children, history,
 outbox and run items; and the run's cursor and counters — guarded by the
 cursor it started from. A worker that dies loses only the chunks it had
 not committed, and the next one continues from the last committed cursor.
