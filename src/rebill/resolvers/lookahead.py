@@ -19,6 +19,7 @@ from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, Selection
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from rebill.schema.catalog import Customer
 from rebill.schema.subscriptions import Subscription, SubscriptionItem
 
 #: Field names selected under some field nodes, each with the nodes selecting it (fragments merged).
@@ -67,7 +68,8 @@ async def prefetch_subscriptions(info: Info, nodes: list[Subscription], wanted: 
     if "customer" in wanted:
         customers = await fetch(loaders.customer_by_id, {n.customer_pk for n in fresh})
         for node in fresh:
-            node.held_customer = customers[node.customer_pk]
+            row = customers[node.customer_pk]
+            node.held_customer = Customer.of(row) if row is not None else None
     if "profile" in wanted:
         profiles = await fetch(loaders.profile_by_pk, {n.profile_pk for n in fresh})
         for node in fresh:

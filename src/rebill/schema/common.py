@@ -22,6 +22,7 @@ from rebill.ids import decode_id, from_global_id, globalize, to_global_id
 C = TypeVar("C")
 T = TypeVar("T")
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "DEFAULT_PAGE",
@@ -40,6 +41,7 @@ __all__ = [
     "decode_id",
     "encode_cursor",
     "from_global_id",
+    "held",
     "mapping_of",
     "page_info",
     "page_size",
@@ -197,6 +199,18 @@ def read_from_row(cls: type[RowBacked], fields: dict[str, Callable[[Any], Any]])
 def columns(*names: str) -> dict[str, Callable[[Any], Any]]:
     """``FROM_ROW`` entries for fields that are the row's columns of the same name, as they are."""
     return {name: itemgetter(name) for name in names}
+
+
+def held(attribute: str) -> Callable[[F], F]:
+    """Marks a resolver whose answer a page's resolver may have put on the node ahead, in its
+    ``attribute`` (``rebill.resolvers.lookahead``): compiled plans (``rebill.schema.execution``) read it
+    there and call the resolver only when it is not there (None). The resolver reads it too."""
+
+    def mark(resolver: F) -> F:
+        resolver.__held__ = attribute  # type: ignore[attr-defined]
+        return resolver
+
+    return mark
 
 
 def when_loaded(value: Awaitable[T], build: Callable[[T], R]) -> Any:

@@ -138,16 +138,16 @@ def _call(k: int, wants: tuple[bool, str | None, str | None, str | None]) -> str
     arguments = ["source"] if wants_self else []
     arguments += [f"{name}=source" for name in (parent, root) if name is not None]
     if info is not None:
-        arguments.append(f"{info}=ex._info_of(step_{k}, parent, field_path)")
+        arguments.append(f"{info}=make_info(ex, step_{k}, parent, field_path)")
     return f"resolver_{k}({', '.join(arguments)})"
 
 
 def _source(shape: tuple[Any, ...]) -> str:
     """The source of a plan's ``run(ex, source, path)``; its names are bound by ``Planner.compile``."""
     lines = ["def run(ex, source, path):", "    results = {}", "    pending = None", "    try:"]
-    if any(entry[6] for entry in shape):
+    if any(entry[6] or entry[8] for entry in shape):
         lines.insert(1, "    fields = getattr(source, '__dict__', none)")
-    for k, (kind, name, attr, non_null, field_name, call, from_row, scalar) in enumerate(shape):
+    for k, (kind, name, attr, non_null, field_name, call, from_row, scalar, held) in enumerate(shape):
         key = repr(name)
         if kind == TYPENAME:
             lines.append(f"        results[{key}] = parent_name")
@@ -226,6 +226,14 @@ def _source(shape: tuple[Any, ...]) -> str:
                     f"                    value = ex._complete_later(step_{k}, value, field_path)",
                     "                    raise Later",
                 ]
+                if held:
+                    # What a page's resolver put on the node ahead (``rebill.schema.common.held``):
+                    # the resolver is called only without it.
+                    resolve = [
+                        f"            value = fields.get({held!r})",
+                        "            if value is None:",
+                        *("    " + line for line in resolve),
+                    ]
             lines += [
                 f"        field_path = Path(path, {key}, parent_name)",
                 "        try:",
@@ -319,9 +327,9 @@ class _PlannedInfo(Info):
     """Strawberry's ``Info`` whose graphql-core resolve info is built on first use; ``context`` is read
     straight from the executor."""
 
-    def __init__(self, executor: PlannedExecutor, step: Step, parent_type: Any, path: Path, field: Any) -> None:
+    def __init__(self, executor: PlannedExecutor, step: Step, parent_type: Any, path: Path) -> None:
         self._planned = (executor, step, parent_type, path)
-        self._field = field
+        self._field = step.field_def.extensions[BACKREF]  # type: ignore[union-attr]
 
     @property
     def context(self) -> Any:
@@ -337,6 +345,11 @@ class _PlannedInfo(Info):
         return raw
 
 
+def _built_info(executor: PlannedExecutor, step: Step, parent_type: Any, path: Path) -> Any:
+    """An application's own Info class, built as Strawberry builds it."""
+    return executor._info_of(step, parent_type, path)
+
+
 class Step:
     """One response key of a selection set, and how to produce its value."""
 
@@ -347,6 +360,7 @@ class Step:
         "field_def",
         "field_details",
         "field_name",
+        "held",
         "kind",
         "leaf",
         "name",
@@ -372,6 +386,7 @@ class Step:
         self.coerce: Any = None
         self.unchanged: type | None = None
         self.non_null = False
+        self.held: str | None = None
 
 
 class Plan:
@@ -393,8 +408,9 @@ _PLANS_SIZE = 4096
 class Planner:
     """Makes plans for one schema (once per selection set, whichever request first runs it)."""
 
-    def __init__(self, schema: Any, planning: bool) -> None:
+    def __init__(self, schema: Any, planning: bool, info_class: Any = Info) -> None:
         self.schema = schema
+        self.info_class = info_class
         # Direct calls skip what Strawberry wraps around a resolver: only safe with nothing to wrap.
         self.planning = planning
 
@@ -438,6 +454,7 @@ class Planner:
             "complete_leaf_value": Executor.complete_leaf_value,
             "never": _NEVER_AWAITABLE,
             "gather_results": _gather_results,
+            "make_info": _PlannedInfo if self.info_class is Info else _built_info,
         }
         calls: list[str | None] = []
         for k, step in enumerate(steps):
@@ -464,6 +481,7 @@ class Planner:
                 call,
                 step.kind in (LEAF, ATTRIBUTE) and step.attr in from_row,
                 _scalar_kind(step.leaf) if step.kind == LEAF else "",
+                step.held,
             )
             for step, call in zip(steps, calls, strict=True)
         )
@@ -515,6 +533,7 @@ class Planner:
             step = Step(CALL, name, details, field_def)
             # The function itself: StrawberryResolver.__call__ only checks that it is callable.
             step.resolver = resolver.wrapped_func if callable(resolver.wrapped_func) else resolver
+            step.held = getattr(resolver.wrapped_func, "__held__", None)
             info = resolver.info_parameter
             parent = resolver.parent_parameter
             root = resolver.root_parameter
@@ -697,11 +716,11 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             and not (self.middleware_manager and self.middleware_manager.middlewares)
             and not getattr(converter, "_exception_handler_specs", ())
         )
+        self._info_class = strawberry_schema.config.info_class if strawberry_schema is not None else Info
         planner = _PLANNERS.get(self.schema)
-        if planner is None or planner.planning != planning:
-            planner = _PLANNERS[self.schema] = Planner(self.schema, planning)
+        if planner is None or planner.planning != planning or planner.info_class is not self._info_class:
+            planner = _PLANNERS[self.schema] = Planner(self.schema, planning, self._info_class)
         self._planner = planner
-        self._info_class = strawberry_schema.config.info_class if strawberry_schema is not None else None
 
     def plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> Plan:
         """The plan of a field set of this request (found once per field set and kept for the request,
@@ -765,9 +784,9 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         assert field_def is not None
         field = field_def.extensions[BACKREF]
         if self._info_class is Info:
-            return _PlannedInfo(self, step, parent_type, path, field)
+            return _PlannedInfo(self, step, parent_type, path)
         raw = self.build_resolve_info(field_def, to_nodes(step.field_details), parent_type, path)
-        return self._info_class(_raw_info=raw, _field=field)  # type: ignore[misc]
+        return self._info_class(_raw_info=raw, _field=field)
 
     async def _complete_later(self, step: Step, value: Awaitable[Any], path: Path) -> Any:
         """What a resolver's awaitable gives, completed; as ``Executor.complete_awaitable_value`` does."""

@@ -28,6 +28,7 @@ from rebill.schema.common import (
     changes_of,
     columns,
     connection,
+    held,
     page_info,
     read_from_row,
     to_global_id,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from rebill.schema.taxes import ShippingProfile
 
 
+@held("held_product")
 def _item_product(root: SubscriptionItem) -> Product:
     if root.item is not None:
         return Product.of(root.item.product)
@@ -320,6 +322,7 @@ class HistoryEntryConnection:
     total_count: int
 
 
+@held("held_profile")
 def _profile(root: Subscription) -> SubscriptionProfile:
     if root.state is not None:
         return SubscriptionProfile.of(root.state.profile)
@@ -328,6 +331,7 @@ def _profile(root: Subscription) -> SubscriptionProfile:
     return when_loaded(root.loaders.profile_by_pk.load(root.profile_pk), _found)
 
 
+@held("held_items")
 def _items(root: Subscription) -> list[SubscriptionItem]:
     if root.state is not None:
         return [SubscriptionItem.of(i) for i in root.state.items]
@@ -400,7 +404,7 @@ class Subscription(RowBacked, Node):
     state: strawberry.Private[SubscriptionState | None] = None
     row: strawberry.Private[Any] = None
     # What a page's resolver loaded for it ahead (``rebill.resolvers.lookahead``).
-    held_customer: strawberry.Private[Any] = None
+    held_customer: strawberry.Private[Customer | None] = None
     held_profile: strawberry.Private[SubscriptionProfile | None] = None
     held_items: strawberry.Private[list[SubscriptionItem] | None] = None
     # The request's loaders, for what it refers to (read from a row, it has no state to take it from).
@@ -473,9 +477,10 @@ class Subscription(RowBacked, Node):
         return self.state
 
     @strawberry.field
+    @held("held_customer")
     def customer(self, info: Info) -> Customer:
         if self.held_customer is not None:
-            return Customer.of(self.held_customer)
+            return self.held_customer
         return when_loaded(info.context.loaders.customer_by_id.load(self.customer_pk), Customer.of)
 
     @strawberry.field
