@@ -3,9 +3,11 @@ currency switch, and CSV downloads that say what the API says."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,7 +47,8 @@ async def test_overview_charts_the_forecast_switches_currency_and_downloads_the_
         await page.locator('button[data-series="forecast"]').click()
     download = await info.value
     assert download.suggested_filename == "forecast-USD-2026-01-15.csv"
-    rows = list(csv.DictReader(io.StringIO(open(await download.path(), encoding="utf-8").read())))
+    saved = Path(await download.path())
+    rows = list(csv.DictReader(io.StringIO(await asyncio.to_thread(saved.read_text, encoding="utf-8"))))
     api = (await gql(client, FORECAST, {"currency": "USD", "from": "2026-01-15", "to": "2026-04-14"}))[
         "billingForecast"
     ]
