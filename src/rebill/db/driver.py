@@ -20,13 +20,14 @@ processors (an array's, say) are applied here as SQLAlchemy applies them.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import Executable
+from sqlalchemy import JSON, Executable, Text
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -46,6 +47,18 @@ class Row(asyncpg.Record):
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+def json_as_text(table: Any) -> list[Any]:
+    """A table's columns to select, its JSON ones as their text (the driver would parse every one of
+    them for every row): the nodes read from these rows parse the ones their fields read."""
+    return [c.cast(Text).label(c.name) if isinstance(c.type, JSON) else c for c in table.c]
+
+
+def parsed(value: Any) -> Any:
+    """A JSON column's value, read as text by ``json_as_text`` (or parsed already, read otherwise). The
+    columns read so hold objects or null, never a bare string."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 @asynccontextmanager

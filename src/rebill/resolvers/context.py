@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.dataloader import DataLoader
 
 from rebill.db import tables as t
-from rebill.db.driver import Prepared, Reads
+from rebill.db.driver import Prepared, Reads, json_as_text
 from rebill.db.repositories import (
     Catalog,
     SubscriptionRepository,
@@ -49,8 +49,14 @@ _BY_IDS: dict[Any, Prepared] = {}
 def _by_ids(table: Any) -> Prepared:
     found = _BY_IDS.get(table)
     if found is None:
-        found = _BY_IDS[table] = Prepared(select(table).where(_ids(table.c.id)))
+        columns = json_as_text(table) if table in _JSON_AS_TEXT else [table]
+        found = _BY_IDS[table] = Prepared(select(*columns).where(_ids(table.c.id)))
     return found
+
+
+#: Tables whose rows only nodes read (``Subscription.of_row``, ``Customer.of``), which parse their JSON
+#: columns when a field asks (``rebill.db.driver.parsed``).
+_JSON_AS_TEXT = {t.table_of(t.Subscription), t.table_of(t.Customer)}
 
 
 _I = t.table_of(t.SubscriptionItem)

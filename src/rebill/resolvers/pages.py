@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from rebill.db.driver import Prepared, Reads
+from rebill.db.driver import Prepared, Reads, json_as_text
 from rebill.schema.common import DEFAULT_PAGE, MAX_PAGE, ApiError
 
 
@@ -315,7 +315,7 @@ def _unfiltered(table: Any, order: Order, win: Window) -> tuple[Prepared, dict[s
     shape = (table, order.name, order.descending, win.backwards, after is not None, before is not None)
     prepared = _UNFILTERED.get(shape)
     if prepared is None:
-        stmt = select(table)
+        stmt = select(*json_as_text(table))
         if order.key is not None:
             stmt = stmt.add_columns(order.key.label("sort_key"))
         sides = (("after", after, order.descending), ("before", before, not order.descending))
@@ -341,11 +341,11 @@ async def read_page(
     order: Order = BY_ID,
 ) -> LazyPage:
     """``fetch_page`` for the read API: on the request's connection (``rebill.db.driver.Reads``), the
-    total counted on demand."""
+    total counted on demand, JSON columns read as text (``rebill.db.driver.json_as_text``)."""
     if not window.size:
         rows: list[Any] = []
     elif where:
-        rows = list(await reads.fetch(_statements(table, where, window, order, None)))
+        rows = list(await reads.fetch(_statements(table, where, window, order, select(*json_as_text(table)))))
     else:
         prepared, values = _unfiltered(table, order, window)
         rows = list(await reads.fetch(prepared, **values))

@@ -10,6 +10,7 @@ import strawberry
 from asyncpg import Record  # type: ignore[import-untyped]
 from strawberry.types import Info
 
+from rebill.db.driver import parsed
 from rebill.domain.money import plain_decimal
 from rebill.domain.pricing import PriceTier as DomainPriceTier
 from rebill.domain.subscription import CouponInfo, ProductInfo, ProfileTerms
@@ -305,6 +306,6 @@ read_from_row(
     {
         **columns("email", "name", "time_zone", "created_at"),
         "id": lambda r: strawberry.ID(to_global_id("Customer", r["id"])),
-        "billing_address": lambda r: Address.of(r["billing_address"]),
+        "billing_address": lambda r: Address.of(parsed(r["billing_address"])),
     },
 )

@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from rebill.db import tables as t
+from rebill.db.driver import parsed
 from rebill.domain.money import Money as DomainMoney
 from rebill.domain.pricing import Line
 from rebill.domain.renewal import RenewalInfo
@@ -596,6 +597,10 @@ class Subscription(RowBacked, Node):
         return connection(page, HistoryEntryEdge, HistoryEntryConnection, HistoryEntry.of)
 
 
+def _dict_or_none(value: Any) -> Any:
+    return dict(value) if value is not None else None
+
+
 def _global(type_name: str, pk: int | None) -> strawberry.ID | None:
     return strawberry.ID(to_global_id(type_name, pk)) if pk else None
 
@@ -627,15 +632,15 @@ read_from_row(
         "amount": lambda r: Money.of_minor(r["amount_minor"], r["currency"]),
         "next_renewal_date": lambda r: None if _STATUSES[r["status"]] in _FINAL else r["next_renewal_date"],
         "gateway_mode": lambda r: GatewayMode(r["gateway_mode"]) if r["gateway_mode"] else None,
-        "shipping_address": lambda r: Address.of(r["shipping_address"]),
-        "metadata": lambda r: dict(r["metadata"]) if r["metadata"] is not None else None,
+        "shipping_address": lambda r: Address.of(parsed(r["shipping_address"])),
+        "metadata": lambda r: _dict_or_none(parsed(r["metadata"])),
         "credit": lambda r: Money.of_minor(r["credit_minor"], r["currency"]) if r["credit_minor"] else None,
         "created_at": lambda r: r["created_at"] or _EPOCH,
         "updated_at": lambda r: r["updated_at"] or _EPOCH,
         "replaces_id": lambda r: _global("Subscription", r["replaces_id"]),
         "replaced_by_id": lambda r: _global("Subscription", r["replaced_by_id"]),
         "held_cancellation_date": lambda r: r["cancellation_date"],
-        "invoicing_terms": lambda r: r["invoicing"],
+        "invoicing_terms": lambda r: parsed(r["invoicing"]),
     },
 )
 
