@@ -114,8 +114,12 @@ def int_order(name: str, key: Any, descending: bool = False) -> Order:
 # -- cursors -----------------------------------------------------------------------
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64(raw: str) -> str:
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    # base64.urlsafe_b64encode in one call: a page writes one cursor per row.
+    return binascii.b2a_base64(raw.encode(), newline=False).translate(_URLSAFE).decode().rstrip("=")
 
 
 def encode(order: Order, key: Any, pk: int) -> str:
@@ -233,7 +237,10 @@ def _finish(
     else:
         has_next, has_previous = more, win.after is not None
     pk_of = pk_of or attrgetter("id")
-    cursors = [encode(order, key_of(r), pk_of(r)) for r in rows]
+    if order.key is None:  # the id order's cursors, without a key to look at
+        cursors = [_b64(f"c:{pk_of(r)}") for r in rows]
+    else:
+        cursors = [encode(order, key_of(r), pk_of(r)) for r in rows]
     return Page(rows, has_next, total, has_previous, cursors)
 
 

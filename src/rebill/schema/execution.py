@@ -142,12 +142,41 @@ def _call(k: int, wants: tuple[bool, str | None, str | None, str | None]) -> str
     return f"resolver_{k}({', '.join(arguments)})"
 
 
+def _object_inline(k: int, whole: str) -> list[str]:
+    """``complete_k`` for an object field, written out: its null, then the answer it gave already or
+    its plan's run, as ``_object_completer`` does (its own call for anything else: a value of another
+    class, or one that may be cast, or the field's first value in the request)."""
+    on_null = f"raise null_error(*null_{k})" if whole == "non-null" else "value = None"
+    return [
+        "            if value is None or value is Undefined:",
+        f"                {on_null}",
+        f"            elif type(value) is not origin_{k} or castable_{k} or cast_attribute in value.__dict__:",
+        f"                value = complete_{k}(ex, value, field_path)",
+        "            else:",
+        f"                answers = ex._objects.get(complete_{k})",
+        "                known = answers.memo.get(id(value)) if answers is not None else None",
+        "                if known is not None and known[0] is value:",
+        "                    value = known[1]",
+        "                elif answers is None:",
+        f"                    value = complete_{k}(ex, value, field_path)",
+        "                else:",
+        "                    errors = ex._errors",
+        "                    result = answers.plan.run(ex, value, field_path)",
+        "                    if type(result) is dict and ex._errors == errors:",
+        "                        if answers.pure is None:",
+        "                            answers.pure = ex._pure(answers.plan)",
+        "                        if answers.pure:",
+        "                            answers.memo[id(value)] = (value, result)",
+        "                    value = result",
+    ]
+
+
 def _source(shape: tuple[Any, ...]) -> str:
     """The source of a plan's ``run(ex, source, path)``; its names are bound by ``Planner.compile``."""
     lines = ["def run(ex, source, path):", "    results = {}", "    pending = None", "    try:"]
     if any(entry[6] or entry[8] for entry in shape):
         lines.insert(1, "    fields = getattr(source, '__dict__', none)")
-    for k, (kind, name, attr, non_null, field_name, call, from_row, scalar, held) in enumerate(shape):
+    for k, (kind, name, attr, non_null, field_name, call, from_row, scalar, held, whole) in enumerate(shape):
         key = repr(name)
         if kind == TYPENAME:
             lines.append(f"        results[{key}] = parent_name")
@@ -238,7 +267,7 @@ def _source(shape: tuple[Any, ...]) -> str:
                 f"        field_path = Path(path, {key}, parent_name)",
                 "        try:",
                 *resolve,
-                f"            value = complete_{k}(ex, value, field_path)",
+                *(_object_inline(k, whole) if whole else [f"            value = complete_{k}(ex, value, field_path)"]),
                 "            if type(value) not in never and ex._awaiting(value):",
                 f"                value = ex._guarded(value, step_{k}.return_type, step_{k}.field_details, field_path)",
                 "                raise Later",
@@ -455,9 +484,13 @@ class Planner:
             "never": _NEVER_AWAITABLE,
             "gather_results": _gather_results,
             "make_info": _PlannedInfo if self.info_class is Info else _built_info,
+            "cast_attribute": TYPE_CAST_ATTRIBUTE,
         }
         calls: list[str | None] = []
         for k, step in enumerate(steps):
+            if step.complete in _OBJECTS:
+                names[f"origin_{k}"], names[f"castable_{k}"], _ = _OBJECTS[step.complete]
+                names[f"null_{k}"] = _OBJECT_NULLS.get(step.complete)
             names[f"step_{k}"] = step
             names[f"complete_{k}"] = step.complete
             names[f"resolver_{k}"] = step.resolver
@@ -482,6 +515,7 @@ class Planner:
                 step.kind in (LEAF, ATTRIBUTE) and step.attr in from_row,
                 _scalar_kind(step.leaf) if step.kind == LEAF else "",
                 step.held,
+                _OBJECTS[step.complete][2] if step.complete in _OBJECTS else None,
             )
             for step, call in zip(steps, calls, strict=True)
         )
@@ -617,6 +651,11 @@ def _plain_object(return_type: Any) -> bool:
     )
 
 
+#: Object completers, by completer: the type's class, whether its values may be cast (then Strawberry's
+#: is_type_of decides), and whether the field is non-null; and the non-null ones' (parent, field name).
+_OBJECTS: dict[Any, tuple[Any, bool, str]] = {}
+_OBJECT_NULLS: dict[Any, tuple[Any, str]] = {}
+
 #: How a completer answers "do your values read only attributes, down to their leaves?" for a request:
 #: True, False, or None when it cannot tell yet (an object whose plan it has not made yet).
 _PURITY: dict[Any, Callable[[Any], bool | None]] = {}
@@ -681,6 +720,9 @@ def _object_completer(
         return ex._pure(state.plan) if state is not None else None
 
     _PURITY[complete_object] = purity
+    _OBJECTS[complete_object] = (origin, castable or origin is None, "non-null" if non_null is not None else "nullable")
+    if non_null is not None:
+        _OBJECT_NULLS[complete_object] = non_null
     return complete_object
 
 
