@@ -580,6 +580,16 @@ class Planner:
         step.complete = self.completer(field_def.type, parent_type, field_def, details)
         return step
 
+    def _list_completer(
+        self,
+        return_type: Any,
+        parent_type: GraphQLObjectType,
+        field_def: GraphQLField,
+        details: FieldDetailsList,
+        non_null: bool,
+    ) -> Complete:
+        return _list_completer_of(self, return_type, parent_type, field_def, details, non_null)
+
     def completer(
         self,
         return_type: GraphQLOutputType,
@@ -592,6 +602,8 @@ class Planner:
         if is_non_null_type(return_type):
             if _plain_object(return_type.of_type):
                 return _object_completer(return_type.of_type, details, (parent_type, field_name))
+            if is_list_type(return_type.of_type):
+                return self._list_completer(return_type, parent_type, field_def, details, True)
             inner = self.completer(return_type.of_type, parent_type, field_def, details)
 
             def complete_non_null(ex: PlannedExecutor, value: Any, path: Path) -> Any:
@@ -622,26 +634,44 @@ class Planner:
             object_type: Any = return_type
             return _object_completer(object_type, details, None)
         if is_list_type(return_type):
-            list_type: GraphQLList[Any] = return_type
-            item_type = list_type.of_type
-            item = self.completer(item_type, parent_type, field_def, details)
-
-            def complete_list(ex: PlannedExecutor, value: Any, path: Path) -> Any:
-                if value is None or value is Undefined:
-                    return None
-                if not isinstance(value, list | tuple):  # iterables, async iterables, errors: graphql-core's way
-                    info = ex.build_resolve_info(field_def, to_nodes(details), parent_type, path)
-                    return ex.complete_value(return_type, details, info, path, value, None)
-                return ex._complete_items(value, item_type, item, details, path)
-
-            _PURITY[complete_list] = _PURITY.get(item, _pure_never)
-            return complete_list
+            return self._list_completer(return_type, parent_type, field_def, details, False)
 
         def complete_general(ex: PlannedExecutor, value: Any, path: Path) -> Any:
             info = ex.build_resolve_info(field_def, to_nodes(details), parent_type, path)
             return ex.complete_value(return_type, details, info, path, value, None)
 
         return complete_general
+
+
+def _list_completer_of(
+    planner: Planner,
+    return_type: Any,
+    parent_type: GraphQLObjectType,
+    field_def: GraphQLField,
+    details: FieldDetailsList,
+    non_null: bool,
+) -> Complete:
+    """A list field's completer (``return_type`` the list, or the non-null list when ``non_null``)."""
+    field_name = details[0].node.name.value
+    list_type: GraphQLList[Any] = return_type.of_type if non_null else return_type
+    item_type = list_type.of_type
+    item = planner.completer(item_type, parent_type, field_def, details)
+
+    def complete_list(ex: PlannedExecutor, value: Any, path: Path) -> Any:
+        if value is None or value is Undefined:
+            if non_null:
+                raise _null_error(parent_type, field_name)
+            return None
+        if not isinstance(value, list | tuple):  # iterables, async iterables, errors: graphql-core's way
+            info = ex.build_resolve_info(field_def, to_nodes(details), parent_type, path)
+            completed = ex.complete_value(return_type, details, info, path, value, None)
+            if non_null and completed is None:
+                raise _null_error(parent_type, field_name)
+            return completed
+        return ex._complete_items(value, item_type, item, details, path)
+
+    _PURITY[complete_list] = _PURITY.get(item, _pure_never)
+    return complete_list
 
 
 def _plain_object(return_type: Any) -> bool:
@@ -855,14 +885,33 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         never = _NEVER_AWAITABLE
         completed: list[Any] = []
         pending: list[int] = []
+        # Items of an object type, of its own class and never cast: completed here from the plan the
+        # request has for them, as ``_object_completer`` does (after its first item has made it).
+        spec = _OBJECTS.get(complete_item)
+        origin = spec[0] if spec is not None and not spec[1] else None
         for index, value in enumerate(values):
             item_path = path.add_key(index, None)
             if type(value) not in never and awaiting(value):
                 completed.append(self._item_later(value, complete_item, item_type, details, item_path))
                 pending.append(index)
                 continue
+            result: Any
             try:
-                result = complete_item(self, value, item_path)
+                answers = self._objects.get(complete_item) if type(value) is origin else None
+                if answers is not None and TYPE_CAST_ATTRIBUTE not in value.__dict__:
+                    known = answers.memo.get(id(value))
+                    if known is not None and known[0] is value:
+                        result = known[1]
+                    else:
+                        errors = self._errors
+                        result = answers.plan.run(self, value, item_path)
+                        if type(result) is dict and self._errors == errors:
+                            if answers.pure is None:
+                                answers.pure = self._pure(answers.plan)
+                            if answers.pure:
+                                answers.memo[id(value)] = (value, result)
+                else:
+                    result = complete_item(self, value, item_path)
             except Exception as raw_error:
                 self.handle_field_error(raw_error, item_type, details, item_path)
                 result = None
