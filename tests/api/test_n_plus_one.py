@@ -100,3 +100,26 @@ async def test_more_nested_fields_keep_the_cost_flat(
     small, _ = await page_cost(client, services, 10, NESTED + extra)
     large, _ = await page_cost(client, services, 100, NESTED + extra)
     assert small == large, f"{small} statements for 10 subscriptions, {large} for 100"
+
+
+async def test_a_page_reads_what_its_selection_asks_and_nothing_more(
+    client: httpx.AsyncClient, services: Services, catalog_of_subscriptions: None
+) -> None:
+    async def statements(query: str) -> list[str]:
+        with counting(services) as seen:
+            await gql(client, query)
+        return [" ".join(s.split()) for s in seen]
+
+    rows = await statements("{ subscriptions(first: 5) { edges { node { id status nextRenewalDate } } } }")
+    # The API key, the rate limiter's bucket, the page's rows: no item, profile or state is read.
+    assert len(rows) == 3, rows
+    assert "FROM subscriptions" in rows[2] and "count(" not in rows[2]
+    counted = await statements("{ subscriptions(first: 5) { totalCount edges { node { id } } } }")
+    assert len(counted) == 4 and "count(" in counted[3], counted
+    nested = await statements(
+        "{ subscriptions(first: 5) { edges { node { id items { product { name } } customer { email } } } } }"
+    )
+    # One statement per level: customers and items, then the items' products.
+    assert len(nested) == 6, nested
+    assert ["customers" in s for s in nested[3:]].count(True) == 1
+    assert ["products" in s for s in nested[3:]].count(True) == 1

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import inspect
 import keyword
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -767,8 +768,8 @@ class _Answers:
         self.pure: bool | None = None
 
 
-#: Planners by schema.
-_PLANNERS: dict[Any, Planner] = {}
+#: Planners by schema (a schema built for a test goes with its planner).
+_PLANNERS: weakref.WeakKeyDictionary[Any, Planner] = weakref.WeakKeyDictionary()
 
 
 class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
