@@ -31,6 +31,7 @@ from sqlalchemy import JSON, Executable, Text
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
 
 _DIALECT = PGDialect_asyncpg()
 _COMPILED: OrderedDict[Any, SQLCompiler | None] = OrderedDict()
@@ -79,7 +80,13 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     try:
         yield pooled.driver_connection
     finally:
-        pooled.close()
+        await give_back(pooled)
+
+
+async def give_back(pooled: Any) -> None:
+    """Return a raw pooled connection: in a greenlet, as SQLAlchemy's pool may close it there (one over
+    the pool's size is closed, not kept)."""
+    await greenlet_spawn(pooled.close)
 
 
 def _compiled(statement: Executable) -> tuple[SQLCompiler | None, Any]:
@@ -184,4 +191,4 @@ class Reads:
     async def close(self) -> None:
         pooled, self._pooled = self._pooled, None
         if pooled is not None:
-            pooled.close()
+            await give_back(pooled)
