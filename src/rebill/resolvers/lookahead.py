@@ -66,10 +66,10 @@ async def prefetch_subscriptions(info: Info, nodes: list[Subscription], wanted: 
     fetch = _Fetch(info)
     loaders = info.context.loaders
     if "customer" in wanted:
-        customers = await fetch(loaders.customer_by_id, {n.customer_pk for n in fresh})
+        rows = await fetch(loaders.customer_by_id, {n.customer_pk for n in fresh})
+        customers = {pk: Customer.of(row) if row is not None else None for pk, row in rows.items()}
         for node in fresh:
-            row = customers[node.customer_pk]
-            node.held_customer = Customer.of(row) if row is not None else None
+            node.held_customer = customers[node.customer_pk]  # one node a customer: answered once
     if "profile" in wanted:
         profiles = await fetch(loaders.profile_by_pk, {n.profile_pk for n in fresh})
         for node in fresh:

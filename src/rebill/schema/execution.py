@@ -265,7 +265,7 @@ def _source(shape: tuple[Any, ...]) -> str:
                         *("    " + line for line in resolve),
                     ]
             lines += [
-                f"        field_path = Path(path, {key}, parent_name)",
+                f"        field_path = new_path(Path, (path, {key}, parent_name))",
                 "        try:",
                 *resolve,
                 *(_object_inline(k, whole) if whole else [f"            value = complete_{k}(ex, value, field_path)"]),
@@ -475,6 +475,8 @@ class Planner:
             "unset": _UNSET,
             "none": {},
             "Path": Path,
+            # A Path as its NamedTuple constructor makes it, without that constructor's Python call.
+            "new_path": tuple.__new__,
             "Undefined": Undefined,
             "Future": asyncio.Future,
             "Later": Later,
@@ -884,6 +886,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         """A list's items, each completed at its index; as ``Executor.complete_iterable_value`` does."""
         awaiting = self._awaiting
         never = _NEVER_AWAITABLE
+        new_path = tuple.__new__
         completed: list[Any] = []
         pending: list[int] = []
         # Items of an object type, of its own class and never cast: completed here from the plan the
@@ -891,7 +894,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         spec = _OBJECTS.get(complete_item)
         origin = spec[0] if spec is not None and not spec[1] else None
         for index, value in enumerate(values):
-            item_path = path.add_key(index, None)
+            item_path = new_path(Path, (path, index, None))  # path.add_key(index), without its two calls
             if type(value) not in never and awaiting(value):
                 completed.append(self._item_later(value, complete_item, item_type, details, item_path))
                 pending.append(index)
