@@ -61,6 +61,7 @@ from rebill.bulk.plan import (
     Suspend,
 )
 from rebill.db import tables as t
+from rebill.db.rates import SHIPPING_RATES, TAX_RATES
 from rebill.domain.cadence import IntervalUnit
 from rebill.domain.status import FINAL, TRANSITIONS
 from rebill.domain.status import Event as StatusEvent
@@ -88,21 +89,6 @@ def _object(value: Any) -> ColumnElement[Any]:
     return case((func.jsonb_typeof(value) == "object", value), else_=null())
 
 
-# Every active tax rate by place ("US" for a country, "US US-CA" for a region; one active rate per place),
-# with the percentage an invoice adds (JSON null for an inclusive rate, which adds nothing).
-_TAX_RATES = (
-    "(SELECT jsonb_object_agg(r.country || coalesce(' ' || r.region, ''),"
-    " CASE WHEN r.inclusive THEN NULL ELSE r.percentage END) FROM tax_rates r WHERE r.active)"
-)
-# The first rate in each currency of every shipping profile ("7 USD"): what a renewal bills for shipping.
-_SHIPPING_RATES = (
-    "(SELECT jsonb_object_agg(k, amount) FROM (SELECT DISTINCT ON (sp.id, e.value ->> 'currency')"
-    " sp.id || ' ' || (e.value ->> 'currency') AS k, (e.value ->> 'amountMinor')::bigint AS amount"
-    " FROM shipping_profiles sp, jsonb_array_elements(sp.rates) WITH ORDINALITY AS e(value, n)"
-    " ORDER BY sp.id, e.value ->> 'currency', e.n) AS first_rates)"
-)
-
-
 def _taxation() -> tuple[ColumnElement[Any], ColumnElement[bool]]:
     """The exclusive tax rate of a subscription (over ``subscriptions`` joined to its customer), and whether it
     is taxed with several items (tax per line: priced by the domain, ``complex``).
@@ -120,7 +106,7 @@ def _taxation() -> tuple[ColumnElement[Any], ColumnElement[bool]]:
         (func.strpos(region, "-") > 0, country + " " + func.upper(region)),
         else_=country + " " + country + "-" + func.upper(region),
     )
-    taxes = literal_column(_TAX_RATES, JSONB)
+    taxes = literal_column(TAX_RATES, JSONB)
     tax_pct = case(
         (CU.c.tax_exempt.is_not(False), null()),
         (taxes.has_key(place), cast(taxes[place].astext, Numeric)),
@@ -135,7 +121,7 @@ def _shipping_minor(ships: Any, own_profile: Any, profile_profile: Any, currency
     """What a renewal bills for shipping (NULL: nothing), as ``SubscriptionState.shipping_rate``: the first rate
     in its currency of its own shipping profile, else its profile's, when it ships (has an address)."""
     shipping_profile = func.coalesce(own_profile, profile_profile)
-    shipping = literal_column(_SHIPPING_RATES, JSONB)[cast(shipping_profile, Text) + " " + currency]
+    shipping = literal_column(SHIPPING_RATES, JSONB)[cast(shipping_profile, Text) + " " + currency]
     return case((ships, cast(shipping.astext, BigInteger)))
 
 

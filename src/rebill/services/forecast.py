@@ -46,6 +46,7 @@ from typing import Any
 from sqlalchemy import select, text
 
 from rebill.db import tables as t
+from rebill.db.rates import SHIPPING_RATES, TAX_RATES
 from rebill.db.repositories import Catalog, SubscriptionRepository, any_of
 from rebill.domain import forecast as rules
 from rebill.domain.cadence import local_today
@@ -86,20 +87,6 @@ def _seller(d: str, tz: str) -> str:
     return f"((({d})::timestamp AT TIME ZONE {tz}) AT TIME ZONE :seller)::date"
 
 
-# The rates an invoice adds, read once into two small maps (uncorrelated subqueries, evaluated once) and
-# looked up per subscription, as bulk/simulate.py reads them: every active tax rate by place ("US" for a
-# country, "US US-CA" for a region; JSON null for an inclusive rate, which adds nothing), and the first rate
-# in each currency of every shipping profile ("7 USD").
-_TAX_RATES = (
-    "(SELECT jsonb_object_agg(r.country || coalesce(' ' || r.region, ''),"
-    " CASE WHEN r.inclusive THEN NULL ELSE r.percentage END) FROM tax_rates r WHERE r.active)"
-)
-_SHIPPING_RATES = (
-    "(SELECT jsonb_object_agg(k, amount) FROM (SELECT DISTINCT ON (sp.id, e.value ->> 'currency')"
-    " sp.id || ' ' || (e.value ->> 'currency') AS k, (e.value ->> 'amountMinor')::bigint AS amount"
-    " FROM shipping_profiles sp, jsonb_array_elements(sp.rates) WITH ORDINALITY AS e(value, n)"
-    " ORDER BY sp.id, e.value ->> 'currency', e.n) AS first_rates)"
-)
 _SHIPS = "jsonb_typeof(s.shipping_address) = 'object'"
 # The address that decides the tax: the customer's billing address, else the subscription's shipping address.
 _ADDRESS = (
@@ -230,8 +217,8 @@ def _priced(columns: str, joins: str, where: str, *, taxes: bool, shipping: bool
                 LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id
                 {"JOIN customers c ON c.id = s.customer_id" if taxes else ""}
                 {joins}
-                CROSS JOIN (SELECT {_TAX_RATES if taxes else "NULL::jsonb"} AS tax_rates,
-                                   {_SHIPPING_RATES if shipping else "NULL::jsonb"} AS shipping_rates) AS rates
+                CROSS JOIN (SELECT {TAX_RATES if taxes else "NULL::jsonb"} AS tax_rates,
+                                   {SHIPPING_RATES if shipping else "NULL::jsonb"} AS shipping_rates) AS rates
                 WHERE {_BILLS}{where}
                 OFFSET 0
             ) AS sub
