@@ -81,7 +81,9 @@ def settings(database_url: str) -> Settings:
 async def services(engine: AsyncEngine, settings: Settings, clock: Clock, clean_db: None) -> Any:
     from rebill.services.runtime import Services
 
-    return Services(engine, settings, clock)
+    services = Services(engine, settings, clock)
+    yield services
+    await services.close()
 
 
 @pytest.fixture

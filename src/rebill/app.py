@@ -148,4 +148,5 @@ async def _close_on_exit(services: Services) -> None:
     try:
         await asyncio.Event().wait()
     finally:
+        await services.close()
         await services.engine.dispose()

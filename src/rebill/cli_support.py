@@ -64,7 +64,11 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Any:
             await ensure_reachable(engine)  # one line naming host, port and database, not a traceback
         if migrate:
             await upgrade(engine)
-        yield Services(engine, settings)
+        services = Services(engine, settings)
+        try:
+            yield services
+        finally:
+            await services.close()
     finally:
         await engine.dispose()
 

@@ -78,6 +78,7 @@ class _ServerThread:
         try:
             await self.server.serve(sockets=[self.sock])
         finally:
+            await services.close()
             await engine.dispose()
 
     def start(self) -> None:

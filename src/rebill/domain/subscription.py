@@ -283,9 +283,12 @@ class SubscriptionState:
         """
         if not changes.keys() <= _STATE_FIELDS:
             raise TypeError(f"SubscriptionState has no field {sorted(changes.keys() - _STATE_FIELDS)[0]!r}")
-        values = self.__dict__.copy()
+        old = self.__dict__
+        values = old.copy()
         values.update(changes)
-        if not _BILL_INPUTS.isdisjoint(changes):
+        if not _BILL_INPUTS.isdisjoint(changes) and any(
+            changes[name] is not old[name] for name in _BILL_INPUTS.intersection(changes)
+        ):
             values["_bill"] = None
         new = object.__new__(SubscriptionState)
         object.__setattr__(new, "__dict__", values)

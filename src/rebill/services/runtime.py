@@ -76,3 +76,8 @@ class Services:
         self.clock = clock or Clock.from_setting(settings.now)
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
         self.gateways = GatewayRegistry(settings.gateways, settings.default_gateway, engine)
+
+    async def close(self) -> None:
+        """Close what these services opened beside the engine (the gateways' connections); the engine is its
+        creator's to dispose."""
+        await self.gateways.close()
