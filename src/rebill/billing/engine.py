@@ -136,6 +136,10 @@ class EngineReport:
 # -- the engine ----------------------------------------------------------------
 
 
+#: Drafts finalized before a batch at most (each through the one charge path).
+DRAFTS_AT_ONCE = 100
+
+
 class RenewalEngine:
     """Renews, retries and reminds, as of ``services.clock.now()``."""
 
@@ -147,6 +151,9 @@ class RenewalEngine:
         self._locks: InFlight | None = None
         self._skip: set[int] = set()
         self._contract_skip: set[int] = set()
+        # Whether a draft may be due: at a pass's start, and after a batch drafted a renewal or left a
+        # subscription for its open draft (the drafts' query is then run before the next batch only).
+        self._drafts_due = True
 
     # -- entry points ----------------------------------------------------------
 
@@ -157,6 +164,7 @@ class RenewalEngine:
         report = EngineReport()
         self._skip = set()
         self._contract_skip = set()
+        self._drafts_due = True
         async with self._advisory():
             await self._recover(now, report)
             budget = limit
@@ -167,7 +175,8 @@ class RenewalEngine:
                 # Terms that ended and cancellations whose date came, before anything of theirs is billed.
                 await self._contract_terms(now, report)
                 # A draft whose next period is due goes first: at most one draft per subscription.
-                await self._finalize_drafts(now, report)
+                if self._drafts_due:
+                    await self._finalize_drafts(now, report)
                 done = await self._renew_batch(now, report, size)
                 if budget is not None:
                     budget -= done
@@ -347,6 +356,7 @@ class RenewalEngine:
                     and state.id in open_drafts
                 ):
                     # Its previous draft is finalized first (the next batch starts with it): claimed, untouched.
+                    self._drafts_due = True
                     continue
                 if (
                     charge is not None
@@ -357,6 +367,7 @@ class RenewalEngine:
                     # schedule moves on as for any renewal; the balance is applied at finalization.
                     kept = outcome.state.evolve(credit=state.credit)
                     drafted.append((state, Outcome(kept, "renewal_drafted"), charge))
+                    self._drafts_due = True
                     continue
                 (charged if charge is not None else immediate).append((state, outcome))
 
@@ -454,7 +465,9 @@ class RenewalEngine:
         from rebill.services import invoices
 
         async with self.services.sessions() as session:
-            due = await due_drafts(session, local_today(now, self.settings.seller_time_zone))
+            due = await due_drafts(session, local_today(now, self.settings.seller_time_zone), DRAFTS_AT_ONCE)
+        # A full page: more may be due before the next batch.
+        self._drafts_due = len(due) >= DRAFTS_AT_ONCE
         for invoice_id, subscription_id in due:
             if subscription_id in self._skip:
                 continue
