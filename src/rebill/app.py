@@ -25,6 +25,7 @@ from rebill.http.graphql_response import GraphQLResponseMedia
 from rebill.http.refusals import RefusalThrottle
 from rebill.portal import upkeep as portal_upkeep
 from rebill.portal.routes import portal_routes
+from rebill.process import settle_heap
 from rebill.resolvers.context import Context
 from rebill.schema import build_full_schema
 from rebill.services.runtime import Services
@@ -140,7 +141,9 @@ def from_env() -> Starlette:
         from rebill.bulk.runner import background_runner
 
         background.append(background_runner)
-    return create_app(services, background=background)
+    application = create_app(services, background=background)
+    settle_heap()
+    return application
 
 
 async def _close_on_exit(services: Services) -> None:

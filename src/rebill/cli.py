@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from rebill.cli_support import BAD_INPUT, console, fail, open_services, out, run, settings_or_exit
 from rebill.config import Settings, trusted_proxies
+from rebill.process import settle_heap
 
 app = typer.Typer(
     name="rebill",
@@ -114,6 +115,7 @@ def serve(
                 forwarded_allow_ips=list(proxies),
             )
             server = server_class(config)
+            settle_heap()
             console.print(f"rebill serving on http://{host}:{port}/graphql")
             console.print(f"admin console on http://{host}:{port}/admin")
             from rebill.db.embedded import registered_server

@@ -16,6 +16,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from rebill.cli_support import console, fail, open_services, out, run, settings_or_exit
+from rebill.process import settle_heap
 
 #: ``rebill worker`` and ``rebill outbox``, added to the top level of ``rebill`` by ``rebill.cli``.
 billing_app = typer.Typer()
@@ -98,6 +99,7 @@ def worker(
                 loop.add_signal_handler(sig, stop_after_batch, sig)
         async with open_services(settings) as services:
             engine = RenewalEngine(services, batch_size=batch_size)
+            settle_heap()
 
             async def after_each(report: EngineReport) -> None:
                 runs = delivered = 0

@@ -1,0 +1,21 @@
+"""What a long-running rebill process (the worker, a server) does for itself once it has started."""
+
+from __future__ import annotations
+
+import gc
+
+
+def settle_heap() -> None:
+    """For a long-running process (the worker, a server), once its modules are loaded.
+
+    What was built at start (modules, the tables' metadata, compiled
+    statements) lives as long as the process: moved out of the cyclic
+    garbage collector's generations, it is no longer traversed by every full
+    collection, which the worker's many short-lived objects set off often
+    (they took a fifth of its CPU). A larger first generation makes the
+    young collections rarer too; reference counting still frees nearly
+    everything at once.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
