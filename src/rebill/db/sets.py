@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -80,7 +81,11 @@ def _jsonb_positions(table: Table, columns: tuple[str, ...]) -> tuple[int, ...]:
 def _copied(table: Table, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
     """The rows as the binary COPY takes them: a JSON column's value as its text."""
     jsonb = _jsonb_positions(table, columns)
-    records = [tuple(row.get(c) for c in columns) for row in rows]
+    try:
+        take = itemgetter(*columns)
+        records = [take(row) for row in rows] if len(columns) > 1 else [(take(row),) for row in rows]
+    except KeyError:  # rows of different shapes: what one lacks is NULL
+        records = [tuple(map(row.get, columns)) for row in rows]
     if jsonb:
         for n, record in enumerate(records):
             values = list(record)
