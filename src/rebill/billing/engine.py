@@ -41,7 +41,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, bindparam, func, select, text
+from sqlalchemy import Date, bindparam, func, select, text, union
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -747,13 +747,16 @@ class RenewalEngine:
     def _contract_due_query(self, now: datetime) -> Any:
         contracts = t.table_of(t.SubscriptionContract)
         latest = bindparam("latest", (now + _AHEAD).date(), type_=Date)
-        ended = select(contracts.c.subscription_id).where(contracts.c.end_date <= latest)
+        # Each half from its own index (an OR of the two read every subscription, before every batch).
+        due = union(
+            select(S.c.id).where(
+                S.c.cancellation_date <= latest, text("subscriptions.status NOT IN ('CANCELLED', 'EXPIRED')")
+            ),
+            select(contracts.c.subscription_id).where(contracts.c.end_date <= latest),
+        )
         stmt = (
             select(S)
-            .where(
-                text("subscriptions.status NOT IN ('CANCELLED', 'EXPIRED')"),
-                (S.c.cancellation_date <= latest) | S.c.id.in_(ended),
-            )
+            .where(text("subscriptions.status NOT IN ('CANCELLED', 'EXPIRED')"), S.c.id.in_(due))
             .order_by(S.c.id)
             .limit(self.batch_size)
             .with_for_update(of=S, skip_locked=True)
