@@ -172,16 +172,26 @@ _BILLS = """s.currency = :currency AND s.status IN ('TRIAL', 'ACTIVE', 'OVERDUE'
       AND NOT s.id IN (SELECT ph.subscription_id FROM phases ph
                        WHERE ph.status = 'PENDING' AND ph.effective_date <= CAST(:horizon AS date))"""
 
+# The subscriptions with a declined renewal to retry, and those with a draft invoice.
+_RETRIES = """SELECT r.subscription_id FROM renewals r
+                       WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency"""
+_DRAFTS = """SELECT v.subscription_id FROM invoices v
+                       WHERE v.draft IS NOT NULL AND v.status = 'DRAFT' AND v.currency = :currency
+                         AND v.subscription_id IS NOT NULL"""
+
 # Those priced row by row (a few per cent): a coupon, a retry or a draft to forecast beside their renewals,
 # a credit balance, or nothing billed today (they bill only if an item renews). The others, read in one
 # pass with nothing but uncorrelated lookups (hashed once, in each parallel worker), are grouped at once.
-_NOT_SINGLED_OUT = """s.amount_minor > 0 AND s.credit_minor <= 0
+_NOT_SINGLED_OUT = f"""s.amount_minor > 0 AND s.credit_minor <= 0
       AND NOT s.id IN (SELECT subscription_id FROM applied_coupons)
-      AND NOT s.id IN (SELECT r.subscription_id FROM renewals r
-                       WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency)
-      AND NOT s.id IN (SELECT v.subscription_id FROM invoices v
-                       WHERE v.draft IS NOT NULL AND v.status = 'DRAFT' AND v.currency = :currency
-                         AND v.subscription_id IS NOT NULL)"""
+      AND NOT s.id IN ({_RETRIES})
+      AND NOT s.id IN ({_DRAFTS})"""
+
+# Billing nothing today, a subscription bills only if one of its items renews.
+_RENEWS = """(s.amount_minor > 0 OR s.id IN (
+           SELECT ai.subscription_id FROM subscription_items ai JOIN subscriptions z ON z.id = ai.subscription_id
+           WHERE ai.auto_renew AND z.amount_minor <= 0))"""
+
 
 _OFFLINE = "s.payment_method_id IN (SELECT id FROM payment_methods WHERE kind = 'OFFLINE')"
 
@@ -288,18 +298,11 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
                     least(s.end_date, s.cancellation_date,
                           CASE WHEN ct.action_at_term_end = 'CANCEL' THEN ct.end_date END) AS stop,
                     p.max_occurrences - s.last_cycle AS remaining,
-                    {_delay("s.invoicing", _OFFLINE)} AS delay,
-                    cdd.b1, cdd.b2, cdd.tangled, cdd.d0, cdd.d1, cdd.d2, it.subtotal, {item_columns},
-                    CASE WHEN s.id IN (SELECT sid FROM extra) THEN s.id END AS solo""",
-        f"""
-                LEFT JOIN cdd ON cdd.sid = s.id
-                LEFT JOIN it ON it.sid = s.id
-                {all_items}""",
+                    {_delay("s.invoicing", _OFFLINE)} AS delay, {item_columns}""",
+        all_items,
         f"""
       AND NOT ({_NOT_SINGLED_OUT})
-      AND (s.amount_minor > 0 OR s.id IN (
-           SELECT ai.subscription_id FROM subscription_items ai JOIN subscriptions z ON z.id = ai.subscription_id
-           WHERE ai.auto_renew AND z.amount_minor <= 0))""",
+      AND {_RENEWS}""",
         taxes=taxes,
         shipping=shipping,
     )
@@ -319,13 +322,8 @@ cp AS (
     WHERE c.duration = 'FOREVER' OR ac.cycles_used < CASE c.duration WHEN 'ONCE' THEN 1
                                                       ELSE coalesce(c.duration_cycles, 0) END
 ),
-cps AS (
-    SELECT sid, min(runs) AS b1, CASE WHEN max(runs) > min(runs) THEN max(runs) END AS b2,
-        count(DISTINCT runs) > 2 OR (bool_or(restricted) AND count(*) > 1) AS tangled
-    FROM cp GROUP BY sid
-),
 it AS (
-    SELECT i.subscription_id AS sid, coalesce(sum(l.line), 0) AS subtotal,
+    SELECT i.subscription_id AS sid, coalesce(sum(l.line), 0)::bigint AS subtotal,
         {"array_agg(i.product_id ORDER BY i.position, i.id)" if arrays else "NULL::bigint[]"} AS products,
         {"array_agg(l.line ORDER BY i.position, i.id)" if arrays else "NULL::bigint[]"} AS lines
     FROM subscription_items i
@@ -333,20 +331,30 @@ it AS (
     WHERE i.auto_renew AND i.subscription_id IN (SELECT subscription_id FROM applied_coupons)
     GROUP BY i.subscription_id
 ),
-cd AS MATERIALIZED (
-    SELECT cp.sid, cp.runs, cps.b1, cps.b2, cps.tangled, d.taken
-    FROM cp JOIN cps ON cps.sid = cp.sid LEFT JOIN it ON it.sid = cp.sid
+cd AS (
+    SELECT cp.sid, cp.runs, min(it.subtotal) AS subtotal, sum(d.taken)::bigint AS taken, count(*) AS k,
+        bool_or(cp.restricted) AS restricted
+    FROM cp LEFT JOIN it ON it.sid = cp.sid
     CROSS JOIN LATERAL (SELECT CASE WHEN cp.restricted
         THEN (SELECT coalesce(sum(l.amount), 0) FROM unnest(it.products, it.lines) AS l(product_id, amount)
               WHERE l.product_id = ANY(cp.product_ids))
         ELSE coalesce(it.subtotal, 0) END AS base) AS b
-    CROSS JOIN LATERAL (SELECT {_coupon_discount("b.base")} AS taken) AS d
+    CROSS JOIN LATERAL (SELECT ({_coupon_discount("b.base")})::bigint AS taken) AS d
+    GROUP BY cp.sid, cp.runs
 ),
+-- Per subscription: the renewal its first coupons run out at (b1), the next (b2), and what its coupons take
+-- until then (d0), between (d1) and after (d2). With two counts a < b, those running b renewals take
+-- (S1 - a * S0) / (b - a), S0 and S1 the sums of what the coupons with a count take and of that times
+-- their count; three counts or more are the domain's (tangled).
 cdd AS (
-    SELECT sid, b1, b2, tangled, sum(taken) AS d0,
-        coalesce(sum(taken) FILTER (WHERE runs IS NULL OR runs > b1), 0) AS d1,
-        coalesce(sum(taken) FILTER (WHERE runs IS NULL OR runs > b2), 0) AS d2
-    FROM cd GROUP BY sid, b1, b2, tangled
+    SELECT sid, min(subtotal) AS subtotal, min(runs) AS b1, CASE WHEN max(runs) > min(runs) THEN max(runs) END AS b2,
+        count(runs) > 2 OR (bool_or(restricted) AND sum(k) > 1) AS tangled,
+        sum(taken) AS d0,
+        coalesce(sum(taken) FILTER (WHERE runs IS NULL), 0)
+            + CASE WHEN max(runs) > min(runs) THEN div(sum(taken * runs) FILTER (WHERE runs IS NOT NULL)
+                   - min(runs) * sum(taken) FILTER (WHERE runs IS NOT NULL), max(runs) - min(runs)) ELSE 0 END AS d1,
+        coalesce(sum(taken) FILTER (WHERE runs IS NULL), 0) AS d2
+    FROM cd GROUP BY sid
 ),
 extra AS ({_extra()}
 ),
@@ -368,7 +376,12 @@ each AS (
             CASE WHEN b1 IS NOT NULL THEN {_charge(total1, "d1")} END AS c1,
             CASE WHEN b2 IS NOT NULL THEN {_charge(total2, "d2")} END AS c2,
             credit_minor > 0 OR coalesce(tangled, false) AS tangled
-        FROM {each_rows} AS pr
+        FROM (
+            SELECT pr.*, cdd.b1, cdd.b2, cdd.tangled, cdd.d0, cdd.d1, cdd.d2, cdd.subtotal,
+                CASE WHEN pr.id IN (SELECT sid FROM extra) THEN pr.id END AS solo
+            FROM {each_rows} AS pr
+            LEFT JOIN cdd ON cdd.sid = pr.id
+        ) AS pr
         OFFSET 0
     ) AS seg
     GROUP BY n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo, 13
