@@ -220,7 +220,11 @@ class CatalogService:
         common: Common | None = None,
     ) -> Result:
         async def body(unit: Unit) -> Result:
-            customer = (await unit.session.execute(select(CU).where(CU.c.id == customer_id).with_for_update())).first()
+            # FOR NO KEY UPDATE: concurrent changes of this customer queue here, while a charge being settled
+            # (which holds its subscription and checks its rows' keys against this customer) is never blocked.
+            customer = (
+                await unit.session.execute(select(CU).where(CU.c.id == customer_id).with_for_update(key_share=True))
+            ).first()
             if customer is None:
                 raise NotFound(f"customer {customer_id} does not exist", field=["customerId"])
             brand = last4 = None

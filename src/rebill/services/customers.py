@@ -119,7 +119,11 @@ class CustomerService:
         """
 
         async def body(unit: Unit) -> Result:
-            row = (await unit.session.execute(select(CU).where(CU.c.id == customer_id).with_for_update())).first()
+            # FOR NO KEY UPDATE: concurrent changes of this customer queue here, while a charge being settled
+            # (which holds its subscription and checks its rows' keys against this customer) is never blocked.
+            row = (
+                await unit.session.execute(select(CU).where(CU.c.id == customer_id).with_for_update(key_share=True))
+            ).first()
             if row is None:
                 raise NotFound(f"customer {to_global_id('Customer', customer_id)} does not exist", field=["customerId"])
             values: dict[str, Any] = {}
