@@ -200,23 +200,24 @@ class SandboxGateway:
         """The batch form of :meth:`charge`: one ledger transaction, the same per-key answers."""
         if not requests:
             return []
-        decisions = [self._decide(r.token) for r in requests]
+        # Each key once (a statement cannot answer one row twice); a repeated key gets the same answer.
+        unique = list({r.idempotency_key: r for r in reversed(requests)}.values())[::-1]
+        decisions = [self._decide(r.token) for r in unique]
         keys = [r.idempotency_key for r in requests]
         async with self._slots, self.engine.begin() as conn:
-            await conn.execute(
-                _BATCH_INSERT,
+            rows = await conn.execute(
+                _BATCH_CHARGE,
                 {
                     "gateway": self.name,
-                    "keys": keys,
-                    "tokens": [r.token for r in requests],
-                    "amounts": [r.amount.minor for r in requests],
-                    "currencies": [r.amount.currency for r in requests],
+                    "keys": [r.idempotency_key for r in unique],
+                    "tokens": [r.token for r in unique],
+                    "amounts": [r.amount.minor for r in unique],
+                    "currencies": [r.amount.currency for r in unique],
                     "oks": [ok for ok, _ in decisions],
                     "codes": [code for _, code in decisions],
-                    "refs": [f"sb_ch_{secrets.token_hex(8)}" for _ in requests],
+                    "refs": [f"sb_ch_{secrets.token_hex(8)}" for _ in unique],
                 },
             )
-            rows = await conn.execute(_BATCH_SELECT, {"gateway": self.name, "keys": keys})
             answers = {
                 row.idempotency_key: GatewayResult(row.succeeded, row.reference, row.decline_code) for row in rows
             }
@@ -240,7 +241,9 @@ class SandboxGateway:
         return GatewayResult(row.succeeded, row.reference, row.decline_code) if row is not None else None
 
 
-_BATCH_INSERT = text(
+# One statement answers the batch: a key seen before keeps its first answer (the no-op update makes the
+# stored row come back), whatever the planner thinks of the ledger's size.
+_BATCH_CHARGE = text(
     """
     INSERT INTO sandbox_charges
         (gateway, idempotency_key, kind, token, amount_minor, currency, succeeded, decline_code, reference)
@@ -249,14 +252,8 @@ _BATCH_INSERT = text(
         CAST(:keys AS text[]), CAST(:tokens AS text[]), CAST(:amounts AS bigint[]),
         CAST(:currencies AS text[]), CAST(:oks AS boolean[]), CAST(:codes AS text[]), CAST(:refs AS text[])
     ) AS u(key, token, amount, currency, ok, code, ref)
-    ON CONFLICT (gateway, idempotency_key, kind) DO NOTHING
-    """
-)
-_BATCH_SELECT = text(
-    """
-    SELECT c.idempotency_key, c.succeeded, c.decline_code, c.reference
-    FROM unnest(CAST(:keys AS text[])) AS k(key)
-    JOIN sandbox_charges c ON c.gateway = :gateway AND c.idempotency_key = k.key AND c.kind = 'CHARGE'
+    ON CONFLICT (gateway, idempotency_key, kind) DO UPDATE SET kind = EXCLUDED.kind
+    RETURNING idempotency_key, succeeded, decline_code, reference
     """
 )
 
