@@ -3,7 +3,9 @@
 The statement prices and dates most subscriptions itself; the renewal engine's own rules, run forward
 (``domain.forecast.scheduled_charges``), are the reference. Cadences, anchor policies, month-end dates,
 time zones on both sides of the seller's, trials, coupons that run out, several items, tax, shipping
-and end dates are mixed at random (seeded, so a failure replays).
+and end dates are mixed at random (seeded, so a failure replays). Without tax or shipping the statement
+prices the subscriptions with one coupon in the same pass as those without; that path has its own mixes,
+with credit balances among them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from rebill.db.repositories import Catalog, SubscriptionRepository
 from rebill.domain import forecast as rules
@@ -56,17 +59,29 @@ def repo_ids():
 
 @pytest.mark.parametrize("seed", [26, 1, 2])
 async def test_sql_and_the_domain_agree_on_a_mixed_set(client, services, seed):
+    await agree_on_a_mixed_set(client, services, seed, taxed=True)
+
+
+@pytest.mark.parametrize("seed", [26, 3])
+async def test_sql_and_the_domain_agree_without_tax_or_shipping(client, services, seed):
+    await agree_on_a_mixed_set(client, services, seed, taxed=False)
+
+
+async def agree_on_a_mixed_set(client, services, seed: int, *, taxed: bool) -> None:
     rng = random.Random(seed)
-    ships = await shipping_profile(client, "Parcels", ("Standard", "4.99", "USD"), ("Standard", "3.00", "EUR"))
-    await tax_rate(client, name="CA sales tax", percentage="8.875", country="US", region="CA")
+    ships = None
+    if taxed:
+        ships = await shipping_profile(client, "Parcels", ("Standard", "4.99", "USD"), ("Standard", "3.00", "EUR"))
+        await tax_rate(client, name="CA sales tax", percentage="8.875", country="US", region="CA")
+    shipped = {"shippingProfileId": ships} if ships else {}
     profiles = [
         await make_profile(client, name="Monthly"),
         await make_profile(client, name="Sticky", anchorPolicy="STICKY"),
         await make_profile(client, name="30 days", cadence={"unit": "DAY", "count": 30}),
-        await make_profile(client, name="Weekly", cadence={"unit": "WEEK", "count": 1}, shippingProfileId=ships),
+        await make_profile(client, name="Weekly", cadence={"unit": "WEEK", "count": 1}, **shipped),
         await make_profile(client, name="Quarterly", cadence={"unit": "MONTH", "count": 3}),
         await make_profile(client, name="Sticky 2", cadence={"unit": "MONTH", "count": 2}, anchorPolicy="STICKY"),
-        await make_profile(client, name="Trial", trialDays=14, shippingProfileId=ships),
+        await make_profile(client, name="Trial", trialDays=14, **shipped),
         await make_profile(client, name="Six", maxOccurrences=6),
     ]
     products = [await make_product(client, sku) for sku in ("coffee", "tea", "mugs")]
@@ -120,6 +135,10 @@ async def test_sql_and_the_domain_agree_on_a_mixed_set(client, services, seed):
             end = (START + timedelta(days=rng.randint(30, 200))).isoformat()
             await mutate(client, "setEndDate", {"subscriptionId": sid, "endDate": end}, "subscription { id }")
 
+    if not taxed:
+        # A few credit balances: those subscriptions are the domain's.
+        async with services.engine.begin() as conn:
+            await conn.execute(text("UPDATE subscriptions SET credit_minor = 500 WHERE id % 9 = 0"))
     want = await expected_by_domain(services)
     points = await forecast(client, START.isoformat(), END.isoformat())
     got = {

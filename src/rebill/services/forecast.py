@@ -16,10 +16,18 @@ Most subscriptions (no coupon, no credit, nothing owed beside their
 renewals) bill what they bill today: they are grouped straight from one
 scan, by their own columns (which the planner can count, so it hashes the
 groups in parallel workers instead of sorting a million rows), and their
-cadence, stops and delays are worked out per group. The few others are
-priced row by row. The tax and shipping rates are read once into two small
-maps, as ``bulk/simulate.py`` does. JIT is off for the statement: compiling
-it took thirty seconds, whatever the number of subscriptions.
+cadence, stops and delays are worked out per group. When no tax rate and no
+shipping profile is in use, that scan also prices the subscriptions with
+one coupon: the coupon comes from a hash join all workers share, their
+subtotal from a map (subscription → what its renewing items add up to)
+worked out once before the scan and handed to every worker, and they are
+grouped as well by the renewal their coupon runs out at. The others (a
+credit balance, a retry or a draft owed, several coupons or one limited to
+some products, and every coupon when tax or shipping applies) are priced
+row by row; without tax or shipping they are few and looked up by key. The
+tax and shipping rates are read once into two small maps, as
+``bulk/simulate.py`` does. JIT is off for the statement: compiling it took
+thirty seconds, whatever the number of subscriptions.
 
 What SQL does not price exactly is priced by the domain, through the
 engine's own rules (``domain.forecast.scheduled_charges``): subscriptions
@@ -109,11 +117,12 @@ _TIER = f"""(SELECT pt.unit_price_minor FROM product_tiers pt
 _LINE = f"({_QTY}::bigint * CASE WHEN i.price_from_tiers THEN coalesce({_TIER}, {_LISTED}) ELSE {_LISTED} END)"
 
 
-def _coupon_discount(base: str) -> str:
-    """What one coupon takes of ``base`` (the lines it applies to)."""
+def _coupon_discount(base: str, coupon: str = "cp") -> str:
+    """What one coupon (``coupon``'s columns) takes of ``base`` (the lines it applies to)."""
     return (
-        f"CASE WHEN cp.percent_off IS NOT NULL THEN {_half_even(f'({base})::numeric * cp.percent_off / 100')}"
-        f" ELSE least(cp.amount_off_minor, {base}) END"
+        f"CASE WHEN {coupon}.percent_off IS NOT NULL"
+        f" THEN {_half_even(f'({base})::numeric * {coupon}.percent_off / 100')}"
+        f" ELSE least({coupon}.amount_off_minor, {base}) END"
     )
 
 
@@ -195,6 +204,16 @@ _RENEWS = """(s.amount_minor > 0 OR s.id IN (
 
 _OFFLINE = "s.payment_method_id IN (SELECT id FROM payment_methods WHERE kind = 'OFFLINE')"
 
+# The coupons still running, with how many renewals each still discounts (NULL: for ever).
+_RUNNING = """SELECT ac.subscription_id AS sid, c.percent_off, c.amount_off_minor, c.product_ids,
+        cardinality(c.product_ids) > 0 AS restricted,
+        CASE c.duration WHEN 'ONCE' THEN 1 - ac.cycles_used
+             WHEN 'REPEATING' THEN coalesce(c.duration_cycles, 0) - ac.cycles_used END AS runs
+    FROM applied_coupons ac
+    JOIN coupons c ON c.id = ac.coupon_id
+    WHERE (c.duration = 'FOREVER' OR ac.cycles_used < CASE c.duration WHEN 'ONCE' THEN 1
+                                                       ELSE coalesce(c.duration_cycles, 0) END)"""
+
 
 def _delay(invoicing: str, offline: str) -> str:
     """Days from a billing date to the charge: a draft's days before it is finalized, then transfer terms."""
@@ -244,8 +263,10 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
 
     Most subscriptions (no running coupon, no credit, nothing owed beside their renewals) are read once and
     grouped at once by their own columns (``plain``), which the planner can count: it hashes the groups
-    instead of sorting a million rows. The others, a few per cent, are looked up by key and priced row by
-    row (``each``). Only the groups, a few thousand rows, are then dated.
+    in parallel workers instead of sorting a million rows. Without tax or shipping, the same pass prices
+    those with one coupon (``subtotals``, the coupon joined), and the few left (``singled``) are looked up
+    by key; with them, the others are found by a second scan. Those are priced row by row (``each``).
+    Only the groups, a few thousand rows, are then dated.
     """
     arrays = restricted or taxes
     total1 = "greatest(0, subtotal - d1)"
@@ -281,17 +302,57 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
             shipping=shipping,
         )
         plain_charge = _charge(total0, "0")
+        plain_runs = "NULL::int"
+        plain_c1 = "NULL::numeric"
+        # The others (every coupon among them) are read in a second pass and priced row by row.
+        singled_out = f"\n      AND NOT ({_NOT_SINGLED_OUT})"
+        coupons_of = ""
+        singled = ""
     else:
-        # Nothing an invoice adds: the subscriptions' own amounts, summed straight from the scan.
+        # Nothing an invoice adds. Those with one coupon running (not limited to some products) are read in
+        # the same parallel pass, priced from their subtotal (``subtotals``: one map, worked out before the
+        # pass and handed to every worker) and the coupon (joined from a hash the workers share), and grouped
+        # as well by the renewal their coupon runs out at, after which they bill their subtotal.
         plain_rows = f"""(
-            SELECT {plain_columns}, o.id IS NOT NULL AS offline, s.amount_minor
+            SELECT {plain_columns}, o.id IS NOT NULL AS offline, s.amount_minor, cp.runs, cp.subtotal,
+                cp.sid AS coupon, cp.percent_off, cp.amount_off_minor
             FROM subscriptions s
             LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id
             LEFT JOIN payment_methods o ON o.id = s.payment_method_id AND o.kind = 'OFFLINE'
+            LEFT JOIN (SELECT running.*, ((SELECT m FROM subtotals) ->> running.sid::text)::bigint AS subtotal
+                       FROM ({_RUNNING}) AS running) AS cp ON cp.sid = s.id
             WHERE {_BILLS}
-              AND {_NOT_SINGLED_OUT}
+              AND {_RENEWS} AND s.credit_minor <= 0
+              AND NOT s.id IN ({_RETRIES})
+              AND NOT s.id IN ({_DRAFTS})
+              AND (cp.sid IS NULL OR cp.subtotal IS NOT NULL)
         )"""
-        plain_charge = "amount_minor"
+        plain_charge = f"""CASE WHEN coupon IS NULL THEN amount_minor
+                                 ELSE greatest(0, subtotal - ({_coupon_discount("subtotal", "pr")})) END"""
+        plain_runs = "runs"
+        plain_c1 = "sum(CASE WHEN runs IS NOT NULL THEN subtotal END)"
+        # The others, a few, are looked up by key and priced row by row: a credit balance, a retry or a draft
+        # to forecast beside their renewals, several coupons running or one limited to some products, or
+        # one beside no item that renews.
+        singled_out = "\n      AND s.id IN (SELECT id FROM singled)"
+        coupons_of = "\n      AND ac.subscription_id IN (SELECT id FROM singled)"
+        singled = f"""running AS MATERIALIZED (
+    {_RUNNING}
+),
+several AS (
+    SELECT sid FROM running GROUP BY sid HAVING count(*) > 1 OR bool_or(coalesce(restricted, false))
+),
+subtotals AS MATERIALIZED (
+    SELECT jsonb_object_agg(sid, subtotal) AS m FROM it WHERE NOT sid IN (SELECT sid FROM several)
+),
+singled AS (
+    SELECT id FROM subscriptions WHERE credit_minor > 0
+    UNION {_RETRIES}
+    UNION {_DRAFTS}
+    UNION SELECT sid FROM several
+    UNION SELECT sid FROM running WHERE NOT sid IN (SELECT sid FROM it)
+),
+"""
     each_rows = _priced(
         f"""s.id, s.next_renewal_date AS n0, s.anchor_date, s.time_zone AS tz, s.credit_minor,
                     p.interval_unit AS unit, p.interval_count AS cnt, p.anchor_policy AS policy,
@@ -300,8 +361,7 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
                     p.max_occurrences - s.last_cycle AS remaining,
                     {_delay("s.invoicing", _OFFLINE)} AS delay, {item_columns}""",
         all_items,
-        f"""
-      AND NOT ({_NOT_SINGLED_OUT})
+        f"""{singled_out}
       AND {_RENEWS}""",
         taxes=taxes,
         shipping=shipping,
@@ -312,16 +372,6 @@ phased AS (
     SELECT DISTINCT ph.subscription_id AS id FROM phases ph
     WHERE ph.status = 'PENDING' AND ph.effective_date <= CAST(:horizon AS date)
 ),
-cp AS (
-    SELECT ac.subscription_id AS sid, c.percent_off, c.amount_off_minor, c.product_ids,
-        cardinality(c.product_ids) > 0 AS restricted,
-        CASE c.duration WHEN 'ONCE' THEN 1 - ac.cycles_used
-             WHEN 'REPEATING' THEN coalesce(c.duration_cycles, 0) - ac.cycles_used END AS runs
-    FROM applied_coupons ac
-    JOIN coupons c ON c.id = ac.coupon_id
-    WHERE c.duration = 'FOREVER' OR ac.cycles_used < CASE c.duration WHEN 'ONCE' THEN 1
-                                                      ELSE coalesce(c.duration_cycles, 0) END
-),
 it AS (
     SELECT i.subscription_id AS sid, coalesce(sum(l.line), 0)::bigint AS subtotal,
         {"array_agg(i.product_id ORDER BY i.position, i.id)" if arrays else "NULL::bigint[]"} AS products,
@@ -330,6 +380,9 @@ it AS (
     CROSS JOIN LATERAL (SELECT {_LINE} AS line) AS l
     WHERE i.auto_renew AND i.subscription_id IN (SELECT subscription_id FROM applied_coupons)
     GROUP BY i.subscription_id
+),
+{singled}cp AS (
+    {_RUNNING}{coupons_of}
 ),
 cd AS (
     SELECT cp.sid, cp.runs, min(it.subtotal) AS subtotal, sum(d.taken)::bigint AS taken, count(*) AS k,
@@ -360,10 +413,10 @@ extra AS ({_extra()}
 ),
 plain AS (
     SELECT n0, anchor_date, tz, profile_id, last_cycle, end_date, cancellation_date, term_action, term_end,
-        invoicing, offline, count(*) AS n, sum({plain_charge}) AS c0
+        invoicing, offline, {plain_runs} AS runs, count(*) AS n, sum({plain_charge}) AS c0, {plain_c1} AS c1
     FROM {plain_rows} AS pr
     GROUP BY n0, anchor_date, tz, profile_id, last_cycle, end_date, cancellation_date, term_action, term_end,
-        invoicing, offline
+        invoicing, offline, 12
 ),
 each AS (
     SELECT n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo,
@@ -390,8 +443,8 @@ grouped AS MATERIALIZED (
     SELECT g.n0, g.anchor_date, g.tz, {_delay("g.invoicing", "g.offline")} AS delay,
         least(g.end_date, g.cancellation_date, CASE WHEN g.term_action = 'CANCEL' THEN g.term_end END) AS stop,
         p.max_occurrences - g.last_cycle AS remaining, p.interval_unit AS unit, p.interval_count AS cnt,
-        p.anchor_policy AS policy, NULL::int AS b1, NULL::int AS b2, NULL::bigint AS solo, NULL::bigint AS dom,
-        g.n, g.c0, NULL::numeric AS c1, NULL::numeric AS c2
+        p.anchor_policy AS policy, g.runs AS b1, NULL::int AS b2, NULL::bigint AS solo, NULL::bigint AS dom,
+        g.n, g.c0, g.c1, NULL::numeric AS c2
     FROM plain AS g JOIN subscription_profiles p ON p.id = g.profile_id
     UNION ALL
     SELECT * FROM each
