@@ -149,7 +149,7 @@ def _update_sql(table: Table, key: str, columns: tuple[str, ...], guard: str | N
     return text(
         f'UPDATE "{table.name}" AS x SET {", ".join(sets)} '
         f"FROM json_to_recordset(CAST(:rows AS json)) AS u({_record(table, names)}) "
-        f'WHERE {where} RETURNING x."{key}"'
+        f"WHERE {where}"
     )
 
 
@@ -160,14 +160,14 @@ async def update_rows(
     *,
     key: str = "id",
     guard: str | None = None,
-) -> set[Any]:
+) -> int:
     """Update many rows by key with one ``UPDATE … FROM json_to_recordset``; ``guard`` is a version column.
 
-    Returns the keys of the rows updated (a guarded row whose version moved is not).
+    Returns how many rows were updated (a guarded row whose version moved is not).
     """
     if not rows:
-        return set()
+        return 0
     columns = tuple(c for c in rows[0] if c not in (key, guard))
     statement = _update_sql(table, key, columns, guard)
     result = await session.execute(statement, {"rows": _document(rows)})
-    return {row[0] for row in result}
+    return int(result.rowcount)  # type: ignore[attr-defined]

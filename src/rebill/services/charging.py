@@ -456,9 +456,10 @@ async def save_states(
             if old.cycles_used != new.cycles_used:
                 coupons.append({"id": new.id, "cycles_used": new.cycles_used})
         saved.append(after.evolve(version=before.version + 1, updated_at=now))
-    updated = await update_rows(session, S, rows, guard="version")
-    if len(updated) != len(rows):
-        missing = sorted({r["id"] for r in rows} - updated)
+    if await update_rows(session, S, rows, guard="version") != len(rows):
+        expected = {r["id"]: r["version"] + 1 for r in rows}
+        now_at = await session.execute(select(S.c.id, S.c.version).where(any_of(S.c.id, list(expected))))
+        missing = sorted(row.id for row in now_at if row.version != expected[row.id])
         raise VersionConflict(f"subscriptions {missing} changed while their renewals were being settled")
     await update_rows(session, AC, coupons)
     return saved
