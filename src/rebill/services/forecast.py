@@ -522,9 +522,11 @@ SELECT 'd', NULL, id, NULL, NULL FROM by_domain
 
 
 # JIT compiling the statement takes far longer than running it (its row estimates, multiplied through the
-# generated dates, look huge); the groups and the coupons' hash tables are to stay in memory.
+# generated dates, look huge); the groups and the coupons' hash tables are to stay in memory. Handing rows
+# from parallel workers to the leader is cheaper than the default cost says: at 0.1 a row the items of the
+# subscriptions with a coupon were summed by one process (0.8 s at 1M subscriptions) instead of three.
 _SETTINGS = """SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true),
-    set_config('hash_mem_multiplier', '4', true)"""
+    set_config('hash_mem_multiplier', '4', true), set_config('parallel_tuple_cost', '0.01', true)"""
 
 # What the statement needs to look up at all.
 _PRESENT = """SELECT EXISTS (SELECT 1 FROM tax_rates WHERE active) AS taxes,
