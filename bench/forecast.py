@@ -9,7 +9,8 @@ to ``rebill seed``'s: monthly (ANCHORED, some on month ends), monthly STICKY, ev
 quarterly and yearly plans, customers in four time zones, 5 % in trial, a few cancelled, 14 % with a
 coupon (a third of them running out), one or two items, a few thousand declined renewals awaiting a
 retry. Then asks the forecast ``--repeat`` times and prints the best and the range beside the target
-(under 1 s at 1M subscriptions); exits 1 on a miss.
+(under 1 s at 1M subscriptions), and the best of as many runs of a bare ``GROUP BY`` of the subscriptions
+renewing in the window (``bench/metrics.py``'s baseline) with the ratio; exits 1 on a miss.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from rebill.services.runtime import Services  # noqa: E402
 NOW_AT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 TODAY = date(2026, 3, 1)
 TARGET_S = 1.0
+# The least a forecast has to do: read the subscriptions renewing in the window and sum them by day.
+BASELINE = """SELECT next_renewal_date, count(*), sum(amount_minor) FROM subscriptions
+    WHERE currency = 'USD' AND status IN ('ACTIVE', 'TRIAL', 'OVERDUE', 'FUTURE')
+      AND next_renewal_date BETWEEN :today AND :end GROUP BY 1"""
 
 SEED = [
     """INSERT INTO subscription_profiles (name, interval_unit, interval_count, anchor_policy) VALUES
@@ -132,6 +137,12 @@ async def main() -> int:
                 "USD", TODAY, TODAY + timedelta(days=args.days - 1), MetricsInterval.DAY
             )
             timings.append(time.perf_counter() - started)
+        baseline = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            async with engine.connect() as conn:
+                await conn.execute(text(BASELINE), {"today": TODAY, "end": TODAY + timedelta(days=args.days - 1)})
+            baseline.append(time.perf_counter() - started)
         charges = sum(p.subscriptions for p in result.points)
         total = sum(p.expected.minor for p in result.points)
         met = min(timings) < TARGET_S
@@ -139,7 +150,9 @@ async def main() -> int:
             f"forecast of {args.days} days over {subscriptions:,} subscriptions: {charges:,} charges, "
             f"{total / 100:,.2f} USD expected (the domain priced {result.priced_by_domain}); "
             f"best of {args.repeat}: {min(timings):.2f} s (runs {min(timings):.2f}-{max(timings):.2f} s); "
-            f"target under {TARGET_S:.0f} s: {'met' if met else 'NOT met'}"
+            f"target under {TARGET_S:.0f} s: {'met' if met else 'NOT met'}; a bare GROUP BY of the subscriptions "
+            f"renewing in the window: best {min(baseline):.2f} s (runs {min(baseline):.2f}-{max(baseline):.2f} s), "
+            f"{min(timings) / min(baseline):.1f}x"
         )
         return 0 if met else 1
     finally:
