@@ -160,6 +160,41 @@ async def test_a_declined_charge_leaves_its_invoice_open_until_a_new_card_pays_i
     await assert_ledger_ok(services.engine)
 
 
+async def test_a_new_default_card_that_declines_too_leaves_the_invoice_open_and_says_so(client, services):
+    world = await make_world(client)
+    await add_card(client, world.customer, DECLINED)
+    declined = await mutate(
+        client,
+        "createSubscription",
+        {
+            "customerId": world.customer,
+            "profileId": world.profile,
+            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
+        },
+        "renewal { id status }",
+    )
+    invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
+    added = ok(
+        await mutate(
+            client,
+            "addPaymentMethod",
+            {"customerId": world.customer, "kind": "CARD", "gatewayToken": "4000000000009995", "makeDefault": True},
+            "paymentMethod { last4 } invoices { number status amountPaid { amount } amountDue { amount } }",
+        )
+    )  # the card is kept: its decline is the renewal's, not the request's
+    assert added["paymentMethod"] == {"last4": "9995"}
+    assert added["invoices"] == [
+        {
+            "number": invoice["number"],
+            "status": "OPEN",
+            "amountPaid": {"amount": "0.00"},
+            "amountDue": {"amount": "20.00"},
+        }
+    ]
+    assert (await invoice_of_renewal(client, declined["renewal"]["id"]))["status"] == "OPEN"
+    await assert_ledger_ok(services.engine)
+
+
 async def test_voiding_an_open_invoice_forgives_it_and_the_subscription_is_active_again(client, services):
     world = await make_world(client)
     await add_card(client, world.customer, DECLINED)
@@ -584,6 +619,37 @@ async def test_a_proration_credit_is_a_credit_note_to_the_balance(client, servic
     assert [e["node"] for e in data["creditNotes"]["edges"]] == [
         {"number": "CN-2026-000001", "refunded": False, "total": {"amount": "30.00"}}
     ]
+
+
+async def test_a_proration_credit_no_paid_invoice_has_room_for_is_recorded_as_a_renewal_of_its_own(client, services):
+    world = await make_world(client)
+    created = await subscribe(client, world, price="30.00", quantity=2)
+    sub = created["subscription"]
+    invoice = await invoice_of_renewal(client, created["renewal"]["id"])
+    ok(  # the whole invoice credited already (to the balance)
+        await mutate(
+            client,
+            "createCreditNote",
+            {"invoiceId": invoice["id"], "amount": {"amount": "60.00", "currency": "USD"}},
+            "creditNote { id }",
+        )
+    )
+    changed = ok(
+        await mutate(
+            client,
+            "updateItem",
+            {"subscriptionId": sub["id"], "itemId": sub["items"][0]["id"], "quantity": 1, "proration": "FULL"},
+            "subscription { credit { amount } } renewal { kind status amount { amount } } creditNote { id }",
+        )
+    )
+    assert changed["creditNote"] is None, "no invoice has room left for another credit note"
+    assert changed["renewal"]["amount"] == {"amount": "-30.00"}
+    assert changed["subscription"]["credit"] == {"amount": "90.00"}, "the correction's 60.00 and the proration's 30.00"
+    data = await gql(client, "query { creditNotes(first: 5) { edges { node { number total { amount } } } } }")
+    assert [e["node"] for e in data["creditNotes"]["edges"]] == [
+        {"number": "CN-2026-000001", "total": {"amount": "60.00"}}
+    ]
+    await assert_ledger_ok(services.engine)
 
 
 async def test_a_void_invoice_and_credit_notes_are_never_credited_or_edited(client, services):
