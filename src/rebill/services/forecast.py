@@ -336,11 +336,11 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
         # one beside no item that renews.
         singled_out = "\n      AND s.id IN (SELECT id FROM singled)"
         coupons_of = "\n      AND ac.subscription_id IN (SELECT id FROM singled)"
-        singled = f"""running AS MATERIALIZED (
-    {_RUNNING}
-),
-several AS (
-    SELECT sid FROM running GROUP BY sid HAVING count(*) > 1 OR bool_or(coalesce(restricted, false))
+        singled = f"""several AS (
+    SELECT subscription_id AS sid FROM applied_coupons GROUP BY subscription_id HAVING count(*) > 1
+    UNION
+    SELECT subscription_id FROM applied_coupons
+    WHERE coupon_id IN (SELECT id FROM coupons WHERE cardinality(product_ids) > 0)
 ),
 subtotals AS MATERIALIZED (
     SELECT jsonb_object_agg(sid, subtotal) AS m FROM it WHERE NOT sid IN (SELECT sid FROM several)
@@ -350,7 +350,7 @@ singled AS (
     UNION {_RETRIES}
     UNION {_DRAFTS}
     UNION SELECT sid FROM several
-    UNION SELECT sid FROM running WHERE NOT sid IN (SELECT sid FROM it)
+    UNION SELECT sid FROM ({_RUNNING}) AS running WHERE NOT sid IN (SELECT sid FROM it)
 ),
 """
     each_rows = _priced(
