@@ -136,9 +136,25 @@ async def agree_on_a_mixed_set(client, services, seed: int, *, taxed: bool) -> N
             await mutate(client, "setEndDate", {"subscriptionId": sid, "endDate": end}, "subscription { id }")
 
     if not taxed:
-        # A few credit balances: those subscriptions are the domain's.
+        # A few credit balances (those subscriptions are the domain's), and coupons used up by past renewals,
+        # so that some subscriptions keep several coupons of which one or none still runs.
         async with services.engine.begin() as conn:
             await conn.execute(text("UPDATE subscriptions SET credit_minor = 500 WHERE id % 9 = 0"))
+            await conn.execute(
+                text(
+                    """UPDATE applied_coupons ac SET cycles_used = coalesce(c.duration_cycles, 1)
+                       FROM coupons c WHERE c.id = ac.coupon_id AND c.duration <> 'FOREVER' AND ac.subscription_id % 2 = 0"""
+                )
+            )
+        # What each bills today, as saving it would store it.
+        async with services.sessions() as session, session.begin():
+            repo = SubscriptionRepository(session, Catalog(session))
+            ids = [row[0] for row in await session.execute(repo_ids())]
+            for sid, state in (await repo.get_many(ids)).items():
+                await session.execute(
+                    text("UPDATE subscriptions SET amount_minor = :amount WHERE id = :id"),
+                    {"amount": state.amount.minor, "id": sid},
+                )
     want = await expected_by_domain(services)
     points = await forecast(client, START.isoformat(), END.isoformat())
     got = {

@@ -336,11 +336,11 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
         # one beside no item that renews.
         singled_out = "\n      AND s.id IN (SELECT id FROM singled)"
         coupons_of = "\n      AND ac.subscription_id IN (SELECT id FROM singled)"
+        # ``several`` counts the running coupons only: the pass leaves out exactly those of its rows whose
+        # running coupon has no subtotal in the map.
         singled = f"""several AS (
-    SELECT subscription_id AS sid FROM applied_coupons GROUP BY subscription_id HAVING count(*) > 1
-    UNION
-    SELECT subscription_id FROM applied_coupons
-    WHERE coupon_id IN (SELECT id FROM coupons WHERE cardinality(product_ids) > 0)
+    SELECT sid FROM ({_RUNNING}) AS running
+    GROUP BY sid HAVING count(*) > 1 OR bool_or(coalesce(restricted, false))
 ),
 subtotals AS MATERIALIZED (
     SELECT jsonb_object_agg(sid, subtotal) AS m FROM it WHERE NOT sid IN (SELECT sid FROM several)
