@@ -311,6 +311,9 @@ def serve(kind: str, port: int, url: str, workers: int) -> None:
         os.environ.update(rebill_settings_env(url))
         settings = Settings.from_env()
         application = create_app(Services(make_engine(url), settings))
+        from rebill.process import settle_heap
+
+        settle_heap()  # as `rebill serve` does once started
     config = uvicorn.Config(
         application, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"
     )
