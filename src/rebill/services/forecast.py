@@ -372,13 +372,14 @@ phased AS (
     SELECT DISTINCT ph.subscription_id AS id FROM phases ph
     WHERE ph.status = 'PENDING' AND ph.effective_date <= CAST(:horizon AS date)
 ),
+-- What the items that renew add up to, for the subscriptions with a coupon still running.
 it AS (
     SELECT i.subscription_id AS sid, coalesce(sum(l.line), 0)::bigint AS subtotal,
         {"array_agg(i.product_id ORDER BY i.position, i.id)" if arrays else "NULL::bigint[]"} AS products,
         {"array_agg(l.line ORDER BY i.position, i.id)" if arrays else "NULL::bigint[]"} AS lines
     FROM subscription_items i
     CROSS JOIN LATERAL (SELECT {_LINE} AS line) AS l
-    WHERE i.auto_renew AND i.subscription_id IN (SELECT subscription_id FROM applied_coupons)
+    WHERE i.auto_renew AND i.subscription_id IN (SELECT sid FROM ({_RUNNING}) AS running)
     GROUP BY i.subscription_id
 ),
 {singled}cp AS (
