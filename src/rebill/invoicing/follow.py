@@ -42,8 +42,9 @@ def status_of_renewal(renewal_status: str, next_retry_date: str, subscription_st
            END"""
 
 
-# Driven by the subscriptions' ids, so each one's invoices come from its index whatever the planner
-# believes of the table's size (a table grown since it was last analyzed was read whole).
+# Driven by the subscriptions' ids, each one's invoices read from its index whatever the planner believes
+# of how many are open (with the statistics of a table grown since its last analyze, it read every open
+# invoice, or the whole table, for each batch).
 _FOLLOW = text(
     f"""
 WITH derived AS (
@@ -51,10 +52,13 @@ WITH derived AS (
            {status_of_renewal("r.status", "r.next_retry_date", "s.status")} AS status,
            r.paid_at
     FROM unnest(CAST(:ids AS bigint[])) AS u(id)
-    JOIN invoices i ON i.subscription_id = u.id
+    CROSS JOIN LATERAL (
+        SELECT id, renewal_id, subscription_id, status FROM invoices
+        WHERE subscription_id = u.id AND status IN ('OPEN', 'UNCOLLECTIBLE')
+        OFFSET 0  -- kept apart, so it is run per subscription from its index
+    ) AS i
     JOIN renewals r ON r.id = i.renewal_id
     JOIN subscriptions s ON s.id = i.subscription_id
-    WHERE i.status IN ('OPEN', 'UNCOLLECTIBLE')
 )
 UPDATE invoices i
 SET status = d.status,
