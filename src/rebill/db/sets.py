@@ -112,6 +112,10 @@ async def _copy(
         raise IntegrityError(f"COPY {table.name}", None, exc) from exc
     except asyncpg.PostgresError as exc:
         raise DBAPIError(f"COPY {table.name}", None, exc) from exc
+    except (asyncpg.InterfaceError, OSError) as exc:
+        # The connection is gone (the server went away): as SQLAlchemy does, it never goes back to the pool.
+        await connection.invalidate()
+        raise DBAPIError(f"COPY {table.name}", None, exc, connection_invalidated=True) from exc
 
 
 _NOTHING = text("SELECT 1")
