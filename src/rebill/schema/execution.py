@@ -733,20 +733,7 @@ def _object_completer(
             if defer_usages:  # incremental delivery: graphql-core's own path
                 return ex.collect_and_execute_subfields(object_type, details, path, value, None)
             state = ex._objects[complete_object] = _Answers(ex.plan(object_type, grouped_field_set))
-        # The same object under the same field again (a profile fifty subscriptions share): the answer
-        # it gave, when its fields read only attributes (no resolver can tell the two places apart)
-        # and no error was recorded while it was completed.
-        known = state.memo.get(id(value))
-        if known is not None and known[0] is value:
-            return known[1]
-        errors = ex._errors
-        result = state.plan.run(ex, value, path)
-        if type(result) is dict and ex._errors == errors:
-            if state.pure is None:
-                state.pure = ex._pure(state.plan)
-            if state.pure:
-                state.memo[id(value)] = (value, result)
-        return result
+        return state.answer(ex, value, path)
 
     def purity(ex: Any) -> bool | None:
         state = ex._objects.get(complete_object)
@@ -768,6 +755,22 @@ class _Answers:
         self.plan = plan
         self.memo: dict[int, tuple[Any, dict[str, Any]]] = {}
         self.pure: bool | None = None
+
+    def answer(self, ex: Any, value: Any, path: Any) -> Any:
+        """``value`` completed by the plan; the same object under the same field again (a profile fifty
+        subscriptions share) gets the answer it gave, when its fields read only attributes (no resolver
+        can tell the two places apart) and no error was recorded while it was completed."""
+        known = self.memo.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        errors = ex._errors
+        result = self.plan.run(ex, value, path)
+        if type(result) is dict and ex._errors == errors:
+            if self.pure is None:
+                self.pure = ex._pure(self.plan)
+            if self.pure:
+                self.memo[id(value)] = (value, result)
+        return result
 
 
 #: Planners by schema (a schema built for a test goes with its planner).
@@ -903,17 +906,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
             try:
                 answers = self._objects.get(complete_item) if type(value) is origin else None
                 if answers is not None and TYPE_CAST_ATTRIBUTE not in value.__dict__:
-                    known = answers.memo.get(id(value))
-                    if known is not None and known[0] is value:
-                        result = known[1]
-                    else:
-                        errors = self._errors
-                        result = answers.plan.run(self, value, item_path)
-                        if type(result) is dict and self._errors == errors:
-                            if answers.pure is None:
-                                answers.pure = self._pure(answers.plan)
-                            if answers.pure:
-                                answers.memo[id(value)] = (value, result)
+                    result = answers.answer(self, value, item_path)
                 else:
                     result = complete_item(self, value, item_path)
             except Exception as raw_error:
