@@ -35,6 +35,21 @@ async def invoice_of_renewal(client, renewal_id: str) -> dict[str, Any]:
     return invoice
 
 
+async def subscribe_at_20(client, world, selection: str) -> dict[str, Any]:
+    """``createSubscription`` of one item at 20.00 USD for the world's customer, charged to its default card
+    (which may decline): the payload, userErrors included."""
+    return await mutate(
+        client,
+        "createSubscription",
+        {
+            "customerId": world.customer,
+            "profileId": world.profile,
+            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
+        },
+        selection,
+    )
+
+
 async def all_invoices(client, **filter_: Any) -> list[dict[str, Any]]:
     data = await gql(
         client,
@@ -129,16 +144,7 @@ async def test_a_declined_charge_leaves_its_invoice_open_until_a_new_card_pays_i
             "paymentMethod { id }",
         )
     )
-    declined = await mutate(
-        client,
-        "createSubscription",
-        {
-            "customerId": world.customer,
-            "profileId": world.profile,
-            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
-        },
-        "subscription { id status } renewal { id status }",
-    )
+    declined = await subscribe_at_20(client, world, "subscription { id status } renewal { id status }")
     assert declined["renewal"]["status"] == "FAILED"
     invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
     assert (invoice["status"], invoice["amountDue"]) == ("OPEN", {"amount": "20.00"})
@@ -163,16 +169,7 @@ async def test_a_declined_charge_leaves_its_invoice_open_until_a_new_card_pays_i
 async def test_a_new_default_card_that_declines_too_leaves_the_invoice_open_and_says_so(client, services):
     world = await make_world(client)
     await add_card(client, world.customer, DECLINED)
-    declined = await mutate(
-        client,
-        "createSubscription",
-        {
-            "customerId": world.customer,
-            "profileId": world.profile,
-            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
-        },
-        "renewal { id status }",
-    )
+    declined = await subscribe_at_20(client, world, "renewal { id status }")
     invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
     added = ok(
         await mutate(
@@ -198,16 +195,7 @@ async def test_a_new_default_card_that_declines_too_leaves_the_invoice_open_and_
 async def test_voiding_an_open_invoice_forgives_it_and_the_subscription_is_active_again(client, services):
     world = await make_world(client)
     await add_card(client, world.customer, DECLINED)
-    declined = await mutate(
-        client,
-        "createSubscription",
-        {
-            "customerId": world.customer,
-            "profileId": world.profile,
-            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
-        },
-        "subscription { id status overdueCount } renewal { id }",
-    )
+    declined = await subscribe_at_20(client, world, "subscription { id status overdueCount } renewal { id }")
     assert declined["subscription"]["status"] == "OVERDUE"
     invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
     voided = ok(
@@ -255,16 +243,7 @@ async def test_a_paid_invoice_cannot_be_voided(client):
 async def test_an_invoice_whose_dunning_ends_unpaid_is_uncollectible(client, services, clock):
     world = await make_world(client, retryScheduleDays=[1])
     await add_card(client, world.customer, DECLINED)
-    declined = await mutate(
-        client,
-        "createSubscription",
-        {
-            "customerId": world.customer,
-            "profileId": world.profile,
-            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
-        },
-        "subscription { id } renewal { id }",
-    )
+    declined = await subscribe_at_20(client, world, "subscription { id } renewal { id }")
     clock.set(datetime(2026, 1, 17, 9, tzinfo=UTC))
     await RenewalEngine(services).run_once()
     invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
@@ -655,16 +634,7 @@ async def test_a_proration_credit_no_paid_invoice_has_room_for_is_recorded_as_a_
 async def test_a_void_invoice_and_credit_notes_are_never_credited_or_edited(client, services):
     world = await make_world(client)
     await add_card(client, world.customer, DECLINED)
-    declined = await mutate(
-        client,
-        "createSubscription",
-        {
-            "customerId": world.customer,
-            "profileId": world.profile,
-            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
-        },
-        "renewal { id }",
-    )
+    declined = await subscribe_at_20(client, world, "renewal { id }")
     invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
     ok(await mutate(client, "voidInvoice", {"invoiceId": invoice["id"]}, "invoice { id }"))
     refused = await mutate(
@@ -810,16 +780,7 @@ async def test_a_deleted_draft_skips_its_period_and_cancelling_deletes_one(clien
 async def test_a_payment_recorded_by_staff_pays_the_invoice_and_its_renewal(client, services):
     world = await make_world(client)
     await add_card(client, world.customer, DECLINED)
-    declined = await mutate(
-        client,
-        "createSubscription",
-        {
-            "customerId": world.customer,
-            "profileId": world.profile,
-            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
-        },
-        "subscription { id status } renewal { id }",
-    )
+    declined = await subscribe_at_20(client, world, "subscription { id status } renewal { id }")
     assert declined["subscription"]["status"] == "OVERDUE"
     invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
     future = await mutate(
@@ -1041,16 +1002,7 @@ async def test_a_pro_forma_asks_for_the_payment_and_its_invoice_follows_it(clien
 async def test_a_void_retried_with_its_idempotency_key_answers_the_voided_invoice_again(client):
     world = await make_world(client)
     await add_card(client, world.customer, DECLINED)
-    declined = await mutate(
-        client,
-        "createSubscription",
-        {
-            "customerId": world.customer,
-            "profileId": world.profile,
-            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
-        },
-        "renewal { id }",
-    )
+    declined = await subscribe_at_20(client, world, "renewal { id }")
     invoice = await invoice_of_renewal(client, declined["renewal"]["id"])
     request = {"invoiceId": invoice["id"], "reason": "goodwill", "idempotencyKey": "void-1"}
     first = ok(await mutate(client, "voidInvoice", request, "invoice { status number }"))
@@ -1061,16 +1013,7 @@ async def test_a_void_retried_with_its_idempotency_key_answers_the_voided_invoic
 async def test_an_invoice_whose_payment_is_in_flight_cannot_be_voided(client, services):
     world = await make_world(client)
     await add_card(client, world.customer, "4000000000000259")  # charged, then the gateway's answer is lost
-    pending = await mutate(
-        client,
-        "createSubscription",
-        {
-            "customerId": world.customer,
-            "profileId": world.profile,
-            "items": [{"productId": world.product, "unitPrice": {"amount": "20.00", "currency": "USD"}}],
-        },
-        "renewal { id status }",
-    )
+    pending = await subscribe_at_20(client, world, "renewal { id status }")
     assert pending["renewal"]["status"] == "PENDING"
     invoice = await invoice_of_renewal(client, pending["renewal"]["id"])
     refused = await mutate(client, "voidInvoice", {"invoiceId": invoice["id"]}, "invoice { status }")
