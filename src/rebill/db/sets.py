@@ -69,8 +69,9 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def _document(rows: Sequence[Mapping[str, Any]]) -> str:
-    return orjson.dumps(rows, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
+def _json(value: Any) -> str:
+    """``value`` as JSON text: a batch's rows for ``json_to_recordset``, or one JSON column's value."""
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 @lru_cache(maxsize=64)
@@ -91,9 +92,7 @@ def _copied(table: Table, columns: tuple[str, ...], rows: Sequence[Mapping[str, 
             values = list(record)
             for position in jsonb:
                 if values[position] is not None:
-                    values[position] = orjson.dumps(
-                        values[position], default=_default, option=orjson.OPT_NON_STR_KEYS
-                    ).decode()
+                    values[position] = _json(values[position])
             records[n] = tuple(values)
     return records
 
@@ -138,7 +137,7 @@ async def insert_rows(
         await _copy(session, table, columns, rows)
         return []
     statement = _insert_sql(table, columns, tuple(returning), conflict)
-    result = await session.execute(statement, {"rows": _document(rows)})
+    result = await session.execute(statement, {"rows": _json(rows)})
     return list(result) if returning else []
 
 
@@ -173,5 +172,5 @@ async def update_rows(
         return 0
     columns = tuple(c for c in rows[0] if c not in (key, guard))
     statement = _update_sql(table, key, columns, guard)
-    result = await session.execute(statement, {"rows": _document(rows)})
+    result = await session.execute(statement, {"rows": _json(rows)})
     return int(result.rowcount)  # type: ignore[attr-defined]
