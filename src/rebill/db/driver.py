@@ -106,10 +106,10 @@ def _compiled(statement: Executable) -> tuple[SQLCompiler | None, Any]:
     return found, key  # type: ignore[return-value]
 
 
-def _arguments(compiled: Any, params: Any, processors: Any) -> list[Any]:
-    """The positional arguments of a compiled statement, each through its bind processor (an array's,
-    say) as SQLAlchemy applies them."""
-    return [processors[name](params[name]) if name in processors else params[name] for name in compiled.positiontup]
+def _arguments(names: Sequence[str], params: Any, processors: Any) -> list[Any]:
+    """The positional arguments of a compiled statement (its parameters' ``names`` in order), each through
+    its bind processor (an array's, say) as SQLAlchemy applies them."""
+    return [processors[name](params[name]) if name in processors else params[name] for name in names]
 
 
 def _announce(engine: AsyncEngine, sql: str, args: Sequence[Any]) -> None:
@@ -142,8 +142,7 @@ class Prepared:
 
     async def run(self, engine: AsyncEngine, driver: Any, values: dict[str, Any]) -> Sequence[Any]:
         """Its rows, run with ``values`` on ``driver``, an asyncpg connection of ``engine``'s pool."""
-        processors = self.processors
-        args = [processors[name](values[name]) if name in processors else values[name] for name in self.names]
+        args = _arguments(self.names, values, self.processors)
         _announce(engine, self.sql, args)
         return await driver.fetch(self.sql, *args, record_class=Row)
 
@@ -178,7 +177,7 @@ class Reads:
                 async with autocommit(self.engine) as conn:
                     return list(await conn.execute(statement))
             params = compiled.construct_params(extracted_parameters=key[1], escape_names=False)
-            args = _arguments(compiled, params, compiled._bind_processors)
+            args = _arguments(compiled.positiontup or (), params, compiled._bind_processors)
             _announce(self.engine, compiled.string, args)
             driver = await self._driver()
             return await driver.fetch(compiled.string, *args, record_class=Row)
