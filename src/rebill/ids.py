@@ -20,9 +20,14 @@ MAX_PK = 2**63 - 1
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
+def urlsafe_b64(raw: str) -> str:
+    """``raw`` in unpadded URL-safe base64 (global ids, page cursors): ``base64.urlsafe_b64encode`` in one
+    call, as one is written for every node of every page."""
+    return binascii.b2a_base64(raw.encode(), newline=False).translate(_URLSAFE).decode().rstrip("=")
+
+
 def to_global_id(type_name: str, pk: int | str) -> str:
-    # base64.urlsafe_b64encode in one call: ids are written for every node of every page.
-    return binascii.b2a_base64(f"{type_name}:{pk}".encode(), newline=False).translate(_URLSAFE).decode().rstrip("=")
+    return urlsafe_b64(f"{type_name}:{pk}")
 
 
 def from_global_id(gid: str) -> tuple[str, str]:

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from rebill.db.driver import Prepared, Reads, json_as_text
+from rebill.ids import urlsafe_b64
 from rebill.schema.common import DEFAULT_PAGE, MAX_PAGE, ApiError
 
 
@@ -114,18 +115,10 @@ def int_order(name: str, key: Any, descending: bool = False) -> Order:
 # -- cursors -----------------------------------------------------------------------
 
 
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-
-
-def _b64(raw: str) -> str:
-    # base64.urlsafe_b64encode in one call: a page writes one cursor per row.
-    return binascii.b2a_base64(raw.encode(), newline=False).translate(_URLSAFE).decode().rstrip("=")
-
-
 def encode(order: Order, key: Any, pk: int) -> str:
     if order.key is None:
-        return _b64(f"c:{pk}")
-    return _b64("k:" + json.dumps([order.name, order.dump(key), pk], separators=(",", ":")))
+        return urlsafe_b64(f"c:{pk}")
+    return urlsafe_b64("k:" + json.dumps([order.name, order.dump(key), pk], separators=(",", ":")))
 
 
 def decode(cursor: str | None, order: Order, argument: str) -> tuple[Any, int] | None:
@@ -238,7 +231,7 @@ def _finish(
         has_next, has_previous = more, win.after is not None
     pk_of = pk_of or attrgetter("id")
     if order.key is None:  # the id order's cursors, without a key to look at
-        cursors = [_b64(f"c:{pk_of(r)}") for r in rows]
+        cursors = [urlsafe_b64(f"c:{pk_of(r)}") for r in rows]
     else:
         cursors = [encode(order, key_of(r), pk_of(r)) for r in rows]
     return Page(rows, has_next, total, has_previous, cursors)
