@@ -14,6 +14,7 @@ from rebill.domain.errors import ValidationError
 from rebill.domain.invoice import DocLine, Document, DocumentType, InvoicingTerms, LineKind
 from rebill.domain.money import Money
 from rebill.domain.pricing import Discount, Line, bill
+from rebill.domain.tax import TaxRate
 
 START, END = date(2026, 1, 15), date(2026, 2, 15)
 
@@ -158,3 +159,43 @@ def test_invoicing_settings_survive_their_stored_form(purchase_order, memo, term
     changed = invoice.change_terms(InvoicingTerms(), purchase_order=purchase_order, memo=memo, payment_terms_days=terms)
     assert invoice.terms_of(changed.to_json()) == changed
     assert changed.document_type is DocumentType.INVOICE
+
+
+tax_rates = st.one_of(
+    st.none(),
+    st.builds(
+        TaxRate,
+        st.none(),
+        st.just("VAT"),
+        st.decimals(min_value=Decimal(0), max_value=Decimal(30), places=2),
+        st.booleans(),
+    ),
+)
+any_lines = st.lists(
+    st.builds(
+        lambda kind, minor, tax, rate: DocLine(
+            kind,
+            kind.value,
+            usd(-minor if kind is LineKind.DISCOUNT else minor),
+            tax_amount=usd(tax) if tax is not None else None,
+            tax_rate=rate,
+        ),
+        st.sampled_from(list(LineKind)),
+        st.integers(0, 10_000_000),
+        st.one_of(st.none(), st.integers(0, 1_000_000)),
+        tax_rates,
+    ),
+    max_size=8,
+)
+
+
+@given(any_lines, st.one_of(st.none(), st.integers(0, 1_000_000)))
+def test_the_stored_totals_are_the_documents_own(lines, credit):
+    document = Document("USD", tuple(lines), credit_applied=usd(credit) if credit is not None else None)
+    sums = document.sums()
+    assert sums.subtotal == document.subtotal.minor
+    assert sums.discount == document.discount_total.minor
+    assert sums.shipping == document.shipping_total.minor
+    assert sums.tax == document.tax_total.minor
+    assert sums.total == document.total.minor
+    assert sums.credit == document.credit.minor

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from rebill.domain.errors import ValidationError
 from rebill.domain.money import Money, round_fraction
@@ -100,6 +100,17 @@ class DocLine:
         return self.tax_amount.minor
 
 
+class Sums(NamedTuple):
+    """A document's totals in minor units (``Document.sums``): each equals its ``Document`` property."""
+
+    subtotal: int
+    discount: int
+    shipping: int
+    tax: int
+    total: int
+    credit: int
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
     """An invoice's content: lines, the credit applied to it and what was paid.
@@ -149,6 +160,23 @@ class Document:
     def credit(self) -> Money:
         return self.credit_applied or Money.zero(self.currency)
 
+    def sums(self) -> Sums:
+        """Every total of the document in minor units, from one pass over its lines (what is stored)."""
+        subtotal = discount = shipping = tax = exclusive = 0
+        for line in self.lines:
+            minor = line.amount.minor
+            subtotal += minor
+            if line.kind is LineKind.DISCOUNT:
+                discount -= minor
+            elif line.kind is LineKind.SHIPPING:
+                shipping += minor
+            if line.tax_amount is not None:
+                tax += line.tax_amount.minor
+                if line.tax_rate is None or not line.tax_rate.inclusive:
+                    exclusive += line.tax_amount.minor
+        credit = self.credit_applied.minor if self.credit_applied is not None else 0
+        return Sums(subtotal, discount, shipping, tax, subtotal + exclusive, credit)
+
     @property
     def paid(self) -> Money:
         return self.amount_paid or Money.zero(self.currency)
@@ -171,7 +199,8 @@ def check(document: Document) -> Document:
                 f"line {line.description!r} is in {line.amount.currency}, the invoice in {document.currency}",
                 code="CURRENCY_MISMATCH",
             )
-    if document.credit.is_negative or document.credit > document.total:
+    sums = document.sums()
+    if sums.credit < 0 or sums.credit > sums.total:
         raise ValidationError(
             f"the credit applied ({document.credit}) must be between 0 and the total ({document.total})",
             code="CREDIT_EXCEEDS_INVOICE",
@@ -303,22 +332,15 @@ def for_charge(
     would mean the charge bills something no line explains, which is a bug.
     """
     currency = charged.currency
-    document = Document(currency, tuple(lines), period_start, period_end)
-    credit = document.total - charged
+    lines = tuple(lines)
+    total = total_of(lines, currency)
+    credit = total - charged
     if credit.is_negative:
         raise ValidationError(
-            f"the charge of {charged} is more than its invoice lines add up to ({document.total})",
+            f"the charge of {charged} is more than its invoice lines add up to ({total})",
             code="INVOICE_MISMATCH",
         )
-    return check(
-        Document(
-            currency,
-            tuple(lines),
-            period_start,
-            period_end,
-            credit_applied=credit,
-        )
-    )
+    return check(Document(currency, lines, period_start, period_end, credit_applied=credit))
 
 
 def number_of(prefix: str, year: int, counter: int) -> str:
@@ -388,10 +410,14 @@ class InvoicingTerms:
         return out or None
 
 
+#: The settings of a subscription that set none (most): one immutable value shared by all.
+DEFAULT_TERMS = InvoicingTerms()
+
+
 def terms_of(raw: Mapping[str, Any] | None) -> InvoicingTerms:
     """The settings a subscription's stored ``invoicing`` JSON says (the defaults for None)."""
     if not raw:
-        return InvoicingTerms()
+        return DEFAULT_TERMS
     return InvoicingTerms(
         purchase_order=raw.get("purchaseOrder"),
         memo=raw.get("memo"),

@@ -53,6 +53,9 @@ MAX_MINOR = 2**63 - 1
 
 _CODE = re.compile(r"[A-Z]{3}")
 # ASCII digits only: ``\d`` would also accept Arabic-Indic and other digits.
+#: ``Money.zero`` of each currency asked for.
+_ZEROS: dict[str, Money] = {}
+
 _AMOUNT = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 
 
@@ -236,7 +239,11 @@ class Money:
 
     @classmethod
     def zero(cls, currency: str) -> Money:
-        return cls(0, currency)
+        # Immutable: one zero per currency serves every caller (a renewal asks for several).
+        zero = _ZEROS.get(currency)
+        if zero is None:
+            zero = _ZEROS[currency] = cls(0, currency)  # refuses an unknown currency
+        return zero
 
     @classmethod
     def from_decimal(

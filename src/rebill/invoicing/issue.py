@@ -209,13 +209,14 @@ async def issue_for_charges(
 
 
 def totals_of(document: Document) -> dict[str, int]:
+    sums = document.sums()
     return {
-        "subtotal_minor": document.subtotal.minor,
-        "discount_minor": document.discount_total.minor,
-        "shipping_minor": document.shipping_total.minor,
-        "tax_minor": document.tax_total.minor,
-        "total_minor": document.total.minor,
-        "credit_applied_minor": document.credit.minor,
+        "subtotal_minor": sums.subtotal,
+        "discount_minor": sums.discount,
+        "shipping_minor": sums.shipping,
+        "tax_minor": sums.tax,
+        "total_minor": sums.total,
+        "credit_applied_minor": sums.credit,
     }
 
 
