@@ -14,18 +14,21 @@ number of distinct schedules, not of subscriptions.
 
 Most subscriptions (no coupon, no credit, nothing owed beside their
 renewals) bill what they bill today: they are grouped straight from one
-scan, by their own columns (which the planner can count, so it hashes the
-groups in parallel workers instead of sorting a million rows), and their
-cadence, stops and delays are worked out per group. When no tax rate and no
-shipping profile is in use, that scan also prices the subscriptions with
-one coupon: the coupon comes from a hash join all workers share, their
-subtotal from a map (subscription → what its renewing items add up to)
-worked out once before the scan and handed to every worker, and they are
-grouped as well by the renewal their coupon runs out at. The others (a
-credit balance, a retry or a draft owed, several coupons or one limited to
-some products, and every coupon when tax or shipping applies) are priced
-row by row; without tax or shipping they are few and looked up by key. The
-tax and shipping rates are read once into two small maps, as
+scan, by their next renewal, anchor, time zone, cadence, stop date and
+delay (a few small columns the planner can count, so it hashes the groups
+in parallel workers instead of sorting a million rows), and their cadence
+is worked out per group. When no tax rate and no shipping profile is in
+use, that scan also prices the subscriptions with one coupon: the coupon
+comes from a hash join all workers share, their subtotal from a map
+(subscription → what its renewing items add up to) worked out once before
+the scan and handed to every worker, and they are grouped as well by the
+renewal their coupon runs out at. The same scan then keeps a group of its
+own for each subscription with a retry or a draft owed (so it is counted
+once on a day it also renews), and one for each the domain prices (a credit
+balance, a coupon beside no item that renews). The others (several coupons
+or one limited to some products, and, when tax or shipping applies, every
+coupon, credit, retry or draft) are priced row by row; without tax or
+shipping they are few and looked up by key. The tax and shipping rates are read once into two small maps, as
 ``bulk/simulate.py`` does. JIT is off for the statement: compiling it took
 thirty seconds, whatever the number of subscriptions.
 
@@ -262,10 +265,12 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
     statement skips their lookups); ``restricted``: whether any coupon is limited to some products.
 
     Most subscriptions (no running coupon, no credit, nothing owed beside their renewals) are read once and
-    grouped at once by their own columns (``plain``), which the planner can count: it hashes the groups
+    grouped at once by their schedule (``plain``), which the planner can count: it hashes the groups
     in parallel workers instead of sorting a million rows. Without tax or shipping, the same pass prices
-    those with one coupon (``subtotals``, the coupon joined), and the few left (``singled``) are looked up
-    by key; with them, the others are found by a second scan. Those are priced row by row (``each``).
+    those with one coupon (``subtotals``, the coupon joined), keeps those with a retry or a draft in groups
+    of one (``solo``) and marks those the domain prices (``dom``); the few left (``singled``: several
+    coupons, or one limited to some products) are looked up by key. With tax or shipping, the others are
+    found by a second scan. Those are priced row by row (``each``).
     Only the groups, a few thousand rows, are then dated.
     """
     arrays = restricted or taxes
@@ -295,7 +300,8 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
                     s.invoicing"""
     if taxes or shipping:
         plain_rows = _priced(
-            f"{plain_columns}, {_OFFLINE} AS offline, NULL::bigint AS d0, NULL::bigint AS subtotal, {item_columns}",
+            f"{plain_columns}, {_OFFLINE} AS offline, NULL::bigint AS d0, NULL::bigint AS subtotal,"
+            f" NULL::bigint AS solo, NULL::bigint AS dom, {item_columns}",
             all_items,
             f"\n      AND {_NOT_SINGLED_OUT}",
             taxes=taxes,
@@ -312,45 +318,44 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
         # Nothing an invoice adds. Those with one coupon running (not limited to some products) are read in
         # the same parallel pass, priced from their subtotal (``subtotals``: one map, worked out before the
         # pass and handed to every worker) and the coupon (joined from a hash the workers share), and grouped
-        # as well by the renewal their coupon runs out at, after which they bill their subtotal.
+        # as well by the renewal their coupon runs out at, after which they bill their subtotal. Those with a
+        # retry or a draft owed get a group each (``solo``: counted once on a day they also renew); a credit
+        # balance, or a coupon beside no item that renews, is the domain's (``dom``), as ``each`` finds.
         plain_rows = f"""(
             SELECT {plain_columns}, o.id IS NOT NULL AS offline, s.amount_minor, cp.runs, cp.subtotal,
-                cp.sid AS coupon, cp.percent_off, cp.amount_off_minor
+                cp.sid AS coupon, cp.percent_off, cp.amount_off_minor,
+                CASE WHEN s.id IN ({_RETRIES}) OR s.id IN ({_DRAFTS}) THEN s.id END AS solo,
+                CASE WHEN s.credit_minor > 0 OR (cp.sid IS NOT NULL AND cp.subtotal IS NULL) THEN s.id END AS dom
             FROM subscriptions s
             LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id
             LEFT JOIN payment_methods o ON o.id = s.payment_method_id AND o.kind = 'OFFLINE'
             LEFT JOIN (SELECT running.*, ((SELECT m FROM subtotals) ->> running.sid::text)::bigint AS subtotal
                        FROM ({_RUNNING}) AS running) AS cp ON cp.sid = s.id
             WHERE {_BILLS}
-              AND {_RENEWS} AND s.credit_minor <= 0
-              AND NOT s.id IN ({_RETRIES})
-              AND NOT s.id IN ({_DRAFTS})
-              AND (cp.sid IS NULL OR cp.subtotal IS NOT NULL)
+              AND {_RENEWS}
+              AND (cp.sid IS NULL OR NOT coalesce((SELECT m FROM several_map) ? cp.sid::text, false))
         )"""
         plain_charge = f"""CASE WHEN coupon IS NULL THEN amount_minor
                                  ELSE greatest(0, subtotal - ({_coupon_discount("subtotal", "pr")})) END"""
         plain_runs = "runs"
         plain_c1 = "sum(CASE WHEN runs IS NOT NULL THEN subtotal END)"
-        # The others, a few, are looked up by key and priced row by row: a credit balance, a retry or a draft
-        # to forecast beside their renewals, several coupons running or one limited to some products, or
-        # one beside no item that renews.
+        # The others, a few, are looked up by key and priced row by row: several coupons running or one limited
+        # to some products (``several_map`` hands the pass the same set, to leave them out).
         singled_out = "\n      AND s.id IN (SELECT id FROM singled)"
         coupons_of = "\n      AND ac.subscription_id IN (SELECT id FROM singled)"
-        # ``several`` counts the running coupons only: the pass leaves out exactly those of its rows whose
-        # running coupon has no subtotal in the map.
+        # ``several`` counts the running coupons only.
         singled = f"""several AS (
     SELECT sid FROM ({_RUNNING}) AS running
     GROUP BY sid HAVING count(*) > 1 OR bool_or(coalesce(restricted, false))
+),
+several_map AS MATERIALIZED (
+    SELECT jsonb_object_agg(sid, true) AS m FROM several
 ),
 subtotals AS MATERIALIZED (
     SELECT jsonb_object_agg(sid, subtotal) AS m FROM it WHERE NOT sid IN (SELECT sid FROM several)
 ),
 singled AS (
-    SELECT id FROM subscriptions WHERE credit_minor > 0
-    UNION {_RETRIES}
-    UNION {_DRAFTS}
-    UNION SELECT sid FROM several
-    UNION SELECT sid FROM ({_RUNNING}) AS running WHERE NOT sid IN (SELECT sid FROM it)
+    SELECT sid AS id FROM several
 ),
 """
     each_rows = _priced(
@@ -413,11 +418,11 @@ cdd AS (
 extra AS ({_extra()}
 ),
 plain AS (
-    SELECT n0, anchor_date, tz, profile_id, last_cycle, end_date, cancellation_date, term_action, term_end,
-        invoicing, offline, {plain_runs} AS runs, count(*) AS n, sum({plain_charge}) AS c0, {plain_c1} AS c1
+    SELECT n0, anchor_date, tz, profile_id, last_cycle, {_delay("invoicing", "offline")} AS delay,
+        least(end_date, cancellation_date, CASE WHEN term_action = 'CANCEL' THEN term_end END) AS stop,
+        {plain_runs} AS runs, solo, dom, count(*) AS n, sum({plain_charge}) AS c0, {plain_c1} AS c1
     FROM {plain_rows} AS pr
-    GROUP BY n0, anchor_date, tz, profile_id, last_cycle, end_date, cancellation_date, term_action, term_end,
-        invoicing, offline, 12
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 ),
 each AS (
     SELECT n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo,
@@ -441,10 +446,9 @@ each AS (
     GROUP BY n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo, 13
 ),
 grouped AS MATERIALIZED (
-    SELECT g.n0, g.anchor_date, g.tz, {_delay("g.invoicing", "g.offline")} AS delay,
-        least(g.end_date, g.cancellation_date, CASE WHEN g.term_action = 'CANCEL' THEN g.term_end END) AS stop,
+    SELECT g.n0, g.anchor_date, g.tz, g.delay, g.stop,
         p.max_occurrences - g.last_cycle AS remaining, p.interval_unit AS unit, p.interval_count AS cnt,
-        p.anchor_policy AS policy, g.runs AS b1, NULL::int AS b2, NULL::bigint AS solo, NULL::bigint AS dom,
+        p.anchor_policy AS policy, g.runs AS b1, NULL::int AS b2, g.solo, g.dom,
         g.n, g.c0, g.c1, NULL::numeric AS c2
     FROM plain AS g JOIN subscription_profiles p ON p.id = g.profile_id
     UNION ALL
