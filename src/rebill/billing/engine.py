@@ -59,7 +59,7 @@ from rebill.domain.renewal import Charge, RenewalKind, RenewalStatus
 from rebill.domain.status import SubscriptionStatus
 from rebill.domain.subscription import SubscriptionState
 from rebill.invoicing.drafts import create_drafts, drafted_subscriptions, due_drafts
-from rebill.invoicing.issue import issue_for_charges
+from rebill.invoicing.issue import Facts, issue_for_charges
 from rebill.services import charging
 from rebill.services.charging import LOCK_CLASS, InFlight, Job, Settled, Writer, renewal_note, save_states
 from rebill.services.outbox import notification_payload
@@ -295,7 +295,14 @@ class RenewalEngine:
 
     def _due_query(self, now: datetime, size: int, only: Sequence[int] | None, *, lock: bool = True) -> Any:
         stmt = (
-            select(S, CUSTOMERS.c.email.label("customer_email"))
+            select(
+                S,
+                CUSTOMERS.c.email.label("customer_email"),
+                # What the invoice copies of the customer (``issue_for_charges``).
+                CUSTOMERS.c.name.label("customer_name"),
+                CUSTOMERS.c.billing_address.label("customer_billing_address"),
+                CUSTOMERS.c.tax_id.label("customer_tax_id"),
+            )
             .join(CUSTOMERS, CUSTOMERS.c.id == S.c.customer_id)
             .where(
                 # Literal statuses, so the planner can use the partial index of due rows.
@@ -327,6 +334,7 @@ class RenewalEngine:
             if not rows:
                 return 0, []
             emails = {row.id: row.customer_email for row in rows}
+            customers = {row.id: row for row in rows}
             repo = SubscriptionRepository(session, Catalog(session))
             states = await repo.states_from_rows(rows)
             with_phases = await self._due_phases(session, [s.id for s in states if s.id is not None], now)
@@ -454,8 +462,24 @@ class RenewalEngine:
                 jobs.append(Job(renewal_id, charge, key, 1, False, after, email, offline_ok=offline_ok))
             await writer.flush(session)
             # Last, so the invoice series stays locked only until this commit.
+            # The invoicing settings as saved (a phase may have changed them), the customer as claimed.
+            facts = {
+                job.subscription_id: Facts(
+                    job.state.customer_id,
+                    job.state.invoicing,
+                    customers[job.subscription_id].customer_name,
+                    job.email,
+                    customers[job.subscription_id].customer_billing_address,
+                    customers[job.subscription_id].customer_tax_id,
+                )
+                for job in jobs
+            }
             await issue_for_charges(
-                session, self.settings, [(job.subscription_id, job.renewal_id, job.charge) for job in jobs], now
+                session,
+                self.settings,
+                [(job.subscription_id, job.renewal_id, job.charge) for job in jobs],
+                now,
+                facts=facts,
             )
         return len(rows), jobs
 

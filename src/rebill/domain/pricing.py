@@ -283,14 +283,19 @@ def bill(lines: Sequence[Line], discounts: Sequence[Discount], currency: str) ->
             wanted = discount.amount
         applied[discount.key] = _take(remaining, keys, wanted)
 
-    subtotal = sum_money(totals.values(), currency)
-    discount_total = sum_money(applied.values(), currency)
+    # Integer minor units of one currency (each line and coupon was checked to be in it).
+    subtotal = sum(total.minor for total in totals.values())
+    discount_total = sum(taken.minor for taken in applied.values())
+    line_totals = MappingProxyType(totals)
     return Bill(
         currency=currency,
-        subtotal=subtotal,
-        discount=discount_total,
-        total=subtotal - discount_total,
-        line_totals=MappingProxyType(totals),
+        subtotal=Money(subtotal, currency),
+        discount=Money(discount_total, currency),
+        total=Money(subtotal - discount_total, currency),
+        line_totals=line_totals,
         discounts=MappingProxyType({d.key: applied[d.key] for d in discounts}),
-        net_totals=MappingProxyType({key: Money(minor, currency) for key, minor in remaining.items()}),
+        # Nothing discounted (most bills): each line's net is its total.
+        net_totals=MappingProxyType({key: Money(minor, currency) for key, minor in remaining.items()})
+        if discount_total
+        else line_totals,
     )

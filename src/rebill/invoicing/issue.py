@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,8 +67,40 @@ def document_of(charge: Charge) -> Document:
     return invoice.for_charge(lines, charge.amount, charge.period_start, charge.period_end)
 
 
+class Facts(NamedTuple):
+    """What an invoice copies of its subscription and customer when it is issued."""
+
+    customer_id: int
+    invoicing: Mapping[str, Any] | None
+    name: str | None
+    email: str | None
+    billing_address: Mapping[str, Any] | None
+    tax_id: str | None
+
+
 def seller_of(settings: Settings) -> dict[str, Any]:
     return dict(settings.seller)
+
+
+async def facts_of(session: AsyncSession, subscription_ids: Sequence[int]) -> dict[int, Facts]:
+    """What the invoices of these subscriptions copy of them and their customers, as stored now."""
+    rows = await session.execute(
+        select(
+            S.c.id,
+            S.c.customer_id,
+            S.c.invoicing,
+            CUSTOMERS.c.name,
+            CUSTOMERS.c.email,
+            CUSTOMERS.c.billing_address,
+            CUSTOMERS.c.tax_id,
+        )
+        .join(CUSTOMERS, CUSTOMERS.c.id == S.c.customer_id)
+        .where(any_of(S.c.id, subscription_ids))
+    )
+    return {
+        row.id: Facts(row.customer_id, row.invoicing, row.name, row.email, row.billing_address, row.tax_id)
+        for row in rows
+    }
 
 
 async def issue_for_charges(
@@ -78,41 +110,30 @@ async def issue_for_charges(
     now: datetime,
     *,
     drafts: Mapping[int, int] | None = None,
+    facts: Mapping[int, Facts] | None = None,
 ) -> dict[int, Issued]:
     """Write the ``OPEN``, numbered invoice of each ``(subscription_id, renewal_id, charge)``.
 
     One statement per table whatever the batch; the numbers are taken last,
     so the series stays locked only for the rest of the transaction. Keyed
     by renewal id. ``drafts`` maps a renewal to the draft it finalizes: that
-    draft's row becomes the invoice (its lines are the charge's).
+    draft's row becomes the invoice (its lines are the charge's). ``facts``: what the caller read of
+    each subscription and its customer in this transaction (read here otherwise).
     """
     drafts = drafts or {}
     charges = [c for c in charges if not c[2].amount.is_negative]
     if not charges:
         return {}
-    sub_ids = sorted({sid for sid, _, _ in charges})
-    facts = {
-        row.id: row
-        for row in await session.execute(
-            select(
-                S.c.id,
-                S.c.customer_id,
-                S.c.invoicing,
-                CUSTOMERS.c.name,
-                CUSTOMERS.c.email,
-                CUSTOMERS.c.billing_address,
-                CUSTOMERS.c.tax_id,
-            )
-            .join(CUSTOMERS, CUSTOMERS.c.id == S.c.customer_id)
-            .where(any_of(S.c.id, sub_ids))
-        )
-    }
+    known = dict(facts or {})
+    missing = sorted({sid for sid, _, _ in charges} - known.keys())
+    if missing:
+        known.update(await facts_of(session, missing))
     issue_date = local_today(now, settings.seller_time_zone)
     seller = seller_of(settings)
     ordered = sorted(charges, key=lambda c: c[1])
     # A subscription set to pro formas asks for payment with a PF- document; its invoice follows payment.
     kinds = {
-        renewal_id: terms_of(facts[sid].invoicing).document_type
+        renewal_id: terms_of(known[sid].invoicing).document_type
         for sid, renewal_id, _ in ordered
         if renewal_id not in drafts
     }
@@ -129,7 +150,7 @@ async def issue_for_charges(
     rows: list[dict[str, Any]] = []
     documents: dict[int, Document] = {}
     for (sid, renewal_id, charge), number in numbered:
-        fact = facts[sid]
+        fact = known[sid]
         document = document_of(charge)
         documents[renewal_id] = document
         invoicing = terms_of(fact.invoicing)
