@@ -20,8 +20,9 @@ in parallel workers instead of sorting a million rows), and their cadence
 is worked out per group. When no tax rate and no shipping profile is in
 use, that scan also prices the subscriptions with one coupon: the coupon
 comes from a hash join all workers share, their subtotal from a map
-(subscription → what its renewing items add up to) worked out once before
-the scan and handed to every worker, and they are grouped as well by the
+(subscription → what its renewing items add up to: two arrays sorted by
+subscription, searched with ``width_bucket``) worked out once before the
+scan and handed to every worker, and they are grouped as well by the
 renewal their coupon runs out at. The same scan then keeps a group of its
 own for each subscription with a retry or a draft owed (so it is counted
 once on a day it also renews), and one for each the domain prices (a credit
@@ -313,14 +314,17 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
         # The others (every coupon among them) are read in a second pass and priced row by row.
         singled_out = f"\n      AND NOT ({_NOT_SINGLED_OUT})"
         coupons_of = ""
+        items_of = f"SELECT sid FROM ({_RUNNING}) AS running"
         singled = ""
     else:
         # Nothing an invoice adds. Those with one coupon running (not limited to some products) are read in
-        # the same parallel pass, priced from their subtotal (``subtotals``: one map, worked out before the
-        # pass and handed to every worker) and the coupon (joined from a hash the workers share), and grouped
-        # as well by the renewal their coupon runs out at, after which they bill their subtotal. Those with a
-        # retry or a draft owed get a group each (``solo``: counted once on a day they also renew); a credit
-        # balance, or a coupon beside no item that renews, is the domain's (``dom``), as ``each`` finds.
+        # the same parallel pass, priced from their subtotal (``subtotals``: one map, the subscriptions in
+        # order and their subtotals, worked out before the pass and handed to every worker; ``width_bucket``
+        # finds a subscription by binary search, cheaper to build than a jsonb object) and the coupon (joined
+        # from a hash the workers share), and grouped as well by the renewal their coupon runs out at, after
+        # which they bill their subtotal. Those with a retry or a draft owed get a group each (``solo``: counted
+        # once on a day they also renew); a credit balance, or a coupon beside no item that renews, is the
+        # domain's (``dom``), as ``each`` finds.
         plain_rows = f"""(
             SELECT {plain_columns}, o.id IS NOT NULL AS offline, s.amount_minor, cp.runs, cp.subtotal,
                 cp.sid AS coupon, cp.percent_off, cp.amount_off_minor,
@@ -329,8 +333,10 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
             FROM subscriptions s
             LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id
             LEFT JOIN payment_methods o ON o.id = s.payment_method_id AND o.kind = 'OFFLINE'
-            LEFT JOIN (SELECT running.*, ((SELECT m FROM subtotals) ->> running.sid::text)::bigint AS subtotal
-                       FROM ({_RUNNING}) AS running) AS cp ON cp.sid = s.id
+            LEFT JOIN (SELECT running.*, CASE WHEN (SELECT k FROM subtotals)[at] = running.sid
+                                              THEN (SELECT v FROM subtotals)[at] END AS subtotal
+                       FROM (SELECT running.*, width_bucket(running.sid, (SELECT k FROM subtotals)) AS at
+                             FROM ({_RUNNING}) AS running) AS running) AS cp ON cp.sid = s.id
             WHERE {_BILLS}
               AND {_RENEWS}
               AND (cp.sid IS NULL OR NOT coalesce((SELECT m FROM several_map) ? cp.sid::text, false))
@@ -343,6 +349,8 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
         # to some products (``several_map`` hands the pass the same set, to leave them out).
         singled_out = "\n      AND s.id IN (SELECT id FROM singled)"
         coupons_of = "\n      AND ac.subscription_id IN (SELECT id FROM singled)"
+        # The items of those few only (the map sums the others' in its own aggregate, kept in no table).
+        items_of = "SELECT id FROM singled"
         # ``several`` counts the running coupons only.
         singled = f"""several AS (
     SELECT sid FROM ({_RUNNING}) AS running
@@ -352,7 +360,13 @@ several_map AS MATERIALIZED (
     SELECT jsonb_object_agg(sid, true) AS m FROM several
 ),
 subtotals AS MATERIALIZED (
-    SELECT jsonb_object_agg(sid, subtotal) AS m FROM it WHERE NOT sid IN (SELECT sid FROM several)
+    SELECT array_agg(sid ORDER BY sid) AS k, array_agg(subtotal ORDER BY sid) AS v FROM (
+        SELECT i.subscription_id AS sid, coalesce(sum(l.line), 0)::bigint AS subtotal
+        FROM subscription_items i
+        CROSS JOIN LATERAL (SELECT {_LINE} AS line) AS l
+        WHERE i.auto_renew AND i.subscription_id IN (SELECT sid FROM ({_RUNNING}) AS running)
+        GROUP BY i.subscription_id
+    ) AS summed
 ),
 singled AS (
     SELECT sid AS id FROM several
@@ -377,17 +391,17 @@ phased AS (
     SELECT DISTINCT ph.subscription_id AS id FROM phases ph
     WHERE ph.status = 'PENDING' AND ph.effective_date <= CAST(:horizon AS date)
 ),
--- What the items that renew add up to, for the subscriptions with a coupon still running.
+{singled}-- What the items that renew add up to, for the subscriptions with a coupon still running priced row by row.
 it AS (
     SELECT i.subscription_id AS sid, coalesce(sum(l.line), 0)::bigint AS subtotal,
         {"array_agg(i.product_id ORDER BY i.position, i.id)" if arrays else "NULL::bigint[]"} AS products,
         {"array_agg(l.line ORDER BY i.position, i.id)" if arrays else "NULL::bigint[]"} AS lines
     FROM subscription_items i
     CROSS JOIN LATERAL (SELECT {_LINE} AS line) AS l
-    WHERE i.auto_renew AND i.subscription_id IN (SELECT sid FROM ({_RUNNING}) AS running)
+    WHERE i.auto_renew AND i.subscription_id IN ({items_of})
     GROUP BY i.subscription_id
 ),
-{singled}cp AS (
+cp AS (
     {_RUNNING}{coupons_of}
 ),
 cd AS (
