@@ -25,8 +25,8 @@ subscription, searched with ``width_bucket``) worked out once before the
 scan and handed to every worker, and they are grouped as well by the
 renewal their coupon runs out at. The same scan then keeps a group of its
 own for each subscription with a retry or a draft owed (so it is counted
-once on a day it also renews), and one for each the domain prices (a credit
-balance, a coupon beside no item that renews). The others (several coupons
+once on a day it also renews), and one for each with a credit balance
+(the domain prices those). The others (several coupons
 or one limited to some products, and, when tax or shipping applies, every
 coupon, credit, retry or draft) are priced row by row; without tax or
 shipping they are few and looked up by key. The tax and shipping rates are read once into two small maps, as
@@ -323,13 +323,12 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
         # finds a subscription by binary search, cheaper to build than a jsonb object) and the coupon (joined
         # from a hash the workers share), and grouped as well by the renewal their coupon runs out at, after
         # which they bill their subtotal. Those with a retry or a draft owed get a group each (``solo``: counted
-        # once on a day they also renew); a credit balance, or a coupon beside no item that renews, is the
-        # domain's (``dom``), as ``each`` finds.
+        # once on a day they also renew); a credit balance is the domain's (``dom``), as ``each`` finds.
         plain_rows = f"""(
             SELECT {plain_columns}, o.id IS NOT NULL AS offline, s.amount_minor, cp.runs, cp.subtotal,
                 cp.sid AS coupon, cp.percent_off, cp.amount_off_minor,
                 CASE WHEN s.id IN ({_RETRIES}) OR s.id IN ({_DRAFTS}) THEN s.id END AS solo,
-                CASE WHEN s.credit_minor > 0 OR (cp.sid IS NOT NULL AND cp.subtotal IS NULL) THEN s.id END AS dom
+                CASE WHEN s.credit_minor > 0 THEN s.id END AS dom
             FROM subscriptions s
             LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id
             LEFT JOIN payment_methods o ON o.id = s.payment_method_id AND o.kind = 'OFFLINE'
@@ -344,7 +343,8 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
         plain_charge = f"""CASE WHEN coupon IS NULL THEN amount_minor
                                  ELSE greatest(0, subtotal - ({_coupon_discount("subtotal", "pr")})) END"""
         plain_runs = "runs"
-        plain_c1 = "sum(CASE WHEN runs IS NOT NULL THEN subtotal END)"
+        # A coupon beside no item that renews takes nothing off nothing: 0 (``subtotal`` NULL), as in ``each``.
+        plain_c1 = "CASE WHEN runs IS NOT NULL THEN coalesce(sum(subtotal), 0) END"
         # The others, a few, are looked up by key and priced row by row: several coupons running or one limited
         # to some products (``several_map`` hands the pass the same set, to leave them out).
         singled_out = "\n      AND s.id IN (SELECT id FROM singled)"
