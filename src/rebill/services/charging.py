@@ -408,6 +408,10 @@ ENGINE_COLUMNS = (
 )
 
 
+#: Written with every change: the row, its version guard, and when it changed.
+_ALWAYS = frozenset({"id", "version", "updated_at"})
+
+
 def _engine_values(state: SubscriptionState, version: int, now: datetime) -> dict[str, Any]:
     return {
         "id": state.id,
@@ -445,18 +449,28 @@ async def save_states(
     """
     saved: list[SubscriptionState] = []
     rows: list[dict[str, Any]] = []
+    # Rows grouped by the columns they change: the version guard makes the others what they were.
+    changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     coupons: list[dict[str, Any]] = []
     for before, after in pairs:
         same_coupons = [c.id for c in before.coupons] == [c.id for c in after.coupons]
         if before.items != after.items or not same_coupons:
             saved.append(await repo.save(before, after, now))
             continue
-        rows.append(_engine_values(after, before.version, now))
+        was = _engine_values(before, before.version, now)
+        row = {
+            key: value
+            for key, value in _engine_values(after, before.version, now).items()
+            if key in _ALWAYS or was[key] != value
+        }
+        rows.append(row)
+        changes.setdefault(tuple(row), []).append(row)
         for old, new in zip(before.coupons, after.coupons, strict=True):
             if old.cycles_used != new.cycles_used:
                 coupons.append({"id": new.id, "cycles_used": new.cycles_used})
         saved.append(after.evolve(version=before.version + 1, updated_at=now))
-    if await update_rows(session, S, rows, guard="version") != len(rows):
+    updated = sum([await update_rows(session, S, group, guard="version") for group in changes.values()])
+    if updated != len(rows):
         expected = {r["id"]: r["version"] + 1 for r in rows}
         now_at = await session.execute(select(S.c.id, S.c.version).where(any_of(S.c.id, list(expected))))
         missing = sorted(row.id for row in now_at if row.version != expected[row.id])
