@@ -4,15 +4,17 @@ The renewal engine and the charge path write a batch's renewals,
 transactions, history and outbox rows with one statement per table. Rows
 that need nothing back are copied in (``COPY … FROM STDIN`` in the binary
 format, on the session's own connection and transaction): the cheapest way
-into PostgreSQL for the server and for the driver alike. Rows whose ids come
-back, that may conflict, or that update others go as one JSON document,
-unpacked by ``json_to_recordset``: serialized by orjson in a fraction of
-what binding a typed array per column costs the driver (which checks every
-element of every array in Python).
+into PostgreSQL for the server and for the driver alike; rows whose new ids
+come back are copied too, with ids taken from the table's sequence first.
+Rows that may conflict, that return what the database works out, or that
+update others go as one JSON document, unpacked by ``json_to_recordset``:
+serialized by orjson in a fraction of what binding a typed array per column
+costs the driver (which checks every element of every array in Python).
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from operator import itemgetter
@@ -79,8 +81,13 @@ def _jsonb_positions(table: Table, columns: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(n for n, c in enumerate(columns) if _pg_type(table.c[c]) == "jsonb")
 
 
-def _copied(table: Table, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    """The rows as the binary COPY takes them: a JSON column's value as its text."""
+def _copied(
+    table: Table, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]], ids: Sequence[int] = ()
+) -> list[tuple[Any, ...]]:
+    """The rows as the binary COPY takes them: a JSON column's value as its text; ``ids``, when given,
+    first (``columns`` then starts with ``id``)."""
+    if ids:
+        return [(id_, *record) for id_, record in zip(ids, _copied(table, columns[1:], rows), strict=True)]
     jsonb = _jsonb_positions(table, columns)
     try:
         take = itemgetter(*columns)
@@ -98,7 +105,11 @@ def _copied(table: Table, columns: tuple[str, ...], rows: Sequence[Mapping[str, 
 
 
 async def _copy(
-    session: AsyncSession, table: Table, columns: tuple[str, ...], rows: Sequence[Mapping[str, Any]]
+    session: AsyncSession,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: Sequence[Mapping[str, Any]],
+    ids: Sequence[int] = (),
 ) -> None:
     connection = await session.connection()
     driver: Any = (await connection.get_raw_connection()).driver_connection
@@ -106,7 +117,7 @@ async def _copy(
         # SQLAlchemy's driver adapter sends its BEGIN with the transaction's first statement: send it.
         await connection.execute(_NOTHING)
     try:
-        await driver.copy_records_to_table(table.name, records=_copied(table, columns, rows), columns=columns)
+        await driver.copy_records_to_table(table.name, records=_copied(table, columns, rows, ids), columns=columns)
     except asyncpg.IntegrityConstraintViolationError as exc:
         raise IntegrityError(f"COPY {table.name}", None, exc) from exc
     except asyncpg.PostgresError as exc:
@@ -118,6 +129,32 @@ async def _copy(
 
 
 _NOTHING = text("SELECT 1")
+
+# The sequence of each table's ids, by table name (the same in every database rebill migrates).
+_SEQUENCES: dict[str, str] = {}
+
+
+async def _next_ids(session: AsyncSession, table: Table, count: int) -> list[int]:
+    """``count`` new ids from ``table``'s sequence, in increasing order."""
+    sequence = _SEQUENCES.get(table.name)
+    if sequence is None:
+        found = (
+            await session.execute(text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table.name})
+        ).scalar_one()
+        if found is None:
+            raise ValueError(f"{table.name}.id has no sequence")
+        sequence = _SEQUENCES[table.name] = found
+    rows = await session.execute(
+        text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :count)"),
+        {"sequence": sequence, "count": count},
+    )
+    return sorted(row[0] for row in rows)
+
+
+@lru_cache(maxsize=64)
+def _returned(columns: tuple[str, ...]) -> Any:
+    """The row type of what an insert returns: its columns by name."""
+    return namedtuple("Inserted", columns)
 
 
 async def insert_rows(
@@ -136,6 +173,13 @@ async def insert_rows(
     if not returning and not conflict:
         await _copy(session, table, columns, rows)
         return []
+    if not conflict and "id" not in columns and {*returning} <= {"id", *columns} and "id" in table.c:
+        # What comes back is the ids and what was sent: the ids are taken from the table's sequence
+        # first, and the rows copied in with them.
+        ids = await _next_ids(session, table, len(rows))
+        await _copy(session, table, ("id", *columns), rows, ids)
+        shape = _returned(tuple(returning))
+        return [shape(*(id_ if c == "id" else row[c] for c in returning)) for id_, row in zip(ids, rows, strict=True)]
     statement = _insert_sql(table, columns, tuple(returning), conflict)
     result = await session.execute(statement, {"rows": _json(rows)})
     return list(result) if returning else []
