@@ -443,6 +443,11 @@ def _replaced(before: SubscriptionState, after: SubscriptionState) -> list[str]:
         return [name for name, value in new.items() if value is not old.get(name)]
 
 
+def replaced_fields(before: SubscriptionState, after: SubscriptionState) -> list[str]:
+    """The fields ``after`` holds other objects in than ``before``: a superset of those that changed."""
+    return _replaced(before, after)
+
+
 def diff(
     before: SubscriptionState | None, after: SubscriptionState, replaced: Sequence[str] | None = None
 ) -> list[dict[str, JSON]]:

@@ -54,7 +54,7 @@ from rebill.domain.money import Money
 from rebill.domain.outcome import OpContext, Outcome
 from rebill.domain.renewal import Charge, Event, RenewalInfo, RenewalKind, RenewalStatus
 from rebill.domain.status import SubscriptionStatus
-from rebill.domain.subscription import PaymentKind, SubscriptionState, diff
+from rebill.domain.subscription import PaymentKind, SubscriptionState, diff, replaced_fields
 from rebill.invoicing.events import name_invoices
 from rebill.invoicing.follow import follow_renewals
 from rebill.services.outbox import add_portal_links, outbox_rows
@@ -411,6 +411,15 @@ ENGINE_COLUMNS = (
 #: Written with every change: the row, its version guard, and when it changed.
 _ALWAYS = frozenset({"id", "version", "updated_at"})
 
+#: The state's fields and the columns each one is written to (the amount follows the items, coupons and currency).
+_COLUMNS_OF: dict[str, tuple[str, ...]] = {
+    **{name: (name,) for name in ENGINE_COLUMNS if name not in ("amount_minor", "credit_minor", "updated_at")},
+    "credit": ("credit_minor",),
+    "items": ("amount_minor",),
+    "coupons": ("amount_minor",),
+    "currency": ("amount_minor",),
+}
+
 
 def _engine_values(state: SubscriptionState, version: int, now: datetime) -> dict[str, Any]:
     return {
@@ -457,12 +466,9 @@ async def save_states(
         if before.items != after.items or not same_coupons:
             saved.append(await repo.save(before, after, now))
             continue
-        was = _engine_values(before, before.version, now)
-        row = {
-            key: value
-            for key, value in _engine_values(after, before.version, now).items()
-            if key in _ALWAYS or was[key] != value
-        }
+        # The columns of the fields ``after`` replaced (``evolve`` shares every value it keeps).
+        written = _ALWAYS.union(*(_COLUMNS_OF.get(name, ()) for name in replaced_fields(before, after)))
+        row = {key: value for key, value in _engine_values(after, before.version, now).items() if key in written}
         rows.append(row)
         changes.setdefault(tuple(row), []).append(row)
         for old, new in zip(before.coupons, after.coupons, strict=True):
