@@ -1,6 +1,6 @@
 """Renewal throughput: N subscriptions due today, billed by two ``rebill worker --once`` processes.
 
-    .venv/bin/python bench/renewals.py [--subscriptions 100000] [--workers 2] [--batch-size 500] [--no-endpoint]
+    .venv/bin/python bench/renewals.py [--subscriptions 100000] [--workers 2] [--batch-size N] [--no-endpoint]
 
 Uses ``DATABASE_URL`` when set (a scratch database is created on that server
 and dropped afterwards), otherwise a fresh embedded PostgreSQL in a
@@ -142,14 +142,16 @@ TARGET_RATE_WITHOUT_ENDPOINT = 4_000
 TARGET_MEMORY_MB = 300
 
 
-def run_workers(url: str, workers: int, batch_size: int) -> tuple[float, list[str]]:
+def run_workers(url: str, workers: int, batch_size: int | None) -> tuple[float, list[str]]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "REBILL_NOW": NOW,
-        "REBILL_WORKER_BATCH_SIZE": str(batch_size),
         "PYTHONPATH": str(ROOT / "src"),
     }
+    env.pop("REBILL_WORKER_BATCH_SIZE", None)
+    if batch_size is not None:
+        env["REBILL_WORKER_BATCH_SIZE"] = str(batch_size)
     command = [
         sys.executable,
         "-c",
@@ -177,7 +179,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscriptions", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, help="subscriptions per batch (default: the worker's own, 1000)")
     parser.add_argument(
         "--no-endpoint", action="store_true", help="no webhook endpoint: no delivery rows (the invoices target)"
     )

@@ -194,7 +194,7 @@ class Settings:
     bulk_chunk_size: int = 2000
     bulk_worker_in_server: bool = True
     worker_poll_seconds: float = 5.0
-    worker_batch_size: int = 500
+    worker_batch_size: int = 1000
     # Webhooks to loopback and private addresses: for local development and tests, never production.
     webhook_allow_private: bool = False
     smtp_host: str | None = None
@@ -245,7 +245,7 @@ class Settings:
             bulk_chunk_size=_int("REBILL_BULK_CHUNK_SIZE", 2000),
             bulk_worker_in_server=_bool("REBILL_BULK_WORKER_IN_SERVER", True),
             worker_poll_seconds=float(os.environ.get("REBILL_WORKER_POLL_SECONDS") or 5.0),
-            worker_batch_size=_int("REBILL_WORKER_BATCH_SIZE", 500),
+            worker_batch_size=_int("REBILL_WORKER_BATCH_SIZE", 1000),
             webhook_allow_private=_bool("REBILL_WEBHOOK_ALLOW_PRIVATE", False),
             smtp_host=os.environ.get("REBILL_SMTP_HOST") or None,
             smtp_port=_int("REBILL_SMTP_PORT", 25),

@@ -47,7 +47,7 @@ def worker(
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option("--batch-size", help="Subscriptions per batch (default REBILL_WORKER_BATCH_SIZE, 500).", min=1),
+        typer.Option("--batch-size", help="Subscriptions per batch (default REBILL_WORKER_BATCH_SIZE, 1000).", min=1),
     ] = None,
     deliver: Annotated[
         bool, typer.Option("--deliver/--no-deliver", help="Also deliver pending notifications after each pass.")
