@@ -14,22 +14,22 @@ number of distinct schedules, not of subscriptions.
 
 Most subscriptions (no coupon, no credit, nothing owed beside their
 renewals) bill what they bill today: they are grouped straight from one
-scan, by their next renewal, anchor, time zone, cadence, stop date and
-delay (a few small columns the planner can count, so it hashes the groups
-in parallel workers instead of sorting a million rows), and their cadence
-is worked out per group. When no tax rate and no shipping profile is in
-use, that scan also prices the subscriptions with one coupon: the coupon
-comes from a hash join all workers share, their subtotal from a map
-(subscription → what its renewing items add up to: two arrays sorted by
-subscription, searched with ``width_bucket``) worked out once before the
-scan and handed to every worker, and they are grouped as well by the
-renewal their coupon runs out at. The same scan then keeps a group of its
-own for each subscription with a retry or a draft owed (so it is counted
-once on a day it also renews), and one for each with a credit balance
-(the domain prices those). The others (several coupons
-or one limited to some products, and, when tax or shipping applies, every
-coupon, credit, retry or draft) are priced row by row; without tax or
-shipping they are few and looked up by key. The tax and shipping rates are read once into two small maps, as
+scan, by their next renewal, anchor, time zone, cadence, stop date and delay
+(a few small columns the planner can count, so it hashes the groups in
+parallel workers instead of sorting a million rows), and their cadence is
+worked out per group. When no tax rate and no shipping profile is in use,
+that scan also prices the subscriptions with one coupon: the coupon comes
+from a hash join all workers share, their subtotal from a map (subscription
+→ what its renewing items add up to: two arrays sorted by subscription,
+searched with ``width_bucket``) worked out once before the scan and handed
+to every worker, and they are grouped as well by the renewal their coupon
+runs out at. The same scan then keeps a group of its own for each
+subscription with a retry or a draft owed (so it is counted once on a day it
+also renews), and one for each with a credit balance (the domain prices
+those). The others (several coupons or one limited to some products, and,
+when tax or shipping applies, every coupon, credit, retry or draft) are
+priced row by row; without tax or shipping they are few and looked up by
+key. The tax and shipping rates are read once into two small maps, as
 ``bulk/simulate.py`` does. JIT is off for the statement: compiling it took
 thirty seconds, whatever the number of subscriptions.
 
