@@ -179,7 +179,8 @@ async def insert_rows(
         ids = await _next_ids(session, table, len(rows))
         await _copy(session, table, ("id", *columns), rows, ids)
         shape = _returned(tuple(returning))
-        return [shape(*(id_ if c == "id" else row[c] for c in returning)) for id_, row in zip(ids, rows, strict=True)]
+        pairs = zip(ids, rows, strict=True)
+        return [shape(*(id_ if c == "id" else row.get(c) for c in returning)) for id_, row in pairs]
     statement = _insert_sql(table, columns, tuple(returning), conflict)
     result = await session.execute(statement, {"rows": _json(rows)})
     return list(result) if returning else []
