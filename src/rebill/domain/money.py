@@ -53,10 +53,10 @@ MAX_MINOR = 2**63 - 1
 
 _CODE = re.compile(r"[A-Z]{3}")
 # ASCII digits only: ``\d`` would also accept Arabic-Indic and other digits.
+_AMOUNT = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
+
 #: ``Money.zero`` of each currency asked for.
 _ZEROS: dict[str, Money] = {}
-
-_AMOUNT = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 
 
 def currency_exponent(code: str) -> int:
