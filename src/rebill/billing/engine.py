@@ -333,8 +333,8 @@ class RenewalEngine:
             rows = list(await session.execute(self._due_query(now, size, only)))
             if not rows:
                 return 0, []
-            emails = {row.id: row.customer_email for row in rows}
-            customers = {row.id: row for row in rows}
+            # Each claimed row carries what the renewal's messages and invoice need of its customer.
+            claimed = {row.id: row for row in rows}
             repo = SubscriptionRepository(session, Catalog(session))
             states = await repo.states_from_rows(rows)
             with_phases = await self._due_phases(session, [s.id for s in states if s.id is not None], now)
@@ -426,7 +426,7 @@ class RenewalEngine:
             jobs: list[Job] = []
             for (before, outcome), after in zip(pairs, saved, strict=True):
                 assert after.id is not None
-                email = emails.get(after.id)
+                email = claimed[after.id].customer_email
                 if after.id in drafts_of:
                     drafted_charge = drafts_of[after.id]
                     note = {
@@ -463,17 +463,17 @@ class RenewalEngine:
             await writer.flush(session)
             # Last, so the invoice series stays locked only until this commit.
             # The invoicing settings as saved (a phase may have changed them), the customer as claimed.
-            facts = {
-                job.subscription_id: Facts(
+            facts: dict[int, Facts] = {}
+            for job in jobs:
+                row = claimed[job.subscription_id]
+                facts[job.subscription_id] = Facts(
                     job.state.customer_id,
                     job.state.invoicing,
-                    customers[job.subscription_id].customer_name,
-                    job.email,
-                    customers[job.subscription_id].customer_billing_address,
-                    customers[job.subscription_id].customer_tax_id,
+                    row.customer_name,
+                    row.customer_email,
+                    row.customer_billing_address,
+                    row.customer_tax_id,
                 )
-                for job in jobs
-            }
             await issue_for_charges(
                 session,
                 self.settings,
