@@ -80,7 +80,8 @@ SEED = [
     "UPDATE subscriptions SET amount_minor = amount_minor + 250 WHERE id % 4 = 0",
     """INSERT INTO applied_coupons (subscription_id, coupon_id, cycles_used)
        SELECT s.id, (SELECT min(id) FROM coupons) + s.id % 3, 0 FROM subscriptions s WHERE s.id % 7 = 0""",
-    """UPDATE subscriptions s SET amount_minor = s.amount_minor - round(s.amount_minor * c.percent_off / 100)
+    """UPDATE subscriptions s SET amount_minor = s.amount_minor - round(s.amount_minor * c.percent_off / 100),
+           discount_minor = round(s.amount_minor * c.percent_off / 100)
        FROM applied_coupons ac JOIN coupons c ON c.id = ac.coupon_id WHERE ac.subscription_id = s.id""",
     """INSERT INTO renewals (subscription_id, cycle, kind, status, period_start, period_end, amount_minor, currency,
            attempts, next_retry_date, payment_kind, idempotency_key, created_at, updated_at)

@@ -152,8 +152,8 @@ async def agree_on_a_mixed_set(client, services, seed: int, *, taxed: bool) -> N
             ids = [row[0] for row in await session.execute(repo_ids())]
             for sid, state in (await repo.get_many(ids)).items():
                 await session.execute(
-                    text("UPDATE subscriptions SET amount_minor = :amount WHERE id = :id"),
-                    {"amount": state.amount.minor, "id": sid},
+                    text("UPDATE subscriptions SET amount_minor = :amount, discount_minor = :discount WHERE id = :id"),
+                    {"amount": state.amount.minor, "discount": state.next_bill().discount.minor, "id": sid},
                 )
     want = await expected_by_domain(services)
     points = await forecast(client, START.isoformat(), END.isoformat())

@@ -41,10 +41,13 @@ async def seeded(services: Services) -> SeedReport:
 
 async def _load(
     services: Services,
-) -> tuple[dict[int, SubscriptionState], dict[int, int], dict[int, list[RenewalInfo]]]:
-    """Every seeded subscription as the repository reads it, its stored amount, and its renewals."""
+) -> tuple[dict[int, SubscriptionState], dict[int, tuple[int, int]], dict[int, list[RenewalInfo]]]:
+    """Every seeded subscription as the repository reads it, its stored amount and discount, and its renewals."""
     async with services.sessions() as session:
-        stored = {r.id: r.amount_minor for r in await session.execute(select(S.c.id, S.c.amount_minor))}
+        stored = {
+            r.id: (r.amount_minor, r.discount_minor)
+            for r in await session.execute(select(S.c.id, S.c.amount_minor, S.c.discount_minor))
+        }
         states = await SubscriptionRepository(session).get_many(sorted(stored))
         renewals: dict[int, list[RenewalInfo]] = {}
         for row in await session.execute(select(R).order_by(R.c.subscription_id, R.c.cycle)):
@@ -128,8 +131,10 @@ async def test_seed_spreads_subscriptions_over_every_status(services: Services, 
 async def test_amounts_are_what_the_next_renewal_bills(services: Services, seeded: SeedReport) -> None:
     states, stored, _ = await _load(services)
     assert len(states) == SUBSCRIPTIONS
-    wrong = {sid: (stored[sid], s.amount.minor) for sid, s in states.items() if s.amount.minor != stored[sid]}
+    billed = {sid: (s.amount.minor, s.next_bill().discount.minor) for sid, s in states.items()}
+    wrong = {sid: (stored[sid], billed[sid]) for sid in states if billed[sid] != stored[sid]}
     assert wrong == {}
+    assert any(discount for _, discount in stored.values()), "some coupons take something off"
     assert any(s.coupons for s in states.values())
     assert any(i.price_from_tiers for s in states.values() for i in s.items)
 

@@ -83,7 +83,8 @@ _COLUMNS: dict[str, tuple[str, str, Callable[[SubscriptionState], Any]]] = {
     "cancellation_date": ("cancellation_date", "date", lambda s: s.cancellation_date),
 }
 _AMOUNT = ("amount_minor", "bigint", lambda s: s.amount.minor)
-# What the billed amount depends on: when none of these changed, amount_minor did not either.
+_DISCOUNT = ("discount_minor", "bigint", lambda s: s.next_bill().discount.minor)
+# What the billed amount depends on: when none of these changed, amount_minor (and discount_minor) did not either.
 _PRICED = ("items", "coupons", "currency")
 
 
@@ -104,6 +105,7 @@ def column_values(state: SubscriptionState) -> dict[str, Any]:
     """The subscription row as these writes send it: ``subscription_values``, column for column."""
     values = {column: get(state) for column, _, get in _COLUMNS.values()}
     values["amount_minor"] = state.amount.minor
+    values["discount_minor"] = state.next_bill().discount.minor
     return values
 
 
@@ -174,7 +176,8 @@ _Column = tuple[str, str, Callable[[SubscriptionState], Any]]
 
 
 def _changed_columns(pairs: Sequence[Pair]) -> list[_Column]:
-    """The columns that changed anywhere in ``pairs`` (and ``amount_minor`` when what it bills did)."""
+    """The columns that changed anywhere in ``pairs`` (and ``amount_minor``, ``discount_minor`` when what it bills
+    did)."""
     changed: set[str] = set()
     for before, after in pairs:
         changed |= changed_fields(before, after)
@@ -184,7 +187,7 @@ def _changed_columns(pairs: Sequence[Pair]) -> list[_Column]:
 def _columns_of(changed: set[str]) -> list[_Column]:
     specs = [_COLUMNS[name] for name in _COLUMNS if name in changed]
     if "amount" in changed:
-        specs.append(_AMOUNT)
+        specs += (_AMOUNT, _DISCOUNT)
     return specs
 
 

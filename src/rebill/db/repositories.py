@@ -210,6 +210,7 @@ def subscription_values(s: SubscriptionState) -> dict[str, Any]:
         "metadata": dict(s.metadata) if s.metadata is not None else None,
         "invoicing": dict(s.invoicing) if s.invoicing is not None else None,
         "amount_minor": s.amount.minor,
+        "discount_minor": s.next_bill().discount.minor,
         "credit_minor": s.credit.minor if s.credit is not None else 0,
         "cancel_at_period_end": s.cancel_at_period_end,
         "cancelled_at": s.cancelled_at,

@@ -270,6 +270,9 @@ class Subscription(Base):
     # What the next renewal bills, coupons applied: kept by every write so
     # lists, filters and bulk previews can sum and compare it in SQL.
     amount_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # What its running coupons take off that renewal (``amount_minor + discount_minor`` is what its items add
+    # up to): the billing forecast bills that sum once the coupons run out (migration 0020).
+    discount_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     credit_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -400,6 +400,7 @@ ENGINE_COLUMNS = (
     "next_retry_date",
     "last_gateway_id",
     "amount_minor",
+    "discount_minor",
     "credit_minor",
     "cancel_at_period_end",
     "cancelled_at",
@@ -411,13 +412,15 @@ ENGINE_COLUMNS = (
 #: Written with every change: the row, its version guard, and when it changed.
 _ALWAYS = frozenset({"id", "version", "updated_at"})
 
-#: The state's fields and the columns each one is written to (the amount follows the items, coupons and currency).
+#: The state's fields and the columns each one is written to (the amount and the discount follow the items, coupons
+#: and currency).
+_PRICED = ("amount_minor", "discount_minor")
 _COLUMNS_OF: dict[str, tuple[str, ...]] = {
-    **{name: (name,) for name in ENGINE_COLUMNS if name not in ("amount_minor", "credit_minor", "updated_at")},
+    **{name: (name,) for name in ENGINE_COLUMNS if name not in (*_PRICED, "credit_minor", "updated_at")},
     "credit": ("credit_minor",),
-    "items": ("amount_minor",),
-    "coupons": ("amount_minor",),
-    "currency": ("amount_minor",),
+    "items": _PRICED,
+    "coupons": _PRICED,
+    "currency": _PRICED,
 }
 
 
@@ -437,6 +440,7 @@ def _engine_values(state: SubscriptionState, version: int, now: datetime) -> dic
         "next_retry_date": state.next_retry_date,
         "last_gateway_id": state.last_gateway_id,
         "amount_minor": state.amount.minor,
+        "discount_minor": state.next_bill().discount.minor,
         "credit_minor": state.credit.minor if state.credit is not None else 0,
         "cancel_at_period_end": state.cancel_at_period_end,
         "cancelled_at": state.cancelled_at,

@@ -19,11 +19,10 @@ scan, by their next renewal, anchor, time zone, cadence, stop date and delay
 parallel workers instead of sorting a million rows), and their cadence is
 worked out per group. When no tax rate and no shipping profile is in use,
 that scan also prices the subscriptions with one coupon: the coupon comes
-from a hash join all workers share, their subtotal from a map (subscription
-→ what its renewing items add up to: two arrays sorted by subscription,
-searched with ``width_bucket``) worked out once before the scan and handed
-to every worker, and they are grouped as well by the renewal their coupon
-runs out at. The same scan then keeps a group of its own for each
+from a hash join all workers share, what its renewing items add up to from
+the row itself (``amount_minor + discount_minor``: every write keeps what the
+coupons take off beside what the subscription bills), and they are grouped as
+well by the renewal their coupon runs out at. The same scan then keeps a group of its own for each
 subscription with a retry or a draft owed (so it is counted once on a day it
 also renews), and one for each with a credit balance (the domain prices
 those). The others (several coupons or one limited to some products, and,
@@ -268,7 +267,7 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
     Most subscriptions (no running coupon, no credit, nothing owed beside their renewals) are read once and
     grouped at once by their schedule (``plain``), which the planner can count: it hashes the groups
     in parallel workers instead of sorting a million rows. Without tax or shipping, the same pass prices
-    those with one coupon (``subtotals``, the coupon joined), keeps those with a retry or a draft in groups
+    those with one coupon (the coupon joined), keeps those with a retry or a draft in groups
     of one (``solo``) and marks those the domain prices (``dom``); the few left (``singled``: several
     coupons, or one limited to some products) are looked up by key. With tax or shipping, the others are
     found by a second scan. Those are priced row by row (``each``).
@@ -318,24 +317,20 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
         singled = ""
     else:
         # Nothing an invoice adds. Those with one coupon running (not limited to some products) are read in
-        # the same parallel pass, priced from their subtotal (``subtotals``: one map, the subscriptions in
-        # order and their subtotals, worked out before the pass and handed to every worker; ``width_bucket``
-        # finds a subscription by binary search, cheaper to build than a jsonb object) and the coupon (joined
-        # from a hash the workers share), and grouped as well by the renewal their coupon runs out at, after
-        # which they bill their subtotal. Those with a retry or a draft owed get a group each (``solo``: counted
+        # the same parallel pass, priced from their subtotal (what their items add up to: the amount they bill
+        # and the discount their coupons take, both kept on the row) and the coupon (joined from a hash the
+        # workers share), and grouped as well by the renewal their coupon runs out at, after which they bill
+        # their subtotal. Those with a retry or a draft owed get a group each (``solo``: counted
         # once on a day they also renew); a credit balance is the domain's (``dom``), as ``each`` finds.
         plain_rows = f"""(
-            SELECT {plain_columns}, o.id IS NOT NULL AS offline, s.amount_minor, cp.runs, cp.subtotal,
-                cp.sid AS coupon, cp.percent_off, cp.amount_off_minor,
+            SELECT {plain_columns}, o.id IS NOT NULL AS offline, s.amount_minor, cp.runs,
+                s.amount_minor + s.discount_minor AS subtotal, cp.sid AS coupon, cp.percent_off, cp.amount_off_minor,
                 CASE WHEN s.id IN ({_RETRIES}) OR s.id IN ({_DRAFTS}) THEN s.id END AS solo,
                 CASE WHEN s.credit_minor > 0 THEN s.id END AS dom
             FROM subscriptions s
             LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id
             LEFT JOIN payment_methods o ON o.id = s.payment_method_id AND o.kind = 'OFFLINE'
-            LEFT JOIN (SELECT running.*, CASE WHEN (SELECT k FROM subtotals)[at] = running.sid
-                                              THEN (SELECT v FROM subtotals)[at] END AS subtotal
-                       FROM (SELECT running.*, width_bucket(running.sid, (SELECT k FROM subtotals)) AS at
-                             FROM ({_RUNNING}) AS running) AS running) AS cp ON cp.sid = s.id
+            LEFT JOIN ({_RUNNING}) AS cp ON cp.sid = s.id
             WHERE {_BILLS}
               AND {_RENEWS}
               AND (cp.sid IS NULL OR NOT coalesce((SELECT m FROM several_map) ? cp.sid::text, false))
@@ -343,13 +338,12 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
         plain_charge = f"""CASE WHEN coupon IS NULL THEN amount_minor
                                  ELSE greatest(0, subtotal - ({_coupon_discount("subtotal", "pr")})) END"""
         plain_runs = "runs"
-        # A coupon beside no item that renews takes nothing off nothing: 0 (``subtotal`` NULL), as in ``each``.
-        plain_c1 = "CASE WHEN runs IS NOT NULL THEN coalesce(sum(subtotal), 0) END"
+        plain_c1 = "CASE WHEN runs IS NOT NULL THEN sum(subtotal) END"
         # The others, a few, are looked up by key and priced row by row: several coupons running or one limited
         # to some products (``several_map`` hands the pass the same set, to leave them out).
         singled_out = "\n      AND s.id IN (SELECT id FROM singled)"
         coupons_of = "\n      AND ac.subscription_id IN (SELECT id FROM singled)"
-        # The items of those few only (the map sums the others' in its own aggregate, kept in no table).
+        # The items of those few only (the others' subtotals are on their rows).
         items_of = "SELECT id FROM singled"
         # ``several`` counts the running coupons only.
         singled = f"""several AS (
@@ -358,15 +352,6 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool) -> str:
 ),
 several_map AS MATERIALIZED (
     SELECT jsonb_object_agg(sid, true) AS m FROM several
-),
-subtotals AS MATERIALIZED (
-    SELECT array_agg(sid ORDER BY sid) AS k, array_agg(subtotal ORDER BY sid) AS v FROM (
-        SELECT i.subscription_id AS sid, coalesce(sum(l.line), 0)::bigint AS subtotal
-        FROM subscription_items i
-        CROSS JOIN LATERAL (SELECT {_LINE} AS line) AS l
-        WHERE i.auto_renew AND i.subscription_id IN (SELECT sid FROM ({_RUNNING}) AS running)
-        GROUP BY i.subscription_id
-    ) AS summed
 ),
 singled AS (
     SELECT sid AS id FROM several
@@ -541,11 +526,9 @@ SELECT 'd', NULL, id, NULL, NULL FROM by_domain
 
 
 # JIT compiling the statement takes far longer than running it (its row estimates, multiplied through the
-# generated dates, look huge); the groups and the coupons' hash tables are to stay in memory. Handing rows
-# from parallel workers to the leader is cheaper than the default cost says: at 0.1 a row the items of the
-# subscriptions with a coupon were summed by one process (0.8 s at 1M subscriptions) instead of three.
+# generated dates, look huge); the groups and the coupons' hash tables are to stay in memory.
 _SETTINGS = """SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true),
-    set_config('hash_mem_multiplier', '4', true), set_config('parallel_tuple_cost', '0.01', true)"""
+    set_config('hash_mem_multiplier', '4', true)"""
 
 # What the statement needs to look up at all.
 _PRESENT = """SELECT EXISTS (SELECT 1 FROM tax_rates WHERE active) AS taxes,
