@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import text
 
 from rebill.billing.engine import RenewalEngine
+from tests.api.test_contracts import attach
 from tests.api.test_tax_and_shipping import shipping_profile, tax_rate
 from tests.support import add_card, add_method, gql, gql_raw, make_profile, make_world, mutate, ok, subscribe
 
@@ -180,6 +181,20 @@ async def test_an_invoice_paid_by_transfer_is_forecast_on_its_due_date(client, s
     clock.set(datetime(2026, 2, 15, 9, tzinfo=UTC))
     await RenewalEngine(services).run_once()  # issues the OPEN invoice due Mar 1
     assert await charged(client, start="2026-02-15", end="2026-03-31") == {"2026-03-01": "50.00", "2026-03-29": "50.00"}
+
+
+async def test_a_contract_that_cancels_at_its_end_is_forecast_up_to_its_last_period(client):
+    world = await make_world(client)
+    ending = (await subscribe(client, world, price="20.00"))["subscription"]["id"]
+    renewing = (await subscribe(client, world, price="30.00"))["subscription"]["id"]
+    ok(await attach(client, ending, term={"unit": "MONTH", "count": 2}, actionAtTermEnd="CANCEL"))
+    ok(await attach(client, renewing, term={"unit": "MONTH", "count": 2}, actionAtTermEnd="RENEW"))
+    # The two-month term from Jan 15 ends on Mar 15: the period from Feb 15 is the last one billed.
+    assert await charged(client, end="2026-04-30") == {
+        "2026-02-15": "50.00",
+        "2026-03-15": "30.00",
+        "2026-04-15": "30.00",
+    }
 
 
 async def test_shipping_and_tax_are_in_the_forecast(client):

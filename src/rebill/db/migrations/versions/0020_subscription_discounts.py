@@ -1,4 +1,4 @@
-"""subscriptions keep what their coupons take off the next renewal
+"""subscriptions keep what their coupons take off the next renewal; payment by transfer is indexed
 
 ``subscriptions.discount_minor`` is what the running coupons take off the
 next renewal's bill (``amount_minor`` is that bill after them), written by
@@ -11,6 +11,10 @@ A subscription with no coupon takes nothing off (the default). The others
 get theirs from their items (what renews, pending changes and volume tiers
 as ``Item.line(pending=True)`` prices them) less the amount they bill, in
 one set-based statement over the subscriptions with a coupon.
+
+``ix_payment_methods_offline`` indexes the few payment methods paid by
+transfer: the forecast asks whether there are any before it plans its pass
+over every subscription, and looks them up.
 
 Revision ID: 0020
 Revises: 0019
@@ -49,7 +53,11 @@ WHERE t.id = s.id AND t.subtotal > s.amount_minor
 def upgrade() -> None:
     op.add_column("subscriptions", sa.Column("discount_minor", sa.BigInteger(), server_default="0", nullable=False))
     op.execute(BACKFILL)
+    op.create_index(
+        "ix_payment_methods_offline", "payment_methods", ["id"], postgresql_where=sa.text("kind = 'OFFLINE'")
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_payment_methods_offline", table_name="payment_methods")
     op.drop_column("subscriptions", "discount_minor")
