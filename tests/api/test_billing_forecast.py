@@ -183,6 +183,37 @@ async def test_an_invoice_paid_by_transfer_is_forecast_on_its_due_date(client, s
     assert await charged(client, start="2026-02-15", end="2026-03-31") == {"2026-03-01": "50.00", "2026-03-29": "50.00"}
 
 
+async def test_a_draft_invoice_is_forecast_on_the_day_it_is_finalized(client, services, clock):
+    world = await make_world(client)
+    sub = (await subscribe(client, world, price="40.00"))["subscription"]
+    await subscribe(client, world, price="10.00")
+    drafts = {"subscriptionId": sub["id"], "draftInvoices": True, "draftDays": 3}
+    ok(await mutate(client, "updateInvoicing", drafts, "subscription { id }"))
+    # Renewals on the 15th become drafts, finalized and charged three days later.
+    expected = {"2026-02-15": "10.00", "2026-02-18": "40.00", "2026-03-15": "10.00", "2026-03-18": "40.00"}
+    assert await charged(client, end="2026-03-31") == expected
+    clock.set(datetime(2026, 2, 15, 9, tzinfo=UTC))
+    await RenewalEngine(services).run_once()  # the 40.00 renewal is a draft now, finalized on Feb 18
+    assert await charged(client, start="2026-02-16", end="2026-03-31") == {
+        "2026-02-18": "40.00",
+        "2026-03-15": "10.00",
+        "2026-03-18": "40.00",
+    }
+
+
+async def test_a_subscription_with_a_draft_and_a_renewal_in_one_period_counts_once(client, services, clock):
+    world = await make_world(client)
+    weekly = await make_profile(client, name="Weekly", cadence={"unit": "WEEK", "count": 1})
+    sub = (await subscribe(client, world, price="40.00", profileId=weekly))["subscription"]
+    drafts = {"subscriptionId": sub["id"], "draftInvoices": True, "draftDays": 1}
+    ok(await mutate(client, "updateInvoicing", drafts, "subscription { id }"))
+    clock.set(datetime(2026, 1, 22, 9, tzinfo=UTC))
+    await RenewalEngine(services).run_once()  # Jan 22's renewal is a draft, finalized on Jan 23
+    months = await forecast(client, start="2026-01-22", end="2026-02-28", interval="MONTH")
+    # January: the draft (Jan 23) and Jan 29's renewal (charged Jan 30); February: four weeks.
+    assert [(p["subscriptions"], p["expected"]["amount"]) for p in months] == [(1, "80.00"), (1, "160.00")]
+
+
 async def test_a_contract_that_cancels_at_its_end_is_forecast_up_to_its_last_period(client):
     world = await make_world(client)
     ending = (await subscribe(client, world, price="20.00"))["subscription"]["id"]

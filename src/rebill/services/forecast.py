@@ -264,13 +264,24 @@ def _priced(columns: str, joins: str, where: str, *, taxes: bool, shipping: bool
         )"""
 
 
-def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool, offline: bool = True, contracts: bool = True) -> str:
+def forecast_sql(
+    *,
+    taxes: bool,
+    shipping: bool,
+    restricted: bool,
+    offline: bool = True,
+    contracts: bool = True,
+    awaiting: bool = True,
+    drafts: bool = True,
+) -> str:
     """The statement: one row per period (kind 'p') and one per subscription left to the domain (kind 'd').
 
     ``taxes``, ``shipping``: whether any tax rate is active and any shipping profile exists (if not, the
     statement skips their lookups); ``restricted``: whether any coupon is limited to some products;
     ``offline``, ``contracts``: whether any payment method is paid by transfer and any contract cancels at
-    its term's end (if not, the pass that groups most subscriptions joins neither).
+    its term's end (if not, the pass that groups most subscriptions joins neither); ``awaiting``, ``drafts``:
+    whether any invoice paid by transfer awaits its payment and any draft invoice is open (if not, only the
+    overdue subscriptions can owe something beside their renewals, a retry, and only they are looked up).
 
     Most subscriptions (no running coupon, no credit, nothing owed beside their renewals) are read once and
     grouped at once by their schedule (``plain``), which the planner can count: it hashes the groups
@@ -339,11 +350,15 @@ def forecast_sql(*, taxes: bool, shipping: bool, restricted: bool, offline: bool
         if offline:
             joins += "\n            LEFT JOIN payment_methods o ON o.id = s.payment_method_id AND o.kind = 'OFFLINE'"
         is_offline = "o.id IS NOT NULL" if offline else "false"
+        if awaiting or drafts:
+            solo = f"CASE WHEN s.id IN ({_RETRIES}) OR s.id IN ({_DRAFTS}) THEN s.id END"
+        else:
+            # A card's retry is forecast for an overdue subscription only (``extra``): the others are not looked up.
+            solo = f"CASE WHEN s.status = 'OVERDUE' AND s.id IN ({_RETRIES}) THEN s.id END"
         plain_rows = f"""(
             SELECT {plain_columns if contracts else no_contract}, {is_offline} AS offline, s.amount_minor, cp.runs,
                 s.amount_minor + s.discount_minor AS subtotal, cp.sid AS coupon, cp.percent_off, cp.amount_off_minor,
-                CASE WHEN s.id IN ({_RETRIES}) OR s.id IN ({_DRAFTS}) THEN s.id END AS solo,
-                CASE WHEN s.credit_minor > 0 THEN s.id END AS dom
+                {solo} AS solo, CASE WHEN s.credit_minor > 0 THEN s.id END AS dom
             FROM subscriptions s{joins}
             LEFT JOIN ({_RUNNING}) AS cp ON cp.sid = s.id
             WHERE {_BILLS}
@@ -548,7 +563,10 @@ _PRESENT = """SELECT EXISTS (SELECT 1 FROM tax_rates WHERE active) AS taxes,
     EXISTS (SELECT 1 FROM shipping_profiles) AS shipping,
     EXISTS (SELECT 1 FROM coupons WHERE cardinality(product_ids) > 0) AS restricted,
     EXISTS (SELECT 1 FROM payment_methods WHERE kind = 'OFFLINE') AS offline,
-    EXISTS (SELECT 1 FROM subscription_contracts WHERE action_at_term_end = 'CANCEL') AS contracts"""
+    EXISTS (SELECT 1 FROM subscription_contracts WHERE action_at_term_end = 'CANCEL') AS contracts,
+    EXISTS (SELECT 1 FROM renewals WHERE status = 'FAILED' AND next_retry_date IS NOT NULL
+                                     AND payment_kind = 'OFFLINE') AS awaiting,
+    EXISTS (SELECT 1 FROM invoices WHERE draft IS NOT NULL AND status = 'DRAFT') AS drafts"""
 
 
 @dataclass
@@ -606,6 +624,8 @@ class ForecastService:
                 restricted=present.restricted,
                 offline=present.offline,
                 contracts=present.contracts,
+                awaiting=present.awaiting,
+                drafts=present.drafts,
             )
             rows = list(await session.execute(text(sql), params))
             by_bucket: dict[date, tuple[int, int, set[int]]] = {}
