@@ -432,7 +432,7 @@ def changed_fields(before: SubscriptionState, after: SubscriptionState) -> set[s
     return {name for name in _STATE_INIT_FIELDS if old[name] is not new[name] and old[name] != new[name]}
 
 
-def _replaced(before: SubscriptionState, after: SubscriptionState) -> list[str]:
+def replaced_fields(before: SubscriptionState, after: SubscriptionState) -> list[str]:
     """The attributes ``after`` holds other objects in than ``before`` (a superset of those that changed:
     ``evolve`` shares every value it does not replace)."""
     old, new = before.__dict__, after.__dict__
@@ -443,11 +443,6 @@ def _replaced(before: SubscriptionState, after: SubscriptionState) -> list[str]:
         return [name for name, value in new.items() if value is not old.get(name)]
 
 
-def replaced_fields(before: SubscriptionState, after: SubscriptionState) -> list[str]:
-    """The fields ``after`` holds other objects in than ``before``: a superset of those that changed."""
-    return _replaced(before, after)
-
-
 def diff(
     before: SubscriptionState | None, after: SubscriptionState, replaced: Sequence[str] | None = None
 ) -> list[dict[str, JSON]]:
@@ -455,13 +450,13 @@ def diff(
 
     Items present on both sides are compared field by field
     (``items.12.quantity``); an added or removed item appears whole.
-    ``replaced`` is ``_replaced(before, after)`` when the caller has it.
+    ``replaced`` is ``replaced_fields(before, after)`` when the caller has it.
     """
     if before is None:
         return [{"field": key, "before": None, "after": value} for key, value in snapshot(after).items()]
     changes: list[dict[str, JSON]] = []
     if replaced is None:
-        replaced = _replaced(before, after)
+        replaced = replaced_fields(before, after)
     # What the next renewal bills depends only on items, coupons and currency.
     same_bill = (
         before.items is after.items and before.coupons is after.coupons and before.currency == after.currency
@@ -730,7 +725,7 @@ def delta_to_json(
     """
     old, new = before.__dict__, after.__dict__
     delta: dict[str, JSON] = {}
-    for name in _replaced(before, after) if replaced is None else replaced:
+    for name in replaced_fields(before, after) if replaced is None else replaced:
         if name in _UNDONE and (was := old.get(name)) != new[name]:
             key, encode, _ = _CODEC[name]
             delta[key] = encode(was)
@@ -741,7 +736,7 @@ def diff_and_delta(
     before: SubscriptionState, after: SubscriptionState
 ) -> tuple[list[dict[str, JSON]], dict[str, JSON]]:
     """``diff`` and ``delta_to_json`` of one change, comparing the two states once."""
-    replaced = _replaced(before, after)
+    replaced = replaced_fields(before, after)
     return diff(before, after, replaced), delta_to_json(before, after, replaced)
 
 

@@ -31,7 +31,7 @@ Mutations (``services.subscriptions``) and the renewal worker
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -386,67 +386,37 @@ async def recheck(session: AsyncSession, jobs: Sequence[Job]) -> None:
 # -- step 3: settle --------------------------------------------------------------------
 
 
-# Fields of the subscription row the renewal rules change (see domain/cycle.py).
-ENGINE_COLUMNS = (
-    "status",
-    "next_renewal_date",
-    "trial_end_date",
-    "current_period_start",
-    "current_period_end",
-    "end_date",
-    "occurrences_billed",
-    "last_cycle",
-    "overdue_count",
-    "next_retry_date",
-    "last_gateway_id",
-    "amount_minor",
-    "discount_minor",
-    "credit_minor",
-    "cancel_at_period_end",
-    "cancelled_at",
-    "renew_due",
-    "updated_at",
-)
-
-
-#: Written with every change: the row, its version guard, and when it changed.
-_ALWAYS = frozenset({"id", "version", "updated_at"})
+# The columns of the subscription row the renewal rules change (see domain/cycle.py), each with its value in a state.
+_ENGINE_VALUES: dict[str, Callable[[SubscriptionState], Any]] = {
+    "status": lambda s: s.status.value,
+    "next_renewal_date": lambda s: s.next_renewal_date,
+    "trial_end_date": lambda s: s.trial_end_date,
+    "current_period_start": lambda s: s.current_period_start,
+    "current_period_end": lambda s: s.current_period_end,
+    "end_date": lambda s: s.end_date,
+    "occurrences_billed": lambda s: s.occurrences_billed,
+    "last_cycle": lambda s: s.last_cycle,
+    "overdue_count": lambda s: s.overdue_count,
+    "next_retry_date": lambda s: s.next_retry_date,
+    "last_gateway_id": lambda s: s.last_gateway_id,
+    "amount_minor": lambda s: s.amount.minor,
+    "discount_minor": lambda s: s.next_bill().discount.minor,
+    "credit_minor": lambda s: s.credit.minor if s.credit is not None else 0,
+    "cancel_at_period_end": lambda s: s.cancel_at_period_end,
+    "cancelled_at": lambda s: s.cancelled_at,
+    "renew_due": lambda s: s.renew_due,
+}
 
 #: The state's fields and the columns each one is written to (the amount and the discount follow the items, coupons
 #: and currency).
 _PRICED = ("amount_minor", "discount_minor")
 _COLUMNS_OF: dict[str, tuple[str, ...]] = {
-    **{name: (name,) for name in ENGINE_COLUMNS if name not in (*_PRICED, "credit_minor", "updated_at")},
+    **{name: (name,) for name in _ENGINE_VALUES if name not in (*_PRICED, "credit_minor")},
     "credit": ("credit_minor",),
     "items": _PRICED,
     "coupons": _PRICED,
     "currency": _PRICED,
 }
-
-
-def _engine_values(state: SubscriptionState, version: int, now: datetime) -> dict[str, Any]:
-    return {
-        "id": state.id,
-        "version": version,
-        "status": state.status.value,
-        "next_renewal_date": state.next_renewal_date,
-        "trial_end_date": state.trial_end_date,
-        "current_period_start": state.current_period_start,
-        "current_period_end": state.current_period_end,
-        "end_date": state.end_date,
-        "occurrences_billed": state.occurrences_billed,
-        "last_cycle": state.last_cycle,
-        "overdue_count": state.overdue_count,
-        "next_retry_date": state.next_retry_date,
-        "last_gateway_id": state.last_gateway_id,
-        "amount_minor": state.amount.minor,
-        "discount_minor": state.next_bill().discount.minor,
-        "credit_minor": state.credit.minor if state.credit is not None else 0,
-        "cancel_at_period_end": state.cancel_at_period_end,
-        "cancelled_at": state.cancelled_at,
-        "renew_due": state.renew_due,
-        "updated_at": now,
-    }
 
 
 async def save_states(
@@ -470,9 +440,11 @@ async def save_states(
         if before.items != after.items or not same_coupons:
             saved.append(await repo.save(before, after, now))
             continue
-        # The columns of the fields ``after`` replaced (``evolve`` shares every value it keeps).
-        written = _ALWAYS.union(*(_COLUMNS_OF.get(name, ()) for name in replaced_fields(before, after)))
-        row = {key: value for key, value in _engine_values(after, before.version, now).items() if key in written}
+        # The columns of the fields ``after`` replaced (``evolve`` shares every value it keeps), with the row,
+        # its version guard and when it changed.
+        written = {column for name in replaced_fields(before, after) for column in _COLUMNS_OF.get(name, ())}
+        row = {"id": after.id, "version": before.version, "updated_at": now}
+        row.update((column, get(after)) for column, get in _ENGINE_VALUES.items() if column in written)
         rows.append(row)
         changes.setdefault(tuple(row), []).append(row)
         for old, new in zip(before.coupons, after.coupons, strict=True):
