@@ -317,9 +317,13 @@ def forecast_sql(
             WHEN g.kind = 'D' THEN g.f + (y.j - 1) * g.step
             WHEN g.kind = 'A' THEN {_mk("g.p1 + (y.j - 1) * g.step", "g.p2")}
             ELSE {_mk(f"{_mi('g.n0')} + y.j * g.step", f"least(date_part('day', g.n0)::int, {sticky_floor})")} END"""
-    plain_columns = """s.next_renewal_date AS n0, s.anchor_date, s.time_zone AS tz, s.profile_id, s.last_cycle,
-                    s.end_date, s.cancellation_date, ct.action_at_term_end AS term_action, ct.end_date AS term_end,
-                    s.invoicing"""
+    # A contract's term end, from ``ct``: the pass with tax or shipping (``_priced``) always joins the contracts,
+    # the other one when a contract may cancel at its term's end.
+    terms = "ct.action_at_term_end AS term_action, ct.end_date AS term_end"
+    if not (contracts or taxes or shipping):
+        terms = "NULL::text AS term_action, NULL::date AS term_end"
+    plain_columns = f"""s.next_renewal_date AS n0, s.anchor_date, s.time_zone AS tz, s.profile_id, s.last_cycle,
+                    s.end_date, s.cancellation_date, {terms}, s.invoicing"""
     if taxes or shipping:
         plain_rows = _priced(
             f"{plain_columns}, {_OFFLINE} AS offline, NULL::bigint AS d0, NULL::bigint AS subtotal,"
@@ -345,7 +349,6 @@ def forecast_sql(
         # their subtotal. Those with a retry or a draft owed get a group each (``solo``: counted
         # once on a day they also renew); a credit balance is the domain's (``dom``), as ``each`` finds.
         # Without a contract that cancels at its term's end or a payment by transfer, the pass joins neither.
-        no_contract = plain_columns.replace("ct.action_at_term_end", "NULL::text").replace("ct.end_date", "NULL::date")
         joins = "\n            LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id" if contracts else ""
         if offline:
             joins += "\n            LEFT JOIN payment_methods o ON o.id = s.payment_method_id AND o.kind = 'OFFLINE'"
@@ -356,7 +359,7 @@ def forecast_sql(
             # A card's retry is forecast for an overdue subscription only (``extra``): the others are not looked up.
             solo = f"CASE WHEN s.status = 'OVERDUE' AND s.id IN ({_RETRIES}) THEN s.id END"
         plain_rows = f"""(
-            SELECT {plain_columns if contracts else no_contract}, {is_offline} AS offline, s.amount_minor, cp.runs,
+            SELECT {plain_columns}, {is_offline} AS offline, s.amount_minor, cp.runs,
                 s.amount_minor + s.discount_minor AS subtotal, cp.sid AS coupon, cp.percent_off, cp.amount_off_minor,
                 {solo} AS solo, CASE WHEN s.credit_minor > 0 THEN s.id END AS dom
             FROM subscriptions s{joins}
