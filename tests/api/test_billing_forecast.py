@@ -167,6 +167,24 @@ async def test_a_declined_renewal_is_forecast_on_its_retry_date(client):
     assert points == {"2026-01-20": "62.96", "2026-02-15": "62.96"}, "the retry, then the schedule goes on"
 
 
+async def test_a_retry_and_renewals_in_one_period_count_the_subscription_once(client):
+    world = await make_world(client, retryScheduleDays=[5, 5])
+    weekly = await make_profile(client, name="Weekly", cadence={"unit": "WEEK", "count": 1})
+    await add_card(client, world.customer, "4000000000000002")
+    assert (await subscribe(client, world, price="40.00", profileId=weekly))["renewal"]["status"] == "FAILED"
+    days = await charged(client, end="2026-01-31")
+    assert days == {"2026-01-20": "40.00", "2026-01-22": "40.00", "2026-01-29": "40.00"}
+    weeks = await forecast(client, end="2026-01-31", interval="WEEK")
+    # The week of Jan 19 has the retry (Tue 20) and a renewal (Thu 22): one subscription, both amounts.
+    assert [(p["date"], p["subscriptions"], p["expected"]["amount"]) for p in weeks] == [
+        ("2026-01-15", 0, "0.00"),
+        ("2026-01-19", 1, "80.00"),
+        ("2026-01-26", 1, "40.00"),
+    ]
+    months = await forecast(client, end="2026-02-28", interval="MONTH")
+    assert [(p["subscriptions"], p["expected"]["amount"]) for p in months] == [(1, "120.00"), (1, "160.00")]
+
+
 async def test_an_invoice_paid_by_transfer_is_forecast_on_its_due_date(client, services, clock):
     world = await make_world(client)
     transfer = await add_method(client, world.customer, "OFFLINE")

@@ -99,6 +99,13 @@ def _mk(mi: str, day: str) -> str:
     return f"make_date(({mi}) / 12, ({mi}) % 12 + 1, least({day}, {_dim(mi)}))"
 
 
+def _period_end(day: str) -> str:
+    """The last day of the forecast's period holding ``day``."""
+    return f"""CASE CAST(:interval AS text) WHEN 'DAY' THEN {day}
+        WHEN 'WEEK' THEN date_trunc('week', {day})::date + 6
+        ELSE (date_trunc('month', {day}) + interval '1 month')::date - 1 END"""
+
+
 def _seller(d: str, tz: str) -> str:
     """The seller's date at the first instant of local day ``d`` in zone ``tz``."""
     return f"((({d})::timestamp AT TIME ZONE {tz}) AT TIME ZONE :seller)::date"
@@ -150,7 +157,8 @@ def _charge(amount: str, discount: str) -> str:
 
 def _extra() -> str:
     """What is owed beside the renewals: retries of declined renewals on their retry dates, invoices paid by
-    transfer on their due dates, drafts on the day they are finalized (one row each: sid, day, amount)."""
+    transfer on their due dates, drafts on the day they are finalized (one row each: sid, day, amount, and the
+    subscription's columns)."""
     # The subscription of each of the few failed renewals is looked up by its key (OFFSET 0 keeps it a lookup:
     # joined, the planner reads every subscription to find them).
     return f"""
@@ -159,10 +167,9 @@ def _extra() -> str:
              ELSE greatest({_seller("r.next_retry_date", "s.time_zone")}, CAST(:seller_today AS date)) END AS day,
         CASE WHEN r.payment_kind = 'OFFLINE'
              THEN inv.total_minor - inv.credit_applied_minor - inv.amount_paid_minor
-             ELSE r.amount_minor END AS amount
+             ELSE r.amount_minor END AS amount, s.*
     FROM renewals r
-    CROSS JOIN LATERAL (
-        SELECT s.status, s.time_zone FROM subscriptions s WHERE s.id = r.subscription_id OFFSET 0) AS s
+    CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = r.subscription_id OFFSET 0) AS s
     LEFT JOIN LATERAL (
         SELECT * FROM invoices v WHERE v.renewal_id = r.id AND v.status = 'OPEN'
         ORDER BY v.document_type = 'INVOICE' DESC LIMIT 1) AS inv ON true
@@ -174,7 +181,7 @@ def _extra() -> str:
         greatest({_seller("(v.draft ->> 'finalizeOn')::date", "s.time_zone")}, CAST(:seller_today AS date))
         + CASE WHEN pm.kind = 'OFFLINE'
                THEN coalesce((s.invoicing ->> 'paymentTermsDays')::int, CAST(:terms AS int)) ELSE 0 END,
-        greatest(0, v.total_minor - s.credit_minor)
+        greatest(0, v.total_minor - s.credit_minor), s.*
     FROM invoices v
     JOIN subscriptions s ON s.id = v.subscription_id
     LEFT JOIN payment_methods pm ON pm.id = s.payment_method_id
@@ -271,26 +278,24 @@ def forecast_sql(
     restricted: bool,
     offline: bool = True,
     contracts: bool = True,
-    awaiting: bool = True,
-    drafts: bool = True,
 ) -> str:
     """The statement: one row per period (kind 'p') and one per subscription left to the domain (kind 'd').
 
     ``taxes``, ``shipping``: whether any tax rate is active and any shipping profile exists (if not, the
     statement skips their lookups); ``restricted``: whether any coupon is limited to some products;
     ``offline``, ``contracts``: whether any payment method is paid by transfer and any contract cancels at
-    its term's end (if not, the pass that groups most subscriptions joins neither); ``awaiting``, ``drafts``:
-    whether any invoice paid by transfer awaits its payment and any draft invoice is open (if not, only the
-    overdue subscriptions can owe something beside their renewals, a retry, and only they are looked up).
+    its term's end (if not, the pass that groups most subscriptions joins neither).
 
     Most subscriptions (no running coupon, no credit, nothing owed beside their renewals) are read once and
     grouped at once by their schedule (``plain``), which the planner can count: it hashes the groups
     in parallel workers instead of sorting a million rows. Without tax or shipping, the same pass prices
-    those with one coupon (the coupon joined), keeps those with a retry or a draft in groups
-    of one (``solo``) and marks those the domain prices (``dom``); the few left (``singled``: several
-    coupons, or one limited to some products) are looked up by key. With tax or shipping, the others are
-    found by a second scan. Those are priced row by row (``each``).
-    Only the groups, a few thousand rows, are then dated.
+    those with one coupon (the coupon joined) and those owing a retry or a draft beside their renewals, and
+    marks those the domain prices (``dom``); the few left (``singled``: several coupons, or one limited to
+    some products) are looked up by key. With tax or shipping, the others are found by a second scan. Those
+    are priced row by row (``each``), each in a group of its own (``solo``) if it owes something beside its
+    renewals. Only the groups, a few thousand rows, are then dated, and those owing something beside their
+    renewals in the plain groups once more on their own (``probes``), to count them once in a period where
+    they also renew.
     """
     arrays = restricted or taxes
     total1 = "greatest(0, subtotal - d1)"
@@ -327,7 +332,7 @@ def forecast_sql(
     if taxes or shipping:
         plain_rows = _priced(
             f"{plain_columns}, {_OFFLINE} AS offline, NULL::bigint AS d0, NULL::bigint AS subtotal,"
-            f" NULL::bigint AS solo, NULL::bigint AS dom, {item_columns}",
+            f" NULL::bigint AS dom, {item_columns}",
             all_items,
             f"\n      AND {_NOT_SINGLED_OUT}",
             taxes=taxes,
@@ -341,33 +346,47 @@ def forecast_sql(
         coupons_of = ""
         items_of = f"SELECT sid FROM ({_RUNNING}) AS running"
         singled = ""
+        probes = ""
     else:
         # Nothing an invoice adds. Those with one coupon running (not limited to some products) are read in
         # the same parallel pass, priced from their subtotal (what their items add up to: the amount they bill
         # and the discount their coupons take, both kept on the row) and the coupon (joined from a hash the
         # workers share), and grouped as well by the renewal their coupon runs out at, after which they bill
-        # their subtotal. Those with a retry or a draft owed get a group each (``solo``: counted
-        # once on a day they also renew); a credit balance is the domain's (``dom``), as ``each`` finds.
+        # their subtotal. A credit balance is the domain's (``dom``), as ``each`` finds.
         # Without a contract that cancels at its term's end or a payment by transfer, the pass joins neither.
         joins = "\n            LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id" if contracts else ""
         if offline:
             joins += "\n            LEFT JOIN payment_methods o ON o.id = s.payment_method_id AND o.kind = 'OFFLINE'"
         is_offline = "o.id IS NOT NULL" if offline else "false"
-        if awaiting or drafts:
-            solo = f"CASE WHEN s.id IN ({_RETRIES}) OR s.id IN ({_DRAFTS}) THEN s.id END"
-        else:
-            # A card's retry is forecast for an overdue subscription only (``extra``): the others are not looked up.
-            solo = f"CASE WHEN s.status = 'OVERDUE' AND s.id IN ({_RETRIES}) THEN s.id END"
+        plain_where = f"""{_BILLS}
+              AND {_RENEWS}
+              AND (cp.sid IS NULL OR NOT coalesce((SELECT m FROM several_map) ? cp.sid::text, false))"""
         plain_rows = f"""(
             SELECT {plain_columns}, {is_offline} AS offline, s.amount_minor, cp.runs,
                 s.amount_minor + s.discount_minor AS subtotal, cp.sid AS coupon, cp.percent_off, cp.amount_off_minor,
-                {solo} AS solo, CASE WHEN s.credit_minor > 0 THEN s.id END AS dom
+                CASE WHEN s.credit_minor > 0 THEN s.id END AS dom
             FROM subscriptions s{joins}
             LEFT JOIN ({_RUNNING}) AS cp ON cp.sid = s.id
-            WHERE {_BILLS}
-              AND {_RENEWS}
-              AND (cp.sid IS NULL OR NOT coalesce((SELECT m FROM several_map) ? cp.sid::text, false))
+            WHERE {plain_where}
         )"""
+        # Those owing something beside their renewals (``extra``: a retry, a transfer awaited, a draft) stay in
+        # their groups. Each is dated once more on its own, up to the end of the last period it owes in
+        # (``upto``), to tell the periods where it also renews: there it is counted once. ``extra`` has their
+        # columns.
+        term_end = "CASE WHEN ct.action_at_term_end = 'CANCEL' THEN ct.end_date END" if contracts else "NULL::date"
+        contract = "\n    LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id" if contracts else ""
+        probes = f"""
+    UNION ALL
+    SELECT s.next_renewal_date, s.anchor_date, s.time_zone, {_delay("s.invoicing", _OFFLINE)},
+        least(s.end_date, s.cancellation_date, {term_end}),
+        p.max_occurrences - s.last_cycle, p.interval_unit, p.interval_count, p.anchor_policy,
+        NULL::int, NULL::int, s.id, NULL::bigint, 1::bigint, 0::numeric, NULL::numeric, NULL::numeric, s.upto
+    FROM (SELECT DISTINCT ON (e.sid) e.*, {_period_end("e.day")} AS upto FROM extra AS e
+          ORDER BY e.sid, upto DESC) AS s
+    JOIN subscription_profiles p ON p.id = s.profile_id{contract}
+    WHERE {_BILLS}
+      AND {_RENEWS}
+      AND NOT coalesce((SELECT m FROM several_map) ? s.id::text, false) AND s.credit_minor <= 0"""
         plain_charge = f"""CASE WHEN coupon IS NULL THEN amount_minor
                                  ELSE greatest(0, subtotal - ({_coupon_discount("subtotal", "pr")})) END"""
         plain_runs = "runs"
@@ -452,9 +471,10 @@ extra AS ({_extra()}
 plain AS (
     SELECT n0, anchor_date, tz, profile_id, last_cycle, {_delay("invoicing", "offline")} AS delay,
         least(end_date, cancellation_date, CASE WHEN term_action = 'CANCEL' THEN term_end END) AS stop,
-        {plain_runs} AS runs, solo, dom, count(*) AS n, sum({plain_charge}) AS c0, {plain_c1} AS c1
+        {plain_runs} AS runs, NULL::bigint AS solo, dom, count(*) AS n, sum({plain_charge}) AS c0,
+        {plain_c1} AS c1
     FROM {plain_rows} AS pr
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 10
 ),
 each AS (
     SELECT n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo,
@@ -481,10 +501,10 @@ grouped AS MATERIALIZED (
     SELECT g.n0, g.anchor_date, g.tz, g.delay, g.stop,
         p.max_occurrences - g.last_cycle AS remaining, p.interval_unit AS unit, p.interval_count AS cnt,
         p.anchor_policy AS policy, g.runs AS b1, NULL::int AS b2, g.solo, g.dom,
-        g.n, g.c0, g.c1, NULL::numeric AS c2
+        g.n, g.c0, g.c1, NULL::numeric AS c2, NULL::date AS upto
     FROM plain AS g JOIN subscription_profiles p ON p.id = g.profile_id
     UNION ALL
-    SELECT * FROM each
+    SELECT *, NULL::date FROM each{probes}
 ),
 by_domain AS (
     SELECT dom AS id FROM grouped WHERE dom IS NOT NULL
@@ -515,13 +535,14 @@ keyed AS (
     WHERE g.dom IS NULL
 ),
 sched AS (
-    SELECT keyed.*, row_number() OVER () AS gid,
-        CASE WHEN kind = 'D' THEN (CAST(:horizon AS date) - f) / step + 2
-             ELSE ({_mi("CAST(:horizon AS date)")} - {_mi("n0")}) / step + 2 END AS last_j
+    SELECT keyed.*, l.lim, row_number() OVER () AS gid,
+        CASE WHEN kind = 'D' THEN (lim - f) / step + 2 ELSE ({_mi("lim")} - {_mi("n0")}) / step + 2 END AS last_j
     FROM keyed
+    -- The last date to look at: a probe's charges fall a day before its dates at the earliest.
+    CROSS JOIN LATERAL (SELECT least(CAST(:horizon AS date), upto + 1) AS lim) AS l
 ),
 dated AS (
-    SELECT g.gid, g.solo, g.n, g.tz, g.delay, g.stop, x.j, x.d,
+    SELECT g.gid, g.solo, g.n, g.tz, g.delay, g.stop, g.lim, g.upto IS NOT NULL AS probe, x.j, x.d,
         CASE WHEN g.b1 IS NULL OR x.j < g.b1 THEN g.c0 WHEN g.b2 IS NULL OR x.j < g.b2 THEN g.c1 ELSE g.c2 END
             AS amount
     FROM sched AS g
@@ -533,17 +554,17 @@ dated AS (
 ),
 charges AS (
     SELECT greatest({charged_on}, CAST(:seller_today AS date)) + x.delay AS day,
-           coalesce(x.solo, -x.gid) AS who, x.n, x.amount
+           coalesce(x.solo, -x.gid) AS who, x.n, x.amount, x.probe
     FROM dated AS x
-    WHERE x.d <= CAST(:horizon AS date) AND (x.stop IS NULL OR x.d < x.stop)
+    WHERE x.d <= x.lim AND (x.stop IS NULL OR x.d < x.stop)
     UNION ALL
-    SELECT day, sid, 1, amount FROM extra
+    SELECT day, sid, 1, amount, false FROM extra
 ),
 buckets AS (
     SELECT CASE CAST(:interval AS text) WHEN 'DAY' THEN day
                 WHEN 'WEEK' THEN greatest(date_trunc('week', day)::date, CAST(:window_from AS date))
                 ELSE greatest(date_trunc('month', day)::date, CAST(:window_from AS date)) END AS bucket,
-           who, max(n) AS n, sum(amount) AS amount
+           who, CASE WHEN bool_or(probe) THEN 0 ELSE max(n) END AS n, sum(amount) AS amount
     FROM charges
     WHERE day BETWEEN greatest(CAST(:window_from AS date), CAST(:seller_today AS date)) AND CAST(:window_to AS date)
     GROUP BY 1, 2
@@ -566,10 +587,7 @@ _PRESENT = """SELECT EXISTS (SELECT 1 FROM tax_rates WHERE active) AS taxes,
     EXISTS (SELECT 1 FROM shipping_profiles) AS shipping,
     EXISTS (SELECT 1 FROM coupons WHERE cardinality(product_ids) > 0) AS restricted,
     EXISTS (SELECT 1 FROM payment_methods WHERE kind = 'OFFLINE') AS offline,
-    EXISTS (SELECT 1 FROM subscription_contracts WHERE action_at_term_end = 'CANCEL') AS contracts,
-    EXISTS (SELECT 1 FROM renewals WHERE status = 'FAILED' AND next_retry_date IS NOT NULL
-                                     AND payment_kind = 'OFFLINE') AS awaiting,
-    EXISTS (SELECT 1 FROM invoices WHERE draft IS NOT NULL AND status = 'DRAFT') AS drafts"""
+    EXISTS (SELECT 1 FROM subscription_contracts WHERE action_at_term_end = 'CANCEL') AS contracts"""
 
 
 @dataclass
@@ -627,8 +645,6 @@ class ForecastService:
                 restricted=present.restricted,
                 offline=present.offline,
                 contracts=present.contracts,
-                awaiting=present.awaiting,
-                drafts=present.drafts,
             )
             rows = list(await session.execute(text(sql), params))
             by_bucket: dict[date, tuple[int, int, set[int]]] = {}
