@@ -67,7 +67,12 @@ async def test_sql_and_the_domain_agree_without_tax_or_shipping(client, services
     await agree_on_a_mixed_set(client, services, seed, taxed=False)
 
 
-async def agree_on_a_mixed_set(client, services, seed: int, *, taxed: bool) -> None:
+async def test_sql_and_the_domain_agree_when_no_coupon_is_limited_to_some_products(client, services):
+    """Those with several coupons are then found among the subscriptions with more than one applied."""
+    await agree_on_a_mixed_set(client, services, 4, taxed=False, limited=False)
+
+
+async def agree_on_a_mixed_set(client, services, seed: int, *, taxed: bool, limited: bool = True) -> None:
     rng = random.Random(seed)
     ships = None
     if taxed:
@@ -93,6 +98,8 @@ async def agree_on_a_mixed_set(client, services, seed: int, *, taxed: bool) -> N
         "TWOONCE": {"amountOff": {"amount": "2.00", "currency": "USD"}, "duration": "ONCE"},
         "TEAONLY": {"percentOff": "25", "productIds": [products[1]]},
     }
+    if not limited:
+        del coupons["TEAONLY"]
     for code, fields in coupons.items():
         ok(await mutate(client, "createCoupon", {"code": code, **fields}, "coupon { id }"))
     customers = []

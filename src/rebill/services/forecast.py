@@ -231,6 +231,13 @@ _RUNNING = """SELECT ac.subscription_id AS sid, c.percent_off, c.amount_off_mino
                                                        ELSE coalesce(c.duration_cycles, 0) END)"""
 
 
+# The subscriptions with more than one coupon applied.
+_REPEATED = """SELECT a.subscription_id FROM (
+        SELECT subscription_id, lag(subscription_id) OVER (ORDER BY subscription_id) AS before
+        FROM applied_coupons) AS a
+        WHERE a.before = a.subscription_id"""
+
+
 def _delay(invoicing: str, offline: str) -> str:
     """Days from a billing date to the charge: a draft's days before it is finalized, then transfer terms."""
     return f"""(CASE WHEN ({invoicing} ->> 'draftInvoices')::boolean
@@ -397,9 +404,12 @@ def forecast_sql(
         coupons_of = "\n      AND ac.subscription_id IN (SELECT id FROM singled)"
         # The items of those few only (the others' subtotals are on their rows).
         items_of = "SELECT id FROM singled"
-        # ``several`` counts the running coupons only.
+        # ``several`` counts the running coupons only. Unless a coupon is limited to some products, only the
+        # subscriptions with two coupons or more are looked at: found in the index's order, they are the few
+        # whose key repeats the one before it.
+        candidates = "" if restricted else f"\n    WHERE sid IN ({_REPEATED})"
         singled = f"""several AS (
-    SELECT sid FROM ({_RUNNING}) AS running
+    SELECT sid FROM ({_RUNNING}) AS running{candidates}
     GROUP BY sid HAVING count(*) > 1 OR bool_or(coalesce(restricted, false))
 ),
 several_map AS MATERIALIZED (
