@@ -6,12 +6,13 @@ subscription created now is charged today and renews on the 15th of each month.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import text
 
 from rebill.billing.engine import RenewalEngine
+from rebill.services.forecast import ForecastService
 from tests.api.test_contracts import attach
 from tests.api.test_tax_and_shipping import shipping_profile, tax_rate
 from tests.support import add_card, add_method, gql, gql_raw, make_profile, make_world, mutate, ok, subscribe
@@ -131,6 +132,25 @@ async def test_a_trial_is_forecast_from_its_end(client):
         "2026-02-28": "30.00",
         "2026-03-29": "30.00",
     }
+
+
+async def test_a_subscription_starting_later_is_forecast_from_its_start_or_its_trial_end(client, services):
+    world = await make_world(client)
+    assert (await subscribe(client, world, price="20.00", startDate="2026-01-31"))["subscription"]["status"] == "FUTURE"
+    await subscribe(client, world, price="5.00", startDate="2026-02-10", trialDays=7)
+    # The first starts on Jan 31 (its first period billed then) and renews on month ends clamped; the second's
+    # trial runs from Feb 10 to Feb 17, its anchor.
+    assert await charged(client, end="2026-04-30") == {
+        "2026-01-31": "20.00",
+        "2026-02-17": "5.00",
+        "2026-02-28": "20.00",
+        "2026-03-17": "5.00",
+        "2026-03-31": "20.00",
+        "2026-04-17": "5.00",
+        "2026-04-30": "20.00",
+    }
+    result = await ForecastService(services).forecast("USD", date(2026, 1, 15), date(2026, 4, 30))
+    assert result.priced_by_domain == 0, "the statement prices subscriptions starting later"
 
 
 async def test_scheduled_cancellations_end_dates_and_occurrences_stop_the_forecast(client):

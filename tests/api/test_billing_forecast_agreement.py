@@ -125,6 +125,11 @@ async def agree_on_a_mixed_set(client, services, seed: int, *, taxed: bool, limi
         if rng.random() < 0.3:
             items.append({"productId": products[2], "unitPrice": {"amount": "3.33", "currency": "USD"}, "quantity": 1})
         data = {"customerId": rng.choice(customers), "profileId": rng.choice(profiles), "items": items}
+        if rng.random() < 0.2:
+            # Starting later (some month ends among them), some with a trial or their first period paid elsewhere.
+            start = rng.choice((START + timedelta(days=rng.randint(1, 120)), date(2026, 1, 31), date(2026, 3, 31)))
+            data["startDate"] = start.isoformat()
+            data.update(rng.choice(({}, {}, {"trialDays": 14}, {"billFirstPeriod": False})))
         sub = ok(await mutate(client, "createSubscription", data, "subscription { id status }"))["subscription"]
         sid = sub["id"]
         for code in rng.sample(sorted(coupons), rng.choice((0, 0, 1, 1, 2))):

@@ -35,7 +35,7 @@ thirty seconds, whatever the number of subscriptions.
 What SQL does not price exactly is priced by the domain, through the
 engine's own rules (``domain.forecast.scheduled_charges``): subscriptions
 with a phase dated inside the window (applied on its date by the same
-``apply_changes`` the worker uses), ``FUTURE`` ones, a credit balance, a
+``apply_changes`` the worker uses), ``FUTURE`` ones billing nothing or by hand, a credit balance, a
 product-limited coupon beside another, more than two coupons running out,
 or several taxed items under a discount (tax per line after each line's
 share of it). Those are few; their count is reported.
@@ -189,9 +189,17 @@ def _extra() -> str:
       AND s.status NOT IN ('CANCELLED', 'EXPIRED')"""
 
 
-# The subscriptions the worker bills from their next renewal on (FUTURE ones and those with a phase to
-# apply are the domain's).
-_BILLS = """s.currency = :currency AND s.status IN ('TRIAL', 'ACTIVE', 'OVERDUE')
+# A subscription's first billing date to come: its next renewal; for a FUTURE one, its trial's end, the end of
+# a first period paid elsewhere, or its start (its first period billed then as the INITIAL renewal, what a
+# renewal bills).
+_N0 = """CASE WHEN s.status <> 'FUTURE' THEN s.next_renewal_date
+                         WHEN s.trial_end_date > s.start_date THEN s.trial_end_date
+                         ELSE coalesce(s.current_period_end, s.start_date) END"""
+
+# The subscriptions the worker bills from their next renewal on, and the FUTURE ones billing something (those
+# with a phase to apply are the domain's). A FUTURE one's next renewal is its start.
+_BILLS = """s.currency = :currency
+      AND (s.status IN ('TRIAL', 'ACTIVE', 'OVERDUE') OR (s.status = 'FUTURE' AND s.amount_minor > 0))
       AND s.renewal_type = 'AUTOMATIC' AND NOT s.cancel_at_period_end
       AND s.next_renewal_date <= CAST(:horizon AS date)
       AND NOT s.id IN (SELECT ph.subscription_id FROM phases ph
@@ -334,7 +342,7 @@ def forecast_sql(
     terms = "ct.action_at_term_end AS term_action, ct.end_date AS term_end"
     if not (contracts or taxes or shipping):
         terms = "NULL::text AS term_action, NULL::date AS term_end"
-    plain_columns = f"""s.next_renewal_date AS n0, s.anchor_date, s.time_zone AS tz, s.profile_id, s.last_cycle,
+    plain_columns = f"""{_N0} AS n0, s.anchor_date, s.time_zone AS tz, s.profile_id, s.last_cycle,
                     s.end_date, s.cancellation_date, {terms}, s.invoicing"""
     if taxes or shipping:
         plain_rows = _priced(
@@ -384,7 +392,7 @@ def forecast_sql(
         contract = "\n    LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id" if contracts else ""
         probes = f"""
     UNION ALL
-    SELECT s.next_renewal_date, s.anchor_date, s.time_zone, {_delay("s.invoicing", _OFFLINE)},
+    SELECT {_N0}, s.anchor_date, s.time_zone, {_delay("s.invoicing", _OFFLINE)},
         least(s.end_date, s.cancellation_date, {term_end}),
         p.max_occurrences - s.last_cycle, p.interval_unit, p.interval_count, p.anchor_policy,
         NULL::int, NULL::int, s.id, NULL::bigint, 1::bigint, 0::numeric, NULL::numeric, NULL::numeric, s.upto
@@ -420,7 +428,7 @@ singled AS (
 ),
 """
     each_rows = _priced(
-        f"""s.id, s.next_renewal_date AS n0, s.anchor_date, s.time_zone AS tz, s.credit_minor,
+        f"""s.id, {_N0} AS n0, s.anchor_date, s.time_zone AS tz, s.credit_minor,
                     p.interval_unit AS unit, p.interval_count AS cnt, p.anchor_policy AS policy,
                     least(s.end_date, s.cancellation_date,
                           CASE WHEN ct.action_at_term_end = 'CANCEL' THEN ct.end_date END) AS stop,
@@ -521,6 +529,8 @@ by_domain AS (
     UNION
     SELECT s.id FROM subscriptions s
     WHERE s.currency = :currency AND s.status = 'FUTURE' AND s.start_date <= CAST(:horizon AS date)
+      AND NOT coalesce(s.amount_minor > 0 AND s.renewal_type = 'AUTOMATIC' AND NOT s.cancel_at_period_end
+                       AND s.next_renewal_date <= CAST(:horizon AS date), false)
     UNION
     SELECT s.id FROM phased JOIN subscriptions s ON s.id = phased.id
     WHERE s.currency = :currency AND s.status NOT IN ('CANCELLED', 'EXPIRED')
