@@ -163,19 +163,22 @@ def _extra() -> str:
     # joined, the planner reads every subscription to find them).
     return f"""
     SELECT r.subscription_id AS sid,
-        CASE WHEN r.payment_kind = 'OFFLINE' THEN inv.due_date
-             ELSE greatest({_seller("r.next_retry_date", "s.time_zone")}, CAST(:seller_today AS date)) END AS day,
-        CASE WHEN r.payment_kind = 'OFFLINE'
-             THEN inv.total_minor - inv.credit_applied_minor - inv.amount_paid_minor
-             ELSE r.amount_minor END AS amount, s.*
+        greatest({_seller("r.next_retry_date", "s.time_zone")}, CAST(:seller_today AS date)) AS day,
+        r.amount_minor AS amount, s.*
     FROM renewals r
     CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = r.subscription_id OFFSET 0) AS s
-    LEFT JOIN LATERAL (
-        SELECT * FROM invoices v WHERE v.renewal_id = r.id AND v.status = 'OPEN'
-        ORDER BY v.document_type = 'INVOICE' DESC LIMIT 1) AS inv ON true
     WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency
-      AND ((r.payment_kind IS DISTINCT FROM 'OFFLINE' AND s.status = 'OVERDUE')
-           OR (r.payment_kind = 'OFFLINE' AND inv.due_date >= CAST(:seller_today AS date)))
+      AND r.payment_kind IS DISTINCT FROM 'OFFLINE' AND s.status = 'OVERDUE'
+    UNION ALL
+    -- Only a renewal paid by transfer looks its invoice up.
+    SELECT r.subscription_id, inv.due_date, inv.total_minor - inv.credit_applied_minor - inv.amount_paid_minor, s.*
+    FROM renewals r
+    CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = r.subscription_id OFFSET 0) AS s
+    CROSS JOIN LATERAL (
+        SELECT * FROM invoices v WHERE v.renewal_id = r.id AND v.status = 'OPEN'
+        ORDER BY v.document_type = 'INVOICE' DESC LIMIT 1) AS inv
+    WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency
+      AND r.payment_kind = 'OFFLINE' AND inv.due_date >= CAST(:seller_today AS date)
     UNION ALL
     SELECT v.subscription_id,
         greatest({_seller("(v.draft ->> 'finalizeOn')::date", "s.time_zone")}, CAST(:seller_today AS date))
@@ -254,9 +257,15 @@ def _delay(invoicing: str, offline: str) -> str:
                    ELSE 0 END)"""
 
 
-def _priced(columns: str, joins: str, where: str, *, taxes: bool, shipping: bool) -> str:
+# Subscriptions looked up by key, one at a time (OFFSET 0 keeps it a lookup: joined, the planner may read every
+# subscription to find a few thousand).
+_BY_KEY = "{keys} AS k CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = k.id OFFSET 0) AS s"
+
+
+def _priced(columns: str, joins: str, where: str, *, taxes: bool, shipping: bool, keys: str | None = None) -> str:
     """Rows of subscriptions with ``columns``, and what an invoice adds to them: ``pct`` (the exclusive tax
     rate, NULL for none), ``ship`` (the shipping, 0 for none), ``n_items`` and ``lines`` (with taxes).
+    ``keys``: a CTE of the few ids to look up by key (the others are read in one pass).
 
     Each layer (``OFFSET 0`` keeps it one) works its columns out once per row for the layer above."""
     return f"""(
@@ -272,7 +281,7 @@ def _priced(columns: str, joins: str, where: str, *, taxes: bool, shipping: bool
         else "NULL::bigint"
     } AS ship_profile,
                     rates.tax_rates, rates.shipping_rates
-                FROM subscriptions s
+                FROM {_BY_KEY.format(keys=keys) if keys else "subscriptions s"}
                 JOIN subscription_profiles p ON p.id = s.profile_id
                 LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id
                 {"JOIN customers c ON c.id = s.customer_id" if taxes else ""}
@@ -358,6 +367,7 @@ def forecast_sql(
         plain_c1 = "NULL::numeric"
         # The others (every coupon among them) are read in a second pass and priced row by row.
         singled_out = f"\n      AND NOT ({_NOT_SINGLED_OUT})"
+        each_keys = None
         coupons_of = ""
         items_of = f"SELECT sid FROM ({_RUNNING}) AS running"
         singled = ""
@@ -408,7 +418,8 @@ def forecast_sql(
         plain_c1 = "CASE WHEN runs IS NOT NULL THEN sum(subtotal) END"
         # The others, a few, are looked up by key and priced row by row: several coupons running or one limited
         # to some products (``several_map`` hands the pass the same set, to leave them out).
-        singled_out = "\n      AND s.id IN (SELECT id FROM singled)"
+        singled_out = ""
+        each_keys = "singled"
         coupons_of = "\n      AND ac.subscription_id IN (SELECT id FROM singled)"
         # The items of those few only (the others' subtotals are on their rows).
         items_of = "SELECT id FROM singled"
@@ -439,6 +450,7 @@ singled AS (
       AND {_RENEWS}""",
         taxes=taxes,
         shipping=shipping,
+        keys=each_keys,
     )
     return f"""
 WITH
