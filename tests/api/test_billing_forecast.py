@@ -296,9 +296,35 @@ async def test_expected_after_declines_takes_off_the_share_of_failed_first_attem
         (14, "SCHEDULED", "USD", ["FAILED"], "2025-10-07"),
         (15, "SCHEDULED", "EUR", ["FAILED"], "2026-01-01"),
     ]
+    await record_attempts(services, sid, attempts)
+    [point] = [p for p in await forecast(client, end="2026-02-28") if p["subscriptions"]]
+    # 62.96 x (1 - 1/3) = 41.9733…, rounded half-even to 41.97.
+    assert (point["date"], point["expected"]["amount"], point["expectedAfterDeclines"]["amount"]) == (
+        "2026-02-15",
+        "62.96",
+        "41.97",
+    )
+    # The closed days of the window are kept (Oct 18 to Jan 14, yesterday); today's charges are counted on each
+    # request: a first attempt that failed this morning makes it 2 of 4.
+    async with services.engine.connect() as conn:
+        kept = (await conn.execute(text("SELECT day, attempted, failed FROM decline_days ORDER BY day"))).all()
+    assert (len(kept), kept[0].day.isoformat(), kept[-1].day.isoformat()) == (89, "2025-10-18", "2026-01-14")
+    assert [(r.day.isoformat(), r.attempted, r.failed) for r in kept if r.attempted] == [
+        ("2025-11-10", 1, 0),
+        ("2025-12-10", 1, 0),
+        ("2026-01-10", 1, 1),
+    ]
+    await record_attempts(services, sid, [(16, "SCHEDULED", "USD", ["FAILED"], "2026-01-15")], hour=7)
+    [point] = [p for p in await forecast(client, end="2026-02-28") if p["subscriptions"]]
+    assert point["expectedAfterDeclines"]["amount"] == "31.48"
+
+
+async def record_attempts(services, sid: int, attempts, hour: int = 9) -> None:
+    """Renewals of ``sid`` (cycle, kind, currency, the results of their charges, day) with their charges, the
+    first at ``hour`` UTC and the others an hour apart."""
     async with services.engine.begin() as conn:
         for cycle, kind, currency, results, day in attempts:
-            at = datetime.fromisoformat(day).replace(hour=9, tzinfo=UTC)
+            at = datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
             renewal = await conn.scalar(
                 text(
                     "INSERT INTO renewals (subscription_id, cycle, kind, period_start, period_end, amount_minor,"
@@ -313,15 +339,8 @@ async def test_expected_after_declines_takes_off_the_share_of_failed_first_attem
                         "INSERT INTO transactions (renewal_id, subscription_id, kind, amount_minor, currency, status,"
                         " created_at) VALUES (:r, :s, 'CHARGE', 6296, :cur, :st, :at)"
                     ),
-                    {"r": renewal, "s": sid, "cur": currency, "st": result, "at": at.replace(hour=10 + n)},
+                    {"r": renewal, "s": sid, "cur": currency, "st": result, "at": at.replace(hour=hour + 1 + n)},
                 )
-    [point] = [p for p in await forecast(client, end="2026-02-28") if p["subscriptions"]]
-    # 62.96 x (1 - 1/3) = 41.9733…, rounded half-even to 41.97.
-    assert (point["date"], point["expected"]["amount"], point["expectedAfterDeclines"]["amount"]) == (
-        "2026-02-15",
-        "62.96",
-        "41.97",
-    )
 
 
 async def test_more_than_400_points_are_refused(client):

@@ -43,6 +43,10 @@ share of it). Those are few; their count is reported.
 Beside the renewals: retries of declined renewals on their retry dates (at
 what the renewal owes), invoices paid by transfer on their due dates (at
 their amount due), drafts on the day they are finalized.
+
+The decline rate of the last 90 days reads the counts of the window's closed
+days from ``decline_days`` (the first request counts and keeps them) and
+counts the rest from the charges.
 """
 
 from __future__ import annotations
@@ -50,11 +54,12 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rebill.db import tables as t
 from rebill.db.rates import SHIPPING_RATES, TAX_RATES
@@ -68,6 +73,47 @@ from rebill.domain.periods import MetricsInterval, Period, periods
 from rebill.services.runtime import ENGINE, Common, Services
 
 PH = t.table_of(t.Phase)
+DD = t.table_of(t.DeclineDay)
+
+#: A day of the decline rate's window is kept once it has been over for this long (a charge is dated when its
+#: batch starts, and written when the batch ends); the days after it are counted from the charges.
+_CLOSING = timedelta(hours=1)
+
+# The scheduled renewals whose first attempt was between :since (included) and :until (excluded), and how many
+# of those failed; ``{day}`` groups them by UTC day. A renewal's first attempt is its earliest charge
+# transaction(s), as revenueMetrics counts them: a gateway that could not process it, then another that charged
+# it at once, is one attempt that succeeded. Many days at once are joined (``_FIRST_ATTEMPTS``); the few hours
+# at either end of the window are read from the charges' indexes and looked up by key (``_FIRST_ATTEMPTS_AT``).
+_FIRST_OF = """
+SELECT {day} count(*) FILTER (WHERE NOT first.succeeded) AS failed, count(*) AS attempted
+FROM (
+    SELECT (min(t.created_at) AT TIME ZONE 'UTC')::date AS day, bool_or(t.status = 'SUCCEEDED') AS succeeded
+    FROM {charges}
+    WHERE r.kind = 'SCHEDULED' AND NOT r.adjustment
+      AND NOT EXISTS (SELECT 1 FROM transactions e
+                      WHERE e.renewal_id = t.renewal_id AND e.kind = 'CHARGE' AND e.created_at < t.created_at{lookup})
+    GROUP BY t.renewal_id
+) AS first
+"""
+_IN_RANGE = "t.kind = 'CHARGE' AND t.currency = :currency AND t.created_at >= :since AND t.created_at < :until"
+_FIRST_ATTEMPTS = _FIRST_OF.format(
+    day="{day}", charges=f"transactions t JOIN renewals r ON r.id = t.renewal_id AND {_IN_RANGE}", lookup=""
+)
+_FIRST_ATTEMPTS_AT = _FIRST_OF.format(
+    day="",
+    charges=f"""(SELECT t.renewal_id, t.created_at, t.status FROM transactions t
+                 WHERE {_IN_RANGE} AND t.status = 'SUCCEEDED'
+                 UNION ALL
+                 SELECT t.renewal_id, t.created_at, t.status FROM transactions t
+                 WHERE {_IN_RANGE} AND t.status = 'FAILED') AS t
+          CROSS JOIN LATERAL (SELECT r.kind, r.adjustment FROM renewals r WHERE r.id = t.renewal_id OFFSET 0) AS r""",
+    lookup=" OFFSET 0",
+)
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
 
 #: A subscription's local dates reach at most a day past the seller's (time zones differ by under 27 hours).
 _ZONE_MARGIN = timedelta(days=1)
@@ -688,7 +734,7 @@ class ForecastService:
                     domain_ids.append(int(row.n))
             if domain_ids and end >= today:
                 await self._price_in_domain(session, domain_ids, by_bucket, params, interval, now)
-            share = await self._decline_share(session, currency, now)
+        share = await self._decline_share(currency, now)
         points = []
         for period in cut:
             n, minor, _ = by_bucket.get(period.start, (0, 0, set()))
@@ -763,31 +809,63 @@ class ForecastService:
                     n, amount, shared = by_bucket.get(bucket, (0, 0, set()))
                     by_bucket[bucket] = (n + (0 if sid in shared else 1), amount + minor, shared | {sid})
 
-    async def _decline_share(self, session: Any, currency: str, now: Any) -> Fraction:
-        """The share of scheduled renewals' first attempts in this currency that failed in the last 90 days."""
-        row = (
-            await session.execute(
-                text(
-                    """
-SELECT count(*) FILTER (WHERE NOT first.succeeded) AS failed, count(*) AS attempted
-FROM (
-    -- A renewal's first attempt is its earliest charge transaction(s), as revenueMetrics counts them: a
-    -- gateway that could not process it, then another that charged it at once, is one attempt that succeeded.
-    SELECT t.renewal_id, bool_or(t.status = 'SUCCEEDED') AS succeeded
-    FROM transactions t
-    JOIN renewals r ON r.id = t.renewal_id
-    WHERE t.kind = 'CHARGE' AND t.currency = :currency AND t.created_at >= :since AND t.created_at <= :now
-      AND r.kind = 'SCHEDULED' AND NOT r.adjustment
-      AND NOT EXISTS (SELECT 1 FROM transactions e
-                      WHERE e.renewal_id = t.renewal_id AND e.kind = 'CHARGE' AND e.created_at < t.created_at)
-    GROUP BY t.renewal_id
-) AS first
-"""
-                ),
-                {"currency": currency, "since": now - rules.DECLINE_WINDOW, "now": now},
-            )
-        ).one()
-        return rules.decline_share(int(row.failed), int(row.attempted))
+    async def _decline_share(self, currency: str, now: datetime) -> Fraction:
+        """The share of scheduled renewals' first attempts in this currency that failed in the last 90 days.
+
+        The closed UTC days of the window are counted once and kept (``decline_days``); the two open ends
+        are counted from the charges.
+        """
+        since = now - rules.DECLINE_WINDOW
+        first_day = since.astimezone(UTC).date() + timedelta(days=1)
+        last_day = (now - _CLOSING).astimezone(UTC).date() - timedelta(days=1)
+        counts = {"currency": currency}
+        failed = attempted = 0
+        async with self.services.sessions() as session, session.begin():
+            if first_day > last_day:
+                ends = [(since, now)]
+            else:
+                kept = {
+                    row.day: (row.attempted, row.failed)
+                    for row in await session.execute(
+                        select(DD.c.day, DD.c.attempted, DD.c.failed).where(
+                            DD.c.currency == currency, DD.c.day >= first_day, DD.c.day <= last_day
+                        )
+                    )
+                }
+                days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+                missing = [day for day in days if day not in kept]
+                if missing:
+                    kept.update(await self._keep_days(session, currency, missing[0], missing[-1], kept))
+                for day in days:
+                    attempted += kept[day][0]
+                    failed += kept[day][1]
+                ends = [(since, _start_of(first_day)), (_start_of(last_day + timedelta(days=1)), now)]
+            for start, until in ends:
+                # ``until`` is in the window: a charge at that instant counts.
+                row = (
+                    await session.execute(
+                        text(_FIRST_ATTEMPTS_AT),
+                        {**counts, "since": start, "until": until + timedelta(microseconds=1)},
+                    )
+                ).one()
+                attempted += int(row.attempted)
+                failed += int(row.failed)
+        return rules.decline_share(failed, attempted)
+
+    async def _keep_days(
+        self, session: Any, currency: str, first: date, last: date, kept: dict[date, tuple[int, int]]
+    ) -> dict[date, tuple[int, int]]:
+        """Count the days from ``first`` to ``last`` from the charges, and keep those not kept yet."""
+        rows = await session.execute(
+            text(_FIRST_ATTEMPTS.format(day="day,") + " GROUP BY day"),
+            {"currency": currency, "since": _start_of(first), "until": _start_of(last + timedelta(days=1))},
+        )
+        counted = {row.day: (int(row.attempted), int(row.failed)) for row in rows}
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        new = {day: counted.get(day, (0, 0)) for day in days if day not in kept}
+        values = [{"currency": currency, "day": day, "attempted": a, "failed": f} for day, (a, f) in new.items()]
+        await session.execute(pg_insert(DD).values(values).on_conflict_do_nothing())
+        return new
 
 
 def _bucket(day: date, start: date, interval: MetricsInterval) -> date:
