@@ -457,7 +457,9 @@ def forecast_sql(
     JOIN subscription_profiles p ON p.id = s.profile_id{contract}
     WHERE {_BILLS}
       AND {_RENEWS}
-      AND NOT coalesce((SELECT m FROM several_map) ? s.id::text, false) AND s.credit_minor <= 0"""
+      AND NOT coalesce((SELECT m FROM several_map) ? s.id::text, false) AND s.credit_minor <= 0
+      -- A renewal charged a day before its date at the earliest: one dated after the last period owed in is not.
+      AND {_N0} <= s.upto + 1"""
         plain_charge = f"""CASE WHEN coupon IS NULL THEN amount_minor
                                  ELSE greatest(0, subtotal - ({_coupon_discount("subtotal", "pr")})) END"""
         plain_runs = "runs"
