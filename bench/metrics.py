@@ -13,7 +13,7 @@ more, simulated by the domain's rules, and its revenue movements rebuilt from th
 * their baseline: the same rows (movements, invoices, credit notes, transactions of the year) read by
   bare aggregates, one statement per table, in the same run;
 * billingForecast in USD, 90 days from today, one point a day: the first request (which counts and keeps the
-  closed days of its decline rate's window) and later ones.
+  closed hours of its decline rate's window) and later ones.
 
 ``--existing`` measures the database rebill itself would use (``DATABASE_URL``, or the embedded one in
 ``REBILL_DATA_DIR``) as it is, seeded beforehand with ``REBILL_NOW=2026-12-01T09:00:00Z rebill seed``.
@@ -198,7 +198,7 @@ async def main() -> int:
         else:
             forecast = ForecastService(services)
             async with engine.begin() as conn:
-                await conn.execute(text("DELETE FROM decline_days"))  # the first request counts and keeps them
+                await conn.execute(text("DELETE FROM decline_hours"))  # the first request counts and keeps them
             started = time.perf_counter()
             await forecast.forecast("USD", TODAY, TODAY + timedelta(days=89), MetricsInterval.DAY)
             f_cold = time.perf_counter() - started
@@ -223,7 +223,7 @@ async def main() -> int:
             charges = sum(p.subscriptions for p in result.points)
             print(
                 f"billingForecast, 90 days by day: {f_seconds * 1000:.0f} ms (median of {args.repeat}, the decline "
-                f"rate's closed days kept; the first request, which counts and keeps them: {f_cold * 1000:.0f} ms), "
+                f"rate's closed hours kept; the first request, which counts and keeps them: {f_cold * 1000:.0f} ms), "
                 f"{charges:,} charges; a bare GROUP BY of the subscriptions renewing in the window: "
                 f"{f_base * 1000:.0f} ms; ratio {f_seconds / f_base:.2f}; {verdict(f_seconds)}",
                 flush=True,

@@ -304,15 +304,19 @@ async def test_expected_after_declines_takes_off_the_share_of_failed_first_attem
         "62.96",
         "41.97",
     )
-    # The closed days of the window are kept (Oct 18 to Jan 14, yesterday); today's charges are counted on each
-    # request: a first attempt that failed this morning makes it 2 of 4.
+    # The closed hours of the window are kept (from Oct 17 09:00 to Jan 15 08:00, an hour ago); the last hour's
+    # charges are counted on each request: a first attempt that failed at 08:00 makes it 2 of 4.
     async with services.engine.connect() as conn:
-        kept = (await conn.execute(text("SELECT day, attempted, failed FROM decline_days ORDER BY day"))).all()
-    assert (len(kept), kept[0].day.isoformat(), kept[-1].day.isoformat()) == (89, "2025-10-18", "2026-01-14")
-    assert [(r.day.isoformat(), r.attempted, r.failed) for r in kept if r.attempted] == [
-        ("2025-11-10", 1, 0),
-        ("2025-12-10", 1, 0),
-        ("2026-01-10", 1, 1),
+        kept = (await conn.execute(text("SELECT hour, attempted, failed FROM decline_hours ORDER BY hour"))).all()
+    assert (len(kept), kept[0].hour, kept[-1].hour) == (
+        90 * 24 - 1,
+        datetime(2025, 10, 17, 9, tzinfo=UTC),
+        datetime(2026, 1, 15, 7, tzinfo=UTC),
+    )
+    assert [(r.hour.isoformat(), r.attempted, r.failed) for r in kept if r.attempted] == [
+        ("2025-11-10T10:00:00+00:00", 1, 0),
+        ("2025-12-10T10:00:00+00:00", 1, 0),
+        ("2026-01-10T10:00:00+00:00", 1, 1),
     ]
     await record_attempts(services, sid, [(16, "SCHEDULED", "USD", ["FAILED"], "2026-01-15")], hour=7)
     [point] = [p for p in await forecast(client, end="2026-02-28") if p["subscriptions"]]

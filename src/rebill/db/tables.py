@@ -798,18 +798,18 @@ class RevenueDaysKept(Base):
     time_zone: Mapped[str] = mapped_column(Text)
 
 
-class DeclineDay(Base):
-    """billingForecast's decline rate, kept per closed UTC day and currency: how many scheduled renewals had
-    their first attempt that day, and how many of those failed.
+class DeclineHour(Base):
+    """billingForecast's decline rate, kept per closed UTC hour and currency: how many scheduled renewals had
+    their first attempt in that hour, and how many of those failed.
 
-    A day's charges are never rewritten once it is over (each is dated by the clock when written), so its
-    counts are kept (``services.forecast``); a day kept with no attempt has zeros.
+    An hour's charges are never rewritten once it is over (each is dated by the clock when written), so its
+    counts are kept (``services.forecast``); an hour kept with no attempt has zeros.
     """
 
-    __tablename__ = "decline_days"
+    __tablename__ = "decline_hours"
 
     currency: Mapped[str] = mapped_column(CHAR(3), primary_key=True)
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     attempted: Mapped[int] = mapped_column(BigInteger, server_default="0")
     failed: Mapped[int] = mapped_column(BigInteger, server_default="0")
 

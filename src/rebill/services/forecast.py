@@ -45,7 +45,7 @@ what the renewal owes), invoices paid by transfer on their due dates (at
 their amount due), drafts on the day they are finalized.
 
 The decline rate of the last 90 days reads the counts of the window's closed
-days from ``decline_days`` (the first request counts and keeps them) and
+hours from ``decline_hours`` (the first request counts and keeps them) and
 counts the rest from the charges.
 """
 
@@ -54,7 +54,7 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
@@ -73,21 +73,24 @@ from rebill.domain.periods import MetricsInterval, Period, periods
 from rebill.services.runtime import ENGINE, Common, Services
 
 PH = t.table_of(t.Phase)
-DD = t.table_of(t.DeclineDay)
+DH = t.table_of(t.DeclineHour)
 
-#: A day of the decline rate's window is kept once it has been over for this long (a charge is dated when its
-#: batch starts, and written when the batch ends); the days after it are counted from the charges.
+#: An hour of the decline rate's window is kept once it has been over for this long (a charge is dated when its
+#: batch starts, and written when the batch ends); the hours after it are counted from the charges.
 _CLOSING = timedelta(hours=1)
+#: Hours to count at once from the charges' indexes, looking their renewals up by key; more are joined.
+_FEW_HOURS = 48
 
 # The scheduled renewals whose first attempt was between :since (included) and :until (excluded), and how many
-# of those failed; ``{day}`` groups them by UTC day. A renewal's first attempt is its earliest charge
+# of those failed; ``{hour}`` groups them by UTC hour. A renewal's first attempt is its earliest charge
 # transaction(s), as revenueMetrics counts them: a gateway that could not process it, then another that charged
-# it at once, is one attempt that succeeded. Many days at once are joined (``_FIRST_ATTEMPTS``); the few hours
-# at either end of the window are read from the charges' indexes and looked up by key (``_FIRST_ATTEMPTS_AT``).
+# it at once, is one attempt that succeeded. Many days at once are joined (``_FIRST_ATTEMPTS``); a few hours
+# are read from the charges' indexes and looked up by key (``_FIRST_ATTEMPTS_AT``).
 _FIRST_OF = """
-SELECT {day} count(*) FILTER (WHERE NOT first.succeeded) AS failed, count(*) AS attempted
+SELECT {hour} count(*) FILTER (WHERE NOT first.succeeded) AS failed, count(*) AS attempted
 FROM (
-    SELECT (min(t.created_at) AT TIME ZONE 'UTC')::date AS day, bool_or(t.status = 'SUCCEEDED') AS succeeded
+    SELECT date_trunc('hour', min(t.created_at) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
+        bool_or(t.status = 'SUCCEEDED') AS succeeded
     FROM {charges}
     WHERE r.kind = 'SCHEDULED' AND NOT r.adjustment
       AND NOT EXISTS (SELECT 1 FROM transactions e
@@ -97,10 +100,10 @@ FROM (
 """
 _IN_RANGE = "t.kind = 'CHARGE' AND t.currency = :currency AND t.created_at >= :since AND t.created_at < :until"
 _FIRST_ATTEMPTS = _FIRST_OF.format(
-    day="{day}", charges=f"transactions t JOIN renewals r ON r.id = t.renewal_id AND {_IN_RANGE}", lookup=""
+    hour="{hour}", charges=f"transactions t JOIN renewals r ON r.id = t.renewal_id AND {_IN_RANGE}", lookup=""
 )
 _FIRST_ATTEMPTS_AT = _FIRST_OF.format(
-    day="",
+    hour="{hour}",
     charges=f"""(SELECT t.renewal_id, t.created_at, t.status FROM transactions t
                  WHERE {_IN_RANGE} AND t.status = 'SUCCEEDED'
                  UNION ALL
@@ -111,8 +114,9 @@ _FIRST_ATTEMPTS_AT = _FIRST_OF.format(
 )
 
 
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+def _hour_of(at: datetime) -> datetime:
+    """The UTC hour ``at`` is in."""
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 #: A subscription's local dates reach at most a day past the seller's (time zones differ by under 27 hours).
@@ -814,59 +818,60 @@ class ForecastService:
     async def _decline_share(self, currency: str, now: datetime) -> Fraction:
         """The share of scheduled renewals' first attempts in this currency that failed in the last 90 days.
 
-        The closed UTC days of the window are counted once and kept (``decline_days``); the two open ends
+        The closed UTC hours of the window are counted once and kept (``decline_hours``); the two open ends
         are counted from the charges.
         """
         since = now - rules.DECLINE_WINDOW
-        first_day = since.astimezone(UTC).date() + timedelta(days=1)
-        last_day = (now - _CLOSING).astimezone(UTC).date() - timedelta(days=1)
-        counts = {"currency": currency}
+        first = _hour_of(since) + (timedelta(hours=1) if since > _hour_of(since) else timedelta(0))
+        last = _hour_of(now - _CLOSING)  # the hours before it are kept
         failed = attempted = 0
         async with self.services.sessions() as session, session.begin():
-            if first_day > last_day:
+            if first >= last:
                 ends = [(since, now)]
             else:
                 kept = {
-                    row.day: (row.attempted, row.failed)
+                    row.hour: (row.attempted, row.failed)
                     for row in await session.execute(
-                        select(DD.c.day, DD.c.attempted, DD.c.failed).where(
-                            DD.c.currency == currency, DD.c.day >= first_day, DD.c.day <= last_day
+                        select(DH.c.hour, DH.c.attempted, DH.c.failed).where(
+                            DH.c.currency == currency, DH.c.hour >= first, DH.c.hour < last
                         )
                     )
                 }
-                days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
-                missing = [day for day in days if day not in kept]
+                hours = [first + timedelta(hours=n) for n in range(int((last - first) / timedelta(hours=1)))]
+                missing = [hour for hour in hours if hour not in kept]
                 if missing:
-                    kept.update(await self._keep_days(session, currency, missing[0], missing[-1], kept))
-                for day in days:
-                    attempted += kept[day][0]
-                    failed += kept[day][1]
-                ends = [(since, _start_of(first_day)), (_start_of(last_day + timedelta(days=1)), now)]
+                    kept.update(await self._keep_hours(session, currency, missing[0], missing[-1], kept))
+                for hour in hours:
+                    attempted += kept[hour][0]
+                    failed += kept[hour][1]
+                ends = [(since, first), (last, now)]
             for start, until in ends:
                 # ``until`` is in the window: a charge at that instant counts.
                 row = (
                     await session.execute(
-                        text(_FIRST_ATTEMPTS_AT),
-                        {**counts, "since": start, "until": until + timedelta(microseconds=1)},
+                        text(_FIRST_ATTEMPTS_AT.format(hour="")),
+                        {"currency": currency, "since": start, "until": until + timedelta(microseconds=1)},
                     )
                 ).one()
                 attempted += int(row.attempted)
                 failed += int(row.failed)
         return rules.decline_share(failed, attempted)
 
-    async def _keep_days(
-        self, session: Any, currency: str, first: date, last: date, kept: dict[date, tuple[int, int]]
-    ) -> dict[date, tuple[int, int]]:
-        """Count the days from ``first`` to ``last`` from the charges, and keep those not kept yet."""
+    async def _keep_hours(
+        self, session: Any, currency: str, first: datetime, last: datetime, kept: dict[datetime, tuple[int, int]]
+    ) -> dict[datetime, tuple[int, int]]:
+        """Count the hours from ``first`` to ``last`` from the charges, and keep those not kept yet."""
+        until = last + timedelta(hours=1)
+        counting = _FIRST_ATTEMPTS_AT if until - first <= timedelta(hours=_FEW_HOURS) else _FIRST_ATTEMPTS
         rows = await session.execute(
-            text(_FIRST_ATTEMPTS.format(day="day,") + " GROUP BY day"),
-            {"currency": currency, "since": _start_of(first), "until": _start_of(last + timedelta(days=1))},
+            text(counting.format(hour="hour,") + " GROUP BY hour"),
+            {"currency": currency, "since": first, "until": until},
         )
-        counted = {row.day: (int(row.attempted), int(row.failed)) for row in rows}
-        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-        new = {day: counted.get(day, (0, 0)) for day in days if day not in kept}
-        values = [{"currency": currency, "day": day, "attempted": a, "failed": f} for day, (a, f) in new.items()]
-        await session.execute(pg_insert(DD).values(values).on_conflict_do_nothing())
+        counted = {row.hour: (int(row.attempted), int(row.failed)) for row in rows}
+        hours = [first + timedelta(hours=n) for n in range(int((until - first) / timedelta(hours=1)))]
+        new = {hour: counted.get(hour, (0, 0)) for hour in hours if hour not in kept}
+        values = [{"currency": currency, "hour": hour, "attempted": a, "failed": f} for hour, (a, f) in new.items()]
+        await session.execute(pg_insert(DH).values(values).on_conflict_do_nothing())
         return new
 
 
