@@ -279,7 +279,7 @@ async def test_shipping_and_tax_are_in_the_forecast(client):
     assert await charged(client, end="2026-02-28") == {"2026-02-15": "74.76"}
 
 
-async def test_expected_after_declines_takes_off_the_share_of_failed_first_attempts(client, services):
+async def test_expected_after_declines_takes_off_the_share_of_failed_first_attempts(client, services, clock):
     world = await make_world(client)
     sub = (await subscribe(client, world, price="62.96"))["subscription"]
     from rebill.schema.common import from_global_id
@@ -321,6 +321,11 @@ async def test_expected_after_declines_takes_off_the_share_of_failed_first_attem
     await record_attempts(services, sid, [(16, "SCHEDULED", "USD", ["FAILED"], "2026-01-15")], hour=7)
     [point] = [p for p in await forecast(client, end="2026-02-28") if p["subscriptions"]]
     assert point["expectedAfterDeclines"]["amount"] == "31.48"
+    # A clock set back two days: the hours kept from its last closed one on are forgotten.
+    clock.set(datetime(2026, 1, 13, 9, tzinfo=UTC))
+    await forecast(client, start="2026-01-13", end="2026-02-28")
+    async with services.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT max(hour) FROM decline_hours")) == datetime(2026, 1, 13, 7, tzinfo=UTC)
 
 
 async def record_attempts(services, sid: int, attempts, hour: int = 9) -> None:

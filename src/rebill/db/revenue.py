@@ -108,12 +108,14 @@ BACKFILL = _BACKFILL.format(scope="true")
 BACKFILL_IDS = _BACKFILL.format(scope="s.id = ANY(CAST(:ids AS bigint[]))")
 
 
-# Sums of past days that revenueMetrics kept (``services.revenue``): to forget whenever the past is written.
-FORGET_DAYS = ("DELETE FROM revenue_days", "DELETE FROM revenue_days_kept")
+# Sums of past days that revenueMetrics kept (``services.revenue``), and the counts of past hours billingForecast's
+# decline rate kept (``services.forecast``): to forget whenever the past is written.
+FORGET_DAYS = ("DELETE FROM revenue_days", "DELETE FROM revenue_days_kept", "DELETE FROM decline_hours")
 
 
 async def forget_days(session: AsyncSession | AsyncConnection) -> None:
-    """Forget the kept sums of past days: rows were written with dates in the past (a seed, a backfill)."""
+    """Forget the kept sums of past days (and counts of past hours): rows were written with dates in the past
+    (a seed, a backfill)."""
     for sql in FORGET_DAYS:
         await session.execute(text(sql))
 

@@ -58,7 +58,7 @@ from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from rebill.db import tables as t
@@ -826,6 +826,8 @@ class ForecastService:
         last = _hour_of(now - _CLOSING)  # the hours before it are kept
         failed = attempted = 0
         async with self.services.sessions() as session, session.begin():
+            # A clock set back (``REBILL_NOW``): the hours kept from its last closed one on are not closed.
+            await session.execute(delete(DH).where(DH.c.currency == currency, DH.c.hour >= last))
             if first >= last:
                 ends = [(since, now)]
             else:
