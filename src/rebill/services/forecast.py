@@ -119,6 +119,11 @@ def _hour_of(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def _hours(first: datetime, until: datetime) -> list[datetime]:
+    """The hours from ``first`` (an hour's start) to ``until`` (excluded)."""
+    return [first + timedelta(hours=n) for n in range(int((until - first) / timedelta(hours=1)))]
+
+
 #: A subscription's local dates reach at most a day past the seller's (time zones differ by under 27 hours).
 _ZONE_MARGIN = timedelta(days=1)
 
@@ -839,7 +844,7 @@ class ForecastService:
                         )
                     )
                 }
-                hours = [first + timedelta(hours=n) for n in range(int((last - first) / timedelta(hours=1)))]
+                hours = _hours(first, last)
                 missing = [hour for hour in hours if hour not in kept]
                 if missing:
                     kept.update(await self._keep_hours(session, currency, missing[0], missing[-1], kept))
@@ -870,8 +875,7 @@ class ForecastService:
             {"currency": currency, "since": first, "until": until},
         )
         counted = {row.hour: (int(row.attempted), int(row.failed)) for row in rows}
-        hours = [first + timedelta(hours=n) for n in range(int((until - first) / timedelta(hours=1)))]
-        new = {hour: counted.get(hour, (0, 0)) for hour in hours if hour not in kept}
+        new = {hour: counted.get(hour, (0, 0)) for hour in _hours(first, until) if hour not in kept}
         values = [{"currency": currency, "hour": hour, "attempted": a, "failed": f} for hour, (a, f) in new.items()]
         await session.execute(pg_insert(DH).values(values).on_conflict_do_nothing())
         return new
