@@ -216,24 +216,22 @@ def _extra() -> str:
     subscription's columns)."""
     # The subscription of each of the few failed renewals is looked up by its key (OFFSET 0 keeps it a lookup:
     # joined, the planner reads every subscription to find them).
+    # Only a renewal paid by transfer looks its invoice up (the condition on ``r`` gates the lookup).
     return f"""
     SELECT r.subscription_id AS sid,
-        greatest({_seller("r.next_retry_date", "s.time_zone")}, CAST(:seller_today AS date)) AS day,
-        r.amount_minor AS amount, s.*
+        CASE WHEN r.payment_kind = 'OFFLINE' THEN inv.due_date
+             ELSE greatest({_seller("r.next_retry_date", "s.time_zone")}, CAST(:seller_today AS date)) END AS day,
+        CASE WHEN r.payment_kind = 'OFFLINE'
+             THEN inv.total_minor - inv.credit_applied_minor - inv.amount_paid_minor
+             ELSE r.amount_minor END AS amount, s.*
     FROM renewals r
     CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = r.subscription_id OFFSET 0) AS s
+    LEFT JOIN LATERAL (
+        SELECT * FROM invoices v WHERE r.payment_kind = 'OFFLINE' AND v.renewal_id = r.id AND v.status = 'OPEN'
+        ORDER BY v.document_type = 'INVOICE' DESC LIMIT 1) AS inv ON true
     WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency
-      AND r.payment_kind IS DISTINCT FROM 'OFFLINE' AND s.status = 'OVERDUE'
-    UNION ALL
-    -- Only a renewal paid by transfer looks its invoice up.
-    SELECT r.subscription_id, inv.due_date, inv.total_minor - inv.credit_applied_minor - inv.amount_paid_minor, s.*
-    FROM renewals r
-    CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = r.subscription_id OFFSET 0) AS s
-    CROSS JOIN LATERAL (
-        SELECT * FROM invoices v WHERE v.renewal_id = r.id AND v.status = 'OPEN'
-        ORDER BY v.document_type = 'INVOICE' DESC LIMIT 1) AS inv
-    WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency
-      AND r.payment_kind = 'OFFLINE' AND inv.due_date >= CAST(:seller_today AS date)
+      AND ((r.payment_kind IS DISTINCT FROM 'OFFLINE' AND s.status = 'OVERDUE')
+           OR (r.payment_kind = 'OFFLINE' AND inv.due_date >= CAST(:seller_today AS date)))
     UNION ALL
     SELECT v.subscription_id,
         greatest({_seller("(v.draft ->> 'finalizeOn')::date", "s.time_zone")}, CAST(:seller_today AS date))
