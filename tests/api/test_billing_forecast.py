@@ -6,6 +6,7 @@ subscription created now is charged today and renews on the 15th of each month.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -321,6 +322,16 @@ async def test_expected_after_declines_takes_off_the_share_of_failed_first_attem
     await record_attempts(services, sid, [(16, "SCHEDULED", "USD", ["FAILED"], "2026-01-15")], hour=7)
     [point] = [p for p in await forecast(client, end="2026-02-28") if p["subscriptions"]]
     assert point["expectedAfterDeclines"]["amount"] == "31.48"
+    # Two requests counting the same hours at once keep each hour once and agree.
+    async with services.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM decline_hours"))
+    both = await asyncio.gather(*(forecast(client, end="2026-02-28") for _ in range(2)))
+    assert [p["expectedAfterDeclines"]["amount"] for points in both for p in points if p["subscriptions"]] == [
+        "31.48",
+        "31.48",
+    ]
+    async with services.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM decline_hours")) == 90 * 24 - 1
     # A clock set back two days: the hours kept from its last closed one on are forgotten.
     clock.set(datetime(2026, 1, 13, 9, tzinfo=UTC))
     await forecast(client, start="2026-01-13", end="2026-02-28")
