@@ -621,10 +621,18 @@ keyed AS (
             AS bmi) AS b
     WHERE g.dom IS NULL
 ),
-sched AS (
-    SELECT keyed.*, l.lim, row_number() OVER () AS gid,
-        CASE WHEN kind = 'D' THEN (lim - f) / step + 2 ELSE ({_mi("lim")} - {_mi("n0")}) / step + 2 END AS last_j
+-- Groups that renew on the same dates are one: once their cadence is worked out, what told them apart (an anchor
+-- a whole number of periods apart, a cycle count with no limit, a profile of the same cadence) is gone.
+merged AS (
+    SELECT n0, tz, delay, stop, remaining, kind, step, f, p1, p2, b1, b2, solo, upto,
+        sum(n) AS n, sum(c0) AS c0, sum(c1) AS c1, sum(c2) AS c2
     FROM keyed
+    GROUP BY n0, tz, delay, stop, remaining, kind, step, f, p1, p2, b1, b2, solo, upto
+),
+sched AS (
+    SELECT merged.*, l.lim, row_number() OVER () AS gid,
+        CASE WHEN kind = 'D' THEN (lim - f) / step + 2 ELSE ({_mi("lim")} - {_mi("n0")}) / step + 2 END AS last_j
+    FROM merged
     -- The last date to look at: a probe's charges fall a day before its dates at the earliest.
     CROSS JOIN LATERAL (SELECT least(CAST(:horizon AS date), upto + 1) AS lim) AS l
 ),
