@@ -224,13 +224,14 @@ def _extra() -> str:
         CASE WHEN r.payment_kind = 'OFFLINE'
              THEN inv.total_minor - inv.credit_applied_minor - inv.amount_paid_minor
              ELSE r.amount_minor END AS amount, s.*
-    FROM renewals r
+    FROM (SELECT r.id, r.subscription_id, r.amount_minor, r.payment_kind, r.next_retry_date FROM renewals r
+          WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency
+          ORDER BY r.subscription_id) AS r
     CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = r.subscription_id OFFSET 0) AS s
     LEFT JOIN LATERAL (
         SELECT * FROM invoices v WHERE r.payment_kind = 'OFFLINE' AND v.renewal_id = r.id AND v.status = 'OPEN'
         ORDER BY v.document_type = 'INVOICE' DESC LIMIT 1) AS inv ON true
-    WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency
-      AND ((r.payment_kind IS DISTINCT FROM 'OFFLINE' AND s.status = 'OVERDUE')
+    WHERE ((r.payment_kind IS DISTINCT FROM 'OFFLINE' AND s.status = 'OVERDUE')
            OR (r.payment_kind = 'OFFLINE' AND inv.due_date >= CAST(:seller_today AS date)))
     UNION ALL
     SELECT v.subscription_id,
