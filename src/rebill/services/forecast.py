@@ -46,11 +46,13 @@ their amount due), drafts on the day they are finalized.
 
 The decline rate of the last 90 days reads the counts of the window's closed
 hours from ``decline_hours`` (the first request counts and keeps them) and
-counts the rest from the charges.
+counts the rest from the charges, on a connection of its own while the
+statement runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
@@ -731,6 +733,34 @@ class ForecastService:
             "terms": max(settings.payment_terms_days, 0),
             "interval": interval.value,
         }
+        # The decline rate is read on a connection of its own while the schedule is priced: neither waits.
+        declines = asyncio.create_task(self._decline_share(currency, now))
+        try:
+            by_bucket, priced_by_domain = await self._scheduled(currency, end, today, params, interval, now)
+        except BaseException:
+            declines.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await declines
+            raise
+        share = await declines
+        points = []
+        for period in cut:
+            n, minor, _ = by_bucket.get(period.start, (0, 0, set()))
+            expected = Money(minor, currency)
+            points.append(Point(period, n, expected, rules.after_declines(expected, share)))
+        return Forecast(points, share, priced_by_domain=priced_by_domain)
+
+    async def _scheduled(
+        self,
+        currency: str,
+        end: date,
+        today: date,
+        params: dict[str, Any],
+        interval: MetricsInterval,
+        now: datetime,
+    ) -> tuple[dict[date, tuple[int, int, set[int]]], int]:
+        """What the schedule charges per point (count, amount, the subscriptions the domain shares it with), and
+        how many subscriptions the domain priced."""
         async with self.services.sessions() as session, session.begin():
             await session.execute(text("SET TRANSACTION READ ONLY"))
             await session.execute(text(_SETTINGS))
@@ -752,13 +782,7 @@ class ForecastService:
                     domain_ids.append(int(row.n))
             if domain_ids and end >= today:
                 await self._price_in_domain(session, domain_ids, by_bucket, params, interval, now)
-        share = await self._decline_share(currency, now)
-        points = []
-        for period in cut:
-            n, minor, _ = by_bucket.get(period.start, (0, 0, set()))
-            expected = Money(minor, currency)
-            points.append(Point(period, n, expected, rules.after_declines(expected, share)))
-        return Forecast(points, share, priced_by_domain=len(domain_ids))
+        return by_bucket, len(domain_ids)
 
     async def _price_in_domain(
         self,
