@@ -154,6 +154,17 @@ async def test_a_subscription_starting_later_is_forecast_from_its_start_or_its_t
     assert result.priced_by_domain == 0, "the statement prices subscriptions starting later"
 
 
+async def test_a_subscription_renewed_by_hand_starting_later_is_forecast_on_its_start_only(client, services):
+    world = await make_world(client)
+    await subscribe(client, world, price="20.00", startDate="2026-01-31", renewalType="MANUAL")
+    await subscribe(client, world, price="5.00", startDate="2026-02-10", trialDays=7, renewalType="MANUAL")
+    # The first period of the first is billed at its start; after it, the customer renews by hand. The second's
+    # trial ends into a period nobody charges.
+    assert await charged(client, end="2026-04-30") == {"2026-01-31": "20.00"}
+    result = await ForecastService(services).forecast("USD", date(2026, 1, 15), date(2026, 4, 30))
+    assert result.priced_by_domain == 1, "the statement prices the one billed at its start"
+
+
 async def test_scheduled_cancellations_end_dates_and_occurrences_stop_the_forecast(client):
     world = await make_world(client)
     cancelled = (await subscribe(client, world, price="1.00"))["subscription"]

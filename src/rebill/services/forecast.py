@@ -35,7 +35,9 @@ thirty seconds, whatever the number of subscriptions.
 What SQL does not price exactly is priced by the domain, through the
 engine's own rules (``domain.forecast.scheduled_charges``): subscriptions
 with a phase dated inside the window (applied on its date by the same
-``apply_changes`` the worker uses), ``FUTURE`` ones billing nothing or by hand, a credit balance, a
+``apply_changes`` the worker uses), ``FUTURE`` ones billing nothing (or
+renewed by hand after a trial or a first period paid elsewhere: the statement
+bills those renewed by hand their first period only), a credit balance, a
 product-limited coupon beside another, more than two coupons running out,
 or several taxed items under a discount (tax per line after each line's
 share of it). Those are few; their count is reported.
@@ -255,11 +257,17 @@ _N0 = """CASE WHEN s.status <> 'FUTURE' THEN s.next_renewal_date
                          WHEN s.trial_end_date > s.start_date THEN s.trial_end_date
                          ELSE coalesce(s.current_period_end, s.start_date) END"""
 
+# A FUTURE subscription renewed by hand is billed its first period at its start (``_ONCE``), and nothing after;
+# with a trial, or a first period paid elsewhere, it is billed nothing at all (the domain's, as it finds).
+_ONCE = "s.renewal_type <> 'AUTOMATIC'"
+_FIRST_ONLY = """(s.status = 'FUTURE' AND s.current_period_end IS NULL
+                       AND NOT coalesce(s.trial_end_date > s.start_date, false))"""
+
 # The subscriptions the worker bills from their next renewal on, and the FUTURE ones billing something (those
 # with a phase to apply are the domain's). A FUTURE one's next renewal is its start.
-_BILLS = """s.currency = :currency
+_BILLS = f"""s.currency = :currency
       AND (s.status IN ('TRIAL', 'ACTIVE', 'OVERDUE') OR (s.status = 'FUTURE' AND s.amount_minor > 0))
-      AND s.renewal_type = 'AUTOMATIC' AND NOT s.cancel_at_period_end
+      AND (s.renewal_type = 'AUTOMATIC' OR {_FIRST_ONLY}) AND NOT s.cancel_at_period_end
       AND s.next_renewal_date <= CAST(:horizon AS date)
       AND NOT s.id IN (SELECT ph.subscription_id FROM phases ph
                        WHERE ph.status = 'PENDING' AND ph.effective_date <= CAST(:horizon AS date))"""
@@ -407,7 +415,7 @@ def forecast_sql(
     terms = "ct.action_at_term_end AS term_action, ct.end_date AS term_end"
     if not (contracts or taxes or shipping):
         terms = "NULL::text AS term_action, NULL::date AS term_end"
-    plain_columns = f"""{_N0} AS n0, s.anchor_date, s.time_zone AS tz, s.profile_id, s.last_cycle,
+    plain_columns = f"""{_N0} AS n0, s.anchor_date, s.time_zone AS tz, s.profile_id, s.last_cycle, {_ONCE} AS once,
                     s.end_date, s.cancellation_date, {terms}, s.invoicing"""
     if taxes or shipping:
         plain_rows = _priced(
@@ -460,7 +468,8 @@ def forecast_sql(
     UNION ALL
     SELECT {_N0}, s.anchor_date, s.time_zone, {_delay("s.invoicing", _OFFLINE)},
         least(s.end_date, s.cancellation_date, {term_end}),
-        p.max_occurrences - s.last_cycle, p.interval_unit, p.interval_count, p.anchor_policy,
+        CASE WHEN {_ONCE} THEN 1 ELSE p.max_occurrences - s.last_cycle END, p.interval_unit, p.interval_count,
+        p.anchor_policy,
         NULL::int, NULL::int, s.id, NULL::bigint, 1::bigint, 0::numeric, NULL::numeric, NULL::numeric, s.upto
     FROM (SELECT DISTINCT ON (e.sid) e.*, {_period_end("e.day")} AS upto FROM extra AS e
           ORDER BY e.sid, upto DESC) AS s
@@ -501,7 +510,7 @@ singled AS (
                     p.interval_unit AS unit, p.interval_count AS cnt, p.anchor_policy AS policy,
                     least(s.end_date, s.cancellation_date,
                           CASE WHEN ct.action_at_term_end = 'CANCEL' THEN ct.end_date END) AS stop,
-                    p.max_occurrences - s.last_cycle AS remaining,
+                    CASE WHEN {_ONCE} THEN 1 ELSE p.max_occurrences - s.last_cycle END AS remaining,
                     {_delay("s.invoicing", _OFFLINE)} AS delay, {item_columns}""",
         all_items,
         f"""{singled_out}
@@ -559,10 +568,10 @@ extra AS ({_extra()}
 plain AS (
     SELECT n0, anchor_date, tz, profile_id, last_cycle, {_delay("invoicing", "offline")} AS delay,
         least(end_date, cancellation_date, CASE WHEN term_action = 'CANCEL' THEN term_end END) AS stop,
-        {plain_runs} AS runs, NULL::bigint AS solo, dom, count(*) AS n, sum({plain_charge}) AS c0,
+        {plain_runs} AS runs, NULL::bigint AS solo, dom, once, count(*) AS n, sum({plain_charge}) AS c0,
         {plain_c1} AS c1
     FROM {plain_rows} AS pr
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 10
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 10, 11
 ),
 each AS (
     SELECT n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo,
@@ -587,7 +596,8 @@ each AS (
 ),
 grouped AS MATERIALIZED (
     SELECT g.n0, g.anchor_date, g.tz, g.delay, g.stop,
-        p.max_occurrences - g.last_cycle AS remaining, p.interval_unit AS unit, p.interval_count AS cnt,
+        CASE WHEN g.once THEN 1 ELSE p.max_occurrences - g.last_cycle END AS remaining, p.interval_unit AS unit,
+        p.interval_count AS cnt,
         p.anchor_policy AS policy, g.runs AS b1, NULL::int AS b2, g.solo, g.dom,
         g.n, g.c0, g.c1, NULL::numeric AS c2, NULL::date AS upto
     FROM plain AS g JOIN subscription_profiles p ON p.id = g.profile_id
@@ -599,7 +609,8 @@ by_domain AS (
     UNION
     SELECT s.id FROM subscriptions s
     WHERE s.currency = :currency AND s.status = 'FUTURE' AND s.start_date <= CAST(:horizon AS date)
-      AND NOT coalesce(s.amount_minor > 0 AND s.renewal_type = 'AUTOMATIC' AND NOT s.cancel_at_period_end
+      AND NOT coalesce(s.amount_minor > 0 AND (s.renewal_type = 'AUTOMATIC' OR {_FIRST_ONLY})
+                       AND NOT s.cancel_at_period_end
                        AND s.next_renewal_date <= CAST(:horizon AS date), false)
     UNION
     SELECT s.id FROM phased JOIN subscriptions s ON s.id = phased.id
