@@ -3,9 +3,9 @@
 The statement prices and dates most subscriptions itself; the renewal engine's own rules, run forward
 (``domain.forecast.scheduled_charges``), are the reference. Cadences, anchor policies, month-end dates,
 time zones on both sides of the seller's, trials, subscriptions starting later (some renewed by hand),
-coupons that run out, several items, tax, shipping and end dates are mixed at random (seeded, so a failure replays). Without tax or shipping the statement
-prices the subscriptions with one coupon in the same pass as those without; that path has its own mixes,
-with credit balances among them.
+coupons that run out, several items, tax, shipping and end dates are mixed at random (seeded, so a
+failure replays). Without tax or shipping the statement prices the subscriptions with one coupon in the
+same pass as those without; that path has its own mixes, with credit balances among them.
 """
 
 from __future__ import annotations
