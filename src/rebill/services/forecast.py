@@ -501,8 +501,10 @@ def forecast_sql(
 several_map AS MATERIALIZED (
     SELECT jsonb_object_agg(sid, true) AS m FROM several
 ),
-singled AS (
-    SELECT sid AS id FROM several
+singled AS MATERIALIZED (
+    SELECT k.sid AS id FROM several AS k
+    CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = k.sid OFFSET 0) AS s
+    WHERE {_BILLS}
 ),
 """
     each_rows = _priced(
