@@ -260,6 +260,8 @@ _N0 = """CASE WHEN s.status <> 'FUTURE' THEN s.next_renewal_date
 # A FUTURE subscription renewed by hand is billed its first period at its start (``_ONCE``), and nothing after;
 # with a trial, or a first period paid elsewhere, it is billed nothing at all (the domain's, as it finds).
 _ONCE = "s.renewal_type <> 'AUTOMATIC'"
+# How many renewals are left: the profile's occurrences beyond the last cycle billed (NULL: no limit).
+_REMAINING = f"CASE WHEN {_ONCE} THEN 1 ELSE p.max_occurrences - s.last_cycle END"
 _FIRST_ONLY = """(s.status = 'FUTURE' AND s.current_period_end IS NULL
                        AND NOT coalesce(s.trial_end_date > s.start_date, false))"""
 
@@ -321,15 +323,10 @@ def _delay(invoicing: str, offline: str) -> str:
                    ELSE 0 END)"""
 
 
-# Subscriptions looked up by key, one at a time (OFFSET 0 keeps it a lookup: joined, the planner may read every
-# subscription to find a few thousand).
-_BY_KEY = "{keys} AS k CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = k.id OFFSET 0) AS s"
-
-
-def _priced(columns: str, joins: str, where: str, *, taxes: bool, shipping: bool, keys: str | None = None) -> str:
+def _priced(columns: str, joins: str, where: str, *, taxes: bool, shipping: bool, rows: str | None = None) -> str:
     """Rows of subscriptions with ``columns``, and what an invoice adds to them: ``pct`` (the exclusive tax
     rate, NULL for none), ``ship`` (the shipping, 0 for none), ``n_items`` and ``lines`` (with taxes).
-    ``keys``: a CTE of the few ids to look up by key (the others are read in one pass).
+    ``rows``: a CTE of the few subscriptions' rows, looked up already (otherwise all are read in one pass).
 
     Each layer (``OFFSET 0`` keeps it one) works its columns out once per row for the layer above."""
     return f"""(
@@ -345,7 +342,7 @@ def _priced(columns: str, joins: str, where: str, *, taxes: bool, shipping: bool
         else "NULL::bigint"
     } AS ship_profile,
                     rates.tax_rates, rates.shipping_rates
-                FROM {_BY_KEY.format(keys=keys) if keys else "subscriptions s"}
+                FROM {f"{rows} AS s" if rows else "subscriptions s"}
                 JOIN subscription_profiles p ON p.id = s.profile_id
                 LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id
                 {"JOIN customers c ON c.id = s.customer_id" if taxes else ""}
@@ -431,7 +428,7 @@ def forecast_sql(
         plain_c1 = "NULL::numeric"
         # The others (every coupon among them) are read in a second pass and priced row by row.
         singled_out = f"\n      AND NOT ({_NOT_SINGLED_OUT})"
-        each_keys = None
+        each_rows_of = None
         coupons_of = ""
         items_of = f"SELECT sid FROM ({_RUNNING}) AS running"
         singled = ""
@@ -468,8 +465,7 @@ def forecast_sql(
     UNION ALL
     SELECT {_N0}, s.anchor_date, s.time_zone, {_delay("s.invoicing", _OFFLINE)},
         least(s.end_date, s.cancellation_date, {term_end}),
-        CASE WHEN {_ONCE} THEN 1 ELSE p.max_occurrences - s.last_cycle END, p.interval_unit, p.interval_count,
-        p.anchor_policy,
+        {_REMAINING}, p.interval_unit, p.interval_count, p.anchor_policy,
         NULL::int, NULL::int, s.id, NULL::bigint, 1::bigint, 0::numeric, NULL::numeric, NULL::numeric, s.upto
     FROM (SELECT DISTINCT ON (e.sid) e.*, {_period_end("e.day")} AS upto FROM extra AS e
           ORDER BY e.sid, upto DESC) AS s
@@ -486,7 +482,7 @@ def forecast_sql(
         # The others, a few, are looked up by key and priced row by row: several coupons running or one limited
         # to some products (``several_map`` hands the pass the same set, to leave them out).
         singled_out = ""
-        each_keys = "singled"
+        each_rows_of = "singled"
         coupons_of = "\n      AND ac.subscription_id IN (SELECT id FROM singled)"
         # The items of those few only (the others' subtotals are on their rows).
         items_of = "SELECT id FROM singled"
@@ -501,8 +497,10 @@ def forecast_sql(
 several_map AS MATERIALIZED (
     SELECT jsonb_object_agg(sid, true) AS m FROM several
 ),
+-- Those that bill, each looked up by key once (OFFSET 0 keeps it a lookup: joined, the planner may read every
+-- subscription to find a few thousand); their rows are priced as they are.
 singled AS MATERIALIZED (
-    SELECT k.sid AS id FROM several AS k
+    SELECT s.* FROM several AS k
     CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = k.sid OFFSET 0) AS s
     WHERE {_BILLS}
 ),
@@ -512,14 +510,14 @@ singled AS MATERIALIZED (
                     p.interval_unit AS unit, p.interval_count AS cnt, p.anchor_policy AS policy,
                     least(s.end_date, s.cancellation_date,
                           CASE WHEN ct.action_at_term_end = 'CANCEL' THEN ct.end_date END) AS stop,
-                    CASE WHEN {_ONCE} THEN 1 ELSE p.max_occurrences - s.last_cycle END AS remaining,
+                    {_REMAINING} AS remaining,
                     {_delay("s.invoicing", _OFFLINE)} AS delay, {item_columns}""",
         all_items,
         f"""{singled_out}
       AND {_RENEWS}""",
         taxes=taxes,
         shipping=shipping,
-        keys=each_keys,
+        rows=each_rows_of,
     )
     return f"""
 WITH
