@@ -10,6 +10,7 @@ import asyncio
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from rebill.billing.engine import RenewalEngine
@@ -215,6 +216,54 @@ async def test_a_retry_and_renewals_in_one_period_count_the_subscription_once(cl
     ]
     months = await forecast(client, end="2026-02-28", interval="MONTH")
     assert [(p["subscriptions"], p["expected"]["amount"]) for p in months] == [(1, "120.00"), (1, "160.00")]
+
+
+async def test_a_forecast_reads_one_instant_of_the_data(client, services, monkeypatch):
+    """The second statement imports the first one's snapshot: a retry given up while the forecast runs is still
+    in it (it was due when the forecast started), and gone from the next one."""
+    world = await make_world(client, retryScheduleDays=[5, 5])
+    await add_card(client, world.customer, "4000000000000002")
+    assert (await subscribe(client, world, price="62.96"))["renewal"]["status"] == "FAILED"
+    rest = ForecastService._rest
+
+    async def given_up_meanwhile(self, *args):
+        async with services.engine.begin() as conn:
+            await conn.execute(text("UPDATE renewals SET next_retry_date = NULL WHERE status = 'FAILED'"))
+        return await rest(self, *args)
+
+    monkeypatch.setattr(ForecastService, "_rest", given_up_meanwhile)
+    assert await charged(client, end="2026-02-28") == {"2026-01-20": "62.96", "2026-02-15": "62.96"}
+    monkeypatch.setattr(ForecastService, "_rest", rest)
+    assert await charged(client, end="2026-02-28") == {"2026-02-15": "62.96"}
+
+
+async def test_a_failed_statement_fails_the_forecast_and_gives_every_connection_back(client, services, monkeypatch):
+    world = await make_world(client)
+    await subscribe(client, world, price="62.96")
+    running = peak = 0
+    scheduled = ForecastService._scheduled
+
+    async def counted(self, *args):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            return await scheduled(self, *args)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(ForecastService, "_scheduled", counted)
+    # Three forecasts asked at once: two run, the third waits its turn; all agree.
+    three = await asyncio.gather(*(charged(client, end="2026-03-31") for _ in range(3)))
+    assert three == [{"2026-02-15": "62.96", "2026-03-15": "62.96"}] * 3 and peak == 2
+
+    async def broken(self, sql, snapshot, params):
+        raise RuntimeError("the second statement failed")
+
+    monkeypatch.setattr(ForecastService, "_rest", broken)
+    with pytest.raises(RuntimeError, match="the second statement failed"):
+        await ForecastService(services).forecast("USD", date(2026, 1, 15), date(2026, 3, 31))
+    assert services.engine.pool.checkedout() == 0, "no connection is kept"
 
 
 async def test_an_invoice_paid_by_transfer_is_forecast_on_its_due_date(client, services, clock):

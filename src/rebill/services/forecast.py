@@ -1,6 +1,6 @@
 """The billing forecast (``billingForecast``): what the worker will charge, per day of the seller's calendar.
 
-A million subscriptions are forecast by one statement. Its first part
+A million subscriptions are forecast in SQL. The first part
 works out, per subscription, what each of its coming renewals charges —
 items after the coupons still running at that renewal (a coupon that runs
 out splits the renewals into at most three stretches of one amount),
@@ -46,16 +46,24 @@ Beside the renewals: retries of declined renewals on their retry dates (at
 what the renewal owes), invoices paid by transfer on their due dates (at
 their amount due), drafts on the day they are finalized.
 
+The work is two statements run at once on two connections, the second
+importing the first's snapshot (both read the same data whatever is written
+meanwhile): ``plain`` scans and groups most subscriptions in parallel workers,
+``rest`` prices the others and what is owed beside the renewals. Their points
+add up; ``rest`` names the subscriptions it charged on their own, so that one
+the domain prices is counted once.
+
 The decline rate of the last 90 days reads the counts of the window's closed
 hours from ``decline_hours`` (the first request counts and keeps them) and
-counts the rest from the charges, on a connection of its own while the
-statement runs.
+counts the rest from the charges, on a third connection while the statements
+run. A process runs two forecasts at once; others wait their turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -96,24 +104,32 @@ FROM (
     SELECT date_trunc('hour', min(t.created_at) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour,
         bool_or(t.status = 'SUCCEEDED') AS succeeded
     FROM {charges}
-    WHERE r.kind = 'SCHEDULED' AND NOT r.adjustment
-      AND NOT EXISTS (SELECT 1 FROM transactions e
+    WHERE NOT EXISTS (SELECT 1 FROM transactions e
                       WHERE e.renewal_id = t.renewal_id AND e.kind = 'CHARGE' AND e.created_at < t.created_at{lookup})
     GROUP BY t.renewal_id
 ) AS first
 """
 _IN_RANGE = "t.kind = 'CHARGE' AND t.currency = :currency AND t.created_at >= :since AND t.created_at < :until"
+_SCHEDULED = "r.kind = 'SCHEDULED' AND NOT r.adjustment"
 _FIRST_ATTEMPTS = _FIRST_OF.format(
-    hour="{hour}", charges=f"transactions t JOIN renewals r ON r.id = t.renewal_id AND {_IN_RANGE}", lookup=""
+    hour="{hour}",
+    charges=f"""(SELECT t.renewal_id, t.created_at, t.status
+                 FROM transactions t JOIN renewals r ON r.id = t.renewal_id AND {_IN_RANGE}
+                 WHERE {_SCHEDULED}) AS t""",
+    lookup="",
 )
+# The charges of a few hours, read from the two partial indexes alone (each implies its status), each renewal
+# looked up to keep the scheduled ones before their earlier charges are looked for.
 _FIRST_ATTEMPTS_AT = _FIRST_OF.format(
     hour="{hour}",
-    charges=f"""(SELECT t.renewal_id, t.created_at, t.status FROM transactions t
-                 WHERE {_IN_RANGE} AND t.status = 'SUCCEEDED'
-                 UNION ALL
-                 SELECT t.renewal_id, t.created_at, t.status FROM transactions t
-                 WHERE {_IN_RANGE} AND t.status = 'FAILED') AS t
-          CROSS JOIN LATERAL (SELECT r.kind, r.adjustment FROM renewals r WHERE r.id = t.renewal_id OFFSET 0) AS r""",
+    charges=f"""(SELECT t.* FROM (
+                     SELECT t.renewal_id, t.created_at, 'SUCCEEDED' AS status FROM transactions t
+                     WHERE {_IN_RANGE} AND t.status = 'SUCCEEDED'
+                     UNION ALL
+                     SELECT t.renewal_id, t.created_at, 'FAILED' FROM transactions t
+                     WHERE {_IN_RANGE} AND t.status = 'FAILED') AS t
+                 CROSS JOIN LATERAL (SELECT 1 FROM renewals r WHERE r.id = t.renewal_id AND {_SCHEDULED} OFFSET 0) AS r
+                 OFFSET 0) AS t""",
     lookup=" OFFSET 0",
 )
 
@@ -363,8 +379,11 @@ def forecast_sql(
     restricted: bool,
     offline: bool = True,
     contracts: bool = True,
-) -> str:
-    """The statement: one row per period (kind 'p') and one per subscription left to the domain (kind 'd').
+) -> tuple[str, str]:
+    """The two statements, ``plain`` and ``rest``, run at once on two connections that share one snapshot. Each
+    gives one row per period (kind 'p') and one per subscription left to the domain (kind 'd'); their points
+    add up. ``plain`` prices and dates most subscriptions (below) in parallel workers while ``rest`` prices
+    the others and what is owed beside the renewals: on 2 cores, neither waits for the other.
 
     ``taxes``, ``shipping``: whether any tax rate is active and any shipping profile exists (if not, the
     statement skips their lookups); ``restricted``: whether any coupon is limited to some products;
@@ -431,8 +450,7 @@ def forecast_sql(
         each_rows_of = None
         coupons_of = ""
         items_of = f"SELECT sid FROM ({_RUNNING}) AS running"
-        singled = ""
-        probes = ""
+        several = singled = probes = ""
     else:
         # Nothing an invoice adds. Those with one coupon running (not limited to some products) are read in
         # the same parallel pass, priced from their subtotal (what their items add up to: the amount they bill
@@ -490,15 +508,17 @@ def forecast_sql(
         # subscriptions with two coupons or more are looked at: found in the index's order, they are the few
         # whose key repeats the one before it.
         candidates = "" if restricted else f"\n    WHERE sid IN ({_REPEATED})"
-        singled = f"""several AS (
+        several = f"""several AS (
     SELECT sid FROM ({_RUNNING}) AS running{candidates}
     GROUP BY sid HAVING count(*) > 1 OR bool_or(coalesce(restricted, false))
 ),
 several_map AS MATERIALIZED (
     SELECT jsonb_object_agg(sid, true) AS m FROM several
 ),
--- Those that bill, each looked up by key once (OFFSET 0 keeps it a lookup: joined, the planner may read every
--- subscription to find a few thousand); their rows are priced as they are.
+"""
+        singled = f"""
+-- Those that bill, each looked up by key once (OFFSET 0 keeps it a lookup: joined, the planner may read
+-- every subscription to find a few thousand); their rows are priced as they are.
 singled AS MATERIALIZED (
     SELECT s.* FROM several AS k
     CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = k.sid OFFSET 0) AS s
@@ -519,104 +539,14 @@ singled AS MATERIALIZED (
         shipping=shipping,
         rows=each_rows_of,
     )
-    return f"""
-WITH
-phased AS (
-    SELECT DISTINCT ph.subscription_id AS id FROM phases ph
-    WHERE ph.status = 'PENDING' AND ph.effective_date <= CAST(:horizon AS date)
-),
-{singled}-- What the items that renew add up to, for the subscriptions with a coupon still running priced row by row.
-it AS (
-    SELECT i.subscription_id AS sid, coalesce(sum(l.line), 0)::bigint AS subtotal,
-        {"array_agg(i.product_id ORDER BY i.position, i.id)" if arrays else "NULL::bigint[]"} AS products,
-        {"array_agg(l.line ORDER BY i.position, i.id)" if arrays else "NULL::bigint[]"} AS lines
-    FROM subscription_items i
-    CROSS JOIN LATERAL (SELECT {_LINE} AS line) AS l
-    WHERE i.auto_renew AND i.subscription_id IN ({items_of})
-    GROUP BY i.subscription_id
-),
-cp AS (
-    {_RUNNING}{coupons_of}
-),
-cd AS (
-    SELECT cp.sid, cp.runs, min(it.subtotal) AS subtotal, sum(d.taken)::bigint AS taken, count(*) AS k,
-        bool_or(cp.restricted) AS restricted
-    FROM cp LEFT JOIN it ON it.sid = cp.sid
-    CROSS JOIN LATERAL (SELECT CASE WHEN cp.restricted
-        THEN (SELECT coalesce(sum(l.amount), 0) FROM unnest(it.products, it.lines) AS l(product_id, amount)
-              WHERE l.product_id = ANY(cp.product_ids))
-        ELSE coalesce(it.subtotal, 0) END AS base) AS b
-    CROSS JOIN LATERAL (SELECT ({_coupon_discount("b.base")})::bigint AS taken) AS d
-    GROUP BY cp.sid, cp.runs
-),
--- Per subscription: the renewal its first coupons run out at (b1), the next (b2), and what its coupons take
--- until then (d0), between (d1) and after (d2). With two counts a < b, those running b renewals take
--- (S1 - a * S0) / (b - a), S0 and S1 the sums of what the coupons with a count take and of that times
--- their count; three counts or more are the domain's (tangled).
-cdd AS (
-    SELECT sid, min(subtotal) AS subtotal, min(runs) AS b1, CASE WHEN max(runs) > min(runs) THEN max(runs) END AS b2,
-        count(runs) > 2 OR (bool_or(restricted) AND sum(k) > 1) AS tangled,
-        sum(taken) AS d0,
-        coalesce(sum(taken) FILTER (WHERE runs IS NULL), 0)
-            + CASE WHEN max(runs) > min(runs) THEN div(sum(taken * runs) FILTER (WHERE runs IS NOT NULL)
-                   - min(runs) * sum(taken) FILTER (WHERE runs IS NOT NULL), max(runs) - min(runs)) ELSE 0 END AS d1,
-        coalesce(sum(taken) FILTER (WHERE runs IS NULL), 0) AS d2
-    FROM cd GROUP BY sid
-),
-extra AS ({_extra()}
-),
-plain AS (
-    SELECT n0, anchor_date, tz, profile_id, last_cycle, {_delay("invoicing", "offline")} AS delay,
-        least(end_date, cancellation_date, CASE WHEN term_action = 'CANCEL' THEN term_end END) AS stop,
-        {plain_runs} AS runs, NULL::bigint AS solo, dom, once, count(*) AS n, sum({plain_charge}) AS c0,
-        {plain_c1} AS c1
-    FROM {plain_rows} AS pr
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 10, 11
-),
-each AS (
-    SELECT n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo,
-        CASE WHEN tangled OR c0 IS NULL OR (b1 IS NOT NULL AND c1 IS NULL) OR (b2 IS NOT NULL AND c2 IS NULL)
-             THEN id END AS dom,
-        count(*) AS n, sum(c0) AS c0, sum(c1) AS c1, sum(c2) AS c2
-    FROM (
-        SELECT id, n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo,
-            {_charge(total0, "coalesce(d0, 0)")} AS c0,
-            CASE WHEN b1 IS NOT NULL THEN {_charge(total1, "d1")} END AS c1,
-            CASE WHEN b2 IS NOT NULL THEN {_charge(total2, "d2")} END AS c2,
-            credit_minor > 0 OR coalesce(tangled, false) AS tangled
-        FROM (
-            SELECT pr.*, cdd.b1, cdd.b2, cdd.tangled, cdd.d0, cdd.d1, cdd.d2, cdd.subtotal,
-                CASE WHEN pr.id IN (SELECT sid FROM extra) THEN pr.id END AS solo
-            FROM {each_rows} AS pr
-            LEFT JOIN cdd ON cdd.sid = pr.id
-        ) AS pr
-        OFFSET 0
-    ) AS seg
-    GROUP BY n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo, 13
-),
-grouped AS MATERIALIZED (
-    SELECT g.n0, g.anchor_date, g.tz, g.delay, g.stop,
-        CASE WHEN g.once THEN 1 ELSE p.max_occurrences - g.last_cycle END AS remaining, p.interval_unit AS unit,
-        p.interval_count AS cnt,
-        p.anchor_policy AS policy, g.runs AS b1, NULL::int AS b2, g.solo, g.dom,
-        g.n, g.c0, g.c1, NULL::numeric AS c2, NULL::date AS upto
-    FROM plain AS g JOIN subscription_profiles p ON p.id = g.profile_id
-    UNION ALL
-    SELECT *, NULL::date FROM each{probes}
-),
-by_domain AS (
-    SELECT dom AS id FROM grouped WHERE dom IS NOT NULL
-    UNION
-    SELECT s.id FROM subscriptions s
-    WHERE s.currency = :currency AND s.status = 'FUTURE' AND s.start_date <= CAST(:horizon AS date)
-      AND NOT coalesce(s.amount_minor > 0 AND (s.renewal_type = 'AUTOMATIC' OR {_FIRST_ONLY})
-                       AND NOT s.cancel_at_period_end
-                       AND s.next_renewal_date <= CAST(:horizon AS date), false)
-    UNION
-    SELECT s.id FROM phased JOIN subscriptions s ON s.id = phased.id
-    WHERE s.currency = :currency AND s.status NOT IN ('CANCELLED', 'EXPIRED')
-),
-keyed AS (
+
+    # From the groups on (``grouped``, ``by_domain``): both statements date their groups and sort the charges
+    # into the points; ``rest`` adds what is owed beside the renewals, and gives per point the subscriptions
+    # charged on their own (``who`` > 0), among which the domain's may be.
+    def dated_from_groups(*, rest: bool) -> str:
+        owed = "\n    UNION ALL\n    SELECT day, sid, 1, amount, false FROM extra" if rest else ""
+        shared = "array_agg(who) FILTER (WHERE who > 0)" if rest else "NULL::bigint[]"
+        return f"""keyed AS (
     SELECT g.*, a.kind, a.step,
         CASE WHEN a.kind <> 'D' THEN NULL
              WHEN g.policy = 'STICKY' THEN g.n0 + a.step
@@ -665,9 +595,7 @@ charges AS (
     SELECT greatest({charged_on}, CAST(:seller_today AS date)) + x.delay AS day,
            coalesce(x.solo, -x.gid) AS who, x.n, x.amount, x.probe
     FROM dated AS x
-    WHERE x.d <= x.lim AND (x.stop IS NULL OR x.d < x.stop)
-    UNION ALL
-    SELECT day, sid, 1, amount, false FROM extra
+    WHERE x.d <= x.lim AND (x.stop IS NULL OR x.d < x.stop){owed}
 ),
 buckets AS (
     SELECT CASE CAST(:interval AS text) WHEN 'DAY' THEN day
@@ -679,17 +607,132 @@ buckets AS (
     GROUP BY 1, 2
 )
 SELECT 'p' AS kind, bucket, sum(n)::bigint AS n, sum(amount)::bigint AS amount,
-       array_agg(who) FILTER (WHERE who IN (SELECT id FROM by_domain)) AS shared
+       {shared} AS shared
 FROM buckets GROUP BY bucket
 UNION ALL
 SELECT 'd', NULL, id, NULL, NULL FROM by_domain
 """
+
+    plain_sql = f"""
+WITH
+{several}plain AS (
+    SELECT n0, anchor_date, tz, profile_id, last_cycle, {_delay("invoicing", "offline")} AS delay,
+        least(end_date, cancellation_date, CASE WHEN term_action = 'CANCEL' THEN term_end END) AS stop,
+        {plain_runs} AS runs, NULL::bigint AS solo, dom, once, count(*) AS n, sum({plain_charge}) AS c0,
+        {plain_c1} AS c1
+    FROM {plain_rows} AS pr
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 10, 11
+),
+-- The groups with their profile's cadence: those its profile makes alike (no limit to the cycles, the same
+-- cadence) are one before their dates are worked out.
+grouped AS MATERIALIZED (
+    SELECT g.n0, g.anchor_date, g.tz, g.delay, g.stop,
+        CASE WHEN g.once THEN 1 ELSE p.max_occurrences - g.last_cycle END AS remaining, p.interval_unit AS unit,
+        p.interval_count AS cnt,
+        p.anchor_policy AS policy, g.runs AS b1, NULL::int AS b2, g.solo, g.dom,
+        sum(g.n) AS n, sum(g.c0) AS c0, sum(g.c1) AS c1, NULL::numeric AS c2, NULL::date AS upto
+    FROM plain AS g JOIN subscription_profiles p ON p.id = g.profile_id
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
+),
+by_domain AS (
+    SELECT dom AS id FROM grouped WHERE dom IS NOT NULL
+),
+{dated_from_groups(rest=False)}"""
+    rest_sql = f"""
+WITH
+phased AS (
+    SELECT DISTINCT ph.subscription_id AS id FROM phases ph
+    WHERE ph.status = 'PENDING' AND ph.effective_date <= CAST(:horizon AS date)
+),
+{several}{singled}
+-- What the items that renew add up to, for the subscriptions with a coupon still running priced row by row.
+it AS (
+    SELECT i.subscription_id AS sid, coalesce(sum(l.line), 0)::bigint AS subtotal,
+        {"array_agg(i.product_id ORDER BY i.position, i.id)" if arrays else "NULL::bigint[]"} AS products,
+        {"array_agg(l.line ORDER BY i.position, i.id)" if arrays else "NULL::bigint[]"} AS lines
+    FROM subscription_items i
+    CROSS JOIN LATERAL (SELECT {_LINE} AS line) AS l
+    WHERE i.auto_renew AND i.subscription_id IN ({items_of})
+    GROUP BY i.subscription_id
+),
+cp AS (
+    {_RUNNING}{coupons_of}
+),
+cd AS (
+    SELECT cp.sid, cp.runs, min(it.subtotal) AS subtotal, sum(d.taken)::bigint AS taken, count(*) AS k,
+        bool_or(cp.restricted) AS restricted
+    FROM cp LEFT JOIN it ON it.sid = cp.sid
+    CROSS JOIN LATERAL (SELECT CASE WHEN cp.restricted
+        THEN (SELECT coalesce(sum(l.amount), 0) FROM unnest(it.products, it.lines) AS l(product_id, amount)
+              WHERE l.product_id = ANY(cp.product_ids))
+        ELSE coalesce(it.subtotal, 0) END AS base) AS b
+    CROSS JOIN LATERAL (SELECT ({_coupon_discount("b.base")})::bigint AS taken) AS d
+    GROUP BY cp.sid, cp.runs
+),
+-- Per subscription: the renewal its first coupons run out at (b1), the next (b2), and what its coupons take
+-- until then (d0), between (d1) and after (d2). With two counts a < b, those running b renewals take
+-- (S1 - a * S0) / (b - a), S0 and S1 the sums of what the coupons with a count take and of that times
+-- their count; three counts or more are the domain's (tangled).
+cdd AS (
+    SELECT sid, min(subtotal) AS subtotal, min(runs) AS b1, CASE WHEN max(runs) > min(runs) THEN max(runs) END AS b2,
+        count(runs) > 2 OR (bool_or(restricted) AND sum(k) > 1) AS tangled,
+        sum(taken) AS d0,
+        coalesce(sum(taken) FILTER (WHERE runs IS NULL), 0)
+            + CASE WHEN max(runs) > min(runs) THEN div(sum(taken * runs) FILTER (WHERE runs IS NOT NULL)
+                   - min(runs) * sum(taken) FILTER (WHERE runs IS NOT NULL), max(runs) - min(runs)) ELSE 0 END AS d1,
+        coalesce(sum(taken) FILTER (WHERE runs IS NULL), 0) AS d2
+    FROM cd GROUP BY sid
+),
+extra AS ({_extra()}
+),
+each AS (
+    SELECT n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo,
+        CASE WHEN tangled OR c0 IS NULL OR (b1 IS NOT NULL AND c1 IS NULL) OR (b2 IS NOT NULL AND c2 IS NULL)
+             THEN id END AS dom,
+        count(*) AS n, sum(c0) AS c0, sum(c1) AS c1, sum(c2) AS c2
+    FROM (
+        SELECT id, n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo,
+            {_charge(total0, "coalesce(d0, 0)")} AS c0,
+            CASE WHEN b1 IS NOT NULL THEN {_charge(total1, "d1")} END AS c1,
+            CASE WHEN b2 IS NOT NULL THEN {_charge(total2, "d2")} END AS c2,
+            credit_minor > 0 OR coalesce(tangled, false) AS tangled
+        FROM (
+            SELECT pr.*, cdd.b1, cdd.b2, cdd.tangled, cdd.d0, cdd.d1, cdd.d2, cdd.subtotal,
+                CASE WHEN pr.id IN (SELECT sid FROM extra) THEN pr.id END AS solo
+            FROM {each_rows} AS pr
+            LEFT JOIN cdd ON cdd.sid = pr.id
+        ) AS pr
+        OFFSET 0
+    ) AS seg
+    GROUP BY n0, anchor_date, tz, delay, stop, remaining, unit, cnt, policy, b1, b2, solo, 13
+),
+grouped AS MATERIALIZED (
+    SELECT *, NULL::date AS upto FROM each{probes}
+),
+by_domain AS (
+    SELECT dom AS id FROM grouped WHERE dom IS NOT NULL
+    UNION
+    SELECT s.id FROM subscriptions s
+    WHERE s.currency = :currency AND s.status = 'FUTURE' AND s.start_date <= CAST(:horizon AS date)
+      AND NOT coalesce(s.amount_minor > 0 AND (s.renewal_type = 'AUTOMATIC' OR {_FIRST_ONLY})
+                       AND NOT s.cancel_at_period_end
+                       AND s.next_renewal_date <= CAST(:horizon AS date), false)
+    UNION
+    SELECT s.id FROM phased JOIN subscriptions s ON s.id = phased.id
+    WHERE s.currency = :currency AND s.status NOT IN ('CANCELLED', 'EXPIRED')
+),
+{dated_from_groups(rest=True)}"""
+    return plain_sql, rest_sql
 
 
 # JIT compiling the statement takes far longer than running it (its row estimates, multiplied through the
 # generated dates, look huge); the groups and the coupons' hash tables are to stay in memory.
 _SETTINGS = """SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true),
     set_config('hash_mem_multiplier', '4', true)"""
+
+# Both statements read one snapshot: the first exports it, the second imports it (both repeatable read).
+_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
 # What the statement needs to look up at all.
 _PRESENT = """SELECT EXISTS (SELECT 1 FROM tax_rates WHERE active) AS taxes,
@@ -744,16 +787,17 @@ class ForecastService:
             "terms": max(settings.payment_terms_days, 0),
             "interval": interval.value,
         }
-        # The decline rate is read on a connection of its own while the schedule is priced: neither waits.
-        declines = asyncio.create_task(self._decline_share(currency, now))
-        try:
-            by_bucket, priced_by_domain = await self._scheduled(currency, end, today, params, interval, now)
-        except BaseException:
-            declines.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await declines
-            raise
-        share = await declines
+        async with self.services.forecasts:
+            # The decline rate is read on a connection of its own while the schedule is priced: neither waits.
+            declines = asyncio.create_task(self._decline_share(currency, now))
+            try:
+                by_bucket, priced_by_domain = await self._scheduled(currency, end, today, params, interval, now)
+            except BaseException:
+                declines.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await declines
+                raise
+            share = await declines
         points = []
         for period in cut:
             n, minor, _ = by_bucket.get(period.start, (0, 0, set()))
@@ -771,29 +815,57 @@ class ForecastService:
         now: datetime,
     ) -> tuple[dict[date, tuple[int, int, set[int]]], int]:
         """What the schedule charges per point (count, amount, the subscriptions the domain shares it with), and
-        how many subscriptions the domain priced."""
+        how many subscriptions the domain priced.
+
+        The two statements run at once, ``rest`` on a second connection that imports this transaction's
+        snapshot: both read the same data, whatever is written meanwhile."""
         async with self.services.sessions() as session, session.begin():
-            await session.execute(text("SET TRANSACTION READ ONLY"))
+            await session.execute(text(_SNAPSHOT))
             await session.execute(text(_SETTINGS))
             present = (await session.execute(text(_PRESENT))).one()
-            sql = forecast_sql(
+            plain_sql, rest_sql = forecast_sql(
                 taxes=present.taxes,
                 shipping=present.shipping,
                 restricted=present.restricted,
                 offline=present.offline,
                 contracts=present.contracts,
             )
-            rows = list(await session.execute(text(sql), params))
+            snapshot = (await session.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
+            rest = asyncio.create_task(self._rest(rest_sql, snapshot, params))
+            try:
+                rows = list(await session.execute(text(plain_sql), params))
+            except BaseException:
+                rest.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await rest
+                raise
+            rows += await rest
             by_bucket: dict[date, tuple[int, int, set[int]]] = {}
-            domain_ids: list[int] = []
+            domain_ids: dict[int, None] = {}  # in order, once
+            alone: dict[date, set[int]] = defaultdict(set)
             for row in rows:
                 if row.kind == "p":
-                    by_bucket[row.bucket] = (int(row.n), int(row.amount), set(row.shared or ()))
+                    n, amount, _ = by_bucket.get(row.bucket, (0, 0, set()))
+                    by_bucket[row.bucket] = (n + int(row.n), amount + int(row.amount), set())
+                    alone[row.bucket].update(row.shared or ())
                 else:
-                    domain_ids.append(int(row.n))
+                    domain_ids[int(row.n)] = None
+            # The domain's subscriptions charged by the statement in a point (what they owe beside their renewals).
+            for bucket, (n, amount, _) in by_bucket.items():
+                by_bucket[bucket] = (n, amount, alone[bucket].intersection(domain_ids))
             if domain_ids and end >= today:
-                await self._price_in_domain(session, domain_ids, by_bucket, params, interval, now)
+                await self._price_in_domain(session, list(domain_ids), by_bucket, params, interval, now)
         return by_bucket, len(domain_ids)
+
+    async def _rest(self, sql: str, snapshot: str, params: dict[str, Any]) -> list[Any]:
+        """The ``rest`` statement, on a connection of its own, in the snapshot ``snapshot``."""
+        if not _SNAPSHOT_ID.fullmatch(snapshot):
+            raise ValueError(f"unexpected snapshot id {snapshot!r}")
+        async with self.services.sessions() as session, session.begin():
+            await session.execute(text(_SNAPSHOT))
+            await session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            await session.execute(text(_SETTINGS))
+            return list(await session.execute(text(sql), params))
 
     async def _price_in_domain(
         self,

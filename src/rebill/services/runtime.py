@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,10 @@ class Result:
         return not self.errors
 
 
+#: Billing forecasts a process runs at once (others wait their turn).
+FORECASTS_AT_ONCE = 2
+
+
 class Services:
     """Shared by the server, the worker and the CLI; one per process."""
 
@@ -76,6 +81,9 @@ class Services:
         self.clock = clock or Clock.from_setting(settings.now)
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(engine)
         self.gateways = GatewayRegistry(settings.gateways, settings.default_gateway, engine)
+        # Forecasts running at once: each reads the whole schedule on three connections and keeps both cores busy;
+        # more would only share them, and could hold most of the pool.
+        self.forecasts = asyncio.Semaphore(FORECASTS_AT_ONCE)
 
     async def close(self) -> None:
         """Close what these services opened beside the engine (the gateways' connections); the engine is its
