@@ -230,10 +230,16 @@ def _charge(amount: str, discount: str) -> str:
     return f"(({amount}) + {_tax(amount, discount)} + ship + {ship_tax})"
 
 
+# What the subscriptions owing something beside their renewals carry, to be dated once more on their own.
+_OWING = """s.id, s.currency, s.status, s.renewal_type, s.time_zone, s.start_date, s.anchor_date,
+        s.next_renewal_date, s.trial_end_date, s.current_period_end, s.end_date, s.cancellation_date, s.last_cycle,
+        s.profile_id, s.payment_method_id, s.invoicing, s.amount_minor, s.credit_minor, s.cancel_at_period_end"""
+
+
 def _extra() -> str:
     """What is owed beside the renewals: retries of declined renewals on their retry dates, invoices paid by
     transfer on their due dates, drafts on the day they are finalized (one row each: sid, day, amount, and the
-    subscription's columns)."""
+    subscription's columns that date it, ``_OWING``)."""
     # The subscription of each of the few failed renewals is looked up by its key (OFFSET 0 keeps it a lookup:
     # joined, the planner reads every subscription to find them).
     # Only a renewal paid by transfer looks its invoice up (the condition on ``r`` gates the lookup).
@@ -243,7 +249,7 @@ def _extra() -> str:
              ELSE greatest({_seller("r.next_retry_date", "s.time_zone")}, CAST(:seller_today AS date)) END AS day,
         CASE WHEN r.payment_kind = 'OFFLINE'
              THEN inv.total_minor - inv.credit_applied_minor - inv.amount_paid_minor
-             ELSE r.amount_minor END AS amount, s.*
+             ELSE r.amount_minor END AS amount, {_OWING}
     FROM (SELECT r.id, r.subscription_id, r.amount_minor, r.payment_kind, r.next_retry_date FROM renewals r
           WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency
           ORDER BY r.subscription_id) AS r
@@ -258,7 +264,7 @@ def _extra() -> str:
         greatest({_seller("(v.draft ->> 'finalizeOn')::date", "s.time_zone")}, CAST(:seller_today AS date))
         + CASE WHEN pm.kind = 'OFFLINE'
                THEN coalesce((s.invoicing ->> 'paymentTermsDays')::int, CAST(:terms AS int)) ELSE 0 END,
-        greatest(0, v.total_minor - s.credit_minor), s.*
+        greatest(0, v.total_minor - s.credit_minor), {_OWING}
     FROM invoices v
     JOIN subscriptions s ON s.id = v.subscription_id
     LEFT JOIN payment_methods pm ON pm.id = s.payment_method_id
@@ -485,14 +491,16 @@ def forecast_sql(
         least(s.end_date, s.cancellation_date, {term_end}),
         {_REMAINING}, p.interval_unit, p.interval_count, p.anchor_policy,
         NULL::int, NULL::int, s.id, NULL::bigint, 1::bigint, 0::numeric, NULL::numeric, NULL::numeric, s.upto
-    FROM (SELECT DISTINCT ON (e.sid) e.*, {_period_end("e.day")} AS upto FROM extra AS e
-          ORDER BY e.sid, upto DESC) AS s
+    -- A renewal charged a day before its date at the earliest: one dated after the last period owed in is not
+    -- (those are left out before the latest period of each subscription is kept).
+    FROM (SELECT DISTINCT ON (s.sid) s.*, u.upto FROM extra AS s
+          CROSS JOIN LATERAL (SELECT {_period_end("s.day")} AS upto) AS u
+          WHERE {_N0} <= u.upto + 1
+          ORDER BY s.sid, u.upto DESC) AS s
     JOIN subscription_profiles p ON p.id = s.profile_id{contract}
     WHERE {_BILLS}
       AND {_RENEWS}
-      AND NOT coalesce((SELECT m FROM several_map) ? s.id::text, false) AND s.credit_minor <= 0
-      -- A renewal charged a day before its date at the earliest: one dated after the last period owed in is not.
-      AND {_N0} <= s.upto + 1"""
+      AND NOT coalesce((SELECT m FROM several_map) ? s.id::text, false) AND s.credit_minor <= 0"""
         plain_charge = f"""CASE WHEN coupon IS NULL THEN amount_minor
                                  ELSE greatest(0, subtotal - ({_coupon_discount("subtotal", "pr")})) END"""
         plain_runs = "runs"
