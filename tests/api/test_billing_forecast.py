@@ -257,7 +257,7 @@ async def test_a_failed_statement_fails_the_forecast_and_gives_every_connection_
     three = await asyncio.gather(*(charged(client, end="2026-03-31") for _ in range(3)))
     assert three == [{"2026-02-15": "62.96", "2026-03-15": "62.96"}] * 3 and peak == 2
 
-    async def broken(self, sql, snapshot, params):
+    async def broken(self, *args):
         raise RuntimeError("the second statement failed")
 
     monkeypatch.setattr(ForecastService, "_rest", broken)

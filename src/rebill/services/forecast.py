@@ -808,7 +808,7 @@ class ForecastService:
             share = await declines
         points = []
         for period in cut:
-            n, minor, _ = by_bucket.get(period.start, (0, 0, set()))
+            n, minor = by_bucket.get(period.start, (0, 0))
             expected = Money(minor, currency)
             points.append(Point(period, n, expected, rules.after_declines(expected, share)))
         return Forecast(points, share, priced_by_domain=priced_by_domain)
@@ -821,12 +821,12 @@ class ForecastService:
         params: dict[str, Any],
         interval: MetricsInterval,
         now: datetime,
-    ) -> tuple[dict[date, tuple[int, int, set[int]]], int]:
-        """What the schedule charges per point (count, amount, the subscriptions the domain shares it with), and
-        how many subscriptions the domain priced.
+    ) -> tuple[dict[date, tuple[int, int]], int]:
+        """What the schedule charges per point (count, amount), and how many subscriptions the domain priced.
 
         The two statements run at once, ``rest`` on a second connection that imports this transaction's
-        snapshot: both read the same data, whatever is written meanwhile."""
+        snapshot: both read the same data, whatever is written meanwhile. The domain prices the subscriptions
+        ``rest`` leaves it on that connection while ``plain`` still runs."""
         async with self.services.sessions() as session, session.begin():
             await session.execute(text(_SNAPSHOT))
             await session.execute(text(_SETTINGS))
@@ -839,52 +839,62 @@ class ForecastService:
                 contracts=present.contracts,
             )
             snapshot = (await session.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
-            rest = asyncio.create_task(self._rest(rest_sql, snapshot, params))
+            pricing = end >= today
+            rest = asyncio.create_task(self._rest(rest_sql, snapshot, params, pricing, interval, now))
             try:
-                rows = list(await session.execute(text(plain_sql), params))
+                plain, _, plain_domain = _points(await session.execute(text(plain_sql), params))
             except BaseException:
                 rest.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await rest
                 raise
-            rows += await rest
-            by_bucket: dict[date, tuple[int, int, set[int]]] = {}
-            domain_ids: dict[int, None] = {}  # in order, once
-            alone: dict[date, set[int]] = defaultdict(set)
-            for row in rows:
-                if row.kind == "p":
-                    n, amount, _ = by_bucket.get(row.bucket, (0, 0, set()))
-                    by_bucket[row.bucket] = (n + int(row.n), amount + int(row.amount), set())
-                    alone[row.bucket].update(row.shared or ())
-                else:
-                    domain_ids[int(row.n)] = None
-            # The domain's subscriptions charged by the statement in a point (what they owe beside their renewals).
-            for bucket, (n, amount, _) in by_bucket.items():
-                by_bucket[bucket] = (n, amount, alone[bucket].intersection(domain_ids))
-            if domain_ids and end >= today:
-                await self._price_in_domain(session, list(domain_ids), by_bucket, params, interval, now)
-        return by_bucket, len(domain_ids)
+            points, alone, domain, priced = await rest
+            left = set(domain)
+            plain_domain = [sid for sid in plain_domain if sid not in left]
+            parts = [plain, priced]
+            if plain_domain and pricing:
+                parts.append(await self._price_in_domain(session, plain_domain, alone, params, interval, now))
+        for part in parts:
+            for bucket, (n, minor) in part.items():
+                count, amount = points.get(bucket, (0, 0))
+                points[bucket] = (count + n, amount + minor)
+        return points, len(domain) + len(plain_domain)
 
-    async def _rest(self, sql: str, snapshot: str, params: dict[str, Any]) -> list[Any]:
-        """The ``rest`` statement, on a connection of its own, in the snapshot ``snapshot``."""
+    async def _rest(
+        self,
+        sql: str,
+        snapshot: str,
+        params: dict[str, Any],
+        pricing: bool,
+        interval: MetricsInterval,
+        now: datetime,
+    ) -> tuple[dict[date, tuple[int, int]], dict[date, set[int]], list[int], dict[date, tuple[int, int]]]:
+        """The ``rest`` statement, on a connection of its own, in the snapshot ``snapshot``: its points, the
+        subscriptions it charged on their own per point, those it leaves to the domain, and what the domain
+        charges for those (``pricing``: whether the window reaches today)."""
         if not _SNAPSHOT_ID.fullmatch(snapshot):
             raise ValueError(f"unexpected snapshot id {snapshot!r}")
         async with self.services.sessions() as session, session.begin():
             await session.execute(text(_SNAPSHOT))
             await session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
             await session.execute(text(_SETTINGS))
-            return list(await session.execute(text(sql), params))
+            points, alone, domain = _points(await session.execute(text(sql), params))
+            priced: dict[date, tuple[int, int]] = {}
+            if domain and pricing:
+                priced = await self._price_in_domain(session, domain, alone, params, interval, now)
+        return points, alone, domain, priced
 
     async def _price_in_domain(
         self,
         session: Any,
         ids: list[int],
-        by_bucket: dict[date, tuple[int, int, set[int]]],
+        alone: dict[date, set[int]],
         params: dict[str, Any],
         interval: MetricsInterval,
         now: Any,
-    ) -> None:
-        """The engine's rules, run forward for each subscription SQL left out; phases applied on their dates."""
+    ) -> dict[date, tuple[int, int]]:
+        """The engine's rules, run forward for each subscription SQL left out; phases applied on their dates.
+        Per point: the subscriptions charged (but those the statement counted, ``alone``) and their amount."""
         from rebill.services.phases import apply_changes
         from rebill.services.subscriptions import Unit
 
@@ -901,6 +911,7 @@ class ForecastService:
             phases[row.subscription_id].append(row)
         start, end, today = params["window_from"], params["window_to"], params["seller_today"]
         first_day = max(start, today)
+        points: dict[date, tuple[int, int]] = {}
         for batch in range(0, len(ids), 500):
             states = await repo.get_many(ids[batch : batch + 500])
             for sid, state in states.items():
@@ -939,8 +950,9 @@ class ForecastService:
                     if first_day <= day <= end:
                         charged[_bucket(day, start, interval)] += expected.amount.minor
                 for bucket, minor in charged.items():
-                    n, amount, shared = by_bucket.get(bucket, (0, 0, set()))
-                    by_bucket[bucket] = (n + (0 if sid in shared else 1), amount + minor, shared | {sid})
+                    n, amount = points.get(bucket, (0, 0))
+                    points[bucket] = (n + (0 if sid in alone.get(bucket, ()) else 1), amount + minor)
+        return points
 
     async def _decline_share(self, currency: str, now: datetime) -> Fraction:
         """The share of scheduled renewals' first attempts in this currency that failed in the last 90 days.
@@ -1001,6 +1013,21 @@ class ForecastService:
         values = [{"currency": currency, "hour": hour, "attempted": a, "failed": f} for hour, (a, f) in new.items()]
         await session.execute(pg_insert(DH).values(values).on_conflict_do_nothing())
         return new
+
+
+def _points(rows: Any) -> tuple[dict[date, tuple[int, int]], dict[date, set[int]], list[int]]:
+    """A statement's rows: per point, the count and amount, and the subscriptions charged on their own; and the
+    subscriptions left to the domain."""
+    points: dict[date, tuple[int, int]] = {}
+    alone: dict[date, set[int]] = {}
+    domain: list[int] = []
+    for row in rows:
+        if row.kind == "p":
+            points[row.bucket] = (int(row.n), int(row.amount))
+            alone[row.bucket] = set(row.shared or ())
+        else:
+            domain.append(int(row.n))
+    return points, alone, domain
 
 
 def _bucket(day: date, start: date, interval: MetricsInterval) -> date:
