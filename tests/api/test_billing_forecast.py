@@ -218,6 +218,31 @@ async def test_a_retry_and_renewals_in_one_period_count_the_subscription_once(cl
     assert [(p["subscriptions"], p["expected"]["amount"]) for p in months] == [(1, "120.00"), (1, "160.00")]
 
 
+async def test_a_retry_beside_renewals_the_domain_prices_counts_the_subscription_once(client, services):
+    world = await make_world(client, retryScheduleDays=[5, 5])
+    weekly = await make_profile(client, name="Weekly", cadence={"unit": "WEEK", "count": 1})
+    await add_card(client, world.customer, "4000000000000002")
+    created = await subscribe(client, world, price="40.00", profileId=weekly)
+    assert created["renewal"]["status"] == "FAILED"
+    sub = created["subscription"]
+    change = {
+        "subscriptionId": sub["id"],
+        "effectiveDate": "2026-01-25",
+        "items": [{"itemId": sub["items"][0]["id"], "unitPrice": {"amount": "30.00", "currency": "USD"}}],
+    }
+    ok(await mutate(client, "updateSubscription", change, "phase { id }"))
+    # The phase leaves its renewals to the domain; the retry (Tue 20) is the statement's. The week of Jan 19
+    # has both, and one subscription.
+    weeks = await forecast(client, end="2026-01-31", interval="WEEK")
+    assert [(p["date"], p["subscriptions"], p["expected"]["amount"]) for p in weeks] == [
+        ("2026-01-15", 0, "0.00"),
+        ("2026-01-19", 1, "80.00"),
+        ("2026-01-26", 1, "30.00"),
+    ]
+    result = await ForecastService(services).forecast("USD", date(2026, 1, 15), date(2026, 1, 31))
+    assert result.priced_by_domain == 1
+
+
 async def test_a_forecast_reads_one_instant_of_the_data(client, services, monkeypatch):
     """The second statement imports the first one's snapshot: a retry given up while the forecast runs is still
     in it (it was due when the forecast started), and gone from the next one."""
