@@ -29,7 +29,7 @@ those). The others (several coupons or one limited to some products, and,
 when tax or shipping applies, every coupon, credit, retry or draft) are
 priced row by row; without tax or shipping they are few and looked up by
 key. The tax and shipping rates are read once into two small maps, as
-``bulk/simulate.py`` does. JIT is off for the statement: compiling it took
+``bulk/simulate.py`` does. JIT is off for the statements: compiling them took
 thirty seconds, whatever the number of subscriptions.
 
 What SQL does not price exactly is priced by the domain, through the
@@ -733,7 +733,7 @@ by_domain AS (
     return plain_sql, rest_sql
 
 
-# JIT compiling the statement takes far longer than running it (its row estimates, multiplied through the
+# JIT compiling the statements takes far longer than running them (their row estimates, multiplied through the
 # generated dates, look huge); the groups and the coupons' hash tables are to stay in memory.
 _SETTINGS = """SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true),
     set_config('hash_mem_multiplier', '4', true)"""
@@ -742,7 +742,7 @@ _SETTINGS = """SELECT set_config('jit', 'off', true), set_config('work_mem', '64
 _SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
-# What the statement needs to look up at all.
+# What the statements need to look up at all.
 _PRESENT = """SELECT EXISTS (SELECT 1 FROM tax_rates WHERE active) AS taxes,
     EXISTS (SELECT 1 FROM shipping_profiles) AS shipping,
     EXISTS (SELECT 1 FROM coupons WHERE cardinality(product_ids) > 0) AS restricted,
@@ -894,7 +894,7 @@ class ForecastService:
         now: Any,
     ) -> dict[date, tuple[int, int]]:
         """The engine's rules, run forward for each subscription SQL left out; phases applied on their dates.
-        Per point: the subscriptions charged (but those the statement counted, ``alone``) and their amount."""
+        Per point: the subscriptions charged (but those the statements counted, ``alone``) and their amount."""
         from rebill.services.phases import apply_changes
         from rebill.services.subscriptions import Unit
 
