@@ -230,6 +230,12 @@ def _charge(amount: str, discount: str) -> str:
     return f"(({amount}) + {_tax(amount, discount)} + ship + {ship_tax})"
 
 
+def _by_key(key: str) -> str:
+    """The subscription ``s`` whose id is ``key``, looked up by key for each of a few rows (OFFSET 0 keeps it a
+    lookup: joined, the planner may read every subscription to find a few thousand)."""
+    return f"CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = {key} OFFSET 0) AS s"
+
+
 # What the subscriptions owing something beside their renewals carry, to be dated once more on their own.
 _OWING = """s.id, s.currency, s.status, s.renewal_type, s.time_zone, s.start_date, s.anchor_date,
         s.next_renewal_date, s.trial_end_date, s.current_period_end, s.end_date, s.cancellation_date, s.last_cycle,
@@ -240,8 +246,7 @@ def _extra() -> str:
     """What is owed beside the renewals: retries of declined renewals on their retry dates, invoices paid by
     transfer on their due dates, drafts on the day they are finalized (one row each: sid, day, amount, and the
     subscription's columns that date it, ``_OWING``)."""
-    # The subscription of each of the few failed renewals is looked up by its key (OFFSET 0 keeps it a lookup:
-    # joined, the planner reads every subscription to find them).
+    # The subscription of each of the few failed renewals is looked up by its key (``_by_key``).
     # Only a renewal paid by transfer looks its invoice up (the condition on ``r`` gates the lookup).
     return f"""
     SELECT r.subscription_id AS sid,
@@ -253,7 +258,7 @@ def _extra() -> str:
     FROM (SELECT r.id, r.subscription_id, r.amount_minor, r.payment_kind, r.next_retry_date FROM renewals r
           WHERE r.status = 'FAILED' AND r.next_retry_date IS NOT NULL AND r.currency = :currency
           ORDER BY r.subscription_id) AS r
-    CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = r.subscription_id OFFSET 0) AS s
+    {_by_key("r.subscription_id")}
     LEFT JOIN LATERAL (
         SELECT * FROM invoices v WHERE r.payment_kind = 'OFFLINE' AND v.renewal_id = r.id AND v.status = 'OPEN'
         ORDER BY v.document_type = 'INVOICE' DESC LIMIT 1) AS inv ON true
@@ -525,11 +530,10 @@ several_map AS MATERIALIZED (
 ),
 """
         singled = f"""
--- Those that bill, each looked up by key once (OFFSET 0 keeps it a lookup: joined, the planner may read
--- every subscription to find a few thousand); their rows are priced as they are.
+-- Those that bill, each looked up by key once (``_by_key``); their rows are priced as they are.
 singled AS MATERIALIZED (
     SELECT s.* FROM several AS k
-    CROSS JOIN LATERAL (SELECT * FROM subscriptions s WHERE s.id = k.sid OFFSET 0) AS s
+    {_by_key("k.sid")}
     WHERE {_BILLS}
 ),
 """
