@@ -365,6 +365,51 @@ async def test_shipping_and_tax_are_in_the_forecast(client):
     assert await charged(client, end="2026-02-28") == {"2026-02-15": "74.76"}
 
 
+async def test_coupons_that_take_nothing_leave_the_amount_and_the_subscription_is_counted_once(client, services):
+    """Two coupons limited to a product the subscription does not have take nothing, at any renewal: it bills its
+    whole amount. One of them on a subscription with that product takes its share off every renewal."""
+    world = await make_world(client)
+    for code, fields in (
+        ("TEA25", {"percentOff": "25"}),
+        ("TEA2", {"amountOff": {"amount": "2.00", "currency": "USD"}}),
+    ):
+        ok(
+            await mutate(
+                client, "createCoupon", {"code": code, "productIds": [world.other_product], **fields}, "coupon { id }"
+            )
+        )
+    coffee = (await subscribe(client, world, price="62.96"))["subscription"]["id"]
+    tea = {"productId": world.other_product, "unitPrice": {"amount": "10.00", "currency": "USD"}, "quantity": 1}
+    both = ok(
+        await mutate(
+            client,
+            "createSubscription",
+            {
+                "customerId": world.customer,
+                "profileId": world.profile,
+                "items": [
+                    {"productId": world.product, "unitPrice": {"amount": "62.96", "currency": "USD"}, "quantity": 1},
+                    tea,
+                ],
+            },
+            "subscription { id }",
+        )
+    )["subscription"]["id"]
+    for sid, codes in ((coffee, ("TEA25", "TEA2")), (both, ("TEA25",))):
+        for code in codes:
+            ok(await mutate(client, "applyCoupon", {"subscriptionId": sid, "code": code}, "subscription { id }"))
+    points = {
+        p["date"]: (p["subscriptions"], p["expected"]["amount"]) for p in await forecast(client, end="2026-03-31")
+    }
+    # 62.96, and 62.96 + 10.00 - 2.50.
+    assert {day: point for day, point in points.items() if point[0]} == {
+        "2026-02-15": (2, "133.42"),
+        "2026-03-15": (2, "133.42"),
+    }
+    priced = await ForecastService(services).forecast("USD", date(2026, 1, 15), date(2026, 3, 31))
+    assert priced.priced_by_domain == 0
+
+
 async def test_expected_after_declines_takes_off_the_share_of_failed_first_attempts(client, services, clock):
     world = await make_world(client)
     sub = (await subscribe(client, world, price="62.96"))["subscription"]

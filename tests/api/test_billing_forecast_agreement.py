@@ -181,3 +181,50 @@ async def agree_on_a_mixed_set(client, services, seed: int, *, taxed: bool, limi
     assert got == want
     priced = await ForecastService(services).forecast("USD", START, END, MetricsInterval.DAY)
     assert priced.priced_by_domain < 48 // 2, "most subscriptions are priced by the statement"
+
+
+async def test_anchors_in_other_months_and_years_date_as_their_own(client, services):
+    """Anchors whole months or years before the next renewal, some days before it, or after it: each subscription
+    is charged on its own anchor's dates, as the engine's rules charge it, month ends, yearly and 5-month
+    cadences, cycles of days and STICKY among them."""
+    customer = await make_customer(client)
+    await add_card(client, customer)
+    product = await make_product(client, "coffee")
+    profiles = [
+        await make_profile(client, name="Monthly"),
+        await make_profile(client, name="Quarterly", cadence={"unit": "MONTH", "count": 3}),
+        await make_profile(client, name="Yearly", cadence={"unit": "YEAR", "count": 1}),
+        await make_profile(client, name="Five", cadence={"unit": "MONTH", "count": 5}),
+        await make_profile(client, name="30 days", cadence={"unit": "DAY", "count": 30}),
+        await make_profile(client, name="Fortnight", cadence={"unit": "WEEK", "count": 2}),
+        await make_profile(client, name="Sticky", anchorPolicy="STICKY"),
+    ]
+    next_dates = ("2026-01-29", "2026-01-31", "2026-02-28", "2026-03-31")
+    for n in range(28):
+        item = {"productId": product, "unitPrice": {"amount": f"{10 + n}.00", "currency": "USD"}, "quantity": 1}
+        data = {"customerId": customer, "profileId": profiles[n % len(profiles)], "items": [item]}
+        sid = ok(await mutate(client, "createSubscription", data, "subscription { id }"))["subscription"]["id"]
+        day = next_dates[n // len(profiles)]
+        ok(await mutate(client, "changeNextRenewalDate", {"subscriptionId": sid, "date": day}, "subscription { id }"))
+    async with services.engine.begin() as conn:
+        # Anchors whole months, years or some days before the next renewal, and a few after it.
+        await conn.execute(
+            text(
+                """UPDATE subscriptions SET anchor_date = CASE id % 4
+                       WHEN 0 THEN (next_renewal_date - make_interval(months => (id % 15)::int))::date
+                       WHEN 1 THEN (next_renewal_date - make_interval(years => (1 + id % 3)::int))::date
+                       WHEN 2 THEN next_renewal_date - (id % 41)::int
+                       ELSE next_renewal_date + (id % 5)::int END"""
+            )
+        )
+    want = await expected_by_domain(services)
+    points = await forecast(client, START.isoformat(), END.isoformat())
+    got = {
+        date.fromisoformat(p["date"]): (p["subscriptions"], Money.parse(p["expected"]["amount"], "USD").minor)
+        for p in points
+        if p["subscriptions"]
+    }
+    assert got == want
+    assert len(want) > 40
+    priced = await ForecastService(services).forecast("USD", START, END, MetricsInterval.DAY)
+    assert priced.priced_by_domain == 0

@@ -239,7 +239,8 @@ def _by_key(key: str) -> str:
 # What the subscriptions owing something beside their renewals carry, to be dated once more on their own.
 _OWING = """s.id, s.currency, s.status, s.renewal_type, s.time_zone, s.start_date, s.anchor_date,
         s.next_renewal_date, s.trial_end_date, s.current_period_end, s.end_date, s.cancellation_date, s.last_cycle,
-        s.profile_id, s.payment_method_id, s.invoicing, s.amount_minor, s.credit_minor, s.cancel_at_period_end"""
+        s.profile_id, s.payment_method_id, s.invoicing, s.amount_minor, s.discount_minor, s.credit_minor,
+        s.cancel_at_period_end"""
 
 
 def _extra() -> str:
@@ -467,7 +468,10 @@ def forecast_sql(
         # the same parallel pass, priced from their subtotal (what their items add up to: the amount they bill
         # and the discount their coupons take, both kept on the row) and the coupon (joined from a hash the
         # workers share), and grouped as well by the renewal their coupon runs out at, after which they bill
-        # their subtotal. A credit balance is the domain's (``dom``), as ``each`` finds.
+        # their subtotal. A credit balance is the domain's (``dom``), as ``each`` finds. Coupons that take nothing
+        # off the next renewal (``discount_minor``) take nothing off any: the subscription bills its amount until
+        # they run out and after, as if it had none. Only the others look their coupons up (a NULL key probes
+        # nothing), and only those are singled out when they have several.
         # Without a contract that cancels at its term's end or a payment by transfer, the pass joins neither.
         joins = "\n            LEFT JOIN subscription_contracts ct ON ct.subscription_id = s.id" if contracts else ""
         if offline:
@@ -481,7 +485,7 @@ def forecast_sql(
                 s.amount_minor + s.discount_minor AS subtotal, cp.sid AS coupon, cp.percent_off, cp.amount_off_minor,
                 CASE WHEN s.credit_minor > 0 THEN s.id END AS dom
             FROM subscriptions s{joins}
-            LEFT JOIN ({_RUNNING}) AS cp ON cp.sid = s.id
+            LEFT JOIN ({_RUNNING}) AS cp ON cp.sid = CASE WHEN s.discount_minor > 0 THEN s.id END
             WHERE {plain_where}
         )"""
         # Those owing something beside their renewals (``extra``: a retry, a transfer awaited, a draft) stay in
@@ -505,7 +509,8 @@ def forecast_sql(
     JOIN subscription_profiles p ON p.id = s.profile_id{contract}
     WHERE {_BILLS}
       AND {_RENEWS}
-      AND NOT coalesce((SELECT m FROM several_map) ? s.id::text, false) AND s.credit_minor <= 0"""
+      AND (s.discount_minor <= 0 OR NOT coalesce((SELECT m FROM several_map) ? s.id::text, false))
+      AND s.credit_minor <= 0"""
         plain_charge = f"""CASE WHEN coupon IS NULL THEN amount_minor
                                  ELSE greatest(0, subtotal - ({_coupon_discount("subtotal", "pr")})) END"""
         plain_runs = "runs"
@@ -530,11 +535,12 @@ several_map AS MATERIALIZED (
 ),
 """
         singled = f"""
--- Those that bill, each looked up by key once (``_by_key``); their rows are priced as they are.
+-- Those that bill, each looked up by key once (``_by_key``); their rows are priced as they are. Those whose
+-- coupons take nothing are ``plain``'s.
 singled AS MATERIALIZED (
     SELECT s.* FROM several AS k
     {_by_key("k.sid")}
-    WHERE {_BILLS}
+    WHERE {_BILLS} AND s.discount_minor > 0
 ),
 """
     each_rows = _priced(
