@@ -344,11 +344,13 @@ _REPEATED = """SELECT a.subscription_id FROM (
 
 
 def _delay(invoicing: str, offline: str) -> str:
-    """Days from a billing date to the charge: a draft's days before it is finalized, then transfer terms."""
-    return f"""(CASE WHEN ({invoicing} ->> 'draftInvoices')::boolean
-                 THEN coalesce(({invoicing} ->> 'draftDays')::int, 0) ELSE 0 END
-            + CASE WHEN {offline} THEN coalesce(({invoicing} ->> 'paymentTermsDays')::int, CAST(:terms AS int))
-                   ELSE 0 END)"""
+    """Days from a billing date to the charge: a draft's days before it is finalized, then transfer terms. Most
+    subscriptions have no invoicing settings and are not paid by transfer: none."""
+    return f"""CASE WHEN {invoicing} IS NULL AND NOT ({offline}) THEN 0
+            ELSE CASE WHEN ({invoicing} ->> 'draftInvoices')::boolean
+                      THEN coalesce(({invoicing} ->> 'draftDays')::int, 0) ELSE 0 END
+                 + CASE WHEN {offline} THEN coalesce(({invoicing} ->> 'paymentTermsDays')::int, CAST(:terms AS int))
+                        ELSE 0 END END"""
 
 
 def _priced(columns: str, joins: str, where: str, *, taxes: bool, shipping: bool, rows: str | None = None) -> str:
@@ -514,7 +516,8 @@ def forecast_sql(
         plain_charge = f"""CASE WHEN coupon IS NULL THEN amount_minor
                                  ELSE greatest(0, subtotal - ({_coupon_discount("subtotal", "pr")})) END"""
         plain_runs = "runs"
-        plain_c1 = "CASE WHEN runs IS NOT NULL THEN sum(subtotal) END"
+        # (One value of ``runs`` per group: only those with a coupon sum their subtotal.)
+        plain_c1 = "sum(CASE WHEN runs IS NOT NULL THEN subtotal END)"
         # The others, a few, are looked up by key and priced row by row: several coupons running or one limited
         # to some products (``several_map`` hands the pass the same set, to leave them out).
         singled_out = ""
