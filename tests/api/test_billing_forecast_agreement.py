@@ -49,6 +49,16 @@ async def expected_by_domain(services) -> dict[date, tuple[int, int]]:
     return {day: (len(subs), sum(subs.values())) for day, subs in days.items()}
 
 
+async def forecast_by_day(client) -> dict[date, tuple[int, int]]:
+    """Per seller day with a charge: how many subscriptions billingForecast charges, and how much."""
+    points = await forecast(client, START.isoformat(), END.isoformat())
+    return {
+        date.fromisoformat(p["date"]): (p["subscriptions"], Money.parse(p["expected"]["amount"], "USD").minor)
+        for p in points
+        if p["subscriptions"]
+    }
+
+
 def repo_ids():
     from sqlalchemy import select
 
@@ -172,13 +182,7 @@ async def agree_on_a_mixed_set(client, services, seed: int, *, taxed: bool, limi
                     {"amount": state.amount.minor, "discount": state.next_bill().discount.minor, "id": sid},
                 )
     want = await expected_by_domain(services)
-    points = await forecast(client, START.isoformat(), END.isoformat())
-    got = {
-        date.fromisoformat(p["date"]): (p["subscriptions"], Money.parse(p["expected"]["amount"], "USD").minor)
-        for p in points
-        if p["subscriptions"]
-    }
-    assert got == want
+    assert await forecast_by_day(client) == want
     priced = await ForecastService(services).forecast("USD", START, END, MetricsInterval.DAY)
     assert priced.priced_by_domain < 48 // 2, "most subscriptions are priced by the statement"
 
@@ -218,13 +222,7 @@ async def test_anchors_in_other_months_and_years_date_as_their_own(client, servi
             )
         )
     want = await expected_by_domain(services)
-    points = await forecast(client, START.isoformat(), END.isoformat())
-    got = {
-        date.fromisoformat(p["date"]): (p["subscriptions"], Money.parse(p["expected"]["amount"], "USD").minor)
-        for p in points
-        if p["subscriptions"]
-    }
-    assert got == want
+    assert await forecast_by_day(client) == want
     assert len(want) > 40
     priced = await ForecastService(services).forecast("USD", START, END, MetricsInterval.DAY)
     assert priced.priced_by_domain == 0
