@@ -35,6 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, CHAR, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from rebill.db import schedule
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -305,6 +307,8 @@ class Subscription(Base):
         Index("ix_subscriptions_status_next_renewal", "status", "next_renewal_date", "id"),
         Index("ix_subscriptions_profile", "profile_id", "id"),
         Index("ix_subscriptions_customer", "customer_id", "id"),
+        # The subscriptions billingForecast does not count by their schedules' tallies (0023).
+        Index("ix_subscriptions_untallied", "id", postgresql_where=text(f"NOT {schedule.plain('subscriptions')}")),
         Index(
             "ix_subscriptions_shipping_profile",
             "shipping_profile_id",
@@ -818,6 +822,27 @@ class DeclineHour(Base):
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     attempted: Mapped[int] = mapped_column(BigInteger, server_default="0")
     failed: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class ScheduleTally(Base):
+    """billingForecast's plain subscriptions, counted per schedule by every write (``db.schedule``): each row is
+    how many subscriptions joined (or, negative, left) a schedule and their amounts; a schedule's tally is the
+    sum of its rows."""
+
+    __tablename__ = "schedule_tallies"
+
+    id: Mapped[int] = _pk()
+    currency: Mapped[str] = mapped_column(CHAR(3))
+    next_renewal_date: Mapped[date | None] = mapped_column(Date)
+    anchor_date: Mapped[date | None] = mapped_column(Date)
+    time_zone: Mapped[str | None] = mapped_column(Text)
+    profile_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_cycle: Mapped[int | None] = mapped_column(Integer)
+    offline: Mapped[bool] = mapped_column(Boolean)
+    subscriptions: Mapped[int] = mapped_column(BigInteger)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    # Summed (by the migration or a compaction) rather than added by a write.
+    kept: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
 class OutboxMessage(Base):

@@ -12,12 +12,15 @@ are generated (``generate_series`` over the cadence with the ANCHORED and
 STICKY month-end rules of ``domain.cadence``), so the work grows with the
 number of distinct schedules, not of subscriptions.
 
-Most subscriptions (no coupon, no credit, nothing owed beside their
-renewals) bill what they bill today: they are grouped straight from one
-scan, by their next renewal, anchor, time zone, cadence, stop date and delay
-(a few small columns the planner can count, so it hashes the groups in
-parallel workers instead of sorting a million rows), and their cadence is
-worked out per group. When no tax rate and no shipping profile is in use,
+Most subscriptions are plain (``db.schedule``: billing, renewed
+automatically, no end, no coupon taking anything, no credit, no invoicing
+settings): they bill ``amount_minor`` on each renewal, and every write keeps
+their groups counted (``schedule_tallies``, by its triggers), so their groups
+are read, not counted from a million rows. The others (a partial index lists
+them) are grouped from one scan, by their next renewal, anchor, time zone,
+cadence, stop date and delay (a few small columns the planner can count, so
+it hashes the groups in parallel workers instead of sorting their rows), and
+each group's cadence is worked out once. When no tax rate and no shipping profile is in use,
 that scan also prices the subscriptions with one coupon: the coupon comes
 from a hash join all workers share, what its renewing items add up to from
 the row itself (``amount_minor + discount_minor``: every write keeps what the
@@ -73,6 +76,7 @@ from typing import Any
 from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from rebill.db import schedule
 from rebill.db import tables as t
 from rebill.db.rates import SHIPPING_RATES, TAX_RATES
 from rebill.db.repositories import Catalog, SubscriptionRepository, any_of
@@ -90,6 +94,10 @@ DH = t.table_of(t.DeclineHour)
 #: An hour of the decline rate's window is kept once it has been over for this long (a charge is dated when its
 #: batch starts, and written when the batch ends); the hours after it are counted from the charges.
 _CLOSING = timedelta(hours=1)
+#: The schedules' tallies are summed once more rows of changes than this were added (and than they had rows).
+_TALLIES_GROWN = 1000
+#: The advisory-lock class of summing the tallies ("RBT").
+_TALLY_LOCK = 0x524254
 #: Hours to count at once from the charges' indexes, looking their renewals up by key; more are joined.
 _FEW_HOURS = 48
 
@@ -461,6 +469,7 @@ def forecast_sql(
         plain_c1 = "NULL::numeric"
         # The others (every coupon among them) are read in a second pass and priced row by row.
         singled_out = f"\n      AND NOT ({_NOT_SINGLED_OUT})"
+        tallied = ""
         each_rows_of = None
         coupons_of = ""
         items_of = f"SELECT sid FROM ({_RUNNING}) AS running"
@@ -479,14 +488,52 @@ def forecast_sql(
         if offline:
             joins += "\n            LEFT JOIN payment_methods o ON o.id = s.payment_method_id AND o.kind = 'OFFLINE'"
         is_offline = "o.id IS NOT NULL" if offline else "false"
+        # The plain subscriptions are counted by their schedules' tallies (``tallied``); the others are read from
+        # their partial index (0023). Plain ones whose contract cancels at its term's end are looked up by key
+        # and read with them (and taken off their tallies).
+        untallied = f"(SELECT * FROM subscriptions s WHERE NOT {schedule.plain('s')})"
+        if contracts:
+            untallied = f"""(
+                SELECT * FROM subscriptions s WHERE NOT {schedule.plain("s")}
+                UNION ALL
+                SELECT s.* FROM subscription_contracts k {_by_key("k.subscription_id")}
+                WHERE k.action_at_term_end = 'CANCEL' AND {schedule.plain("s")})"""
         plain_where = f"""{_BILLS}
               AND {_RENEWS}
               AND (cp.sid IS NULL OR NOT coalesce((SELECT m FROM several_map) ? cp.sid::text, false))"""
+        cancelling = (
+            "\n        UNION SELECT subscription_id FROM subscription_contracts WHERE action_at_term_end = 'CANCEL'"
+            if contracts
+            else ""
+        )
+        tallied = f"""
+    UNION ALL
+    -- The plain subscriptions, by their schedules' tallies.
+    SELECT next_renewal_date, anchor_date, time_zone, profile_id, last_cycle,
+        CASE WHEN offline THEN CAST(:terms AS int) ELSE 0 END, NULL::date, NULL::int, NULL::bigint, NULL::bigint,
+        false, sum(subscriptions)::bigint, sum(amount_minor), NULL::numeric
+    FROM schedule_tallies
+    WHERE currency = :currency AND next_renewal_date <= CAST(:horizon AS date)
+    GROUP BY next_renewal_date, anchor_date, time_zone, profile_id, last_cycle, offline
+    UNION ALL
+    -- Less those the tallies count that are not billed as the others (each looked up by key): a phase to apply
+    -- (the domain's), or a contract that cancels at its term's end (read with the others above).
+    SELECT s.next_renewal_date, s.anchor_date, s.time_zone, s.profile_id, s.last_cycle,
+        CASE WHEN pm.id IS NOT NULL THEN CAST(:terms AS int) ELSE 0 END, NULL::date, NULL::int, NULL::bigint,
+        NULL::bigint, false, -count(*), -sum(s.amount_minor), NULL::numeric
+    FROM (
+        SELECT ph.subscription_id AS id FROM phases ph
+        WHERE ph.status = 'PENDING' AND ph.effective_date <= CAST(:horizon AS date){cancelling}
+    ) AS aside
+    {_by_key("aside.id")}
+    LEFT JOIN payment_methods pm ON pm.id = s.payment_method_id AND pm.kind = 'OFFLINE'
+    WHERE {schedule.plain("s")} AND s.currency = :currency AND s.next_renewal_date <= CAST(:horizon AS date)
+    GROUP BY 1, 2, 3, 4, 5, 6"""
         plain_rows = f"""(
             SELECT {plain_columns}, {is_offline} AS offline, s.amount_minor, cp.runs,
                 s.amount_minor + s.discount_minor AS subtotal, cp.sid AS coupon, cp.percent_off, cp.amount_off_minor,
                 CASE WHEN s.credit_minor > 0 THEN s.id END AS dom
-            FROM subscriptions s{joins}
+            FROM {untallied} AS s{joins}
             LEFT JOIN ({_RUNNING}) AS cp ON cp.sid = CASE WHEN s.discount_minor > 0 THEN s.id END
             WHERE {plain_where}
         )"""
@@ -642,7 +689,7 @@ WITH
         {plain_runs} AS runs, NULL::bigint AS solo, dom, once, count(*) AS n, sum({plain_charge}) AS c0,
         {plain_c1} AS c1
     FROM {plain_rows} AS pr
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 10, 11
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 10, 11{tallied}
 ),
 -- The groups with their profile's cadence: those its profile makes alike (no limit to the cycles, the same
 -- cadence) are one before their dates are worked out.
@@ -654,6 +701,8 @@ grouped AS MATERIALIZED (
         sum(g.n) AS n, sum(g.c0) AS c0, sum(g.c1) AS c1, NULL::numeric AS c2, NULL::date AS upto
     FROM plain AS g JOIN subscription_profiles p ON p.id = g.profile_id
     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
+    -- (A schedule all of whose subscriptions were taken off its tally bills nothing.)
+    HAVING sum(g.n) <> 0
 ),
 by_domain AS (
     SELECT dom AS id FROM grouped WHERE dom IS NOT NULL
@@ -809,6 +858,7 @@ class ForecastService:
             "interval": interval.value,
         }
         async with self.services.forecasts:
+            await self._sum_tallies()
             # The decline rate is read on a connection of its own while the schedule is priced: neither waits.
             declines = asyncio.create_task(self._decline_share(currency, now))
             try:
@@ -825,6 +875,18 @@ class ForecastService:
             expected = Money(minor, currency)
             points.append(Point(period, n, expected, rules.after_declines(expected, share)))
         return Forecast(points, share, priced_by_domain=priced_by_domain)
+
+    async def _sum_tallies(self) -> None:
+        """Sum the schedules' tallies into one row each once the rows of changes outnumber them (and a thousand):
+        what the plain statement reads stays about as many rows as there are schedules. One process at a time
+        sums them; another finds the lock taken and reads the rows as they are, which add up all the same."""
+        async with self.services.sessions() as session, session.begin():
+            growth = (await session.execute(text(schedule.GROWTH))).one()
+            if growth.added <= max(_TALLIES_GROWN, growth.kept):
+                return
+            locked = await session.execute(text("SELECT pg_try_advisory_xact_lock(:cls, 0)"), {"cls": _TALLY_LOCK})
+            if locked.scalar():
+                await session.execute(text(schedule.COMPACT))
 
     async def _scheduled(
         self,
