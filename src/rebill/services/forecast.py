@@ -394,6 +394,18 @@ def _priced(columns: str, joins: str, where: str, *, taxes: bool, shipping: bool
         )"""
 
 
+def several_sql(*, restricted: bool) -> str:
+    """The subscriptions with several coupons running, or one limited to some products, as a JSON object whose
+    keys are their ids (``:several`` of both statements, when no tax or shipping applies). Unless a coupon is
+    limited to some products, only the subscriptions with two coupons or more are looked at: found in the
+    index's order, they are the few whose key repeats the one before it."""
+    candidates = "" if restricted else f"\n    WHERE sid IN ({_REPEATED})"
+    return f"""SELECT coalesce(jsonb_object_agg(sid, true), '{{}}'::jsonb)::text FROM (
+    SELECT sid FROM ({_RUNNING}) AS running{candidates}
+    GROUP BY sid HAVING count(*) > 1 OR bool_or(coalesce(restricted, false))
+) AS several"""
+
+
 def forecast_sql(
     *,
     taxes: bool,
@@ -572,16 +584,13 @@ def forecast_sql(
         coupons_of = "\n      AND ac.subscription_id IN (SELECT id FROM singled)"
         # The items of those few only (the others' subtotals are on their rows).
         items_of = "SELECT id FROM singled"
-        # ``several`` counts the running coupons only. Unless a coupon is limited to some products, only the
-        # subscriptions with two coupons or more are looked at: found in the index's order, they are the few
-        # whose key repeats the one before it.
-        candidates = "" if restricted else f"\n    WHERE sid IN ({_REPEATED})"
-        several = f"""several AS (
-    SELECT sid FROM ({_RUNNING}) AS running{candidates}
-    GROUP BY sid HAVING count(*) > 1 OR bool_or(coalesce(restricted, false))
+        # ``several`` counts the running coupons only. They are found once, before both statements
+        # (``several_sql``), and handed to each as ``:several``.
+        several = """several_map AS MATERIALIZED (
+    SELECT CAST(:several AS jsonb) AS m
 ),
-several_map AS MATERIALIZED (
-    SELECT jsonb_object_agg(sid, true) AS m FROM several
+several AS (
+    SELECT CAST(jsonb_object_keys(m) AS bigint) AS sid FROM several_map
 ),
 """
         singled = f"""
@@ -913,6 +922,10 @@ class ForecastService:
                 offline=present.offline,
                 contracts=present.contracts,
             )
+            if not (present.taxes or present.shipping):
+                # Read once in this snapshot, for both statements.
+                several = await session.execute(text(several_sql(restricted=present.restricted)))
+                params = {**params, "several": several.scalar_one()}
             snapshot = (await session.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
             pricing = end >= today
             rest = asyncio.create_task(self._rest(rest_sql, snapshot, params, pricing, interval, now))
