@@ -160,3 +160,24 @@ async def test_a_plain_subscription_paid_by_transfer_is_forecast_after_the_selle
     charged = {p.period.start: p.expected.minor for p in result.points if p.subscriptions}
     # The card is charged on each renewal; the transfer is expected ten days after each invoice.
     assert charged == {first: 1000, first + timedelta(days=10): 2000, second: 1000, second + timedelta(days=10): 2000}
+
+
+async def test_a_forecast_sums_the_tallies_once_their_changes_outnumber_them(services, clock, monkeypatch):
+    from rebill.services import forecast as module
+
+    shop = await Shop(services).open()
+    for price in ("10.00", "11.00", "12.00"):
+        await shop.subscribe(price, customer=await shop.customer(f"c{price}@example.com"))
+    growth = "SELECT count(*) FILTER (WHERE NOT kept), count(*) FILTER (WHERE kept) FROM schedule_tallies"
+    assert (await rows(services, growth))[0] == (3, 0), "three creations, three rows of changes"
+    today = clock.today()
+    monkeypatch.setattr(module, "_TALLIES_GROWN", 1_000)
+    first = await ForecastService(services).forecast("USD", today, today + timedelta(days=40))
+    assert (await rows(services, growth))[0] == (3, 0), "fewer changes than the threshold: left as they are"
+    monkeypatch.setattr(module, "_TALLIES_GROWN", 2)
+    second = await ForecastService(services).forecast("USD", today, today + timedelta(days=40))
+    assert (await rows(services, growth))[0] == (0, 1), "summed into the one schedule the three renew on"
+    assert [(p.period, p.subscriptions, p.expected) for p in second.points] == [
+        (p.period, p.subscriptions, p.expected) for p in first.points
+    ]
+    assert sum(p.expected.minor for p in second.points) == 3300
