@@ -181,3 +181,12 @@ async def test_a_forecast_sums_the_tallies_once_their_changes_outnumber_them(ser
         (p.period, p.subscriptions, p.expected) for p in first.points
     ]
     assert sum(p.expected.minor for p in second.points) == 3300
+
+
+async def test_emptying_the_subscriptions_empties_the_tallies(services):
+    shop = await Shop(services).open()
+    await shop.subscribe("10.00")
+    assert await assert_tallied(services, "a creation")
+    async with services.engine.begin() as conn:
+        await conn.execute(text("TRUNCATE subscriptions CASCADE"))
+    assert await assert_tallied(services, "TRUNCATE") == []

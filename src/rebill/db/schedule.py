@@ -59,8 +59,8 @@ def _side(table: str, sign: int) -> str:
 
 _INSERT = f"INSERT INTO schedule_tallies ({KEY}, subscriptions, amount_minor)"
 
-#: The trigger function: one statement's changes, as rows of ``schedule_tallies``. The three triggers name
-#: their transition tables ``added`` and ``removed``.
+#: The trigger function: one statement's changes, as rows of ``schedule_tallies`` (the triggers name their
+#: transition tables ``added`` and ``removed``); emptied subscriptions leave no schedule.
 FUNCTION = f"""
 CREATE OR REPLACE FUNCTION rebill_tally_schedules() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -68,8 +68,10 @@ BEGIN
         {_INSERT}{_tallied(_side("added", 1))};
     ELSIF TG_OP = 'UPDATE' THEN
         {_INSERT}{_tallied(_side("added", 1) + " UNION ALL " + _side("removed", -1))};
-    ELSE
+    ELSIF TG_OP = 'DELETE' THEN
         {_INSERT}{_tallied(_side("removed", -1))};
+    ELSE
+        DELETE FROM schedule_tallies;
     END IF;
     RETURN NULL;
 END
@@ -81,6 +83,8 @@ TRIGGERS = (
     "CREATE TRIGGER schedule_tallies_updated AFTER UPDATE ON subscriptions "
     "REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION rebill_tally_schedules()",
     "CREATE TRIGGER schedule_tallies_deleted AFTER DELETE ON subscriptions REFERENCING OLD TABLE AS removed "
+    "FOR EACH STATEMENT EXECUTE FUNCTION rebill_tally_schedules()",
+    "CREATE TRIGGER schedule_tallies_truncated AFTER TRUNCATE ON subscriptions "
     "FOR EACH STATEMENT EXECUTE FUNCTION rebill_tally_schedules()",
 )
 

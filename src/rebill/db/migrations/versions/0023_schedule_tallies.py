@@ -3,8 +3,8 @@
 ``schedule_tallies`` holds, per schedule (currency, next renewal, anchor, time
 zone, profile, last cycle, paid by transfer or not), how many plain
 subscriptions renew on it and their amounts, as rows of changes that add up
-(``rebill.db.schedule``). Three statement triggers on ``subscriptions`` add
-each statement's changes in its own transaction; the existing subscriptions
+(``rebill.db.schedule``). Statement triggers on ``subscriptions`` add each
+statement's changes in its own transaction (and empty it on ``TRUNCATE``); the existing subscriptions
 are counted here. The forecast reads the schedules instead of grouping every
 plain subscription on each request.
 
@@ -57,7 +57,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_subscriptions_untallied", table_name="subscriptions")
-    for trigger in ("schedule_tallies_inserted", "schedule_tallies_updated", "schedule_tallies_deleted"):
+    for trigger in (
+        "schedule_tallies_inserted",
+        "schedule_tallies_updated",
+        "schedule_tallies_deleted",
+        "schedule_tallies_truncated",
+    ):
         op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON subscriptions")
     op.execute("DROP FUNCTION IF EXISTS rebill_tally_schedules()")
     op.drop_table("schedule_tallies")
