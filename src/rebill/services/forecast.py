@@ -814,6 +814,8 @@ _SETTINGS = """SELECT set_config('jit', 'off', true), set_config('work_mem', '64
 # the tallies do not count to find the few thousand ``FUTURE`` ones, rather than through the status index.
 _REST_SETTINGS = "SELECT set_config('random_page_cost', '1.1', true)"
 
+_ONE_CORE = "SELECT set_config('max_parallel_workers_per_gather', '0', true)"
+
 # Both statements read one snapshot: the first exports it, the second imports it (both repeatable read).
 _SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
@@ -931,6 +933,10 @@ class ForecastService:
                 # Read once in this snapshot, for both statements.
                 several = await session.execute(text(several_sql(restricted=present.restricted)))
                 params = {**params, "several": several.scalar_one()}
+                # With the tallies, the first statement reads a few hundred thousand rows, no more than the
+                # second's work: each runs on a core of its own, and parallel workers would only compete with
+                # them (measured: 0.8-0.9 s a request against 1.0-1.2 s with two workers).
+                await session.execute(text(_ONE_CORE))
             snapshot = (await session.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
             pricing = end >= today
             rest = asyncio.create_task(self._rest(rest_sql, snapshot, params, pricing, interval, now))
