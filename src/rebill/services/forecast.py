@@ -19,8 +19,8 @@ their groups counted (``schedule_tallies``, by its triggers), so their groups
 are read, not counted from a million rows. The others (a partial index lists
 them) are grouped from one scan, by their next renewal, anchor, time zone,
 cadence, stop date and delay (a few small columns the planner can count, so
-it hashes the groups in parallel workers instead of sorting their rows), and
-each group's cadence is worked out once. When no tax rate and no shipping profile is in use,
+it hashes the groups instead of sorting their rows), and each group's cadence
+is worked out once. When no tax rate and no shipping profile is in use,
 that scan also prices the subscriptions with one coupon: the coupon comes
 from a hash join all workers share, what its renewing items add up to from
 the row itself (``amount_minor + discount_minor``: every write keeps what the
@@ -51,8 +51,10 @@ their amount due), drafts on the day they are finalized.
 
 The work is two statements run at once on two connections, the second
 importing the first's snapshot (both read the same data whatever is written
-meanwhile): ``plain`` scans and groups most subscriptions in parallel workers,
-``rest`` prices the others and what is owed beside the renewals. Their points
+meanwhile): ``plain`` reads the tallies and groups the other subscriptions on
+one core, ``rest`` prices the few with several coupons and what is owed beside
+the renewals on the other (with tax or shipping, ``plain`` reads every
+subscription, in parallel workers). Their points
 add up; ``rest`` names the subscriptions it charged on their own, so that one
 the domain prices is counted once.
 
@@ -416,17 +418,19 @@ def forecast_sql(
 ) -> tuple[str, str]:
     """The two statements, ``plain`` and ``rest``, run at once on two connections that share one snapshot. Each
     gives one row per period (kind 'p') and one per subscription left to the domain (kind 'd'); their points
-    add up. ``plain`` prices and dates most subscriptions (below) in parallel workers while ``rest`` prices
-    the others and what is owed beside the renewals: on 2 cores, neither waits for the other.
+    add up. ``plain`` prices and dates most subscriptions (below) while ``rest`` prices the others and what
+    is owed beside the renewals: on 2 cores, neither waits for the other.
 
     ``taxes``, ``shipping``: whether any tax rate is active and any shipping profile exists (if not, the
     statement skips their lookups); ``restricted``: whether any coupon is limited to some products;
     ``offline``, ``contracts``: whether any payment method is paid by transfer and any contract cancels at
     its term's end (if not, the pass that groups most subscriptions joins neither).
 
-    Most subscriptions (no running coupon, no credit, nothing owed beside their renewals) are read once and
-    grouped at once by their schedule (``plain``), which the planner can count: it hashes the groups
-    in parallel workers instead of sorting a million rows. Without tax or shipping, the same pass prices
+    Without tax or shipping, the plain subscriptions' groups are read from their tallies (``db.schedule``),
+    and the others are read once and grouped at once by their schedule (``plain``); with tax or shipping,
+    every subscription with no running coupon, no credit and nothing owed beside its renewals is. The planner
+    can count those few columns: it hashes the groups instead of sorting their rows. Without tax or shipping,
+    the same pass prices
     those with one coupon (the coupon joined) and those owing a retry or a draft beside their renewals, and
     marks those the domain prices (``dom``); the few left (``singled``: several coupons, or one limited to
     some products) are looked up by key. With tax or shipping, the others are found by a second scan. Those
