@@ -38,8 +38,9 @@ def plain(alias: str) -> str:
         AND {alias}.cancellation_date IS NULL)"""
 
 
-def _tallied(rows: str) -> str:
-    """The schedules of ``rows`` (``sign``: +1 joined, -1 left) and what changed in each."""
+def tallied(rows: str) -> str:
+    """The schedules of ``rows`` (``sign``: +1 joined, -1 left) and what changed in each: rows of
+    ``schedule_tallies`` (:data:`KEY`, ``subscriptions``, ``amount_minor``)."""
     return f"""
     SELECT x.currency, x.next_renewal_date, x.anchor_date, x.time_zone, x.profile_id, x.last_cycle,
         pm.id IS NOT NULL AS offline, sum(x.sign) AS subscriptions, sum(x.sign * x.amount_minor) AS amount_minor
@@ -53,7 +54,8 @@ _COLUMNS = "r.currency, r.next_renewal_date, r.anchor_date, r.time_zone, r.profi
 _COLUMNS += "r.payment_method_id, r.amount_minor"
 
 
-def _side(table: str, sign: int) -> str:
+def side(table: str, sign: int) -> str:
+    """The plain subscriptions of ``table`` (a table or a parenthesized query) with ``sign``, for :func:`tallied`."""
     return f"SELECT {_COLUMNS}, {sign} AS sign FROM {table} AS r WHERE {plain('r')}"
 
 
@@ -65,11 +67,11 @@ FUNCTION = f"""
 CREATE OR REPLACE FUNCTION rebill_tally_schedules() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        {_INSERT}{_tallied(_side("added", 1))};
+        {_INSERT}{tallied(side("added", 1))};
     ELSIF TG_OP = 'UPDATE' THEN
-        {_INSERT}{_tallied(_side("added", 1) + " UNION ALL " + _side("removed", -1))};
+        {_INSERT}{tallied(side("added", 1) + " UNION ALL " + side("removed", -1))};
     ELSIF TG_OP = 'DELETE' THEN
-        {_INSERT}{_tallied(_side("removed", -1))};
+        {_INSERT}{tallied(side("removed", -1))};
     ELSE
         DELETE FROM schedule_tallies;
     END IF;
@@ -91,7 +93,7 @@ TRIGGERS = (
 _KEPT = f"INSERT INTO schedule_tallies ({KEY}, subscriptions, amount_minor, kept)"
 
 #: Every schedule counted from the subscriptions, one row each (what the tallies add up to).
-COUNT = _tallied(_side("subscriptions", 1))
+COUNT = tallied(side("subscriptions", 1))
 BACKFILL = f"{_KEPT} SELECT *, true FROM ({COUNT}) AS t"
 
 #: How many rows of changes were added since the tallies were last summed, and how many rows that left.

@@ -522,29 +522,25 @@ def forecast_sql(
             if contracts
             else ""
         )
+        # Less those the tallies count that are not billed as the others (each looked up by key): a phase to
+        # apply (the domain's), or a contract that cancels at its term's end (read with the others above). Their
+        # schedules are worked out as the triggers work them out, with the opposite sign.
+        aside = f"""(SELECT s.* FROM (
+            SELECT ph.subscription_id AS id FROM phases ph
+            WHERE ph.status = 'PENDING' AND ph.effective_date <= CAST(:horizon AS date){cancelling}
+        ) AS aside {_by_key("aside.id")})"""
         tallied = f"""
     UNION ALL
     -- The plain subscriptions, by their schedules' tallies.
     SELECT next_renewal_date, anchor_date, time_zone, profile_id, last_cycle,
         CASE WHEN offline THEN CAST(:terms AS int) ELSE 0 END, NULL::date, NULL::int, NULL::bigint, NULL::bigint,
         false, sum(subscriptions)::bigint, sum(amount_minor), NULL::numeric
-    FROM schedule_tallies
-    WHERE currency = :currency AND next_renewal_date <= CAST(:horizon AS date)
-    GROUP BY next_renewal_date, anchor_date, time_zone, profile_id, last_cycle, offline
-    UNION ALL
-    -- Less those the tallies count that are not billed as the others (each looked up by key): a phase to apply
-    -- (the domain's), or a contract that cancels at its term's end (read with the others above).
-    SELECT s.next_renewal_date, s.anchor_date, s.time_zone, s.profile_id, s.last_cycle,
-        CASE WHEN pm.id IS NOT NULL THEN CAST(:terms AS int) ELSE 0 END, NULL::date, NULL::int, NULL::bigint,
-        NULL::bigint, false, -count(*), -sum(s.amount_minor), NULL::numeric
     FROM (
-        SELECT ph.subscription_id AS id FROM phases ph
-        WHERE ph.status = 'PENDING' AND ph.effective_date <= CAST(:horizon AS date){cancelling}
-    ) AS aside
-    {_by_key("aside.id")}
-    LEFT JOIN payment_methods pm ON pm.id = s.payment_method_id AND pm.kind = 'OFFLINE'
-    WHERE {schedule.plain("s")} AND s.currency = :currency AND s.next_renewal_date <= CAST(:horizon AS date)
-    GROUP BY 1, 2, 3, 4, 5, 6"""
+        SELECT {schedule.KEY}, subscriptions, amount_minor FROM schedule_tallies
+        UNION ALL{schedule.tallied(schedule.side(aside, -1))}
+    ) AS t
+    WHERE currency = :currency AND next_renewal_date <= CAST(:horizon AS date)
+    GROUP BY next_renewal_date, anchor_date, time_zone, profile_id, last_cycle, offline"""
         plain_rows = f"""(
             SELECT {plain_columns}, {is_offline} AS offline, s.amount_minor, cp.runs,
                 s.amount_minor + s.discount_minor AS subtotal, cp.sid AS coupon, cp.percent_off, cp.amount_off_minor,
