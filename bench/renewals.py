@@ -82,6 +82,96 @@ BASELINE = """
     FROM subscriptions WHERE status = 'ACTIVE' AND next_renewal_date <= CAST(:today AS date)
 """
 
+# Every row the workers write for a renewal, written by set-based SQL in one transaction (rolled back): the
+# floor of the writes themselves, with the same indexes, constraints and triggers, and no engine at all. Every
+# renewal is paid here (the 2 % declined write one event fewer); payloads are of the engine's shape and size.
+FLOOR = [
+    """CREATE TEMP TABLE floor_due ON COMMIT DROP AS
+       SELECT s.id, s.customer_id, s.last_cycle + 1 AS cycle, s.next_renewal_date AS period_start,
+              CAST(s.next_renewal_date + interval '1 month' AS date) AS period_end, s.amount_minor, s.currency,
+              s.payment_method_id, c.email, c.name, nextval('renewals_id_seq') AS renewal_id,
+              nextval('invoices_id_seq') AS invoice_id, row_number() OVER (ORDER BY s.id) AS n
+       FROM subscriptions s JOIN customers c ON c.id = s.customer_id
+       WHERE s.status = 'ACTIVE' AND s.next_renewal_date <= CAST(:today AS date)""",
+    # Claim and record: the renewal, the subscription one cycle further, its history, the invoice and its line.
+    """INSERT INTO renewals (id, subscription_id, cycle, kind, status, period_start, period_end, amount_minor,
+           currency, attempts, payment_method_id, payment_kind, idempotency_key, created_at, updated_at)
+       SELECT renewal_id, id, cycle, 'SCHEDULED', 'PENDING', period_start, period_end, amount_minor, currency, 1,
+              payment_method_id, 'CARD', 'floor_' || id || '_' || cycle, now(), now()
+       FROM floor_due""",
+    """UPDATE subscriptions s SET next_renewal_date = d.period_end, current_period_start = d.period_start,
+           current_period_end = d.period_end, last_cycle = d.cycle, version = s.version + 1, updated_at = now()
+       FROM floor_due d WHERE s.id = d.id""",
+    """INSERT INTO history_entries (subscription_id, occurred_at, actor, action, changes)
+       SELECT id, now(), 'engine', 'renewal_created', jsonb_build_array(
+           jsonb_build_object('field', 'nextRenewalDate', 'before', period_start, 'after', period_end),
+           jsonb_build_object('field', 'currentPeriodStart', 'before', period_start, 'after', period_start),
+           jsonb_build_object('field', 'currentPeriodEnd', 'before', period_start, 'after', period_end),
+           jsonb_build_object('field', 'renewals.' || renewal_id, 'before', NULL, 'after', jsonb_build_object(
+               'kind', 'SCHEDULED', 'cycle', cycle, 'amount', '19.99', 'status', 'PENDING',
+               'periodStart', period_start, 'periodEnd', period_end)))
+       FROM floor_due""",
+    """INSERT INTO invoices (id, number, status, subscription_id, customer_id, renewal_id, currency, issue_date,
+           due_date, period_start, period_end, subtotal_minor, total_minor, customer_name, customer_email, seller,
+           created_at, finalized_at, updated_at)
+       SELECT invoice_id, 'FLR-' || invoice_id, 'OPEN', id, customer_id, renewal_id, currency,
+              period_start, period_start, period_start, period_end, amount_minor, amount_minor, name, email,
+              CAST('{}' AS jsonb), now(), now(), now()
+       FROM floor_due""",
+    """INSERT INTO invoice_lines (invoice_id, position, kind, description, product_id, quantity, unit_price_minor,
+           amount_minor, period_start, period_end)
+       SELECT invoice_id, 0, 'ITEM', 'Bench product', (SELECT id FROM products LIMIT 1), 1, amount_minor,
+              amount_minor, period_start, period_end
+       FROM floor_due""",
+    """INSERT INTO outbox (kind, subscription_id, recipient, payload, created_at)
+       SELECT k.kind, d.id, NULL, jsonb_build_object('total', '19.99', 'number', 'FLR-' || d.invoice_id, 'status', 'OPEN',
+              'currency', d.currency, 'invoiceId', d.invoice_id, 'renewalId', d.renewal_id,
+              'customerId', d.customer_id, 'subscriptionId', d.id), now()
+       FROM floor_due d CROSS JOIN (VALUES ('INVOICE_CREATED'), ('INVOICE_FINALIZED')) AS k (kind)
+       ORDER BY d.id, k.kind""",
+    # Charge: the sandbox's ledger.
+    """INSERT INTO sandbox_charges (gateway, idempotency_key, kind, token, amount_minor, currency, succeeded,
+           reference)
+       SELECT 'sandbox', 'floor_' || id || '_' || cycle || '\:sandbox', 'CHARGE', '4242424242424242', amount_minor,
+              currency, true, 'sb_ch_' || md5(CAST(renewal_id AS text))
+       FROM floor_due""",
+    # Settle: the renewal, the invoice and the subscription paid, the transaction, history, receipt and portal link.
+    """UPDATE renewals r SET status = 'PAID', gateway_id = 'sandbox', paid_at = now(), updated_at = now()
+       FROM floor_due d WHERE r.id = d.renewal_id""",
+    """UPDATE invoices i SET status = 'PAID', amount_paid_minor = i.total_minor, paid_at = now(), updated_at = now()
+       FROM floor_due d WHERE i.id = d.invoice_id""",
+    """UPDATE subscriptions s SET occurrences_billed = s.occurrences_billed + 1, last_gateway_id = 'sandbox',
+           version = s.version + 1, updated_at = now()
+       FROM floor_due d WHERE s.id = d.id""",
+    """INSERT INTO transactions (renewal_id, subscription_id, kind, gateway_id, amount_minor, currency, status,
+           gateway_reference, created_at)
+       SELECT renewal_id, id, 'CHARGE', 'sandbox', amount_minor, currency, 'SUCCEEDED',
+              'sb_ch_' || md5(CAST(renewal_id AS text)), now()
+       FROM floor_due""",
+    """INSERT INTO history_entries (subscription_id, occurred_at, actor, action, changes)
+       SELECT id, now(), 'engine', 'renewal_paid', jsonb_build_array(
+           jsonb_build_object('field', 'occurrencesBilled', 'before', cycle - 1, 'after', cycle),
+           jsonb_build_object('field', 'renewals.' || renewal_id || '.status', 'before', 'PENDING', 'after', 'PAID'))
+       FROM floor_due""",
+    """INSERT INTO portal_tokens (customer_id, kind, token_hash, flow, subscription_id, invoice_id, source,
+           created_at, expires_at)
+       SELECT customer_id, 'LINK', encode(sha256(convert_to(md5(CAST(renewal_id AS text)), 'UTF8')), 'hex'),
+              'OVERVIEW', id, invoice_id, 'EMAIL', now(), now() + interval '7 days'
+       FROM floor_due""",
+    """INSERT INTO outbox (kind, subscription_id, recipient, payload, created_at)
+       SELECT 'RENEWAL_RECEIPT', id, email, jsonb_build_object('kind', 'SCHEDULED', 'cycle', cycle,
+              'amount', '19.99', 'gateway', 'sandbox', 'currency', currency, 'invoiceId', invoice_id,
+              'periodEnd', period_end, 'portalUrl', 'http://127.0.0.1:8000/portal/start/' || md5(email) || md5(name),
+              'renewalId', renewal_id, 'periodStart', period_start, 'invoiceNumber', 'FLR-' || invoice_id,
+              'subscriptionId', id), now()
+       FROM floor_due ORDER BY id""",
+    """INSERT INTO outbox (kind, subscription_id, recipient, payload, created_at)
+       SELECT 'INVOICE_PAID', id, NULL, jsonb_build_object('total', '19.99', 'number', 'FLR-' || invoice_id,
+              'status', 'PAID', 'currency', currency, 'invoiceId', invoice_id, 'renewalId', renewal_id,
+              'customerId', customer_id, 'subscriptionId', id), now()
+       FROM floor_due ORDER BY id""",
+]
+
 CHECKS = {
     "renewals of one (subscription, cycle) beyond the first": """
         SELECT count(*) FROM (SELECT 1 FROM renewals WHERE NOT adjustment
@@ -129,6 +219,18 @@ async def baseline(engine: AsyncEngine) -> tuple[int, float]:
         elapsed = time.perf_counter() - started
         await transaction.rollback()
     return int(inserted), elapsed
+
+
+async def write_floor(engine: AsyncEngine) -> float:
+    """Every row the renewals write, by set-based SQL alone, rolled back: the floor of the writes themselves."""
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        started = time.perf_counter()
+        for sql in FLOOR:
+            await conn.execute(text(sql), {"today": TODAY})
+        elapsed = time.perf_counter() - started
+        await transaction.rollback()
+    return elapsed
 
 
 ENDPOINT = """
@@ -198,6 +300,11 @@ async def main() -> int:
             print("one webhook endpoint subscribed to every event: each event gets its delivery row")
         rows, floor = await baseline(engine)
         print(f"baseline: one INSERT … SELECT of {rows:,} renewal rows: {floor:.2f}s ({rows / floor:,.0f} rows/s)")
+        writes = await write_floor(engine)
+        print(
+            f"write floor: every row of those renewals by set-based SQL alone, in one transaction: {writes:.2f}s "
+            f"({rows / writes:,.0f} renewals/s, {floor / writes:.3f} of the baseline)"
+        )
 
         elapsed, outputs = run_workers(url, args.workers, args.batch_size)
         engine_times = [float(m.group(1)) for o in outputs if (m := re.search(r"\(([\d.]+)s\)\s*$", o))]
@@ -213,6 +320,7 @@ async def main() -> int:
             busy = max(engine_times)
             print(f"  engine time (slowest worker): {busy:.1f}s: {renewals / busy:,.0f} renewals/s")
         print(f"ratio to the INSERT … SELECT baseline: {elapsed / floor:,.1f}x the time ({rate / (rows / floor):.3f})")
+        print(f"ratio to the write floor: {elapsed / writes:,.1f}x the time ({rate / (rows / writes):.3f})")
 
         failures = 0
         for label, sql in CHECKS.items():
