@@ -273,7 +273,11 @@ async def measure_floor(server_url: str, n: int, sessions: int, *, endpoint: boo
         if endpoint:
             async with engine.begin() as conn:
                 await conn.execute(text(ENDPOINT))
-        return await write_floor(url, sessions)
+        elapsed = await write_floor(url, sessions)
+        written = await scalar(engine, "SELECT count(*) FROM renewals WHERE status = 'PAID' AND cycle = 2")
+        if written != n:
+            raise SystemExit(f"the write floor renewed {written:,} subscriptions, not {n:,}")
+        return elapsed
     finally:
         await engine.dispose()
         await scratch.drop()
